@@ -1,0 +1,348 @@
+"""Run configuration: YAML files in ``configs/`` validated into one :class:`RunConfig`.
+
+Every key is validated once, here, at the boundary: unknown keys, wrong types, malformed
+fixed-point strings and missing input files become a one-line :class:`QTriggerError`
+naming the key and what was expected. ``--set a.b=value`` overrides go through the same
+validation.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from qtrigger.errors import QTriggerError
+from qtrigger.fixedpoint import parse_fixed
+
+SEED_FEATURES = [
+    "Jet_pt",
+    "Jet_eta",
+    "Jet_phi",
+    "Jet_mass",
+    "Jet_chHEF",
+    "Jet_neHEF",
+    "Jet_chEmEF",
+    "Jet_neEmEF",
+    "Jet_muEF",
+    "Jet_nConstituents",
+]
+
+ANGLE_LSB = math.pi / 720  # CMS Phase-2 correlator-layer eta/phi LSB
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Sample(_Strict):
+    """A named group of ROOT files (paths or globs)."""
+
+    name: str
+    files: list[str] = Field(min_length=1)
+    role: Literal["signal", "background", "mixed"] = "mixed"
+
+
+class Selection(_Strict):
+    """Per-jet selection applied before anything else."""
+
+    pt_min: float = 20.0
+    abs_eta_max: float = 2.5
+
+
+class Split(_Strict):
+    """Fractions of *events* (never jets) for train/val/test, and the split seed."""
+
+    train: float = Field(0.6, gt=0, lt=1)
+    val: float = Field(0.2, gt=0, lt=1)
+    test: float = Field(0.2, gt=0, lt=1)
+    seed: int = 12345
+
+    @model_validator(mode="after")
+    def _sum_to_one(self):
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train+val+test must sum to 1, got {total:g}")
+        return self
+
+
+class DataConfig(_Strict):
+    """Where the jets come from and how they are selected and split."""
+
+    samples: list[Sample] = Field(min_length=1)
+    tree: str = "Events"
+    step_size: str | int = "50 MB"
+    max_events: int | None = Field(None, gt=0)
+    selection: Selection = Selection()
+    split: Split = Split()
+    on_nonfinite: Literal["drop", "error"] = "drop"
+
+
+class FeatureFormat(_Strict):
+    """The word a feature arrives in at the firmware: integer code = round(value / lsb)."""
+
+    lsb: float = Field(gt=0)
+    bits: int = Field(ge=1, le=32)
+    signed: bool = False
+
+
+DEFAULT_FORMATS: dict[str, FeatureFormat] = {
+    "Jet_pt": FeatureFormat(lsb=0.25, bits=14, signed=False),
+    "Jet_eta": FeatureFormat(lsb=ANGLE_LSB, bits=12, signed=True),
+    "Jet_phi": FeatureFormat(lsb=ANGLE_LSB, bits=11, signed=True),
+    "Jet_mass": FeatureFormat(lsb=0.25, bits=12, signed=False),
+    "Jet_chHEF": FeatureFormat(lsb=2.0**-8, bits=9, signed=False),
+    "Jet_neHEF": FeatureFormat(lsb=2.0**-8, bits=9, signed=False),
+    "Jet_chEmEF": FeatureFormat(lsb=2.0**-8, bits=9, signed=False),
+    "Jet_neEmEF": FeatureFormat(lsb=2.0**-8, bits=9, signed=False),
+    "Jet_muEF": FeatureFormat(lsb=2.0**-8, bits=9, signed=False),
+    "Jet_nConstituents": FeatureFormat(lsb=1.0, bits=8, signed=False),
+}
+
+
+class FeaturesConfig(_Strict):
+    """Input features and their fixed-point words; shifts are fitted unless given."""
+
+    names: list[str] = Field(default_factory=lambda: list(SEED_FEATURES), min_length=1)
+    formats: dict[str, FeatureFormat] = Field(default_factory=dict)
+    shifts: dict[str, int] | None = None
+
+    @model_validator(mode="after")
+    def _every_feature_has_a_format(self):
+        missing = [n for n in self.names if n not in self.formats and n not in DEFAULT_FORMATS]
+        if missing:
+            raise ValueError(f"no fixed-point format for {missing}; add features.formats.<name>: {{lsb, bits, signed}}")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("feature names must be unique")
+        return self
+
+    def format_of(self, name: str) -> FeatureFormat:
+        """The configured format of a feature, else its documented default."""
+        return self.formats.get(name) or DEFAULT_FORMATS[name]
+
+
+class ScoreConfig(_Strict):
+    """Multi-class trigger score: logit[plus] (- logit[minus])."""
+
+    plus: str
+    minus: str | None = None
+
+
+class LabelsConfig(_Strict):
+    """Truth labels from a per-jet integer branch."""
+
+    mode: Literal["binary", "multiclass"] = "binary"
+    branch: str = "Jet_hadronFlavour"
+    signal: list[int] = Field(default_factory=lambda: [5])
+    classes: dict[str, list[int]] | None = None
+    score: ScoreConfig | None = None
+
+    @model_validator(mode="after")
+    def _multiclass_complete(self):
+        if self.mode == "multiclass":
+            if not self.classes or len(self.classes) < 2:
+                raise ValueError("multiclass needs labels.classes with at least two classes")
+            if self.score is None:
+                raise ValueError("multiclass needs labels.score.plus (and optionally .minus): no softmax in firmware")
+            for key in (self.score.plus, self.score.minus):
+                if key is not None and key not in self.classes:
+                    raise ValueError(f"labels.score names class {key!r}, not in labels.classes {list(self.classes)}")
+        return self
+
+    @property
+    def class_names(self) -> list[str]:
+        """Names of the output classes in output order."""
+        if self.mode == "binary":
+            return ["signal"]
+        return list(self.classes)
+
+
+class ModelConfig(_Strict):
+    """The dense network: hidden widths, dropout, batch-norm folded into weights."""
+
+    hidden: list[int] = Field(default_factory=lambda: [32, 16], min_length=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    batchnorm: bool = False
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive(cls, widths):
+        if any(w < 1 for w in widths):
+            raise ValueError("every hidden width must be >= 1")
+        return widths
+
+
+class QuantizationConfig(_Strict):
+    """QKeras quantizers: quantized_bits(bits, integer, alpha=1) and quantized_relu(bits, integer)."""
+
+    enabled: bool = True
+    weight_bits: int = Field(6, ge=2, le=16)
+    weight_integer: int = Field(0, ge=0, le=6)
+    bias_bits: int = Field(6, ge=2, le=16)
+    bias_integer: int = Field(0, ge=0, le=6)
+    activation_bits: int = Field(6, ge=2, le=16)
+    activation_integer: int = Field(2, ge=0, le=8)
+
+    @model_validator(mode="after")
+    def _integer_fits(self):
+        for kind in ("weight", "bias"):
+            if getattr(self, f"{kind}_integer") > getattr(self, f"{kind}_bits") - 1:
+                raise ValueError(f"{kind}_integer must be <= {kind}_bits - 1 (one bit is the sign)")
+        if self.activation_integer > self.activation_bits:
+            raise ValueError("activation_integer must be <= activation_bits")
+        return self
+
+
+class PruningConfig(_Strict):
+    """tensorflow-model-optimization magnitude pruning with a polynomial-decay schedule."""
+
+    enabled: bool = True
+    target_sparsity: float = Field(0.5, ge=0, lt=1)
+    begin_fraction: float = Field(0.1, ge=0, lt=1)
+    end_fraction: float = Field(0.7, gt=0, le=1)
+    frequency: int = Field(50, ge=1)
+
+
+class TrainingConfig(_Strict):
+    """Keras fit settings; the float twin is trained with the same settings."""
+
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(512, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    early_stopping_patience: int = Field(6, ge=1)
+    lr_patience: int = Field(3, ge=1)
+    lr_factor: float = Field(0.5, gt=0, lt=1)
+    class_weight: Literal["balanced", "none"] = "balanced"
+    seed: int = 1
+    threads: int = Field(2, ge=1)
+    float_twin: bool = True
+    verbose: bool = True
+
+
+class TriggerConfig(_Strict):
+    """Working point: the score threshold keeping this fraction of background jets."""
+
+    background_efficiency: float = Field(0.01, gt=0, lt=1)
+
+
+class HLSConfig(_Strict):
+    """hls4ml conversion, C-simulation and hardware settings."""
+
+    backend: Literal["Vivado", "Vitis"] = "Vivado"
+    part: str = "xcvu9p-flga2104-2L-e"
+    clock_period_ns: float = Field(5.0, gt=0)
+    io_type: Literal["io_parallel"] = "io_parallel"
+    strategy: Literal["latency"] = "latency"
+    reuse_factor: int = Field(1, ge=1)
+    output_dir: str = "hls_projects"
+    csim: bool = True
+    testbench_jets: int = Field(200, ge=1)
+    default_precision: str = "ap_fixed<16,6>"
+
+    @field_validator("default_precision")
+    @classmethod
+    def _fixed(cls, text):
+        parse_fixed(text)
+        return text
+
+
+class RunConfig(_Strict):
+    """One run: data → features → labels → model/quantization/pruning → training → trigger → hls."""
+
+    name: str | None = None
+    output_dir: str = "runs"
+    data: DataConfig
+    features: FeaturesConfig = FeaturesConfig()
+    labels: LabelsConfig = LabelsConfig()
+    model: ModelConfig = ModelConfig()
+    quantization: QuantizationConfig = QuantizationConfig()
+    pruning: PruningConfig = PruningConfig()
+    training: TrainingConfig = TrainingConfig()
+    trigger: TriggerConfig = TriggerConfig()
+    hls: HLSConfig = HLSConfig()
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, check_files: bool = True) -> RunConfig:
+    """Read a YAML config, apply ``key.path=value`` overrides, validate, resolve the run name."""
+    path = Path(path)
+    if not path.is_file():
+        raise QTriggerError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise QTriggerError(f"config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise QTriggerError(f"config {path}: expected a mapping of sections at top level, got {type(raw).__name__}")
+    for override in overrides or []:
+        apply_override(raw, override)
+    raw.setdefault("name", path.stem)
+    config = validate_config(raw, source=str(path))
+    if check_files:
+        resolve_sample_files(config)
+    return config
+
+
+def validate_config(raw: dict, source: str = "config") -> RunConfig:
+    """Validate a plain dict into a RunConfig, turning pydantic errors into one line."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise QTriggerError(f"{source}: {format_validation_error(err)}") from None
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line: ``key a.b: message (got value)`` for each problem, joined by '; '."""
+    parts = []
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif "input" in item and not isinstance(item["input"], dict):
+            message += f" (got {item['input']!r})"
+        parts.append(f"key {key}: {message}")
+    return "; ".join(parts)
+
+
+def apply_override(raw: dict, override: str) -> None:
+    """Set ``a.b.c=value`` (value parsed as YAML) inside a nested dict, in place."""
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise QTriggerError(f"--set {override!r}: expected KEY.PATH=VALUE, e.g. training.epochs=2")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    node = raw
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise QTriggerError(f"--set {override!r}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def resolve_sample_files(config: RunConfig) -> dict[str, list[str]]:
+    """Expand every sample's paths/globs; a pattern that matches nothing is an error."""
+    resolved = {}
+    for index, sample in enumerate(config.data.samples):
+        files: list[str] = []
+        for pattern in sample.files:
+            matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else ([pattern] if Path(pattern).exists() else [])
+            if not matches:
+                raise QTriggerError(f"key data.samples.{index}.files: no file matches {pattern!r}")
+            files.extend(matches)
+        resolved[sample.name] = files
+    return resolved
+
+
+def config_to_dict(config: RunConfig) -> dict:
+    """The resolved config as plain data, for run directories and hashing."""
+    return config.model_dump(mode="json")

@@ -1,0 +1,277 @@
+"""NanoAOD jets in, one row per jet out: reading, selection, truth labels, event split.
+
+The reader streams ``Events`` trees chunk by chunk with ``uproot.iterate``, reads only the
+branches it needs, and flattens jagged ``Jet_*`` branches with awkward (no Python loops
+over events or jets). Each jet keeps its event's global index, its file and sample, so
+that splits are by event and trigger decisions can be combined per event.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qtrigger.errors import QTriggerError
+
+log = logging.getLogger(__name__)
+
+WEIGHT_BRANCH = "genWeight"
+
+
+@dataclass
+class JetTable:
+    """Selected jets (one row each) plus per-event bookkeeping for every event read.
+
+    ``features`` holds the raw physical values (float64) in ``feature_names`` order;
+    ``truth`` the integer truth branch (e.g. ``Jet_hadronFlavour``). Per jet, ``event``
+    indexes the per-event arrays (``event_sample``, ``event_weight``, ``event_file``,
+    ``event_entry``), which include events where no jet passed the selection.
+    """
+
+    feature_names: list[str]
+    features: np.ndarray
+    truth: np.ndarray
+    event: np.ndarray
+    jet_index: np.ndarray
+    event_sample: np.ndarray
+    event_weight: np.ndarray
+    event_file: np.ndarray
+    event_entry: np.ndarray
+    files: list[str]
+    samples: list[str]
+    dropped_nonfinite: int = 0
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_jets(self) -> int:
+        """Number of selected jets."""
+        return len(self.truth)
+
+    @property
+    def n_events(self) -> int:
+        """Number of events read (with or without selected jets)."""
+        return len(self.event_sample)
+
+    @property
+    def jet_sample(self) -> np.ndarray:
+        """Sample index of each jet."""
+        return self.event_sample[self.event]
+
+    @property
+    def jet_weight(self) -> np.ndarray:
+        """Event weight of each jet's event."""
+        return self.event_weight[self.event]
+
+    def column(self, name: str) -> np.ndarray:
+        """A per-jet feature column by branch name."""
+        return self.features[:, self.feature_names.index(name)]
+
+    def subset(self, jet_mask: np.ndarray) -> "JetTable":
+        """The same events with only the jets where ``jet_mask`` is true."""
+        return JetTable(
+            feature_names=self.feature_names,
+            features=self.features[jet_mask],
+            truth=self.truth[jet_mask],
+            event=self.event[jet_mask],
+            jet_index=self.jet_index[jet_mask],
+            event_sample=self.event_sample,
+            event_weight=self.event_weight,
+            event_file=self.event_file,
+            event_entry=self.event_entry,
+            files=self.files,
+            samples=self.samples,
+            dropped_nonfinite=self.dropped_nonfinite,
+            extra={k: v[jet_mask] for k, v in self.extra.items()},
+        )
+
+
+def open_events_tree(path: str, tree: str = "Events"):
+    """Open ``path`` and return its tree, with one-line errors for non-ROOT files or a missing tree."""
+    import uproot
+
+    try:
+        handle = uproot.open(path)
+    except FileNotFoundError:
+        raise QTriggerError(f"{path}: file not found") from None
+    except Exception as err:  # uproot raises various errors for non-ROOT content
+        raise QTriggerError(f"{path}: not a readable ROOT file ({type(err).__name__})") from None
+    if tree not in handle:
+        keys = sorted({k.split(";")[0] for k in handle.keys(recursive=False)})
+        raise QTriggerError(f"{path}: no TTree {tree!r} (found: {', '.join(keys) or 'nothing'})")
+    return handle[tree]
+
+
+def check_branches(files: list[str], branches: list[str], tree: str = "Events") -> None:
+    """Raise one error listing every missing branch by name and file."""
+    problems = []
+    for path in files:
+        present = set(open_events_tree(path, tree).keys())
+        missing = [b for b in branches if b not in present]
+        if missing:
+            problems.append(f"{path} lacks {', '.join(missing)}")
+    if problems:
+        raise QTriggerError("missing branches: " + "; ".join(problems))
+
+
+def read_jets(
+    samples: dict[str, list[str]],
+    feature_names: list[str],
+    truth_branch: str = "Jet_hadronFlavour",
+    pt_min: float = 20.0,
+    abs_eta_max: float = 2.5,
+    tree: str = "Events",
+    step_size: str | int = "50 MB",
+    max_events: int | None = None,
+    on_nonfinite: str = "drop",
+    progress: bool = False,
+) -> JetTable:
+    """Read, flatten and select jets from ``{sample name: [files]}``.
+
+    Selection: ``Jet_pt > pt_min`` and ``|Jet_eta| < abs_eta_max``. Jets with a NaN/inf
+    feature are dropped and counted (``on_nonfinite="drop"``) or rejected with an error.
+    ``max_events`` caps the events read per sample.
+    """
+    jet_branches = list(dict.fromkeys([*feature_names, truth_branch, "Jet_pt", "Jet_eta"]))
+    files = [f for paths in samples.values() for f in paths]
+    if not files:
+        raise QTriggerError("no input files given")
+    check_branches(files, jet_branches, tree)
+    has_weight = {path: WEIGHT_BRANCH in open_events_tree(path, tree).keys() for path in files}
+
+    parts: list[dict[str, np.ndarray]] = []
+    event_offset = 0
+    for sample_index, (sample, paths) in enumerate(samples.items()):
+        remaining = max_events
+        for path in paths:
+            if remaining is not None and remaining <= 0:
+                break
+            file_index = files.index(path)
+            branches = jet_branches + ([WEIGHT_BRANCH] if has_weight[path] else [])
+            for chunk in _iterate_file(path, tree, branches, step_size, remaining, progress):
+                flat = _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight[path])
+                flat["event"] += event_offset
+                flat["event_sample"] = np.full(len(flat["event_weight"]), sample_index, np.int16)
+                flat["event_file"] = np.full(len(flat["event_weight"]), file_index, np.int32)
+                event_offset += len(flat["event_weight"])
+                if remaining is not None:
+                    remaining -= len(flat["event_weight"])
+                parts.append(flat)
+    table = _concatenate(parts, feature_names, files, list(samples))
+    return _select(table, pt_min, abs_eta_max, on_nonfinite)
+
+
+def _iterate_file(path, tree, branches, step_size, max_entries, progress):
+    """Chunks of one file's tree as awkward arrays, with the entry offset of each chunk."""
+    from tqdm import tqdm
+
+    events_tree = open_events_tree(path, tree)
+    stop = events_tree.num_entries if max_entries is None else min(max_entries, events_tree.num_entries)
+    bar = tqdm(total=stop, unit="ev", desc=path.rsplit("/", 1)[-1], disable=not progress, leave=False)
+    for arrays, report in events_tree.iterate(branches, step_size=step_size, entry_stop=stop, report=True):
+        arrays.attrs["entry_start"] = report.tree_entry_start
+        bar.update(len(arrays))
+        yield arrays
+    bar.close()
+
+
+def _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight) -> dict[str, np.ndarray]:
+    """One row per jet from one chunk of events (vectorised)."""
+    import awkward as ak
+
+    n_events = len(chunk)
+    counts = ak.to_numpy(ak.num(chunk["Jet_pt"], axis=1))
+    local_event = np.repeat(np.arange(n_events, dtype=np.int64), counts)
+    jet_index = ak.to_numpy(ak.flatten(ak.local_index(chunk["Jet_pt"], axis=1))).astype(np.int32)
+    columns = {b: ak.to_numpy(ak.flatten(chunk[b], axis=1)) for b in jet_branches}
+    features = np.column_stack([columns[name].astype(np.float64) for name in feature_names])
+    weight = ak.to_numpy(chunk[WEIGHT_BRANCH]).astype(np.float64) if has_weight else np.ones(n_events)
+    entry_start = chunk.attrs["entry_start"]
+    return {
+        "features": features.reshape(len(local_event), len(feature_names)),
+        "truth": columns[truth_branch].astype(np.int64),
+        "pt": columns["Jet_pt"].astype(np.float64),
+        "eta": columns["Jet_eta"].astype(np.float64),
+        "event": local_event,
+        "jet_index": jet_index,
+        "event_weight": weight,
+        "event_entry": np.arange(entry_start, entry_start + n_events, dtype=np.int64),
+    }
+
+
+def _concatenate(parts, feature_names, files, samples) -> JetTable:
+    def cat(key, dtype, width=None):
+        if not parts:
+            return np.zeros((0, width) if width else 0, dtype)
+        return np.concatenate([p[key] for p in parts]).astype(dtype, copy=False)
+
+    table = JetTable(
+        feature_names=list(feature_names),
+        features=cat("features", np.float64, len(feature_names)),
+        truth=cat("truth", np.int64),
+        event=cat("event", np.int64),
+        jet_index=cat("jet_index", np.int32),
+        event_sample=cat("event_sample", np.int16),
+        event_weight=cat("event_weight", np.float64),
+        event_file=cat("event_file", np.int32),
+        event_entry=cat("event_entry", np.int64),
+        files=files,
+        samples=samples,
+    )
+    table.extra = {"pt": cat("pt", np.float64), "eta": cat("eta", np.float64)}
+    return table
+
+
+def _select(table: JetTable, pt_min: float, abs_eta_max: float, on_nonfinite: str) -> JetTable:
+    finite = np.isfinite(table.features).all(axis=1)
+    n_bad = int((~finite).sum())
+    if n_bad and on_nonfinite == "error":
+        bad_jet = int(np.flatnonzero(~finite)[0])
+        path = table.files[table.event_file[table.event[bad_jet]]]
+        raise QTriggerError(f"{path}: {n_bad} jets have NaN/inf features (data.on_nonfinite=error)")
+    kinematic = (table.extra["pt"] > pt_min) & (np.abs(table.extra["eta"]) < abs_eta_max)
+    selected = table.subset(finite & kinematic)
+    selected.dropped_nonfinite = int((~finite & kinematic).sum())
+    if selected.dropped_nonfinite:
+        log.warning("dropped %d jets with NaN/inf features", selected.dropped_nonfinite)
+    if selected.n_jets == 0:
+        raise QTriggerError(
+            f"selection pt > {pt_min:g} GeV and |eta| < {abs_eta_max:g} keeps no jets "
+            f"out of {table.n_jets} in {table.n_events} events ({', '.join(table.files)})"
+        )
+    return selected
+
+
+def make_labels(truth: np.ndarray, mode: str, signal: list[int], classes: dict[str, list[int]] | None) -> np.ndarray:
+    """Integer labels from truth: binary 1 = signal; multiclass = index into ``classes``.
+
+    A multiclass truth value that belongs to no class raises an error naming it.
+    """
+    if mode == "binary":
+        return np.isin(truth, signal).astype(np.int64)
+    labels = np.full(len(truth), -1, np.int64)
+    for index, values in enumerate(classes.values()):
+        labels[np.isin(truth, values)] = index
+    if (labels < 0).any():
+        unknown = sorted(set(truth[labels < 0].tolist()))
+        raise QTriggerError(f"labels.classes: truth values {unknown} belong to no class {list(classes)}")
+    return labels
+
+
+@dataclass
+class EventSplit:
+    """Per-jet boolean masks for the train/val/test splits (split by event)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    event_part: np.ndarray  # per event: 0 train, 1 val, 2 test
+
+
+def split_by_event(table: JetTable, train: float, val: float, seed: int) -> EventSplit:
+    """Assign whole events to train/val/test with a seeded uniform draw per event."""
+    draw = np.random.default_rng(seed).random(table.n_events)
+    event_part = np.where(draw < train, 0, np.where(draw < train + val, 1, 2)).astype(np.int8)
+    jet_part = event_part[table.event]
+    return EventSplit(jet_part == 0, jet_part == 1, jet_part == 2, event_part)

@@ -1,0 +1,132 @@
+"""QKeras networks from the config: a quantized MLP and its float twin, optionally pruned.
+
+Layer names are fixed (``input_q``, ``dense_<i>``, ``relu_<i>``, ``output``) so that the
+hls4ml config, the integer emulation and the reports can refer to them.
+Outputs are logits: there is no softmax anywhere in the firmware path.
+"""
+
+from __future__ import annotations
+
+import qtrigger  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from qtrigger.config import ModelConfig, PruningConfig, QuantizationConfig
+from qtrigger.fixedpoint import FixedType
+
+
+def n_outputs(label_mode: str, n_classes: int) -> int:
+    """One logit for binary labels, one per class for multiclass."""
+    return 1 if label_mode == "binary" else n_classes
+
+
+def build_model(
+    n_inputs: int,
+    n_out: int,
+    model_cfg: ModelConfig,
+    quant_cfg: QuantizationConfig,
+    input_type: FixedType | None,
+    quantized: bool = True,
+    seed: int = 1,
+):
+    """A tf-keras model: [input quantizer] → (Dense → ReLU [→ Dropout]) × N → Dense logits.
+
+    ``quantized=False`` gives the float twin (same architecture, quantizers off).
+    """
+    import tf_keras as keras
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    inputs = keras.Input((n_inputs,), name="inputs")
+    x = inputs
+    if quantized and input_type is not None:
+        x = QActivation(quantized_bits(input_type.width, input_type.integer - 1, alpha=1), name="input_q")(x)
+
+    def dense(units, name, layer_seed):
+        kernel_init = keras.initializers.GlorotUniform(seed=seed + layer_seed)
+        if not quantized:
+            return keras.layers.Dense(units, kernel_initializer=kernel_init, name=name)
+        return QDense(
+            units,
+            kernel_quantizer=quantized_bits(quant_cfg.weight_bits, quant_cfg.weight_integer, alpha=1),
+            bias_quantizer=quantized_bits(quant_cfg.bias_bits, quant_cfg.bias_integer, alpha=1),
+            kernel_initializer=kernel_init,
+            name=name,
+        )
+
+    for index, width in enumerate(model_cfg.hidden):
+        x = dense(width, f"dense_{index}", index)(x)
+        if quantized:
+            x = QActivation(quantized_relu(quant_cfg.activation_bits, quant_cfg.activation_integer), name=f"relu_{index}")(x)
+        else:
+            x = keras.layers.Activation("relu", name=f"relu_{index}")(x)
+        if model_cfg.dropout > 0:
+            x = keras.layers.Dropout(model_cfg.dropout, seed=seed + index, name=f"dropout_{index}")(x)
+    outputs = dense(n_out, "output", len(model_cfg.hidden))(x)
+    return keras.Model(inputs, outputs, name="qtrigger_qat" if quantized else "qtrigger_float")
+
+
+def apply_pruning(model, pruning_cfg: PruningConfig, steps_per_epoch: int, epochs: int):
+    """Wrap every Dense/QDense in ``prune_low_magnitude`` with a polynomial-decay schedule."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    total = max(1, steps_per_epoch * epochs)
+    schedule = tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=0.0,
+        final_sparsity=pruning_cfg.target_sparsity,
+        begin_step=int(pruning_cfg.begin_fraction * total),
+        end_step=max(int(pruning_cfg.end_fraction * total), int(pruning_cfg.begin_fraction * total) + 1),
+        frequency=pruning_cfg.frequency,
+    )
+
+    def wrap(layer):
+        if type(layer).__name__ in ("Dense", "QDense"):
+            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+        return layer
+
+    return keras.models.clone_model(model, clone_function=wrap)
+
+
+def strip_pruning(model):
+    """Remove pruning wrappers (weights keep their zeros)."""
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.sparsity.keras.strip_pruning(model)
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(all, non-zero) trainable parameters of a stripped model, after weight quantization."""
+    import numpy as np
+
+    total = nonzero = 0
+    for layer in model.layers:
+        for values in quantized_weights(layer):
+            total += values.size
+            nonzero += int(np.count_nonzero(values))
+    return total, nonzero
+
+
+def quantized_weights(layer) -> list:
+    """A Dense/QDense layer's [kernel, bias] as the firmware sees them (quantizers applied)."""
+    import numpy as np
+
+    if type(layer).__name__ not in ("Dense", "QDense"):
+        return []
+    kernel, bias = layer.get_weights()
+    if type(layer).__name__ == "QDense":
+        kernel = np.asarray(layer.kernel_quantizer_internal(kernel))
+        bias = np.asarray(layer.bias_quantizer_internal(bias))
+    return [np.asarray(kernel, np.float64), np.asarray(bias, np.float64)]
+
+
+def custom_objects() -> dict:
+    """Everything needed to load a saved QKeras/tfmot model."""
+    from qkeras.utils import _add_supported_quantized_objects
+
+    objects: dict = {}
+    _add_supported_quantized_objects(objects)
+    return objects
+
+
+def load_model(path):
+    """Load a model saved by qtrigger (QKeras layers)."""
+    import tf_keras as keras
+
+    return keras.models.load_model(path, custom_objects=custom_objects(), compile=False)

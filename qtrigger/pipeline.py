@@ -1,0 +1,267 @@
+"""One run end to end, and applying a finished run to other files.
+
+Stages pass plain objects: RunConfig → JetTable → PreparedData → trained models →
+QuantizedNetwork → HLSProject/CsimComparison → metrics dict → run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qtrigger.config import RunConfig, config_to_dict, resolve_sample_files
+from qtrigger.data import EventSplit, JetTable, make_labels, read_jets, split_by_event
+from qtrigger.errors import QTriggerError
+from qtrigger.metrics import (
+    auc_unavailable_reason,
+    roc_auc,
+    score_from_logits,
+    threshold_for_background_efficiency,
+    working_point,
+)
+from qtrigger.preprocess import Preprocessor, to_feature_codes
+
+
+@dataclass
+class PreparedData:
+    """Jets with labels, split by event, as fixed-point network inputs."""
+
+    table: JetTable
+    labels: np.ndarray
+    split: EventSplit
+    inputs: np.ndarray
+    preprocessor: Preprocessor
+
+
+def load_jets(config: RunConfig, samples: dict[str, list[str]] | None = None, progress: bool = False) -> JetTable:
+    """Read the configured (or given) samples with the configured selection."""
+    samples = samples or resolve_sample_files(config)
+    return read_jets(
+        samples,
+        config.features.names,
+        truth_branch=config.labels.branch,
+        pt_min=config.data.selection.pt_min,
+        abs_eta_max=config.data.selection.abs_eta_max,
+        tree=config.data.tree,
+        step_size=config.data.step_size,
+        max_events=config.data.max_events,
+        on_nonfinite=config.data.on_nonfinite,
+        progress=progress,
+    )
+
+
+def prepare_data(config: RunConfig, progress: bool = False) -> PreparedData:
+    """Read, label, split by event, quantize features and fit the power-of-two shifts on train."""
+    table = load_jets(config, progress=progress)
+    labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)
+    split = split_by_event(table, config.data.split.train, config.data.split.val, config.data.split.seed)
+    codes = to_feature_codes(table.features, config.features, table.feature_names)
+    preprocessor = Preprocessor.fit(codes[split.train], config.features, table.feature_names)
+    return PreparedData(table, labels, split, preprocessor.transform(codes), preprocessor)
+
+
+def trigger_score(config: RunConfig, logits: np.ndarray) -> np.ndarray:
+    """Score from logits per the label config."""
+    if config.labels.mode == "binary":
+        return score_from_logits(logits)
+    names = config.labels.class_names
+    minus = names.index(config.labels.score.minus) if config.labels.score.minus else None
+    return score_from_logits(logits, names.index(config.labels.score.plus), minus)
+
+
+def signal_mask(config: RunConfig, labels: np.ndarray) -> np.ndarray:
+    """Which jets count as signal for ROC/efficiency: the score's ``plus`` class."""
+    if config.labels.mode == "binary":
+        return labels == 1
+    return labels == config.labels.class_names.index(config.labels.score.plus)
+
+
+def _check_trainable(prepared: PreparedData, n_classes: int) -> None:
+    for part in ("train", "val"):
+        mask = getattr(prepared.split, part)
+        counts = np.bincount(prepared.labels[mask], minlength=n_classes)
+        if counts.min() < 10:
+            raise QTriggerError(
+                f"{part} split has too few jets to train on (per class: {counts.tolist()}; need >= 10 of each); "
+                "use a larger sample"
+            )
+
+
+def run(config: RunConfig, overwrite: bool = False, progress: bool = True) -> dict:
+    """Train QAT + float twin, convert with hls4ml, C-simulate every test jet, write the run."""
+    from qtrigger import report
+    from qtrigger.rundir import refuse_existing, staged_directories, write_provenance
+    from qtrigger.train import configure_tensorflow
+
+    run_dir = Path(config.output_dir) / config.name
+    hls_dir = Path(config.hls.output_dir) / config.name
+    refuse_existing([run_dir, hls_dir], overwrite)
+    started = time.perf_counter()
+    configure_tensorflow(config.training.seed, config.training.threads)
+    prepared = prepare_data(config, progress=progress)
+    n_classes = 1 if config.labels.mode == "binary" else len(config.labels.class_names)
+    _check_trainable(prepared, max(2, n_classes))
+    with staged_directories([run_dir, hls_dir], overwrite) as (tmp_run, tmp_hls):
+        write_provenance(tmp_run, config_to_dict(config), config.training.threads, config.training.seed)
+        prepared.preprocessor.save(tmp_run / "preprocessing.json")
+        metrics, artefacts = _train_convert_compare(config, prepared, n_classes, tmp_run, tmp_hls, progress)
+        metrics["hls"]["project_dir"] = str(hls_dir)
+        metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
+        report.write_run_report(tmp_run, config, metrics, artefacts)
+    return metrics
+
+
+def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir, progress):
+    from qtrigger import firmware
+    from qtrigger.emulate import extract_network
+    from qtrigger.model import build_model, count_parameters
+    from qtrigger.train import train
+
+    x, y, split = prepared.inputs, prepared.labels, prepared.split
+    n_in = x.shape[1]
+    input_type = prepared.preprocessor.input_type
+    n_out = 1 if config.labels.mode == "binary" else n_classes
+    t = config.training
+    qat = train(build_model(n_in, n_out, config.model, config.quantization, input_type, True, t.seed),
+                x[split.train], y[split.train], x[split.val], y[split.val], n_out, t, config.pruning, "QAT model")
+    qat.model.save(run_dir / "model_qat.h5")
+    network = extract_network(qat.model)
+    x_test, sig_test = x[split.test], signal_mask(config, y[split.test])
+    exact_codes, _ = network.forward_codes(x_test, return_all=True)
+    qat_scores = trigger_score(config, exact_codes * network.output_type.lsb)
+
+    metrics = _data_metrics(config, prepared)
+    params, nonzero = count_parameters(qat.model)
+    metrics["model"] = {"parameters": params, "nonzero_parameters": nonzero, "input_type": str(input_type),
+                        "output_type": str(network.output_type), "best_epoch": qat.best_epoch, "epochs_run": qat.epochs_run,
+                        "layers": [{"name": s.name, "accum_type": str(s.accum_type),
+                                    "activation_type": str(s.activation_type) if s.activation_type else None}
+                                   for s in network.stages]}
+    artefacts = {"test_labels": sig_test, "scores": {"QAT (exact)": qat_scores}, "history": {"qat": qat.history}}
+    metrics["qat"] = _score_metrics(config, sig_test, qat_scores, threshold=None)
+    qat_threshold = metrics["qat"]["threshold"]
+
+    if t.float_twin:
+        twin = train(build_model(n_in, n_out, config.model, config.quantization, None, False, t.seed),
+                     x[split.train], y[split.train], x[split.val], y[split.val], n_out, t, config.pruning, "float twin")
+        twin.model.save(run_dir / "model_float.h5")
+        float_scores = trigger_score(config, twin.model.predict(x_test.astype(np.float32), batch_size=8192, verbose=0))
+        metrics["float"] = _score_metrics(config, sig_test, float_scores, threshold=None)
+        artefacts["scores"]["float twin"] = float_scores
+        artefacts["history"]["float"] = twin.history
+
+    metrics["csim"] = {"enabled": config.hls.csim}
+    metrics["hls"] = {"backend": config.hls.backend, "part": config.hls.part, "clock_period_ns": config.hls.clock_period_ns,
+                      "reuse_factor": config.hls.reuse_factor, "strategy": config.hls.strategy, "io_type": config.hls.io_type}
+    tb_rows = x_test[: config.hls.testbench_jets]
+    project = firmware.convert(qat.model, network, config.hls, hls_dir, config.name, tb_rows, compile_model=config.hls.csim)
+    metrics["hls"]["project_name"] = project.project_name
+    if config.hls.csim:
+        metrics["csim"].update(_csim_metrics(config, project, network, qat.model, x_test, exact_codes, sig_test, qat_threshold, artefacts))
+    return metrics, artefacts
+
+
+def _csim_metrics(config, project, network, qat_model, x_test, exact_codes, sig_test, qat_threshold, artefacts) -> dict:
+    from qtrigger import firmware
+
+    start = time.perf_counter()
+    csim_codes = firmware.csim_predict_codes(project, network, x_test)
+    comparison = firmware.compare_codes(csim_codes, exact_codes, network.output_type)
+    stress = firmware.stress_inputs(network, x_test, n=min(20000, 4 * len(x_test)), seed=config.training.seed)
+    stress_cmp = firmware.compare_codes(firmware.csim_predict_codes(project, network, stress),
+                                        network.forward_codes(stress), network.output_type)
+    f32 = firmware.compare_codes(firmware.float32_reference_codes(qat_model, network, x_test), exact_codes, network.output_type)
+    csim_scores = trigger_score(config, csim_codes * network.output_type.lsb)
+    artefacts["scores"]["C-simulation"] = csim_scores
+    result = comparison.summary()
+    result.update(
+        compile_seconds=round(project.compile_seconds, 1),
+        predict_seconds=round(time.perf_counter() - start, 1),
+        stress={"jets": stress_cmp.jets, "mismatched_jets": stress_cmp.mismatched_jets,
+                "max_abs_diff_lsb": stress_cmp.max_abs_diff_lsb,
+                "what": "inputs half an LSB off real jets (rounding ties) and beyond the input type's range"},
+        qkeras_float32={"mismatched_jets": f32.mismatched_jets, "max_abs_diff_lsb": f32.max_abs_diff_lsb,
+                        "note": "QKeras evaluated in float32 vs the exact integer reference"},
+    )
+    result.update({k: v for k, v in _score_metrics(config, sig_test, csim_scores, qat_threshold).items()
+                   if k in ("auc", "signal_efficiency", "background_rejection")})
+    return result
+
+
+def _data_metrics(config: RunConfig, prepared: PreparedData) -> dict:
+    split, table = prepared.split, prepared.table
+    signal = signal_mask(config, prepared.labels)
+    return {
+        "run": config.name,
+        "data": {
+            "samples": {name: [table.files[i] for i in sorted(set(table.event_file[table.event_sample == k]))]
+                        for k, name in enumerate(table.samples)},
+            "n_events": int(table.n_events),
+            "n_jets": {"train": int(split.train.sum()), "val": int(split.val.sum()), "test": int(split.test.sum())},
+            "signal_fraction": float(signal.mean()),
+            "dropped_nonfinite": table.dropped_nonfinite,
+            "input_type": str(prepared.preprocessor.input_type),
+            "shifts": dict(zip(prepared.preprocessor.names, prepared.preprocessor.shifts)),
+        },
+    }
+
+
+def _score_metrics(config: RunConfig, signal: np.ndarray, scores: np.ndarray, threshold: float | None) -> dict:
+    """AUC and the working point (threshold keeping trigger.background_efficiency of background)."""
+    auc = roc_auc(signal, scores)
+    out = {"auc": auc}
+    if auc is None:
+        out["auc_note"] = auc_unavailable_reason(signal)
+    if (~signal).sum() == 0:
+        return out
+    if threshold is None:
+        threshold = threshold_for_background_efficiency(signal, scores, config.trigger.background_efficiency)
+    point = working_point(signal, scores, threshold)
+    out.update(
+        threshold=point.threshold,
+        target_background_efficiency=config.trigger.background_efficiency,
+        background_efficiency=point.background_efficiency,
+        signal_efficiency=point.signal_efficiency,
+        signal_efficiency_err=point.signal_efficiency_err,
+        background_rejection=point.background_rejection,
+    )
+    return out
+
+
+def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress: bool = False) -> dict:
+    """Apply a finished run (QAT model, and its C-simulation when ``csim``) to other ROOT files."""
+    from qtrigger.config import load_config
+    from qtrigger.emulate import extract_network
+    from qtrigger.model import load_model
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model_qat.h5").is_file():
+        raise QTriggerError(f"{run_dir}: not a finished run directory (no model_qat.h5)")
+    config = load_config(run_dir / "config.resolved.yaml", check_files=False)
+    table = load_jets(config, samples={"data": list(files)}, progress=progress)
+    labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)
+    preprocessor = Preprocessor.load(run_dir / "preprocessing.json")
+    x = preprocessor.transform(to_feature_codes(table.features, config.features, table.feature_names))
+    model = load_model(run_dir / "model_qat.h5")
+    network = extract_network(model)
+    exact_codes = network.forward_codes(x)
+    signal = signal_mask(config, labels)
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    scores = trigger_score(config, exact_codes * network.output_type.lsb)
+    result = {"run": config.name, "files": list(files), "n_events": table.n_events, "n_jets": table.n_jets,
+              "n_signal_jets": int(signal.sum()),
+              "qat": _score_metrics(config, signal, scores, trained["qat"].get("threshold"))}
+    if csim:
+        import tempfile
+
+        from qtrigger import firmware
+
+        with tempfile.TemporaryDirectory(prefix="qtrigger-eval-") as tmp:
+            project = firmware.convert(model, network, config.hls, Path(tmp), config.name)
+            comparison = firmware.compare_codes(firmware.csim_predict_codes(project, network, x), exact_codes, network.output_type)
+        result["csim"] = comparison.summary()
+    return result

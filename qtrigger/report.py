@@ -1,0 +1,190 @@
+"""``metrics.json``, ``report.md``, plots and the CLI's final results table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from qtrigger.config import RunConfig
+from qtrigger.metrics import roc_curve
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write JSON atomically (temp file, then rename)."""
+    path = Path(path)
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(json.dumps(payload, indent=2, default=_json_default))
+    temp.replace(path)
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def write_run_report(directory: Path, config: RunConfig, metrics: dict, artefacts: dict) -> None:
+    """Everything a reader of ``runs/<name>/`` looks at: metrics, plots, report.md."""
+    directory = Path(directory)
+    plots = directory / "plots"
+    plots.mkdir(exist_ok=True)
+    write_json(directory / "metrics.json", metrics)
+    plot_roc(plots / "roc.png", artefacts["test_labels"], artefacts["scores"])
+    plot_scores(plots / "scores.png", artefacts["test_labels"], artefacts["scores"], metrics.get("qat", {}).get("threshold"))
+    plot_history(plots / "training.png", artefacts["history"])
+    (directory / "report.md").write_text(render_report(config, metrics))
+
+
+def _style():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    try:
+        import mplhep
+
+        plt.style.use(mplhep.style.CMS)
+    except Exception:  # style is cosmetic
+        pass
+    return plt
+
+
+def plot_roc(path: Path, signal: np.ndarray, scores: dict[str, np.ndarray]) -> None:
+    """Signal efficiency vs background efficiency (log scale), one curve per model."""
+    plt = _style()
+    fig, ax = plt.subplots(figsize=(8, 7))
+    for (label, values), style in zip(scores.items(), ["-", "--", ":", "-."]):
+        bkg, sig = roc_curve(signal, values)
+        ax.plot(bkg, sig, style, label=label)
+    ax.set_xscale("log")
+    ax.set_xlim(1e-3, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("Background jet efficiency")
+    ax.set_ylabel("Signal jet efficiency")
+    ax.legend(loc="lower right", fontsize=14)
+    ax.text(0.02, 0.95, "Simulation (particle level)", transform=ax.transAxes, fontsize=13, va="top")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_scores(path: Path, signal: np.ndarray, scores: dict[str, np.ndarray], threshold: float | None) -> None:
+    """Score distributions of signal and background jets for the QAT model (and float twin)."""
+    plt = _style()
+    fig, axes = plt.subplots(1, len(scores), figsize=(7 * len(scores), 6), squeeze=False)
+    for ax, (label, values) in zip(axes[0], scores.items()):
+        bins = np.linspace(np.percentile(values, 0.1), np.percentile(values, 99.9), 60)
+        ax.hist(values[~signal], bins=bins, histtype="step", density=True, label="background")
+        ax.hist(values[signal], bins=bins, histtype="step", density=True, label="signal")
+        if threshold is not None and label.startswith("QAT"):
+            ax.axvline(threshold, color="k", ls="--", label="working point")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"{label} score (logit)")
+        ax.legend(fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_history(path: Path, history: dict[str, dict]) -> None:
+    """Training and validation loss per epoch."""
+    plt = _style()
+    fig, ax = plt.subplots(figsize=(8, 6))
+    for label, values in history.items():
+        ax.plot(values.get("loss", []), label=f"{label} train")
+        ax.plot(values.get("val_loss", []), "--", label=f"{label} val")
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel("Loss")
+    ax.legend(fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _fmt(value, digits=4, percent=False):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{100 * value:.2f} %" if percent else f"{value:.{digits}f}"
+    return str(value)
+
+
+def results_rows(metrics: dict) -> list[tuple[str, str, str]]:
+    """(quantity, measured value, how it was measured) rows of the final table."""
+    q, f, c, d = metrics.get("qat", {}), metrics.get("float", {}), metrics.get("csim", {}), metrics.get("data", {})
+    eff_bkg = q.get("target_background_efficiency")
+    rows = [
+        ("Jets train / val / test", " / ".join(str(d.get("n_jets", {}).get(k)) for k in ("train", "val", "test")), "split by event"),
+        ("Signal fraction", _fmt(d.get("signal_fraction"), percent=True), "all selected jets"),
+        ("Float twin AUC", _fmt(f.get("auc")), "test jets"),
+        ("QAT AUC", _fmt(q.get("auc")), "test jets, exact integer model"),
+        ("C-sim AUC", _fmt(c.get("auc")), "test jets, hls4ml C-simulation"),
+        (f"Signal eff. @ {_fmt(eff_bkg, percent=True)} bkg", _fmt(q.get("signal_efficiency"), percent=True)
+         + (f" ± {100 * q['signal_efficiency_err']:.2f}" if q.get("signal_efficiency_err") is not None else ""), "QAT, per jet"),
+        ("Background rejection", _fmt(q.get("background_rejection"), percent=True), "QAT, per jet"),
+        ("C-sim mismatched jets", f"{c.get('mismatched_jets', 'n/a')} / {c.get('jets', 'n/a')}",
+         f"max |diff| {c.get('max_abs_diff_lsb', 'n/a')} LSB vs exact integer model"),
+        ("C-sim stress mismatches", f"{c.get('stress', {}).get('mismatched_jets', 'n/a')} / {c.get('stress', {}).get('jets', 'n/a')}",
+         "rounding ties and out-of-range inputs"),
+        ("QKeras float32 vs exact", f"{c.get('qkeras_float32', {}).get('mismatched_jets', 'n/a')} jets differ",
+         "float32 accumulation"),
+        ("Parameters (non-zero)", f"{metrics.get('model', {}).get('parameters')} ({metrics.get('model', {}).get('nonzero_parameters')})",
+         "after pruning"),
+        ("Input / output type", f"{d.get('input_type')} / {metrics.get('model', {}).get('output_type')}", "derived from quantizers"),
+        ("HLS project", str(metrics.get("hls", {}).get("project_dir")), metrics.get("hls", {}).get("backend", "")),
+    ]
+    return rows
+
+
+def results_table(metrics: dict) -> str:
+    """A plain-text table for the terminal."""
+    rows = results_rows(metrics)
+    widths = [max(len(r[i]) for r in rows + [("Quantity", "Measured", "How")]) for i in range(3)]
+    line = "  ".join("{:<%d}" % w for w in widths)
+    out = [line.format("Quantity", "Measured", "How"), line.format(*("-" * w for w in widths))]
+    out += [line.format(*row) for row in rows]
+    return "\n".join(out)
+
+
+def render_report(config: RunConfig, metrics: dict) -> str:
+    """Markdown report of a run."""
+    rows = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in results_rows(metrics))
+    layers = "\n".join(f"| {l['name']} | {l['accum_type']} | {l['activation_type'] or '(output)'} |"
+                       for l in metrics.get("model", {}).get("layers", []))
+    return f"""# qtrigger run `{metrics['run']}`
+
+Wall time: {metrics.get('wall_seconds')} s. Config: `config.resolved.yaml`; provenance: `provenance.json`.
+
+## Results
+
+| Quantity | Measured | How |
+|---|---|---|
+{rows}
+
+Working point: the score threshold that keeps {_fmt(config.trigger.background_efficiency, percent=True)} of
+background test jets (per jet). The C-simulation is compared with the exact integer
+emulation of the quantized network as integer codes of the output type; QKeras' own
+float32 evaluation is compared with the same reference separately.
+
+## Fixed-point types (derived from the QKeras quantizers and trained weights)
+
+Input: `{metrics.get('data', {}).get('input_type')}`; feature shifts (value = code · 2^-shift):
+`{metrics.get('data', {}).get('shifts')}`
+
+| Layer | Accumulator / result | Activation |
+|---|---|---|
+{layers}
+
+## Plots
+
+![ROC](plots/roc.png)
+![Scores](plots/scores.png)
+![Training](plots/training.png)
+"""

@@ -1,0 +1,91 @@
+"""Seeded, deterministic Keras training with pruning, early stopping and LR reduction."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+import qtrigger  # noqa: F401  (TF_USE_LEGACY_KERAS)
+from qtrigger.config import PruningConfig, TrainingConfig
+
+
+def configure_tensorflow(seed: int, threads: int) -> None:
+    """Seeds, op determinism and thread counts; call before any model is built."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # already initialised in this process: thread counts are fixed from the first call
+    tf.keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
+    """Balanced class weights: n / (k · n_c), so each class carries equal total weight."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    if (counts == 0).any():
+        missing = [int(i) for i in np.flatnonzero(counts == 0)]
+        from qtrigger.errors import QTriggerError
+
+        raise QTriggerError(f"training split has no jets of class {missing}; need more data or other labels")
+    return {i: float(len(labels) / (n_classes * c)) for i, c in enumerate(counts)}
+
+
+@dataclass
+class TrainResult:
+    """A trained (pruning-stripped) model and its history."""
+
+    model: object
+    history: dict
+    best_epoch: int
+    epochs_run: int
+
+
+def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingConfig,
+          pruning: PruningConfig | None, label: str = "model") -> TrainResult:
+    """Fit ``model`` (logit outputs) and return it with pruning wrappers stripped."""
+    import tf_keras as keras
+
+    from qtrigger.model import apply_pruning, strip_pruning
+
+    steps = int(np.ceil(len(x_train) / cfg.batch_size))
+    callbacks = []
+    start_from = 0
+    if pruning is not None and pruning.enabled and pruning.target_sparsity > 0:
+        import tensorflow_model_optimization as tfmot
+
+        model = apply_pruning(model, pruning, steps, cfg.epochs)
+        callbacks.append(tfmot.sparsity.keras.UpdatePruningStep())
+        start_from = int(np.ceil(pruning.end_fraction * cfg.epochs))  # judge only fully pruned epochs
+    binary = n_classes == 1
+    loss = keras.losses.BinaryCrossentropy(from_logits=True) if binary else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
+    callbacks += [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True,
+            start_from_epoch=min(start_from, max(cfg.epochs - 1, 0)),
+        ),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.lr_factor, patience=cfg.lr_patience, verbose=0),
+    ]
+    weights = None
+    if cfg.class_weight == "balanced":
+        weights = class_weights(y_train, 2 if binary else n_classes)
+    if cfg.verbose:
+        print(f"training {label}: {len(x_train)} jets, {cfg.epochs} epochs max")
+    history = model.fit(
+        x_train.astype(np.float32), y_train.astype(np.float32 if binary else np.int64),
+        validation_data=(x_val.astype(np.float32), y_val.astype(np.float32 if binary else np.int64)),
+        epochs=cfg.epochs, batch_size=cfg.batch_size, class_weight=weights,
+        callbacks=callbacks, verbose=(1 if sys.stdout.isatty() else 2) if cfg.verbose else 0, shuffle=True,
+    )
+    val_loss = history.history.get("val_loss", [])
+    eligible = val_loss[start_from:] if start_from < len(val_loss) else val_loss
+    best_epoch = (len(val_loss) - len(eligible)) + int(np.argmin(eligible)) if eligible else 0
+    stripped = strip_pruning(model) if callbacks and pruning is not None and pruning.enabled and pruning.target_sparsity > 0 else model
+    return TrainResult(stripped, {k: [float(v) for v in vals] for k, vals in history.history.items()}, best_epoch, len(val_loss))
