@@ -1,0 +1,52 @@
+"""Shared test fixtures: the real CMS NanoAOD file, the shipped default sample, small configs."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+REAL_NANOAOD = SHARED / "nanoAOD_2015_CMS_Open_Data_ttbar.root"
+VIVADO_REPORTS = SHARED / "hls4ml_reports" / "Vivado"
+DEFAULT_SAMPLE = REPO / "data" / "default"
+
+
+@pytest.fixture(scope="session")
+def real_nanoaod() -> Path:
+    """The real CMS Open Data NanoAOD file (skips only where ../shared is absent)."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared/data is absent (a user's machine); CI has it")
+    return REAL_NANOAOD
+
+
+@pytest.fixture(scope="session")
+def default_sample() -> dict:
+    """The generated default sample shipped in data/default/."""
+    files = {"ttbar": DEFAULT_SAMPLE / "ttbar.root", "qcd": DEFAULT_SAMPLE / "qcd.root"}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    assert not missing, f"default sample missing: {missing}"
+    return {k: str(v) for k, v in files.items()}
+
+
+def small_config_dict(default_sample: dict, tmp_path: Path, **sections) -> dict:
+    """A run config on a slice of the default sample, writing under tmp_path."""
+    raw = {
+        "name": "tiny",
+        "output_dir": str(tmp_path / "runs"),
+        "data": {
+            "samples": [
+                {"name": "ttbar", "files": [default_sample["ttbar"]], "role": "signal"},
+                {"name": "qcd", "files": [default_sample["qcd"]], "role": "background"},
+            ],
+            "max_events": 1500,
+        },
+        "training": {"epochs": 2, "verbose": False, "float_twin": False},
+        "hls": {"output_dir": str(tmp_path / "hls")},
+    }
+    for key, value in sections.items():
+        raw.setdefault(key, {}).update(value)
+    return raw

@@ -1,0 +1,72 @@
+import pytest
+import yaml
+
+from qtrigger.config import load_config
+from qtrigger.errors import QTriggerError
+
+from conftest import REPO
+
+
+def write(tmp_path, raw):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def base(real_file):
+    return {"data": {"samples": [{"name": "real", "files": [str(real_file)]}]}}
+
+
+def test_default_config_validates():
+    config = load_config(REPO / "configs" / "l1_bjet_ultralight.yaml", check_files=False)
+    assert config.name == "l1_bjet_ultralight"
+    assert config.model.hidden == [32, 16]
+    assert max(config.quantization.weight_bits, config.quantization.activation_bits) <= 6
+
+
+def test_unknown_key_is_one_line(tmp_path, real_nanoaod):
+    raw = base(real_nanoaod) | {"training": {"epochz": 3}}
+    with pytest.raises(QTriggerError) as err:
+        load_config(write(tmp_path, raw))
+    assert "key training.epochz: unknown key" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_wrong_type_names_key_and_value(tmp_path, real_nanoaod):
+    with pytest.raises(QTriggerError, match=r"key training.epochs: .*integer.*'abc'"):
+        load_config(write(tmp_path, base(real_nanoaod)), ["training.epochs=abc"])
+
+
+@pytest.mark.parametrize("bad", ["ap_fixed<16>", "ap_fixd<16,6>", "ap_fixed<0,4>"])
+def test_malformed_fixed_point_rejected(tmp_path, real_nanoaod, bad):
+    raw = base(real_nanoaod) | {"hls": {"default_precision": bad}}
+    with pytest.raises(QTriggerError, match=r"key hls.default_precision: malformed fixed-point type"):
+        load_config(write(tmp_path, raw))
+
+
+def test_missing_file_named(tmp_path):
+    raw = {"data": {"samples": [{"name": "x", "files": ["/nonexistent/*.root"]}]}}
+    with pytest.raises(QTriggerError, match=r"key data.samples.0.files: no file matches '/nonexistent/\*.root'"):
+        load_config(write(tmp_path, raw))
+
+
+def test_overrides_validated_and_applied(tmp_path, real_nanoaod):
+    config = load_config(write(tmp_path, base(real_nanoaod)), ["training.epochs=2", "model.hidden=[8, 4]"])
+    assert config.training.epochs == 2 and config.model.hidden == [8, 4]
+    with pytest.raises(QTriggerError, match="key quantization.weight_bits"):
+        load_config(write(tmp_path, base(real_nanoaod)), ["quantization.weight_bits=40"])
+    with pytest.raises(QTriggerError, match="expected KEY.PATH=VALUE"):
+        load_config(write(tmp_path, base(real_nanoaod)), ["training.epochs"])
+
+
+def test_split_must_sum_to_one(tmp_path, real_nanoaod):
+    raw = base(real_nanoaod)
+    raw["data"]["split"] = {"train": 0.5, "val": 0.2, "test": 0.2}
+    with pytest.raises(QTriggerError, match="must sum to 1"):
+        load_config(write(tmp_path, raw))
+
+
+def test_multiclass_needs_score(tmp_path, real_nanoaod):
+    raw = base(real_nanoaod) | {"labels": {"mode": "multiclass", "classes": {"b": [5], "c": [4], "light": [0]}}}
+    with pytest.raises(QTriggerError, match="labels.score"):
+        load_config(write(tmp_path, raw))

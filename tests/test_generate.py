@@ -1,0 +1,173 @@
+"""Pythia 8 + FastJet sample generator: schema, physics sanity, determinism, bad inputs."""
+
+import argparse
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pythia8mc")
+pytest.importorskip("fastjet")
+ak = pytest.importorskip("awkward")
+uproot = pytest.importorskip("uproot")
+
+from qtrigger import generate  # noqa: E402
+from qtrigger.errors import QTriggerError  # noqa: E402
+
+N_TTBAR = 400
+JET_DTYPES = {f"Jet_{k}": np.dtype(v) for k, v in generate.JET_FIELDS.items()}
+FRACTIONS = ["Jet_chHEF", "Jet_neHEF", "Jet_chEmEF", "Jet_neEmEF", "Jet_muEF"]
+
+
+def _read(path):
+    with uproot.open(path) as f:
+        events = f["Events"].arrays()
+        runs = f["Runs"].arrays(library="np")
+        types = {name: f["Events"][name].interpretation for name in f["Events"].keys()}
+    return events, runs, types
+
+
+@pytest.fixture(scope="module")
+def ttbar(tmp_path_factory):
+    """One small ttbar file shared by the schema and physics tests."""
+    path = tmp_path_factory.mktemp("gen") / "ttbar.root"
+    summary = generate.generate_sample("ttbar", N_TTBAR, 5, path, batch_size=150, progress=False)
+    events, runs, types = _read(path)
+    return {"path": path, "summary": summary, "events": events, "runs": runs, "types": types}
+
+
+def test_schema_branches_and_dtypes(ttbar):
+    events, types = ttbar["events"], ttbar["types"]
+    expected = {"nJet", "event", "genWeight", *JET_DTYPES}
+    assert set(types) == expected
+    assert events["nJet"].to_numpy().dtype == np.int32
+    assert events["event"].to_numpy().dtype == np.uint64
+    assert events["genWeight"].to_numpy().dtype == np.float32
+    for name, dtype in JET_DTYPES.items():
+        assert ak.flatten(events[name]).to_numpy().dtype == dtype, name
+    assert len(events) == N_TTBAR
+    assert events["event"].to_numpy().tolist() == list(range(1, N_TTBAR + 1))
+
+
+def test_jet_counts_and_cuts(ttbar):
+    events = ttbar["events"]
+    counts = ak.num(events["Jet_pt"]).to_numpy()
+    assert np.array_equal(events["nJet"].to_numpy(), counts)
+    for name in JET_DTYPES:
+        assert np.array_equal(ak.num(events[name]).to_numpy(), counts), name
+    pt = events["Jet_pt"]
+    assert ak.all(pt[:, 1:] <= pt[:, :-1])
+    assert ak.all(pt > 20.0)
+    assert ak.all(abs(events["Jet_eta"]) < 2.5)
+    assert ak.all(abs(events["Jet_phi"]) <= np.pi)
+    assert ak.all(events["Jet_mass"] >= 0)
+    assert ak.all(events["Jet_nConstituents"] >= 1)
+    assert counts.sum() == ttbar["summary"]["jets"]
+    assert counts.mean() > 3  # ttbar: several jets per event
+
+
+def test_energy_fractions(ttbar):
+    events = ttbar["events"]
+    fractions = np.stack([ak.flatten(events[name]).to_numpy() for name in FRACTIONS])
+    assert fractions.min() >= 0.0
+    assert fractions.max() <= 1.0
+    np.testing.assert_allclose(fractions.astype(np.float64).sum(axis=0), 1.0, atol=1e-5)
+    # charged hadrons carry the largest share on average (~60-65 % at particle level)
+    assert 0.5 < fractions[0].mean() < 0.75
+
+
+def test_flavour_values_and_b_fraction(ttbar):
+    flavour = ak.flatten(ttbar["events"]["Jet_hadronFlavour"]).to_numpy()
+    assert set(np.unique(flavour).tolist()) <= {0, 4, 5}
+    b_fraction = (flavour == 5).mean()
+    assert 0.20 < b_fraction < 0.45
+    per_class = ttbar["summary"]["jets_per_flavour"]
+    assert per_class[5] == (flavour == 5).sum() and per_class[4] == (flavour == 4).sum()
+    parton = ak.flatten(ttbar["events"]["Jet_partonFlavour"]).to_numpy()
+    assert set(np.unique(np.abs(parton)).tolist()) <= {0, 1, 2, 3, 4, 5, 21}
+    # b hadron ghost and b parton ghost mostly agree
+    assert (np.abs(parton[flavour == 5]) == 5).mean() > 0.8
+
+
+def test_runs_tree(ttbar):
+    runs, summary = ttbar["runs"], ttbar["summary"]
+    assert set(runs) == set(generate.RUNS_FIELDS)
+    for name, dtype in generate.RUNS_FIELDS.items():
+        assert runs[name].dtype == np.dtype(dtype) and len(runs[name]) == 1, name
+    assert runs["genEventCount"][0] == N_TTBAR == summary["events"]
+    weights = ttbar["events"]["genWeight"].to_numpy().astype(np.float64)
+    assert runs["genEventSumw"][0] > 0
+    assert runs["genEventSumw"][0] == pytest.approx(weights.sum(), rel=1e-6)
+    assert runs["genEventSumw2"][0] == pytest.approx((weights**2).sum(), rel=1e-6)
+    # LO ttbar at 13 TeV: a few hundred pb = few 1e-7 mb
+    assert 1e-7 < runs["genXsec_mb"][0] < 2e-6
+    assert 0 < runs["genXsecErr_mb"][0] < runs["genXsec_mb"][0]
+    assert runs["isMinBias"][0] == 0 and runs["seed"][0] == 5 and runs["pthatMin"][0] == 0.0
+
+
+def test_same_seed_identical_different_seed_differs(tmp_path):
+    paths = {}
+    for name, seed in (("a", 11), ("b", 11), ("c", 12)):
+        paths[name] = tmp_path / f"{name}.root"
+        generate.generate_sample("ttbar", 60, seed, paths[name], batch_size=25, progress=False)
+    a, b, c = (_read(paths[k])[0] for k in "abc")
+    for name in ["nJet", "genWeight", *JET_DTYPES]:
+        assert ak.array_equal(a[name], b[name]), name
+    assert not ak.array_equal(a["Jet_pt"], c["Jet_pt"])
+
+
+def test_biased_qcd_weights(tmp_path):
+    path = tmp_path / "qcd.root"
+    summary = generate.generate_sample("qcd", 100, 3, path, pthat_min=15, bias_pow=4, progress=False)
+    events, runs, _ = _read(path)
+    weights = events["genWeight"].to_numpy()
+    assert (weights > 0).all() and weights.max() / weights.min() > 100  # pTHat-biased: weights vary
+    assert runs["pthatMin"][0] == 15.0
+    assert 0.1 < runs["genXsec_mb"][0] < 20  # sigma(pTHat > 15 GeV) ~ 2 mb
+    assert summary["sumw"] == pytest.approx(runs["genEventSumw"][0])
+
+
+def test_parallel_jobs_merge(tmp_path):
+    path = tmp_path / "par.root"
+    summary = generate.generate_sample("ttbar", 41, 2, path, jobs=2, batch_size=20, progress=False)
+    events, runs, _ = _read(path)
+    assert len(events) == 41 == summary["events"] == runs["genEventCount"][0]
+    assert events["event"].to_numpy().tolist() == list(range(1, 42))
+    assert runs["seed"][0] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["par.root"]  # parts and temp removed
+    assert ak.sum(events["nJet"]) == summary["jets"]
+
+
+def test_existing_output_needs_overwrite(ttbar):
+    with pytest.raises(QTriggerError, match="already exists"):
+        generate.generate_sample("ttbar", 10, 1, ttbar["path"], progress=False)
+
+
+@pytest.mark.parametrize("n_events", [0, -5])
+def test_non_positive_events(tmp_path, n_events):
+    with pytest.raises(QTriggerError, match="number of events must be > 0"):
+        generate.generate_sample("ttbar", n_events, 1, tmp_path / "x.root", progress=False)
+    assert not (tmp_path / "x.root").exists()
+
+
+def test_bad_seed_and_bias(tmp_path):
+    with pytest.raises(QTriggerError, match="seed"):
+        generate.generate_sample("ttbar", 10, 0, tmp_path / "x.root", progress=False)
+    with pytest.raises(QTriggerError, match="bias"):
+        generate.generate_sample("minbias", 10, 1, tmp_path / "x.root", bias_pow=2, progress=False)
+
+
+def test_cli_glue(tmp_path, capsys, ttbar):
+    parser = argparse.ArgumentParser()
+    generate.add_arguments(parser)
+    args = parser.parse_args(["--process", "ttbar", "--events", "5", "-o", str(ttbar["path"])])
+    assert (args.seed, args.jobs, args.pthat_min, args.bias_pow, args.pileup) == (1, 1, 30.0, None, 0.0)
+    assert (args.jet_pt_min, args.jet_eta_max, args.overwrite) == (20.0, 2.5, False)
+    with pytest.raises(QTriggerError, match="already exists"):
+        generate.run_from_args(args)
+    out = tmp_path / "cli.root"
+    args = parser.parse_args(["--process", "minbias", "--events", "20", "-o", str(out), "--seed", "4"])
+    assert generate.run_from_args(args) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(str(out)) and "20 events" in line and "\n" not in line
+    _, runs, _ = _read(out)
+    assert runs["isMinBias"][0] == 1 and 10 < runs["genXsec_mb"][0] < 100  # sigma_ND ~ 55 mb
