@@ -6,10 +6,13 @@ User errors (:class:`QTriggerError`) print as one line on stderr and exit with s
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
+import re
 import sys
+import threading
 import warnings
 
 from qtrigger.errors import QTriggerError
@@ -23,6 +26,43 @@ def _quiet_tensorflow() -> None:
     warnings.filterwarnings("ignore", message=r"The `keras.constraints.serialize\(\)` API")
     warnings.filterwarnings("ignore", message=r"You are saving your model as an HDF5 file")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+_NATIVE_LOG = re.compile(rb"^([IWEF])\d{4} [\d:.]+\s+\d+ \S+:\d+\] ")
+_NATIVE_NOISE = (b"failed call to cuInit", b"use_unbounded_threadpool", b"Unable to register", b"computation placer")
+
+
+class _NativeStderrFilter:
+    """Drop TensorFlow's C++ INFO/WARNING lines (and known harmless errors) from fd 2.
+
+    TensorFlow 2.21 logs through absl before any log level is configurable
+    (TF_CPP_MIN_LOG_LEVEL no longer silences it), so the CLI filters the stream itself.
+    Everything else, Python warnings included, passes through unchanged.
+    """
+
+    def __init__(self):
+        self.saved = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self.reader = os.fdopen(read_end, "rb", buffering=0)
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+        atexit.register(self.close)
+
+    def _pump(self):
+        for line in iter(self.reader.readline, b""):
+            if line.startswith(b"WARNING: All log messages before absl::InitializeLog()"):
+                continue
+            match = _NATIVE_LOG.match(line)
+            if match and (match.group(1) in (b"I", b"W") or any(n in line for n in _NATIVE_NOISE)):
+                continue
+            os.write(self.saved, line)
+
+    def close(self):
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)  # closes the pipe's last writer in this process
+        self.thread.join(timeout=2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-csim", action="store_true", help="skip the C-simulation check")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    compare = commands.add_parser("compare", help="float vs QAT vs post-training fixed point vs C-simulation for a run")
+    compare.add_argument("run", help="run directory")
+    compare.add_argument("--widths", type=int, nargs="+", default=None, metavar="W", help="PTQ total widths to sweep")
+
+    hls = commands.add_parser("hls", help="firmware tools").add_subparsers(dest="hls_command", required=True)
+    check = hls.add_parser("check", help="prove bit-exactness of a run (or any saved QKeras MLP) in C-simulation")
+    check.add_argument("run", nargs="?", help="run directory (uses its test jets)")
+    check.add_argument("--model", help="a saved QKeras model (.h5) instead of a run")
+    check.add_argument("--inputs", help=".npy array of network inputs (with --model, or to replace the run's test jets)")
+    check.add_argument("--override", action="append", default=[], metavar="LAYER.FIELD=TYPE",
+                       help="replace a derived type, e.g. dense_0.accum=ap_fixed<12,4> (diagnosis)")
+    check.add_argument("--json", action="store_true", help="print JSON instead of the summary")
+
     data = commands.add_parser("data", help="data tools").add_subparsers(dest="data_command", required=True)
     generate = data.add_parser("generate", help="generate a NanoAOD-schema jet sample with Pythia 8 + FastJet")
     from qtrigger import generate as generate_module
@@ -55,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qtrigger`` console script."""
     _quiet_tensorflow()
     args = build_parser().parse_args(argv)
+    if os.environ.get("QTRIGGER_NATIVE_LOGS") != "1":
+        _NativeStderrFilter()
     logging.basicConfig(level=logging.WARNING, format="qtrigger: %(message)s")
     try:
         return _dispatch(args)
@@ -87,11 +142,71 @@ def _dispatch(args) -> int:
         result = evaluate(args.run, files, csim=not args.no_csim)
         print(json.dumps(result, indent=2) if args.json else _evaluation_text(result))
         return 0
+    if args.command == "compare":
+        from qtrigger.compare import compare_run, comparison_table
+
+        print(comparison_table(compare_run(args.run, args.widths)))
+        return 0
+    if args.command == "hls" and args.hls_command == "check":
+        return _hls_check(args)
     if args.command == "data" and args.data_command == "generate":
         from qtrigger import generate
 
         return generate.run_from_args(args)
     raise QTriggerError(f"unknown command {args.command}")
+
+
+def _hls_check(args) -> int:
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from qtrigger.check import hls_check
+    from qtrigger.config import HLSConfig, load_config
+    from qtrigger.model import load_model
+
+    if bool(args.run) == bool(args.model):
+        raise QTriggerError("hls check: give a run directory or --model FILE.h5 --inputs FILE.npy")
+    if args.model:
+        if not args.inputs:
+            raise QTriggerError("hls check --model needs --inputs FILE.npy (network inputs, one row per event)")
+        model_path, hls_cfg, name = Path(args.model), HLSConfig(), "check"
+    else:
+        run_dir = Path(args.run)
+        model_path = run_dir / "model_qat.h5"
+        config = load_config(run_dir / "config.resolved.yaml", check_files=False)
+        hls_cfg, name = config.hls, config.name
+    if not model_path.is_file():
+        raise QTriggerError(f"{model_path}: no such model file")
+    inputs = _load_inputs(args.inputs) if args.inputs else np.load(Path(args.run) / "test_jets.npz")["inputs"]
+    overrides: dict = {}
+    for text in args.override:
+        key, sep, value = text.partition("=")
+        layer, dot, field = key.partition(".")
+        if not (sep and dot):
+            raise QTriggerError(f"--override {text!r}: expected LAYER.FIELD=TYPE, e.g. dense_0.accum=ap_fixed<12,4>")
+        overrides.setdefault(layer, {})[field] = value
+    with tempfile.TemporaryDirectory(prefix="qtrigger-check-") as tmp:
+        result = hls_check(load_model(model_path), inputs, hls_cfg, Path(tmp), name, precision_overrides=overrides)
+    if args.run and not args.override:
+        from qtrigger.report import write_json
+
+        write_json(Path(args.run) / "hls_check.json", result.as_dict())
+    print(json.dumps(result.as_dict(), indent=2, default=str) if args.json else result.summary())
+    return 0 if result.exact else 1
+
+
+def _load_inputs(path: str):
+    import numpy as np
+
+    try:
+        inputs = np.load(path)
+    except (OSError, ValueError) as err:
+        raise QTriggerError(f"{path}: not a readable .npy array ({type(err).__name__})") from None
+    if inputs.ndim != 2:
+        raise QTriggerError(f"{path}: expected a 2-D array (events x features), got shape {inputs.shape}")
+    return inputs
 
 
 def _evaluation_text(result: dict) -> str:

@@ -26,8 +26,12 @@ def project_name_for(run_name: str) -> str:
     return name if re.match(r"[A-Za-z_]", name) else f"qt_{name}"
 
 
-def hls_layer_config(model, network: QuantizedNetwork, hls_cfg: HLSConfig) -> dict:
-    """The hls4ml config dict with every precision set from the integer network."""
+def hls_layer_config(model, network: QuantizedNetwork, hls_cfg: HLSConfig, precision_overrides: dict | None = None) -> dict:
+    """The hls4ml config dict with every precision set from the integer network.
+
+    ``precision_overrides`` (``{layer: {field: "ap_fixed<W,I>"}}``) replaces derived types;
+    it exists for diagnosis (what would a hand-typed accumulator do), not for normal runs.
+    """
     from qtrigger.fixedpoint import parse_fixed
 
     config = hls4ml_compat.config_from_keras_model(
@@ -52,6 +56,11 @@ def hls_layer_config(model, network: QuantizedNetwork, hls_cfg: HLSConfig) -> di
             linear["Precision"]["result"] = stage.accum_type.hls()
         if stage.activation_name:
             layers[stage.activation_name]["Precision"]["result"] = stage.activation_type.hls()
+    for layer_name, fields in (precision_overrides or {}).items():
+        for key, text in fields.items():
+            layers[layer_name]["Precision"][key] = parse_fixed(text).hls()
+            if key == "result" and f"{layer_name}_linear" in layers:
+                layers[f"{layer_name}_linear"]["Precision"]["result"] = parse_fixed(text).hls()
     return config
 
 
@@ -67,7 +76,8 @@ class HLSProject:
 
 
 def convert(model, network: QuantizedNetwork, hls_cfg: HLSConfig, directory: Path, run_name: str,
-            testbench_inputs: np.ndarray | None = None, compile_model: bool = True) -> HLSProject:
+            testbench_inputs: np.ndarray | None = None, compile_model: bool = True,
+            precision_overrides: dict | None = None) -> HLSProject:
     """Convert with hls4ml, write the project (with testbench files from real jets) and compile it."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -76,7 +86,7 @@ def convert(model, network: QuantizedNetwork, hls_cfg: HLSConfig, directory: Pat
         tb_in, tb_out = directory / "tb_input_features.npy", directory / "tb_output_predictions.npy"
         np.save(tb_in, testbench_inputs.astype(np.float64))
         np.save(tb_out, network.forward(testbench_inputs))
-    config = hls_layer_config(model, network, hls_cfg)
+    config = hls_layer_config(model, network, hls_cfg, precision_overrides)
     name = project_name_for(run_name)
     hls_model = hls4ml_compat.convert_from_keras_model(
         model,
@@ -120,14 +130,18 @@ class CsimComparison:
         }
 
 
-def csim_predict_codes(project: HLSProject, network: QuantizedNetwork, x: np.ndarray) -> np.ndarray:
-    """Run every row through the compiled C-simulation; return output codes (int64)."""
+def csim_predict_codes(project: HLSProject, network: QuantizedNetwork, x: np.ndarray, strict: bool = True) -> np.ndarray:
+    """Run every row through the compiled C-simulation; return output codes (int64).
+
+    With ``strict``, an output off the grid of the exact output type raises; otherwise it
+    is rounded to the nearest code (used when diagnosing deliberately altered types).
+    """
     outputs = np.asarray(project.model.predict(np.ascontiguousarray(x, dtype=np.float64)), dtype=np.float64)
     outputs = outputs.reshape(len(x), -1)
     scaled = outputs * 2.0**network.output_type.frac
     codes = np.rint(scaled)
     off_grid = int(np.count_nonzero(codes != scaled))
-    if off_grid:
+    if off_grid and strict:
         raise RuntimeError(f"C-simulation returned {off_grid} values off the grid of {network.output_type}")
     return codes.astype(np.int64)
 

@@ -131,6 +131,7 @@ def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir, progre
     qat.model.save(run_dir / "model_qat.h5")
     network = extract_network(qat.model)
     x_test, sig_test = x[split.test], signal_mask(config, y[split.test])
+    save_test_jets(run_dir / "test_jets.npz", prepared, sig_test)
     exact_codes, _ = network.forward_codes(x_test, return_all=True)
     qat_scores = trigger_score(config, exact_codes * network.output_type.lsb)
 
@@ -163,6 +164,17 @@ def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir, progre
     if config.hls.csim:
         metrics["csim"].update(_csim_metrics(config, project, network, qat.model, x_test, exact_codes, sig_test, qat_threshold, artefacts))
     return metrics, artefacts
+
+
+def save_test_jets(path: Path, prepared: PreparedData, signal: np.ndarray) -> None:
+    """The test jets as the network saw them, for later checks and comparisons without re-reading ROOT."""
+    mask, table = prepared.split.test, prepared.table
+    np.savez_compressed(
+        path, inputs=prepared.inputs[mask], labels=prepared.labels[mask], signal=signal,
+        event=table.event[mask], sample=table.jet_sample[mask], weight=table.jet_weight[mask],
+        pt=table.column("Jet_pt")[mask] if "Jet_pt" in table.feature_names else table.extra["pt"][mask],
+        eta=table.extra["eta"][mask],
+    )
 
 
 def _csim_metrics(config, project, network, qat_model, x_test, exact_codes, sig_test, qat_threshold, artefacts) -> dict:
