@@ -51,13 +51,32 @@ class _NativeStderrFilter:
         atexit.register(self.close)
 
     def _pump(self):
-        for line in iter(self.reader.readline, b""):
-            if line.startswith(b"WARNING: All log messages before absl::InitializeLog()"):
-                continue
-            match = _NATIVE_LOG.match(line)
-            if match and (match.group(1) in (b"I", b"W") or any(n in line for n in _NATIVE_NOISE)):
-                continue
-            os.write(self.saved, line)
+        pending = b""
+        while chunk := os.read(self.reader.fileno(), 65536):
+            pending += chunk
+            # progress bars end segments with \r, log lines with \n: relay each segment at once
+            segments = re.split(rb"(?<=[\r\n])", pending)
+            pending = segments.pop()
+            if pending and not self._maybe_native(pending):
+                segments.append(pending)
+                pending = b""
+            for segment in segments:
+                if not self._is_noise(segment):
+                    os.write(self.saved, segment)
+        if pending and not self._is_noise(pending):
+            os.write(self.saved, pending)
+
+    @staticmethod
+    def _maybe_native(partial: bytes) -> bool:
+        """Could this unfinished segment still become a native log line?"""
+        return bool(re.match(rb"^[IWEF][\d :.]*$|^[IWEF]\d{4} ", partial)) or b"WARNING: All log messages".startswith(partial[:25])
+
+    @staticmethod
+    def _is_noise(segment: bytes) -> bool:
+        if segment.startswith(b"WARNING: All log messages before absl::InitializeLog()"):
+            return True
+        match = _NATIVE_LOG.match(segment)
+        return bool(match) and (match.group(1) in (b"I", b"W") or any(n in segment for n in _NATIVE_NOISE))
 
     def close(self):
         sys.stderr.flush()
@@ -95,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--override", action="append", default=[], metavar="LAYER.FIELD=TYPE",
                        help="replace a derived type, e.g. dense_0.accum=ap_fixed<12,4> (diagnosis)")
     check.add_argument("--json", action="store_true", help="print JSON instead of the summary")
+
+    build = hls.add_parser("build", help="run the vendor HLS build for a run's project (needs vivado_hls/vitis_hls)")
+    build.add_argument("run", help="run directory")
+    for step in ("csim", "synth", "cosim", "vsynth"):
+        build.add_argument(f"--{step}", action="store_true", help=f"run the {step} step")
+    report = hls.add_parser("report", help="read Vivado/Vitis HLS and synthesis reports into the run's metrics.json")
+    report.add_argument("run", help="run directory (its HLS project), or a project directory synthesized elsewhere")
+    report.add_argument("--project", help="project directory to read instead of the run's own")
 
     data = commands.add_parser("data", help="data tools").add_subparsers(dest="data_command", required=True)
     generate = data.add_parser("generate", help="generate a NanoAOD-schema jet sample with Pythia 8 + FastJet")
@@ -149,6 +176,8 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "hls" and args.hls_command == "check":
         return _hls_check(args)
+    if args.command == "hls" and args.hls_command in ("build", "report"):
+        return _hls_build_or_report(args)
     if args.command == "data" and args.data_command == "generate":
         from qtrigger import generate
 
@@ -195,6 +224,38 @@ def _hls_check(args) -> int:
         write_json(Path(args.run) / "hls_check.json", result.as_dict())
     print(json.dumps(result.as_dict(), indent=2, default=str) if args.json else result.summary())
     return 0 if result.exact else 1
+
+
+def _hls_build_or_report(args) -> int:
+    from pathlib import Path
+
+    from qtrigger import hardware
+    from qtrigger.report import write_json
+
+    run_dir = Path(args.run)
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    project = Path(getattr(args, "project", None) or (metrics["hls"]["project_dir"] if metrics else run_dir))
+    if args.hls_command == "build":
+        steps = {k: getattr(args, k) for k in ("csim", "synth", "cosim", "vsynth")}
+        if not any(steps.values()):
+            steps["synth"] = True
+        backend = metrics["hls"]["backend"] if metrics else "Vivado"
+        hardware.build_project(project, backend=backend, **steps)
+        print(f"built {project}; read the reports with: qtrigger hls report {run_dir}")
+        return 0
+    reports = hardware.read_reports(project)
+    if metrics is not None:
+        hls_report = reports["hls_report"]
+        metrics["hls"]["synth"] = {
+            "hls_report": hls_report,
+            "synthesis_report": reports.get("synthesis_report"),
+            "budget": hardware.check_budget(hls_report, metrics["hls"].get("budget", {}).get("checks", {})
+                                            .get("latency_ns", {}).get("budget", 100.0)),
+        }
+        write_json(metrics_path, metrics)
+    print(json.dumps(reports, indent=2))
+    return 0
 
 
 def _load_inputs(path: str):

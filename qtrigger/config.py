@@ -224,9 +224,22 @@ class TrainingConfig(_Strict):
 
 
 class TriggerConfig(_Strict):
-    """Working point: the score threshold keeping this fraction of background jets."""
+    """The L1 seed: event-level decision, rate normalisation, target rate, references.
+
+    ``background_efficiency`` is the per-jet working point used for classifier metrics;
+    the trigger working point is the firmware score code giving ``target_rate_hz``.
+    """
 
     background_efficiency: float = Field(0.01, gt=0, lt=1)
+    enabled: bool = True
+    target_rate_hz: float = Field(100e3, gt=0)
+    normalisation: Literal["cross_section", "zero_bias"] = "cross_section"
+    lumi_cm2s: float = Field(2e34, gt=0)
+    n_bunches: int = Field(2748, ge=1)
+    min_jets: int = Field(1, ge=1)
+    min_jet_pt: float | None = None
+    score: Literal["csim", "qat", "float"] = "csim"
+    bdt: bool = True
 
 
 class HLSConfig(_Strict):
@@ -242,6 +255,11 @@ class HLSConfig(_Strict):
     csim: bool = True
     testbench_jets: int = Field(200, ge=1)
     default_precision: str = "ap_fixed<16,6>"
+    jets_per_event: int = Field(4, ge=1)
+    instance_mode: Literal["parallel", "multiplexed"] = "parallel"
+    time_multiplexing: int = Field(1, ge=1)
+    latency_budget_ns: float = Field(100.0, gt=0)
+    resource_budget: dict[Literal["lut", "ff", "dsp", "bram"], int] | None = None
 
     @field_validator("default_precision")
     @classmethod

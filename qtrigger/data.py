@@ -126,12 +126,14 @@ def read_jets(
     max_events: int | None = None,
     on_nonfinite: str = "drop",
     progress: bool = False,
+    threads: int = 1,
 ) -> JetTable:
     """Read, flatten and select jets from ``{sample name: [files]}``.
 
     Selection: ``Jet_pt > pt_min`` and ``|Jet_eta| < abs_eta_max``. Jets with a NaN/inf
     feature are dropped and counted (``on_nonfinite="drop"``) or rejected with an error.
-    ``max_events`` caps the events read per sample.
+    ``max_events`` caps the events read per sample. ``threads`` > 1 decompresses
+    baskets in parallel (zlib/lzma release the GIL).
     """
     jet_branches = list(dict.fromkeys([*feature_names, truth_branch, "Jet_pt", "Jet_eta"]))
     files = [f for paths in samples.values() for f in paths]
@@ -149,7 +151,7 @@ def read_jets(
                 break
             file_index = files.index(path)
             branches = jet_branches + ([WEIGHT_BRANCH] if has_weight[path] else [])
-            for chunk in _iterate_file(path, tree, branches, step_size, remaining, progress):
+            for chunk in _iterate_file(path, tree, branches, step_size, remaining, progress, threads):
                 flat = _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight[path])
                 flat["event"] += event_offset
                 flat["event_sample"] = np.full(len(flat["event_weight"]), sample_index, np.int16)
@@ -162,14 +164,17 @@ def read_jets(
     return _select(table, pt_min, abs_eta_max, on_nonfinite)
 
 
-def _iterate_file(path, tree, branches, step_size, max_entries, progress):
+def _iterate_file(path, tree, branches, step_size, max_entries, progress, threads=1):
     """Chunks of one file's tree as awkward arrays, with the entry offset of each chunk."""
+    import uproot
     from tqdm import tqdm
 
     events_tree = open_events_tree(path, tree)
     stop = events_tree.num_entries if max_entries is None else min(max_entries, events_tree.num_entries)
     bar = tqdm(total=stop, unit="ev", desc=path.rsplit("/", 1)[-1], disable=not progress, leave=False)
-    for arrays, report in events_tree.iterate(branches, step_size=step_size, entry_stop=stop, report=True):
+    executor = uproot.ThreadPoolExecutor(threads) if threads > 1 else None
+    for arrays, report in events_tree.iterate(branches, step_size=step_size, entry_stop=stop, report=True,
+                                              decompression_executor=executor):
         arrays.attrs["entry_start"] = report.tree_entry_start
         bar.update(len(arrays))
         yield arrays

@@ -20,10 +20,21 @@ from qtrigger.config import HLSConfig
 from qtrigger.emulate import QuantizedNetwork
 
 
+_CPP_RESERVED = set(
+    "alignas alignof and asm auto bool break case catch char class const constexpr continue default delete do double "
+    "else enum explicit export extern false float for friend goto if inline int long mutable namespace new noexcept "
+    "not nullptr operator or private protected public register return short signed sizeof static struct switch "
+    "template this throw true try typedef typeid typename union unsigned using virtual void volatile while xor "
+    "main nnet hls std".split()
+)
+
+
 def project_name_for(run_name: str) -> str:
-    """A C identifier for the HLS top function, derived from the run name."""
+    """A C identifier for the HLS top function, derived from the run name (never a C++ keyword)."""
     name = re.sub(r"\W", "_", run_name)
-    return name if re.match(r"[A-Za-z_]", name) else f"qt_{name}"
+    if not re.match(r"[A-Za-z_]", name) or name in _CPP_RESERVED:
+        name = f"qt_{name}"
+    return name
 
 
 def hls_layer_config(model, network: QuantizedNetwork, hls_cfg: HLSConfig, precision_overrides: dict | None = None) -> dict:

@@ -158,12 +158,43 @@ def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir, progre
     metrics["csim"] = {"enabled": config.hls.csim}
     metrics["hls"] = {"backend": config.hls.backend, "part": config.hls.part, "clock_period_ns": config.hls.clock_period_ns,
                       "reuse_factor": config.hls.reuse_factor, "strategy": config.hls.strategy, "io_type": config.hls.io_type}
+    metrics["hls"].update(hardware_estimates(network, config.hls))
     tb_rows = x_test[: config.hls.testbench_jets]
     project = firmware.convert(qat.model, network, config.hls, hls_dir, config.name, tb_rows, compile_model=config.hls.csim)
     metrics["hls"]["project_name"] = project.project_name
     if config.hls.csim:
         metrics["csim"].update(_csim_metrics(config, project, network, qat.model, x_test, exact_codes, sig_test, qat_threshold, artefacts))
+    if config.trigger.enabled:
+        metrics["trigger"] = _trigger(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir, project.project_name)
     return metrics, artefacts
+
+
+def _trigger(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir, project_name) -> dict:
+    """Event-level seed at the target rate on the firmware score codes (see qtrigger.trigger_study)."""
+    from qtrigger.trigger_study import FLOAT_CODE_SCALE, trigger_study
+
+    if config.trigger.score == "float" and "float twin" in artefacts["scores"]:
+        codes = np.rint(artefacts["scores"]["float twin"] * FLOAT_CODE_SCALE).astype(np.int64)
+        return trigger_study(config, prepared, codes, None, run_dir, None, None)
+    if config.trigger.score == "csim" and "csim_codes" in artefacts:
+        codes = artefacts["csim_codes"]
+    else:
+        codes = exact_codes
+    score_codes = trigger_score(config, codes)  # a difference of two codes of one type stays a code
+    score_type = network.output_type if config.labels.mode == "binary" or not config.labels.score.minus else \
+        type(network.output_type)(network.output_type.width + 1, network.output_type.integer + 1, True)
+    return trigger_study(config, prepared, score_codes.astype(np.int64), score_type, run_dir, hls_dir, project_name)
+
+
+def hardware_estimates(network, hls_cfg) -> dict:
+    """Analytic latency/resource estimate (per instance and per event) and the budget check."""
+    from qtrigger import hardware
+
+    estimate = hardware.estimate_latency_strategy(network, hls_cfg.clock_period_ns, hls_cfg.reuse_factor, hls_cfg.part)
+    event = hardware.per_event(estimate, hls_cfg.jets_per_event, hls_cfg.instance_mode,
+                               time_multiplexing=hls_cfg.time_multiplexing)
+    budget = hardware.check_budget(estimate, hls_cfg.latency_budget_ns, hls_cfg.resource_budget)
+    return {"estimate": estimate.to_dict(), "estimate_per_event": event, "budget": budget}
 
 
 def save_test_jets(path: Path, prepared: PreparedData, signal: np.ndarray) -> None:
@@ -189,6 +220,7 @@ def _csim_metrics(config, project, network, qat_model, x_test, exact_codes, sig_
     f32 = firmware.compare_codes(firmware.float32_reference_codes(qat_model, network, x_test), exact_codes, network.output_type)
     csim_scores = trigger_score(config, csim_codes * network.output_type.lsb)
     artefacts["scores"]["C-simulation"] = csim_scores
+    artefacts["csim_codes"] = csim_codes
     result = comparison.summary()
     result.update(
         compile_seconds=round(project.compile_seconds, 1),

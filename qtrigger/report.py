@@ -135,6 +135,8 @@ def results_rows(metrics: dict) -> list[tuple[str, str, str]]:
          "rounding ties and out-of-range inputs"),
         ("QKeras float32 vs exact", f"{c.get('qkeras_float32', {}).get('mismatched_jets', 'n/a')} jets differ",
          "float32 accumulation"),
+        *_trigger_rows(metrics.get("trigger")),
+        *_hardware_rows(metrics.get("hls", {})),
         ("Parameters (non-zero)", f"{metrics.get('model', {}).get('parameters')} ({metrics.get('model', {}).get('nonzero_parameters')})",
          "after pruning"),
         ("Input / output type", f"{d.get('input_type')} / {metrics.get('model', {}).get('output_type')}", "derived from quantizers"),
@@ -143,14 +145,96 @@ def results_rows(metrics: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _trigger_rows(t: dict | None) -> list[tuple[str, str, str]]:
+    if not t or not t.get("enabled"):
+        return []
+    how = f"{t['method']} normalisation, test events"
+    rows = [
+        (f"Threshold for {t['target_rate_hz'] / 1e3:g} kHz", f"code {t['threshold_code']} = {t['threshold']:.4g}",
+         f"{t['score']} score, >= {t['min_jets']} of leading {t['jets_per_event']} jets, pT >= {t['min_jet_pt']:g} GeV"),
+        ("Rate at threshold", f"{t['rate_hz'] / 1e3:.1f} ± {t['rate_hz_err'] / 1e3:.1f} kHz", how),
+        ("Signal efficiency (events)", f"{100 * t['signal_efficiency']:.1f} ± {100 * t['signal_efficiency_err']:.1f} %",
+         "signal-sample test events that fire"),
+        ("Signal efficiency (b jets)", f"{100 * t['signal_jet_efficiency']:.1f} ± {100 * t['signal_jet_efficiency_err']:.1f} %",
+         "per jet at the same threshold"),
+        ("Jet-pT cut at same rate", f"pT >= {t['cut_baseline']['pt_threshold']:.1f} GeV: "
+         f"{100 * t['cut_baseline']['signal_efficiency']:.1f} ± {100 * t['cut_baseline']['signal_efficiency_err']:.1f} %",
+         f"network gain {100 * t['gain_over_cut']:+.1f} points"),
+    ]
+    if "bdt" in t:
+        rows.append(("BDT at same rate", f"{100 * t['bdt']['signal_efficiency']:.1f} % (AUC {t['bdt']['auc']:.4f})",
+                     f"network gap {100 * t['gap_to_bdt']:+.1f} points"))
+    decision = t.get("decision_hls", {})
+    if decision.get("csim_checked"):
+        rows.append(("HLS decision vs Python", f"{decision['disagreements']} of {decision['events']} events differ",
+                     "g++ C-simulation of the accept bit"))
+    return rows
+
+
+def _hardware_rows(hls: dict) -> list[tuple[str, str, str]]:
+    estimate, event, budget = hls.get("estimate"), hls.get("estimate_per_event"), hls.get("budget")
+    if not estimate:
+        return []
+    how = f"estimate ({estimate['method']}), {hls.get('part')} @ {estimate['clock_period_ns']} ns"
+    rows = [
+        ("Latency per jet", f"{estimate['latency_cycles']} cycles = {estimate['latency_ns']:g} ns, II {estimate['ii']}", how),
+        ("LUT / FF / DSP / BRAM per jet", f"{estimate['lut']} / {estimate['ff']} / {estimate['dsp']} / {estimate['bram']}", how),
+    ]
+    if event:
+        total = event["total"]
+        rows.append((f"Per event ({event['jets_per_event']} jets, {event['mode']})",
+                     f"{total['lut']} LUT, {total['dsp']} DSP, {event['instances']} instance(s), "
+                     f"II {event['ii']} vs required {event['required_ii']}", "estimate"))
+    if budget:
+        latency = budget["checks"]["latency_ns"]
+        rows.append(("Latency budget", f"{'fits' if latency['fits'] else 'DOES NOT FIT'}: {latency['value']:g} of "
+                     f"{latency['budget']:g} ns", "estimate vs hls.latency_budget_ns"))
+    return rows
+
+
 def results_table(metrics: dict) -> str:
-    """A plain-text table for the terminal."""
-    rows = results_rows(metrics)
-    widths = [max(len(r[i]) for r in rows + [("Quantity", "Measured", "How")]) for i in range(3)]
+    """A plain-text table for the terminal: measured results, then the seed document's targets."""
+    text = _text_table(results_rows(metrics), ("Quantity", "Measured", "How"))
+    if metrics.get("trigger", {}).get("enabled"):
+        from qtrigger.trigger_study import seed_target_rows
+
+        text += "\n\nSeed document targets (from measured values; sample: generated test events)\n"
+        text += _text_table(seed_target_rows(metrics), ("Quantity", "Target", "Measured", "Status"))
+    return text
+
+
+def _text_table(rows, header) -> str:
+    widths = [max(len(str(r[i])) for r in [*rows, header]) for i in range(len(header))]
     line = "  ".join("{:<%d}" % w for w in widths)
-    out = [line.format("Quantity", "Measured", "How"), line.format(*("-" * w for w in widths))]
+    out = [line.format(*header), line.format(*("-" * w for w in widths))]
     out += [line.format(*row) for row in rows]
     return "\n".join(out)
+
+
+def _trigger_section(metrics: dict) -> str:
+    t = metrics.get("trigger")
+    if not t or not t.get("enabled"):
+        return ""
+    from qtrigger.trigger_study import seed_target_rows
+
+    targets = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in seed_target_rows(metrics))
+    return f"""## Trigger
+
+The threshold is a code of the firmware score type: the lowest code whose rate on the
+background test events is at most {t['target_rate_hz'] / 1e3:g} kHz ({t['method']} normalisation,
+L = {t['lumi_cm2s']:g} cm^-2 s^-1). 100 kHz is the whole Run-2 L1 output; Phase-2 allows
+750 kHz in total, and a single seed usually gets a few kHz. {t['completeness_note']}.
+Without detector response a jet-pT seed's efficiency curve is a step, not a physical turn-on.
+
+| Target (seed document) | Target | Measured | Status |
+|---|---|---|---|
+{targets}
+
+![rate vs efficiency](plots/rate_vs_efficiency.png)
+![efficiency vs pT](plots/efficiency_vs_pt.png)
+![efficiency vs eta](plots/efficiency_vs_eta.png)
+![event efficiency](plots/event_efficiency_vs_leading_pt.png)
+"""
 
 
 def render_report(config: RunConfig, metrics: dict) -> str:
@@ -173,6 +257,7 @@ background test jets (per jet). The C-simulation is compared with the exact inte
 emulation of the quantized network as integer codes of the output type; QKeras' own
 float32 evaluation is compared with the same reference separately.
 
+{_trigger_section(metrics)}
 ## Fixed-point types (derived from the QKeras quantizers and trained weights)
 
 Input: `{metrics.get('data', {}).get('input_type')}`; feature shifts (value = code · 2^-shift):

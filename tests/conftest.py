@@ -50,3 +50,28 @@ def small_config_dict(default_sample: dict, tmp_path: Path, **sections) -> dict:
     for key, value in sections.items():
         raw.setdefault(key, {}).update(value)
     return raw
+
+
+QUANTIZER_SETTINGS = {
+    "default_6bit": {},
+    "w4_a4": {"weight_bits": 4, "bias_bits": 4, "activation_bits": 4, "activation_integer": 1},
+    "w8_a8": {"weight_bits": 8, "weight_integer": 1, "bias_bits": 8, "bias_integer": 2, "activation_bits": 8, "activation_integer": 3},
+}
+
+
+@pytest.fixture(scope="session")
+def runs(default_sample, tmp_path_factory):
+    """One short end-to-end run per quantizer setting, shared by every test module."""
+    from qtrigger.config import validate_config
+    from qtrigger.pipeline import run
+
+    results = {}
+    for name, quant in QUANTIZER_SETTINGS.items():
+        tmp = tmp_path_factory.mktemp(name)
+        raw = small_config_dict(default_sample, tmp, quantization=quant)
+        raw["name"] = name
+        if name == "default_6bit":
+            raw["training"]["float_twin"] = True
+        config = validate_config(raw)
+        results[name] = (config, run(config, progress=False), tmp)
+    return results

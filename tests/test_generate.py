@@ -1,6 +1,7 @@
 """Pythia 8 + FastJet sample generator: schema, physics sanity, determinism, bad inputs."""
 
 import argparse
+import sys
 
 import numpy as np
 import pytest
@@ -171,3 +172,9 @@ def test_cli_glue(tmp_path, capsys, ttbar):
     assert line.startswith(str(out)) and "20 events" in line and "\n" not in line
     _, runs, _ = _read(out)
     assert runs["isMinBias"][0] == 1 and 10 < runs["genXsec_mb"][0] < 100  # sigma_ND ~ 55 mb
+
+
+def test_missing_generator_packages(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pythia8mc", None)  # import -> ImportError
+    with pytest.raises(QTriggerError, match=r"pip install '\.\[generate\]'"):
+        generate.generate_sample("ttbar", 10, 1, tmp_path / "x.root", progress=False)

@@ -8,31 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from qtrigger.config import validate_config
-from qtrigger.pipeline import evaluate, run
+from qtrigger.pipeline import evaluate
 
-from conftest import REPO, small_config_dict
+from conftest import QUANTIZER_SETTINGS, REPO, small_config_dict
 
 pytestmark = pytest.mark.slow
-
-QUANTIZER_SETTINGS = {
-    "default_6bit": {},
-    "w4_a4": {"weight_bits": 4, "bias_bits": 4, "activation_bits": 4, "activation_integer": 1},
-    "w8_a8": {"weight_bits": 8, "weight_integer": 1, "bias_bits": 8, "bias_integer": 2, "activation_bits": 8, "activation_integer": 3},
-}
-
-
-@pytest.fixture(scope="module")
-def runs(default_sample, tmp_path_factory):
-    """One short run per quantizer setting, shared by the tests below."""
-    results = {}
-    for name, quant in QUANTIZER_SETTINGS.items():
-        tmp = tmp_path_factory.mktemp(name)
-        raw = small_config_dict(default_sample, tmp, quantization=quant)
-        raw["name"] = name
-        config = validate_config(raw)
-        results[name] = (config, run(config, progress=False), tmp)
-    return results
 
 
 @pytest.mark.parametrize("setting", list(QUANTIZER_SETTINGS))
@@ -127,3 +107,59 @@ def test_cli_non_root_input(tmp_path):
     result = cli("run", str(write_config(tmp_path, raw)))
     assert result.returncode == 2 and "fake.root: not a readable ROOT file" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_hls_check_cli_exact_and_diagnosis(runs):
+    config, metrics, tmp = runs["default_6bit"]
+    run_dir = tmp / "runs" / config.name
+    ok = cli("hls", "check", str(run_dir))
+    assert ok.returncode == 0, ok.stderr
+    assert "BIT-EXACT" in ok.stdout and "differing in any output bit: 0" in ok.stdout
+    exact_accum = metrics["model"]["layers"][0]["accum_type"]  # e.g. ap_fixed<25,11>
+    width, integer = (int(v) for v in exact_accum.split("<")[1].rstrip(">").split(",")[:2])
+    bad = cli("hls", "check", str(run_dir), "--override", f"dense_0.accum=ap_fixed<{width - 4},{integer - 4}>",
+              "--override", f"dense_0.result=ap_fixed<{width - 4},{integer - 4}>")
+    assert bad.returncode == 1
+    assert "first differing layer: dense_0" in bad.stdout and "overflow/saturation" in bad.stdout
+
+
+def test_compare_float_qat_ptq_csim(runs):
+    from qtrigger.compare import compare_run
+
+    config, metrics, tmp = runs["default_6bit"]
+    run_dir = tmp / "runs" / config.name
+    result = compare_run(run_dir, widths=[8, 14])
+    names = [row["model"] for row in result["rows"]]
+    assert names[:3] == ["float twin", "QAT (QKeras, exact)", "C-simulation of QAT"]
+    assert any("ap_fixed<16,6>" in n for n in names) and any("best PTQ" in n for n in names)
+    qat, csim = result["rows"][1], result["rows"][2]
+    assert csim["mismatched_events"] == 0 and csim["auc"] == qat["auc"] == metrics["qat"]["auc"]
+    assert [r["width"] for r in result["ptq_sweep"]] == [8, 14]
+    assert all(0.0 <= r["auc"] <= 1.0 for r in result["ptq_sweep"])
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["compare"]["rows"][2]["mismatched_events"] == 0
+    assert "Float vs QAT vs PTQ vs C-simulation" in (run_dir / "report.md").read_text()
+
+
+def test_trigger_at_target_rate(runs):
+    config, metrics, tmp = runs["default_6bit"]
+    t = metrics["trigger"]
+    assert t["enabled"] and t["method"] == "cross_section" and t["target_rate_hz"] == 100e3
+    assert isinstance(t["threshold_code"], int)
+    assert t["threshold"] == t["threshold_code"] * _lsb(metrics["model"]["output_type"])
+    assert t["rate_hz"] <= 100e3 and t["calibration"]["rate_below_hz"] > 100e3  # lowest code meeting the target
+    assert 0.0 <= t["signal_efficiency"] <= 1.0 and t["signal_efficiency_err"] > 0
+    assert t["cut_baseline"]["rate_hz"] <= 100e3 and t["cut_baseline"]["pt_threshold"] >= 20
+    assert 0.5 < t["bdt"]["auc"] <= 1.0
+    assert t["decision_hls"]["csim_checked"] and t["decision_hls"]["disagreements"] == 0
+    run_dir = tmp / "runs" / config.name
+    for plot in ("rate_vs_efficiency", "efficiency_vs_pt", "efficiency_vs_eta", "event_efficiency_vs_leading_pt"):
+        assert (run_dir / "plots" / f"{plot}.png").is_file()
+    report = (run_dir / "report.md").read_text()
+    assert "whole Run-2 L1 output" in report and "| Output rate |" in report
+
+
+def _lsb(type_text: str) -> float:
+    from qtrigger.fixedpoint import parse_fixed
+
+    return parse_fixed(type_text).lsb
