@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     from qtrigger import generate as generate_module
 
     generate_module.add_arguments(generate)
+    validate = data.add_parser("validate", help="overlay a generated sample's features on a NanoAOD file's")
+    from qtrigger import validate as validate_module
+
+    validate_module.add_arguments(validate)
     return parser
 
 
@@ -182,6 +186,10 @@ def _dispatch(args) -> int:
         from qtrigger import generate
 
         return generate.run_from_args(args)
+    if args.command == "data" and args.data_command == "validate":
+        from qtrigger import validate
+
+        return validate.run_from_args(args)
     raise QTriggerError(f"unknown command {args.command}")
 
 
