@@ -217,6 +217,7 @@ class TrainingConfig(_Strict):
     lr_patience: int = Field(3, ge=1)
     lr_factor: float = Field(0.5, gt=0, lt=1)
     class_weight: Literal["balanced", "none"] = "balanced"
+    reweight_pt_eta: bool = False
     seed: int = 1
     threads: int = Field(2, ge=1)
     float_twin: bool = True

@@ -126,8 +126,9 @@ def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir, progre
     input_type = prepared.preprocessor.input_type
     n_out = 1 if config.labels.mode == "binary" else n_classes
     t = config.training
+    weights = training_weights(config, prepared)
     qat = train(build_model(n_in, n_out, config.model, config.quantization, input_type, True, t.seed),
-                x[split.train], y[split.train], x[split.val], y[split.val], n_out, t, config.pruning, "QAT model")
+                x[split.train], y[split.train], x[split.val], y[split.val], n_out, t, config.pruning, "QAT model", weights)
     qat.model.save(run_dir / "model_qat.h5")
     network = extract_network(qat.model)
     x_test, sig_test = x[split.test], signal_mask(config, y[split.test])
@@ -143,12 +144,15 @@ def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir, progre
                                     "activation_type": str(s.activation_type) if s.activation_type else None}
                                    for s in network.stages]}
     artefacts = {"test_labels": sig_test, "scores": {"QAT (exact)": qat_scores}, "history": {"qat": qat.history}}
+    from qtrigger.check import precision_profile
+
+    metrics["precision_profile"] = precision_profile(network, x_test)
     metrics["qat"] = _score_metrics(config, sig_test, qat_scores, threshold=None)
     qat_threshold = metrics["qat"]["threshold"]
 
     if t.float_twin:
         twin = train(build_model(n_in, n_out, config.model, config.quantization, None, False, t.seed),
-                     x[split.train], y[split.train], x[split.val], y[split.val], n_out, t, config.pruning, "float twin")
+                     x[split.train], y[split.train], x[split.val], y[split.val], n_out, t, config.pruning, "float twin", weights)
         twin.model.save(run_dir / "model_float.h5")
         float_scores = trigger_score(config, twin.model.predict(x_test.astype(np.float32), batch_size=8192, verbose=0))
         metrics["float"] = _score_metrics(config, sig_test, float_scores, threshold=None)
@@ -184,6 +188,17 @@ def _trigger(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir
     score_type = network.output_type if config.labels.mode == "binary" or not config.labels.score.minus else \
         type(network.output_type)(network.output_type.width + 1, network.output_type.integer + 1, True)
     return trigger_study(config, prepared, score_codes.astype(np.int64), score_type, run_dir, hls_dir, project_name)
+
+
+def training_weights(config: RunConfig, prepared: PreparedData) -> np.ndarray | None:
+    """Per training jet: signal reweighted to the background's (pT, |eta|) when configured."""
+    if not config.training.reweight_pt_eta:
+        return None
+    from qtrigger.train import pt_eta_weights
+
+    mask = prepared.split.train
+    table = prepared.table
+    return pt_eta_weights(table.extra["pt"][mask], np.abs(table.extra["eta"][mask]), signal_mask(config, prepared.labels[mask]))
 
 
 def hardware_estimates(network, hls_cfg) -> dict:

@@ -38,6 +38,8 @@ def write_run_report(directory: Path, config: RunConfig, metrics: dict, artefact
     plot_roc(plots / "roc.png", artefacts["test_labels"], artefacts["scores"])
     plot_scores(plots / "scores.png", artefacts["test_labels"], artefacts["scores"], metrics.get("qat", {}).get("threshold"))
     plot_history(plots / "training.png", artefacts["history"])
+    if metrics.get("precision_profile"):
+        plot_precision_profile(plots / "precision_profile.png", metrics["precision_profile"])
     (directory / "report.md").write_text(render_report(config, metrics))
 
 
@@ -103,6 +105,28 @@ def plot_history(path: Path, history: dict[str, dict]) -> None:
     ax.set_xlabel("Epoch")
     ax.set_ylabel("Loss")
     ax.legend(fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_precision_profile(path: Path, profile: list[dict]) -> None:
+    """Per layer: the assigned type's range against the values observed on test jets."""
+    plt = _style()
+    fig, ax = plt.subplots(figsize=(10, 1.0 + 0.8 * len(profile)))
+    for row_index, row in enumerate(profile):
+        y = len(profile) - row_index
+        ax.plot([row["type_min"], row["type_max"]], [y, y], color="lightgray", lw=10, solid_capstyle="butt")
+        ax.plot([row["observed_min"], row["observed_max"]], [y, y], color="tab:blue", lw=4, solid_capstyle="butt")
+        flag = ""
+        if row["clipped_by_design"] > 0:
+            flag = f" clipped by quantizer {100 * row['clipped_by_design']:.1f} %"
+        if row["overflow"] > 0.001:
+            flag += f" FIRMWARE OVERFLOW {100 * row['overflow']:.2f} %"
+        ax.text(row["type_max"], y + 0.2, f" {row['layer']}: {row['type']}{flag}", fontsize=11, va="bottom", ha="right")
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_yticks([])
+    ax.set_xlabel("value (grey: type range, blue: observed on test jets)")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -272,4 +296,5 @@ Input: `{metrics.get('data', {}).get('input_type')}`; feature shifts (value = co
 ![ROC](plots/roc.png)
 ![Scores](plots/scores.png)
 ![Training](plots/training.png)
+![Precision profile](plots/precision_profile.png)
 """

@@ -47,9 +47,29 @@ class TrainResult:
     epochs_run: int
 
 
+def pt_eta_weights(pt: np.ndarray, abs_eta: np.ndarray, is_signal: np.ndarray, bins: int = 20) -> np.ndarray:
+    """Per-jet weights giving signal the background's (pT, |eta|) distribution; background keeps 1.
+
+    Bins are background quantiles in pT (log-spaced tails handled by quantiles) and
+    uniform in |eta|; empty signal bins get weight 0 (no signal there to reweight).
+    """
+    pt_edges = np.unique(np.quantile(pt[~is_signal], np.linspace(0, 1, bins + 1)))
+    pt_edges[0], pt_edges[-1] = -np.inf, np.inf
+    eta_edges = np.linspace(0, max(float(abs_eta.max()), 1e-6) + 1e-9, 6)
+    sig, _, _ = np.histogram2d(pt[is_signal], abs_eta[is_signal], [pt_edges, eta_edges])
+    bkg, _, _ = np.histogram2d(pt[~is_signal], abs_eta[~is_signal], [pt_edges, eta_edges])
+    ratio = np.divide(bkg / max(bkg.sum(), 1), sig / max(sig.sum(), 1), out=np.zeros_like(bkg), where=sig > 0)
+    i = np.clip(np.searchsorted(pt_edges, pt, side="right") - 1, 0, len(pt_edges) - 2)
+    j = np.clip(np.searchsorted(eta_edges, abs_eta, side="right") - 1, 0, len(eta_edges) - 2)
+    return np.where(is_signal, ratio[i, j], 1.0)
+
+
 def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingConfig,
-          pruning: PruningConfig | None, label: str = "model") -> TrainResult:
-    """Fit ``model`` (logit outputs) and return it with pruning wrappers stripped."""
+          pruning: PruningConfig | None, label: str = "model", sample_weight: np.ndarray | None = None) -> TrainResult:
+    """Fit ``model`` (logit outputs) and return it with pruning wrappers stripped.
+
+    ``sample_weight`` (per training jet) multiplies the balanced class weights.
+    """
     import tf_keras as keras
 
     from qtrigger.model import apply_pruning, strip_pruning
@@ -73,15 +93,19 @@ def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingCo
         ),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.lr_factor, patience=cfg.lr_patience, verbose=0),
     ]
-    weights = None
+    per_jet = np.ones(len(y_train)) if sample_weight is None else np.asarray(sample_weight, np.float64)
     if cfg.class_weight == "balanced":
-        weights = class_weights(y_train, 2 if binary else n_classes)
+        # balance the (possibly reweighted) class totals
+        k = 2 if binary else n_classes
+        totals = np.bincount(y_train.astype(np.int64), weights=per_jet, minlength=k)
+        class_weights(y_train, k)  # raises on an empty class
+        per_jet = per_jet * (per_jet.sum() / (k * totals))[y_train.astype(np.int64)]
     if cfg.verbose:
         print(f"training {label}: {len(x_train)} jets, {cfg.epochs} epochs max")
     history = model.fit(
         x_train.astype(np.float32), y_train.astype(np.float32 if binary else np.int64),
         validation_data=(x_val.astype(np.float32), y_val.astype(np.float32 if binary else np.int64)),
-        epochs=cfg.epochs, batch_size=cfg.batch_size, class_weight=weights,
+        epochs=cfg.epochs, batch_size=cfg.batch_size, sample_weight=per_jet.astype(np.float32),
         callbacks=callbacks, verbose=(1 if sys.stdout.isatty() else 2) if cfg.verbose else 0, shuffle=True,
     )
     val_loss = history.history.get("val_loss", [])

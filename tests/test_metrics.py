@@ -62,3 +62,22 @@ def test_score_difference_of_logits():
 def test_binomial_error():
     assert binomial_error(50, 100) == pytest.approx(0.05)
     assert binomial_error(0, 0) == 0.0
+
+
+def test_pt_eta_reweighting_matches_background_spectrum():
+    from qtrigger.train import pt_eta_weights
+
+    rng = np.random.default_rng(0)
+    pt = np.r_[rng.exponential(30, 20000) + 20, rng.exponential(80, 4000) + 20]
+    eta = np.r_[rng.uniform(0, 2.5, 20000), rng.uniform(0, 1.0, 4000)]
+    signal = np.r_[np.zeros(20000, bool), np.ones(4000, bool)]
+    w = pt_eta_weights(pt, eta, signal)
+    assert np.all(w[~signal] == 1.0)
+    assert np.average(pt[signal], weights=w[signal]) == pytest.approx(pt[~signal].mean(), rel=0.1)
+    assert pt[signal].mean() > 1.5 * pt[~signal].mean()
+
+
+def test_leading_rank_within_event():
+    from qtrigger.trigger_study import leading_rank
+
+    assert leading_rank(np.array([0, 0, 0, 3, 5, 5])).tolist() == [0, 1, 2, 0, 0, 1]
