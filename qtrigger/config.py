@@ -250,7 +250,7 @@ class HLSConfig(_Strict):
     part: str = "xcvu9p-flga2104-2L-e"
     clock_period_ns: float = Field(5.0, gt=0)
     io_type: Literal["io_parallel"] = "io_parallel"
-    strategy: Literal["latency"] = "latency"
+    strategy: Literal["latency", "distributed_arithmetic"] = "latency"
     reuse_factor: int = Field(1, ge=1)
     output_dir: str = "hls_projects"
     csim: bool = True
@@ -261,6 +261,12 @@ class HLSConfig(_Strict):
     time_multiplexing: int = Field(1, ge=1)
     latency_budget_ns: float = Field(100.0, gt=0)
     resource_budget: dict[Literal["lut", "ff", "dsp", "bram"], int] | None = None
+
+    @model_validator(mode="after")
+    def _da_reuse(self):
+        if self.strategy == "distributed_arithmetic" and self.reuse_factor != 1:
+            raise ValueError("distributed_arithmetic needs reuse_factor 1")
+        return self
 
     @field_validator("default_precision")
     @classmethod

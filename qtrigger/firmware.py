@@ -62,6 +62,9 @@ def hls_layer_config(model, network: QuantizedNetwork, hls_cfg: HLSConfig, preci
             accum=stage.accum_type.hls(),
             result=stage.accum_type.hls(),
         )
+        if hls_cfg.strategy == "distributed_arithmetic":
+            # per Dense layer: model-level DA makes hls4ml 1.3 raise on the input layer
+            layers[stage.name]["Strategy"] = "distributed_arithmetic"
         linear = layers.get(f"{stage.name}_linear")
         if linear is not None:
             linear["Precision"]["result"] = stage.accum_type.hls()
