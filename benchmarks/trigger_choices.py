@@ -18,6 +18,8 @@ VARIANTS = {
     "without Jet_pt": ["features.names=" + json.dumps([f for f in SEED_FEATURES if f != "Jet_pt"])],
     "without Jet_phi": ["features.names=" + json.dumps([f for f in SEED_FEATURES if f != "Jet_phi"])],
     "signal reweighted to background pT-eta": ["training.reweight_pt_eta=true"],
+    "jets weighted by genWeight (rate-like background)": ["training.event_weights=gen_weight"],
+    "label = jet from signal sample, genWeight": ["labels.source=sample", "training.event_weights=gen_weight"],
 }
 
 
@@ -25,10 +27,13 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("config", nargs="?", default="configs/l1_bjet_ultralight.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--only", nargs="+", help="variant names to run")
     args = parser.parse_args()
     rows = {}
     with tempfile.TemporaryDirectory(prefix="qtrigger-choices-") as tmp:
         for index, (name, extra) in enumerate(VARIANTS.items()):
+            if args.only and name not in args.only:
+                continue
             overrides = args.overrides + extra + [f"output_dir={tmp}/runs", f"hls.output_dir={tmp}/hls", f"name=v{index}",
                                                   "training.verbose=false", "trigger.bdt=false"]
             metrics = run(load_config(args.config, overrides), progress=False)

@@ -136,10 +136,17 @@ class LabelsConfig(_Strict):
     """Truth labels from a per-jet integer branch."""
 
     mode: Literal["binary", "multiclass"] = "binary"
+    source: Literal["truth", "sample"] = "truth"
     branch: str = "Jet_hadronFlavour"
     signal: list[int] = Field(default_factory=lambda: [5])
     classes: dict[str, list[int]] | None = None
     score: ScoreConfig | None = None
+
+    @model_validator(mode="after")
+    def _sample_labels_binary(self):
+        if self.source == "sample" and self.mode != "binary":
+            raise ValueError("labels.source: sample (jets of signal-role samples are signal) needs mode: binary")
+        return self
 
     @model_validator(mode="after")
     def _multiclass_complete(self):
@@ -218,6 +225,7 @@ class TrainingConfig(_Strict):
     lr_factor: float = Field(0.5, gt=0, lt=1)
     class_weight: Literal["balanced", "none"] = "balanced"
     reweight_pt_eta: bool = False
+    event_weights: Literal["none", "gen_weight"] = "none"
     seed: int = 1
     threads: int = Field(2, ge=1)
     float_twin: bool = True

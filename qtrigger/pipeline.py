@@ -57,11 +57,22 @@ def load_jets(config: RunConfig, samples: dict[str, list[str]] | None = None, pr
 def prepare_data(config: RunConfig, progress: bool = False) -> PreparedData:
     """Read, label, split by event, quantize features and fit the power-of-two shifts on train."""
     table = load_jets(config, progress=progress)
-    labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)
+    labels = jet_labels(config, table)
     split = split_by_event(table, config.data.split.train, config.data.split.val, config.data.split.seed)
     codes = to_feature_codes(table.features, config.features, table.feature_names)
     preprocessor = Preprocessor.fit(codes[split.train], config.features, table.feature_names)
     return PreparedData(table, labels, split, preprocessor.transform(codes), preprocessor)
+
+
+def jet_labels(config: RunConfig, table: JetTable) -> np.ndarray:
+    """Labels from truth (default) or, with ``labels.source: sample``, 1 for jets of signal-role samples."""
+    if config.labels.source == "sample":
+        signal_samples = [i for i, name in enumerate(table.samples)
+                          if any(s.name == name and s.role == "signal" for s in config.data.samples)]
+        if not signal_samples:
+            raise QTriggerError("labels.source: sample needs a data.samples entry with role: signal")
+        return np.isin(table.jet_sample, signal_samples).astype(np.int64)
+    return make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)
 
 
 def trigger_score(config: RunConfig, logits: np.ndarray) -> np.ndarray:
@@ -191,14 +202,26 @@ def _trigger(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir
 
 
 def training_weights(config: RunConfig, prepared: PreparedData) -> np.ndarray | None:
-    """Per training jet: signal reweighted to the background's (pT, |eta|) when configured."""
-    if not config.training.reweight_pt_eta:
-        return None
-    from qtrigger.train import pt_eta_weights
+    """Per training jet weights, or None.
 
-    mask = prepared.split.train
-    table = prepared.table
-    return pt_eta_weights(table.extra["pt"][mask], np.abs(table.extra["eta"][mask]), signal_mask(config, prepared.labels[mask]))
+    ``training.event_weights: gen_weight`` weights every jet by its event's generator
+    weight, normalised per sample (so a pTHat-biased QCD sample counts jets as the rate
+    does); ``training.reweight_pt_eta`` gives signal the background's (pT, |eta|) shape.
+    """
+    mask, table = prepared.split.train, prepared.table
+    weights = np.ones(int(mask.sum()))
+    if config.training.event_weights == "gen_weight":
+        weights = table.jet_weight[mask].copy()
+        samples = table.jet_sample[mask]
+        for sample in np.unique(samples):
+            in_sample = samples == sample
+            weights[in_sample] /= weights[in_sample].mean()
+    if config.training.reweight_pt_eta:
+        from qtrigger.train import pt_eta_weights
+
+        weights *= pt_eta_weights(table.extra["pt"][mask], np.abs(table.extra["eta"][mask]),
+                                  signal_mask(config, prepared.labels[mask]))
+    return None if np.all(weights == 1.0) else weights
 
 
 def hardware_estimates(network, hls_cfg) -> dict:
@@ -302,7 +325,7 @@ def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress:
         raise QTriggerError(f"{run_dir}: not a finished run directory (no model_qat.h5)")
     config = load_config(run_dir / "config.resolved.yaml", check_files=False)
     table = load_jets(config, samples={"data": list(files)}, progress=progress)
-    labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)
+    labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)  # truth, always
     preprocessor = Preprocessor.load(run_dir / "preprocessing.json")
     x = preprocessor.transform(to_feature_codes(table.features, config.features, table.feature_names))
     model = load_model(run_dir / "model_qat.h5")
