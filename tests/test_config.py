@@ -70,3 +70,16 @@ def test_multiclass_needs_score(tmp_path, real_nanoaod):
     raw = base(real_nanoaod) | {"labels": {"mode": "multiclass", "classes": {"b": [5], "c": [4], "light": [0]}}}
     with pytest.raises(QTriggerError, match="labels.score"):
         load_config(write(tmp_path, raw))
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("l1_*.yaml")), ids=lambda p: p.name)
+def test_shipped_run_configs_validate(path):
+    config = load_config(path, check_files=True)
+    assert config.name == path.stem
+
+
+def test_sample_labels_need_binary(tmp_path, real_nanoaod):
+    raw = base(real_nanoaod) | {"labels": {"mode": "multiclass", "source": "sample", "classes": {"a": [5], "b": [0]},
+                                           "score": {"plus": "a"}}}
+    with pytest.raises(QTriggerError, match="labels.source: sample .* needs mode: binary"):
+        load_config(write(tmp_path, raw))
