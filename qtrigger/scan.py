@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import itertools
 import json
 import logging
 import math
@@ -384,7 +383,7 @@ def run_trial(spec: dict) -> dict:
     _remove_partials(trial_dir)
     status, error, metrics, threads = "ok", None, {}, None
     log_path = trial_dir / "trial.log"
-    with _output_to(log_path):
+    with _output_to(log_path) if _alone_in_process() else contextlib.nullcontext():
         try:
             from qtrigger.pipeline import run
 
@@ -462,6 +461,16 @@ def _output_to(path: Path):
             os.dup2(saved[1], 2)
             for fd in saved:
                 os.close(fd)
+
+
+def _alone_in_process() -> bool:
+    """True in a one-thread dask worker: only then may a trial take over the process's stdout/stderr."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads == 1
+    except (ImportError, ValueError, AttributeError):
+        return False
 
 
 def _quiet_tensorflow() -> None:
@@ -628,13 +637,15 @@ def default_parallelism(workers: int | None, threads_per_worker: int | None, sch
 
 def run_scan(scan_config: ScanConfig | str | Path, workers: int | None = None, scheduler=None, resume: bool = False,
              progress: bool = True, threads_per_worker: int | None = None, overwrite: bool = False,
-             retry_failed: bool = False) -> ScanResult:
+             retry_failed: bool = False, fail_once_dir: str | Path | None = None) -> ScanResult:
     """Run every trial of a scan as a dask task, then write results.parquet/.csv, pareto.png and report.md.
 
     ``scheduler``: None (start a LocalCluster of ``workers`` processes, one task each), an
     address ``tcp://host:8786``, a ``distributed.Client`` or a cluster object. ``resume``
     skips trials whose result file exists (``retry_failed`` re-runs those that failed);
     ``overwrite`` runs every trial again. Without either, finished trials are an error.
+    ``fail_once_dir`` (default: env ``QTRIGGER_SCAN_FAIL_ONCE``) is fault injection for tests:
+    each trial's first attempt kills its worker process.
     """
     scan = scan_config if isinstance(scan_config, ScanConfig) else load_scan_config(scan_config)
     if resume and overwrite:
@@ -667,9 +678,9 @@ def run_scan(scan_config: ScanConfig | str | Path, workers: int | None = None, s
     stats = {"deaths": 0, "workers": workers}
     try:
         if to_run:
-            fail_once = os.environ.get(FAIL_ONCE_ENV)
+            fail_once = str(fail_once_dir) if fail_once_dir else os.environ.get(FAIL_ONCE_ENV)
             with _client(workers, scheduler, scan.retries) as client:
-                stats["workers"] = len(client.scheduler_info().get("workers", {})) or workers
+                stats["workers"] = len(client.nthreads()) or workers
                 _execute(client, scan, to_run, scan_dir, threads, fail_once, progress, stats)
     except KeyboardInterrupt:
         write_outputs(scan, trials, scan_dir)  # the table of what finished; --resume runs the rest
@@ -747,6 +758,14 @@ def _execute(client, scan: ScanConfig, to_run: list[Trial], scan_dir: Path, thre
         counts[status] += 1
         bar.update(1)
 
+    shown = [None]
+
+    def show():
+        state = (counts["ok"], counts["failed"], len(inflight))
+        if state != shown[0]:
+            bar.set_postfix(ok=state[0], failed=state[1], running=state[2], refresh=True)
+            shown[0] = state
+
     try:
         while pending or inflight:
             nthreads = client.nthreads()
@@ -757,7 +776,7 @@ def _execute(client, scan: ScanConfig, to_run: list[Trial], scan_dir: Path, thre
             capacity = max(1, sum(nthreads.values()))
             while pending and len(inflight) < capacity:
                 submit(pending.popleft())
-            bar.set_postfix(ok=counts["ok"], failed=counts["failed"], running=len(inflight), refresh=True)
+            show()
             try:
                 finished = wait(list(inflight), timeout=2, return_when="FIRST_COMPLETED").done
             except TimeoutError:
@@ -766,9 +785,16 @@ def _execute(client, scan: ScanConfig, to_run: list[Trial], scan_dir: Path, thre
                 trial = inflight.pop(future)
                 trial_dir = scan_dir / "trials" / trial.hash
                 if future.status == "finished":
-                    finish(trial, future.result()["status"])
+                    try:
+                        status = future.result()["status"]
+                    except Exception:  # result lost with its worker: the file on disk is the record
+                        status = (_read_result(trial_dir) or {}).get("status", "failed")
+                    finish(trial, status)
                     continue
-                error = future.exception()
+                try:
+                    error = future.exception()
+                except BaseException as err:  # cancelled
+                    error = err
                 future.release()
                 written = _read_result(trial_dir)
                 if written is not None:  # the worker died after the result was complete
@@ -788,7 +814,7 @@ def _execute(client, scan: ScanConfig, to_run: list[Trial], scan_dir: Path, thre
                 else:
                     _record_failure(trial, scan, trial_dir, _one_line(f"{type(error).__name__}: {error}"))
                     finish(trial, "failed")
-            bar.set_postfix(ok=counts["ok"], failed=counts["failed"], running=len(inflight), refresh=True)
+            show()
     except BaseException:
         for future in inflight:
             future.cancel()
@@ -960,8 +986,9 @@ def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) 
                 ax.scatter(chosen[column], chosen["signal_efficiency"], s=40, zorder=3, **style)
         front = data[data[f"pareto_{kind}"]].sort_values(column)
         if len(front):
-            ax.step(front[column], front["signal_efficiency"], where="post", color="black", lw=1.2,
-                    label="Pareto front", zorder=2)
+            ax.step(front[column], front["signal_efficiency"], where="post", color="black", lw=1.2, zorder=2)
+            ax.scatter(front[column], front["signal_efficiency"], s=130, facecolors="none", edgecolors="black",
+                       lw=1.2, zorder=4, label="Pareto front")
             for _, row in front.iterrows():
                 ax.annotate(row["hash"][:6], (row[column], row["signal_efficiency"]), fontsize=7,
                             xytext=(3, 3), textcoords="offset points")
@@ -973,7 +1000,10 @@ def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) 
         ax.set_xlabel(label)
         ax.set_ylabel("signal efficiency")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        if not len(data):
+            ax.text(0.5, 0.5, "no finished trial", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(f"scan {scan.name}: {len(ok)} of {len(table)} trials")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -1044,6 +1074,8 @@ def _cell(value) -> str:
             return "–"
     except ImportError:
         pass
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalars
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -1113,9 +1145,7 @@ def summary_text(result: ScanResult) -> str:
         note = " (no hardware estimate: non-zero parameters)" if column == "nonzero_parameters" else ""
         lines.append(f"Pareto front, signal efficiency vs {column}{note}:")
         for _, row in front.iterrows():
-            fits = {True: "fits", False: "over budget"}.get(row["fits_budgets"] if row["fits_budgets"] is not None
-                                                           and row["fits_budgets"] is not __import__("pandas").NA
-                                                           else None, "")
+            fits = {"yes": "fits budgets", "no": "over budget"}.get(_cell(row["fits_budgets"]), "")
             lines.append(f"  {row['hash']}  eff {row['signal_efficiency']:.4f}  {column} {row[column]:g}  {fits}")
     lines.append(f"results: {result.results_path} (and .csv), {result.plot_path}, {result.report_path}")
     return "\n".join(lines)
