@@ -98,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="apply a finished run to other ROOT files")
     evaluate.add_argument("run", help="run directory, e.g. runs/l1_bjet_ultralight")
-    evaluate.add_argument("--data", nargs="+", required=True, metavar="FILE", help="ROOT files or globs")
+    evaluate.add_argument("--data", nargs="+", metavar="FILE", help="ROOT files or globs: classifier metrics + C-sim check")
+    evaluate.add_argument("--signal", nargs="+", metavar="FILE", help="signal ROOT files: redo the trigger study")
+    evaluate.add_argument("--background", nargs="+", metavar="FILE", help="background ROOT files for the rate")
+    evaluate.add_argument("--normalisation", choices=["cross_section", "zero_bias"], help="rate normalisation")
     evaluate.add_argument("--no-csim", action="store_true", help="skip the C-simulation check")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -169,9 +172,21 @@ def _dispatch(args) -> int:
 
         from qtrigger.pipeline import evaluate
 
-        files = [f for pattern in args.data for f in (sorted(glob(pattern)) or [pattern])]
-        result = evaluate(args.run, files, csim=not args.no_csim)
-        print(json.dumps(result, indent=2) if args.json else _evaluation_text(result))
+        def expand(patterns):
+            return [f for pattern in patterns for f in (sorted(glob(pattern)) or [pattern])]
+
+        if bool(args.signal) != bool(args.background):
+            raise QTriggerError("evaluate: give both --signal and --background for the trigger study")
+        if not (args.data or args.signal):
+            raise QTriggerError("evaluate: give --data FILES, or --signal FILES --background FILES")
+        if args.data:
+            result = evaluate(args.run, expand(args.data), csim=not args.no_csim)
+            print(json.dumps(result, indent=2) if args.json else _evaluation_text(result))
+        if args.signal:
+            from qtrigger.pipeline import evaluate_trigger
+
+            trig = evaluate_trigger(args.run, expand(args.signal), expand(args.background), args.normalisation)
+            print(json.dumps(trig, indent=2, default=str) if args.json else _trigger_text(trig))
         return 0
     if args.command == "compare":
         from qtrigger.compare import compare_run, comparison_table
@@ -276,6 +291,15 @@ def _load_inputs(path: str):
     if inputs.ndim != 2:
         raise QTriggerError(f"{path}: expected a 2-D array (events x features), got shape {inputs.shape}")
     return inputs
+
+
+def _trigger_text(t: dict) -> str:
+    if not t.get("enabled"):
+        return t.get("note", "trigger study skipped")
+    return (f"{t['method']} rate: threshold code {t['threshold_code']} = {t['threshold']:.4g} gives "
+            f"{t['rate_hz'] / 1e3:.1f} ± {t['rate_hz_err'] / 1e3:.1f} kHz (target {t['target_rate_hz'] / 1e3:g} kHz); "
+            f"signal events kept {100 * t['signal_efficiency']:.1f} ± {100 * t['signal_efficiency_err']:.1f} %, "
+            f"jet-pT cut at the same rate {100 * t['cut_baseline']['signal_efficiency']:.1f} %")
 
 
 def _evaluation_text(result: dict) -> str:

@@ -347,3 +347,45 @@ def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress:
             comparison = firmware.compare_codes(firmware.csim_predict_codes(project, network, x), exact_codes, network.output_type)
         result["csim"] = comparison.summary()
     return result
+
+
+def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_files: list[str],
+                     normalisation: str | None = None, output_dir: str | Path | None = None) -> dict:
+    """Recompute the trigger study of a finished run on other signal/background files (no retraining).
+
+    Every event of the given files is used (there is no split); the threshold code is
+    re-calibrated to the run's target rate on the new background; the BDT reference
+    (which needs training) is skipped. Plots go to ``output_dir`` (default
+    ``runs/<run>/evaluations/<background file stem>``).
+    """
+    from qtrigger.config import load_config, validate_config
+    from qtrigger.emulate import extract_network
+    from qtrigger.model import load_model
+    from qtrigger.trigger_study import trigger_study
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model_qat.h5").is_file():
+        raise QTriggerError(f"{run_dir}: not a finished run directory (no model_qat.h5)")
+    raw = load_config(run_dir / "config.resolved.yaml", check_files=False).model_dump(mode="json")
+    raw["data"]["samples"] = [{"name": "signal", "files": list(signal_files), "role": "signal"},
+                              {"name": "background", "files": list(background_files), "role": "background"}]
+    raw["data"]["max_events"] = None
+    raw["trigger"]["bdt"] = False
+    if normalisation:
+        raw["trigger"]["normalisation"] = normalisation
+    config = validate_config(raw, source=f"{run_dir}/config.resolved.yaml")
+    table = load_jets(config)
+    preprocessor = Preprocessor.load(run_dir / "preprocessing.json")
+    x = preprocessor.transform(to_feature_codes(table.features, config.features, table.feature_names))
+    network = extract_network(load_model(run_dir / "model_qat.h5"))
+    everything = np.ones(table.n_jets, bool)
+    split = EventSplit(~everything, ~everything, everything, np.full(table.n_events, 2, np.int8))
+    prepared = PreparedData(table, jet_labels(config, table), split, x, preprocessor)
+    out = Path(output_dir) if output_dir else run_dir / "evaluations" / Path(background_files[0]).stem
+    out.mkdir(parents=True, exist_ok=True)
+    codes = trigger_score(config, network.forward_codes(x))
+    result = trigger_study(config, prepared, codes.astype(np.int64), network.output_type, out, None, None)
+    from qtrigger.report import write_json
+
+    write_json(out / "trigger.json", result)
+    return result

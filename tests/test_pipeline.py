@@ -168,3 +168,17 @@ def _lsb(type_text: str) -> float:
     from qtrigger.fixedpoint import parse_fixed
 
     return parse_fixed(type_text).lsb
+
+
+def test_evaluate_trigger_on_other_files(runs, default_sample, tmp_path):
+    from qtrigger.errors import QTriggerError
+    from qtrigger.pipeline import evaluate_trigger
+
+    config, metrics, tmp = runs["default_6bit"]
+    run_dir = tmp / "runs" / config.name
+    result = evaluate_trigger(run_dir, [default_sample["ttbar"]], [default_sample["qcd"]], output_dir=tmp_path / "ev")
+    assert result["enabled"] and result["rate_hz"] <= 100e3 < result["calibration"]["rate_below_hz"]
+    assert result["signal_test_events"] == 15000  # every event of the file, no split
+    assert (tmp_path / "ev" / "trigger.json").is_file() and (tmp_path / "ev" / "plots" / "rate_vs_efficiency.png").is_file()
+    with pytest.raises(QTriggerError, match="zero-bias rate needs a minimum-bias sample"):
+        evaluate_trigger(run_dir, [default_sample["ttbar"]], [default_sample["qcd"]], "zero_bias", tmp_path / "zb")
