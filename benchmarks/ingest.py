@@ -75,13 +75,18 @@ def read_baseline(files: list[str]) -> tuple[int, float]:
 def peak_rss(files: list[str], threads: int) -> dict:
     """Peak RSS increase of the project reader and the size of its output, in a fresh process."""
     code = f"""
-import json, resource, sys
+import json, sys
 import numpy as np
 sys.path.insert(0, {str(REPO)!r})
 import qtrigger.data as d
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import uproot, awkward
+
+def hwm_kb():  # VmHWM belongs to this process's memory map (ru_maxrss would be inherited across exec)
+    return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])
+
+before = hwm_kb()
 t = d.read_jets({{'b': {files!r}}}, {BRANCHES[:10]!r}, pt_min=-1.0, abs_eta_max=1e9, step_size='200 MB', threads={threads})
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = hwm_kb()
 out = t.features.nbytes + t.truth.nbytes + t.event.nbytes + t.jet_index.nbytes + sum(v.nbytes for v in t.extra.values())
 print(json.dumps({{'peak_rss_mb': (after - before) / 1024, 'output_mb': out / 2**20}}))
 """

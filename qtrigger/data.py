@@ -24,7 +24,8 @@ WEIGHT_BRANCH = "genWeight"
 class JetTable:
     """Selected jets (one row each) plus per-event bookkeeping for every event read.
 
-    ``features`` holds the raw physical values (float64) in ``feature_names`` order;
+    ``features`` holds the raw physical values (float32, as NanoAOD stores them) in
+    ``feature_names`` order;
     ``truth`` the integer truth branch (e.g. ``Jet_hadronFlavour``). Per jet, ``event``
     indexes the per-event arrays (``event_sample``, ``event_weight``, ``event_file``,
     ``event_entry``), which include events where no jet passed the selection.
@@ -143,7 +144,8 @@ def read_jets(
     has_weight = {path: WEIGHT_BRANCH in open_events_tree(path, tree).keys() for path in files}
 
     parts: list[dict[str, np.ndarray]] = []
-    event_offset = 0
+    event_offset = n_input_jets = 0
+    cut = _JetCut(pt_min, abs_eta_max, on_nonfinite)
     for sample_index, (sample, paths) in enumerate(samples.items()):
         remaining = max_events
         for path in paths:
@@ -152,16 +154,47 @@ def read_jets(
             file_index = files.index(path)
             branches = jet_branches + ([WEIGHT_BRANCH] if has_weight[path] else [])
             for chunk in _iterate_file(path, tree, branches, step_size, remaining, progress, threads):
-                flat = _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight[path])
+                flat = _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight[path], cut, path)
+                n_events = len(flat["event_weight"])
                 flat["event"] += event_offset
-                flat["event_sample"] = np.full(len(flat["event_weight"]), sample_index, np.int16)
-                flat["event_file"] = np.full(len(flat["event_weight"]), file_index, np.int32)
-                event_offset += len(flat["event_weight"])
+                flat["event_sample"] = np.full(n_events, sample_index, np.int16)
+                flat["event_file"] = np.full(n_events, file_index, np.int32)
+                event_offset += n_events
                 if remaining is not None:
-                    remaining -= len(flat["event_weight"])
+                    remaining -= n_events
                 parts.append(flat)
     table = _concatenate(parts, feature_names, files, list(samples))
-    return _select(table, pt_min, abs_eta_max, on_nonfinite)
+    table.dropped_nonfinite = cut.dropped_nonfinite
+    if cut.dropped_nonfinite:
+        log.warning("dropped %d jets with NaN/inf features", cut.dropped_nonfinite)
+    if table.n_jets == 0:
+        raise QTriggerError(
+            f"selection pt > {pt_min:g} GeV and |eta| < {abs_eta_max:g} keeps no jets "
+            f"out of {cut.input_jets} in {table.n_events} events ({', '.join(files)})"
+        )
+    return table
+
+
+@dataclass
+class _JetCut:
+    """The per-jet selection, applied chunk by chunk, with its counters."""
+
+    pt_min: float
+    abs_eta_max: float
+    on_nonfinite: str
+    input_jets: int = 0
+    dropped_nonfinite: int = 0
+
+    def mask(self, features: np.ndarray, pt: np.ndarray, eta: np.ndarray, path: str) -> np.ndarray:
+        """Jets passing pT/eta with finite features; counts (or rejects) non-finite ones."""
+        self.input_jets += len(pt)
+        finite = np.isfinite(features).all(axis=1)
+        kinematic = (pt > self.pt_min) & (np.abs(eta) < self.abs_eta_max)
+        bad = ~finite & kinematic
+        if bad.any() and self.on_nonfinite == "error":
+            raise QTriggerError(f"{path}: {int(bad.sum())} jets have NaN/inf features (data.on_nonfinite=error)")
+        self.dropped_nonfinite += int(bad.sum())
+        return finite & kinematic
 
 
 def _iterate_file(path, tree, branches, step_size, max_entries, progress, threads=1):
@@ -181,25 +214,32 @@ def _iterate_file(path, tree, branches, step_size, max_entries, progress, thread
     bar.close()
 
 
-def _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight) -> dict[str, np.ndarray]:
-    """One row per jet from one chunk of events (vectorised)."""
+def _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight, cut: _JetCut, path: str) -> dict:
+    """Selected jets of one chunk, one row each (vectorised), plus the chunk's per-event arrays.
+
+    Features stay float32, as NanoAOD stores them; selection happens here so that only
+    selected jets are ever concatenated.
+    """
     import awkward as ak
 
     n_events = len(chunk)
     counts = ak.to_numpy(ak.num(chunk["Jet_pt"], axis=1))
-    local_event = np.repeat(np.arange(n_events, dtype=np.int64), counts)
-    jet_index = ak.to_numpy(ak.flatten(ak.local_index(chunk["Jet_pt"], axis=1))).astype(np.int32)
     columns = {b: ak.to_numpy(ak.flatten(chunk[b], axis=1)) for b in jet_branches}
-    features = np.column_stack([columns[name].astype(np.float64) for name in feature_names])
+    features = np.empty((len(columns["Jet_pt"]), len(feature_names)), np.float32)
+    for index, name in enumerate(feature_names):
+        features[:, index] = columns[name]
+    keep = cut.mask(features, columns["Jet_pt"], columns["Jet_eta"], path)
+    local_event = np.repeat(np.arange(n_events, dtype=np.int64), counts)
+    jet_index = (np.arange(len(local_event)) - np.repeat(np.cumsum(counts) - counts, counts)).astype(np.int32)
     weight = ak.to_numpy(chunk[WEIGHT_BRANCH]).astype(np.float64) if has_weight else np.ones(n_events)
     entry_start = chunk.attrs["entry_start"]
     return {
-        "features": features.reshape(len(local_event), len(feature_names)),
-        "truth": columns[truth_branch].astype(np.int64),
-        "pt": columns["Jet_pt"].astype(np.float64),
-        "eta": columns["Jet_eta"].astype(np.float64),
-        "event": local_event,
-        "jet_index": jet_index,
+        "features": features[keep],
+        "truth": columns[truth_branch][keep].astype(np.int64),
+        "pt": columns["Jet_pt"][keep].astype(np.float32),
+        "eta": columns["Jet_eta"][keep].astype(np.float32),
+        "event": local_event[keep],
+        "jet_index": jet_index[keep],
         "event_weight": weight,
         "event_entry": np.arange(entry_start, entry_start + n_events, dtype=np.int64),
     }
@@ -213,7 +253,7 @@ def _concatenate(parts, feature_names, files, samples) -> JetTable:
 
     table = JetTable(
         feature_names=list(feature_names),
-        features=cat("features", np.float64, len(feature_names)),
+        features=cat("features", np.float32, len(feature_names)),
         truth=cat("truth", np.int64),
         event=cat("event", np.int64),
         jet_index=cat("jet_index", np.int32),
@@ -224,28 +264,8 @@ def _concatenate(parts, feature_names, files, samples) -> JetTable:
         files=files,
         samples=samples,
     )
-    table.extra = {"pt": cat("pt", np.float64), "eta": cat("eta", np.float64)}
+    table.extra = {"pt": cat("pt", np.float32), "eta": cat("eta", np.float32)}
     return table
-
-
-def _select(table: JetTable, pt_min: float, abs_eta_max: float, on_nonfinite: str) -> JetTable:
-    finite = np.isfinite(table.features).all(axis=1)
-    n_bad = int((~finite).sum())
-    if n_bad and on_nonfinite == "error":
-        bad_jet = int(np.flatnonzero(~finite)[0])
-        path = table.files[table.event_file[table.event[bad_jet]]]
-        raise QTriggerError(f"{path}: {n_bad} jets have NaN/inf features (data.on_nonfinite=error)")
-    kinematic = (table.extra["pt"] > pt_min) & (np.abs(table.extra["eta"]) < abs_eta_max)
-    selected = table.subset(finite & kinematic)
-    selected.dropped_nonfinite = int((~finite & kinematic).sum())
-    if selected.dropped_nonfinite:
-        log.warning("dropped %d jets with NaN/inf features", selected.dropped_nonfinite)
-    if selected.n_jets == 0:
-        raise QTriggerError(
-            f"selection pt > {pt_min:g} GeV and |eta| < {abs_eta_max:g} keeps no jets "
-            f"out of {table.n_jets} in {table.n_events} events ({', '.join(table.files)})"
-        )
-    return selected
 
 
 def make_labels(truth: np.ndarray, mode: str, signal: list[int], classes: dict[str, list[int]] | None) -> np.ndarray:

@@ -34,7 +34,7 @@ def to_feature_codes(raw: np.ndarray, features: FeaturesConfig, names: list[str]
     for column, name in enumerate(names):
         fmt = features.format_of(name)
         lo, hi = feature_code_range(fmt.bits, fmt.signed)
-        codes[:, column] = np.clip(np.rint(raw[:, column] / fmt.lsb), lo, hi)
+        codes[:, column] = np.clip(np.rint(raw[:, column].astype(np.float64) / fmt.lsb), lo, hi)
     return codes
 
 

@@ -11,7 +11,7 @@ def test_real_nanoaod_jets(real_nanoaod):
     table = read_jets({"real": [str(real_nanoaod)]}, SEED_FEATURES)
     assert table.n_events == 200
     assert table.n_jets == 234
-    assert table.features.shape == (234, 10) and table.features.dtype == np.float64
+    assert table.features.shape == (234, 10) and table.features.dtype == np.float32
     assert np.bincount(table.truth, minlength=6)[[0, 4, 5]].tolist() == [216, 14, 4]
     assert (table.column("Jet_pt") > 20).all() and (np.abs(table.column("Jet_eta")) < 2.5).all()
     # uint8 constituent counts and int32 flavour are read as any integer type
