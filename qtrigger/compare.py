@@ -115,6 +115,8 @@ def comparison_table(result: dict) -> str:
         mism = "—" if r["mismatched_events"] is None else str(r["mismatched_events"])
         lines.append(f"| {r['model']} | {auc} | {pct(r['signal_efficiency'])} ± {pct(r['signal_efficiency_err'])} | {mism} "
                      f"| {r['bits_per_weight']} | {r['nonzero_weights']} |")
+    sweep = ", ".join(f"{r['width']} bits: {r['auc']:.4f}" for r in result["ptq_sweep"] if r["auc"] is not None)
+    lines.append(f"\nPTQ sweep (uniform ap_fixed<W,{result['ptq_integer_bits']}>), AUC: {sweep}")
     return "\n".join(lines)
 
 
