@@ -119,69 +119,85 @@ def run(config: RunConfig, overwrite: bool = False, progress: bool = True) -> di
     with staged_directories([run_dir, hls_dir], overwrite) as (tmp_run, tmp_hls):
         write_provenance(tmp_run, config_to_dict(config), config.training.threads, config.training.seed)
         prepared.preprocessor.save(tmp_run / "preprocessing.json")
-        metrics, artefacts = _train_convert_compare(config, prepared, n_classes, tmp_run, tmp_hls, progress)
+        metrics, artefacts = _train_convert_compare(config, prepared, n_classes, tmp_run, tmp_hls)
         metrics["hls"]["project_dir"] = str(hls_dir)
         metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
         report.write_run_report(tmp_run, config, metrics, artefacts)
     return metrics
 
 
-def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir, progress):
-    from qtrigger import firmware
+def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir):
+    """Train both models, C-simulate the QAT one, run the trigger study; return (metrics, plot inputs)."""
+    from qtrigger.check import precision_profile
     from qtrigger.emulate import extract_network
-    from qtrigger.model import build_model, count_parameters
-    from qtrigger.train import train
 
     x, y, split = prepared.inputs, prepared.labels, prepared.split
-    n_in = x.shape[1]
-    input_type = prepared.preprocessor.input_type
     n_out = 1 if config.labels.mode == "binary" else n_classes
-    t = config.training
     weights = training_weights(config, prepared)
-    qat = train(build_model(n_in, n_out, config.model, config.quantization, input_type, True, t.seed),
-                x[split.train], y[split.train], x[split.val], y[split.val], n_out, t, config.pruning, "QAT model", weights)
+    qat = _fit(config, prepared, n_out, True, weights)
     qat.model.save(run_dir / "model_qat.h5")
     network = extract_network(qat.model)
     x_test, sig_test = x[split.test], signal_mask(config, y[split.test])
     save_test_jets(run_dir / "test_jets.npz", prepared, sig_test)
-    exact_codes, _ = network.forward_codes(x_test, return_all=True)
+    exact_codes = network.forward_codes(x_test)
     qat_scores = trigger_score(config, exact_codes * network.output_type.lsb)
 
     metrics = _data_metrics(config, prepared)
-    params, nonzero = count_parameters(qat.model)
-    metrics["model"] = {"parameters": params, "nonzero_parameters": nonzero, "input_type": str(input_type),
-                        "output_type": str(network.output_type), "best_epoch": qat.best_epoch, "epochs_run": qat.epochs_run,
-                        "layers": [{"name": s.name, "accum_type": str(s.accum_type),
-                                    "activation_type": str(s.activation_type) if s.activation_type else None}
-                                   for s in network.stages]}
-    artefacts = {"test_labels": sig_test, "scores": {"QAT (exact)": qat_scores}, "history": {"qat": qat.history}}
-    from qtrigger.check import precision_profile
-
+    metrics["model"] = _model_metrics(qat, network, prepared.preprocessor.input_type)
     metrics["precision_profile"] = precision_profile(network, x_test)
     metrics["qat"] = _score_metrics(config, sig_test, qat_scores, threshold=None)
-    qat_threshold = metrics["qat"]["threshold"]
-
-    if t.float_twin:
-        twin = train(build_model(n_in, n_out, config.model, config.quantization, None, False, t.seed),
-                     x[split.train], y[split.train], x[split.val], y[split.val], n_out, t, config.pruning, "float twin", weights)
+    artefacts = {"test_labels": sig_test, "scores": {"QAT (exact)": qat_scores}, "history": {"qat": qat.history}}
+    if config.training.float_twin:
+        twin = _fit(config, prepared, n_out, False, weights)
         twin.model.save(run_dir / "model_float.h5")
         float_scores = trigger_score(config, twin.model.predict(x_test.astype(np.float32), batch_size=8192, verbose=0))
         metrics["float"] = _score_metrics(config, sig_test, float_scores, threshold=None)
         artefacts["scores"]["float twin"] = float_scores
         artefacts["history"]["float"] = twin.history
 
-    metrics["csim"] = {"enabled": config.hls.csim}
-    metrics["hls"] = {"backend": config.hls.backend, "part": config.hls.part, "clock_period_ns": config.hls.clock_period_ns,
-                      "reuse_factor": config.hls.reuse_factor, "strategy": config.hls.strategy, "io_type": config.hls.io_type}
-    metrics["hls"].update(hardware_estimates(network, config.hls))
-    tb_rows = x_test[: config.hls.testbench_jets]
-    project = firmware.convert(qat.model, network, config.hls, hls_dir, config.name, tb_rows, compile_model=config.hls.csim)
-    metrics["hls"]["project_name"] = project.project_name
-    if config.hls.csim:
-        metrics["csim"].update(_csim_metrics(config, project, network, qat.model, x_test, exact_codes, sig_test, qat_threshold, artefacts))
+    project = _firmware(config, qat.model, network, x_test, exact_codes, sig_test, metrics, artefacts, hls_dir)
     if config.trigger.enabled:
         metrics["trigger"] = _trigger(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir, project.project_name)
     return metrics, artefacts
+
+
+def _fit(config, prepared, n_out: int, quantized: bool, weights):
+    """Build and train the QAT model (``quantized``) or its float twin on the train/val splits."""
+    from qtrigger.model import build_model
+    from qtrigger.train import train
+
+    x, y, split, t = prepared.inputs, prepared.labels, prepared.split, config.training
+    input_type = prepared.preprocessor.input_type if quantized else None
+    model = build_model(x.shape[1], n_out, config.model, config.quantization, input_type, quantized, t.seed)
+    return train(model, x[split.train], y[split.train], x[split.val], y[split.val], n_out, t, config.pruning,
+                 "QAT model" if quantized else "float twin", weights)
+
+
+def _model_metrics(qat, network, input_type) -> dict:
+    from qtrigger.model import count_parameters
+
+    params, nonzero = count_parameters(qat.model)
+    return {"parameters": params, "nonzero_parameters": nonzero, "input_type": str(input_type),
+            "output_type": str(network.output_type), "best_epoch": qat.best_epoch, "epochs_run": qat.epochs_run,
+            "layers": [{"name": s.name, "accum_type": str(s.accum_type),
+                        "activation_type": str(s.activation_type) if s.activation_type else None} for s in network.stages]}
+
+
+def _firmware(config, qat_model, network, x_test, exact_codes, sig_test, metrics, artefacts, hls_dir):
+    """Estimate, convert, write the project and (if configured) C-simulate every test jet."""
+    from qtrigger import firmware
+
+    hls = config.hls
+    metrics["hls"] = {"backend": hls.backend, "part": hls.part, "clock_period_ns": hls.clock_period_ns,
+                      "reuse_factor": hls.reuse_factor, "strategy": hls.strategy, "io_type": hls.io_type,
+                      **hardware_estimates(network, hls)}
+    project = firmware.convert(qat_model, network, hls, hls_dir, config.name, x_test[: hls.testbench_jets], compile_model=hls.csim)
+    metrics["hls"]["project_name"] = project.project_name
+    metrics["csim"] = {"enabled": hls.csim}
+    if hls.csim:
+        metrics["csim"].update(_csim_metrics(config, project, network, qat_model, x_test, exact_codes, sig_test,
+                                             metrics["qat"].get("threshold"), artefacts))
+    return project
 
 
 def _trigger(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir, project_name) -> dict:
