@@ -679,7 +679,7 @@ def run_scan(scan_config: ScanConfig | str | Path, workers: int | None = None, s
     try:
         if to_run:
             fail_once = str(fail_once_dir) if fail_once_dir else os.environ.get(FAIL_ONCE_ENV)
-            with _client(workers, scheduler, scan.retries) as client:
+            with _client(workers, scheduler, threads) as client:
                 stats["workers"] = len(client.nthreads()) or workers
                 _execute(client, scan, to_run, scan_dir, threads, fail_once, progress, stats)
     except KeyboardInterrupt:
@@ -697,15 +697,17 @@ def run_scan(scan_config: ScanConfig | str | Path, workers: int | None = None, s
 
 
 @contextlib.contextmanager
-def _client(workers: int | None, scheduler, retries: int):
+def _client(workers: int | None, scheduler, threads: int):
     """A Client on a new LocalCluster, or on the given scheduler address / client / cluster."""
     from distributed import Client, LocalCluster
 
     if scheduler is None:
         # allowed_failures=0: every worker death reaches the client at once as KilledWorker,
         # which resubmits the trial itself, so `retries` bounds the attempts exactly.
+        # Numerical libraries get the same thread budget as TensorFlow (Dask's default is 1).
+        env = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR, scheduler_kwargs={"allowed_failures": 0}) as cluster, \
+                          silence_logs=logging.ERROR, scheduler_kwargs={"allowed_failures": 0}, env=env) as cluster, \
                 Client(cluster) as client:
             yield client
         return
