@@ -131,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     da_module.add_rtl_arguments(rtl)
 
+    scan = commands.add_parser("scan", help="design-space scan on dask.distributed (resumable)")
+    from qtrigger import scan as scan_module
+
+    scan_module.add_arguments(scan)
+
     data = commands.add_parser("data", help="data tools").add_subparsers(dest="data_command", required=True)
     generate = data.add_parser("generate", help="generate a NanoAOD-schema jet sample with Pythia 8 + FastJet")
     from qtrigger import generate as generate_module
@@ -156,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qtrigger: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("qtrigger: interrupted; no partial outputs were kept", file=sys.stderr)
+        if args.command == "scan":
+            print("qtrigger: interrupted; finished trials are kept, continue with --resume", file=sys.stderr)
+        else:
+            print("qtrigger: interrupted; no partial outputs were kept", file=sys.stderr)
         return 130
 
 
@@ -193,6 +201,10 @@ def _dispatch(args) -> int:
             trig = evaluate_trigger(args.run, expand(args.signal), expand(args.background), args.normalisation)
             print(json.dumps(trig, indent=2, default=str) if args.json else _trigger_text(trig))
         return 0
+    if args.command == "scan":
+        from qtrigger import scan
+
+        return scan.run_from_args(args)
     if args.command == "compare":
         from qtrigger.compare import compare_run, comparison_table
 

@@ -1,0 +1,233 @@
+"""Design-space scans on dask.distributed: end to end, a killed worker, --resume, validation up front."""
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from qtrigger import scan as scanmod
+from qtrigger.errors import QTriggerError
+from qtrigger.scan import (
+    load_scan_config,
+    pareto_front,
+    plan_trials,
+    run_scan,
+    scan_directory,
+    trial_hash,
+)
+
+from conftest import REPO, small_config_dict
+
+
+def write_scan(tmp_path: Path, default_sample: dict, name: str = "tiny", axes=None, csim: bool = False, **extra) -> Path:
+    """A base run config on a slice of the default sample and a scan file next to it (outputs under tmp_path)."""
+    base = small_config_dict(default_sample, tmp_path, data={"max_events": 800}, training={"epochs": 1},
+                             hls={"csim": csim})
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    scan = {"name": name, "base": "base.yaml", "overrides": ["training.batch_size=256"],
+            "axes": axes or {"quantization.weight_bits": [4, 6]}, "output_dir": str(tmp_path / "scans"), **extra}
+    path = tmp_path / f"scan_{name}.yaml"
+    path.write_text(yaml.safe_dump(scan, sort_keys=False))
+    return path
+
+
+def no_cluster(*args, **kwargs):
+    raise AssertionError("a cluster was started")
+
+
+def attempt_lines(trial_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (trial_dir / "attempts.jsonl").read_text().splitlines() if line.strip()]
+
+
+# --- planning and validation (no cluster) -------------------------------------------------
+
+
+def test_bad_axis_key_is_one_line_error_before_anything_runs(tmp_path, default_sample, monkeypatch):
+    path = write_scan(tmp_path, default_sample, axes={"quantization.weight_bitz": [4, 6]})
+    monkeypatch.setattr(scanmod, "_client", no_cluster)
+    with pytest.raises(QTriggerError) as err:
+        run_scan(load_scan_config(path), workers=2, progress=False)
+    message = str(err.value)
+    assert "\n" not in message and "quantization.weight_bitz" in message and "unknown key" in message
+    assert not (tmp_path / "scans").exists()
+
+
+def test_bad_axis_value_names_the_axis_and_value(tmp_path, default_sample):
+    path = write_scan(tmp_path, default_sample, axes={"quantization.weight_bits": [4, 99], "model.hidden": [[8]]})
+    with pytest.raises(QTriggerError, match=r"axis quantization\.weight_bits=99: key quantization\.weight_bits"):
+        plan_trials(load_scan_config(path))
+
+
+@pytest.mark.parametrize("raw, match", [
+    ({"axes": {"output_dir": ["a", "b"]}}, "key axes: axis output_dir: cannot be scanned"),
+    ({"axes": {"training.threads": [1, 2]}}, "key axes: axis training.threads: cannot be scanned"),
+    ({"axes": {"model.hidden": []}}, "axis model.hidden: empty list"),
+    ({"axes": {"model.dropout": 0.1}}, "axis model.dropout: expected a list of values or"),
+    ({"sampling": "sobol"}, "key sampling"),
+    ({"budget": {"lut": 1}}, "key budget: unknown key"),
+    ({"overrides": ["training.epochs"]}, "key overrides: 'training.epochs': expected KEY.PATH=VALUE"),
+])
+def test_scan_file_errors_are_one_line(tmp_path, default_sample, raw, match):
+    path = write_scan(tmp_path, default_sample)
+    data = yaml.safe_load(path.read_text())
+    data.update(raw)
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(QTriggerError, match=match) as err:
+        plan_trials(load_scan_config(path))
+    assert "\n" not in str(err.value)
+
+
+def test_grid_range_random_and_hash(tmp_path, default_sample):
+    path = write_scan(tmp_path, default_sample, axes={
+        "quantization.weight_bits": {"range": {"start": 3, "stop": 8, "step": 1}},
+        "model.hidden": [[16, 8], [8]],
+        "pruning.target_sparsity": {"range": {"start": 0.0, "stop": 0.5, "step": 0.25}}})
+    scan = load_scan_config(path)
+    assert scan.axes["quantization.weight_bits"] == [3, 4, 5, 6, 7, 8]
+    assert scan.axes["pruning.target_sparsity"] == [0.0, 0.25, 0.5]
+    grid = plan_trials(scan)
+    assert len(grid) == 6 * 2 * 3 == len({t.hash for t in grid})
+    assert grid[0].axes == {"quantization.weight_bits": 3, "model.hidden": [16, 8], "pruning.target_sparsity": 0.0}
+    trial_dir = scan_directory(scan) / "trials" / grid[0].hash
+    assert grid[0].config["output_dir"] == str(trial_dir)
+    assert grid[0].config["hls"]["output_dir"] == str(trial_dir / "hls")
+    assert grid[0].config["training"]["threads"] == 1
+    # the identity ignores where a trial runs and with how many threads
+    assert plan_trials(scan, threads_per_worker=4)[0].hash == grid[0].hash
+    moved = scan.model_copy(update={"output_dir": str(tmp_path / "elsewhere")})
+    assert [t.hash for t in plan_trials(moved)] == [t.hash for t in grid]
+    changed = dict(grid[0].config, training=dict(grid[0].config["training"], seed=2))
+    assert trial_hash(changed) != grid[0].hash and len(grid[0].hash) == 12
+
+    sampled = scan.model_copy(update={"sampling": "random", "max_trials": 5, "seed": 3})
+    first, again = plan_trials(sampled), plan_trials(sampled)
+    assert len(first) == 5 and [t.hash for t in first] == [t.hash for t in again]
+    assert {t.hash for t in first} <= {t.hash for t in grid}
+    with pytest.raises(QTriggerError, match="key max_trials: the grid has 36 points"):
+        plan_trials(scan.model_copy(update={"max_trials": 10}))
+
+
+def test_pareto_front():
+    eff = [0.5, 0.6, 0.55, 0.7, None, 0.7]
+    cost = [10, 20, 30, 40, 5, 50]
+    assert pareto_front(eff, cost) == [True, True, False, True, False, False]
+
+
+def test_table_from_result_files_without_estimates_falls_back_to_parameters(tmp_path, default_sample, monkeypatch):
+    """--resume with every result present starts no cluster and rebuilds the table, plot and report."""
+    path = write_scan(tmp_path, default_sample, axes={"quantization.weight_bits": [4, 6], "model.hidden": [[16], [8]]},
+                      budgets={"lut": 1000})
+    scan = load_scan_config(path)
+    trials = plan_trials(scan)
+    for i, trial in enumerate(trials):
+        trial_dir = scan_directory(scan) / "trials" / trial.hash
+        trial_dir.mkdir(parents=True)
+        failed = i == 3
+        scanmod.write_result(trial_dir, {
+            "hash": trial.hash, "index": trial.index, "status": "failed" if failed else "ok",
+            "error": "key x: boom" if failed else None, "axes": trial.axes, "attempts": 1,
+            "metrics": {} if failed else {"qat_auc": 0.8 + i / 100, "signal_efficiency": [0.3, 0.5, 0.25][i],
+                                          "nonzero_parameters": [100, 300, 200][i], "csim_mismatched_jets": 0}})
+    with pytest.raises(QTriggerError, match="already has 4 finished trial.*--resume"):
+        run_scan(scan, workers=1, progress=False)
+    monkeypatch.setattr(scanmod, "_client", no_cluster)
+    result = run_scan(scan, workers=1, resume=True, progress=False)
+    assert (result.ran, result.skipped, result.ok, result.failed) == (0, 4, 3, 1)
+    assert result.cost_axes == {"lut": "nonzero_parameters", "latency": "nonzero_parameters"}
+    assert result.pareto["lut"] == [trials[0].hash, trials[1].hash]
+    table = pd.read_parquet(result.results_path)
+    assert table["hash"].tolist() == [t.hash for t in trials]
+    assert table["fits_budgets"].isna().all()  # a LUT budget but no LUT estimate: unknown, not "fits"
+    report = result.report_path.read_text()
+    assert "no hardware estimate in the results" in report and "`model.nonzero_parameters`" in report
+    assert "key x: boom" in report and result.plot_path.stat().st_size > 0
+    assert (scan_directory(scan) / "results.csv").is_file()
+
+
+# --- on a dask cluster ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ci_scan_config_end_to_end(tmp_path, monkeypatch):
+    """configs/scan_ci.yaml through the CLI glue on a local 2-worker cluster, C-simulation on."""
+    monkeypatch.chdir(REPO)  # the base config's sample paths are relative to the repository
+    parser = argparse.ArgumentParser()
+    scanmod.add_arguments(parser)
+    args = parser.parse_args(["configs/scan_ci.yaml", "--workers", "2", "--threads-per-worker", "1",
+                              "--set", f"output_dir={tmp_path}", "--no-progress"])
+    assert scanmod.run_from_args(args) == 0
+    scan = load_scan_config(REPO / "configs" / "scan_ci.yaml", [f"output_dir={tmp_path}"])
+    trials = plan_trials(scan)
+    scan_dir = tmp_path / scan.name
+    table = pd.read_parquet(scan_dir / "results.parquet")
+    assert len(table) == len(trials) == 4 and table["hash"].is_unique
+    assert set(table["hash"]) == {t.hash for t in trials}
+    assert (table["status"] == "ok").all(), table["error"].tolist()
+    assert (table["csim_mismatched_jets"] == 0).all() and (table["csim_jets"] > 0).all()
+    assert table["qat_auc"].between(0, 1).all() and table["signal_efficiency"].notna().all()
+    assert (table["tensorflow_threads"] == 1).all()
+    assert set(table["model.hidden"]) == {"[16,8]", "[32,16]"}
+    assert table["pareto_lut"].any()
+    assert (scan_dir / "pareto.png").stat().st_size > 10000
+    assert "## Pareto front: signal efficiency vs" in (scan_dir / "report.md").read_text()
+    for trial in trials:
+        run_dir = scan_dir / "trials" / trial.hash / f"{scan.name}_{trial.hash}"
+        assert (run_dir / "metrics.json").is_file() and (scan_dir / "trials" / trial.hash / "hls").is_dir()
+
+
+@pytest.fixture(scope="module")
+def killed_scan(tmp_path_factory, default_sample):
+    """A 2-trial scan (one trial fails: its selection keeps no jets) whose every trial kills its
+    worker on the first attempt (deterministic fault injection)."""
+    tmp = tmp_path_factory.mktemp("killed")
+    scan = load_scan_config(write_scan(tmp, default_sample, name="killed",
+                                       axes={"data.selection.pt_min": [20.0, 5000.0]}))
+    markers = tmp / "kills"
+    result = run_scan(scan, workers=2, progress=False, fail_once_dir=markers)
+    trials = plan_trials(scan)
+    snapshot = {t.hash: attempt_lines(result.directory / "trials" / t.hash) for t in trials}
+    return scan, trials, result, markers, snapshot
+
+
+@pytest.mark.slow
+def test_killed_worker_trial_is_retried_and_recorded_once(killed_scan):
+    scan, trials, result, markers, attempts = killed_scan
+    hashes = sorted(t.hash for t in trials)
+    assert sorted(p.name for p in markers.iterdir()) == hashes  # each trial's first attempt killed its worker
+    assert result.worker_deaths == len(trials)
+    assert sorted(p.parent.name for p in (result.directory / "trials").glob("*/result.json")) == hashes
+    table = pd.read_parquet(result.results_path)
+    assert len(table) == len(trials) and table["hash"].is_unique
+    # a failing trial records its one-line error and the scan goes on
+    assert table["status"].tolist() == ["ok", "failed"] and (result.ok, result.failed) == (1, 1)
+    error = table["error"][1]
+    assert "keeps no jets" in error and "\n" not in error and table["error"].isna()[0]
+    assert "## Failed trials" in result.report_path.read_text()
+    for digest, lines in attempts.items():
+        assert len(lines) == 2 and lines[0]["pid"] != lines[1]["pid"]  # the second attempt ran in a new process
+        assert [line["submission"] for line in lines] == [1, 2]
+    assert (table["attempts"] == 2).all()
+    for trial in trials:  # the dead attempt's staging directories were cleaned up
+        assert not list((result.directory / "trials" / trial.hash).glob(".*partial*"))
+
+
+@pytest.mark.slow
+def test_resume_reruns_only_the_unfinished_trial(killed_scan):
+    scan, trials, first, _, _ = killed_scan
+    victim, kept = trials  # kept: the failed trial, whose result file exists, so --resume leaves it alone
+    victim_dir, kept_dir = (first.directory / "trials" / t.hash for t in trials)
+    kept_result = (kept_dir / "result.json").read_text()
+    victim_started = json.loads((victim_dir / "result.json").read_text())["started"]
+    (victim_dir / "result.json").unlink()  # as if the scan had been interrupted during this trial
+    with pytest.raises(QTriggerError, match="already has 1 finished trial"):
+        run_scan(scan, workers=1, progress=False)
+    result = run_scan(scan, workers=1, resume=True, progress=False)
+    assert (result.ran, result.skipped, result.ok, result.failed) == (1, 1, 1, 1)
+    assert len(attempt_lines(victim_dir)) == 3 and len(attempt_lines(kept_dir)) == 2
+    assert (kept_dir / "result.json").read_text() == kept_result
+    assert json.loads((victim_dir / "result.json").read_text())["started"] > victim_started
+    table = pd.read_parquet(result.results_path)
+    assert table["hash"].tolist() == [t.hash for t in trials] and table["status"].tolist() == ["ok", "failed"]
