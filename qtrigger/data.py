@@ -144,7 +144,7 @@ def read_jets(
     has_weight = {path: WEIGHT_BRANCH in open_events_tree(path, tree).keys() for path in files}
 
     parts: list[dict[str, np.ndarray]] = []
-    event_offset = n_input_jets = 0
+    event_offset = 0
     cut = _JetCut(pt_min, abs_eta_max, on_nonfinite)
     for sample_index, (sample, paths) in enumerate(samples.items()):
         remaining = max_events

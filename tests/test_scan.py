@@ -47,7 +47,7 @@ def attempt_lines(trial_dir: Path) -> list[dict]:
 
 def test_bad_axis_key_is_one_line_error_before_anything_runs(tmp_path, default_sample, monkeypatch):
     path = write_scan(tmp_path, default_sample, axes={"quantization.weight_bitz": [4, 6]})
-    monkeypatch.setattr(scanmod, "_client", no_cluster)
+    monkeypatch.setattr(scanmod.runner, "_client", no_cluster)
     with pytest.raises(QTriggerError) as err:
         run_scan(load_scan_config(path), workers=2, progress=False)
     message = str(err.value)
@@ -133,7 +133,7 @@ def test_table_from_result_files_without_estimates_falls_back_to_parameters(tmp_
                                           "nonzero_parameters": [100, 300, 200][i], "csim_mismatched_jets": 0}})
     with pytest.raises(QTriggerError, match="already has 4 finished trial.*--resume"):
         run_scan(scan, workers=1, progress=False)
-    monkeypatch.setattr(scanmod, "_client", no_cluster)
+    monkeypatch.setattr(scanmod.runner, "_client", no_cluster)
     result = run_scan(scan, workers=1, resume=True, progress=False)
     assert (result.ran, result.skipped, result.ok, result.failed) == (0, 4, 3, 1)
     assert result.cost_axes == {"lut": "nonzero_parameters", "latency": "nonzero_parameters"}
@@ -197,7 +197,8 @@ def test_killed_worker_trial_is_retried_and_recorded_once(killed_scan):
     scan, trials, result, markers, attempts = killed_scan
     hashes = sorted(t.hash for t in trials)
     assert sorted(p.name for p in markers.iterdir()) == hashes  # each trial's first attempt killed its worker
-    assert result.worker_deaths == len(trials)
+    # a task assigned to a worker at the moment it dies is killed too, so deaths can exceed trials
+    assert result.worker_deaths >= len(trials)
     assert sorted(p.parent.name for p in (result.directory / "trials").glob("*/result.json")) == hashes
     table = pd.read_parquet(result.results_path)
     assert len(table) == len(trials) and table["hash"].is_unique

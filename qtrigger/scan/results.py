@@ -1,0 +1,241 @@
+"""Scan results: the table rebuilt from result files, Pareto fronts, plot and report."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+
+from qtrigger.scan.plan import COST_LABELS, Budgets, ScanConfig, Trial, _compact
+from qtrigger.scan.worker import _atomic_text, _read_result
+
+
+
+
+# ----------------------------------------------------------------------------------------
+# Results: table, Pareto fronts, plot, report
+
+METRIC_COLUMNS = [
+    "qat_auc", "float_auc", "signal_efficiency", "qat_signal_efficiency", "trigger_signal_efficiency",
+    "trigger_rate_hz", "trigger_threshold_code", "csim_jets", "csim_mismatched_jets",
+    "latency_cycles", "latency_ns", "lut", "ff", "dsp", "bram",
+    "event_instances", "event_latency_ns", "event_meets_ii", "event_lut", "event_ff", "event_dsp", "event_bram",
+    "run_budget_fits", "nonzero_parameters", "parameters", "run_wall_seconds", "signal_efficiency_source",
+]
+
+
+def collect_results(scan: ScanConfig, trials: list[Trial], scan_dir: Path):
+    """One row per planned trial, from the result files (a trial without one has status 'missing')."""
+    import pandas as pd
+
+    rows = []
+    for trial in trials:
+        result = _read_result(scan_dir / "trials" / trial.hash) or {}
+        row = {"hash": trial.hash, "index": trial.index, "status": result.get("status", "missing")}
+        row.update({key: trial.axes[key] for key in scan.axes})
+        metrics = result.get("metrics") or {}
+        row.update({name: metrics.get(name) for name in METRIC_COLUMNS})
+        row.update(wall_seconds=result.get("wall_seconds"), attempts=result.get("attempts"),
+                   tensorflow_threads=(result.get("tensorflow_threads") or {}).get("intra_op"),
+                   started=result.get("started"), finished=result.get("finished"), error=result.get("error"))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for key in scan.axes:  # lists (model.hidden) and mixed types as compact text, so parquet/csv can hold them
+        values = table[key].tolist()
+        if any(isinstance(v, (list, dict, tuple)) for v in values) or len({type(v) for v in values}) > 1 and \
+                not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            table[key] = [_compact(v) for v in values]
+    for name in METRIC_COLUMNS:
+        if name != "signal_efficiency_source" and table[name].isna().all():
+            table[name] = table[name].astype("float64")
+    return table
+
+
+def pareto_front(efficiency, cost) -> list[bool]:
+    """True for points no other point beats (higher-or-equal efficiency at lower-or-equal cost)."""
+    points = [(c, e, i) for i, (e, c) in enumerate(zip(efficiency, cost)) if _number(e) and _number(c)]
+    points.sort(key=lambda p: (p[0], -p[1]))
+    front = [False] * len(efficiency)
+    best = -math.inf
+    for c, e, i in points:
+        if e > best:
+            front[i] = True
+            best = e
+    return front
+
+
+def _number(value) -> bool:
+    return value is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def choose_cost_axes(table) -> dict[str, str]:
+    """``{"lut": column, "latency": column}``: estimates when present, else non-zero parameters."""
+    ok = table[table["status"] == "ok"] if len(table) else table
+    axes = {}
+    for kind, column in (("lut", "lut"), ("latency", "latency_ns")):
+        present = len(ok) and ok[column].notna().any()
+        axes[kind] = column if present else "nonzero_parameters"
+    return axes
+
+
+def fits_budgets(row, budgets: Budgets) -> bool | None:
+    """True/False against the configured budgets; None when none are set or an estimate is missing."""
+    limits = budgets.configured()
+    if not limits:
+        return None
+    verdict = True
+    for column, limit in limits.items():
+        value = row.get(column)
+        if not _number(value):
+            return None
+        verdict = verdict and value <= limit
+    return verdict
+
+
+def write_outputs(scan: ScanConfig, trials: list[Trial], scan_dir: Path, wall_seconds: float | None = None):
+    """Rebuild results.parquet/.csv from the result files, then pareto.png and report.md."""
+    table = collect_results(scan, trials, scan_dir)
+    ok = (table["status"] == "ok").tolist()
+    table["fits_budgets"] = [fits_budgets(row, scan.budgets) if good else None
+                             for row, good in zip(table.to_dict("records"), ok)]
+    cost_axes = choose_cost_axes(table)
+    pareto = {}
+    for kind, column in cost_axes.items():
+        eff = [e if good else None for e, good in zip(table["signal_efficiency"].tolist(), ok)]
+        front = pareto_front(eff, table[column].tolist())
+        table[f"pareto_{kind}"] = front
+        pareto[kind] = [h for h, on in zip(table["hash"], front) if on]
+    table["fits_budgets"] = table["fits_budgets"].astype("boolean")
+    temp = scan_dir / f".results.parquet.{os.getpid()}.tmp"
+    table.to_parquet(temp, index=False)
+    os.replace(temp, scan_dir / "results.parquet")
+    temp = scan_dir / f".results.csv.{os.getpid()}.tmp"
+    table.to_csv(temp, index=False)
+    os.replace(temp, scan_dir / "results.csv")
+    plot_pareto(scan_dir / "pareto.png", table, scan, cost_axes)
+    _atomic_text(scan_dir / "report.md", render_scan_report(scan, table, cost_axes, wall_seconds))
+    return table, cost_axes, pareto
+
+
+def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) -> None:
+    """Signal efficiency vs cost (LUTs, latency; or non-zero parameters), front joined, budget fits marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = list(dict.fromkeys(cost_axes.values()))  # one panel when both fall back to parameters
+    fig, axes = plt.subplots(1, len(columns), figsize=(6.5 * len(columns), 5), squeeze=False)
+    ok = table[(table["status"] == "ok") & table["signal_efficiency"].notna()]
+    limits = scan.budgets.configured()
+    for ax, column in zip(axes[0], columns):
+        kind = next(k for k, c in cost_axes.items() if c == column)
+        data = ok[ok[column].notna()]
+        for verdict, style in ((True, dict(marker="o", color="tab:green", label="fits budgets")),
+                               (False, dict(marker="x", color="tab:red", label="over budget")),
+                               (None, dict(marker="o", facecolors="none", edgecolors="tab:blue",
+                                           label="budgets not set" if not limits else "estimate missing"))):
+            chosen = data[data["fits_budgets"].isna()] if verdict is None else \
+                data[data["fits_budgets"].fillna(not verdict) == verdict]
+            if len(chosen):
+                ax.scatter(chosen[column], chosen["signal_efficiency"], s=40, zorder=3, **style)
+        front = data[data[f"pareto_{kind}"]].sort_values(column)
+        if len(front):
+            ax.step(front[column], front["signal_efficiency"], where="post", color="black", lw=1.2, zorder=2)
+            ax.scatter(front[column], front["signal_efficiency"], s=130, facecolors="none", edgecolors="black",
+                       lw=1.2, zorder=4, label="Pareto front")
+            for _, row in front.iterrows():
+                ax.annotate(row["hash"][:6], (row[column], row["signal_efficiency"]), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points")
+        if column in limits:
+            ax.axvline(limits[column], color="tab:red", ls="--", lw=1, label=f"budget {limits[column]:g}")
+        label = COST_LABELS.get(column, column)
+        if column == "nonzero_parameters":
+            label += " (no hardware estimate)"
+        ax.set_xlabel(label)
+        ax.set_ylabel("signal efficiency")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        if not len(data):
+            ax.text(0.5, 0.5, "no finished trial", ha="center", va="center", transform=ax.transAxes)
+    fig.suptitle(f"scan {scan.name}: {len(ok)} of {len(table)} trials")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_seconds: float | None) -> str:
+    """``report.md``: what was scanned, the Pareto fronts, every trial, failures."""
+    n_ok = int((table["status"] == "ok").sum())
+    n_failed = int((table["status"] == "failed").sum())
+    n_missing = int((table["status"] == "missing").sum())
+    axis_keys = list(scan.axes)
+    lines = [f"# Scan `{scan.name}`", ""]
+    lines.append(f"- base run config: `{scan.base}`; overrides for every trial: "
+                 + (", ".join(f"`{o}`" for o in scan.overrides) or "none"))
+    lines.append("- axes: " + "; ".join(f"`{k}` ∈ {{{', '.join(_compact(v) for v in vs)}}}" for k, vs in scan.axes.items()))
+    lines.append(f"- sampling: {scan.sampling}" + (f" (max_trials {scan.max_trials}, seed {scan.seed})"
+                                                  if scan.sampling == "random" else ""))
+    lines.append(f"- trials: {len(table)} — {n_ok} ok, {n_failed} failed"
+                 + (f", {n_missing} not finished (run again with `--resume`)" if n_missing else "")
+                 + (f"; wall time {wall_seconds:g} s" if wall_seconds is not None else ""))
+    sources = sorted({s for s in table["signal_efficiency_source"].dropna()})
+    lines.append("- signal efficiency: " + ("; ".join(f"`{s}`" for s in sources) or "n/a"))
+    limits = scan.budgets.configured()
+    lines.append("- budgets (per network instance): " + (", ".join(f"{k} ≤ {v:g}" for k, v in limits.items())
+                                                         if limits else "none configured"))
+    fallback = [kind for kind, column in cost_axes.items() if column == "nonzero_parameters"]
+    if fallback:
+        lines.append(f"- **no hardware estimate in the results** for {' and '.join(fallback)}: "
+                     "the cost axis there is `model.nonzero_parameters` instead")
+    lines += ["", "![Pareto fronts](pareto.png)", ""]
+    columns = ["hash", *axis_keys, "signal_efficiency", "qat_auc", "lut", "latency_ns", "dsp",
+               "nonzero_parameters", "csim_mismatched_jets", "fits_budgets"]
+    for kind, column in cost_axes.items():
+        title = {"lut": "estimated LUTs", "latency": "estimated latency"}[kind]
+        if column == "nonzero_parameters":
+            title += " (fallback: non-zero parameters)"
+        front = table[table[f"pareto_{kind}"]].sort_values(column)
+        lines += [f"## Pareto front: signal efficiency vs {title}", ""]
+        lines += _markdown_table(front, columns) if len(front) else ["no finished trial with both numbers", ""]
+    lines += ["## All trials", ""]
+    lines += _markdown_table(table.sort_values("signal_efficiency", ascending=False, na_position="last"),
+                             columns + ["float_auc", "wall_seconds", "attempts", "status"])
+    failed = table[table["status"] == "failed"]
+    if len(failed):
+        lines += ["## Failed trials", ""]
+        lines += _markdown_table(failed, ["hash", *axis_keys, "attempts", "error"])
+    lines += ["Per trial: `trials/<hash>/result.json` (summary), `trials/<hash>/<scan>_<hash>/` (the run: "
+              "metrics.json, report.md, plots), `trials/<hash>/hls/` (the HLS project), `trials/<hash>/trial.log`.", ""]
+    return "\n".join(lines)
+
+
+def _markdown_table(table, columns: list[str]) -> list[str]:
+    columns = [c for c in columns if c in table.columns]
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in table[columns].to_dict("records"):
+        out.append("| " + " | ".join(_cell(row[c]) for c in columns) + " |")
+    return out + [""]
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    try:
+        import pandas as pd
+
+        if value is pd.NA:
+            return "–"
+    except ImportError:
+        pass
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalars
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
