@@ -299,21 +299,26 @@ class RunConfig(_Strict):
     hls: HLSConfig = HLSConfig()
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None, check_files: bool = True) -> RunConfig:
-    """Read a YAML config, apply ``key.path=value`` overrides, validate, resolve the run name."""
+def read_yaml_mapping(path: str | Path, overrides: list[str] | None = None, what: str = "config") -> dict:
+    """A YAML file's top-level mapping with ``key.path=value`` overrides applied; ``name`` defaults to the stem."""
     path = Path(path)
     if not path.is_file():
-        raise QTriggerError(f"config file {path} does not exist")
+        raise QTriggerError(f"{what} file {path} does not exist")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise QTriggerError(f"config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        raise QTriggerError(f"{what} {path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(raw, dict):
-        raise QTriggerError(f"config {path}: expected a mapping of sections at top level, got {type(raw).__name__}")
+        raise QTriggerError(f"{what} {path}: expected a mapping at top level, got {type(raw).__name__}")
     for override in overrides or []:
         apply_override(raw, override)
     raw.setdefault("name", path.stem)
-    config = validate_config(raw, source=str(path))
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, check_files: bool = True) -> RunConfig:
+    """Read a YAML config, apply ``key.path=value`` overrides, validate, resolve the run name."""
+    config = validate_config(read_yaml_mapping(path, overrides), source=str(path))
     if check_files:
         resolve_sample_files(config)
     return config

@@ -22,6 +22,7 @@ from qtrigger.config import (
     apply_override,
     config_to_dict,
     format_validation_error,
+    read_yaml_mapping,
     resolve_sample_files,
     validate_config,
 )
@@ -150,18 +151,7 @@ def _axis_values(key: str, spec) -> list:
 def load_scan_config(path: str | Path, overrides: list[str] | None = None) -> ScanConfig:
     """Read and validate a scan YAML; ``overrides`` (``key=value``) change scan-file keys."""
     path = Path(path)
-    if not path.is_file():
-        raise QTriggerError(f"scan config {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise QTriggerError(f"scan config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise QTriggerError(f"scan config {path}: expected a mapping at top level, got {type(raw).__name__}")
-    for override in overrides or []:
-        apply_override(raw, override)
-    raw.setdefault("name", path.stem)
-    scan = validate_scan_config(raw, source=str(path))
+    scan = validate_scan_config(read_yaml_mapping(path, overrides, what="scan config"), source=str(path))
     scan._source = path
     return scan
 
