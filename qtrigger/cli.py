@@ -26,6 +26,8 @@ def _quiet_tensorflow() -> None:
     warnings.filterwarnings("ignore", message=r"The `keras.constraints.serialize\(\)` API")
     warnings.filterwarnings("ignore", message=r"You are saving your model as an HDF5 file")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # dask.distributed logs every connection at INFO; scans report progress themselves
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
 
 _NATIVE_LOG = re.compile(rb"^([IWEF])\d{4} [\d:.]+\s+\d+ \S+:\d+\] ")
