@@ -169,11 +169,15 @@ class LabelsConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """The dense network: hidden widths, dropout, batch-norm folded into weights."""
+    """The dense network: hidden widths and dropout.
+
+    There is no batch-normalization option: QKeras 0.9 has no QDenseBatchnorm and
+    QBatchNormalization does not convert exactly, and folding BN into the dense weights
+    before quantization during training is not implemented yet.
+    """
 
     hidden: list[int] = Field(default_factory=lambda: [32, 16], min_length=1)
     dropout: float = Field(0.0, ge=0, lt=1)
-    batchnorm: bool = False
 
     @field_validator("hidden")
     @classmethod
