@@ -209,7 +209,9 @@ def test_killed_worker_trial_is_retried_and_recorded_once(killed_scan):
     assert "## Failed trials" in result.report_path.read_text()
     for digest, lines in attempts.items():
         assert len(lines) == 2 and lines[0]["pid"] != lines[1]["pid"]  # the second attempt ran in a new process
-        assert [line["submission"] for line in lines] == [1, 2]
+        # a collateral KilledWorker (task queued on the dying worker) may use up a submission unstarted
+        first, second = (line["submission"] for line in lines)
+        assert first == 1 and second > first
     assert (table["attempts"] == 2).all()
     for trial in trials:  # the dead attempt's staging directories were cleaned up
         assert not list((result.directory / "trials" / trial.hash).glob(".*partial*"))
