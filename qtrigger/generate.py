@@ -74,25 +74,38 @@ Pileup (``pileup = MU``)
     without pileup, 37 ms/event at MU = 10, i.e. ~2.7 ms per minimum-bias interaction;
     ttbar jets/event go from 5.4 to 7.4 and mean constituents/jet from 18 to 34.
 
-Seeds and parallel jobs
-    ``jobs = 1``: Pythia ``Random:seed = seed`` (1 <= seed < 450,000,000). ``jobs = K > 1``:
-    K processes (spawn), job k in 0..K-1 uses seed ``seed * 1000 + k`` and generates
-    ``n_events // K`` events (the first ``n_events % K`` jobs one more), writing
-    ``<stem>_part<k>.root``; the parts are merged into the output in job order and removed.
-    So the same (seed, jobs) gives identical arrays; a different ``jobs`` gives a
-    different (statistically equivalent) sample. ``event`` numbers are 1..N over the file.
-    Workers are started with ``spawn``: a script calling :func:`generate_sample` with
-    ``jobs > 1`` needs the usual ``if __name__ == "__main__":`` guard (the CLI has it).
+pTHat bins (``pthat_bins``, CLI ``--pthat-bins 10,15,20,...``; ``qcd`` and ``wjets``)
+    One file per bin ``[E_i, E_i+1)`` (``PhaseSpace:pTHatMin/pTHatMax``; the last bin is open),
+    unbiased within each bin (``genWeight = 1``) unless ``bias_pow`` is also given. Unbiased
+    bins are the default because within a bin every event then has the same absolute weight
+    ``sigma_b / N_b``: the effective count of any selection is its event count, and the bin
+    event counts set the statistical power exactly where a rate needs it (a bias only reshapes
+    the pTHat spectrum inside a bin, which narrow bins already do). The files of one sample
+    are stitched by :mod:`qtrigger.samples` (``sigma = sum_b sigma_b``, per-event weight
+    ``sigma_b w / sum_b w``). ``Generator_binvar`` (per event, as in NanoAOD) is Pythia's pTHat.
 
-``Runs`` tree (one entry per file; after a merge still one entry)
-    ``genEventCount`` (int64), ``genEventSumw``/``genEventSumw2`` (float64, sums over parts),
-    ``genXsec_mb``/``genXsecErr_mb`` (float64: average of the parts' cross-sections weighted
+Seeds, chunks and Dask
+    The events of each bin are cut into chunks of ``chunk_size`` events (the last may be
+    smaller); chunk ``k`` of bin ``b`` uses Pythia ``Random:seed = seed * 1,000,000 +
+    b * 10,000 + k`` (:func:`chunk_seed`; 1 <= seed <= 449). Chunks run as tasks on
+    dask.distributed (a ``LocalCluster`` of ``workers`` single-threaded processes by default,
+    or an existing scheduler; ``workers = 0`` runs them in this process) and write part files
+    next to the output; the parts are merged in chunk order into each bin's file. So the same
+    (seed, bins, events, chunk_size) gives identical event content on any number of workers.
+    Legacy ``jobs = K`` (one bin only) cuts the sample into K near-equal chunks seeded
+    ``seed`` (K = 1) or ``seed * 1000 + k``, which reproduces samples made before chunking
+    (``data/default``). ``event`` numbers are 1..N over each file.
+
+``Runs`` tree (one entry per file)
+    ``genEventCount`` (int64), ``genEventSumw``/``genEventSumw2`` (float64, sums over chunks),
+    ``genXsec_mb``/``genXsecErr_mb`` (float64: average of the chunks' cross-sections weighted
     by their event counts; error ``sqrt(sum (n_k err_k)^2) / sum n_k``), ``isMinBias``
-    (int32), ``pthatMin`` (float64, 0 where no pTHat cut applies), ``seed`` (int64, the base
+    (int32), ``pthatMin``/``pthatMax`` (float64; 0 and +inf where no pTHat cut applies),
+    ``genFilterEff`` (float64, 1: no generator filter is applied), ``seed`` (int64, the base
     seed).
 
-Output is written to a temporary file in the target directory and renamed at the end, so
-an interrupted run leaves no half-written output.
+Output is written to temporary files in the target directory and renamed only when every
+bin is complete, so an interrupted or failed run leaves no output file and no parts.
 """
 
 from __future__ import annotations
@@ -722,7 +735,7 @@ def _validate(process, events_per_bin, seed, jobs, pileup, bias_pow, batch_size,
     if workers is not None and workers < 0:
         raise QTriggerError(f"--workers must be >= 0 (0 = in this process), got {workers}")
     if jobs is None:
-        max_seed = (SEED_MAX - 1) // SEED_STRIDE - 1
+        max_seed = (SEED_MAX - SEED_STRIDE) // SEED_STRIDE
         if max(events_per_bin) > chunk_size * BIN_STRIDE:
             raise QTriggerError(f"at most {BIN_STRIDE} chunks per bin: use --chunk-size >= "
                                 f"{math.ceil(max(events_per_bin) / BIN_STRIDE)}")
@@ -905,6 +918,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
+def _counts_text(summary: dict) -> str:
+    flav = summary["jets_per_flavour"]
+    return (f"{summary['events']} events, {summary['jets']} jets "
+            f"(b {flav[5]}, c {flav[4]}, light {flav[0]})")
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     """Run :func:`generate_sample` from parsed CLI arguments; print one line per output file."""
     s = generate_sample(
@@ -913,11 +932,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         jet_eta_max=args.jet_eta_max, bias_pow=args.bias_pow, overwrite=args.overwrite,
         pthat_bins=args.pthat_bins, chunk_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler,
     )
-    for b in s["bins"]:
-        flav = b["jets_per_flavour"]
-        print(f"{b['output']}: {b['events']} events, {b['jets']} jets (b {flav[5]}, c {flav[4]}, light {flav[0]}), "
-              f"xsec {b['xsec_mb']:.4g} +- {b['xsec_err_mb']:.2g} mb")
-    print(f"{s['events']} events, {s['jets']} jets in {len(s['outputs'])} file(s), xsec {s['xsec_mb']:.4g} +- "
-          f"{s['xsec_err_mb']:.2g} mb, {s['seconds']:.1f} s, {s['jets_per_s']:.0f} jets/s "
-          f"({s['chunks']} chunks, {s['workers'] or 'no'} Dask workers)")
+    if len(s["bins"]) > 1:
+        for b in s["bins"]:
+            print(f"{b['output']}: {_counts_text(b)}, xsec {b['xsec_mb']:.4g} +- {b['xsec_err_mb']:.2g} mb")
+    where = s["output"] if len(s["bins"]) == 1 else f"{len(s['outputs'])} pTHat-bin files"
+    print(f"{where}: {_counts_text(s)}, xsec {s['xsec_mb']:.4g} +- {s['xsec_err_mb']:.2g} mb, "
+          f"{s['seconds']:.1f} s, {s['jets_per_s']:.0f} jets/s ({s['chunks']} chunks, "
+          f"{s['workers'] or 'no'} Dask workers)")
     return 0
