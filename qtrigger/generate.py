@@ -722,6 +722,8 @@ def _validate(process, events_per_bin, seed, jobs, pileup, bias_pow, batch_size,
         raise QTriggerError(f"unknown process {process!r}; expected one of {', '.join(PROCESSES)}")
     if bins is not None and process not in ("qcd", "wjets"):
         raise QTriggerError(f"--pthat-bins applies to pTHat-generated processes (qcd, wjets), not {process}")
+    if bins is None and len(events_per_bin) != 1:
+        raise QTriggerError(f"--events gives {len(events_per_bin)} counts but no --pthat-bins; give one count")
     if bins is not None and len(events_per_bin) not in (1, len(bins)):
         raise QTriggerError(f"--events gives {len(events_per_bin)} counts for {len(bins)} pTHat bins; "
                             "give one count (each bin) or one per bin")
@@ -793,7 +795,7 @@ def generate_sample(
     Returns a summary: ``events``, ``jets``, ``jets_per_flavour`` ({0, 4, 5} -> count),
     ``xsec_mb``/``xsec_err_mb`` (stitched over bins), ``sumw``, ``sumw2``, ``seconds``,
     ``jets_per_s``, ``output`` (the file, or the first bin's), ``outputs``, ``chunks``,
-    ``workers`` and ``bins`` (per output file: ``output``, ``pthat_min``, ``pthat_max``,
+    ``workers`` (0: in this process; None: an existing cluster) and ``bins`` (per output file: ``output``, ``pthat_min``, ``pthat_max``,
     ``events``, ``jets``, ``xsec_mb``, ``xsec_err_mb``, ``sumw``, ``sumw2``).
     """
     bins = None if pthat_bins is None else parse_pthat_bins(pthat_bins)
@@ -809,11 +811,13 @@ def generate_sample(
     _import_generators()
 
     chunks = plan_chunks(counts, int(seed), int(chunk_size), jobs)
-    if workers is None:
-        workers = 0 if scheduler is None and len(chunks) == 1 else min(os.cpu_count() or 1, len(chunks))
+    if scheduler is not None:
+        workers = None  # the cluster's own
+    elif workers is None:
+        workers = 0 if len(chunks) == 1 else min(os.cpu_count() or 1, len(chunks))
     t0 = time.perf_counter()
     token = f"{os.getpid()}-{time.time_ns()}"
-    parts_dir = outputs[0].parent / f".{outputs[0].stem}.parts-{token}"
+    parts_dir = outputs[0].parent.resolve() / f".{outputs[0].stem}.parts-{token}"  # absolute: remote workers
     tmps = [p.with_name(f".{p.name}.tmp{token}") for p in outputs]
     try:
         parts_dir.mkdir()
@@ -924,6 +928,12 @@ def _counts_text(summary: dict) -> str:
             f"(b {flav[5]}, c {flav[4]}, light {flav[0]})")
 
 
+def _where_run(workers: int | None) -> str:
+    if workers is None:
+        return "on the given Dask cluster"
+    return "in this process" if workers == 0 else f"{workers} Dask worker{'s' if workers > 1 else ''}"
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     """Run :func:`generate_sample` from parsed CLI arguments; print one line per output file."""
     s = generate_sample(
@@ -937,6 +947,5 @@ def run_from_args(args: argparse.Namespace) -> int:
             print(f"{b['output']}: {_counts_text(b)}, xsec {b['xsec_mb']:.4g} +- {b['xsec_err_mb']:.2g} mb")
     where = s["output"] if len(s["bins"]) == 1 else f"{len(s['outputs'])} pTHat-bin files"
     print(f"{where}: {_counts_text(s)}, xsec {s['xsec_mb']:.4g} +- {s['xsec_err_mb']:.2g} mb, "
-          f"{s['seconds']:.1f} s, {s['jets_per_s']:.0f} jets/s ({s['chunks']} chunks, "
-          f"{s['workers'] or 'no'} Dask workers)")
+          f"{s['seconds']:.1f} s, {s['jets_per_s']:.0f} jets/s ({s['chunks']} chunks, {_where_run(s['workers'])})")
     return 0

@@ -216,6 +216,7 @@ def test_bin_output_names(tmp_path):
     ({"seed": 450}, "seed must be in 1..449 for chunked seeds"),
     ({"workers": -1}, "--workers must be >= 0"),
     ({"pthat_bins": "15,x"}, "comma-separated numbers"),
+    ({"n_events": [10, 10]}, "2 counts but no --pthat-bins"),
 ])
 def test_bad_binned_requests_are_refused_before_generation(tmp_path, kwargs, message):
     args = {"process": "qcd", "n_events": 10, "seed": 1, "output": tmp_path, "progress": False, **kwargs}
@@ -283,19 +284,28 @@ def test_failed_chunk_leaves_no_output(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_same_events_on_any_number_of_dask_workers(tmp_path, binned):
-    """Chunk seeds fix the sample: 1 and 2 LocalCluster workers reproduce the in-process files."""
+    """Chunk seeds fix the sample: 1 and 2 LocalCluster workers and an existing cluster (--scheduler)
+    reproduce the in-process files, array by array and Runs value by value."""
+    from distributed import LocalCluster
+
     reference, _ = binned
-    for workers in (1, 2):
-        out = tmp_path / f"w{workers}"
-        out.mkdir()
-        summary = generate.generate_sample("qcd", [30, 20], 4, out, pthat_bins="30,60", chunk_size=12,
-                                           batch_size=10, workers=workers, progress=False)
-        assert summary["workers"] == workers
-        for name in ("qcd_pthat30to60.root", "qcd_pthat60toInf.root"):
-            got, runs, _ = _read(out / name)
-            want, want_runs, _ = _read(reference / name)
-            for branch in want.fields:
-                assert ak.array_equal(got[branch], want[branch]), (workers, name, branch)
-            for key in want_runs:
-                assert runs[key][0] == want_runs[key][0], (workers, name, key)
-        assert sorted(p.name for p in out.iterdir()) == ["qcd_pthat30to60.root", "qcd_pthat60toInf.root"]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        runs = {1: {"workers": 1}, 2: {"workers": 2}, "scheduler": {"scheduler": cluster.scheduler_address}}
+        for label, how in runs.items():
+            out = tmp_path / f"w{label}"
+            out.mkdir()
+            summary = generate.generate_sample("qcd", [30, 20], 4, out, pthat_bins="30,60", chunk_size=12,
+                                               batch_size=10, progress=False, **how)
+            assert summary["workers"] == how.get("workers")
+            _assert_same_files(out, reference, label)
+
+
+def _assert_same_files(out, reference, label):
+    for name in ("qcd_pthat30to60.root", "qcd_pthat60toInf.root"):
+        got, runs, _ = _read(out / name)
+        want, want_runs, _ = _read(reference / name)
+        for branch in want.fields:
+            assert ak.array_equal(got[branch], want[branch]), (label, name, branch)
+        for key in want_runs:
+            assert runs[key][0] == want_runs[key][0], (label, name, key)
+    assert sorted(p.name for p in out.iterdir()) == ["qcd_pthat30to60.root", "qcd_pthat60toInf.root"]
