@@ -5,8 +5,10 @@ bin, cut into chunks of ``--chunk-size`` events, written with the shipped compre
 setting generates the same command from scratch in its own temporary directory (cluster
 start-up and the final merge included: that is what a user waits for), and the two outputs
 are compared array by array (``same_events``: the chunk seeds make them identical).
-``cpu_seconds_other_processes`` is the CPU time unrelated processes used meanwhile: on a
-shared machine the timings mean something only when it is near 0.
+``cpu_seconds_other_processes`` is the CPU time other processes used meanwhile (beyond the
+chunks' own CPU time; cluster start-up and the merge count as "other"): on a shared machine the
+wall times mean something only when it is small. ``events_per_cpu_second`` (events over the
+chunks' CPU time) is the throughput of one idle core and does not depend on the load.
 
 Usage: python benchmarks/generate_scaling.py [--events 400] [--chunk-size 100] [--bins 30,60]
 """
@@ -67,15 +69,18 @@ def main() -> int:
             summary = generate_sample("qcd", args.events, args.seed, directory, pthat_bins=args.bins,
                                       chunk_size=args.chunk_size, workers=workers, progress=False)
             wall = time.perf_counter() - start
-            chunk_cpu = sum(b["chunk_seconds"] for b in summary["bins"])
+            chunk_wall = sum(b["chunk_seconds"] for b in summary["bins"])
+            chunk_cpu = sum(b["chunk_cpu_seconds"] for b in summary["bins"])
             other = None if busy is None else max(0.0, _system_busy_seconds() - busy - chunk_cpu)
             outputs[workers] = summary["outputs"]
             out["settings"][f"{workers}_worker{'s' if workers > 1 else ''}"] = {
                 "workers": workers, "events": summary["events"], "jets": summary["jets"], "chunks": summary["chunks"],
                 "wall_seconds": round(wall, 1), "events_per_s": round(summary["events"] / wall, 1),
                 "jets_per_s": round(summary["jets"] / wall, 1),
-                "chunk_seconds_sum": round(chunk_cpu, 1),
-                "events_per_s_per_busy_worker": round(summary["events"] / chunk_cpu, 1),
+                "chunk_wall_seconds_sum": round(chunk_wall, 1),
+                "chunk_cpu_seconds_sum": round(chunk_cpu, 1),
+                # load-independent: events per CPU-second of the chunks = events/s of one idle core
+                "events_per_cpu_second": round(summary["events"] / chunk_cpu, 1),
                 "cpu_seconds_other_processes": None if other is None else round(other, 1),
             }
         out["same_events"] = _same_events(outputs[1], outputs[2])

@@ -511,7 +511,7 @@ def _generate_part(spec: dict) -> dict:
     import awkward as ak
 
     pythia8mc, fastjet = _import_generators()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     pythia = _make_pythia(pythia8mc, spec["settings"], spec["pythia_seed"])
     charges = _ChargeTable(pythia.particleData)
     pu_pythia, rng = None, np.random.default_rng(spec["pythia_seed"])
@@ -551,6 +551,7 @@ def _generate_part(spec: dict) -> dict:
         _write_runs(runs_tree, runs)
     counts["runs"] = runs
     counts["seconds"] = time.perf_counter() - t0
+    counts["cpu_seconds"] = time.process_time() - cpu0
     return counts
 
 
@@ -796,7 +797,8 @@ def generate_sample(
     ``xsec_mb``/``xsec_err_mb`` (stitched over bins), ``sumw``, ``sumw2``, ``seconds``,
     ``jets_per_s``, ``output`` (the file, or the first bin's), ``outputs``, ``chunks``,
     ``workers`` (0: in this process; None: an existing cluster) and ``bins`` (per output file: ``output``, ``pthat_min``, ``pthat_max``,
-    ``events``, ``jets``, ``xsec_mb``, ``xsec_err_mb``, ``sumw``, ``sumw2``).
+    ``events``, ``jets``, ``xsec_mb``, ``xsec_err_mb``, ``sumw``, ``sumw2``, ``chunk_seconds``
+    and ``chunk_cpu_seconds``: wall and CPU time summed over the bin's chunks).
     """
     bins = None if pthat_bins is None else parse_pthat_bins(pthat_bins)
     counts = [int(n) for n in (n_events if isinstance(n_events, (list, tuple)) else [n_events])]
@@ -862,6 +864,7 @@ def _bin_summary(output: Path, pthat_range, results: list[dict], runs: dict) -> 
         "xsec_mb": runs["genXsec_mb"], "xsec_err_mb": runs["genXsecErr_mb"],
         "sumw": runs["genEventSumw"], "sumw2": runs["genEventSumw2"],
         "chunk_seconds": sum(r["seconds"] for r in results),
+        "chunk_cpu_seconds": sum(r["cpu_seconds"] for r in results),
     }
 
 
