@@ -758,7 +758,8 @@ def _validate(process, events_per_bin, seed, jobs, pileup, bias_pow, batch_size,
 def _check_outputs(outputs: list[Path], overwrite: bool) -> None:
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not overwrite:
-        raise QTriggerError(f"output {', '.join(existing)} already exists (use --overwrite to replace it)")
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise QTriggerError(f"output {', '.join(existing)} already {verb} (use --overwrite to replace it)")
     for parent in {p.parent for p in outputs}:
         if not parent.is_dir():
             raise QTriggerError(f"output directory {parent} does not exist")
