@@ -3,6 +3,7 @@
 from qtrigger.firmware.check import (  # noqa: F401
     CheckResult,
     LayerDiagnosis,
+    check_model_files,
     diagnose,
     hls_check,
     precision_profile,

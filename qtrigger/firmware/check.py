@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.config import HLSConfig
-from qtrigger.emulate import QuantizedNetwork, extract_network
+from qtrigger.emulate import QuantizedNetwork, extract_network, has_input_quantizer, input_type_from_data
+from qtrigger.errors import QTriggerError
+from qtrigger.firmware.inputs import load_inputs, load_keras_model, validate_array
 from qtrigger.firmware.csim import REFERENCE, compare_codes, csim_predict_codes, float32_reference_codes, stress_inputs
 
 
@@ -47,6 +49,8 @@ class CheckResult:
     qkeras_float32_mismatched_events: int | None = None
     first_bad_layer: LayerDiagnosis | None = None
     precision_overrides: dict = field(default_factory=dict)
+    input_type: str | None = None
+    input_type_source: str = "model input quantizer"
 
     @property
     def exact(self) -> bool:
@@ -66,6 +70,8 @@ class CheckResult:
             f"(max {self.max_abs_diff_lsb} LSB of {self.output_type}); reference: {self.reference}",
             f"stress set (rounding ties, out-of-range inputs): {self.stress_mismatched_events} of {self.stress_events} differ",
         ]
+        if self.input_type_source != "model input quantizer":
+            lines.append(f"input type {self.input_type}: from the {self.input_type_source}")
         if self.qkeras_float32_mismatched_events is not None:
             lines.append(f"QKeras float32 vs exact reference: {self.qkeras_float32_mismatched_events} events differ")
         if self.first_bad_layer:
@@ -82,11 +88,18 @@ def hls_check(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: s
     """Convert ``model``, C-simulate ``x`` and the stress set, compare with the exact model.
 
     ``precision_overrides`` (``{layer: {"accum"|"result"|...: "ap_fixed<W,I>"}}``) replaces
-    derived types, e.g. to see what a hand-typed accumulator would do.
+    derived types, e.g. to see what a hand-typed accumulator would do. A model without an
+    input quantizer takes the smallest type that holds ``x`` exactly (refused when ``x``
+    is not on a fixed-point grid). Inputs and layers are checked before any conversion.
     """
     from qtrigger.firmware.convert import convert
 
-    network = extract_network(model)
+    x = validate_array(x, model_input_width(model), "inputs")
+    if has_input_quantizer(model):
+        network, source = extract_network(model), "model input quantizer"
+    else:
+        network = extract_network(model, input_type_from_data(x))
+        source = "grid of the given inputs (the model has no input quantizer)"
     project = convert(model, network, hls_cfg, Path(directory), name, precision_overrides=precision_overrides or {})
     exact = network.forward_codes(x)
     real = compare_codes(csim_predict_codes(project, network, x, strict=False), exact, network.output_type)
@@ -99,11 +112,34 @@ def hls_check(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: s
         stress_events=stress_cmp.jets, stress_mismatched_events=stress_cmp.mismatched_jets,
         stress_max_abs_diff_lsb=stress_cmp.max_abs_diff_lsb, output_type=str(network.output_type),
         qkeras_float32_mismatched_events=f32.mismatched_jets, precision_overrides=precision_overrides or {},
+        input_type=str(network.input_type), input_type_source=source,
     )
     if not result.exact:
         differing = np.concatenate([x[real.differing_rows()], stress[stress_cmp.differing_rows()]])
         result.first_bad_layer = diagnose(project, network, differing[:max_traced])
     return result
+
+
+def check_model_files(model_path, inputs_path, hls_cfg: HLSConfig, directory, name: str = "check",
+                      precision_overrides: dict | None = None, **options) -> CheckResult:
+    """``hls check --model M.h5 --inputs X.npy``: validate both files first, then :func:`hls_check`.
+
+    Every problem with the files (missing, not HDF5, not a Keras model, not a numeric 2-D
+    ``.npy``, no rows, NaN/inf, wrong width, unsupported layers) raises a one-line
+    QTriggerError before TensorFlow converts anything. ``options`` go to :func:`hls_check`.
+    """
+    x = load_inputs(inputs_path)
+    model = load_keras_model(model_path)
+    x = validate_array(x, model_input_width(model), str(inputs_path))
+    return hls_check(model, x, hls_cfg, Path(directory), name, precision_overrides, **options)
+
+
+def model_input_width(model) -> int:
+    """Features per row the model takes (one flat input)."""
+    shapes = [tuple(t.shape) for t in model.inputs]
+    if len(shapes) != 1 or len(shapes[0]) != 2 or shapes[0][1] is None:
+        raise QTriggerError(f"model: input shape(s) {shapes}; expected one flat input (events, features)")
+    return int(shapes[0][1])
 
 
 def diagnose(project, network: QuantizedNetwork, x: np.ndarray) -> LayerDiagnosis | None:
