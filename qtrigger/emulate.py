@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qtrigger.errors import QTriggerError
-from qtrigger.fixedpoint import FixedType, qkeras_quantizer_type, type_for_range
+from qtrigger.fixedpoint import FixedType, exact_type_for_values, qkeras_quantizer_type, type_for_range
 
 
 @dataclass
@@ -165,19 +165,13 @@ def input_type_from_data(x: np.ndarray, max_frac: int = 24, max_width: int = 32)
     own grid. Raises QTriggerError when the values are not on a grid of at most
     ``max_frac`` fractional bits and ``max_width`` bits.
     """
-    values = np.asarray(x, np.float64)
-    hint = "add QActivation(quantized_bits(W, I)) as the model's first layer"
-    for frac in range(max_frac + 1):
-        scaled = values * 2.0**frac
-        if np.array_equal(np.rint(scaled), scaled):
-            fixed = type_for_range(float(values.min()), float(values.max()), frac, "RND_CONV", "SAT")
-            if fixed.width > max_width:
-                break
-            return fixed
-    raise QTriggerError(
-        f"inputs: the model has no input quantizer and the values are not on a fixed-point grid of at most "
-        f"{max_frac} fractional bits and {max_width} bits; {hint}"
-    )
+    fixed = exact_type_for_values(x, max_frac, max_width, "RND_CONV", "SAT")
+    if fixed is None:
+        raise QTriggerError(
+            f"inputs: the model has no input quantizer and the values are not on a fixed-point grid of at most "
+            f"{max_frac} fractional bits and {max_width} bits; add QActivation(quantized_bits(W, I)) as the model's first layer"
+        )
+    return fixed
 
 
 def has_input_quantizer(model) -> bool:
@@ -219,6 +213,8 @@ def _unsupported(layer, pending: DenseStage | None) -> str:
     kind = type(layer).__name__
     if kind == "Dense":
         return "Dense has float weights, not exact in fixed point; use QDense with kernel_quantizer and bias_quantizer"
+    if kind == "PruneLowMagnitude":
+        return "a tfmot pruning wrapper; call tfmot.sparsity.keras.strip_pruning(model) before converting"
     if kind == "QActivation" and not _is_quantizer_activation(layer):
         return (f"QActivation({getattr(layer.quantizer, '__name__', layer.quantizer)!r}) is not a quantizer hls4ml converts "
                 "exactly; use quantized_relu(bits, integer) or quantized_bits(bits, integer)")
@@ -245,14 +241,9 @@ def _stage_output_range(stage: DenseStage) -> tuple[float, float, FixedType]:
 
 
 def _dense_stage(layer, in_lo: float, in_hi: float, in_type: FixedType) -> DenseStage:
-    where = f"layer {layer.name}"
-    for what in ("kernel", "bias") if layer.use_bias else ("kernel",):
-        if getattr(layer, f"{what}_quantizer_internal") is None:
-            raise QTriggerError(f"{where}: no {what}_quantizer; give one (e.g. quantized_bits(8,0,alpha=1)) for exact {what}s")
-    weight_type = qkeras_quantizer_type(layer.kernel_quantizer_internal, f"{where} kernel_quantizer")
-    bias_type = qkeras_quantizer_type(layer.bias_quantizer_internal, f"{where} bias_quantizer") if layer.use_bias \
-        else weight_type
     kernel, bias = _quantized_weights(layer)
+    weight_type = _parameter_type(layer, "kernel", kernel)
+    bias_type = _parameter_type(layer, "bias", bias) if layer.use_bias else weight_type
     weight_codes = weight_type.to_codes(kernel)
     bias_codes = bias_type.to_codes(bias)
     frac = max(in_type.frac + weight_type.frac, bias_type.frac)
@@ -262,13 +253,30 @@ def _dense_stage(layer, in_lo: float, in_hi: float, in_type: FixedType) -> Dense
     return stage
 
 
+def _parameter_type(layer, what: str, values: np.ndarray) -> FixedType:
+    """The type of a QDense's kernel or bias: its quantizer's, else the exact grid of its float values."""
+    quantizer = getattr(layer, f"{what}_quantizer_internal")
+    if quantizer is not None:
+        return qkeras_quantizer_type(quantizer, f"layer {layer.name} {what}_quantizer")
+    fixed = exact_type_for_values(values)
+    if fixed is None:
+        raise QTriggerError(
+            f"layer {layer.name}: no {what}_quantizer and its float {what} values are not on a fixed-point grid of at "
+            f"most 24 fractional bits; give {what}_quantizer=quantized_bits(bits, integer, alpha=1)"
+        )
+    return fixed
+
+
 def _quantized_weights(layer) -> tuple[np.ndarray, np.ndarray]:
     """Kernel and bias as the firmware sees them (quantizers applied; zero bias without one)."""
+    def quantized(quantizer, values):
+        return np.asarray(quantizer(values) if quantizer is not None else values, np.float64)
+
     weights = layer.get_weights()
-    kernel = np.asarray(layer.kernel_quantizer_internal(weights[0]), np.float64)
+    kernel = quantized(layer.kernel_quantizer_internal, weights[0])
     if not layer.use_bias:
         return kernel, np.zeros(kernel.shape[1])
-    return kernel, np.asarray(layer.bias_quantizer_internal(weights[1]), np.float64)
+    return kernel, quantized(layer.bias_quantizer_internal, weights[1])
 
 
 def _inline_activation(layer, stage: DenseStage) -> None:

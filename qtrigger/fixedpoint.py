@@ -213,6 +213,20 @@ def type_for_range(lo: float, hi: float, frac: int, rounding: str = "TRN", satur
     return FixedType(width, width - frac, signed, rounding, saturation)
 
 
+def exact_type_for_values(values: np.ndarray, max_frac: int = 24, max_width: int = 32, rounding: str = "TRN",
+                          saturation: str = "WRAP") -> FixedType | None:
+    """Smallest type holding every one of ``values`` exactly, or None beyond ``max_frac``/``max_width`` bits."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0 or not np.isfinite(values).all():
+        return None
+    for frac in range(max_frac + 1):
+        scaled = values * 2.0**frac
+        if np.array_equal(np.rint(scaled), scaled):
+            fixed = type_for_range(float(values.min()), float(values.max()), frac, rounding, saturation)
+            return fixed if fixed.width <= max_width else None
+    return None
+
+
 def qkeras_quantizer_type(quantizer, where: str) -> FixedType:
     """The exact fixed-point type a QKeras quantizer rounds and clips to.
 

@@ -28,7 +28,7 @@ import pytest
 from qtrigger.config import HLSConfig, validate_config
 from qtrigger.emulate import extract_network
 from qtrigger.errors import QTriggerError
-from qtrigger.firmware.check import check_model_files, hls_check
+from qtrigger.firmware.check import check_model_files, hls_check, logits_model
 
 from conftest import small_config_dict
 
@@ -95,18 +95,21 @@ def keras_activations(t):
             qdense(1, "output")]
 
 
-def no_input_quantizer(t):
-    """The first layer is a QDense: the input type must come from the data."""
-    from qkeras import QActivation, quantized_relu
+def tutorial_form(t):
+    """As in the hls4ml tutorial (part 4): no input quantizer, quantized_relu(6), no bias, a final softmax."""
+    import tf_keras as keras
+    from qkeras import QActivation, QDense, quantized_relu
 
-    return [qdense(16, "dense_0"), QActivation(quantized_relu(6, 2), name="relu_0"), qdense(1, "output")]
+    return [qdense(16, "fc1"), QActivation(quantized_relu(6), name="relu1"),
+            QDense(8, kernel_quantizer=qb(6, 0), use_bias=False, name="fc2"), QActivation(quantized_relu(6), name="relu2"),
+            qdense(3, "output"), keras.layers.Activation("softmax", name="softmax")]
 
 
-FORMS = {
-    "separate_activations": (separate_activations, 1),
-    "inline_quantizers_3class": (inline_quantizers, 3),
-    "keras_activations": (keras_activations, 1),
-    "no_input_quantizer": (no_input_quantizer, 1),
+FORMS = {  # name: (layers, outputs, softmax at the end)
+    "separate_activations": (separate_activations, 1, False),
+    "inline_quantizers_3class": (inline_quantizers, 3, False),
+    "keras_activations": (keras_activations, 1, False),
+    "tutorial_no_input_quantizer_softmax": (tutorial_form, 3, True),
 }
 
 
@@ -121,7 +124,7 @@ def trained(prepared, form: str, sequential: bool, seed: int = 7):
     """The form's model trained for one epoch on real jets (same seed: same weights for both APIs)."""
     import tensorflow as tf
 
-    make, n_out = FORMS[form]
+    make, n_out, softmax = FORMS[form]
     tf.keras.utils.set_random_seed(seed)
     model = as_model(make(prepared.preprocessor.input_type), prepared.inputs.shape[1], sequential)
     x, split = prepared.inputs, prepared.split
@@ -133,7 +136,7 @@ def trained(prepared, form: str, sequential: bool, seed: int = 7):
     import tf_keras as keras
 
     model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.get({"class_name": loss, "config": {"from_logits": True}}))
+                  loss=keras.losses.get({"class_name": loss, "config": {"from_logits": not softmax}}))
     model.fit(x[split.train], y[split.train], epochs=1, batch_size=256, verbose=0)
     return model
 
@@ -150,12 +153,19 @@ def test_model_form_is_bit_exact(prepared, tmp_path, form, sequential):
     assert result.stress_events == 2000 and result.stress_mismatched_events == 0, result.summary()
     assert result.qkeras_float32_mismatched_events == 0, result.summary()
     assert result.exact
-    n_out = FORMS[form][1]
-    assert extract_network(model, prepared.preprocessor.input_type).stages[-1].weight_codes.shape[1] == n_out
-    if form == "no_input_quantizer":
+    _, n_out, softmax = FORMS[form]
+    logits, notes = logits_model(model)
+    assert extract_network(logits, prepared.preprocessor.input_type).stages[-1].weight_codes.shape[1] == n_out
+    assert len(result.notes) == len(notes) == int(softmax)
+    if softmax:
+        assert result.notes[0].startswith("final Activation(softmax) layer softmax left out: compared are the logits")
+    if form.startswith("tutorial_no_input_quantizer"):
+        from qtrigger.fixedpoint import parse_fixed
+
         assert result.input_type_source.startswith("grid of the given inputs")
-        assert result.input_type == str(prepared.preprocessor.input_type.with_modes("RND_CONV", "SAT")) or \
-            result.input_type.startswith("ap_")
+        derived = parse_fixed(result.input_type)
+        assert np.array_equal(derived.quantize(x_test), x_test)  # every real input held exactly
+        assert derived.frac <= prepared.preprocessor.input_type.frac
 
 
 @pytest.mark.slow
@@ -178,14 +188,18 @@ def test_sequential_and_functional_twins_same_verdict_and_codes(prepared, tmp_pa
 
 def refused_layers():
     import tf_keras as keras
-    from qkeras import QActivation, quantized_relu
+    from qkeras import QActivation, QDense, quantized_relu
 
     t = (qb(10, 4),)
     return {
         "float Dense": ([QActivation(t[0], name="input_q"), keras.layers.Dense(4, name="plain"), qdense(1, "output")],
                         r"layer plain: Dense has float weights, not exact in fixed point; use QDense"),
-        "softmax": ([QActivation(t[0], name="input_q"), qdense(3, "output"), keras.layers.Activation("softmax", name="sm")],
-                    r"layer sm: Activation\(softmax\) is not exact in firmware"),
+        "hidden softmax": ([QActivation(t[0], name="input_q"), qdense(3, "dense_0"),
+                            keras.layers.Activation("softmax", name="sm"), qdense(1, "output")],
+                           r"layer sm: Activation\(softmax\) is not exact in firmware"),
+        "float kernel": ([QActivation(t[0], name="input_q"),
+                          QDense(4, kernel_quantizer=None, bias_quantizer=qb(6, 0), name="nokq"), qdense(1, "output")],
+                         r"layer nokq: no kernel_quantizer and its float kernel values are not on a fixed-point grid"),
         "inline softmax": ([QActivation(t[0], name="input_q"), qdense(3, "output", activation="softmax")],
                            r"layer output: activation softmax is not exact in firmware"),
         "QActivation relu": ([QActivation(t[0], name="input_q"), qdense(4, "dense_0"), QActivation("relu", name="qrelu"),
@@ -199,8 +213,8 @@ def refused_layers():
     }
 
 
-@pytest.mark.parametrize("case", ["float Dense", "softmax", "inline softmax", "QActivation relu", "two activations",
-                                  "ReLU with max_value"])
+@pytest.mark.parametrize("case", ["float Dense", "hidden softmax", "inline softmax", "QActivation relu", "two activations",
+                                  "ReLU with max_value", "float kernel"])
 @pytest.mark.parametrize("sequential", [False, True], ids=["functional", "sequential"])
 def test_unsupported_layer_refused_in_one_line(case, sequential, tmp_path, monkeypatch):
     layers, message = refused_layers()[case]

@@ -88,16 +88,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from qtrigger.device import (  # noqa: F401  (DEFAULT_PART, FAMILIES, DEVICE_RESOURCES re-exported)
-    CLOCK_UNCERTAINTY,
-    DEFAULT_PART,
-    DEVICE_RESOURCES,
-    FAMILIES,
-    DeviceFamily,
-    device_family,
-    device_resources,
-    usable_clock_ns,
-)
+from qtrigger.device import DEFAULT_PART, DeviceFamily, device_family, device_resources, usable_clock_ns
 from qtrigger.emulate import DenseStage, QuantizedNetwork
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType

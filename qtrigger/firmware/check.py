@@ -1,10 +1,12 @@
 """``qtrigger hls check``: prove (or diagnose) bit-exactness of a QKeras model in hls4ml.
 
-Converts the model, compiles the C-simulation, runs every event plus a stress set
-(rounding ties and out-of-range inputs) and compares output codes with the exact
-integer emulation. When anything differs, hls4ml's trace locates the first layer whose
-outputs differ and classifies the difference as overflow/saturation (the firmware value
-is the exact value wrapped or clipped into a too-narrow type) or rounding.
+:func:`check_model_files` validates a saved model and an inputs file first (one-line
+QTriggerError, nothing converted); :func:`hls_check` converts the model, compiles the
+C-simulation, runs every event plus a stress set (rounding ties and out-of-range inputs)
+and compares output codes with the exact integer emulation. When anything differs,
+hls4ml's trace locates the first layer whose outputs differ and classifies the
+difference as overflow/saturation (the firmware value is the exact value wrapped or
+clipped into a too-narrow type) or rounding.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class CheckResult:
     precision_overrides: dict = field(default_factory=dict)
     input_type: str | None = None
     input_type_source: str = "model input quantizer"
+    notes: list[str] = field(default_factory=list)
 
     @property
     def exact(self) -> bool:
@@ -72,6 +75,7 @@ class CheckResult:
         ]
         if self.input_type_source != "model input quantizer":
             lines.append(f"input type {self.input_type}: from the {self.input_type_source}")
+        lines.extend(f"note: {note}" for note in self.notes)
         if self.qkeras_float32_mismatched_events is not None:
             lines.append(f"QKeras float32 vs exact reference: {self.qkeras_float32_mismatched_events} events differ")
         if self.first_bad_layer:
@@ -95,6 +99,7 @@ def hls_check(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: s
     from qtrigger.firmware.convert import convert
 
     x = validate_array(x, model_input_width(model), "inputs")
+    model, notes = logits_model(model)
     if has_input_quantizer(model):
         network, source = extract_network(model), "model input quantizer"
     else:
@@ -112,7 +117,7 @@ def hls_check(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: s
         stress_events=stress_cmp.jets, stress_mismatched_events=stress_cmp.mismatched_jets,
         stress_max_abs_diff_lsb=stress_cmp.max_abs_diff_lsb, output_type=str(network.output_type),
         qkeras_float32_mismatched_events=f32.mismatched_jets, precision_overrides=precision_overrides or {},
-        input_type=str(network.input_type), input_type_source=source,
+        input_type=str(network.input_type), input_type_source=source, notes=notes,
     )
     if not result.exact:
         differing = np.concatenate([x[real.differing_rows()], stress[stress_cmp.differing_rows()]])
@@ -132,6 +137,24 @@ def check_model_files(model_path, inputs_path, hls_cfg: HLSConfig, directory, na
     model = load_keras_model(model_path)
     x = validate_array(x, model_input_width(model), str(inputs_path))
     return hls_check(model, x, hls_cfg, Path(directory), name, precision_overrides, **options)
+
+
+def logits_model(model) -> tuple[object, list[str]]:
+    """``model`` without a final softmax/sigmoid layer (hls4ml computes those with lookup tables), and a note.
+
+    The trigger cuts on logits, so the check compares the logits; any other model is returned as is.
+    """
+    last = model.layers[-1]
+    kind = type(last).__name__
+    function = getattr(getattr(last, "activation", None), "__name__", "")
+    if kind != "Softmax" and not (kind == "Activation" and function in ("softmax", "sigmoid")):
+        return model, []
+    import tf_keras as keras
+
+    what = f"{kind}({function})" if function else kind
+    note = (f"final {what} layer {last.name} left out: compared are the logits before it (hls4ml computes "
+            "softmax/sigmoid with lookup tables, which are not bit-exact)")
+    return keras.Model(model.inputs, model.layers[-2].output, name=f"{model.name}_logits"), [note]
 
 
 def model_input_width(model) -> int:
