@@ -110,8 +110,8 @@ def extract_network(model, input_type: FixedType | None = None) -> QuantizedNetw
     an inline ``activation`` (a ``quantized_relu``/``quantized_bits`` quantizer, ``"relu"``,
     ``"linear"`` or None) or followed by one ``QActivation`` quantizer, a Keras ``ReLU``
     or ``Activation("relu"|"linear")``; ``Dropout``. A model without an input quantizer
-    needs ``input_type`` (e.g. :func:`input_type_from_data`). Anything else raises a
-    one-line QTriggerError naming the layer.
+    needs ``input_type`` (e.g. :func:`input_type_from_data`; ignored when the model has
+    one). Anything else raises a one-line QTriggerError naming the layer.
     """
     layers = [layer for layer in model.layers if type(layer).__name__ not in ("InputLayer", "Dropout")]
     if not layers:
@@ -136,11 +136,11 @@ def extract_network(model, input_type: FixedType | None = None) -> QuantizedNetw
                 stages.append(pending)
                 value_lo, value_hi, value_type = _stage_output_range(pending)
             pending = _dense_stage(layer, value_lo, value_hi, value_type)
-        elif pending is not None and pending.activation_type is None and _activation_of(layer, pending) is not None:
-            pending.activation_type = _activation_of(layer, pending)
-            pending.activation_name = layer.name
-        else:
+            continue
+        activation = _activation_of(layer, pending) if pending is not None and pending.activation_type is None else None
+        if activation is None:
             raise QTriggerError(f"layer {layer.name}: {_unsupported(layer, pending)}")
+        pending.activation_type, pending.activation_name = activation, layer.name
     if pending is None:
         raise QTriggerError("model: no QDense layer found")
     stages.append(pending)
@@ -149,7 +149,10 @@ def extract_network(model, input_type: FixedType | None = None) -> QuantizedNetw
 
 def input_layer_name(model) -> str:
     """The name hls4ml gives the model's input layer (its Keras InputLayer), for any model API."""
-    config = model.get_config()
+    try:
+        config = model.get_config()
+    except NotImplementedError:
+        raise QTriggerError("model: a subclassed Keras model; hls4ml converts Sequential and functional models") from None
     if config.get("input_layers"):  # functional
         return config["input_layers"][0][0]
     layers = config.get("layers", [])
