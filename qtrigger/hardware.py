@@ -45,3 +45,15 @@ __all__ = [
     "build_command",
     "build_project",
 ]
+
+
+def __getattr__(name: str):
+    """Any other name of the former module (including private helpers) from its new home."""
+    from qtrigger import device
+    from qtrigger.estimate import latency
+    from qtrigger.firmware import vendor
+
+    for module in (latency, vendor, device):
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AttributeError(f"module 'qtrigger.hardware' has no attribute {name!r}")

