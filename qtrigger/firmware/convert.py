@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.firmware import adapter
+from qtrigger.firmware.adapter import config_from_keras_model, convert_from_keras_model
 from qtrigger.config import HLSConfig
 from qtrigger.emulate import QuantizedNetwork
 
@@ -45,7 +45,7 @@ def hls_layer_config(model, network: QuantizedNetwork, hls_cfg: HLSConfig, preci
     """
     from qtrigger.fixedpoint import parse_fixed
 
-    config = adapter.config_from_keras_model(
+    config = config_from_keras_model(
         model, granularity="name", backend=hls_cfg.backend, default_precision=parse_fixed(hls_cfg.default_precision).hls()
     )
     config["Model"]["Strategy"] = "Latency"
@@ -102,7 +102,7 @@ def convert(model, network: QuantizedNetwork, hls_cfg: HLSConfig, directory: Pat
         np.save(tb_out, network.forward(testbench_inputs))
     config = hls_layer_config(model, network, hls_cfg, precision_overrides)
     name = project_name_for(run_name)
-    hls_model = adapter.convert_from_keras_model(
+    hls_model = convert_from_keras_model(
         model,
         hls_config=config,
         output_dir=str(directory),
