@@ -1,10 +1,10 @@
 """Latency strategy vs distributed arithmetic (da4ml) for one finished run (prints JSON).
 
 For the run's QKeras model: the analytic Latency-strategy estimate
-(``qtrigger.hardware.estimate_latency_strategy``), the hls4ml DA conversion's kernel cost
-(``qtrigger.da.da_estimate``), the C-simulation mismatches of both conversions against
+(``qtrigger.estimate.latency.estimate_latency_strategy``), the hls4ml DA conversion's kernel cost
+(``qtrigger.estimate.da.da_estimate``), the C-simulation mismatches of both conversions against
 the exact integer reference on the run's test jets, and the open-source RTL check of
-da4ml's standalone Verilog (``qtrigger.da.rtl_check``; needs ``pip install '.[rtl]'``).
+da4ml's standalone Verilog (``qtrigger.firmware.rtl.rtl_check``; needs ``pip install '.[rtl]'``).
 Every figure keeps its ``verification`` tag: none of them is a Vivado/Vitis result.
 
 Usage: python benchmarks/da_compare.py [RUN_DIR] [--jets N] [--no-rtl] [--rounding half_up|half_even]
@@ -28,9 +28,12 @@ from qtrigger.errors import QTriggerError  # noqa: E402
 
 def compare(run_dir: Path, jets: int | None = None, rtl: bool = True, rounding: str = "half_up") -> dict:
     """Both conversions of ``run_dir``'s model side by side."""
-    from qtrigger import da, firmware, hardware
+    from qtrigger import firmware
     from qtrigger.config import load_config
     from qtrigger.emulate import extract_network
+    from qtrigger.estimate.da import da_estimate
+    from qtrigger.estimate.latency import estimate_latency_strategy
+    from qtrigger.firmware.rtl import rtl_check
     from qtrigger.model import load_model
 
     config = load_config(run_dir / "config.resolved.yaml", check_files=False)
@@ -53,14 +56,14 @@ def compare(run_dir: Path, jets: int | None = None, rtl: bool = True, rounding: 
             csim = firmware.compare_codes(firmware.csim_predict_codes(project, network, x), exact, network.output_type)
             entry = {"csim": csim.summary(), "convert_and_compile_seconds": round(seconds, 1)}
             if strategy == "latency":
-                entry["estimate"] = hardware.estimate_latency_strategy(network, clock, 1, part).to_dict()
+                entry["estimate"] = estimate_latency_strategy(network, clock, 1, part).to_dict()
             else:
-                entry["estimate"] = da.da_estimate(project, network, clock, part=part)
+                entry["estimate"] = da_estimate(project, network, clock, part=part)
             result[strategy] = entry
         if rtl:
             try:
-                result["rtl_check"] = da.rtl_check(network, x, tmp / "rtl", clock_period_ns=clock, part=part,
-                                                   rounding=rounding)
+                result["rtl_check"] = rtl_check(network, x, tmp / "rtl", clock_period_ns=clock, part=part,
+                                                rounding=rounding)
                 result["rtl_check"]["directory"] = None
             except QTriggerError as err:
                 result["rtl_check"] = {"skipped": str(err)}

@@ -1,4 +1,4 @@
-"""Error of qtrigger.hardware's analytic estimate on published/measured points (prints JSON).
+"""Error of qtrigger.estimate.latency's analytic estimate on published/measured points (prints JSON).
 
 No constant of the model is fitted to these points. The weights of all three networks
 are unknown, so each is rebuilt with Glorot-uniform weights (the Keras Dense default
@@ -19,8 +19,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qtrigger.emulate import DenseStage, QuantizedNetwork  # noqa: E402
+from qtrigger.estimate.latency import estimate_latency_strategy  # noqa: E402
 from qtrigger.fixedpoint import FixedType  # noqa: E402
-from qtrigger.hardware import estimate_latency_strategy  # noqa: E402
 
 AP16 = FixedType(16, 6)  # hls4ml default ap_fixed<16,6> (TRN, WRAP)
 Q6_WEIGHT = FixedType(6, 1, True, "RND_CONV", "SAT")  # quantized_bits(6, 0, alpha=1)

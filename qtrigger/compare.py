@@ -21,13 +21,13 @@ from qtrigger.metrics import roc_auc, threshold_for_background_efficiency, worki
 
 def ptq_outputs(float_model, x: np.ndarray, width: int, integer: int, hls_cfg, directory: Path) -> np.ndarray:
     """C-simulation outputs of the float model converted at uniform ``ap_fixed<width, integer>``."""
-    from qtrigger import hls4ml_compat
+    from qtrigger.firmware import adapter
 
     precision = f"fixed<{width},{integer}>"
-    config = hls4ml_compat.config_from_keras_model(float_model, granularity="model", backend=hls_cfg.backend,
-                                                   default_precision=precision)
+    config = adapter.config_from_keras_model(float_model, granularity="model", backend=hls_cfg.backend,
+                                             default_precision=precision)
     config["Model"]["Strategy"] = "Latency"
-    hls_model = hls4ml_compat.convert_from_keras_model(
+    hls_model = adapter.convert_from_keras_model(
         float_model, hls_config=config, output_dir=str(directory), project_name="ptq", backend=hls_cfg.backend,
         io_type=hls_cfg.io_type, part=hls_cfg.part, clock_period=hls_cfg.clock_period_ns)
     hls_model.compile()

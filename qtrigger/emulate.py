@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qtrigger.errors import QTriggerError
-from qtrigger.fixedpoint import FixedType, qkeras_quantizer_type, type_for_range
+from qtrigger.fixedpoint import FixedType, exact_type_for_values, qkeras_quantizer_type, type_for_range
 
 
 @dataclass
@@ -102,32 +102,140 @@ def requantize(codes: np.ndarray, frac: int, target: FixedType) -> np.ndarray:
     return target.overflow_codes(rounded)
 
 
-def extract_network(model) -> QuantizedNetwork:
-    """Read a stripped QKeras MLP (input_q → QDense/QActivation… → QDense) into integer form."""
+def extract_network(model, input_type: FixedType | None = None) -> QuantizedNetwork:
+    """Read a QKeras MLP into integer form: [input quantizer] → (QDense [→ activation]) × N.
+
+    Accepted as users write them (functional or Sequential): the input quantizer
+    ``QActivation(quantized_bits|quantized_relu)`` (strings or objects); ``QDense`` with
+    an inline ``activation`` (a ``quantized_relu``/``quantized_bits`` quantizer, ``"relu"``,
+    ``"linear"`` or None) or followed by one ``QActivation`` quantizer, a Keras ``ReLU``
+    or ``Activation("relu"|"linear")``; ``Dropout``. A model without an input quantizer
+    needs ``input_type`` (e.g. :func:`input_type_from_data`; ignored when the model has
+    one). Anything else raises a one-line QTriggerError naming the layer.
+    """
     layers = [layer for layer in model.layers if type(layer).__name__ not in ("InputLayer", "Dropout")]
-    if not layers or type(layers[0]).__name__ != "QActivation":
-        raise QTriggerError("model: the first layer must be a QActivation(quantized_bits) input quantizer")
-    input_layer = layers[0]
-    input_type = qkeras_quantizer_type(input_layer.quantizer, f"layer {input_layer.name}")
+    if not layers:
+        raise QTriggerError("model: no layers")
+    input_quantizer_name = None
+    if _is_quantizer_activation(layers[0]):
+        input_layer, layers = layers[0], layers[1:]
+        input_quantizer_name = input_layer.name
+        input_type = qkeras_quantizer_type(input_layer.quantizer, f"layer {input_layer.name}")
+    elif input_type is None:
+        raise QTriggerError(
+            f"model: the first layer {layers[0].name} ({type(layers[0]).__name__}) is not an input quantizer; "
+            "add QActivation(quantized_bits(W, I)) as the first layer, or give the input type"
+        )
     stages: list[DenseStage] = []
     value_lo, value_hi, value_type = input_type.min_value, input_type.max_value, input_type
     pending: DenseStage | None = None
-    for layer in layers[1:]:
+    for layer in layers:
         kind = type(layer).__name__
         if kind == "QDense":
             if pending is not None:
                 stages.append(pending)
                 value_lo, value_hi, value_type = _stage_output_range(pending)
             pending = _dense_stage(layer, value_lo, value_hi, value_type)
-        elif kind == "QActivation" and pending is not None and pending.activation_type is None:
-            pending.activation_type = qkeras_quantizer_type(layer.quantizer, f"layer {layer.name}")
-            pending.activation_name = layer.name
-        else:
-            raise QTriggerError(f"layer {layer.name}: {kind} is not supported in an exact MLP (QDense/QActivation only)")
+            continue
+        activation = _activation_of(layer, pending) if pending is not None and pending.activation_type is None else None
+        if activation is None:
+            raise QTriggerError(f"layer {layer.name}: {_unsupported(layer, pending)}")
+        pending.activation_type, pending.activation_name = activation, layer.name
     if pending is None:
         raise QTriggerError("model: no QDense layer found")
     stages.append(pending)
-    return QuantizedNetwork(model.layers[0].name, input_layer.name, input_type, stages)
+    return QuantizedNetwork(input_layer_name(model), input_quantizer_name, input_type, stages)
+
+
+def input_layer_name(model) -> str:
+    """The name hls4ml gives the model's input layer (its Keras InputLayer), for any model API."""
+    try:
+        config = model.get_config()
+    except NotImplementedError:
+        raise QTriggerError("model: a subclassed Keras model; hls4ml converts Sequential and functional models") from None
+    if config.get("input_layers"):  # functional
+        return config["input_layers"][0][0]
+    layers = config.get("layers", [])
+    if layers and layers[0].get("class_name") == "InputLayer":
+        return layers[0]["config"]["name"]
+    return "input1"  # hls4ml's name when a Sequential config has no InputLayer
+
+
+def input_type_from_data(x: np.ndarray, max_frac: int = 24, max_width: int = 32) -> FixedType:
+    """Smallest fixed-point type holding every value of ``x`` exactly (RND_CONV, SAT as QKeras would).
+
+    For models without an input quantizer: the firmware input type is then the data's
+    own grid. Raises QTriggerError when the values are not on a grid of at most
+    ``max_frac`` fractional bits and ``max_width`` bits.
+    """
+    fixed = exact_type_for_values(x, max_frac, max_width, "RND_CONV", "SAT")
+    if fixed is None:
+        raise QTriggerError(
+            f"inputs: the model has no input quantizer and the values are not on a fixed-point grid of at most "
+            f"{max_frac} fractional bits and {max_width} bits; add QActivation(quantized_bits(W, I)) as the model's first layer"
+        )
+    return fixed
+
+
+def has_input_quantizer(model) -> bool:
+    """True when the first computing layer is a QActivation quantizer (the network's input type)."""
+    layers = [layer for layer in model.layers if type(layer).__name__ not in ("InputLayer", "Dropout")]
+    return bool(layers) and _is_quantizer_activation(layers[0])
+
+
+def _is_quantizer_activation(layer) -> bool:
+    return type(layer).__name__ == "QActivation" and type(layer.quantizer).__name__ in ("quantized_bits", "quantized_relu")
+
+
+def _relu_type(accum: FixedType) -> FixedType:
+    """An exact ReLU of ``accum``: its non-negative values, same LSB (clipping at 0 is the only change)."""
+    drop = 1 if accum.signed else 0
+    return FixedType(accum.width - drop, accum.integer - drop, False, "TRN", "SAT")
+
+
+def _activation_of(layer, stage: DenseStage) -> FixedType | None:
+    """The type a layer after ``stage`` rounds/clips the accumulator to; None if it is not an activation."""
+    kind = type(layer).__name__
+    if _is_quantizer_activation(layer):
+        return qkeras_quantizer_type(layer.quantizer, f"layer {layer.name}")
+    if kind == "ReLU":
+        if layer.max_value is not None or float(layer.negative_slope) != 0.0 or float(layer.threshold) != 0.0:
+            return None
+        return _relu_type(stage.accum_type)
+    if kind == "Activation":
+        name = getattr(layer.activation, "__name__", "")
+        if name == "relu":
+            return _relu_type(stage.accum_type)
+        if name == "linear":
+            return stage.accum_type
+    return None
+
+
+def _unsupported(layer, pending: DenseStage | None) -> str:
+    """Why ``layer`` cannot be converted exactly, in a few words with the fix."""
+    kind = type(layer).__name__
+    if kind == "Dense":
+        return "Dense has float weights, not exact in fixed point; use QDense with kernel_quantizer and bias_quantizer"
+    if kind == "PruneLowMagnitude":
+        return "a tfmot pruning wrapper; call tfmot.sparsity.keras.strip_pruning(model) before converting"
+    if kind == "QActivation" and not _is_quantizer_activation(layer):
+        return (f"QActivation({getattr(layer.quantizer, '__name__', layer.quantizer)!r}) is not a quantizer hls4ml converts "
+                "exactly; use quantized_relu(bits, integer) or quantized_bits(bits, integer)")
+    if pending is None:
+        return f"{kind} before the first QDense is not supported (input quantizer first, then QDense layers)"
+    if kind == "ReLU" and _activation_of(layer, pending) is None:
+        args = ", ".join(f"{key}={float(value)!r}" for key, value, default in (
+            ("max_value", layer.max_value, None), ("negative_slope", layer.negative_slope, 0.0),
+            ("threshold", layer.threshold, 0.0)) if value is not None and float(value) != (default or 0.0))
+        return f"ReLU({args}) is not exact in firmware; use ReLU() or quantized_relu(bits, integer)"
+    if kind in ("Activation", "Softmax") and _activation_of(layer, pending) is None:
+        what = getattr(getattr(layer, "activation", None), "__name__", None)
+        return (f"{kind}({what}) " if what else f"{kind} ") + (
+            "is not exact in firmware (only relu and linear are); the check compares logits, so remove it or use "
+            "quantized_relu")
+    if pending.activation_type is not None and kind in ("QActivation", "ReLU", "Activation"):
+        return f"{kind} after the activation of {pending.name}: one activation per QDense is supported"
+    return f"{kind} is not supported in an exact MLP (QDense, QActivation, ReLU, Activation relu/linear, Dropout)"
 
 
 def _stage_output_range(stage: DenseStage) -> tuple[float, float, FixedType]:
@@ -136,19 +244,62 @@ def _stage_output_range(stage: DenseStage) -> tuple[float, float, FixedType]:
 
 
 def _dense_stage(layer, in_lo: float, in_hi: float, in_type: FixedType) -> DenseStage:
-    from qtrigger.model import quantized_weights
-
-    where = f"layer {layer.name}"
-    if layer.activation.__name__ != "linear":
-        raise QTriggerError(f"{where}: put the activation in a separate QActivation layer")
-    weight_type = qkeras_quantizer_type(layer.kernel_quantizer_internal, f"{where} kernel_quantizer")
-    bias_type = qkeras_quantizer_type(layer.bias_quantizer_internal, f"{where} bias_quantizer")
-    kernel, bias = quantized_weights(layer)
+    kernel, bias = _quantized_weights(layer)
+    weight_type = _parameter_type(layer, "kernel", kernel)
+    bias_type = _parameter_type(layer, "bias", bias) if layer.use_bias else weight_type
     weight_codes = weight_type.to_codes(kernel)
     bias_codes = bias_type.to_codes(bias)
     frac = max(in_type.frac + weight_type.frac, bias_type.frac)
     accum_type = exact_accumulator(kernel, bias, in_lo, in_hi, frac)
-    return DenseStage(layer.name, weight_type, bias_type, weight_codes, bias_codes, accum_type, None, None)
+    stage = DenseStage(layer.name, weight_type, bias_type, weight_codes, bias_codes, accum_type, None, None)
+    _inline_activation(layer, stage)
+    return stage
+
+
+def _parameter_type(layer, what: str, values: np.ndarray) -> FixedType:
+    """The type of a QDense's kernel or bias: its quantizer's, else the exact grid of its float values."""
+    quantizer = getattr(layer, f"{what}_quantizer_internal")
+    if quantizer is not None:
+        return qkeras_quantizer_type(quantizer, f"layer {layer.name} {what}_quantizer")
+    fixed = exact_type_for_values(values)
+    if fixed is None:
+        raise QTriggerError(
+            f"layer {layer.name}: no {what}_quantizer and its float {what} values are not on a fixed-point grid of at "
+            f"most 24 fractional bits; give {what}_quantizer=quantized_bits(bits, integer, alpha=1)"
+        )
+    return fixed
+
+
+def _quantized_weights(layer) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel and bias as the firmware sees them (quantizers applied; zero bias without one)."""
+    def quantized(quantizer, values):
+        return np.asarray(quantizer(values) if quantizer is not None else values, np.float64)
+
+    weights = layer.get_weights()
+    kernel = quantized(layer.kernel_quantizer_internal, weights[0])
+    if not layer.use_bias:
+        return kernel, np.zeros(kernel.shape[1])
+    return kernel, quantized(layer.bias_quantizer_internal, weights[1])
+
+
+def _inline_activation(layer, stage: DenseStage) -> None:
+    """Set ``stage``'s activation from QDense(activation=...); hls4ml splits it into ``<layer>_<name>``."""
+    activation = layer.activation
+    name = getattr(activation, "__name__", None)
+    if activation is None or name == "linear":
+        return
+    kind = type(activation).__name__
+    if kind in ("quantized_bits", "quantized_relu"):
+        stage.activation_type = qkeras_quantizer_type(activation, f"layer {layer.name} activation")
+        stage.activation_name = f"{layer.name}_{kind}"
+    elif name == "relu":
+        stage.activation_type = _relu_type(stage.accum_type)
+        stage.activation_name = f"{layer.name}_relu"
+    else:
+        raise QTriggerError(
+            f"layer {layer.name}: activation {name or kind} is not exact in firmware; use quantized_relu(bits, integer), "
+            "quantized_bits, relu or linear"
+        )
 
 
 def exact_accumulator(kernel: np.ndarray, bias: np.ndarray, in_lo: float, in_hi: float, frac: int) -> FixedType:

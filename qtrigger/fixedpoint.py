@@ -92,14 +92,53 @@ class FixedType:
     def __str__(self) -> str:
         return "ap_" + self.hls()
 
+    def cpp(self) -> str:
+        """The C++ type with explicit modes, e.g. ``ap_fixed<16,6,AP_RND_CONV,AP_SAT>``."""
+        return f"ap_{'' if self.signed else 'u'}fixed<{self.width},{self.integer},AP_{self.rounding},AP_{self.saturation}>"
+
+    def qkeras(self) -> str:
+        """The QKeras quantizer that rounds and clips exactly to this type, as QKeras spells it.
+
+        Signed: ``quantized_bits(W,I-1,alpha=1)`` (QKeras counts integer bits without the
+        sign); unsigned: ``quantized_relu(W,I)``. Only RND_CONV with SAT (or SAT_SYM, signed)
+        has a QKeras equivalent; other modes raise ValueError.
+        """
+        if self.rounding != "RND_CONV" or self.saturation not in ("SAT", "SAT_SYM") or \
+                (self.saturation == "SAT_SYM" and not self.signed):
+            raise ValueError(f"{self}: QKeras quantizers round half to even and saturate (RND_CONV, SAT/SAT_SYM)")
+        if not self.signed:
+            return f"quantized_relu({self.width},{self.integer})"
+        symmetric = ",symmetric=True" if self.saturation == "SAT_SYM" else ""
+        return f"quantized_bits({self.width},{self.integer - 1},alpha=1{symmetric})"
+
+    def qkeras_quantizer(self):
+        """The QKeras quantizer object of :meth:`qkeras` (imports QKeras)."""
+        import qkeras
+
+        return qkeras.get_quantizer(self.qkeras())
+
+    @classmethod
+    def from_qkeras(cls, quantizer, where: str) -> "FixedType":
+        """The exact type a QKeras quantizer rounds and clips to (see :func:`qkeras_quantizer_type`)."""
+        return qkeras_quantizer_type(quantizer, where)
+
+    def nearest_codes(self, values: np.ndarray) -> np.ndarray:
+        """Integer codes nearest to float values (half to even), without overflow handling."""
+        return np.rint(np.asarray(values, dtype=np.float64) * 2.0**self.frac).astype(np.int64)
+
+    def count_off_grid(self, values: np.ndarray) -> int:
+        """How many values do not sit exactly on this type's grid."""
+        scaled = np.asarray(values, dtype=np.float64) * 2.0**self.frac
+        return int(np.count_nonzero(np.rint(scaled) != scaled))
+
     def to_codes(self, values: np.ndarray) -> np.ndarray:
         """Integer codes of values already on this type's grid (raises if they are not)."""
         scaled = np.asarray(values, dtype=np.float64) * 2.0**self.frac
-        codes = np.rint(scaled)
-        if not np.array_equal(codes, scaled):
-            bad = np.flatnonzero((codes != scaled).ravel())[0]
+        off = np.rint(scaled) != scaled
+        if off.any():
+            bad = np.flatnonzero(off.ravel())[0]
             raise ValueError(f"value {np.ravel(values)[bad]!r} is not on the grid of {self}")
-        return codes.astype(np.int64)
+        return self.nearest_codes(values)
 
     def quantize_codes(self, values: np.ndarray) -> np.ndarray:
         """Integer codes of arbitrary float values after this type's rounding and overflow."""
@@ -172,6 +211,20 @@ def type_for_range(lo: float, hi: float, frac: int, rounding: str = "TRN", satur
     else:
         width = max(1, math.ceil(math.log2(hi_code + 1))) if hi_code > 0 else 1
     return FixedType(width, width - frac, signed, rounding, saturation)
+
+
+def exact_type_for_values(values: np.ndarray, max_frac: int = 24, max_width: int = 32, rounding: str = "TRN",
+                          saturation: str = "WRAP") -> FixedType | None:
+    """Smallest type holding every one of ``values`` exactly, or None beyond ``max_frac``/``max_width`` bits."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0 or not np.isfinite(values).all():
+        return None
+    for frac in range(max_frac + 1):
+        scaled = values * 2.0**frac
+        if np.array_equal(np.rint(scaled), scaled):
+            fixed = type_for_range(float(values.min()), float(values.max()), frac, rounding, saturation)
+            return fixed if fixed.width <= max_width else None
+    return None
 
 
 def qkeras_quantizer_type(quantizer, where: str) -> FixedType:

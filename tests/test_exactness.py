@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from qtrigger.check import hls_check, precision_profile
 from qtrigger.config import HLSConfig, ModelConfig, PruningConfig, QuantizationConfig, TrainingConfig, validate_config
 from qtrigger.emulate import extract_network
 from qtrigger.errors import QTriggerError
+from qtrigger.firmware.check import hls_check, precision_profile
 from qtrigger.model import build_model
 from qtrigger.pipeline import prepare_data
 from qtrigger.train import train

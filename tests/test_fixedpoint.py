@@ -48,3 +48,36 @@ def test_hls_string_round_trips():
     t = FixedType(18, 9, True, "RND_CONV", "SAT")
     assert parse_fixed(t.hls()) == t
     assert parse_fixed(str(t)) == t
+
+
+@pytest.mark.parametrize(
+    "fixed, cpp, qkeras",
+    [
+        (FixedType(10, 5, True, "RND_CONV", "SAT"), "ap_fixed<10,5,AP_RND_CONV,AP_SAT>", "quantized_bits(10,4,alpha=1)"),
+        (FixedType(6, 2, False, "RND_CONV", "SAT"), "ap_ufixed<6,2,AP_RND_CONV,AP_SAT>", "quantized_relu(6,2)"),
+        (FixedType(8, 1, True, "RND_CONV", "SAT_SYM"), "ap_fixed<8,1,AP_RND_CONV,AP_SAT_SYM>",
+         "quantized_bits(8,0,alpha=1,symmetric=True)"),
+    ],
+)
+def test_cpp_and_qkeras_spellings_round_trip(fixed, cpp, qkeras):
+    from qtrigger.fixedpoint import qkeras_quantizer_type
+
+    assert fixed.cpp() == cpp and parse_fixed(cpp) == fixed
+    assert fixed.qkeras() == qkeras
+    assert qkeras_quantizer_type(fixed.qkeras_quantizer(), "test") == fixed
+    assert FixedType.from_qkeras(fixed.qkeras_quantizer(), "test") == fixed
+
+
+def test_qkeras_spelling_refuses_modes_qkeras_lacks():
+    with pytest.raises(ValueError, match=r"QKeras quantizers round half to even and saturate"):
+        FixedType(8, 3, True, "TRN", "WRAP").qkeras()
+
+
+def test_nearest_codes_round_half_to_even_and_count_off_grid():
+    t = FixedType(8, 4)  # lsb 1/16
+    values = np.array([[1 / 32, 3 / 32, 0.25], [-1 / 32, 100.0, 0.0625]])
+    assert t.nearest_codes(values).tolist() == [[0, 2, 4], [0, 1600, 1]]  # no overflow handling
+    assert t.count_off_grid(values) == 3
+    assert t.to_codes(np.array([0.25, -0.5])).tolist() == [4, -8]
+    with pytest.raises(ValueError, match=r"not on the grid of ap_fixed<8,4>"):
+        t.to_codes(values)

@@ -1,4 +1,4 @@
-"""qtrigger.hardware: report reading, the analytic Latency-strategy estimate, budgets, builds."""
+"""qtrigger.estimate.latency and qtrigger.firmware.vendor: report reading, the analytic Latency-strategy estimate, budgets, builds."""
 
 import importlib.util
 import shutil
@@ -11,16 +11,15 @@ from conftest import REPO, VIVADO_REPORTS
 from qtrigger.emulate import DenseStage, QuantizedNetwork
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
-from qtrigger.hardware import (
+from qtrigger.estimate.latency import (
     Estimate,
-    build_project,
     check_budget,
     classify_product,
     csd_digits,
     estimate_latency_strategy,
     per_event,
-    read_reports,
 )
+from qtrigger.firmware.vendor import build_project, read_reports
 
 US_PART = "xcvu9p-flga2104-2L-e"
 

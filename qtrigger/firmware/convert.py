@@ -1,4 +1,4 @@
-"""hls4ml conversion, C-simulation and the bit-exact comparison.
+"""hls4ml conversion: the layer configuration and the written, compiled project.
 
 Precisions come from :class:`~qtrigger.emulate.QuantizedNetwork` (derived from the QKeras
 quantizers and the trained weights), never typed by hand. The input type rounds half to
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger import hls4ml_compat
+from qtrigger.firmware.adapter import config_from_keras_model, convert_from_keras_model
 from qtrigger.config import HLSConfig
 from qtrigger.emulate import QuantizedNetwork
 
@@ -45,7 +45,7 @@ def hls_layer_config(model, network: QuantizedNetwork, hls_cfg: HLSConfig, preci
     """
     from qtrigger.fixedpoint import parse_fixed
 
-    config = hls4ml_compat.config_from_keras_model(
+    config = config_from_keras_model(
         model, granularity="name", backend=hls_cfg.backend, default_precision=parse_fixed(hls_cfg.default_precision).hls()
     )
     config["Model"]["Strategy"] = "Latency"
@@ -102,7 +102,7 @@ def convert(model, network: QuantizedNetwork, hls_cfg: HLSConfig, directory: Pat
         np.save(tb_out, network.forward(testbench_inputs))
     config = hls_layer_config(model, network, hls_cfg, precision_overrides)
     name = project_name_for(run_name)
-    hls_model = hls4ml_compat.convert_from_keras_model(
+    hls_model = convert_from_keras_model(
         model,
         hls_config=config,
         output_dir=str(directory),
@@ -120,77 +120,3 @@ def convert(model, network: QuantizedNetwork, hls_cfg: HLSConfig, directory: Pat
     else:
         hls_model.write()
     return HLSProject(hls_model, directory, name, config, time.perf_counter() - start)
-
-
-@dataclass
-class CsimComparison:
-    """C-simulation vs the exact integer reference, as integer codes of the output type."""
-
-    jets: int
-    mismatched_jets: int
-    max_abs_diff_lsb: int
-    output_type: str
-    csim_codes: np.ndarray
-    reference_codes: np.ndarray
-
-    def summary(self) -> dict:
-        """JSON-ready numbers."""
-        return {
-            "jets": self.jets,
-            "mismatched_jets": self.mismatched_jets,
-            "max_abs_diff_lsb": self.max_abs_diff_lsb,
-            "output_type": self.output_type,
-            "reference": "integer emulation (exact, int64)",
-        }
-
-
-def csim_predict_codes(project: HLSProject, network: QuantizedNetwork, x: np.ndarray, strict: bool = True) -> np.ndarray:
-    """Run every row through the compiled C-simulation; return output codes (int64).
-
-    With ``strict``, an output off the grid of the exact output type raises; otherwise it
-    is rounded to the nearest code (used when diagnosing deliberately altered types).
-    """
-    outputs = np.asarray(project.model.predict(np.ascontiguousarray(x, dtype=np.float64)), dtype=np.float64)
-    outputs = outputs.reshape(len(x), -1)
-    scaled = outputs * 2.0**network.output_type.frac
-    codes = np.rint(scaled)
-    off_grid = int(np.count_nonzero(codes != scaled))
-    if off_grid and strict:
-        raise RuntimeError(f"C-simulation returned {off_grid} values off the grid of {network.output_type}")
-    return codes.astype(np.int64)
-
-
-def compare_codes(csim_codes: np.ndarray, reference_codes: np.ndarray, output_type) -> CsimComparison:
-    """Count jets whose output codes differ anywhere, and the largest difference in LSBs."""
-    reference_codes = reference_codes.reshape(csim_codes.shape)
-    diff = np.abs(csim_codes - reference_codes)
-    return CsimComparison(
-        jets=len(csim_codes),
-        mismatched_jets=int(np.count_nonzero(diff.max(axis=1))) if diff.size else 0,
-        max_abs_diff_lsb=int(diff.max()) if diff.size else 0,
-        output_type=str(output_type),
-        csim_codes=csim_codes,
-        reference_codes=reference_codes,
-    )
-
-
-def float32_reference_codes(model, network: QuantizedNetwork, x: np.ndarray) -> np.ndarray:
-    """QKeras (float32) outputs as codes of the output type, rounded to the nearest code."""
-    outputs = np.asarray(model.predict(x.astype(np.float32), batch_size=8192, verbose=0), np.float64)
-    return np.rint(outputs.reshape(len(x), -1) * 2.0**network.output_type.frac).astype(np.int64)
-
-
-def stress_inputs(network: QuantizedNetwork, real_inputs: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Inputs placed exactly on rounding ties of the input type and beyond its range.
-
-    Half the rows sit half an LSB off real jets' values (ties, rounded half to even), the
-    other half are scaled far beyond the type's range (saturation).
-    """
-    rng = np.random.default_rng(seed)
-    base = real_inputs[rng.integers(0, len(real_inputs), size=n)]
-    lsb = network.input_type.lsb
-    ties = base + lsb / 2 * rng.choice([-1.0, 1.0], size=base.shape)
-    over = base.copy()
-    columns = rng.integers(0, base.shape[1], size=n)
-    over[np.arange(n), columns] = rng.choice([-1.0, 1.0], size=n) * network.input_type.max_value * rng.uniform(1.0, 4.0, n)
-    return np.concatenate([ties[: n // 2], over[n // 2 :]])

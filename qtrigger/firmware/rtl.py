@@ -1,26 +1,11 @@
-"""Distributed arithmetic (da4ml): cost of the hls4ml DA kernels, and an open-source RTL check.
+"""RTL of the whole network from da4ml, built with Verilator and checked against the exact model.
 
-Two different artefacts are involved, and every number below says which one it is about:
-
-- **hls4ml with ``Strategy: distributed_arithmetic``** (``hls.strategy`` in the config).
-  For each Dense layer hls4ml asks da4ml for a shift-and-add solution of the constant
-  matrix-vector product and writes it as *combinational C++* (``dense_da_<index>`` in
-  ``firmware/nnet_utils/nnet_code_gen.h``, ``#pragma HLS INLINE``). Vivado/Vitis HLS then
-  schedules and pipelines it together with hls4ml's own activation layers, exactly as in
-  the Latency strategy. hls4ml stores da4ml's cost of that kernel in
-  ``node.attributes['da_kernel_cost']``: da4ml's LUT-equivalent count of the adder graph
-  (with hls4ml's ``HWConfig(1, -1, -1)`` every adder costs one unit per bit it adds, a
-  constant addition the bit span of its constant). It covers only the kernel: no
-  activation, no register, no HLS control, and it is not a synthesis result.
-  :func:`da_estimate` collects it (``kernel_cost``) and adds the activations and a
-  latency from the kernel's adder depth, with the same device delays as
-  :func:`qtrigger.hardware.estimate_latency_strategy` (``verification: "estimate"``).
-- **da4ml's standalone Verilog** (:func:`rtl_check`). da4ml has no QKeras front end, so
-  the whole network (input quantizer, every dense layer, every activation) is traced
-  here from the :class:`~qtrigger.emulate.QuantizedNetwork`'s integer weights and
-  fixed-point types, written as pipelined Verilog by da4ml, compiled with Verilator and
-  simulated. Its pipeline stages and register bits (``da4ml_verilog``) describe that
-  Verilog, not the HLS design.
+da4ml has no QKeras front end, so the whole network (input quantizer, every dense layer,
+every activation) is traced here from the :class:`~qtrigger.emulate.QuantizedNetwork`'s
+integer weights and fixed-point types, written as pipelined Verilog by da4ml, compiled
+with Verilator and simulated (:func:`rtl_check`). Its pipeline stages and register bits
+(``da4ml_verilog``) describe that Verilog, not the HLS design; the cost of hls4ml's own
+DA kernels is :mod:`qtrigger.estimate.da`.
 
 Rounding. da4ml quantizes with truncation (TRN) or round half up (RND, ``floor(x + lsb/2)``);
 QKeras ``quantized_bits``/``quantized_relu`` round half to even (``AP_RND_CONV``). With
@@ -42,205 +27,30 @@ only; :func:`verilator_environment` writes a ``verilator`` wrapper on ``PATH``, 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-import re
 import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import numpy as np
 
+from qtrigger.device import CLOCK_UNCERTAINTY, DEFAULT_PART, device_family
 from qtrigger.emulate import QuantizedNetwork, dense_codes, requantize
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
 
-METHOD = "da4ml-kernel-cost"
 INSTALL_HINT = "pip install '.[rtl]'"
 # hls4ml 1.3's DA pass: HWConfig(adder_size=1, carry_size=-1, latency_cutoff=-1) and these solver options
 # (hard_dc from the DA_HARD_DC environment variable, default 2).
 SOLVER_OPTIONS = {"hard_dc": 2, "search_all_decompose_dc": True}
 HWCONFIG = (1, -1, -1)
 ROUNDINGS = ("half_up", "half_even")
-DEFAULT_PART = "xcvu9p-flga2104-2L-e"  # as qtrigger.hardware.DEFAULT_PART
 RAW_EXTRA_BITS = (2, 1)  # (integer, fractional) bits the RTL input word has beyond the input type
 _OVERFLOW = {"WRAP": "WRAP", "SAT": "SAT", "SAT_SYM": "SAT_SYM"}
-
-
-# ================================================================ hls4ml DA kernels
-
-
-def _hls_model(project_or_hls_model):
-    return getattr(project_or_hls_model, "model", project_or_hls_model)
-
-
-_OP_LINE = re.compile(r"^\s*(ap_u?fixed<(-?\d+),\s*(-?\d+)>)\s+v(\d+)\s*=\s*(.*);\s*//\s*(-?[\d.]+)\s*$")
-_ADD = re.compile(r"^v\d+ [+-] (?:bit_shift<-?\d+>\()?v\d+\)?$")
-_CONST_ADD = re.compile(r"^v\d+ [+-] ap_u?fixed<")
-
-
-def kernel_statistics(code: str, function: str) -> dict:
-    """Adders, constant adders and adder depth of one da4ml-generated C++ kernel.
-
-    Parsed from the SSA lines da4ml writes (``type vN = expr; // latency``), where the
-    latency is da4ml's adder depth (every adder one level with ``carry_size = -1``).
-    """
-    match = re.search(rf"void {re.escape(function)}\s*\(", code)
-    if not match:
-        raise QTriggerError(f"DA kernel {function} not found in the generated firmware")
-    body = code[match.end():]
-    body = body[: body.find("\n}")]
-    adders = const_adders = negations = 0
-    depth, widest = 0.0, 0
-    for line in body.splitlines():
-        op = _OP_LINE.match(line)
-        if not op:
-            continue
-        width, expr, latency = int(op.group(2)), op.group(5).strip(), float(op.group(6))
-        depth = max(depth, latency)
-        if _ADD.match(expr):
-            adders += 1
-            widest = max(widest, width)
-        elif _CONST_ADD.match(expr):
-            const_adders += 1
-            widest = max(widest, width)
-        elif expr.startswith("-v"):
-            negations += 1
-    return {"adders": adders, "const_adders": const_adders, "negations": negations,
-            "adder_depth": int(depth), "widest_adder_bits": widest}
-
-
-def verify_da_firmware(project_or_hls_model, network: QuantizedNetwork) -> list[dict]:
-    """Check that every Dense layer of ``network`` went through hls4ml's DA pass.
-
-    For each layer: the strategy, ``da_kernel_cost``, the generated kernel (from the
-    layer's ``da_codegen`` and, when the project is written, in
-    ``firmware/nnet_utils/nnet_code_gen.h``) and its call in the top-level function.
-    Raises QTriggerError naming the first layer that was not converted with DA.
-    """
-    hls_model = _hls_model(project_or_hls_model)
-    layers = {layer.name: layer for layer in hls_model.get_layers()}
-    out_dir = Path(hls_model.config.get_output_dir())
-    firmware = out_dir / "firmware"
-    code_gen = firmware / "nnet_utils" / "nnet_code_gen.h"
-    top = firmware / f"{hls_model.config.get_project_name()}.cpp"
-    code_text = code_gen.read_text() if code_gen.is_file() else None
-    top_text = top.read_text() if top.is_file() else None
-    found = []
-    for stage in network.stages:
-        layer = layers.get(stage.name)
-        if layer is None:
-            raise QTriggerError(f"layer {stage.name}: not in the hls4ml model")
-        strategy = layer.get_attr("strategy")
-        cost = layer.get_attr("da_kernel_cost")
-        if str(strategy).lower() != "distributed_arithmetic" or cost is None:
-            raise QTriggerError(
-                f"layer {stage.name}: strategy {strategy!r}, no da_kernel_cost; convert with hls.strategy=distributed_arithmetic"
-            )
-        function = f"dense_da_{layer.index}"
-        source = layer.get_attr("da_codegen")
-        source_code = getattr(source, "code", None) or str(source or "")
-        in_memory = f"void {function}(" in source_code
-        in_file = None if code_text is None else f"void {function}(" in code_text
-        called = None if top_text is None else f"dense_da_{layer.index}<" in top_text
-        if not in_memory or in_file is False or called is False:
-            raise QTriggerError(
-                f"layer {stage.name}: DA kernel {function} missing from the generated firmware "
-                f"(in da_codegen: {in_memory}, in {code_gen.name}: {in_file}, called in {top.name}: {called})"
-            )
-        found.append({"layer": stage.name, "function": function, "kernel_cost": float(cost),
-                      "in_nnet_code_gen_h": in_file, "called_in_top": called,
-                      "statistics": kernel_statistics(code_text if in_file else source_code, function)})
-    return found
-
-
-def da_estimate(project_or_hls_model, network: QuantizedNetwork, clock_period_ns: float, part: str | None = None,
-                x: np.ndarray | None = None, include_verilog: bool = False) -> dict:
-    """LUT/latency estimate of an hls4ml project converted with the DA strategy.
-
-    ``kernel_cost`` is the sum of hls4ml's ``da_kernel_cost`` (da4ml's LUT-equivalent cost
-    of each combinational kernel); ``lut`` adds the activations (same per-output LUT model
-    as the Latency estimate; they are hls4ml's own layers in both strategies).
-    ``latency_cycles``: per layer, ``adder_depth * t_add(widest adder) + activation delay``
-    cut every usable clock period, summed (device delays of ``qtrigger.hardware``); how
-    Vivado/Vitis HLS really schedules the kernel is known only from its report. ``ff`` is
-    not estimated (it depends on where HLS places registers). With ``x``, the project's
-    C-simulation is compared with the exact integer reference (``csim``); with
-    ``include_verilog``, da4ml's standalone Verilog of the whole network is traced (no
-    compilation) and summarised under ``da4ml_verilog`` — a different artefact.
-    """
-    from qtrigger import hardware
-
-    if not clock_period_ns or clock_period_ns <= 0:
-        raise QTriggerError(f"clock_period_ns={clock_period_ns!r}: expected a positive clock period in ns")
-    hls_model = _hls_model(project_or_hls_model)
-    part = part or hls_model.config.get_config_value("Part") or hardware.DEFAULT_PART
-    family = hardware.device_family(part)
-    usable = clock_period_ns * (1.0 - hardware.CLOCK_UNCERTAINTY)
-    kernels = verify_da_firmware(hls_model, network)
-    per_layer = []
-    for stage, kernel in zip(network.stages, kernels):
-        stats = kernel["statistics"]
-        act_lut, act_delay = hardware.activation_cost(stage, family)
-        width = stats["widest_adder_bits"] or stage.accum_type.width
-        path = stats["adder_depth"] * family.t_add(width) + act_delay
-        n_in, n_out = np.asarray(stage.weight_codes).shape
-        per_layer.append({
-            "name": stage.name,
-            "function": kernel["function"],
-            "n_in": int(n_in),
-            "n_out": int(n_out),
-            "kernel_cost": kernel["kernel_cost"],
-            **stats,
-            "activation_lut": act_lut * int(n_out),
-            "path_ns": round(path, 3),
-            "cycles": max(1, math.ceil(path / usable - 1e-9)),
-        })
-    kernel_cost = sum(layer["kernel_cost"] for layer in per_layer)
-    cycles = sum(layer["cycles"] for layer in per_layer)
-    result = {
-        "method": METHOD,
-        "verification": "estimate",
-        "strategy": "distributed_arithmetic",
-        "per_layer": per_layer,
-        "kernel_cost": kernel_cost,
-        "lut": int(round(kernel_cost)) + sum(layer["activation_lut"] for layer in per_layer),
-        "dsp": 0,
-        "ff": None,
-        "bram": 0,
-        "latency_cycles": cycles,
-        "latency_ns": round(cycles * clock_period_ns, 3),
-        "ii": 1,
-        "clock_period_ns": float(clock_period_ns),
-        "part": str(part),
-        "firmware_check": {k["layer"]: {"function": k["function"], "in_nnet_code_gen_h": k["in_nnet_code_gen_h"],
-                                        "called_in_top": k["called_in_top"]} for k in kernels},
-        "note": (
-            "kernel_cost = sum of hls4ml's da_kernel_cost: da4ml's LUT-equivalent cost of each Dense layer's "
-            "combinational shift-and-add kernel (adders only; one unit per adder bit). Vivado/Vitis HLS pipelines "
-            "that C++ with the rest of the design, so registers, control and the real schedule come from its "
-            "report only. lut = kernel_cost + activation LUTs (the Latency estimate's activation model). dsp = 0: "
-            "the kernels are shifts and adds, no multiplier. latency_cycles is this module's estimate from the "
-            "kernels' adder depth, not an HLS result; ff is not estimated."
-        ),
-    }
-    if x is not None:
-        from qtrigger import firmware
-
-        if not hasattr(project_or_hls_model, "model"):
-            raise QTriggerError("da_estimate(x=...): pass the HLSProject (compiled) to C-simulate")
-        comparison = firmware.compare_codes(firmware.csim_predict_codes(project_or_hls_model, network, x),
-                                            network.forward_codes(x), network.output_type)
-        result["csim"] = comparison.summary()
-    if include_verilog:
-        comb = da4ml_trace(network)[0]
-        cutoff = default_latency_cutoff(network, clock_period_ns, part)
-        result["da4ml_verilog"] = verilog_summary(comb, cutoff, clock_period_ns)
-    return result
 
 
 # ================================================================ whole-network trace
@@ -358,13 +168,11 @@ def rounding_reference(network: QuantizedNetwork, rounding: str = "half_up") -> 
 def default_latency_cutoff(network: QuantizedNetwork, clock_period_ns: float, part: str | None = None) -> int:
     """Adder levels per pipeline stage: how many adders of the widest accumulator fit a usable clock period.
 
-    Same device delays as ``qtrigger.hardware`` (t_add(w) = t_lut + w * t_carry, 12.5 % clock uncertainty).
+    Same device delays as ``qtrigger.estimate.latency`` (t_add(w) = t_lut + w * t_carry, 12.5 % clock uncertainty).
     """
-    from qtrigger import hardware
-
-    family = hardware.device_family(part or hardware.DEFAULT_PART)
+    family = device_family(part or DEFAULT_PART)
     width = max(stage.accum_type.width for stage in network.stages)
-    usable = clock_period_ns * (1.0 - hardware.CLOCK_UNCERTAINTY)
+    usable = clock_period_ns * (1.0 - CLOCK_UNCERTAINTY)
     return max(1, int(usable // family.t_add(width)))
 
 
@@ -475,8 +283,7 @@ def verilator_version(env: dict[str, str]) -> str:
 
 def _snap(values: np.ndarray, fixed: FixedType) -> np.ndarray:
     """Values as the RTL input word carries them: truncated to its grid, saturated at its range."""
-    codes = np.clip(np.floor(np.asarray(values, np.float64) * 2.0**fixed.frac), fixed.min_code, fixed.max_code)
-    return codes * fixed.lsb
+    return fixed.with_modes("TRN", "SAT").quantize(values)
 
 
 def rtl_stimulus(network: QuantizedNetwork, x: np.ndarray, raw: FixedType, n_ties: int, n_overrange: int,
@@ -485,22 +292,22 @@ def rtl_stimulus(network: QuantizedNetwork, x: np.ndarray, raw: FixedType, n_tie
 
     Ties: every feature of a random real jet moved by +-half an input LSB (so the input
     quantizer rounds a tie in every column). Over-range: one feature of a random jet set
-    to +-(1..3.5) x the input type's largest value (saturation).
+    to +-(1..3.5) x the input type's largest value (saturation; the raw word clips a
+    negative value of an unsigned input at 0). Drawn by :mod:`qtrigger.firmware.csim`.
     """
+    from qtrigger.firmware.csim import overrange_values, tie_rows
+
     rng = np.random.default_rng(seed)
     x = np.asarray(x, np.float64)
-    lsb, top = network.input_type.lsb, network.input_type.max_value
-    ties = x[rng.integers(0, len(x), size=n_ties)] + lsb / 2 * rng.choice([-1.0, 1.0], size=(n_ties, x.shape[1]))
+    ties = tie_rows(x[rng.integers(0, len(x), size=n_ties)], network.input_type, rng)
     over = x[rng.integers(0, len(x), size=n_overrange)].copy()
-    signs = rng.choice([-1.0, 1.0], size=n_overrange) if network.input_type.signed else np.ones(n_overrange)
-    over[np.arange(n_overrange), rng.integers(0, x.shape[1], size=n_overrange)] = signs * top * rng.uniform(1.0, 3.5, n_overrange)
+    values = overrange_values(network.input_type, n_overrange, rng, 3.5)
+    over[np.arange(n_overrange), rng.integers(0, x.shape[1], size=n_overrange)] = values
     return {"real": _snap(x, raw), "ties": _snap(ties, raw), "overrange": _snap(over, raw)}
 
 
 def _to_codes(values: np.ndarray, fixed: FixedType) -> tuple[np.ndarray, int]:
-    scaled = np.asarray(values, np.float64) * 2.0**fixed.frac
-    codes = np.rint(scaled)
-    return codes.astype(np.int64), int(np.count_nonzero(codes != scaled))
+    return fixed.nearest_codes(values), fixed.count_off_grid(values)
 
 
 def _differing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -681,7 +488,76 @@ def rtl_summary(result: dict) -> str:
     return "\n".join(lines)
 
 
+# ================================================================ library verb for a finished run
+
+
+@dataclass
+class RtlCheckResult:
+    """``qtrigger hls rtl-check RUN`` as data: the :func:`rtl_check` dict and where it was written."""
+
+    result: dict
+    written_to: Path
+
+    @property
+    def exact(self) -> bool:
+        """RTL, da4ml interpreter and the reference agree on every row."""
+        return bool(self.result["exact"])
+
+    def to_json(self) -> dict:
+        """The ``<run>/rtl_check.json`` content."""
+        return self.result
+
+    def summary(self) -> str:
+        """A few human-readable lines (:func:`rtl_summary`)."""
+        return rtl_summary(self.result)
+
+
+def rtl_check_run(run_dir, *, rounding: str = "half_even", ties: int = 2000, overrange: int = 1000,
+                  jets: int | None = None, work_dir=None) -> RtlCheckResult:
+    """RTL check of a finished run's network on its test jets; writes ``<run>/rtl_check.json``.
+
+    ``work_dir`` keeps the Verilog/Verilator project (default: a temporary directory,
+    removed afterwards). Everything is checked before TensorFlow or Verilator is started.
+    """
+    from qtrigger.config import load_config
+    from qtrigger.emulate import extract_network
+    from qtrigger.model import load_model
+    from qtrigger.report import write_json
+
+    run_dir = Path(run_dir)
+    model_path, jets_path = run_dir / "model_qat.h5", run_dir / "test_jets.npz"
+    for path in (model_path, jets_path):
+        if not path.is_file():
+            raise QTriggerError(f"{path}: no such file (is {run_dir} a finished run directory?)")
+    if jets is not None and jets < 1:
+        raise QTriggerError(f"--jets {jets}: expected a positive number of jets")
+    if ties < 0 or overrange < 0:
+        raise QTriggerError("--ties/--overrange: expected non-negative numbers of rows")
+    if rounding not in ROUNDINGS:
+        raise QTriggerError(f"rounding={rounding!r}: expected one of {ROUNDINGS}")
+    config_path = run_dir / "config.resolved.yaml"
+    hls_cfg = load_config(config_path, check_files=False).hls if config_path.is_file() else None
+    clock = hls_cfg.clock_period_ns if hls_cfg else 5.0
+    part = hls_cfg.part if hls_cfg else None
+    _require_da4ml()
+    _verilator_root()  # fail fast, before loading TensorFlow
+    network = extract_network(load_model(model_path))
+    x = np.load(jets_path)["inputs"]
+    if jets is not None:
+        x = x[:jets]
+    with contextlib.ExitStack() as stack:
+        directory = Path(work_dir) if work_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qtrigger-rtl-")))
+        result = rtl_check(network, x, directory, n_ties=ties, n_overrange=overrange, clock_period_ns=clock,
+                           rounding=rounding, part=part)
+    if not work_dir:
+        result["directory"] = None
+    write_json(run_dir / "rtl_check.json", result)
+    return RtlCheckResult(result, run_dir / "rtl_check.json")
+
+
 # ================================================================ CLI glue
+# argparse lives in qtrigger/cli/ (issue 14): these two functions are to be moved there
+# (qtrigger/cli/hls.py) by the CLI owner; they only translate arguments to rtl_check_run.
 
 
 def add_rtl_arguments(parser) -> None:
@@ -701,36 +577,7 @@ def run_rtl_from_args(args) -> int:
     """``qtrigger hls rtl-check``: run the check, write ``<run>/rtl_check.json``, print; 0 if bit-exact."""
     import json
 
-    from qtrigger.config import load_config
-    from qtrigger.emulate import extract_network
-    from qtrigger.model import load_model
-    from qtrigger.report import write_json
-
-    run_dir = Path(args.run)
-    model_path, jets_path = run_dir / "model_qat.h5", run_dir / "test_jets.npz"
-    for path in (model_path, jets_path):
-        if not path.is_file():
-            raise QTriggerError(f"{path}: no such file (is {run_dir} a finished run directory?)")
-    if args.jets is not None and args.jets < 1:
-        raise QTriggerError(f"--jets {args.jets}: expected a positive number of jets")
-    if args.ties < 0 or args.overrange < 0:
-        raise QTriggerError("--ties/--overrange: expected non-negative numbers of rows")
-    config_path = run_dir / "config.resolved.yaml"
-    hls_cfg = load_config(config_path, check_files=False).hls if config_path.is_file() else None
-    clock = hls_cfg.clock_period_ns if hls_cfg else 5.0
-    part = hls_cfg.part if hls_cfg else None
-    _require_da4ml()
-    _verilator_root()  # fail fast, before loading TensorFlow
-    network = extract_network(load_model(model_path))
-    x = np.load(jets_path)["inputs"]
-    if args.jets is not None:
-        x = x[: args.jets]
-    with contextlib.ExitStack() as stack:
-        directory = Path(args.output) if args.output else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qtrigger-rtl-")))
-        result = rtl_check(network, x, directory, n_ties=args.ties, n_overrange=args.overrange, clock_period_ns=clock,
-                           rounding=args.rounding, part=part)
-    if not args.output:
-        result["directory"] = None
-    write_json(run_dir / "rtl_check.json", result)
-    print(json.dumps(result, indent=2) if args.json else rtl_summary(result))
-    return 0 if result["exact"] else 1
+    checked = rtl_check_run(args.run, rounding=args.rounding, ties=args.ties, overrange=args.overrange,
+                            jets=args.jets, work_dir=args.output)
+    print(json.dumps(checked.to_json(), indent=2) if args.json else checked.summary())
+    return 0 if checked.exact else 1
