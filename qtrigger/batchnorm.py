@@ -196,11 +196,13 @@ def clipped_fraction(values: np.ndarray, quantizer, where: str) -> float:
     return float(np.mean((codes < fixed.min_code) | (codes > fixed.max_code))) if codes.size else 0.0
 
 
-def fold_batchnorm(model) -> tuple[object, list[FoldedLayer]]:
+def fold_batchnorm(model, enforce_clip_limit: bool = True) -> tuple[object, list[FoldedLayer]]:
     """``model`` with every QDenseBatchnorm replaced by a QDense holding its quantized folded tensors.
 
-    Raises QTriggerError when a layer's quantizers clip more than its ``max_clipped``
-    fraction of folded weights or biases. A model without such layers is returned as is.
+    With ``enforce_clip_limit``, raises QTriggerError when a layer's quantizers clip more
+    than its ``max_clipped`` fraction of folded weights or biases (a training-quality
+    guard; the exported network is exact either way). A model without such layers is
+    returned as is.
     """
     import tf_keras as keras
     from qkeras import QDense
@@ -220,7 +222,7 @@ def fold_batchnorm(model) -> tuple[object, list[FoldedLayer]]:
             kernel_quantizer=str(layer.kernel_quantizer_internal), bias_quantizer=str(layer.bias_quantizer_internal),
         )
         worst = max(report.weights_clipped_fraction, report.biases_clipped_fraction)
-        if worst > layer.max_clipped:
+        if enforce_clip_limit and worst > layer.max_clipped:
             raise QTriggerError(
                 f"layer {layer.name}: batch-norm folding clips {report.weights_clipped_fraction:.1%} of weights "
                 f"({report.kernel_quantizer}) and {report.biases_clipped_fraction:.1%} of biases "

@@ -169,7 +169,8 @@ def custom_objects() -> dict:
 def load_model(path):
     """Load a model saved by qtrigger (QKeras layers); QDenseBatchnorm layers are folded to QDense.
 
-    Folding uses the saved layer's own float32 tensors, exactly as in training and export.
+    Folding uses the saved layer's own float32 tensors, exactly as in training and export;
+    the clipping limit is not enforced here (a saved model is checked as it is).
     """
     import tf_keras as keras
 
@@ -178,4 +179,4 @@ def load_model(path):
     objects = custom_objects()
     model = keras.models.load_model(path, custom_objects=objects, compile=False)
     with keras.utils.custom_object_scope(objects):
-        return fold_batchnorm(model)[0]
+        return fold_batchnorm(model, enforce_clip_limit=False)[0]
