@@ -169,15 +169,23 @@ class LabelsConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """The dense network: hidden widths and dropout.
+    """The dense network: hidden widths, dropout and batch normalization.
 
-    There is no batch-normalization option: QKeras 0.9 has no QDenseBatchnorm and
-    QBatchNormalization does not convert exactly, and folding BN into the dense weights
-    before quantization during training is not implemented yet.
+    ``batchnorm: true`` puts batch normalization after every hidden Dense. In the QAT model
+    it is folded into the quantized weights during training (``qtrigger.batchnorm``): the
+    moving statistics are updated, with batch-statistics correction, for the first
+    ``batchnorm_freeze_step`` training steps and frozen afterwards (``null``: at the
+    first fully pruned epoch, or half the epochs without pruning); early stopping only
+    restores frozen epochs. The export fails when a layer's quantizers clip more than
+    ``batchnorm_max_clipped`` of its folded weights or biases. The float twin uses
+    ordinary BatchNormalization.
     """
 
     hidden: list[int] = Field(default_factory=lambda: [32, 16], min_length=1)
     dropout: float = Field(0.0, ge=0, lt=1)
+    batchnorm: bool = False
+    batchnorm_freeze_step: int | None = Field(None, ge=1)
+    batchnorm_max_clipped: float = Field(0.05, ge=0, le=1)
 
     @field_validator("hidden")
     @classmethod
@@ -185,6 +193,12 @@ class ModelConfig(_Strict):
         if any(w < 1 for w in widths):
             raise ValueError("every hidden width must be >= 1")
         return widths
+
+    @model_validator(mode="after")
+    def _freeze_needs_batchnorm(self):
+        if self.batchnorm_freeze_step is not None and not self.batchnorm:
+            raise ValueError("batchnorm_freeze_step is set but batchnorm is false")
+        return self
 
 
 class QuantizationConfig(_Strict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import qtrigger  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from qtrigger.config import ModelConfig, PruningConfig, QuantizationConfig
+from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
 
 
@@ -26,44 +27,76 @@ def build_model(
     quantized: bool = True,
     seed: int = 1,
 ):
-    """A tf-keras model: [input quantizer] → (Dense → ReLU [→ Dropout]) × N → Dense logits.
+    """A tf-keras model: [input quantizer] → (Dense [→ BN] → ReLU [→ Dropout]) × N → Dense logits.
 
-    ``quantized=False`` gives the float twin (same architecture, quantizers off).
+    ``quantized=False`` gives the float twin (same architecture, quantizers off). With
+    ``model_cfg.batchnorm`` the QAT hidden layers are :class:`~qtrigger.batchnorm.QDenseBatchnorm`
+    (BN folded into the quantized weights) and the float twin has Dense → BatchNormalization.
     """
     import tf_keras as keras
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
+    if quantized and model_cfg.batchnorm and input_type is None:
+        raise QTriggerError("model.batchnorm: the QAT model needs an input type to derive the folded bias type")
     inputs = keras.Input((n_inputs,), name="inputs")
     x = inputs
     if quantized and input_type is not None:
         x = QActivation(quantized_bits(input_type.width, input_type.integer - 1, alpha=1), name="input_q")(x)
 
+    def kernel_init(layer_seed):
+        return keras.initializers.GlorotUniform(seed=seed + layer_seed)
+
     def dense(units, name, layer_seed):
-        kernel_init = keras.initializers.GlorotUniform(seed=seed + layer_seed)
         if not quantized:
-            return keras.layers.Dense(units, kernel_initializer=kernel_init, name=name)
+            return keras.layers.Dense(units, kernel_initializer=kernel_init(layer_seed), name=name)
         return QDense(
             units,
             kernel_quantizer=quantized_bits(quant_cfg.weight_bits, quant_cfg.weight_integer, alpha=1),
             bias_quantizer=quantized_bits(quant_cfg.bias_bits, quant_cfg.bias_integer, alpha=1),
-            kernel_initializer=kernel_init,
+            kernel_initializer=kernel_init(layer_seed),
             name=name,
         )
 
+    def folded_dense(units, name, layer_seed, n_in, in_type):
+        from qtrigger.batchnorm import QDenseBatchnorm, accumulator_bias_bits
+
+        bias_bits, bias_integer = accumulator_bias_bits(in_type, n_in, quant_cfg.weight_bits, quant_cfg.weight_integer)
+        return QDenseBatchnorm(
+            units,
+            kernel_quantizer=quantized_bits(quant_cfg.weight_bits, quant_cfg.weight_integer, alpha=1),
+            bias_quantizer=quantized_bits(bias_bits, bias_integer, alpha=1),
+            kernel_initializer=kernel_init(layer_seed),
+            freeze_step=model_cfg.batchnorm_freeze_step,
+            max_clipped=model_cfg.batchnorm_max_clipped,
+            name=name,
+        )
+
+    relu_type = FixedType(quant_cfg.activation_bits, quant_cfg.activation_integer, False)
+    n_in, in_type = n_inputs, input_type
     for index, width in enumerate(model_cfg.hidden):
-        x = dense(width, f"dense_{index}", index)(x)
+        name = f"dense_{index}"
+        if quantized and model_cfg.batchnorm:
+            x = folded_dense(width, name, index, n_in, in_type)(x)
+        else:
+            x = dense(width, name, index)(x)
+            if model_cfg.batchnorm:
+                x = keras.layers.BatchNormalization(name=f"batchnorm_{index}")(x)
         if quantized:
             x = QActivation(quantized_relu(quant_cfg.activation_bits, quant_cfg.activation_integer), name=f"relu_{index}")(x)
         else:
             x = keras.layers.Activation("relu", name=f"relu_{index}")(x)
         if model_cfg.dropout > 0:
             x = keras.layers.Dropout(model_cfg.dropout, seed=seed + index, name=f"dropout_{index}")(x)
+        n_in, in_type = width, relu_type
     outputs = dense(n_out, "output", len(model_cfg.hidden))(x)
     return keras.Model(inputs, outputs, name="qtrigger_qat" if quantized else "qtrigger_float")
 
 
+PRUNABLE = ("Dense", "QDense", "QDenseBatchnorm")
+
+
 def apply_pruning(model, pruning_cfg: PruningConfig, steps_per_epoch: int, epochs: int):
-    """Wrap every Dense/QDense in ``prune_low_magnitude`` with a polynomial-decay schedule."""
+    """Wrap every Dense/QDense/QDenseBatchnorm in ``prune_low_magnitude`` with a polynomial-decay schedule."""
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
@@ -77,7 +110,7 @@ def apply_pruning(model, pruning_cfg: PruningConfig, steps_per_epoch: int, epoch
     )
 
     def wrap(layer):
-        if type(layer).__name__ in ("Dense", "QDense"):
+        if type(layer).__name__ in PRUNABLE:
             return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
         return layer
 
@@ -104,9 +137,14 @@ def count_parameters(model) -> tuple[int, int]:
 
 
 def quantized_weights(layer) -> list:
-    """A Dense/QDense layer's [kernel, bias] as the firmware sees them (quantizers applied)."""
+    """A Dense/QDense layer's [kernel, bias] as the firmware sees them (quantizers applied).
+
+    For a QDenseBatchnorm: its quantized folded kernel and bias (what it exports).
+    """
     import numpy as np
 
+    if type(layer).__name__ == "QDenseBatchnorm":
+        return [np.asarray(t, np.float64) for t in layer.quantized_folded()]
     if type(layer).__name__ not in ("Dense", "QDense"):
         return []
     kernel, bias = layer.get_weights()
@@ -117,16 +155,28 @@ def quantized_weights(layer) -> list:
 
 
 def custom_objects() -> dict:
-    """Everything needed to load a saved QKeras/tfmot model."""
+    """Everything needed to load a saved QKeras/tfmot model (including QDenseBatchnorm)."""
     from qkeras.utils import _add_supported_quantized_objects
+
+    from qtrigger.batchnorm import custom_objects as batchnorm_objects
 
     objects: dict = {}
     _add_supported_quantized_objects(objects)
+    objects.update(batchnorm_objects())
     return objects
 
 
 def load_model(path):
-    """Load a model saved by qtrigger (QKeras layers)."""
+    """Load a model saved by qtrigger (QKeras layers); QDenseBatchnorm layers are folded to QDense.
+
+    Folding uses the saved layer's own float32 tensors, exactly as in training and export;
+    the clipping limit is not enforced here (a saved model is checked as it is).
+    """
     import tf_keras as keras
 
-    return keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
+    from qtrigger.batchnorm import fold_batchnorm
+
+    objects = custom_objects()
+    model = keras.models.load_model(path, custom_objects=objects, compile=False)
+    with keras.utils.custom_object_scope(objects):
+        return fold_batchnorm(model, enforce_clip_limit=False)[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,12 +39,20 @@ def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
 
 @dataclass
 class TrainResult:
-    """A trained (pruning-stripped) model and its history."""
+    """A trained model (pruning stripped, batch norm folded) and its history.
+
+    ``batchnorm`` (JSON-ready, for ``metrics["model"]["batchnorm"]``) describes the folded
+    layers; ``unfolded_model`` keeps the trained QDenseBatchnorm model; ``pruning_masks``
+    holds each pruned layer's final tfmot mask (1 = kept).
+    """
 
     model: object
     history: dict
     best_epoch: int
     epochs_run: int
+    batchnorm: dict | None = None
+    unfolded_model: object | None = None
+    pruning_masks: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def pt_eta_weights(pt: np.ndarray, abs_eta: np.ndarray, is_signal: np.ndarray, bins: int = 20) -> np.ndarray:
@@ -66,23 +74,30 @@ def pt_eta_weights(pt: np.ndarray, abs_eta: np.ndarray, is_signal: np.ndarray, b
 
 def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingConfig,
           pruning: PruningConfig | None, label: str = "model", sample_weight: np.ndarray | None = None) -> TrainResult:
-    """Fit ``model`` (logit outputs) and return it with pruning wrappers stripped.
+    """Fit ``model`` (logit outputs); return it with pruning wrappers stripped and batch norm folded.
 
     ``sample_weight`` (per training jet) multiplies the balanced class weights.
+    QDenseBatchnorm layers without a ``freeze_step`` freeze at the first epoch early
+    stopping may restore (see :func:`batchnorm_freeze_step`); early stopping never
+    restores an epoch whose batch-norm statistics were still moving.
     """
     import tf_keras as keras
 
+    from qtrigger.batchnorm import fold_batchnorm
     from qtrigger.model import apply_pruning, strip_pruning
 
     steps = int(np.ceil(len(x_train) / cfg.batch_size))
+    pruned = pruning is not None and pruning.enabled and pruning.target_sparsity > 0
+    start_from = int(np.ceil(pruning.end_fraction * cfg.epochs)) if pruned else 0  # judge only fully pruned epochs
+    freeze = batchnorm_freeze_step(model, steps, cfg.epochs, start_from if pruned else None)
+    if freeze is not None:
+        start_from = max(start_from, int(np.ceil(freeze / steps)))
     callbacks = []
-    start_from = 0
-    if pruning is not None and pruning.enabled and pruning.target_sparsity > 0:
+    if pruned:
         import tensorflow_model_optimization as tfmot
 
         model = apply_pruning(model, pruning, steps, cfg.epochs)
         callbacks.append(tfmot.sparsity.keras.UpdatePruningStep())
-        start_from = int(np.ceil(pruning.end_fraction * cfg.epochs))  # judge only fully pruned epochs
     binary = n_classes == 1
     loss = keras.losses.BinaryCrossentropy(from_logits=True) if binary else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
@@ -101,7 +116,8 @@ def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingCo
         class_weights(y_train, k)  # raises on an empty class
         per_jet = per_jet * (per_jet.sum() / (k * totals))[y_train.astype(np.int64)]
     if cfg.verbose:
-        print(f"training {label}: {len(x_train)} jets, {cfg.epochs} epochs max")
+        print(f"training {label}: {len(x_train)} jets, {cfg.epochs} epochs max"
+              + (f", batch-norm statistics frozen after step {freeze}" if freeze is not None else ""))
     history = model.fit(
         x_train.astype(np.float32), y_train.astype(np.float32 if binary else np.int64),
         validation_data=(x_val.astype(np.float32), y_val.astype(np.float32 if binary else np.int64)),
@@ -111,5 +127,58 @@ def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingCo
     val_loss = history.history.get("val_loss", [])
     eligible = val_loss[start_from:] if start_from < len(val_loss) else val_loss
     best_epoch = (len(val_loss) - len(eligible)) + int(np.argmin(eligible)) if eligible else 0
-    stripped = strip_pruning(model) if callbacks and pruning is not None and pruning.enabled and pruning.target_sparsity > 0 else model
-    return TrainResult(stripped, {k: [float(v) for v in vals] for k, vals in history.history.items()}, best_epoch, len(val_loss))
+    masks = pruning_masks(model) if pruned else {}
+    stripped = strip_pruning(model) if pruned else model
+    folded, reports = fold_batchnorm(stripped)
+    summary = None
+    if reports:
+        summary = {"freeze_step": freeze, "steps_per_epoch": steps, "pruning_ranks": "|W| (unfolded kernel, tfmot)",
+                   "layers": [r.as_dict() for r in reports],
+                   "weights_clipped_fraction": _pooled(reports, "weights"),
+                   "biases_clipped_fraction": _pooled(reports, "biases")}
+    return TrainResult(folded, {k: [float(v) for v in vals] for k, vals in history.history.items()}, best_epoch,
+                       len(val_loss), summary, stripped if reports else None, masks)
+
+
+def _pooled(reports, what: str) -> float:
+    """Clipped fraction over all folded layers' weights (or biases)."""
+    total = sum(getattr(r, what) for r in reports)
+    clipped = sum(getattr(r, f"{what}_clipped_fraction") * getattr(r, what) for r in reports)
+    return clipped / total if total else 0.0
+
+
+def batchnorm_freeze_step(model, steps_per_epoch: int, epochs: int, pruned_from_epoch: int | None) -> int | None:
+    """Resolve and set the freeze step of the model's QDenseBatchnorm layers; None if it has none.
+
+    Unset layers freeze at the first fully pruned epoch (``pruned_from_epoch``), or after
+    half the epochs without pruning. A freeze step at or beyond the last training step is
+    an error: the model early stopping restores must have frozen statistics.
+    """
+    from qtrigger.batchnorm import is_batchnorm_layer
+    from qtrigger.errors import QTriggerError
+
+    layers = [layer for layer in model.layers if is_batchnorm_layer(layer)]
+    if not layers:
+        return None
+    total = steps_per_epoch * epochs
+    default_epoch = pruned_from_epoch if pruned_from_epoch else int(np.ceil(epochs / 2))
+    default = max(1, min(default_epoch, epochs - 1) * steps_per_epoch)
+    steps = {layer.freeze_step if layer.freeze_step is not None else default for layer in layers}
+    if len(steps) > 1:
+        raise QTriggerError(f"model: batch-norm layers have different freeze steps {sorted(steps)}; use one")
+    step = steps.pop()
+    if step >= total:
+        raise QTriggerError(f"model.batchnorm_freeze_step={step}: training has only {total} steps "
+                            f"({epochs} epochs x {steps_per_epoch}); statistics would never freeze")
+    for layer in layers:
+        layer.freeze_step = step
+    return step
+
+
+def pruning_masks(model) -> dict[str, np.ndarray]:
+    """Each tfmot-wrapped layer's current mask of its (first) prunable weight, by layer name."""
+    masks = {}
+    for layer in model.layers:
+        for _weight, mask, _threshold in getattr(layer, "pruning_vars", [])[:1]:
+            masks[layer.layer.name] = np.asarray(mask)
+    return masks
