@@ -20,6 +20,7 @@ the measured latency (``L`` = number of pipeline stages; ``L + 1`` register leve
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -167,13 +168,16 @@ def build_harness(project_dir, top: str, pipe, nproc: int = 2) -> Path:
     if proc.returncode != 0:
         (sim / "build.log").write_text(proc.stdout + proc.stderr)
         raise QTriggerError(f"Verilator build of the latency harness in {sim} failed (log: {sim / 'build.log'})")
-    return sim / "obj_dir" / "harness"
+    executable = sim / "harness"
+    shutil.move(sim / "obj_dir" / "harness", executable)
+    shutil.rmtree(sim / "obj_dir")  # Verilator's objects: megabytes, not needed once linked
+    return executable
 
 
 def run_stream(executable: Path, rows: np.ndarray, pipe, extra_cycles: int) -> np.ndarray:
     """Stream ``rows`` one per cycle, then ``extra_cycles`` zero rows; output values after every edge."""
     inp, out = port_layouts(pipe)
-    sim = executable.parent.parent
+    sim = executable.parent
     cycles = len(rows) + int(extra_cycles)
     pack_rows(rows, inp).tofile(sim / "stream_in.bin")
     proc = subprocess.run([str(executable), str(sim / "stream_in.bin"), str(sim / "stream_out.bin"), str(len(rows)),
