@@ -195,3 +195,56 @@ def rtl_stage(network: QuantizedNetwork, x_test: np.ndarray, hls_cfg, out_dir, *
             seconds["yosys"] = round(synth.seconds, 1)
     return RtlResult(str(out_dir), clock, part, verilog_summary(comb, cutoff, clock), latency, synth, note,
                      int(getattr(hls_cfg, "jets_per_event", 4)), int(getattr(hls_cfg, "time_multiplexing", 1)), seconds)
+
+
+# ================================================================ CLI glue (wired by qtrigger.cli)
+
+
+def add_rtl_arguments(parser) -> None:
+    """Arguments of ``qtrigger hls rtl RUN``: the RTL stage on a finished run, synthesis required."""
+    parser.add_argument("run", help="run directory (its model_qat.h5, test_jets.npz, config.resolved.yaml)")
+    parser.add_argument("--output", default=None, metavar="DIR",
+                        help="RTL project directory (default: <hls.output_dir>/<run name>/rtl)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing RTL project directory")
+    parser.add_argument("--jets", type=int, default=None, metavar="N", help="stream the first N test jets (default: all)")
+    parser.add_argument("--no-synth", action="store_true", help="skip yosys (latency and exactness only)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the summary")
+
+
+def run_rtl_from_args(args) -> int:
+    """``qtrigger hls rtl RUN``: write ``<run>/rtl.json``; fails without yosys unless ``--no-synth``.
+
+    Exit 0 when the latency was found and the RTL equals the trained model on every row, else 1.
+    """
+    import json
+    import shutil
+
+    from qtrigger.config import load_config
+    from qtrigger.emulate import extract_network
+    from qtrigger.model import load_model
+    from qtrigger.report import write_json
+    from qtrigger.rtl_synth import require_yosys
+
+    run_dir = Path(args.run)
+    paths = {name: run_dir / name for name in ("model_qat.h5", "test_jets.npz", "config.resolved.yaml")}
+    for path in paths.values():
+        if not path.is_file():
+            raise QTriggerError(f"{path}: no such file (is {run_dir} a finished run directory?)")
+    if args.jets is not None and args.jets < 1:
+        raise QTriggerError(f"--jets {args.jets}: expected a positive number of jets")
+    config = load_config(paths["config.resolved.yaml"], check_files=False)
+    out = Path(args.output) if args.output else Path(config.hls.output_dir) / (config.name or run_dir.name) / "rtl"
+    if out.exists() and any(out.iterdir()):
+        if not args.overwrite:
+            raise QTriggerError(f"{out}: exists and is not empty; pass --overwrite to replace it or --output DIR")
+        shutil.rmtree(out)
+    if not args.no_synth:
+        require_yosys()  # an explicit synthesis command fails without yosys, before any work
+    network = extract_network(load_model(paths["model_qat.h5"]))
+    x = np.load(paths["test_jets.npz"])["inputs"]
+    x = x[: args.jets] if args.jets is not None else x
+    result = rtl_stage(network, x, config.hls, out, synthesize=not args.no_synth)
+    write_json(run_dir / "rtl.json", result.to_json())
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
+    ok = result.latency.latency_cycles is not None and result.mismatches_vs_model == 0
+    return 0 if ok else 1

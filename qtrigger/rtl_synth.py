@@ -56,6 +56,7 @@ class YosysTool:
     kind: str
     version: str
     command: tuple[str, ...]
+    ltp_select: bool = True  # `ltp -select` exists (not in yosys 0.23): cells on the longest path by type
 
     def run_script(self, script: Path, log: Path, timeout_s: float) -> None:
         """Run a yosys script; raise QTriggerError naming the log when yosys fails."""
@@ -79,11 +80,13 @@ def find_yosys() -> YosysTool | None:
     try:
         from pyosys import libyosys as ys  # noqa: F401
 
-        probe = subprocess.run([sys.executable, "-c", "from pyosys import libyosys as ys; print(ys.yosys_maybe_version())"],
+        probe = subprocess.run([sys.executable, "-c", "from pyosys import libyosys as ys\n"
+                                "print(ys.yosys_maybe_version())\nys.run_pass('help ltp')"],
                                capture_output=True, text=True, check=False, timeout=120)
         version = _version_line(probe.stdout)
         if probe.returncode == 0 and version:
-            return YosysTool("pyosys", f"{version} [PyPI pyosys]", (sys.executable, "-c", _PYOSYS_RUNNER))
+            return YosysTool("pyosys", f"{version} [PyPI pyosys]", (sys.executable, "-c", _PYOSYS_RUNNER),
+                             "-select" in probe.stdout)
     except ImportError:
         pass
     exe = shutil.which("yosys")
@@ -91,7 +94,9 @@ def find_yosys() -> YosysTool | None:
         probe = subprocess.run([exe, "-V"], capture_output=True, text=True, check=False, timeout=120)
         version = _version_line(probe.stdout)
         if probe.returncode == 0 and version:
-            return YosysTool("executable", f"{version} [{exe}]", (exe, "-q", "-s"))
+            help_ltp = subprocess.run([exe, "-Q", "-p", "help ltp"], capture_output=True, text=True, check=False,
+                                      timeout=120).stdout
+            return YosysTool("executable", f"{version} [{exe}]", (exe, "-q", "-s"), "-select" in help_ltp)
     return None
 
 
@@ -243,7 +248,8 @@ def _sources(src: Path, top: str) -> tuple[list[Path], list[str]]:
     return [*static, *stages, top_file], [p.stem for p in stages]
 
 
-def synthesis_script(files: list[Path], top: str, stages: list[str], out: Path, family: str = FAMILY) -> str:
+def synthesis_script(files: list[Path], top: str, stages: list[str], out: Path, family: str = FAMILY,
+                     ltp_select: bool = True) -> str:
     """The yosys script: read once, then each stage alone (stat + ltp) and the flattened top (stat)."""
     lines = ["read_verilog " + " ".join(str(p) for p in files), "design -save rtl_read"]
     for module in [*stages, top]:
@@ -251,10 +257,9 @@ def synthesis_script(files: list[Path], top: str, stages: list[str], out: Path, 
                   f"synth_xilinx -family {family} -top {module} -flatten {SYNTH_OPTIONS}",
                   f"tee -q -o {out / (module + '.stat.json')} stat -json"]
         if module != top:  # ltp ignores registers: on the pipelined top it would chain all stages
-            lines += [f"tee -q -o {out / (module + '.ltp.txt')} ltp -noff",
-                      "ltp -noff -select",
-                      f"tee -q -o {out / (module + '.path.json')} stat -json %",
-                      "select -clear"]
+            lines.append(f"tee -q -o {out / (module + '.ltp.txt')} ltp -noff")
+            if ltp_select:
+                lines += ["ltp -noff -select", f"tee -q -o {out / (module + '.path.json')} stat -json %", "select -clear"]
     return "\n".join(lines) + "\n"
 
 
@@ -271,8 +276,10 @@ def synthesize(project_dir, top: str = "qtrigger_net", *, pipeline=None, tool: Y
     files, stages = _sources(project_dir / "src", top)
     out = Path(work_dir) if work_dir else project_dir / "yosys"
     out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob("*.stat.json"), *out.glob("*.ltp.txt"), *out.glob("*.path.json")]:
+        stale.unlink()  # statistics of an earlier run must not be read as this one's
     script = out / "synth.ys"
-    script.write_text(synthesis_script(files, top, stages, out, family))
+    script.write_text(synthesis_script(files, top, stages, out, family, tool.ltp_select))
     start = time.perf_counter()
     tool.run_script(script, out / "yosys.log", timeout_s)
     seconds = time.perf_counter() - start

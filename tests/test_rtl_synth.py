@@ -117,6 +117,45 @@ def test_rtl_stage_refuses_non_empty_directory_and_bad_inputs(tmp_path):
         rtl_stage(network, np.zeros((4, 2)), HLSConfig(), tmp_path / "new")
 
 
+def _fake_run(tmp_path, default_sample):
+    """A run directory whose files exist (contents are never read before the checks under test)."""
+    import yaml
+
+    from conftest import small_config_dict
+
+    run = tmp_path / "runs" / "tiny"
+    run.mkdir(parents=True)
+    (run / "config.resolved.yaml").write_text(yaml.safe_dump(small_config_dict(default_sample, tmp_path)))
+    (run / "model_qat.h5").write_bytes(b"")
+    (run / "test_jets.npz").write_bytes(b"")
+    return run
+
+
+def _args(run, **kw):
+    from argparse import Namespace
+
+    return Namespace(run=str(run), output=kw.get("output"), overwrite=kw.get("overwrite", False), jets=None,
+                     no_synth=kw.get("no_synth", False), json=False)
+
+
+def test_rtl_command_checks_before_work(tmp_path, default_sample, monkeypatch):
+    from qtrigger import rtl_synth
+    from qtrigger.rtl_stage import run_rtl_from_args
+
+    with pytest.raises(QTriggerError, match="model_qat.h5: no such file"):
+        run_rtl_from_args(_args(tmp_path))
+    run = _fake_run(tmp_path, default_sample)
+    existing = tmp_path / "hls" / "tiny" / "rtl"
+    existing.mkdir(parents=True)
+    (existing / "qtrigger_net.v").write_text("old")
+    with pytest.raises(QTriggerError, match="pass --overwrite"):
+        run_rtl_from_args(_args(run))
+    assert (existing / "qtrigger_net.v").read_text() == "old"
+    monkeypatch.setattr(rtl_synth, "find_yosys", lambda: None)  # an explicit synthesis command fails without yosys
+    with pytest.raises(QTriggerError, match="synthesis needs yosys"):
+        run_rtl_from_args(_args(run, output=str(tmp_path / "elsewhere")))
+
+
 # ---------------------------------------------------------------- slow: Verilator + yosys
 
 
