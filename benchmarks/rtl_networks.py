@@ -71,7 +71,10 @@ def measure_point(config, prepared, tmp: Path, jets: int) -> dict:
     from qtrigger.da import da_estimate
     from qtrigger.emulate import extract_network
     from qtrigger.pipeline import _fit
-    from qtrigger.rtl_stage import rtl_stage
+    from qtrigger.da import rtl_stimulus, verilog_summary
+    from qtrigger.rtl_latency import measure_latency
+    from qtrigger.rtl_stage import TOP, write_rtl_project
+    from qtrigger.rtl_synth import require_yosys, synthesize
 
     start = time.perf_counter()
     qat = _fit(config, prepared, 1, True, None)
@@ -81,12 +84,12 @@ def measure_point(config, prepared, tmp: Path, jets: int) -> dict:
     lat_est = hardware.estimate_latency_strategy(network, hls.clock_period_ns, 1, hls.part)
     project = firmware.convert(qat.model, network, hls, tmp / "hls", "bench", compile_model=False)
     da_est = da_estimate(project, network, hls.clock_period_ns, part=hls.part)
-    rtl = rtl_stage(network, x_test, hls, tmp / "rtl", synthesize=True, n_ties=500, n_overrange=300, nproc=1)
-    data = rtl.to_json()
-    synth = data["synth"]
-    if "lut" not in synth:
-        raise SystemExit(f"yosys missing: {synth}")
-    da4ml = data["da4ml_estimate"]
+    comb, raw, pipe, cutoff = write_rtl_project(network, tmp / "rtl", hls.clock_period_ns, hls.part)
+    sets = rtl_stimulus(network, x_test, raw, n_ties=500, n_overrange=300)
+    latency = measure_latency(tmp / "rtl", TOP, pipe, network, sets, hls.clock_period_ns, nproc=1)
+    # flattened top only: per-stage rows are reported for the default network (qtrigger hls rtl)
+    synth = synthesize(tmp / "rtl", TOP, tool=require_yosys(), per_stage=False).to_json()
+    da4ml = verilog_summary(comb, cutoff, hls.clock_period_ns)
     weights = np.concatenate([np.asarray(s.weight_codes).ravel() for s in network.stages])
     return {
         "nonzero_weights": int(np.count_nonzero(weights)),
@@ -98,10 +101,8 @@ def measure_point(config, prepared, tmp: Path, jets: int) -> dict:
         "da4ml_rtl": {"lut": da4ml["cost_lut_estimate"], "ff": da4ml["register_bits"],
                       "latency_cycles": da4ml["latency_cycles"]},
         "yosys": {k: synth[k] for k in ("lut", "lut_by_size", "ff", "carry", "muxf", "dsp", "bram", "inv")},
-        "yosys_per_stage": [{k: s[k] for k in ("name", "lut", "carry", "logic_depth", "da4ml_cost_lut",
-                                               "da4ml_adder_levels")} for s in synth["per_stage"]],
-        "measured": {"latency_cycles": data["latency_cycles"], "ii": data["ii"],
-                     "mismatches_vs_model": data["mismatches_vs_model"], "rows": data["rows_checked"]},
+        "measured": {"latency_cycles": latency.latency_cycles, "ii": latency.ii,
+                     "mismatches_vs_model": sum(latency.mismatches_vs_model.values()), "rows": latency.rows},
         "ratio_to_yosys_lut": {"analytic_latency": ratio(lat_est.lut, synth["lut"]),
                                "analytic_da": ratio(da_est["lut"], synth["lut"]),
                                "da4ml_rtl": ratio(da4ml["cost_lut_estimate"], synth["lut"])},

@@ -264,16 +264,19 @@ def synthesis_script(files: list[Path], top: str, stages: list[str], out: Path, 
 
 
 def synthesize(project_dir, top: str = "qtrigger_net", *, pipeline=None, tool: YosysTool | None = None,
-               family: str = FAMILY, timeout_s: float = DEFAULT_TIMEOUT_S, work_dir=None) -> SynthResult:
+               family: str = FAMILY, timeout_s: float = DEFAULT_TIMEOUT_S, work_dir=None,
+               per_stage: bool = True) -> SynthResult:
     """Synthesize da4ml's Verilog in ``project_dir/src`` with yosys; total (flattened top) and per stage.
 
-    ``pipeline`` (da4ml ``Pipeline``) adds da4ml's cost and adder levels to each stage row.
+    ``pipeline`` (da4ml ``Pipeline``) adds da4ml's cost and adder levels to each stage row;
+    ``per_stage=False`` synthesizes the flattened top only (about half the time).
     Raises QTriggerError when yosys is missing or fails. Outputs (script, log, statistics)
     go to ``work_dir`` (default ``project_dir/yosys``).
     """
     tool = tool or require_yosys()
     project_dir = Path(project_dir)
     files, stages = _sources(project_dir / "src", top)
+    stages = stages if per_stage else []
     out = Path(work_dir) if work_dir else project_dir / "yosys"
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*out.glob("*.stat.json"), *out.glob("*.ltp.txt"), *out.glob("*.path.json")]:
@@ -300,7 +303,8 @@ def synthesize(project_dir, top: str = "qtrigger_net", *, pipeline=None, tool: Y
             row.da4ml_cost_lut = float(sol.cost)
             row.da4ml_adder_levels = float(max(sol.latency) - min(sol.inp_latency))
         per_stage.append(row)
-    flow = f"synth_xilinx -family {family} -flatten {SYNTH_OPTIONS} (top flattened; each stage module alone)"
+    flow = f"synth_xilinx -family {family} -flatten {SYNTH_OPTIONS} (top flattened" + \
+        ("; each stage module alone)" if per_stage else ")")
     return SynthResult(TOOL, tool.version, flow, top, read(top), per_stage, seconds)
 
 

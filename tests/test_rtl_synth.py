@@ -227,7 +227,6 @@ def test_rtl_stage_synthesis_counts_positive_and_reproducible(staged):
     assert len(stages) == staged.da4ml_estimate["pipeline_stages"]
     assert all(s["lut"] > 0 and s["ff"] == 0 and s["logic_depth"]["cells"] >= 1 and s["da4ml_cost_lut"] > 0
                for s in stages)
-    assert staged.synth.seconds < 60
     again = synthesize(staged.directory, pipeline=None, work_dir=os.path.join(staged.directory, "yosys_again"))
     assert again.total == staged.synth.total
     assert [s.cells for s in again.per_stage] == [s.cells for s in staged.synth.per_stage]
