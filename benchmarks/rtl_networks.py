@@ -14,7 +14,9 @@ the accuracy) and compared:
 
 Ratios are estimate / yosys LUT (FF for register bits). Nothing is tuned to move them.
 
-Usage: python benchmarks/rtl_networks.py [--epochs 2] [--max-events 20000] [--points N] [--out FILE]
+Usage: python benchmarks/rtl_networks.py [--epochs 2] [--max-events 20000] [--only 0,3] [--out FILE]
+       python benchmarks/rtl_networks.py --collect LINES...   (summary of per-point JSON lines from stderr)
+Each point's JSON goes to stderr as one line when it is done, so points can run in separate processes.
 """
 
 from __future__ import annotations
@@ -129,9 +131,16 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-events", type=int, default=20000)
     parser.add_argument("--jets", type=int, default=2000, help="test jets streamed through the RTL")
-    parser.add_argument("--points", type=int, default=len(POINTS))
+    parser.add_argument("--only", default=None, help="comma-separated point indices (default: all)")
+    parser.add_argument("--collect", nargs="+", default=None, metavar="FILE",
+                        help="no training: summarise the per-point JSON lines in these files")
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
+    if args.collect:
+        rows = [json.loads(line) for f in args.collect for line in Path(f).read_text().splitlines()
+                if line.startswith('{"point"')]
+        rows.sort(key=lambda r: POINTS.index(r["point"]))
+        return emit({"points": rows, "summary": summarize(rows)}, args.out)
 
     from qtrigger.config import load_config
     from qtrigger.pipeline import prepare_data
@@ -141,19 +150,24 @@ def main(argv=None) -> int:
     configure_tensorflow(base.training.seed, 1)
     rows = []
     prepared = None
-    for point in POINTS[: args.points]:
+    indices = [int(i) for i in args.only.split(",")] if args.only else range(len(POINTS))
+    for point in [POINTS[i] for i in indices]:
         config = point_config(base, point, args.epochs, args.max_events)
         prepared = prepared or prepare_data(config)
         with tempfile.TemporaryDirectory(prefix="qtrigger-rtl-bench-") as tmp:
             rows.append({"point": point, **measure_point(config, prepared, Path(tmp), args.jets)})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    result = {"points": rows, "summary": summarize(rows), "epochs": args.epochs, "max_events": args.max_events,
-              "note": "yosys cells of da4ml's Verilog (out of context, no place-and-route); analytic_latency is the "
-                      "hls4ml Latency-strategy estimate, a different design, listed for ordering only."}
+    return emit({"points": rows, "summary": summarize(rows), "epochs": args.epochs, "max_events": args.max_events}, args.out)
+
+
+def emit(result: dict, out: str | None) -> int:
+    """Print (and write) the result with its note."""
+    result["note"] = ("yosys cells of da4ml's Verilog (out of context, no place-and-route); analytic_latency is the "
+                      "hls4ml Latency-strategy estimate, a different design, listed for ordering only.")
     text = json.dumps(result, indent=2)
     print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    if out:
+        Path(out).write_text(text)
     return 0
 
 
