@@ -139,7 +139,8 @@ def main(argv=None) -> int:
     if args.collect:
         rows = [json.loads(line) for f in args.collect for line in Path(f).read_text().splitlines()
                 if line.startswith('{"point"')]
-        rows.sort(key=lambda r: POINTS.index(r["point"]))
+        unique = {json.dumps(r["point"], sort_keys=True): r for r in reversed(rows)}  # a point run twice: first kept
+        rows = sorted(unique.values(), key=lambda r: POINTS.index(r["point"]))
         return emit({"points": rows, "summary": summarize(rows)}, args.out)
 
     from qtrigger.config import load_config
