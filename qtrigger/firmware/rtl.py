@@ -8,8 +8,10 @@ with Verilator and simulated (:func:`rtl_check`). Its pipeline stages and regist
 DA kernels is :mod:`qtrigger.estimate.da`.
 
 Rounding. da4ml quantizes with truncation (TRN) or round half up (RND, ``floor(x + lsb/2)``);
-QKeras ``quantized_bits``/``quantized_relu`` round half to even (``AP_RND_CONV``). With
-``rounding="half_up"`` (default, da4ml's own RND) the RTL is checked against a numpy
+QKeras ``quantized_bits``/``quantized_relu`` round half to even (``AP_RND_CONV``). The
+default ``rounding="half_even"`` builds QKeras rounding, so "bit-exact" means equal to the
+trained model. With ``rounding="half_up"`` (da4ml's own RND: cheaper, not equal to the
+trained model; the check prints the cost difference) the RTL is checked against a numpy
 integer reference that rounds half up, and the jets whose output differs from the
 QKeras-exact reference (:meth:`QuantizedNetwork.forward_codes`) are counted and traced to
 the first layer where a value sat exactly on a tie. ``rounding="half_even"`` builds round
@@ -356,7 +358,7 @@ def rounding_disagreements(network: QuantizedNetwork, x: np.ndarray) -> dict[str
 
 
 def rtl_check(network: QuantizedNetwork, x: np.ndarray, directory, n_ties: int = 2000, clock_period_ns: float = 5.0,
-              n_overrange: int = 1000, rounding: str = "half_up", part: str | None = None,
+              n_overrange: int = 1000, rounding: str = "half_even", part: str | None = None,
               latency_cutoff: float | None = None, raw_extra_bits: tuple[int, int] = RAW_EXTRA_BITS,
               seed: int = 1, nproc: int = 2) -> dict:
     """Trace the network with da4ml, write its Verilog, build it with Verilator and simulate.
@@ -382,6 +384,9 @@ def rtl_check(network: QuantizedNetwork, x: np.ndarray, directory, n_ties: int =
     start = time.perf_counter()
     comb, raw = da4ml_trace(network, rounding, raw_extra_bits)
     trace_seconds = time.perf_counter() - start
+    costs = {rounding: float(comb.cost)}
+    other = "half_up" if rounding == "half_even" else "half_even"
+    costs[other] = float(da4ml_trace(network, other, raw_extra_bits)[0].cost)
     in_bits, out_bits = int(max(np.sum(comb.inp_kifs, axis=0))), int(max(np.sum(comb.out_kifs, axis=0)))
     if in_bits > 32 or out_bits > 32:
         raise QTriggerError(f"RTL ports of {in_bits}/{out_bits} bits per value: da4ml's Verilator binder handles up to 32")
@@ -430,6 +435,8 @@ def rtl_check(network: QuantizedNetwork, x: np.ndarray, directory, n_ties: int =
         "verification": "rtl-simulation",
         "exact": exact,
         "rounding": rounding,
+        "rounding_cost_lut": {**costs, "half_up_saving": costs["half_even"] - costs["half_up"],
+                              "note": "da4ml LUT-equivalents; half_up is cheaper but not equal to the trained model"},
         "reference": ("numpy int64, QKeras-exact (round half to even, built from da4ml ops)" if rounding == "half_even"
                       else "numpy int64, rounding as da4ml: TRN stays TRN, RND_CONV -> RND (round half up)"),
         "sets": results,
@@ -484,7 +491,16 @@ def rtl_summary(result: dict) -> str:
                      f"differ from QKeras-exact: {r['qkeras_differences']['jets']}")
     lines.append(f"reference: {result['reference']}")
     lines.append(result["explanation"])
-    lines.append("RTL BIT-EXACT with the reference" if result["exact"] else "RTL NOT BIT-EXACT with the reference")
+    cost = result["rounding_cost_lut"]
+    lines.append(f"rounding cost (da4ml LUT-equivalents): half_even {cost['half_even']:.0f}, half_up {cost['half_up']:.0f} "
+                 f"(half_up: cheaper by {cost['half_up_saving']:.0f}, not equal to the trained model)")
+    if not result["exact"]:
+        lines.append("RTL NOT BIT-EXACT with the reference")
+    elif result["rounding"] == "half_even":
+        lines.append("RTL BIT-EXACT with the reference (= the trained model, QKeras rounding)")
+    else:
+        lines.append(f"RTL BIT-EXACT with the half-up reference; NOT equal to the trained model "
+                     f"({result['qkeras_differing_jets']} real jets differ)")
     return "\n".join(lines)
 
 
@@ -566,9 +582,9 @@ def add_rtl_arguments(parser) -> None:
     parser.add_argument("--jets", type=int, default=None, metavar="N", help="use the first N test jets (default: all)")
     parser.add_argument("--ties", type=int, default=2000, metavar="N", help="rows on input rounding ties (default 2000)")
     parser.add_argument("--overrange", type=int, default=1000, metavar="N", help="saturating rows (default 1000)")
-    parser.add_argument("--rounding", choices=ROUNDINGS, default="half_up",
-                        help="half_up: da4ml's RND, checked against a half-up reference (default); "
-                             "half_even: QKeras rounding built from da4ml ops")
+    parser.add_argument("--rounding", choices=ROUNDINGS, default="half_even",
+                        help="half_even: QKeras rounding built from da4ml ops, equal to the trained model (default); "
+                             "half_up: da4ml's RND, cheaper, not equal to the trained model")
     parser.add_argument("--output", default=None, metavar="DIR", help="keep the RTL project here (default: a temporary directory)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the summary")
 

@@ -1,0 +1,250 @@
+"""The RTL stage of a run: da4ml Verilog written, latency measured, yosys cell counts.
+
+:func:`rtl_stage` writes da4ml's pipelined Verilog of the whole network (QKeras rounding,
+half to even, so it equals the trained model) with da4ml's Vivado build script into a
+directory, finds its latency and II independently in Verilator
+(:mod:`qtrigger.rtl_latency`), counts mismatches against the trained model on the test
+jets plus rounding-tie and over-range rows, and synthesizes it with yosys
+(:mod:`qtrigger.rtl_synth`) when yosys is installed — else synthesis is skipped with a
+one-line note. Its :class:`RtlResult` is the ``rtl`` dict of ``metrics.json``. The
+hls4ml project itself stays estimate-only; these figures are about the da4ml Verilog.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qtrigger.emulate import QuantizedNetwork
+from qtrigger.errors import QTriggerError
+
+ARTEFACT = "da4ml Verilog"
+TOP = "qtrigger_net"
+BUNCH_SPACING_NS = 25.0
+ROUNDING = "half_even"
+
+
+@dataclass
+class RtlResult:
+    """What the RTL stage measured (``synth`` None when skipped, with ``synth_note`` saying why)."""
+
+    directory: str
+    clock_period_ns: float
+    part: str
+    da4ml_estimate: dict
+    latency: object  # qtrigger.rtl_latency.LatencyResult
+    synth: object | None  # qtrigger.rtl_synth.SynthResult
+    synth_note: str | None
+    jets_per_event: int
+    time_multiplexing: int
+    seconds: dict
+
+    @property
+    def mismatches_vs_model(self) -> int:
+        """RTL outputs differing from the trained model over every streamed row."""
+        return int(sum(self.latency.mismatches_vs_model.values()))
+
+    def resources(self) -> tuple[dict, str]:
+        """Per-instance resources and where they come from: yosys cells, else da4ml's estimate."""
+        if self.synth is not None:
+            t = self.synth.total
+            return {"lut": t.lut, "ff": t.ff, "carry": t.carry, "dsp": t.dsp, "bram": t.bram}, \
+                f"yosys cells ({self.synth.version.split(' (')[0]})"
+        est = self.da4ml_estimate
+        return {"lut": round(est["cost_lut_estimate"]), "ff": est["register_bits"], "dsp": 0, "bram": 0}, \
+            "da4ml estimate (no synthesis)"
+
+    def per_event(self) -> dict:
+        """Per event of ``jets_per_event`` jets: one instance per jet (parallel) or one shared at II = 1."""
+        return per_event(self.resources(), self.latency.latency_cycles, self.latency.ii, self.clock_period_ns,
+                         self.jets_per_event, self.time_multiplexing)
+
+    def to_json(self) -> dict:
+        """The ``rtl`` dict of ``metrics.json``."""
+        synth = self.synth.to_json() if self.synth is not None else {"skipped": self.synth_note}
+        lat = self.latency
+        return {
+            "artefact": ARTEFACT,
+            "directory": self.directory,
+            "rounding": "half_even (QKeras): equal to the trained model",
+            "clock_period_ns": self.clock_period_ns,
+            "part": self.part,
+            "synth": synth,
+            "latency_cycles": lat.latency_cycles,
+            "latency_ns": lat.latency_ns,
+            "latency_ns_note": lat.latency_ns_note,
+            "registers": lat.registers,
+            "ii": lat.ii,
+            "mismatches_vs_model": self.mismatches_vs_model,
+            "mismatches_by_set": lat.mismatches_vs_model,
+            "rows_checked": lat.rows,
+            "latency_search": lat.to_json(),
+            "da4ml_estimate": self.da4ml_estimate,
+            "per_event": self.per_event(),
+            "seconds": self.seconds,
+        }
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        lat = self.latency
+        lines = [f"{ARTEFACT} in {self.directory} (QKeras rounding)"]
+        if lat.latency_cycles is None:
+            lines.append(f"latency NOT found: offsets matching every row: {lat.matching_offsets or 'none'}")
+        else:
+            lines.append(f"latency {lat.latency_cycles} cycles = {lat.latency_ns:g} ns {lat.latency_ns_note}; II = 1 "
+                         f"(read-offset search over {lat.rows} streamed rows; in/out registers included)")
+        lines.append(f"RTL vs trained model: {self.mismatches_vs_model} mismatching rows "
+                     f"({', '.join(f'{k} {v}' for k, v in lat.mismatches_vs_model.items())})")
+        if self.synth is not None:
+            t = self.synth.total
+            lines.append(f"{self.synth.version.split(' (')[0]}: {t.lut} LUT, {t.ff} FF, {t.carry} CARRY4, {t.muxf} MUXF, "
+                         f"{t.dsp} DSP, {t.bram} BRAM, {t.inv} INV — {self.synth.caveats}")
+        else:
+            lines.append(self.synth_note or "synthesis not run")
+        ev = self.per_event()
+        lines.append(f"per event ({ev['jets_per_event']} jets, {ev['source']}): parallel {ev['parallel']['total']} "
+                     f"at {ev['parallel']['latency_ns']} ns; shared {ev['shared']['total']} at "
+                     f"{ev['shared']['latency_ns']} ns ({'meets' if ev['shared']['meets_rate'] else 'MISSES'} "
+                     f"{ev['event_period_ns']:g} ns per event)")
+        return "\n".join(lines)
+
+
+def per_event(resources: tuple[dict, str], latency_cycles: int | None, ii: int | None, clock_ns: float,
+              jets_per_event: int = 4, time_multiplexing: int = 1) -> dict:
+    """Parallel (one instance per jet) and shared (one instance, jets on consecutive cycles) totals.
+
+    The shared instance takes a jet every ``ii`` cycles; it keeps up when ``jets * ii``
+    cycles fit in one event period (25 ns x time multiplexing). The registers that hold
+    the event's jets and collect the results in shared mode are not counted.
+    """
+    counts, source = resources
+    period = BUNCH_SPACING_NS * time_multiplexing
+    cycles_per_event = math.floor(period / clock_ns + 1e-9)
+    lat = latency_cycles
+
+    def ns(cycles):
+        return None if cycles is None else round(cycles * clock_ns, 3)
+
+    shared_cycles = None if lat is None or ii is None else lat + (jets_per_event - 1) * ii
+    return {
+        "jets_per_event": jets_per_event,
+        "source": source,
+        "event_period_ns": period,
+        "cycles_per_event": cycles_per_event,
+        "parallel": {"instances": jets_per_event, "total": {k: v * jets_per_event for k, v in counts.items()},
+                     "latency_cycles": lat, "latency_ns": ns(lat)},
+        "shared": {"instances": 1, "total": dict(counts), "latency_cycles": shared_cycles, "latency_ns": ns(shared_cycles),
+                   "meets_rate": ii is not None and jets_per_event * ii <= cycles_per_event,
+                   "note": "jets enter on consecutive cycles; the last jet's result is out (jets-1)*II cycles after the "
+                           "first's; jet buffering/collection registers not counted"},
+    }
+
+
+def write_rtl_project(network: QuantizedNetwork, out_dir, clock_period_ns: float, part: str):
+    """Write da4ml's Verilog (QKeras rounding) with its Vivado/Quartus build scripts; return (comb, raw, pipe, cutoff)."""
+    from da4ml.codegen import VerilogModel
+    from da4ml.trace import to_pipeline
+
+    from qtrigger.da import da4ml_trace, default_latency_cutoff
+
+    comb, raw = da4ml_trace(network, ROUNDING)
+    cutoff = float(default_latency_cutoff(network, clock_period_ns, part))
+    model = VerilogModel(comb, TOP, out_dir, latency_cutoff=cutoff, clock_period=clock_period_ns, part_name=part)
+    model.write(metadata={"generator": "qtrigger", "rounding": ROUNDING})
+    return comb, raw, to_pipeline(comb, cutoff, verbose=False), cutoff
+
+
+def rtl_stage(network: QuantizedNetwork, x_test: np.ndarray, hls_cfg, out_dir, *, synthesize: bool = True,
+              n_ties: int = 2000, n_overrange: int = 1000, seed: int = 1, nproc: int = 2) -> RtlResult:
+    """Write the RTL project to ``out_dir``, measure latency/II and mismatches, synthesize if yosys exists.
+
+    ``hls_cfg`` supplies ``clock_period_ns``, ``part``, ``jets_per_event`` and
+    ``time_multiplexing``. Raises QTriggerError for a non-empty ``out_dir``, bad inputs or
+    missing da4ml/Verilator; a missing yosys only skips synthesis (``synth_note``).
+    """
+    from qtrigger.da import _require_da4ml, _verilator_root, rtl_stimulus, verilog_summary
+    from qtrigger.rtl_latency import measure_latency
+    from qtrigger.rtl_synth import synthesize_or_note
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise QTriggerError(f"{out_dir}: exists and is not empty; expected a new directory for the RTL project")
+    x = np.asarray(x_test, np.float64)
+    n_in = np.asarray(network.stages[0].weight_codes).shape[0]
+    if x.ndim != 2 or len(x) == 0 or x.shape[1] != n_in:
+        raise QTriggerError(f"x_test of shape {x.shape}: expected (jets, {n_in})")
+    _require_da4ml()
+    _verilator_root()
+    clock, part = float(hls_cfg.clock_period_ns), str(hls_cfg.part)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    start = time.perf_counter()
+    comb, raw, pipe, cutoff = write_rtl_project(network, out_dir, clock, part)
+    seconds = {"write": round(time.perf_counter() - start, 1)}
+    sets = rtl_stimulus(network, x, raw, n_ties, n_overrange, seed)
+    latency = measure_latency(out_dir, TOP, pipe, network, sets, clock, nproc=nproc)
+    seconds.update(latency.seconds)
+    synth, note = None, "synthesis not requested"
+    if synthesize:
+        synth, note = synthesize_or_note(out_dir, TOP, pipeline=pipe)
+        if synth is not None:
+            seconds["yosys"] = round(synth.seconds, 1)
+    return RtlResult(str(out_dir), clock, part, verilog_summary(comb, cutoff, clock), latency, synth, note,
+                     int(getattr(hls_cfg, "jets_per_event", 4)), int(getattr(hls_cfg, "time_multiplexing", 1)), seconds)
+
+
+# ================================================================ CLI glue (wired by qtrigger.cli)
+
+
+def add_rtl_arguments(parser) -> None:
+    """Arguments of ``qtrigger hls rtl RUN``: the RTL stage on a finished run, synthesis required."""
+    parser.add_argument("run", help="run directory (its model_qat.h5, test_jets.npz, config.resolved.yaml)")
+    parser.add_argument("--output", default=None, metavar="DIR",
+                        help="RTL project directory (default: <hls.output_dir>/<run name>/rtl)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing RTL project directory")
+    parser.add_argument("--jets", type=int, default=None, metavar="N", help="stream the first N test jets (default: all)")
+    parser.add_argument("--no-synth", action="store_true", help="skip yosys (latency and exactness only)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the summary")
+
+
+def run_rtl_from_args(args) -> int:
+    """``qtrigger hls rtl RUN``: write ``<run>/rtl.json``; fails without yosys unless ``--no-synth``.
+
+    Exit 0 when the latency was found and the RTL equals the trained model on every row, else 1.
+    """
+    import json
+    import shutil
+
+    from qtrigger.config import load_config
+    from qtrigger.emulate import extract_network
+    from qtrigger.model import load_model
+    from qtrigger.report import write_json
+    from qtrigger.rtl_synth import require_yosys
+
+    run_dir = Path(args.run)
+    paths = {name: run_dir / name for name in ("model_qat.h5", "test_jets.npz", "config.resolved.yaml")}
+    for path in paths.values():
+        if not path.is_file():
+            raise QTriggerError(f"{path}: no such file (is {run_dir} a finished run directory?)")
+    if args.jets is not None and args.jets < 1:
+        raise QTriggerError(f"--jets {args.jets}: expected a positive number of jets")
+    config = load_config(paths["config.resolved.yaml"], check_files=False)
+    out = Path(args.output) if args.output else Path(config.hls.output_dir) / (config.name or run_dir.name) / "rtl"
+    if out.exists() and any(out.iterdir()):
+        if not args.overwrite:
+            raise QTriggerError(f"{out}: exists and is not empty; pass --overwrite to replace it or --output DIR")
+        shutil.rmtree(out)
+    if not args.no_synth:
+        require_yosys()  # an explicit synthesis command fails without yosys, before any work
+    network = extract_network(load_model(paths["model_qat.h5"]))
+    x = np.load(paths["test_jets.npz"])["inputs"]
+    x = x[: args.jets] if args.jets is not None else x
+    result = rtl_stage(network, x, config.hls, out, synthesize=not args.no_synth)
+    write_json(run_dir / "rtl.json", result.to_json())
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
+    ok = result.latency.latency_cycles is not None and result.mismatches_vs_model == 0
+    return 0 if ok else 1
