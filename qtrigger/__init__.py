@@ -1,29 +1,32 @@
 """qtrigger: from NanoAOD jets to a bit-exact, quantization-aware L1 trigger network.
 
-Entry verbs (each is also a CLI command, ``qtrigger --help``):
+Entry verbs (each is also a CLI command, ``qtrigger --help``; imported lazily, so
+``import qtrigger`` loads neither TensorFlow nor hls4ml):
 
-- :func:`qtrigger.pipeline.run` — one config → trained QKeras model, float twin, hls4ml
-  project, bit-exact C-simulation check, ``runs/<name>/`` with metrics and plots.
-- :func:`qtrigger.pipeline.evaluate` — apply a trained run to other ROOT files.
-- :func:`qtrigger.generate.generate_sample` — Pythia 8 + FastJet jets in NanoAOD schema.
+- :func:`load_config`      YAML (+ ``key=value`` overrides) → validated ``RunConfig``
+- :func:`run`              one config → trained QKeras model, HLS project, C-simulation, ``runs/<name>/``
+- :func:`evaluate`         apply a finished run to other ROOT files
+- :func:`compare_run`      float vs QAT vs post-training fixed point vs C-simulation of a run
+- :func:`hls_check`        bit-exactness of a run (or a saved QKeras model) in C-simulation
+- :func:`generate_sample`  Pythia 8 + FastJet jets in NanoAOD schema
+- :func:`run_scan`         design-space scan on dask.distributed
+- :class:`FinishedRun`     open a finished run directory; :class:`RunResult` its ``metrics.json``
 
 Modules, in data-flow order:
 
-- ``config``      YAML → validated :class:`~qtrigger.config.RunConfig`
+- ``config``      YAML → validated :class:`~qtrigger.config.RunConfig`; ``preflight``: inputs/tools checked up front
 - ``data``        ROOT ``Events`` → :class:`~qtrigger.data.JetTable` (one row per jet), labels, event split
 - ``preprocess``  physical values → fixed-point codes → network inputs (power-of-two shifts)
-- ``model``       QKeras MLP and float twin, tfmot pruning
-- ``train``       seeded, deterministic Keras training
-- ``fixedpoint``  fixed-point types; ``emulate``: exact integer emulation of the quantized network
-- ``firmware``    hls4ml conversion (via ``hls4ml_compat``), C-simulation, bit-exact comparison
-- ``metrics``     ROC/AUC and working points (pure numpy)
-- ``report``      run directory, ``metrics.json``, ``report.md``, plots
-- ``hardware``    latency/resource estimates, budgets, Vivado/Vitis report parsing and builds
-- ``da``          distributed-arithmetic (da4ml) cost and the Verilator RTL check (extra ``.[rtl]``)
+- ``model``, ``train``  QKeras MLP and float twin, tfmot pruning, seeded training
+- ``fixedpoint``, ``emulate``  fixed-point types; exact integer emulation of the quantized network
+- ``firmware``, ``check``  hls4ml conversion (via ``hls4ml_compat``), C-simulation, bit-exactness diagnosis
+- ``hardware``, ``da``  latency/resource estimates, vendor reports and builds; da4ml and Verilator
 - ``trigger``, ``trigger_study``  event-level seed, rates, threshold codes, references
-- ``check``, ``compare``, ``validate``  bit-exactness diagnosis, float/QAT/PTQ/C-sim table, data validation
-- ``scan``        design-space scans on dask.distributed
-- ``generate``    physics sample generator (optional extra ``.[generate]``)
+- ``metrics``, ``results``, ``report``, ``plotting``  ROC/AUC, typed run results, run report, plot style
+- ``rundir``, ``runtime``  locked, staged outputs and provenance; process set-up (signals, logs)
+- ``commands``, ``compare``, ``validate``  verbs on finished runs and files
+- ``scan``        design-space scans; ``generate``: physics sample generator (extra ``.[generate]``)
+- ``cli``         argument parsing only, one module per command group
 """
 
 import os as _os
@@ -32,3 +35,31 @@ import os as _os
 _os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 __version__ = "0.1.0"
+
+_VERBS = {
+    "load_config": "qtrigger.config",
+    "run": "qtrigger.pipeline",
+    "evaluate": "qtrigger.pipeline",
+    "compare_run": "qtrigger.compare",
+    "hls_check": "qtrigger.commands",
+    "generate_sample": "qtrigger.generate",
+    "run_scan": "qtrigger.scan",
+    "FinishedRun": "qtrigger.results",
+    "RunResult": "qtrigger.results",
+    "QTriggerError": "qtrigger.errors",
+}
+__all__ = sorted(_VERBS)
+
+
+def __getattr__(name: str):
+    """Import an entry verb on first use (PEP 562), so that ``import qtrigger`` stays light."""
+    module = _VERBS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qtrigger' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_VERBS))

@@ -1,9 +1,8 @@
 """Run configuration: YAML files in ``configs/`` validated into one :class:`RunConfig`.
 
-Every key is validated once, here, at the boundary: unknown keys, wrong types, malformed
-fixed-point strings and missing input files become a one-line :class:`QTriggerError`
-naming the key and what was expected. ``--set a.b=value`` overrides go through the same
-validation.
+Every key is validated once, here: unknown keys, wrong types, malformed fixed-point
+strings, unsafe names and missing input files become a one-line :class:`QTriggerError`
+naming the key. ``--set a.b=value`` overrides go through the same validation.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import parse_fixed
+from qtrigger.rundir import NAME_PATTERN, NAME_RULE
 
 SEED_FEATURES = [
     "Jet_pt",
@@ -80,6 +80,15 @@ class DataConfig(_Strict):
     selection: Selection = Selection()
     split: Split = Split()
     on_nonfinite: Literal["drop", "error"] = "drop"
+
+    @field_validator("samples")
+    @classmethod
+    def _unique_names(cls, samples):
+        names = [s.name for s in samples]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"sample names must be unique; repeated: {repeated}")
+        return samples
 
 
 class FeatureFormat(_Strict):
@@ -159,6 +168,15 @@ class LabelsConfig(_Strict):
                 if key is not None and key not in self.classes:
                     raise ValueError(f"labels.score names class {key!r}, not in labels.classes {list(self.classes)}")
         return self
+
+    def signal_mask(self, labels):
+        """Which jets count as signal (ROC, efficiencies, trigger): binary 1, else the score's ``plus`` class."""
+        import numpy as np
+
+        labels = np.asarray(labels)
+        if self.mode == "binary":
+            return labels == 1
+        return labels == self.class_names.index(self.score.plus)
 
     @property
     def class_names(self) -> list[str]:
@@ -316,22 +334,49 @@ class RunConfig(_Strict):
     trigger: TriggerConfig = TriggerConfig()
     hls: HLSConfig = HLSConfig()
 
+    @field_validator("name")
+    @classmethod
+    def _single_component(cls, name):
+        if name is not None and not NAME_PATTERN.match(name):
+            raise ValueError(f"must be {NAME_RULE}")
+        return name
+
+    @model_validator(mode="after")
+    def _separate_outputs(self):
+        if self.name is not None:
+            from qtrigger.rundir import check_distinct
+
+            try:
+                check_distinct(Path(self.output_dir) / self.name, Path(self.hls.output_dir) / self.name)
+            except QTriggerError as err:
+                raise ValueError(str(err)) from None
+        return self
+
 
 def read_yaml_mapping(path: str | Path, overrides: list[str] | None = None, what: str = "config") -> dict:
     """A YAML file's top-level mapping with ``key.path=value`` overrides applied; ``name`` defaults to the stem."""
     path = Path(path)
     if not path.is_file():
         raise QTriggerError(f"{what} file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise QTriggerError(f"{what} {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    raw = parse_yaml(path.read_text(), f"{what} {path}")
     if not isinstance(raw, dict):
         raise QTriggerError(f"{what} {path}: expected a mapping at top level, got {type(raw).__name__}")
     for override in overrides or []:
         apply_override(raw, override)
-    raw.setdefault("name", path.stem)
+    if raw.get("name") is None:
+        raw["name"] = path.stem
     return raw
+
+
+def parse_yaml(text: str, source: str):
+    """YAML text to data; a syntax error names the line and column."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise QTriggerError(f"{source}: not valid YAML{where} ({problem})") from None
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None, check_files: bool = True) -> RunConfig:
@@ -354,13 +399,13 @@ def format_validation_error(err: ValidationError) -> str:
     """One line: ``key a.b: message (got value)`` for each problem, joined by '; '."""
     parts = []
     for item in err.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
         elif "input" in item and not isinstance(item["input"], dict):
             message += f" (got {item['input']!r})"
-        parts.append(f"key {key}: {message}")
+        parts.append(f"key {key}: {message}" if key else message)
     return "; ".join(parts)
 
 
@@ -369,18 +414,25 @@ def apply_override(raw: dict, override: str) -> None:
     key, sep, text = override.partition("=")
     if not sep or not key.strip():
         raise QTriggerError(f"--set {override!r}: expected KEY.PATH=VALUE, e.g. training.epochs=2")
+    if not text.strip():
+        raise QTriggerError(f"--set {override!r}: no value after '=' (write KEY=null for none)")
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         value = text
+    set_dotted(raw, key.strip(), value, f"--set {override!r}")
+
+
+def set_dotted(raw: dict, key: str, value, what: str) -> None:
+    """Set ``raw[a][b][c] = value`` for ``key`` ``a.b.c``, creating sections; ``what`` prefixes errors."""
     node = raw
-    parts = key.strip().split(".")
+    parts = key.split(".")
     for part in parts[:-1]:
         child = node.get(part)
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise QTriggerError(f"--set {override!r}: {part} is not a section")
+            raise QTriggerError(f"{what}: {part} is not a section")
         node = child
     node[parts[-1]] = value
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qtrigger.errors import QTriggerError
+from qtrigger.errors import QTriggerError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,10 @@ def open_events_tree(path: str, tree: str = "Events"):
     if tree not in handle:
         keys = sorted({k.split(";")[0] for k in handle.keys(recursive=False)})
         raise QTriggerError(f"{path}: no TTree {tree!r} (found: {', '.join(keys) or 'nothing'})")
-    return handle[tree]
+    try:
+        return handle[tree]
+    except (OSError, ValueError, uproot.DeserializationError) as err:
+        raise QTriggerError(f"{path}: truncated or corrupt ROOT file ({type(err).__name__}: {one_line(err)})") from None
 
 
 def check_branches(files: list[str], branches: list[str], tree: str = "Events") -> None:
@@ -188,9 +191,10 @@ class _JetCut:
     def mask(self, features: np.ndarray, pt: np.ndarray, eta: np.ndarray, path: str) -> np.ndarray:
         """Jets passing pT/eta with finite features; counts (or rejects) non-finite ones."""
         self.input_jets += len(pt)
-        finite = np.isfinite(features).all(axis=1)
+        finite_kinematics = np.isfinite(pt) & np.isfinite(eta)
+        finite = np.isfinite(features).all(axis=1) & finite_kinematics
         kinematic = (pt > self.pt_min) & (np.abs(eta) < self.abs_eta_max)
-        bad = ~finite & kinematic
+        bad = ~finite & (kinematic | ~finite_kinematics)  # a NaN pT or eta would otherwise fail the cut unseen
         if bad.any() and self.on_nonfinite == "error":
             raise QTriggerError(f"{path}: {int(bad.sum())} jets have NaN/inf features (data.on_nonfinite=error)")
         self.dropped_nonfinite += int(bad.sum())
@@ -206,8 +210,15 @@ def _iterate_file(path, tree, branches, step_size, max_entries, progress, thread
     stop = events_tree.num_entries if max_entries is None else min(max_entries, events_tree.num_entries)
     bar = tqdm(total=stop, unit="ev", desc=path.rsplit("/", 1)[-1], disable=not progress, leave=False)
     executor = uproot.ThreadPoolExecutor(threads) if threads > 1 else None
-    for arrays, report in events_tree.iterate(branches, step_size=step_size, entry_stop=stop, report=True,
-                                              decompression_executor=executor):
+    chunks = events_tree.iterate(branches, step_size=step_size, entry_stop=stop, report=True,
+                                 decompression_executor=executor)
+    while True:
+        try:
+            arrays, report = next(chunks)
+        except StopIteration:
+            break
+        except (OSError, ValueError, uproot.DeserializationError) as err:  # truncated or damaged baskets
+            raise QTriggerError(f"{path}: truncated or corrupt ROOT file ({type(err).__name__}: {one_line(err)})") from None
         arrays.attrs["entry_start"] = report.tree_entry_start
         bar.update(len(arrays))
         yield arrays

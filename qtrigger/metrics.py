@@ -17,15 +17,14 @@ def score_from_logits(logits: np.ndarray, plus: int = 0, minus: int | None = Non
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    """ROC AUC with ties counted half (Mann-Whitney); None if either class has < 20 jets."""
+    """ROC AUC (scikit-learn; ties count half); None if either class has < 20 jets."""
     labels = np.asarray(labels).astype(bool)
     n_sig, n_bkg = int(labels.sum()), int((~labels).sum())
     if min(n_sig, n_bkg) < MIN_JETS_PER_CLASS:
         return None
-    from scipy.stats import rankdata
+    from sklearn.metrics import roc_auc_score
 
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - n_sig * (n_sig + 1) / 2) / (n_sig * n_bkg))
+    return float(roc_auc_score(labels, np.asarray(scores)))
 
 
 def auc_unavailable_reason(labels: np.ndarray) -> str:

@@ -1,12 +1,12 @@
 """One run end to end, and applying a finished run to other files.
 
 Stages pass plain objects: RunConfig → JetTable → PreparedData → trained models →
-QuantizedNetwork → HLSProject/CsimComparison → metrics dict → run directory.
+QuantizedNetwork → HLSProject/CsimComparison → :class:`~qtrigger.results.RunResult` → run directory.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,10 @@ from qtrigger.metrics import (
     threshold_for_background_efficiency,
     working_point,
 )
-from qtrigger.preprocess import Preprocessor, to_feature_codes
+from qtrigger.preprocess import Preprocessor, saturated_fractions, saturation_warnings, to_feature_codes
+from qtrigger.results import DataSummary, ModelSummary, RunResult, ScoreMetrics
+
+log = logging.getLogger("qtrigger")
 
 
 @dataclass
@@ -60,7 +63,7 @@ def prepare_data(config: RunConfig, progress: bool = False) -> PreparedData:
     labels = jet_labels(config, table)
     split = split_by_event(table, config.data.split.train, config.data.split.val, config.data.split.seed)
     codes = to_feature_codes(table.features, config.features, table.feature_names)
-    preprocessor = Preprocessor.fit(codes[split.train], config.features, table.feature_names)
+    preprocessor = Preprocessor.fit(codes[split.train], config.features, table.feature_names, raw=table.features[split.train])
     return PreparedData(table, labels, split, preprocessor.transform(codes), preprocessor)
 
 
@@ -85,16 +88,24 @@ def trigger_score(config: RunConfig, logits: np.ndarray) -> np.ndarray:
 
 
 def signal_mask(config: RunConfig, labels: np.ndarray) -> np.ndarray:
-    """Which jets count as signal for ROC/efficiency: the score's ``plus`` class."""
-    if config.labels.mode == "binary":
-        return labels == 1
-    return labels == config.labels.class_names.index(config.labels.score.plus)
+    """Which jets count as signal for ROC/efficiency (delegates to ``config.labels.signal_mask``)."""
+    return config.labels.signal_mask(labels)
 
 
-def _check_trainable(prepared: PreparedData, n_classes: int) -> None:
+def _check_trainable(config: RunConfig, prepared: PreparedData, n_classes: int) -> None:
+    """Both label classes present overall, and >= 10 jets of each in train and val."""
+    binary = config.labels.mode == "binary"
+    names = ["background", "signal"] if binary else config.labels.class_names
+    overall = np.bincount(prepared.labels, minlength=len(names))
+    absent = [name for name, count in zip(names, overall) if count == 0]
+    if absent:
+        rule = f"labels.signal {config.labels.signal}" if binary else f"labels.classes {config.labels.classes}"
+        raise QTriggerError(
+            f"labels: no {' or '.join(absent)} jets among {prepared.table.n_jets} selected jets "
+            f"(key labels.branch {config.labels.branch}, {rule}); files: {', '.join(prepared.table.files)}")
     for part in ("train", "val"):
         mask = getattr(prepared.split, part)
-        counts = np.bincount(prepared.labels[mask], minlength=n_classes)
+        counts = np.bincount(prepared.labels[mask], minlength=len(names))
         if counts.min() < 10:
             raise QTriggerError(
                 f"{part} split has too few jets to train on (per class: {counts.tolist()}; need >= 10 of each); "
@@ -102,32 +113,46 @@ def _check_trainable(prepared: PreparedData, n_classes: int) -> None:
             )
 
 
-def run(config: RunConfig, overwrite: bool = False, progress: bool = True) -> dict:
-    """Train QAT + float twin, convert with hls4ml, C-simulate every test jet, write the run."""
+def run(config: RunConfig | str | Path, overrides: list[str] | None = None, overwrite: bool = False,
+        progress: bool = True) -> RunResult:
+    """Train QAT + float twin, convert with hls4ml, C-simulate every test jet, write the run.
+
+    ``config``: a RunConfig, or a YAML path (with ``--set``-style ``overrides``). Every
+    input, output folder and tool is checked before any work; the outputs are locked for
+    the whole run and appear only when complete.
+    """
     from qtrigger import report
-    from qtrigger.rundir import refuse_existing, staged_directories, write_provenance
-    from qtrigger.train import configure_tensorflow
+    from qtrigger.preflight import check_run_inputs
+    from qtrigger.rundir import claimed_outputs, write_provenance
 
-    run_dir = Path(config.output_dir) / config.name
-    hls_dir = Path(config.hls.output_dir) / config.name
-    refuse_existing([run_dir, hls_dir], overwrite)
+    if not isinstance(config, RunConfig):
+        from qtrigger.config import load_config
+
+        config = load_config(config, overrides)
+    run_dir = Path(config.output_dir) / str(config.name)
+    hls_dir = Path(config.hls.output_dir) / str(config.name)
+    check_run_inputs(config)
     started = time.perf_counter()
-    configure_tensorflow(config.training.seed, config.training.threads)
-    prepared = prepare_data(config, progress=progress)
-    n_classes = 1 if config.labels.mode == "binary" else len(config.labels.class_names)
-    _check_trainable(prepared, max(2, n_classes))
-    with staged_directories([run_dir, hls_dir], overwrite) as (tmp_run, tmp_hls):
-        write_provenance(tmp_run, config_to_dict(config), config.training.threads, config.training.seed)
-        prepared.preprocessor.save(tmp_run / "preprocessing.json")
-        metrics, artefacts = _train_convert_compare(config, prepared, n_classes, tmp_run, tmp_hls)
-        metrics["hls"]["project_dir"] = str(hls_dir)
-        metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
-        report.write_run_report(tmp_run, config, metrics, artefacts)
-    return metrics
+    with claimed_outputs(run_dir, hls_dir, overwrite) as staged:
+        prepared = prepare_data(config, progress=progress)
+        n_classes = 1 if config.labels.mode == "binary" else len(config.labels.class_names)
+        _check_trainable(config, prepared, max(2, n_classes))
+        from qtrigger.train import configure_tensorflow
+
+        configure_tensorflow(config.training.seed, config.training.threads)
+        write_provenance(staged.run_dir, config_to_dict(config), config.training.threads, config.training.seed,
+                         staged.run_id)
+        prepared.preprocessor.save(staged.run_dir / "preprocessing.json")
+        result, artefacts = _train_convert_compare(config, prepared, n_classes, staged.run_dir, staged.hls_dir)
+        result.hls["project_dir"] = str(hls_dir)
+        result.wall_seconds = round(time.perf_counter() - started, 1)
+        report.write_run_report(staged.run_dir, config, result, artefacts)
+    result.directory = run_dir
+    return result
 
 
-def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir):
-    """Train both models, C-simulate the QAT one, run the trigger study; return (metrics, plot inputs)."""
+def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir) -> tuple[RunResult, dict]:
+    """Train both models, C-simulate the QAT one, run the trigger study; return (result, plot inputs)."""
     from qtrigger.check import precision_profile
     from qtrigger.emulate import extract_network
 
@@ -142,23 +167,30 @@ def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir):
     exact_codes = network.forward_codes(x_test)
     qat_scores = trigger_score(config, exact_codes * network.output_type.lsb)
 
-    metrics = _data_metrics(config, prepared)
-    metrics["model"] = _model_metrics(qat, network, prepared.preprocessor.input_type)
-    metrics["precision_profile"] = precision_profile(network, x_test)
-    metrics["qat"] = _score_metrics(config, sig_test, qat_scores, threshold=None)
+    result = RunResult(run=config.name, data=_data_summary(config, prepared),
+                       model=_model_summary(qat, network, prepared.preprocessor.input_type),
+                       precision_profile=precision_profile(network, x_test),
+                       qat=_score_metrics(config, sig_test, qat_scores, threshold=None))
     artefacts = {"test_labels": sig_test, "scores": {"QAT (exact)": qat_scores}, "history": {"qat": qat.history}}
     if config.training.float_twin:
         twin = _fit(config, prepared, n_out, False, weights)
         twin.model.save(run_dir / "model_float.h5")
         float_scores = trigger_score(config, twin.model.predict(x_test.astype(np.float32), batch_size=8192, verbose=0))
-        metrics["float"] = _score_metrics(config, sig_test, float_scores, threshold=None)
+        result.float_twin = _score_metrics(config, sig_test, float_scores, threshold=None)
         artefacts["scores"]["float twin"] = float_scores
         artefacts["history"]["float"] = twin.history
 
-    project = _firmware(config, qat.model, network, x_test, exact_codes, sig_test, metrics, artefacts, hls_dir)
+    project, result.hls = _firmware(config, qat.model, network, hls_dir, x_test)
+    result.csim = {"enabled": config.hls.csim}
+    if config.hls.csim:
+        csim, csim_codes = _csim_metrics(config, project, network, qat.model, x_test, exact_codes, sig_test,
+                                         result.qat.threshold)
+        result.csim.update(csim)
+        artefacts["scores"]["C-simulation"] = trigger_score(config, csim_codes * network.output_type.lsb)
+        artefacts["csim_codes"] = csim_codes
     if config.trigger.enabled:
-        metrics["trigger"] = _trigger(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir, project.project_name)
-    return metrics, artefacts
+        result.trigger = _trigger(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir, project.project_name)
+    return result, artefacts
 
 
 def _fit(config, prepared, n_out: int, quantized: bool, weights):
@@ -173,35 +205,35 @@ def _fit(config, prepared, n_out: int, quantized: bool, weights):
                  "QAT model" if quantized else "float twin", weights)
 
 
-def _model_metrics(qat, network, input_type) -> dict:
+def _model_summary(qat, network, input_type) -> ModelSummary:
     from qtrigger.model import count_parameters
 
     params, nonzero = count_parameters(qat.model)
-    return {"parameters": params, "nonzero_parameters": nonzero, "input_type": str(input_type),
-            "output_type": str(network.output_type), "best_epoch": qat.best_epoch, "epochs_run": qat.epochs_run,
-            "layers": [{"name": s.name, "accum_type": str(s.accum_type),
-                        "activation_type": str(s.activation_type) if s.activation_type else None} for s in network.stages]}
+    summary = ModelSummary(
+        parameters=params, nonzero_parameters=nonzero, input_type=str(input_type),
+        output_type=str(network.output_type), best_epoch=qat.best_epoch, epochs_run=qat.epochs_run,
+        layers=[{"name": s.name, "accum_type": str(s.accum_type),
+                 "activation_type": str(s.activation_type) if s.activation_type else None} for s in network.stages])
+    if getattr(qat, "batchnorm", None) is not None:  # training with folded batch normalization reports it
+        summary.extra["batchnorm"] = qat.batchnorm
+    return summary
 
 
-def _firmware(config, qat_model, network, x_test, exact_codes, sig_test, metrics, artefacts, hls_dir):
-    """Estimate, convert, write the project and (if configured) C-simulate every test jet."""
+def _firmware(config, qat_model, network, hls_dir, x_test) -> tuple:
+    """Estimate, convert and write the HLS project; return (project, the ``hls`` section)."""
     from qtrigger import firmware
 
     hls = config.hls
-    metrics["hls"] = {"backend": hls.backend, "part": hls.part, "clock_period_ns": hls.clock_period_ns,
-                      "reuse_factor": hls.reuse_factor, "strategy": hls.strategy, "io_type": hls.io_type,
-                      **hardware_estimates(network, hls)}
+    section = {"backend": hls.backend, "part": hls.part, "clock_period_ns": hls.clock_period_ns,
+               "reuse_factor": hls.reuse_factor, "strategy": hls.strategy, "io_type": hls.io_type,
+               **hardware_estimates(network, hls)}
     project = firmware.convert(qat_model, network, hls, hls_dir, config.name, x_test[: hls.testbench_jets], compile_model=hls.csim)
-    metrics["hls"]["project_name"] = project.project_name
+    section["project_name"] = project.project_name
     if hls.strategy == "distributed_arithmetic":
         from qtrigger.da import da_estimate
 
-        metrics["hls"]["estimate_da"] = da_estimate(project, network, hls.clock_period_ns, part=hls.part)
-    metrics["csim"] = {"enabled": hls.csim}
-    if hls.csim:
-        metrics["csim"].update(_csim_metrics(config, project, network, qat_model, x_test, exact_codes, sig_test,
-                                             metrics["qat"].get("threshold"), artefacts))
-    return project
+        section["estimate_da"] = da_estimate(project, network, hls.clock_period_ns, part=hls.part)
+    return project, section
 
 
 def _trigger(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir, project_name) -> dict:
@@ -266,7 +298,8 @@ def save_test_jets(path: Path, prepared: PreparedData, signal: np.ndarray) -> No
     )
 
 
-def _csim_metrics(config, project, network, qat_model, x_test, exact_codes, sig_test, qat_threshold, artefacts) -> dict:
+def _csim_metrics(config, project, network, qat_model, x_test, exact_codes, sig_test, qat_threshold) -> tuple[dict, np.ndarray]:
+    """C-simulate every test jet and a stress set; return (the ``csim`` section, the C-sim output codes)."""
     from qtrigger import firmware
 
     start = time.perf_counter()
@@ -277,8 +310,6 @@ def _csim_metrics(config, project, network, qat_model, x_test, exact_codes, sig_
                                         network.forward_codes(stress), network.output_type)
     f32 = firmware.compare_codes(firmware.float32_reference_codes(qat_model, network, x_test), exact_codes, network.output_type)
     csim_scores = trigger_score(config, csim_codes * network.output_type.lsb)
-    artefacts["scores"]["C-simulation"] = csim_scores
-    artefacts["csim_codes"] = csim_codes
     result = comparison.summary()
     result.update(
         compile_seconds=round(project.compile_seconds, 1),
@@ -289,74 +320,74 @@ def _csim_metrics(config, project, network, qat_model, x_test, exact_codes, sig_
         qkeras_float32={"mismatched_jets": f32.mismatched_jets, "max_abs_diff_lsb": f32.max_abs_diff_lsb,
                         "note": "QKeras evaluated in float32 vs the exact integer reference"},
     )
-    result.update({k: v for k, v in _score_metrics(config, sig_test, csim_scores, qat_threshold).items()
-                   if k in ("auc", "signal_efficiency", "background_rejection")})
-    return result
+    score = _score_metrics(config, sig_test, csim_scores, qat_threshold).to_json()
+    result.update({k: v for k, v in score.items() if k in ("auc", "signal_efficiency", "background_rejection")})
+    return result, csim_codes
 
 
-def _data_metrics(config: RunConfig, prepared: PreparedData) -> dict:
+def _data_summary(config: RunConfig, prepared: PreparedData) -> DataSummary:
     split, table = prepared.split, prepared.table
     signal = signal_mask(config, prepared.labels)
-    return {
-        "run": config.name,
-        "data": {
-            "samples": {name: [table.files[i] for i in sorted(set(table.event_file[table.event_sample == k]))]
-                        for k, name in enumerate(table.samples)},
-            "n_events": int(table.n_events),
-            "n_jets": {"train": int(split.train.sum()), "val": int(split.val.sum()), "test": int(split.test.sum())},
-            "signal_fraction": float(signal.mean()),
-            "dropped_nonfinite": table.dropped_nonfinite,
-            "input_type": str(prepared.preprocessor.input_type),
-            "shifts": dict(zip(prepared.preprocessor.names, prepared.preprocessor.shifts)),
-        },
-    }
+    return DataSummary(
+        samples={name: [table.files[i] for i in sorted(set(table.event_file[table.event_sample == k]))]
+                 for k, name in enumerate(table.samples)},
+        n_events=int(table.n_events),
+        n_jets={"train": int(split.train.sum()), "val": int(split.val.sum()), "test": int(split.test.sum())},
+        signal_fraction=float(signal.mean()),
+        dropped_nonfinite=table.dropped_nonfinite,
+        input_type=str(prepared.preprocessor.input_type),
+        shifts=dict(zip(prepared.preprocessor.names, prepared.preprocessor.shifts)),
+    )
 
 
-def _score_metrics(config: RunConfig, signal: np.ndarray, scores: np.ndarray, threshold: float | None) -> dict:
+def _score_metrics(config: RunConfig, signal: np.ndarray, scores: np.ndarray, threshold: float | None) -> ScoreMetrics:
     """AUC and the working point (threshold keeping trigger.background_efficiency of background)."""
     auc = roc_auc(signal, scores)
-    out = {"auc": auc}
-    if auc is None:
-        out["auc_note"] = auc_unavailable_reason(signal)
+    out = ScoreMetrics(auc=auc, auc_note=auc_unavailable_reason(signal) if auc is None else None)
     if (~signal).sum() == 0:
         return out
     if threshold is None:
         threshold = threshold_for_background_efficiency(signal, scores, config.trigger.background_efficiency)
     point = working_point(signal, scores, threshold)
-    out.update(
-        threshold=point.threshold,
-        target_background_efficiency=config.trigger.background_efficiency,
-        background_efficiency=point.background_efficiency,
-        signal_efficiency=point.signal_efficiency,
-        signal_efficiency_err=point.signal_efficiency_err,
-        background_rejection=point.background_rejection,
-    )
+    out.threshold = point.threshold
+    out.target_background_efficiency = config.trigger.background_efficiency
+    out.background_efficiency = point.background_efficiency
+    out.signal_efficiency = point.signal_efficiency
+    out.signal_efficiency_err = point.signal_efficiency_err
+    out.background_rejection = point.background_rejection
     return out
 
 
-def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress: bool = False) -> dict:
-    """Apply a finished run (QAT model, and its C-simulation when ``csim``) to other ROOT files."""
-    from qtrigger.config import load_config
-    from qtrigger.emulate import extract_network
-    from qtrigger.model import load_model
+def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress: bool = False,
+             max_events: int | None = None) -> dict:
+    """Apply a finished run (QAT model, and its C-simulation when ``csim``) to other ROOT files.
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "model_qat.h5").is_file():
-        raise QTriggerError(f"{run_dir}: not a finished run directory (no model_qat.h5)")
-    config = load_config(run_dir / "config.resolved.yaml", check_files=False)
+    Every event is read unless ``max_events`` caps the events read (per call). Features
+    saturating their input word far more often than on the training split are reported
+    in ``warnings`` (and logged).
+    """
+    from qtrigger.emulate import extract_network
+    from qtrigger.results import FinishedRun
+
+    finished = FinishedRun.load(run_dir)
+    config = finished.config.model_copy(update={"data": finished.config.data.model_copy(update={"max_events": max_events})})
     table = load_jets(config, samples={"data": list(files)}, progress=progress)
     labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)  # truth, always
-    preprocessor = Preprocessor.load(run_dir / "preprocessing.json")
+    preprocessor = finished.preprocessor
     x = preprocessor.transform(to_feature_codes(table.features, config.features, table.feature_names))
-    model = load_model(run_dir / "model_qat.h5")
+    warnings = saturation_warnings(saturated_fractions(table.features, config.features, table.feature_names),
+                                   preprocessor.saturated_fraction)
+    for warning in warnings:
+        log.warning("evaluate: %s", warning)
+    model = finished.load_model("qat")
     network = extract_network(model)
     exact_codes = network.forward_codes(x)
     signal = signal_mask(config, labels)
-    trained = json.loads((run_dir / "metrics.json").read_text())
     scores = trigger_score(config, exact_codes * network.output_type.lsb)
     result = {"run": config.name, "files": list(files), "n_events": table.n_events, "n_jets": table.n_jets,
-              "n_signal_jets": int(signal.sum()),
-              "qat": _score_metrics(config, signal, scores, trained["qat"].get("threshold"))}
+              "n_signal_jets": int(signal.sum()), "max_events": max_events,
+              "qat": _score_metrics(config, signal, scores, finished.result.qat.threshold).to_json(),
+              "warnings": warnings}
     if csim:
         import tempfile
 

@@ -1,11 +1,7 @@
-"""Inputs fixed-point at the source, as the firmware receives them.
+"""Inputs fixed-point at the source, as the firmware receives them (see docs/preprocessing.md).
 
-Each feature arrives as an integer code in its own word (``FeatureFormat``: LSB, bits,
-signedness), rounded half to even (as QKeras and ``AP_RND_CONV`` round) and saturated.
-The network sees ``code * 2**-shift`` per feature: a power-of-two shift is free wiring
-in firmware, so the only "scaling" is a bit position, and every value lands exactly on
-the grid of one common input type. That type is the QKeras input quantizer's
-``quantized_bits(width, integer)`` and the hls4ml input type, derived here once.
+Each feature is an integer code in its own word (LSB, bits, signedness), rounded half to
+even and saturated; the network sees ``code * 2**-shift``, one common input type.
 """
 
 from __future__ import annotations
@@ -19,6 +15,7 @@ import numpy as np
 
 from qtrigger.config import FeaturesConfig
 from qtrigger.fixedpoint import FixedType
+from qtrigger.rundir import atomic_write_text
 
 
 def feature_code_range(bits: int, signed: bool) -> tuple[int, int]:
@@ -38,6 +35,32 @@ def to_feature_codes(raw: np.ndarray, features: FeaturesConfig, names: list[str]
     return codes
 
 
+def saturated_fractions(raw: np.ndarray, features: FeaturesConfig, names: list[str]) -> dict[str, float]:
+    """Per feature, the fraction of jets whose code falls outside its word and is saturated."""
+    out = {}
+    for column, name in enumerate(names):
+        fmt = features.format_of(name)
+        lo, hi = feature_code_range(fmt.bits, fmt.signed)
+        codes = np.rint(raw[:, column].astype(np.float64) / fmt.lsb)
+        out[name] = float(np.mean((codes < lo) | (codes > hi))) if len(codes) else 0.0
+    return out
+
+
+SATURATION_FACTOR = 3.0
+SATURATION_FLOOR = 0.01
+
+
+def saturation_warnings(observed: dict[str, float], trained: dict[str, float] | None) -> list[str]:
+    """Features saturating more than 3x as often as on the training split and above 1 % (e.g. MeV for GeV)."""
+    warnings = []
+    for name, fraction in observed.items():
+        reference = (trained or {}).get(name, 0.0)
+        if fraction > SATURATION_FLOOR and fraction > SATURATION_FACTOR * reference:
+            warnings.append(f"{name}: {100 * fraction:.1f} % of jets saturate its input word (training split: "
+                            f"{100 * reference:.2f} %); check the units of this file")
+    return warnings
+
+
 @dataclass
 class Preprocessor:
     """Fitted power-of-two shifts and the common input type they imply."""
@@ -47,10 +70,14 @@ class Preprocessor:
     code_min: list[int]
     code_max: list[int]
     lsb: list[float]
+    saturated_fraction: dict[str, float] | None = None  # on the training split, per feature
 
     @classmethod
-    def fit(cls, codes: np.ndarray, features: FeaturesConfig, names: list[str]) -> "Preprocessor":
-        """Choose each shift so the feature's spread in network units is O(1) (or use configured shifts)."""
+    def fit(cls, codes: np.ndarray, features: FeaturesConfig, names: list[str], raw: np.ndarray | None = None) -> "Preprocessor":
+        """Choose each shift so the feature's spread in network units is O(1) (or use configured shifts).
+
+        ``raw`` (the same jets' physical values) records how often each feature saturates.
+        """
         shifts, code_min, code_max, lsbs = [], [], [], []
         for column, name in enumerate(names):
             fmt = features.format_of(name)
@@ -64,7 +91,8 @@ class Preprocessor:
             code_min.append(lo)
             code_max.append(hi)
             lsbs.append(fmt.lsb)
-        return cls(list(names), shifts, code_min, code_max, lsbs)
+        saturated = saturated_fractions(raw, features, names) if raw is not None else None
+        return cls(list(names), shifts, code_min, code_max, lsbs, saturated)
 
     @property
     def input_type(self) -> FixedType:
@@ -81,11 +109,22 @@ class Preprocessor:
     def save(self, path: Path) -> None:
         """Write the fitted preprocessing as JSON."""
         payload = asdict(self) | {"input_type": str(self.input_type)}
-        Path(path).write_text(json.dumps(payload, indent=2))
+        if self.saturated_fraction is None:
+            payload.pop("saturated_fraction")
+        atomic_write_text(path, json.dumps(payload, indent=2))
 
     @classmethod
     def load(cls, path: Path) -> "Preprocessor":
         """Read a preprocessing JSON written by :meth:`save`."""
-        payload = json.loads(Path(path).read_text())
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_json(cls, payload: dict) -> "Preprocessor":
+        """From the content of ``preprocessing.json`` (files without saturation fractions too)."""
+        payload = dict(payload)
         payload.pop("input_type", None)
-        return cls(**payload)
+        preprocessor = cls(**payload)
+        if len({len(preprocessor.names), len(preprocessor.shifts), len(preprocessor.code_min),
+                len(preprocessor.code_max), len(preprocessor.lsb)}) != 1:
+            raise ValueError("per-feature lists differ in length")
+        return preprocessor

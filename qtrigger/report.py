@@ -1,85 +1,62 @@
-"""``metrics.json``, ``report.md``, plots and the CLI's final results table."""
+"""``metrics.json``, ``report.md``, plots and the text the CLI prints for a run or an evaluation."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from qtrigger.config import RunConfig
 from qtrigger.metrics import roc_curve
+from qtrigger.plotting import label_simulation, save, style
+from qtrigger.results import RunResult
+from qtrigger.rundir import atomic_write_text, json_default, write_json
+
+_style = style  # earlier name, still imported by other modules
+_json_default = json_default
+__all__ = ["write_json", "write_run_report", "results_table", "render_report", "evaluation_text", "trigger_text"]
 
 
-def write_json(path: Path, payload: dict) -> None:
-    """Write JSON atomically (temp file, then rename)."""
-    path = Path(path)
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text(json.dumps(payload, indent=2, default=_json_default))
-    temp.replace(path)
+def as_result(metrics: RunResult | dict) -> RunResult:
+    """A RunResult from either a RunResult or the plain ``metrics.json`` dict."""
+    return metrics if isinstance(metrics, RunResult) else RunResult.from_json(metrics)
 
 
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def write_run_report(directory: Path, config: RunConfig, metrics: dict, artefacts: dict) -> None:
+def write_run_report(directory: Path, config: RunConfig, metrics: RunResult | dict, artefacts: dict) -> None:
     """Everything a reader of ``runs/<name>/`` looks at: metrics, plots, report.md."""
     directory = Path(directory)
+    result = as_result(metrics)
     plots = directory / "plots"
     plots.mkdir(exist_ok=True)
-    write_json(directory / "metrics.json", metrics)
+    write_json(directory / "metrics.json", result.to_json())
     plot_roc(plots / "roc.png", artefacts["test_labels"], artefacts["scores"])
-    plot_scores(plots / "scores.png", artefacts["test_labels"], artefacts["scores"], metrics.get("qat", {}).get("threshold"))
+    plot_scores(plots / "scores.png", artefacts["test_labels"], artefacts["scores"], result.qat.threshold)
     plot_history(plots / "training.png", artefacts["history"])
-    if metrics.get("precision_profile"):
-        plot_precision_profile(plots / "precision_profile.png", metrics["precision_profile"])
-    (directory / "report.md").write_text(render_report(config, metrics))
-
-
-def _style():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    try:
-        import mplhep
-
-        plt.style.use(mplhep.style.CMS)
-    except Exception:  # style is cosmetic
-        pass
-    return plt
+    if result.precision_profile:
+        plot_precision_profile(plots / "precision_profile.png", result.precision_profile)
+    atomic_write_text(directory / "report.md", render_report(config, result))
 
 
 def plot_roc(path: Path, signal: np.ndarray, scores: dict[str, np.ndarray]) -> None:
     """Signal efficiency vs background efficiency (log scale), one curve per model."""
-    plt = _style()
+    plt = style()
     fig, ax = plt.subplots(figsize=(8, 7))
-    for (label, values), style in zip(scores.items(), ["-", "--", ":", "-."]):
+    for (label, values), line in zip(scores.items(), ["-", "--", ":", "-."]):
         bkg, sig = roc_curve(signal, values)
-        ax.plot(bkg, sig, style, label=label)
+        ax.plot(bkg, sig, line, label=label)
     ax.set_xscale("log")
     ax.set_xlim(1e-3, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("Background jet efficiency")
     ax.set_ylabel("Signal jet efficiency")
     ax.legend(loc="lower right", fontsize=14)
-    ax.text(0.02, 0.95, "Simulation (particle level)", transform=ax.transAxes, fontsize=13, va="top")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    label_simulation(ax)
+    save(fig, path, dpi=90)
 
 
 def plot_scores(path: Path, signal: np.ndarray, scores: dict[str, np.ndarray], threshold: float | None) -> None:
     """Score distributions of signal and background jets for the QAT model (and float twin)."""
-    plt = _style()
+    plt = style()
     fig, axes = plt.subplots(1, len(scores), figsize=(7 * len(scores), 6), squeeze=False)
     for ax, (label, values) in zip(axes[0], scores.items()):
         bins = np.linspace(np.percentile(values, 0.1), np.percentile(values, 99.9), 60)
@@ -90,14 +67,13 @@ def plot_scores(path: Path, signal: np.ndarray, scores: dict[str, np.ndarray], t
         ax.set_yscale("log")
         ax.set_xlabel(f"{label} score (logit)")
         ax.legend(fontsize=12)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+        label_simulation(ax, fontsize=11)
+    save(fig, path, dpi=80)
 
 
 def plot_history(path: Path, history: dict[str, dict]) -> None:
     """Training and validation loss per epoch."""
-    plt = _style()
+    plt = style()
     fig, ax = plt.subplots(figsize=(8, 6))
     for label, values in history.items():
         ax.plot(values.get("loss", []), label=f"{label} train")
@@ -105,14 +81,12 @@ def plot_history(path: Path, history: dict[str, dict]) -> None:
     ax.set_xlabel("Epoch")
     ax.set_ylabel("Loss")
     ax.legend(fontsize=12)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save(fig, path, dpi=80)
 
 
 def plot_precision_profile(path: Path, profile: list[dict]) -> None:
     """Per layer: the assigned type's range against the values observed on test jets."""
-    plt = _style()
+    plt = style()
     fig, ax = plt.subplots(figsize=(10, 1.0 + 0.8 * len(profile)))
     for row_index, row in enumerate(profile):
         y = len(profile) - row_index
@@ -127,9 +101,7 @@ def plot_precision_profile(path: Path, profile: list[dict]) -> None:
     ax.set_xscale("symlog", linthresh=0.1)
     ax.set_yticks([])
     ax.set_xlabel("value (grey: type range, blue: observed on test jets)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save(fig, path, dpi=80)
 
 
 def _fmt(value, digits=4, percent=False):
@@ -140,33 +112,32 @@ def _fmt(value, digits=4, percent=False):
     return str(value)
 
 
-def results_rows(metrics: dict) -> list[tuple[str, str, str]]:
+def results_rows(metrics: RunResult | dict) -> list[tuple[str, str, str]]:
     """(quantity, measured value, how it was measured) rows of the final table."""
-    q, f, c, d = metrics.get("qat", {}), metrics.get("float", {}), metrics.get("csim", {}), metrics.get("data", {})
-    eff_bkg = q.get("target_background_efficiency")
-    rows = [
-        ("Jets train / val / test", " / ".join(str(d.get("n_jets", {}).get(k)) for k in ("train", "val", "test")), "split by event"),
-        ("Signal fraction", _fmt(d.get("signal_fraction"), percent=True), "all selected jets"),
-        ("Float twin AUC", _fmt(f.get("auc")), "test jets"),
-        ("QAT AUC", _fmt(q.get("auc")), "test jets, exact integer model"),
+    r = as_result(metrics)
+    q, f, c, d = r.qat, r.float_twin, r.csim, r.data
+    stress, f32 = c.get("stress", {}), c.get("qkeras_float32", {})
+    err = f" ± {100 * q.signal_efficiency_err:.2f}" if q.signal_efficiency_err is not None else ""
+    return [
+        ("Jets train / val / test", " / ".join(str(d.n_jets.get(k)) for k in ("train", "val", "test")), "split by event"),
+        ("Signal fraction", _fmt(d.signal_fraction, percent=True), "all selected jets"),
+        ("Float twin AUC", _fmt(f.auc if f else None), "test jets"),
+        ("QAT AUC", _fmt(q.auc), "test jets, exact integer model"),
         ("C-sim AUC", _fmt(c.get("auc")), "test jets, hls4ml C-simulation"),
-        (f"Signal eff. @ {_fmt(eff_bkg, percent=True)} bkg", _fmt(q.get("signal_efficiency"), percent=True)
-         + (f" ± {100 * q['signal_efficiency_err']:.2f}" if q.get("signal_efficiency_err") is not None else ""), "QAT, per jet"),
-        ("Background rejection", _fmt(q.get("background_rejection"), percent=True), "QAT, per jet"),
+        (f"Signal eff. @ {_fmt(q.target_background_efficiency, percent=True)} bkg",
+         _fmt(q.signal_efficiency, percent=True) + err, "QAT, per jet"),
+        ("Background rejection", _fmt(q.background_rejection, percent=True), "QAT, per jet"),
         ("C-sim mismatched jets", f"{c.get('mismatched_jets', 'n/a')} / {c.get('jets', 'n/a')}",
          f"max |diff| {c.get('max_abs_diff_lsb', 'n/a')} LSB vs exact integer model"),
-        ("C-sim stress mismatches", f"{c.get('stress', {}).get('mismatched_jets', 'n/a')} / {c.get('stress', {}).get('jets', 'n/a')}",
+        ("C-sim stress mismatches", f"{stress.get('mismatched_jets', 'n/a')} / {stress.get('jets', 'n/a')}",
          "rounding ties and out-of-range inputs"),
-        ("QKeras float32 vs exact", f"{c.get('qkeras_float32', {}).get('mismatched_jets', 'n/a')} jets differ",
-         "float32 accumulation"),
-        *_trigger_rows(metrics.get("trigger")),
-        *_hardware_rows(metrics.get("hls", {})),
-        ("Parameters (non-zero)", f"{metrics.get('model', {}).get('parameters')} ({metrics.get('model', {}).get('nonzero_parameters')})",
-         "after pruning"),
-        ("Input / output type", f"{d.get('input_type')} / {metrics.get('model', {}).get('output_type')}", "derived from quantizers"),
-        ("HLS project", str(metrics.get("hls", {}).get("project_dir")), metrics.get("hls", {}).get("backend", "")),
+        ("QKeras float32 vs exact", f"{f32.get('mismatched_jets', 'n/a')} jets differ", "float32 accumulation"),
+        *_trigger_rows(r.trigger),
+        *_hardware_rows(r.hls),
+        ("Parameters (non-zero)", f"{r.model.parameters} ({r.model.nonzero_parameters})", "after pruning"),
+        ("Input / output type", f"{d.input_type} / {r.model.output_type}", "derived from quantizers"),
+        ("HLS project", str(r.hls.get("project_dir")), r.hls.get("backend", "")),
     ]
-    return rows
 
 
 def _trigger_rows(t: dict | None) -> list[tuple[str, str, str]]:
@@ -220,14 +191,15 @@ def _hardware_rows(hls: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
-def results_table(metrics: dict) -> str:
+def results_table(metrics: RunResult | dict) -> str:
     """A plain-text table for the terminal: measured results, then the seed document's targets."""
-    text = _text_table(results_rows(metrics), ("Quantity", "Measured", "How"))
-    if metrics.get("trigger", {}).get("enabled"):
+    result = as_result(metrics)
+    text = _text_table(results_rows(result), ("Quantity", "Measured", "How"))
+    if (result.trigger or {}).get("enabled"):
         from qtrigger.trigger_study import seed_target_rows
 
         text += "\n\nSeed document targets (from measured values; sample: generated test events)\n"
-        text += _text_table(seed_target_rows(metrics), ("Quantity", "Target", "Measured", "Status"))
+        text += _text_table(seed_target_rows(result.to_json()), ("Quantity", "Target", "Measured", "Status"))
     return text
 
 
@@ -239,13 +211,13 @@ def _text_table(rows, header) -> str:
     return "\n".join(out)
 
 
-def _trigger_section(metrics: dict) -> str:
-    t = metrics.get("trigger")
+def _trigger_section(result: RunResult) -> str:
+    t = result.trigger
     if not t or not t.get("enabled"):
         return ""
     from qtrigger.trigger_study import seed_target_rows
 
-    targets = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in seed_target_rows(metrics))
+    targets = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in seed_target_rows(result.to_json()))
     return f"""## Trigger
 
 The threshold is a code of the firmware score type: the lowest code whose rate on the
@@ -265,14 +237,15 @@ Without detector response a jet-pT seed's efficiency curve is a step, not a phys
 """
 
 
-def render_report(config: RunConfig, metrics: dict) -> str:
+def render_report(config: RunConfig, metrics: RunResult | dict) -> str:
     """Markdown report of a run."""
-    rows = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in results_rows(metrics))
-    layers = "\n".join(f"| {l['name']} | {l['accum_type']} | {l['activation_type'] or '(output)'} |"
-                       for l in metrics.get("model", {}).get("layers", []))
-    return f"""# qtrigger run `{metrics['run']}`
+    result = as_result(metrics)
+    rows = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in results_rows(result))
+    layers = "\n".join(f"| {layer['name']} | {layer['accum_type']} | {layer['activation_type'] or '(output)'} |"
+                       for layer in result.model.layers)
+    return f"""# qtrigger run `{result.run}`
 
-Wall time: {metrics.get('wall_seconds')} s. Config: `config.resolved.yaml`; provenance: `provenance.json`.
+Wall time: {result.wall_seconds} s. Config: `config.resolved.yaml`; provenance: `provenance.json`.
 
 ## Results
 
@@ -285,11 +258,11 @@ background test jets (per jet). The C-simulation is compared with the exact inte
 emulation of the quantized network as integer codes of the output type; QKeras' own
 float32 evaluation is compared with the same reference separately.
 
-{_trigger_section(metrics)}
+{_trigger_section(result)}
 ## Fixed-point types (derived from the QKeras quantizers and trained weights)
 
-Input: `{metrics.get('data', {}).get('input_type')}`; feature shifts (value = code · 2^-shift):
-`{metrics.get('data', {}).get('shifts')}`
+Input: `{result.data.input_type}`; feature shifts (value = code · 2^-shift):
+`{result.data.shifts}`
 
 | Layer | Accumulator / result | Activation |
 |---|---|---|
@@ -302,3 +275,30 @@ Input: `{metrics.get('data', {}).get('input_type')}`; feature shifts (value = co
 ![Training](plots/training.png)
 ![Precision profile](plots/precision_profile.png)
 """
+
+
+def trigger_text(t: dict) -> str:
+    """One paragraph for the terminal: a trigger study's threshold, rate and efficiencies."""
+    if not t.get("enabled"):
+        return t.get("note", "trigger study skipped")
+    return (f"{t['method']} rate: threshold code {t['threshold_code']} = {t['threshold']:.4g} gives "
+            f"{t['rate_hz'] / 1e3:.1f} ± {t['rate_hz_err'] / 1e3:.1f} kHz (target {t['target_rate_hz'] / 1e3:g} kHz); "
+            f"signal events kept {100 * t['signal_efficiency']:.1f} ± {100 * t['signal_efficiency_err']:.1f} %, "
+            f"jet-pT cut at the same rate {100 * t['cut_baseline']['signal_efficiency']:.1f} %")
+
+
+def evaluation_text(result: dict) -> str:
+    """A few lines for the terminal: what ``evaluate --data`` measured, warnings first."""
+    qat = result["qat"]
+    lines = [f"WARNING: {w}" for w in result.get("warnings", [])]
+    lines.append(f"run {result['run']}: {result['n_jets']} jets ({result['n_signal_jets']} signal) in {result['n_events']} events"
+                 + (f" (first {result['max_events']} events per sample)" if result.get("max_events") else ""))
+    lines.append(f"QAT AUC: {qat['auc']:.4f}" if qat.get("auc") is not None else f"QAT AUC: n/a ({qat['auc_note']})")
+    if "signal_efficiency" in qat:
+        lines.append(f"at the run's threshold {qat['threshold']:g}: signal efficiency {100 * qat['signal_efficiency']:.1f} %, "
+                     f"background rejection {100 * qat['background_rejection']:.2f} %")
+    if "csim" in result:
+        c = result["csim"]
+        lines.append(f"C-simulation: {c['mismatched_jets']} of {c['jets']} jets differ from the exact model "
+                     f"(max {c['max_abs_diff_lsb']} LSB)")
+    return "\n".join(lines)

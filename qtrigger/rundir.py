@@ -1,65 +1,306 @@
-"""Run directories that appear only when complete, and the provenance every run records."""
+"""Outputs that appear only when complete: atomic files, locked and staged run directories, provenance.
+
+A run claims its outputs before any work: ``fcntl.flock`` on ``<tree>/.<name>.lock`` in
+both output trees (the kernel drops the lock when the process dies), staging directories
+``.<name>.partial-<host>-<pid>`` next to the final ones, and on success the run
+directory and the HLS project are replaced together, each stamped with the same run id.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
+import logging
 import os
 import platform
+import re
 import shutil
+import socket
 import subprocess
+import time
+import uuid
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import yaml
 
 from qtrigger.errors import QTriggerError
+from qtrigger.runtime import register_forced_cleanup
+
+log = logging.getLogger("qtrigger")
 
 PACKAGES = [
     "qtrigger", "tensorflow", "tf-keras", "qkeras", "tensorflow-model-optimization", "hls4ml",
     "uproot", "awkward", "numpy", "scikit-learn", "scipy", "matplotlib", "mplhep", "pydantic",
     "pythia8mc", "fastjet",
 ]
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_RULE = "letters, digits, '_', '-' or '.', starting with a letter or digit (it names one directory)"
+RUN_ID_FILE = "run_id"
 
 
-def refuse_existing(paths: list[Path], overwrite: bool) -> None:
-    """One-line error if any output already exists and ``overwrite`` is off."""
-    if overwrite:
-        return
-    for path in paths:
-        if Path(path).exists():
-            raise QTriggerError(f"output directory {path} already exists; pass --overwrite to replace it")
+# ----------------------------------------------------------------------------------------
+# Files written whole
+
+
+def json_default(value):
+    """JSON for numpy scalars and arrays; anything else as its string."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 @contextlib.contextmanager
-def staged_directories(final_paths: list[Path], overwrite: bool):
-    """Yield temporary sibling directories; on success rename them onto ``final_paths``.
-
-    On any exception the temporary directories are removed, so no partial output is
-    left behind. Existing outputs are replaced only when ``overwrite`` is true.
-    """
-    refuse_existing(final_paths, overwrite)
-    staged = []
-    for final in final_paths:
-        final = Path(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.parent / f".{final.name}.partial-{os.getpid()}"
-        shutil.rmtree(temp, ignore_errors=True)
-        temp.mkdir()
-        staged.append(temp)
+def atomic_path(path: str | Path):
+    """Yield a temporary sibling of ``path`` to write; on success it is renamed onto ``path``, else removed."""
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.{_host()}-{os.getpid()}.tmp")
     try:
-        yield staged
+        yield temp
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` so that readers never see half a file."""
+    with atomic_path(path) as temp:
+        temp.write_text(text)
+
+
+def write_json(path: str | Path, payload) -> None:
+    """Write JSON atomically (numpy values converted)."""
+    atomic_write_text(path, json.dumps(payload, indent=2, default=json_default))
+
+
+def read_json(path: str | Path, what: str) -> dict:
+    """A JSON file's content, with a one-line error naming the file when it is missing or corrupt."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise QTriggerError(f"{path}: no such file ({what})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise QTriggerError(f"{path}: corrupt {what} ({type(err).__name__}: {err})") from None
+
+
+# ----------------------------------------------------------------------------------------
+# Names and output trees
+
+
+def check_name(name: object, key: str = "name") -> str:
+    """``name`` as a single safe path component, else a one-line error naming ``key``."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise QTriggerError(f"key {key}: must be {NAME_RULE} (got {name!r})")
+    return name
+
+
+def check_distinct(run_dir: Path, hls_dir: Path) -> None:
+    """The run directory and the HLS project must be different folders, neither inside the other."""
+    a, b = Path(run_dir).resolve(), Path(hls_dir).resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise QTriggerError(f"output_dir and hls.output_dir give overlapping outputs ({a} and {b}); "
+                            "use two separate folders, e.g. runs and hls_projects")
+
+
+# ----------------------------------------------------------------------------------------
+# Locks and staging
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+
+
+class OutputLock:
+    """An exclusive ``flock`` on ``<tree>/.<name>.lock``, held until :meth:`release` (or process death)."""
+
+    def __init__(self, tree: Path, name: str):
+        self.path = Path(tree) / f".{name}.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False if another process holds it."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                os.close(fd)
+                if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    return False
+                raise
+            try:
+                same_file = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same_file = False
+            if same_file:  # else the holder removed it while we waited: lock the new file
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{socket.gethostname()}:{os.getpid()}\n".encode())
+        self.fd = fd
+        _active_locks.add(self.path)
+        return True
+
+    def holder(self) -> str:
+        """``host:pid`` written by the process holding the lock."""
+        try:
+            return self.path.read_text().strip() or "another process"
+        except OSError:
+            return "another process"
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (a process that opened the old file re-checks its inode)."""
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self.fd)
+            self.fd = None
+            _active_locks.discard(self.path)
+
+
+def remove_stale_staging(tree: Path, held: str | None = None) -> list[Path]:
+    """Remove ``.<name>.partial-*`` / ``.<name>.old-*`` folders whose run's lock is free; return them.
+
+    ``held``: a name whose lock this process holds (its leftovers are stale by definition).
+    """
+    removed = []
+    for stale in sorted(Path(tree).glob(".*.partial-*")) + sorted(Path(tree).glob(".*.old-*")):
+        match = re.match(r"^\.(.+)\.(partial|old)-", stale.name)
+        if not match or not stale.is_dir():
+            continue
+        if match.group(1) == held:
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+            log.warning("removed %s, left by a run that was killed", stale)
+            continue
+        lock = OutputLock(tree, match.group(1))
+        if lock.acquire():
+            try:
+                shutil.rmtree(stale, ignore_errors=True)
+                removed.append(stale)
+                log.warning("removed %s, left by a run that was killed (its lock is free)", stale)
+            finally:
+                lock.release()
+    return removed
+
+
+_active_staging: set[Path] = set()
+_active_locks: set[Path] = set()
+
+
+def _remove_active_staging() -> None:
+    """Forced exit after SIGTERM: remove this process's staging folders and lock files."""
+    for temp in list(_active_staging):
+        shutil.rmtree(temp, ignore_errors=True)
+    for lock in list(_active_locks):
+        lock.unlink(missing_ok=True)
+
+
+register_forced_cleanup(_remove_active_staging)
+
+
+@dataclass
+class StagedRun:
+    """Where a run writes while it works, and the id stamped into both outputs."""
+
+    run_dir: Path
+    hls_dir: Path
+    run_id: str
+
+
+@contextlib.contextmanager
+def claimed_outputs(run_dir: Path, hls_dir: Path, overwrite: bool):
+    """Lock, stage and on success install a run directory and its HLS project together.
+
+    Yields a :class:`StagedRun`. On any exception (SIGINT/SIGTERM included) the staging
+    directories are removed and the previous outputs are untouched. Existing outputs are
+    replaced only when ``overwrite`` is true.
+    """
+    finals = [Path(run_dir), Path(hls_dir)]
+    name = check_name(finals[0].name)
+    check_distinct(*finals)
+    locks = []
+    try:
+        for final in finals:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            lock = OutputLock(final.parent, name)
+            if not lock.acquire():
+                raise QTriggerError(f"{final} is locked by {lock.holder()} (another qtrigger run of {name!r} is running)")
+            locks.append(lock)
+        if not overwrite:
+            for final in finals:
+                if final.exists():
+                    raise QTriggerError(f"output directory {final} already exists; pass --overwrite to replace it")
+        for final in finals:
+            remove_stale_staging(final.parent, held=name)
+        tag = f"{_host()}-{os.getpid()}"
+        staged = [final.parent / f".{name}.partial-{tag}" for final in finals]
+        run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        _active_staging.update(staged)
+        try:
+            for temp in staged:
+                temp.mkdir()
+                (temp / RUN_ID_FILE).write_text(run_id + "\n")
+            yield StagedRun(staged[0], staged[1], run_id)
+            _install_together(staged, finals, tag)
+        finally:
+            for temp in staged:
+                shutil.rmtree(temp, ignore_errors=True)
+            _active_staging.difference_update(staged)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _install_together(staged: list[Path], finals: list[Path], tag: str) -> None:
+    """Move the old outputs aside, move both new ones in, then delete the old (rolled back on failure)."""
+    aside = [final.parent / f".{final.name}.old-{tag}" for final in finals]
+    moved_aside, installed = [], []
+    try:
+        for final, old in zip(finals, aside):
+            if final.exists():
+                final.rename(old)
+                moved_aside.append((old, final))
+        for temp, final in zip(staged, finals):
+            temp.rename(final)
+            installed.append((final, temp))
     except BaseException:
-        for temp in staged:
-            shutil.rmtree(temp, ignore_errors=True)
+        for final, temp in reversed(installed):
+            final.rename(temp)
+        for old, final in reversed(moved_aside):
+            old.rename(final)
         raise
-    for temp, final in zip(staged, final_paths):
-        final = Path(final)
-        if final.exists():
-            trash = final.parent / f".{final.name}.old-{os.getpid()}"
-            final.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        temp.rename(final)
+    for temp, final in zip(staged, finals):
+        _rewrite_staging_paths(final, temp)
+    for old, _ in moved_aside:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _rewrite_staging_paths(final: Path, temp: Path) -> None:
+    """hls4ml records its output folder in hls4ml_config.yml: point it at the installed folder."""
+    for config in final.glob("**/hls4ml_config.yml"):
+        text = config.read_text()
+        if str(temp) in text:
+            atomic_write_text(config, text.replace(str(temp), str(final)))
+
+
+def read_run_id(directory: Path) -> str | None:
+    """The run id stamped into a run directory or HLS project (None for runs older than run ids)."""
+    try:
+        return (Path(directory) / RUN_ID_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+# ----------------------------------------------------------------------------------------
+# Provenance
 
 
 def package_versions() -> dict[str, str | None]:
@@ -88,11 +329,12 @@ def git_revision() -> dict[str, str | bool | None]:
     return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None}
 
 
-def write_provenance(directory: Path, config_dict: dict, threads: int, seed: int) -> None:
-    """Resolved config, package versions, git revision and thread/seed settings."""
+def write_provenance(directory: Path, config_dict: dict, threads: int, seed: int, run_id: str | None = None) -> None:
+    """Resolved config, package versions, git revision, thread/seed settings and the run id."""
     directory = Path(directory)
-    (directory / "config.resolved.yaml").write_text(yaml.safe_dump(config_dict, sort_keys=False))
+    atomic_write_text(directory / "config.resolved.yaml", yaml.safe_dump(config_dict, sort_keys=False))
     provenance = {
+        "run_id": run_id,
         "versions": package_versions(),
         "git": git_revision(),
         "threads": {"tensorflow_intra_op": threads, "tensorflow_inter_op": threads,
@@ -100,4 +342,4 @@ def write_provenance(directory: Path, config_dict: dict, threads: int, seed: int
         "seed": seed,
         "host": {"machine": platform.machine(), "cpus": os.cpu_count()},
     }
-    (directory / "provenance.json").write_text(json.dumps(provenance, indent=2))
+    write_json(directory / "provenance.json", provenance)

@@ -8,7 +8,6 @@ generated jets: energy fractions in [0, 1] summing to 1, hadronFlavour only 0/4/
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -55,11 +54,12 @@ def validate_sample(generated: list[str], reference: list[str], output_dir: str 
 
 
 def _write(directory: Path, gen: JetTable, ref: JetTable, result: dict) -> None:
-    from qtrigger.report import _style, write_json
+    from qtrigger.plotting import label_simulation, save, style
+    from qtrigger.rundir import atomic_write_text, write_json
 
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / "validation.json", result)
-    plt = _style()
+    plt = style()
     fig, axes = plt.subplots(2, 5, figsize=(30, 11))
     for ax, name in zip(axes.ravel(), SEED_FEATURES):
         both = np.r_[gen.column(name), ref.column(name)]
@@ -68,31 +68,15 @@ def _write(directory: Path, gen: JetTable, ref: JetTable, result: dict) -> None:
         ax.hist(ref.column(name), bins=bins, density=True, histtype="step", label="reference NanoAOD")
         ax.set_xlabel(name)
         ax.legend(fontsize=12)
-    fig.tight_layout()
-    fig.savefig(directory / "validation.png", dpi=60)
-    plt.close(fig)
+    label_simulation(axes.ravel()[0], "generated: simulation (particle level)")
+    save(fig, directory / "validation.png", dpi=60)
     rows = "\n".join(
         f"| {name} | {result['generated']['features'][name]['mean']:.4g} | {result['generated']['features'][name]['std']:.4g} "
         f"| {result['reference']['features'][name]['mean']:.4g} | {result['reference']['features'][name]['std']:.4g} |"
         for name in SEED_FEATURES)
-    (directory / "validation.md").write_text(
+    atomic_write_text(directory / "validation.md", 
         "# Generated sample vs NanoAOD\n\nParticle-level generated jets against reconstructed NanoAOD jets: differences in "
         "energy fractions and constituent counts are expected (no detector response).\n\n"
         f"| feature | generated mean | generated std | reference mean | reference std |\n|---|---|---|---|---|\n{rows}\n\n"
         f"Generated: {gen.n_jets} jets, b fraction {result['generated']['b_jet_fraction']:.3f}; reference: {ref.n_jets} jets, "
         f"b fraction {result['reference']['b_jet_fraction']:.3f}.\n\n![overlay](validation.png)\n")
-
-
-def add_arguments(parser) -> None:
-    """CLI flags of ``qtrigger data validate``."""
-    parser.add_argument("--generated", nargs="+", required=True, metavar="FILE", help="generated ROOT file(s)")
-    parser.add_argument("--reference", nargs="+", required=True, metavar="FILE", help="NanoAOD ROOT file(s)")
-    parser.add_argument("-o", "--output", default="validation", help="output directory (plots, tables)")
-
-
-def run_from_args(args) -> int:
-    """Run the validation from parsed CLI arguments and print the summary table path."""
-    result = validate_sample(args.generated, args.reference, args.output)
-    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "features"} for k, v in result.items()}, indent=2))
-    print(f"plots and table: {args.output}/validation.md")
-    return 0

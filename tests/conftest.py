@@ -9,10 +9,29 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "data"
+SHARED = Path(os.environ.get("QTRIGGER_SHARED_DATA", REPO.parent / "shared" / "data"))
 REAL_NANOAOD = SHARED / "nanoAOD_2015_CMS_Open_Data_ttbar.root"
 VIVADO_REPORTS = SHARED / "hls4ml_reports" / "Vivado"
 DEFAULT_SAMPLE = REPO / "data" / "default"
+
+
+# Tests in files other branches own that import TensorFlow, compile with g++ or run Pythia for
+# several seconds each: marked slow here so that `pytest -m "not slow"` stays under a minute.
+# Their owners move these marks into their files at integration (then drop the entry here).
+SLOW_ELSEWHERE = {
+    "test_hls4ml_compat.py": "*",  # every test imports TensorFlow through hls4ml
+    "test_trigger.py": ("test_hls_decision_agrees_with_python", "test_hls_decision_edge_thresholds_and_given_codes",
+                        "test_bdt_reference_is_seeded"),
+    "test_generate.py": ("test_same_seed_identical_different_seed_differs", "test_parallel_jobs_merge",
+                         "test_biased_qcd_weights"),
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        names = SLOW_ELSEWHERE.get(Path(str(item.fspath)).name, ())
+        if names == "*" or item.originalname in names:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

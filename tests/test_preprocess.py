@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from qtrigger.config import ANGLE_LSB, FeaturesConfig, SEED_FEATURES
 from qtrigger.preprocess import Preprocessor, to_feature_codes
@@ -36,6 +37,7 @@ def test_inputs_on_the_input_quantizer_grid():
     assert np.all(np.abs(np.std(x, axis=0)) < 2.0) and np.all(np.std(x, axis=0) > 0.2)
 
 
+@pytest.mark.slow  # imports TensorFlow/QKeras
 def test_qkeras_input_quantizer_is_identity_on_inputs():
     from qkeras import quantized_bits
 

@@ -155,10 +155,12 @@ def test_ci_scan_config_end_to_end(tmp_path, monkeypatch):
     """configs/scan_ci.yaml through the CLI glue on a local 2-worker cluster, C-simulation on."""
     monkeypatch.chdir(REPO)  # the base config's sample paths are relative to the repository
     parser = argparse.ArgumentParser()
-    scanmod.add_arguments(parser)
+    from qtrigger.cli import scan as scan_cli
+
+    scan_cli.add_arguments(parser)
     args = parser.parse_args(["configs/scan_ci.yaml", "--workers", "2", "--threads-per-worker", "1",
                               "--set", f"output_dir={tmp_path}", "--no-progress"])
-    assert scanmod.run_from_args(args) == 0
+    assert scan_cli.run_from_args(args) == 0
     scan = load_scan_config(REPO / "configs" / "scan_ci.yaml", [f"output_dir={tmp_path}"])
     trials = plan_trials(scan)
     scan_dir = tmp_path / scan.name

@@ -17,6 +17,7 @@ def wjets(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.slow
 def test_generated_vs_real_nanoaod(wjets, real_nanoaod, tmp_path):
     result = validate_sample([wjets], [str(real_nanoaod)], tmp_path / "val")
     gen, ref = result["generated"], result["reference"]

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from qtrigger.config import (
@@ -22,11 +21,14 @@ from qtrigger.config import (
     apply_override,
     config_to_dict,
     format_validation_error,
+    parse_yaml,
     read_yaml_mapping,
     resolve_sample_files,
+    set_dotted,
     validate_config,
 )
 from qtrigger.errors import QTriggerError
+from qtrigger.rundir import NAME_PATTERN, NAME_RULE
 
 log = logging.getLogger("qtrigger.scan")
 
@@ -42,7 +44,6 @@ SCAN_SET_KEYS = {
     "training.verbose": "trials train quietly",
 }
 MAX_GRID = 10000
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 COST_LABELS = {"lut": "estimated LUTs", "latency_ns": "estimated latency [ns]",
                "nonzero_parameters": "non-zero parameters"}
@@ -88,8 +89,8 @@ class ScanConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name):
-        if not _NAME.match(name):
-            raise ValueError("must be letters, digits, '_', '-' or '.' (it names a directory)")
+        if not NAME_PATTERN.match(name):
+            raise ValueError(f"must be {NAME_RULE}")
         return name
 
     @field_validator("overrides")
@@ -148,10 +149,17 @@ def _axis_values(key: str, spec) -> list:
     raise ValueError(f"axis {key}: expected a list of values or {{range: {{start, stop, step}}}} (got {spec!r})")
 
 
-def load_scan_config(path: str | Path, overrides: list[str] | None = None) -> ScanConfig:
-    """Read and validate a scan YAML; ``overrides`` (``key=value``) change scan-file keys."""
+def load_scan_config(path: str | Path, overrides: list[str] | None = None,
+                     run_overrides: list[str] | None = None) -> ScanConfig:
+    """Read and validate a scan YAML; ``overrides`` (``key=value``) change scan-file keys,
+    ``run_overrides`` are added to the run-config overrides of every trial."""
     path = Path(path)
-    scan = validate_scan_config(read_yaml_mapping(path, overrides, what="scan config"), source=str(path))
+    raw = read_yaml_mapping(path, overrides, what="scan config")
+    source = str(path)
+    if run_overrides:
+        raw["overrides"] = list(raw.get("overrides") or []) + list(run_overrides)
+        source += " (--run-set)"
+    scan = validate_scan_config(raw, source=source)
     scan._source = path
     return scan
 
@@ -215,10 +223,7 @@ def trial_hash(config: RunConfig | dict) -> str:
 def plan_trials(scan: ScanConfig, threads_per_worker: int = 1) -> list[Trial]:
     """Every trial of the scan, validated as a RunConfig; a bad key or value raises before anything runs."""
     base_path = resolve_base_path(scan)
-    try:
-        base_raw = yaml.safe_load(base_path.read_text())
-    except yaml.YAMLError as err:
-        raise QTriggerError(f"scan {scan.name}: base {base_path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    base_raw = parse_yaml(base_path.read_text(), f"scan {scan.name}: base {base_path}")
     if not isinstance(base_raw, dict):
         raise QTriggerError(f"scan {scan.name}: base {base_path}: expected a mapping of sections")
     for override in scan.overrides:
@@ -231,7 +236,7 @@ def plan_trials(scan: ScanConfig, threads_per_worker: int = 1) -> list[Trial]:
     def build(axes: dict, what: str) -> RunConfig:
         raw = copy.deepcopy(base_raw)
         for key, value in axes.items():
-            _set_key(raw, key, copy.deepcopy(value), f"scan {scan.name}: axis {key}")
+            set_dotted(raw, key, copy.deepcopy(value), f"scan {scan.name}: axis {key}")
         raw.update(name=scan.name, output_dir=scan.output_dir)
         raw.setdefault("training", {}).update(threads=threads_per_worker, verbose=False)
         config = validate_config(raw, source=f"scan {scan.name}: {what}")
@@ -288,19 +293,6 @@ def _unflatten(flat: int, value_lists: list[list]) -> list:
         flat, i = divmod(flat, len(values))
         out.append(values[i])
     return out[::-1]
-
-
-def _set_key(raw: dict, key: str, value, what: str) -> None:
-    node = raw
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise QTriggerError(f"{what}: {part} is not a section of the run config")
-        node = child
-    node[parts[-1]] = value
 
 
 def _runnable(config: RunConfig, scan: ScanConfig, trial_dir: Path, digest: str) -> dict:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 
 from qtrigger.scan.plan import COST_LABELS, Budgets, ScanConfig, Trial, _compact
-from qtrigger.scan.worker import _atomic_text, _read_result
+from qtrigger.rundir import atomic_path, atomic_write_text
+from qtrigger.scan.worker import _read_result
 
 
 
@@ -107,24 +107,20 @@ def write_outputs(scan: ScanConfig, trials: list[Trial], scan_dir: Path, wall_se
         table[f"pareto_{kind}"] = front
         pareto[kind] = [h for h, on in zip(table["hash"], front) if on]
     table["fits_budgets"] = table["fits_budgets"].astype("boolean")
-    temp = scan_dir / f".results.parquet.{os.getpid()}.tmp"
-    table.to_parquet(temp, index=False)
-    os.replace(temp, scan_dir / "results.parquet")
-    temp = scan_dir / f".results.csv.{os.getpid()}.tmp"
-    table.to_csv(temp, index=False)
-    os.replace(temp, scan_dir / "results.csv")
+    with atomic_path(scan_dir / "results.parquet") as temp:
+        table.to_parquet(temp, index=False)
+    with atomic_path(scan_dir / "results.csv") as temp:
+        table.to_csv(temp, index=False)
     plot_pareto(scan_dir / "pareto.png", table, scan, cost_axes)
-    _atomic_text(scan_dir / "report.md", render_scan_report(scan, table, cost_axes, wall_seconds))
+    atomic_write_text(scan_dir / "report.md", render_scan_report(scan, table, cost_axes, wall_seconds))
     return table, cost_axes, pareto
 
 
 def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) -> None:
     """Signal efficiency vs cost (LUTs, latency; or non-zero parameters), front joined, budget fits marked."""
-    import matplotlib
+    from qtrigger.plotting import label_simulation, save, style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = style()
     columns = list(dict.fromkeys(cost_axes.values()))  # one panel when both fall back to parameters
     fig, axes = plt.subplots(1, len(columns), figsize=(6.5 * len(columns), 5), squeeze=False)
     ok = table[(table["status"] == "ok") & table["signal_efficiency"].notna()]
@@ -132,14 +128,14 @@ def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) 
     for ax, column in zip(axes[0], columns):
         kind = next(k for k, c in cost_axes.items() if c == column)
         data = ok[ok[column].notna()]
-        for verdict, style in ((True, dict(marker="o", color="tab:green", label="fits budgets")),
+        for verdict, marks in ((True, dict(marker="o", color="tab:green", label="fits budgets")),
                                (False, dict(marker="x", color="tab:red", label="over budget")),
                                (None, dict(marker="o", facecolors="none", edgecolors="tab:blue",
                                            label="budgets not set" if not limits else "estimate missing"))):
             chosen = data[data["fits_budgets"].isna()] if verdict is None else \
                 data[data["fits_budgets"].fillna(not verdict) == verdict]
             if len(chosen):
-                ax.scatter(chosen[column], chosen["signal_efficiency"], s=40, zorder=3, **style)
+                ax.scatter(chosen[column], chosen["signal_efficiency"], s=40, zorder=3, **marks)
         front = data[data[f"pareto_{kind}"]].sort_values(column)
         if len(front):
             ax.step(front[column], front["signal_efficiency"], where="post", color="black", lw=1.2, zorder=2)
@@ -157,13 +153,12 @@ def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) 
         ax.set_ylabel("signal efficiency")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="lower right")
         if not len(data):
             ax.text(0.5, 0.5, "no finished trial", ha="center", va="center", transform=ax.transAxes)
+        label_simulation(ax, fontsize=9)
     fig.suptitle(f"scan {scan.name}: {len(ok)} of {len(table)} trials")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, dpi=110)
 
 
 def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_seconds: float | None) -> str:

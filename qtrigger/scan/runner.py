@@ -14,10 +14,11 @@ from typing import Any
 
 import yaml
 
-from qtrigger.errors import QTriggerError
+from qtrigger.errors import QTriggerError, one_line
+from qtrigger.rundir import atomic_write_text
 from qtrigger.scan.plan import FAIL_ONCE_ENV, ScanConfig, Trial, load_scan_config, plan_trials, resolve_base_path, scan_directory
-from qtrigger.scan.results import write_outputs
-from qtrigger.scan.worker import _atomic_text, _count_lines, _now, _one_line, _read_result, run_trial, write_result
+from qtrigger.scan.results import _cell, write_outputs
+from qtrigger.scan.worker import _count_lines, _now, _read_result, run_trial, write_result
 
 log = logging.getLogger("qtrigger.scan")
 
@@ -62,6 +63,10 @@ class ScanResult:
 
 def default_parallelism(workers: int | None, threads_per_worker: int | None, scheduler) -> tuple[int | None, int]:
     """Local cluster: fill the cores (workers × threads ≈ cores). Existing cluster: 1 thread unless given."""
+    if workers is not None and workers < 1:
+        raise QTriggerError(f"scan: --workers must be >= 1 (got {workers})")
+    if threads_per_worker is not None and threads_per_worker < 1:
+        raise QTriggerError(f"scan: --threads-per-worker must be >= 1 (got {threads_per_worker})")
     cores = os.cpu_count() or 1
     if scheduler is not None:
         return None, threads_per_worker or 1
@@ -89,10 +94,6 @@ def run_scan(scan_config: ScanConfig | str | Path, workers: int | None = None, s
     scan = scan_config if isinstance(scan_config, ScanConfig) else load_scan_config(scan_config)
     if resume and overwrite:
         raise QTriggerError("scan: choose --resume (skip finished trials) or --overwrite (run all again), not both")
-    if workers is not None and workers < 1:
-        raise QTriggerError(f"scan: --workers must be >= 1 (got {workers})")
-    if threads_per_worker is not None and threads_per_worker < 1:
-        raise QTriggerError(f"scan: --threads-per-worker must be >= 1 (got {threads_per_worker})")
     workers, threads = default_parallelism(workers, threads_per_worker, scheduler)
     trials = plan_trials(scan, threads)  # everything is validated before anything runs or is written
     scan_dir = scan_directory(scan)
@@ -157,7 +158,7 @@ def _client(workers: int | None, scheduler, threads: int):
     try:
         client = Client(address, timeout="20s")
     except (OSError, TimeoutError, ValueError) as err:
-        raise QTriggerError(f"scan: cannot connect to the Dask scheduler at {address} ({_one_line(str(err))})") from None
+        raise QTriggerError(f"scan: cannot connect to the Dask scheduler at {address} ({one_line(str(err))})") from None
     try:
         yield client
     finally:
@@ -253,7 +254,7 @@ def _execute(client, scan: ScanConfig, to_run: list[Trial], scan_dir: Path, thre
                         note(f"scan: trial {trial.hash} failed: {message}")
                         finish(trial, "failed")
                 else:
-                    _record_failure(trial, scan, trial_dir, _one_line(f"{type(error).__name__}: {error}"))
+                    _record_failure(trial, scan, trial_dir, one_line(f"{type(error).__name__}: {error}"))
                     finish(trial, "failed")
             show()
     except BaseException:
@@ -277,7 +278,36 @@ def _write_plan(scan: ScanConfig, scan_dir: Path, trials: list[Trial], threads: 
     resolved = scan.model_dump(mode="json")
     resolved["base_resolved"] = str(resolve_base_path(scan))
     resolved["threads_per_worker"] = threads
-    _atomic_text(scan_dir / "scan.resolved.yaml", yaml.safe_dump(resolved, sort_keys=False))
-    _atomic_text(scan_dir / "trials.json", json.dumps(
+    atomic_write_text(scan_dir / "scan.resolved.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    atomic_write_text(scan_dir / "trials.json", json.dumps(
         [{"index": t.index, "hash": t.hash, "axes": t.axes} for t in trials], indent=2))
 
+
+def dry_run(scan: ScanConfig, workers: int | None = None, threads_per_worker: int | None = None, scheduler=None) -> str:
+    """Validate and list every trial with its status (nothing runs, nothing is written)."""
+    _, threads = default_parallelism(workers, threads_per_worker, scheduler)
+    trials = plan_trials(scan, threads)
+    scan_dir = scan_directory(scan)
+    lines = [f"{t.hash}  {(_read_result(scan_dir / 'trials' / t.hash) or {}).get('status', 'pending'):8s} {t.label}"
+             for t in trials]
+    lines.append(f"{len(trials)} trials, all valid; outputs in {scan_dir}")
+    return "\n".join(lines)
+
+
+def summary_text(result: ScanResult) -> str:
+    """A few lines for the terminal."""
+    where = f"{result.workers} workers" if result.workers else "the cluster"
+    lines = [f"scan {result.name}: {result.trials} trials — {result.ok} ok, {result.failed} failed"
+             + (f", {result.skipped} already done" if result.skipped else "")
+             + (f", {result.worker_deaths} worker deaths (retried)" if result.worker_deaths else "")
+             + f"; {result.wall_seconds:g} s on {where} × {result.threads_per_worker} TensorFlow thread(s)"]
+    table = result.table
+    for kind, column in result.cost_axes.items():
+        front = table[table["hash"].isin(result.pareto.get(kind, []))].sort_values(column)
+        note = " (no hardware estimate: non-zero parameters)" if column == "nonzero_parameters" else ""
+        lines.append(f"Pareto front, signal efficiency vs {column}{note}:")
+        for _, row in front.iterrows():
+            fits = {"yes": "fits budgets", "no": "over budget"}.get(_cell(row["fits_budgets"]), "")
+            lines.append(f"  {row['hash']}  eff {row['signal_efficiency']:.4f}  {column} {row[column]:g}  {fits}")
+    lines.append(f"results: {result.results_path} (and .csv), {result.plot_path}, {result.report_path}")
+    return "\n".join(lines)

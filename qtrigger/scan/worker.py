@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import socket
 import sys
 import time
@@ -14,10 +13,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from qtrigger.config import (
-    validate_config,
-)
-from qtrigger.errors import QTriggerError
+from qtrigger.config import validate_config
+from qtrigger.errors import QTriggerError, one_line
+from qtrigger.rundir import atomic_write_text, json_default, remove_stale_staging
+from qtrigger.runtime import quiet_tensorflow
 from qtrigger.scan.plan import FAIL_ONCE_ENV
 
 log = logging.getLogger("qtrigger.scan")
@@ -50,16 +49,16 @@ def run_trial(spec: dict) -> dict:
         try:
             from qtrigger.pipeline import run
 
-            _quiet_tensorflow()
+            quiet_tensorflow()
             config = validate_config(spec["config"], source=f"trial {spec['hash']}")
             metrics = run(config, overwrite=True, progress=False)
         except QTriggerError as err:
-            status, error = "failed", _one_line(str(err))
+            status, error = "failed", one_line(err)
         except Exception as err:  # the scan goes on; the traceback is kept in trial.log
             import traceback
 
             traceback.print_exc()
-            status, error = "failed", _one_line(f"{type(err).__name__}: {err}")
+            status, error = "failed", one_line(f"{type(err).__name__}: {err}")
         finally:
             threads = _tensorflow_threads()
             _release_tensorflow()
@@ -92,18 +91,14 @@ def _fail_once(marker_dir: Path, digest: str) -> None:
 
 def write_result(trial_dir: Path, result: dict) -> None:
     """``result.json`` via a temporary name and a rename, so it exists only when complete."""
-    temp = Path(trial_dir) / f".result.json.{os.getpid()}.{time.monotonic_ns()}.tmp"
-    temp.write_text(json.dumps(result, indent=2, default=_json_default))
-    os.replace(temp, Path(trial_dir) / "result.json")
+    atomic_write_text(Path(trial_dir) / "result.json", json.dumps(result, indent=2, default=json_default))
 
 
 def _remove_partials(trial_dir: Path) -> None:
-    """Staging directories left by an attempt whose worker died."""
+    """Staging directories left by an attempt whose worker died (only those whose lock is free)."""
     for parent in (trial_dir, trial_dir / "hls"):
-        for stale in parent.glob(".*.partial-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        for stale in parent.glob(".*.old-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        if parent.is_dir():
+            remove_stale_staging(parent)
 
 
 @contextlib.contextmanager
@@ -134,15 +129,6 @@ def _alone_in_process() -> bool:
         return get_worker().state.nthreads == 1
     except (ImportError, ValueError, AttributeError):
         return False
-
-
-def _quiet_tensorflow() -> None:
-    import warnings
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.filterwarnings("ignore", message=r"The `keras.constraints.serialize\(\)` API")
-    warnings.filterwarnings("ignore", message=r"You are saving your model as an HDF5 file")
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def _tensorflow_threads() -> dict | None:
@@ -189,62 +175,40 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[0] if lines else "unknown error"
+def summarise_metrics(metrics) -> dict:
+    """The numbers a scan compares, flat (from a RunResult or its metrics dict); a missing metric is None."""
+    from qtrigger.results import RunResult
 
-
-def _json_default(value):
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-    except ImportError:
-        pass
-    return str(value)
-
-
-def _get(metrics: dict, dotted: str):
-    node = metrics
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def summarise_metrics(metrics: dict) -> dict:
-    """The numbers a scan compares, flat; a metric the run did not produce is None."""
-    get = lambda key: _get(metrics, key)  # noqa: E731
-    trigger_eff, qat_eff = get("trigger.signal_efficiency"), get("qat.signal_efficiency")
+    result = metrics if isinstance(metrics, RunResult) else RunResult.from_json(metrics)
+    trigger, qat = result.trigger or {}, result.qat
+    trigger_eff, qat_eff = trigger.get("signal_efficiency"), qat.signal_efficiency
     if trigger_eff is not None:
         source = "trigger.signal_efficiency (at the target rate)"
     else:
-        target = get("qat.target_background_efficiency")
+        target = qat.target_background_efficiency
         source = "qat.signal_efficiency" + (f" (at background efficiency {target:g})" if target is not None else "")
+    estimate = result.hls.get("estimate") or {}
+    per_event = result.hls.get("estimate_per_event")
     out = {
-        "qat_auc": get("qat.auc"), "float_auc": get("float.auc"),
+        "qat_auc": qat.auc, "float_auc": result.float_twin.auc if result.float_twin else None,
         "signal_efficiency": trigger_eff if trigger_eff is not None else qat_eff,
         "signal_efficiency_source": source if (trigger_eff is not None or qat_eff is not None) else None,
         "qat_signal_efficiency": qat_eff, "trigger_signal_efficiency": trigger_eff,
-        "trigger_rate_hz": get("trigger.rate_hz"), "trigger_threshold_code": get("trigger.threshold_code"),
-        "csim_jets": get("csim.jets"), "csim_mismatched_jets": get("csim.mismatched_jets"),
-        "nonzero_parameters": get("model.nonzero_parameters"), "parameters": get("model.parameters"),
-        "run_wall_seconds": get("wall_seconds"),
+        "trigger_rate_hz": trigger.get("rate_hz"), "trigger_threshold_code": trigger.get("threshold_code"),
+        "csim_jets": result.csim.get("jets"), "csim_mismatched_jets": result.csim.get("mismatched_jets"),
+        "nonzero_parameters": result.model.nonzero_parameters, "parameters": result.model.parameters,
+        "run_wall_seconds": result.wall_seconds,
     }
     for name in ("latency_cycles", "latency_ns", "lut", "ff", "dsp", "bram"):
-        out[name] = get(f"hls.estimate.{name}")
-    per_event = get("hls.estimate_per_event")
+        out[name] = estimate.get(name)
     if isinstance(per_event, dict):
         for name in ("instances", "latency_ns", "meets_ii"):
             out[f"event_{name}"] = per_event.get(name)
         for name in ("lut", "ff", "dsp", "bram"):
             out[f"event_{name}"] = (per_event.get("total") or {}).get(name)
-    out["run_budget_fits"] = get("hls.budget.fits")
+    out["run_budget_fits"] = (result.hls.get("budget") or {}).get("fits")
     return out
+
 
 def _read_result(trial_dir: Path) -> dict | None:
     path = Path(trial_dir) / "result.json"
@@ -254,8 +218,3 @@ def _read_result(trial_dir: Path) -> dict | None:
         return None
     except (OSError, json.JSONDecodeError):
         return None
-
-def _atomic_text(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(text)
-    os.replace(temp, path)

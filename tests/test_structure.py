@@ -1,0 +1,169 @@
+"""Package shape: a light front door, argparse only in qtrigger/cli, an acyclic import graph,
+and finished runs written by version 0.1 still open through FinishedRun."""
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qtrigger.errors import QTriggerError
+from qtrigger.results import FinishedRun, RunResult
+
+from conftest import REPO
+
+PACKAGE = REPO / "qtrigger"
+V01 = REPO / "tests" / "data" / "v0_1"
+HEAVY = ("tensorflow", "hls4ml", "tf_keras", "qkeras")
+# argparse still defined in modules other helpers own; the lead moves them into qtrigger/cli at integration
+ARGPARSE_PENDING = {"qtrigger/generate.py", "qtrigger/da.py", "qtrigger/firmware/rtl.py", "qtrigger/rtl_stage.py"}
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = f"{code}\nimport sys\nprint('LOADED:', *[m for m in {HEAVY!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "QTRIGGER_NATIVE_LOGS": "1"})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()[-1].split()[1:]
+
+
+def test_import_qtrigger_is_light():
+    assert _loaded_after("import qtrigger; qtrigger.load_config; qtrigger.FinishedRun") == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["hls", "check", "--help"], ["scan", "--help"],
+                                  ["data", "validate", "--help"]])
+def test_cli_help_is_light(argv):
+    code = f"from qtrigger.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit as e:\n    assert e.code == 0"
+    assert _loaded_after(code) == []
+
+
+def test_front_door_names_resolve():
+    import qtrigger
+
+    for name in qtrigger.__all__:
+        assert callable(getattr(qtrigger, name)), name
+    with pytest.raises(AttributeError):
+        qtrigger.no_such_verb  # noqa: B018
+
+
+def _sources():
+    return sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+def test_argparse_only_in_cli():
+    offenders = []
+    for path in _sources():
+        rel = path.relative_to(REPO).as_posix()
+        if rel.startswith("qtrigger/cli/") or rel in ARGPARSE_PENDING:
+            continue
+        if "add_argument(" in path.read_text() or "import argparse" in path.read_text():
+            offenders.append(rel)
+    assert offenders == []
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def test_module_level_imports_are_acyclic():
+    graph: dict[str, set[str]] = {}
+    for path in _sources():
+        name = _module_name(path)
+        deps = set()
+        for node in ast.parse(path.read_text()).body:  # module level only: function-local imports are lazy
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("qtrigger"):
+                deps.add(node.module)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names if a.name.startswith("qtrigger"))
+        graph[name] = {d for d in deps if d in {_module_name(p) for p in _sources()} and d != name}
+    state: dict[str, int] = {}
+
+    def visit(node, stack):
+        state[node] = 1
+        for dep in graph.get(node, ()):
+            if state.get(dep) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack + [node, dep]))
+            if dep not in state:
+                visit(dep, stack + [node])
+        state[node] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [])
+
+
+# --------------------------------------------------------------------------- runs written by v0.1
+
+def _copy(tmp_path, what):
+    target = tmp_path / what
+    shutil.copytree(V01 / what, target)
+    return target
+
+
+def test_finished_run_v01_round_trips_metrics(tmp_path):
+    run_dir = _copy(tmp_path, "runs") / "v01_run"
+    run = FinishedRun.load(run_dir)
+    written = json.loads((run_dir / "metrics.json").read_text())
+    assert run.result.to_json() == written  # same keys, same order, same values
+    assert list(run.result.to_json()) == list(written)
+    assert run.name == "v01_run" and run.config.name == "v01_run"
+    assert run.result.qat.auc == written["qat"]["auc"]
+    assert run.preprocessor.names == run.config.features.names
+    assert run.preprocessor.saturated_fraction is None  # v0.1 did not record it
+    jets = run.test_jets()
+    assert jets["inputs"].shape == (written["data"]["n_jets"]["test"], len(run.config.features.names))
+    assert run.run_id is None  # v0.1 had no run ids: nothing to check
+
+
+def test_finished_run_v01_scan_trial(tmp_path):
+    trial = _copy(tmp_path, "scans") / "v01scan" / "trials" / "abc123def456"
+    result = json.loads((trial / "result.json").read_text())
+    run = FinishedRun.load(trial / "v01scan_abc123def456")
+    from qtrigger.scan import summarise_metrics
+
+    recomputed = summarise_metrics(run.result)
+    for key, value in result["metrics"].items():
+        if key != "run_wall_seconds":
+            assert recomputed[key] == value, key
+
+
+def test_run_result_mapping_interface(tmp_path):
+    run = FinishedRun.load(_copy(tmp_path, "runs") / "v01_run")
+    result = run.result
+    assert isinstance(result, RunResult)
+    assert result["qat"]["auc"] == result.qat.auc
+    assert result.get("float") is None and "hls" in result
+
+
+def test_results_table_reads_typed_result(tmp_path):
+    from qtrigger.report import results_table
+
+    run = FinishedRun.load(_copy(tmp_path, "runs") / "v01_run")
+    table = results_table(run.result)
+    assert f"{run.result.qat.auc:.4f}" in table
+    assert f"{run.result.csim['mismatched_jets']} / {run.result.csim['jets']}" in table
+
+
+def test_finished_run_missing_section_is_one_line(tmp_path):
+    run_dir = _copy(tmp_path, "runs") / "v01_run"
+    (run_dir / "metrics.json").write_text(json.dumps({"run": "x"}))
+    with pytest.raises(QTriggerError, match=r"metrics.json: not a qtrigger run's metrics \(no data, model, qat\)"):
+        FinishedRun.load(run_dir)
+
+
+def test_sections_keep_keys_added_by_newer_stages(tmp_path):
+    run_dir = _copy(tmp_path, "runs") / "v01_run"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["model"]["batchnorm"] = {"folded_layers": 2}
+    metrics["qat"]["note"] = "x"
+    metrics["compare"] = {"rows": []}
+    result = RunResult.from_json(metrics)
+    assert result.model.extra == {"batchnorm": {"folded_layers": 2}}
+    assert result.to_json() == metrics and list(result.to_json()) == list(metrics)
