@@ -1,0 +1,177 @@
+"""Runs-tree normalisation: same-bin combination, pTHat-bin stitching, per-event absolute weights."""
+
+import math
+
+import numpy as np
+import pytest
+
+uproot = pytest.importorskip("uproot")
+
+from qtrigger.errors import QTriggerError  # noqa: E402
+from qtrigger.samples import (  # noqa: E402
+    event_bin_index,
+    event_xsec_weights_mb,
+    generator_cut_gev,
+    read_sample_info,
+)
+
+FIELDS = {"genEventCount": np.int64, "genEventSumw": np.float64, "genEventSumw2": np.float64,
+          "genXsec_mb": np.float64, "genXsecErr_mb": np.float64, "isMinBias": np.int32,
+          "pthatMin": np.float64, "pthatMax": np.float64, "genFilterEff": np.float64}
+
+
+def write_runs(path, n, xsec, xsec_err=0.0, sumw=None, sumw2=None, pthat=30.0, pthat_max=None,
+               filter_eff=None, minbias=0, drop=(), entries=1):
+    """A file with an Events tree (n events, genWeight) and a Runs tree split into ``entries`` rows."""
+    values = {"genEventCount": n, "genEventSumw": float(n if sumw is None else sumw),
+              "genEventSumw2": float(n if sumw2 is None else sumw2), "genXsec_mb": xsec,
+              "genXsecErr_mb": xsec_err, "isMinBias": minbias, "pthatMin": pthat,
+              "pthatMax": pthat_max, "genFilterEff": filter_eff}
+    fields = {k: t for k, t in FIELDS.items() if k not in drop and values[k] is not None}
+    rows = {}
+    for k, t in fields.items():
+        v = values[k]
+        if k in ("genEventCount", "genEventSumw", "genEventSumw2"):  # split the sums over entries
+            share = np.full(entries, v / entries)
+            rows[k] = share.astype(t)
+        else:
+            rows[k] = np.full(entries, v, dtype=t)
+    with uproot.recreate(path) as f:
+        f.mktree("Runs", fields).extend(rows)
+    return str(path)
+
+
+# --------------------------------------------------------------------------- same bin: today's rule
+
+
+def test_files_of_one_bin_combine_as_before(tmp_path):
+    a = write_runs(tmp_path / "a.root", 1000, 0.16, 0.002, sumw=2000, sumw2=5000)
+    b = write_runs(tmp_path / "b.root", 3000, 0.17, 0.001, sumw=6000, sumw2=15000, entries=3)
+    got = read_sample_info([a, b])
+    assert (got.n_events, got.sumw, got.sumw2) == (4000, 8000.0, 20000.0)
+    assert got.xsec_mb == pytest.approx((1000 * 0.16 + 3000 * 0.17) / 4000)
+    # b's three entries are three independent runs: its error is 0.001 / sqrt(3)
+    assert got.xsec_err_mb == pytest.approx(math.sqrt(2.0**2 + 3.0**2 / 3) / 4000)
+    assert (got.is_minbias, got.pthat_min, got.files, got.missing) == (False, 30.0, (a, b), ())
+    assert len(got.bins) == 1 and not got.is_stitched
+    (only,) = got.bins
+    assert (only.pthat_min, only.pthat_max, only.filter_efficiency, only.files) == (30.0, math.inf, 1.0, (a, b))
+    assert generator_cut_gev(got) == 30.0
+
+
+def test_real_nanoaod_runs_without_optional_branches(tmp_path):
+    path = write_runs(tmp_path / "cms.root", 100, 0.0, drop=("genXsec_mb", "genXsecErr_mb", "isMinBias",
+                                                             "pthatMin", "pthatMax", "genFilterEff"))
+    got = read_sample_info(path)
+    assert got.xsec_mb is None and got.pthat_min is None and got.n_events == 100
+    assert f"{path}: genXsec_mb" in got.missing and f"{path}: pthatMin" in got.missing
+    assert generator_cut_gev(got) is None
+    with pytest.raises(QTriggerError, match="no genXsec_mb") as excinfo:
+        event_xsec_weights_mb(got, np.zeros(100, int), np.ones(100))
+    assert "\n" not in str(excinfo.value)
+
+
+# --------------------------------------------------------------------------- stitching
+
+
+@pytest.fixture
+def three_bins(tmp_path):
+    """[15, 30) unweighted, [30, 50) with a 50 % filter and two files, [50, inf) weighted."""
+    return {
+        "low": write_runs(tmp_path / "b0.root", 400, 1.8, 0.02, pthat=15, pthat_max=30),
+        "mid1": write_runs(tmp_path / "b1a.root", 100, 0.15, 0.004, pthat=30, pthat_max=50, filter_eff=0.5),
+        "mid2": write_runs(tmp_path / "b1b.root", 300, 0.13, 0.002, pthat=30, pthat_max=50, filter_eff=0.5),
+        "high": write_runs(tmp_path / "b2.root", 200, 0.02, 0.0005, sumw=50.0, sumw2=20.0, pthat=50,
+                           pthat_max=math.inf),
+    }
+
+
+def test_bins_stitch_to_the_sum_of_filtered_cross_sections(three_bins):
+    files = list(three_bins.values())
+    got = read_sample_info(files[::-1])  # order of the files does not matter
+    mid_xsec = (100 * 0.15 + 300 * 0.13) / 400  # same bin: event-weighted average = 0.135
+    mid_err = math.sqrt((100 * 0.004) ** 2 + (300 * 0.002) ** 2) / 400
+    assert got.xsec_mb == pytest.approx(1.8 + 0.5 * mid_xsec + 0.02)
+    assert got.xsec_err_mb == pytest.approx(math.sqrt(0.02**2 + (0.5 * mid_err) ** 2 + 0.0005**2))
+    assert got.is_stitched and got.n_events == 1000 and got.pthat_min == 15.0
+    assert [(b.pthat_min, b.pthat_max) for b in got.bins] == [(15, 30), (30, 50), (50, math.inf)]
+    assert [b.n_events for b in got.bins] == [400, 400, 200]
+    assert got.bins[1].files == (three_bins["mid2"], three_bins["mid1"])
+    assert got.bins[1].xsec_filtered_mb == pytest.approx(0.5 * mid_xsec)
+    assert generator_cut_gev(got) == 15.0
+
+
+def test_event_weights_sum_to_the_stitched_cross_section(three_bins):
+    info = read_sample_info(list(three_bins.values()))
+    n = {"low": 400, "mid1": 100, "mid2": 300, "high": 200}
+    event_file = np.concatenate([np.full(k, three_bins[name]) for name, k in n.items()])
+    gen_weight = np.concatenate([np.ones(400), np.ones(400), np.full(200, 0.25)])  # high: sum 50
+    w = event_xsec_weights_mb(info, event_file, gen_weight)
+    assert w.sum() == pytest.approx(info.xsec_mb)
+    assert w[0] == pytest.approx(1.8 / 400)  # sigma_b w / W_b
+    assert w[400] == pytest.approx(0.5 * 0.135 / 400)
+    assert w[-1] == pytest.approx(0.02 * 0.25 / 50.0)
+    # integer file indices into a longer file list (as JetTable.event_file / JetTable.files)
+    table_files = ["ttbar.root", *three_bins.values()]
+    index = np.concatenate([np.full(k, 1 + i) for i, k in enumerate(n.values())])
+    np.testing.assert_allclose(event_xsec_weights_mb(info, index, gen_weight, files=table_files), w)
+    np.testing.assert_array_equal(event_bin_index(info, index, files=table_files),
+                                  np.repeat([0, 1, 1, 2], list(n.values())))
+
+
+def test_a_random_half_is_normalised_per_bin(three_bins):
+    info = read_sample_info(list(three_bins.values()))
+    event_file = np.concatenate([np.full(400, three_bins["low"]), np.full(100, three_bins["mid1"]),
+                                 np.full(300, three_bins["mid2"]), np.full(200, three_bins["high"])])
+    gen_weight = np.concatenate([np.ones(800), np.full(200, 0.25)])
+    half = np.random.default_rng(3).random(1000) < 0.5
+    w = event_xsec_weights_mb(info, event_file[half], gen_weight[half])
+    bins = event_bin_index(info, event_file[half])
+    for k, b in enumerate(info.bins):  # each bin's share of the half carries that bin's sigma exactly
+        assert w[bins == k].sum() == pytest.approx(b.xsec_filtered_mb)
+    with pytest.raises(QTriggerError, match="genEventSumw"):  # the whole sample, wrong weights
+        event_xsec_weights_mb(info, event_file, np.ones(1000))
+
+
+def test_old_open_file_stitches_as_the_last_bin(tmp_path):
+    low = write_runs(tmp_path / "low.root", 10, 6.0, pthat=10, pthat_max=15)
+    old = write_runs(tmp_path / "old.root", 10, 2.0, drop=("pthatMax", "genFilterEff"), pthat=15)
+    got = read_sample_info([low, old])
+    assert got.xsec_mb == pytest.approx(8.0) and got.bins[-1].pthat_max == math.inf
+
+
+@pytest.mark.parametrize("case", ["overlap", "open_overlap", "unbinned", "minbias", "no_xsec"])
+def test_refused_combinations_name_the_files(tmp_path, case):
+    a = write_runs(tmp_path / "a.root", 10, 1.0, pthat=15, pthat_max=30)
+    b = {
+        "overlap": lambda: write_runs(tmp_path / "b.root", 10, 0.2, pthat=25, pthat_max=50),
+        "open_overlap": lambda: write_runs(tmp_path / "b.root", 10, 0.2, pthat=10, drop=("pthatMax",)),
+        "unbinned": lambda: write_runs(tmp_path / "b.root", 10, 0.2, drop=("pthatMin", "pthatMax")),
+        "minbias": lambda: write_runs(tmp_path / "b.root", 10, 50.0, pthat=30, pthat_max=50, minbias=1),
+        "no_xsec": lambda: write_runs(tmp_path / "b.root", 10, 0.2, pthat=30, pthat_max=50,
+                                      drop=("genXsec_mb", "genXsecErr_mb")),
+    }[case]()
+    expected = {"overlap": "overlaps", "open_overlap": "overlaps", "unbinned": "no pthatMin",
+                "minbias": "minimum-bias", "no_xsec": "without a cross-section"}[case]
+    with pytest.raises(QTriggerError, match=expected) as excinfo:
+        read_sample_info([a, b])
+    message = str(excinfo.value)
+    assert "\n" not in message and b in message
+    if case != "no_xsec":
+        assert a in message
+
+
+def test_disagreeing_entries_of_one_file_are_refused(tmp_path):
+    path = tmp_path / "two.root"
+    with uproot.recreate(path) as f:
+        f.mktree("Runs", {k: FIELDS[k] for k in ("genEventCount", "genEventSumw", "genEventSumw2", "pthatMin")}).extend(
+            {"genEventCount": np.array([5, 5]), "genEventSumw": np.array([5.0, 5.0]),
+             "genEventSumw2": np.array([5.0, 5.0]), "pthatMin": np.array([15.0, 30.0])})
+    with pytest.raises(QTriggerError, match=f"{path}: Runs entries disagree on pthatMin"):
+        read_sample_info(str(path))
+
+
+def test_events_from_a_foreign_file_are_refused(three_bins, tmp_path):
+    info = read_sample_info(list(three_bins.values()))
+    with pytest.raises(QTriggerError, match="other.root"):
+        event_xsec_weights_mb(info, np.array([three_bins["low"], str(tmp_path / "other.root")]), np.ones(2))
