@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from qtrigger.errors import QTriggerError
-from qtrigger.trigger.normalisation import SampleInfo, _require_minbias, _require_xsec
+from qtrigger.samples import SampleInfo
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,22 @@ LHC_BUNCHES = 2748
 LHC_F_REV_HZ = 11245.6
 
 RateFn = Callable[[np.ndarray, np.ndarray], tuple[float, float]]
+
+
+def _require_xsec(info: SampleInfo) -> float:
+    if info.xsec_mb is None:
+        raise QTriggerError(
+            f"no cross-section for {info.where()}: its Runs tree has no genXsec_mb (real CMS NanoAOD stores "
+            "none); set one with dataclasses.replace(info, xsec_mb=..., xsec_err_mb=...) or use a zero-bias rate"
+        )
+    return info.xsec_mb
+
+
+def _require_minbias(info: SampleInfo) -> None:
+    if not info.is_minbias:
+        has_flag = not any(m.endswith(": isMinBias") for m in info.missing)
+        state = "isMinBias = 0" if has_flag else "no isMinBias in its Runs tree"
+        raise QTriggerError(f"zero-bias rate needs a minimum-bias sample, but {info.where()} has {state}")
 
 
 def weighted_fraction(sumw_fired, sumw2_fired, sumw_all, sumw2_all) -> tuple[np.ndarray, np.ndarray]:
@@ -148,6 +164,9 @@ class SampleRate:
     def __post_init__(self) -> None:
         if self.method == "cross_section":
             _require_xsec(self.info)
+            if self.info.is_stitched:
+                raise QTriggerError(f"{self.info.where()} is stitched from pTHat bins: its genEventSumw mixes bins; "
+                                    "rate it with absolute weights (qtrigger.samples.event_xsec_weights_mb, WeightedRate)")
             if self.info.is_minbias:
                 log.warning("cross-section rate of a minimum-bias sample counts interactions, not crossings; "
                             "use method='zero_bias'")
