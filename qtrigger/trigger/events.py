@@ -8,6 +8,8 @@ An event fires at threshold ``t`` iff its key (the ``min_jets``-th largest eligi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from qtrigger.errors import QTriggerError
@@ -85,3 +87,111 @@ def leading_jet_pt(jet_pt: np.ndarray, jet_event: np.ndarray, n_events: int,
     """Per event, the largest pT among the jets in ``jet_mask`` (NaN where there is none)."""
     keys = event_keys(np.asarray(jet_pt, dtype=np.float64), jet_event, n_events, 1, jet_mask)
     return np.where(np.isfinite(keys), keys, np.nan)
+
+
+def leading_rank(jet_event: np.ndarray) -> np.ndarray:
+    """Rank of each jet within its event (0 = first), for jets stored event by event in pT order."""
+    jet_event = np.asarray(jet_event)
+    if len(jet_event) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.r_[0, np.flatnonzero(np.diff(jet_event)) + 1]
+    group_start = np.repeat(starts, np.diff(np.r_[starts, len(jet_event)]))
+    return np.arange(len(jet_event)) - group_start
+
+
+# --------------------------------------------------------------------------- what the seed firmware sees
+
+NO_CODE = np.iinfo(np.int64).min  # key of an event that cannot fire / score of an unscored slot
+
+
+@dataclass(frozen=True)
+class JetWords:
+    """How jet pT and HT enter the seed firmware: unsigned fixed point in GeV, truncated, saturating.
+
+    A jet's pT code is ``floor(pT / pt_lsb_gev)`` clipped to ``[0, 2^pt_bits - 1]`` (the
+    ``ap_ufixed`` word the C++ receives). HT is the sum of the pT codes of the seed's jet
+    slots with ``pT >= ht_jet_pt_gev`` (|eta| is cut upstream by the jet selection),
+    accumulated in ``ht_bits`` bits with saturation at ``2^ht_bits - 1``.
+    """
+
+    pt_lsb_gev: float = 0.25
+    pt_bits: int = 16
+    ht_bits: int = 16
+    ht_jet_pt_gev: float = 30.0
+
+    @property
+    def pt_max_code(self) -> int:
+        """Largest pT code (saturation)."""
+        return 2**self.pt_bits - 1
+
+    @property
+    def ht_max_code(self) -> int:
+        """Largest HT code (saturation)."""
+        return 2**self.ht_bits - 1
+
+    def pt_code(self, gev) -> np.ndarray:
+        """pT (GeV) to its integer code: truncated and saturated as the firmware word is."""
+        codes = np.floor(np.asarray(gev, dtype=np.float64) / self.pt_lsb_gev)
+        return np.clip(codes, 0, self.pt_max_code).astype(np.int64)
+
+    def gev(self, code) -> float:
+        """The GeV value of a pT or HT code."""
+        return float(code) * self.pt_lsb_gev
+
+
+@dataclass(frozen=True)
+class SeedJets:
+    """Per event, the jet slots a seed sees: ``(n_events, n_slots)`` pT codes, score codes, validity.
+
+    Slots hold an event's leading jets in pT order; only the first ``n_scored`` slots carry a
+    network score (the network runs on ``hls.jets_per_event`` jets); other and empty slots
+    have score ``NO_CODE``. ``ht`` is the saturated HT code per event (:class:`JetWords`).
+    """
+
+    pt: np.ndarray
+    score: np.ndarray
+    valid: np.ndarray
+    ht: np.ndarray
+    n_scored: int
+
+    @property
+    def n_events(self) -> int:
+        """Number of events (rows)."""
+        return len(self.ht)
+
+
+def seed_jets(jet_pt: np.ndarray, jet_codes: np.ndarray | None, jet_event: np.ndarray, n_events: int,
+              n_slots: int, n_scored: int, words: JetWords, jet_mask: np.ndarray | None = None) -> SeedJets:
+    """Fill the seed's jet slots from flat per-jet arrays stored event by event in pT order.
+
+    ``jet_mask`` marks the jets that reach the seed (e.g. ``pT >= trigger.min_jet_pt``); the
+    first ``n_slots`` of them per event fill the slots, the first ``n_scored`` carry their
+    score code (``jet_codes``; None = no scores).
+    """
+    jet_pt = np.asarray(jet_pt, dtype=np.float64)
+    jet_event = _check_jets(jet_event, n_events, jet_pt, jet_codes, jet_mask)
+    if n_scored > n_slots:
+        raise ValueError(f"n_scored ({n_scored}) must not exceed n_slots ({n_slots})")
+    keep = np.ones(len(jet_pt), bool) if jet_mask is None else np.asarray(jet_mask, dtype=bool)
+    events = jet_event[keep]
+    rank = leading_rank(events)
+    in_slot = rank < n_slots
+    rows, cols = events[in_slot], rank[in_slot]
+    pt = np.zeros((n_events, n_slots), dtype=np.int64)
+    score = np.full((n_events, n_slots), NO_CODE, dtype=np.int64)
+    valid = np.zeros((n_events, n_slots), dtype=bool)
+    pt[rows, cols] = words.pt_code(jet_pt[keep][in_slot])
+    valid[rows, cols] = True
+    if jet_codes is not None:
+        scored = cols < n_scored
+        score[rows[scored], cols[scored]] = np.asarray(jet_codes, dtype=np.int64)[keep][in_slot][scored]
+    ht_min = words.pt_code(words.ht_jet_pt_gev)
+    ht = np.minimum(np.where(valid & (pt >= ht_min), pt, 0).sum(axis=1), words.ht_max_code)
+    return SeedJets(pt, score, valid, ht.astype(np.int64), int(n_scored))
+
+
+def nth_largest(values: np.ndarray, n: int) -> np.ndarray:
+    """Per row, the ``n``-th largest value (``NO_CODE`` where the row has fewer than n values > NO_CODE)."""
+    if n < 1 or n > values.shape[1]:
+        return np.full(values.shape[0], NO_CODE, dtype=np.int64)
+    return np.sort(values, axis=1)[:, -n]

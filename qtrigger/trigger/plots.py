@@ -133,3 +133,47 @@ def plot_event_efficiency(path, leading_pt, fires, bins, xlabel: str = r"leading
                           note: str | None = STEP_NOTE):
     """Per-event signal efficiency vs the leading signal-jet pT for each seed at the same rate."""
     return plot_binned_efficiency(path, leading_pt, fires, bins, xlabel, "per-event signal efficiency", note)
+
+
+# --------------------------------------------------------------------------- the study's figures
+
+
+def _seed_curve(seed, background, held_out, signal_jets, signal_events, max_points: int = 300) -> dict:
+    """Held-out rate and signal efficiency as the seed's tuned threshold moves (other thresholds fixed)."""
+    from qtrigger.trigger.events import NO_CODE
+
+    keys = seed.keys(background)[held_out.events]
+    observed = np.unique(keys[keys != NO_CODE])
+    if len(observed) > max_points:
+        observed = np.unique(observed[np.linspace(0, len(observed) - 1, max_points).round().astype(int)])
+    rates, errs, _, _ = held_out.at(keys, observed)
+    signal_keys = seed.keys(signal_jets)[signal_events]
+    eff = (signal_keys[None, :] >= observed[:, None]).mean(axis=1) if len(signal_keys) else np.zeros(len(observed))
+    return {"rate_hz": rates, "rate_err_hz": errs, "efficiency": eff}
+
+
+def study_plots(directory, ev, point, words, score_lsb) -> list[Path]:
+    """Rate vs efficiency (held-out) and event efficiency vs leading-jet pT and HT for the seeds at one rate."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    quotes = {"network: " + point.network.seed.describe(words, score_lsb): point.network}
+    if point.kinematic is not None:
+        quotes["best kinematic: " + point.kinematic.seed.describe(words)] = point.kinematic
+    if "single_jet" in point.baselines:
+        quotes["single jet: " + point.baselines["single_jet"].seed.describe(words)] = point.baselines["single_jet"]
+    curves = {label: _seed_curve(q.seed, ev.rate, ev.held_out, ev.main, ev.signal.events) for label, q in quotes.items()}
+    note = f"held-out rate half; {STEP_NOTE}"
+    paths = [plot_rate_vs_efficiency(directory / "rate_vs_efficiency.png", curves, point.target_rate_hz, note)]
+    signal = ev.signal.events
+    fires = {label.split(":")[0]: q.seed.fires(ev.main)[signal] for label, q in quotes.items()}
+    leading = ev.main.pt[signal, 0] * words.pt_lsb_gev
+    has_jet = ev.main.valid[signal, 0]
+    bins = np.array([20, 30, 40, 60, 80, 100, 150, 200, 300, 500])
+    paths.append(plot_event_efficiency(directory / "event_efficiency_vs_leading_pt.png", leading[has_jet],
+                                       {k: v[has_jet] for k, v in fires.items()}, bins,
+                                       xlabel=r"leading jet $p_T$ [GeV] (signal test events)"))
+    ht = ev.main.ht[signal] * words.pt_lsb_gev
+    paths.append(plot_binned_efficiency(directory / "event_efficiency_vs_ht.png", ht, fires,
+                                        np.array([0, 100, 150, 200, 250, 300, 400, 500, 700, 1000]), r"$H_T$ [GeV]",
+                                        "per-event signal efficiency"))
+    return paths

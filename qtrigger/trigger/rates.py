@@ -208,3 +208,111 @@ def rates_at(keys: np.ndarray, event_weight: np.ndarray, rate_fn: RateFn, thresh
                 np.broadcast_to(errs, thresholds.shape).astype(float))
     pairs = np.array([rate_fn(keys >= t, event_weight) for t in thresholds], dtype=np.float64).reshape(-1, 2)
     return pairs[:, 0], pairs[:, 1]
+
+
+# --------------------------------------------------------------------------- rate of one sample half
+
+
+def n_eff(sumw, sumw2):
+    """Effective number of events ``(sum w)^2 / sum w^2`` (0 where nothing is summed); vectorised."""
+    sumw, sumw2 = np.asarray(sumw, dtype=np.float64), np.asarray(sumw2, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sumw2 > 0, sumw**2 / np.where(sumw2 > 0, sumw2, 1.0), 0.0)
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """A rate with its error and the statistics behind it (``n_eff_fired`` = effective fired events)."""
+
+    rate_hz: float
+    rate_err_hz: float
+    n_fired: int
+    n_eff_fired: float
+
+    def as_dict(self) -> dict:
+        """JSON-ready."""
+        return {"rate_hz": self.rate_hz, "rate_hz_err": self.rate_err_hz, "n_fired": self.n_fired,
+                "n_eff_fired": self.n_eff_fired}
+
+
+@dataclass(frozen=True, eq=False)
+class WeightedRate:
+    """The rate of events of one sample (or one half of it): ``R = scale_hz * sum_fired w / sum w``.
+
+    Cross-section normalisation: ``w`` are absolute weights in mb
+    (:func:`qtrigger.samples.event_xsec_weights_mb`) and ``scale_hz = L * sum w`` (the total
+    cross-section when each pTHat bin is normalised on the events given). Zero bias: unit
+    weights, ``scale_hz = f_rev * n_bunches``. Errors: weighted binomial (:func:`weighted_fraction`).
+    ``events`` selects this sample's events from per-event arrays over a whole table.
+    """
+
+    weight: np.ndarray
+    scale_hz: float
+    method: str
+    events: np.ndarray
+    description: str = ""
+
+    def at(self, keys: np.ndarray, thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(rate, error, n_fired, n_eff_fired) for each threshold; an event fires iff its key >= threshold.
+
+        ``keys`` is per event over the whole table (selected with ``events``) or already selected.
+        """
+        keys = np.asarray(keys)
+        if len(keys) != len(self.weight):
+            keys = keys[self.events]
+        thresholds = np.asarray(thresholds)
+        n_fired, sumw, sumw2 = _tail_sums(keys, self.weight, thresholds)
+        fraction, err = weighted_fraction(sumw, sumw2, float(self.weight.sum()), float((self.weight**2).sum()))
+        return self.scale_hz * fraction, self.scale_hz * err, np.asarray(n_fired), n_eff(sumw, sumw2)
+
+    def of(self, fires: np.ndarray) -> RatePoint:
+        """The rate of a per-event decision (per event over the whole table, or already selected)."""
+        fires = np.asarray(fires, dtype=bool)
+        rate, err, n, neff = self.at(fires.astype(np.int64), np.array([1]))
+        return RatePoint(float(rate[0]), float(err[0]), int(n[0]), float(neff[0]))
+
+    def __call__(self, fires: np.ndarray, event_weight: np.ndarray | None = None) -> tuple[float, float]:
+        """A ``RateFn`` (``event_weight`` is ignored: the weights are this sample's)."""
+        point = self.of(fires)
+        return point.rate_hz, point.rate_err_hz
+
+    def rates_at(self, keys: np.ndarray, event_weight, thresholds) -> tuple[np.ndarray, np.ndarray]:
+        """(rates, errors) as :meth:`SampleRate.rates_at` (``event_weight`` is ignored)."""
+        rate, err, _, _ = self.at(keys, thresholds)
+        return rate, err
+
+
+def weighted_rate(info: SampleInfo, method: str, events: np.ndarray, event_file: np.ndarray,
+                  gen_weight: np.ndarray, files, lumi_cm2s: float = DEFAULT_LUMI_CM2S,
+                  n_bunches: int = LHC_BUNCHES, f_rev: float = LHC_F_REV_HZ) -> WeightedRate:
+    """The :class:`WeightedRate` of the ``events`` (per-event mask over a table) of one sample.
+
+    ``event_file`` indexes ``files`` per event (``JetTable.event_file``/``JetTable.files``);
+    ``gen_weight`` is the per-event ``genWeight``.
+    """
+    from qtrigger.samples import event_xsec_weights_mb
+
+    events = np.asarray(events, dtype=bool)
+    if not events.any():
+        raise QTriggerError(f"no events of {info.where()} to measure a rate on")
+    where = f"{int(events.sum()):,} events of {info.where()}"
+    if method == "cross_section":
+        _require_xsec(info)
+        weight = event_xsec_weights_mb(info, np.asarray(event_file)[events], np.asarray(gen_weight)[events], files)
+        return WeightedRate(weight, lumi_cm2s * MB_TO_CM2 * float(weight.sum()), method, events,
+                            f"cross-section normalisation, L = {lumi_cm2s:g} cm^-2 s^-1, {where}")
+    if method == "zero_bias":
+        _require_minbias(info)
+        w = np.asarray(gen_weight, dtype=np.float64)[events]
+        if len(w) and not np.all(w == w[0]):
+            raise QTriggerError(f"zero-bias rate counts events, but {info.where()} has unequal genWeight")
+        return WeightedRate(np.ones(int(events.sum())), f_rev * n_bunches, method, events,
+                            f"zero-bias normalisation, {n_bunches} bunches, {where}")
+    raise ValueError(f"unknown rate method {method!r}; expected 'cross_section' or 'zero_bias'")
+
+
+def split_events(events: np.ndarray, seed: int, fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded by-event split of the ``events`` mask: (calibration, held-out), ``fraction`` to calibration."""
+    events = np.asarray(events, dtype=bool)
+    draw = np.random.default_rng(seed).random(len(events))
+    return events & (draw < fraction), events & (draw >= fraction)
