@@ -83,7 +83,7 @@ class Seed:
             if self.jet_pt_code is not None:
                 jets += f" with pT >= {words.gev(self.jet_pt_code):g} GeV"
             if self.score_code is not None:
-                score = f"{self.score_code * score_lsb:.4g}" if score_lsb else f"code {self.score_code}"
+                score = f"{self.score_code * score_lsb:.6g}" if score_lsb else f"code {self.score_code}"
                 jets += f" and score >= {score}"
             parts.append(jets)
         return " and ".join(parts)
