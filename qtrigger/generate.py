@@ -74,42 +74,65 @@ Pileup (``pileup = MU``)
     without pileup, 37 ms/event at MU = 10, i.e. ~2.7 ms per minimum-bias interaction;
     ttbar jets/event go from 5.4 to 7.4 and mean constituents/jet from 18 to 34.
 
-Seeds and parallel jobs
-    ``jobs = 1``: Pythia ``Random:seed = seed`` (1 <= seed < 450,000,000). ``jobs = K > 1``:
-    K processes (spawn), job k in 0..K-1 uses seed ``seed * 1000 + k`` and generates
-    ``n_events // K`` events (the first ``n_events % K`` jobs one more), writing
-    ``<stem>_part<k>.root``; the parts are merged into the output in job order and removed.
-    So the same (seed, jobs) gives identical arrays; a different ``jobs`` gives a
-    different (statistically equivalent) sample. ``event`` numbers are 1..N over the file.
-    Workers are started with ``spawn``: a script calling :func:`generate_sample` with
-    ``jobs > 1`` needs the usual ``if __name__ == "__main__":`` guard (the CLI has it).
+pTHat bins (``pthat_bins``, CLI ``--pthat-bins 10,15,20,...``; ``qcd`` and ``wjets``)
+    One file per bin ``[E_i, E_i+1)`` (``PhaseSpace:pTHatMin/pTHatMax``; the last bin is open),
+    unbiased within each bin (``genWeight = 1``) unless ``bias_pow`` is also given. Unbiased
+    bins are the default because within a bin every event then has the same absolute weight
+    ``sigma_b / N_b``: the effective count of any selection is its event count, and the bin
+    event counts set the statistical power exactly where a rate needs it (a bias only reshapes
+    the pTHat spectrum inside a bin, which narrow bins already do). The files of one sample
+    are stitched by :mod:`qtrigger.samples` (``sigma = sum_b sigma_b``, per-event weight
+    ``sigma_b w / sum_b w``). ``Generator_binvar`` (per event, as in NanoAOD) is Pythia's pTHat.
 
-``Runs`` tree (one entry per file; after a merge still one entry)
-    ``genEventCount`` (int64), ``genEventSumw``/``genEventSumw2`` (float64, sums over parts),
-    ``genXsec_mb``/``genXsecErr_mb`` (float64: average of the parts' cross-sections weighted
+Seeds, chunks and Dask
+    The events of each bin are cut into chunks of ``chunk_size`` events (the last may be
+    smaller); chunk ``k`` of bin ``b`` uses Pythia ``Random:seed = seed * 1,000,000 +
+    b * 10,000 + k`` (:func:`chunk_seed`; 1 <= seed <= 449). Chunks run as tasks on
+    dask.distributed (a ``LocalCluster`` of ``workers`` single-threaded processes by default,
+    or an existing scheduler; ``workers = 0`` runs them in this process) and write part files
+    next to the output; the parts are merged in chunk order into each bin's file. So the same
+    (seed, bins, events, chunk_size) gives identical event content on any number of workers.
+    Legacy ``jobs = K`` (one bin only) cuts the sample into K near-equal chunks seeded
+    ``seed`` (K = 1) or ``seed * 1000 + k``, which reproduces samples made before chunking
+    (``data/default``). ``event`` numbers are 1..N over each file.
+
+``Runs`` tree (one entry per file)
+    ``genEventCount`` (int64), ``genEventSumw``/``genEventSumw2`` (float64, sums over chunks),
+    ``genXsec_mb``/``genXsecErr_mb`` (float64: average of the chunks' cross-sections weighted
     by their event counts; error ``sqrt(sum (n_k err_k)^2) / sum n_k``), ``isMinBias``
-    (int32), ``pthatMin`` (float64, 0 where no pTHat cut applies), ``seed`` (int64, the base
+    (int32), ``pthatMin``/``pthatMax`` (float64; 0 and +inf where no pTHat cut applies),
+    ``genFilterEff`` (float64, 1: no generator filter is applied), ``seed`` (int64, the base
     seed).
 
-Output is written to a temporary file in the target directory and renamed at the end, so
-an interrupted run leaves no half-written output.
+Output is written to temporary files in the target directory and renamed only when every
+bin is complete, so an interrupted or failed run leaves no output file and no parts.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import math
 import os
+import shutil
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from qtrigger.errors import QTriggerError
+from qtrigger.samples import combine_same_bin
 
 PROCESSES = ("ttbar", "qcd", "wjets", "minbias")
 SEED_MAX = 450_000_000  # Pythia accepts up to 900,000,000; the upper half is for pileup
 PILEUP_SEED_OFFSET = 450_000_000
+SEED_STRIDE = 1_000_000  # chunk seed = seed * SEED_STRIDE + bin * BIN_STRIDE + chunk
+BIN_STRIDE = 10_000
+MAX_BINS = SEED_STRIDE // BIN_STRIDE
+DEFAULT_CHUNK_SIZE = 500
 GHOST_SCALE = 1e-18
 JET_R = 0.4
 NEUTRINOS = (12, 14, 16)
@@ -133,7 +156,7 @@ JET_FIELDS = {
     "hadronFlavour": np.int32,
     "partonFlavour": np.int32,
 }
-EVENT_FIELDS = {"event": np.uint64, "genWeight": np.float32}
+EVENT_FIELDS = {"event": np.uint64, "genWeight": np.float32, "Generator_binvar": np.float32}
 RUNS_FIELDS = {
     "genEventCount": np.int64,
     "genEventSumw": np.float64,
@@ -142,6 +165,8 @@ RUNS_FIELDS = {
     "genXsecErr_mb": np.float64,
     "isMinBias": np.int32,
     "pthatMin": np.float64,
+    "pthatMax": np.float64,
+    "genFilterEff": np.float64,
     "seed": np.int64,
 }
 PART_COMPRESSION = ("ZLIB", 1)  # parts are recompressed by the merge
@@ -178,7 +203,8 @@ def _compression(spec):
 # --------------------------------------------------------------------------- Pythia setup
 
 
-def process_settings(process: str, pthat_min: float = 30.0, bias_pow: float | None = None) -> list[str]:
+def process_settings(process: str, pthat_min: float = 30.0, bias_pow: float | None = None,
+                     pthat_max: float | None = None) -> list[str]:
     """Pythia ``readString`` settings for one process (without seed and print settings)."""
     common = ["Beams:idA = 2212", "Beams:idB = 2212", "Beams:eCM = 13000."]
     if process == "ttbar":
@@ -195,6 +221,8 @@ def process_settings(process: str, pthat_min: float = 30.0, bias_pow: float | No
         proc = ["SoftQCD:nonDiffractive = on"]
     else:
         raise QTriggerError(f"unknown process {process!r}; expected one of {', '.join(PROCESSES)}")
+    if pthat_max is not None and process in ("qcd", "wjets"):
+        proc.append(f"PhaseSpace:pTHatMax = {pthat_max}")
     if bias_pow is not None:
         proc += [
             "PhaseSpace:bias2Selection = on",
@@ -471,19 +499,15 @@ def _write_runs(runs_tree, runs: dict) -> None:
     runs_tree.extend({k: np.array([runs[k]], dtype=dtype) for k, dtype in RUNS_FIELDS.items()})
 
 
-def _read_runs(path: Path) -> dict:
-    import uproot
-
-    with uproot.open(path) as file:
-        arrays = file["Runs"].arrays(list(RUNS_FIELDS), library="np")
-    return {k: arrays[k][0].item() for k in RUNS_FIELDS}
-
-
-# --------------------------------------------------------------------------- one job
+# --------------------------------------------------------------------------- one chunk
 
 
 def _generate_part(spec: dict) -> dict:
-    """Generate ``spec['n_events']`` events into ``spec['path']`` (runs in a worker)."""
+    """Generate ``spec['n_events']`` events into ``spec['path']`` (runs in a Dask worker).
+
+    Returns the counts, the ``Runs`` entry written and the seconds taken. ``spec['bar']``
+    (in-process runs only) is a progress bar updated per batch.
+    """
     import awkward as ak
 
     pythia8mc, fastjet = _import_generators()
@@ -503,6 +527,7 @@ def _generate_part(spec: dict) -> dict:
             n = min(spec["batch_size"], spec["n_events"] - done)
             batch = _next_batch(pythia, n)
             weight = ak.to_numpy(batch["info"]["weights"][:, 0]).astype(np.float64)
+            pthat = np.sqrt(ak.to_numpy(batch["info"]["pT2Hat"]).astype(np.float64))
             pieces = _hard_inputs(batch, charges)
             if pu_pythia is not None:
                 pieces += _pileup_inputs(pu_pythia, rng, spec["pileup"], n, charges)
@@ -513,16 +538,18 @@ def _generate_part(spec: dict) -> dict:
                 {
                     "event": np.arange(first, first + n, dtype=np.uint64),
                     "genWeight": weight.astype(np.float32),
+                    "Generator_binvar": pthat.astype(np.float32),
                     "Jet": _to_awkward(cols, njet),
                 }
             )
             _count(counts, n, weight, cols)
             done += n
-            _report_progress(spec, n)
+            if spec.get("bar") is not None:
+                spec["bar"].update(n)
         info = pythia.infoPython()  # a fresh object: older handles show stale sigmaGen
         runs = _runs_entry(spec, counts, info.sigmaGen(), info.sigmaErr())
         _write_runs(runs_tree, runs)
-    counts["xsec_mb"], counts["xsec_err_mb"] = runs["genXsec_mb"], runs["genXsecErr_mb"]
+    counts["runs"] = runs
     counts["seconds"] = time.perf_counter() - t0
     return counts
 
@@ -545,96 +572,178 @@ def _runs_entry(spec: dict, counts: dict, xsec: float, xsec_err: float) -> dict:
         "genXsecErr_mb": xsec_err,
         "isMinBias": int(spec["process"] == "minbias"),
         "pthatMin": spec["pthat_min"],
+        "pthatMax": spec["pthat_max"],
+        "genFilterEff": 1.0,
         "seed": spec["base_seed"],
     }
 
 
-def _report_progress(spec: dict, n: int) -> None:
-    queue, bar = spec.get("queue"), spec.get("bar")
-    if queue is not None:
-        queue.put(n)
-    if bar is not None:
-        bar.update(n)
+# --------------------------------------------------------------------------- bins, chunks, seeds
 
 
-# --------------------------------------------------------------------------- parallel jobs
+def parse_pthat_bins(edges: str | list[float]) -> list[tuple[float, float]]:
+    """``"15,30,50"`` (or ``[15, 30, 50]``) -> ``[(15, 30), (30, 50), (50, inf)]``: bins [min, max), last open."""
+    try:
+        values = [float(x) for x in (edges.split(",") if isinstance(edges, str) else edges)]
+    except ValueError:
+        raise QTriggerError(f"--pthat-bins must be comma-separated numbers in GeV, got {edges!r}") from None
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values) or any(
+            b <= a for a, b in zip(values, values[1:])):
+        raise QTriggerError(f"--pthat-bins must be increasing finite edges >= 0 GeV, got {edges!r}")
+    if len(values) > MAX_BINS:
+        raise QTriggerError(f"--pthat-bins: at most {MAX_BINS} bins, got {len(values)}")
+    return list(zip(values, values[1:] + [math.inf]))
 
 
-def _split(n_events: int, jobs: int) -> list[int]:
-    return [n_events // jobs + (1 if k < n_events % jobs else 0) for k in range(jobs)]
+def chunk_seed(seed: int, bin_index: int, chunk_index: int) -> int:
+    """Pythia seed of one chunk: ``seed * 1,000,000 + bin_index * 10,000 + chunk_index``."""
+    return seed * SEED_STRIDE + bin_index * BIN_STRIDE + chunk_index
 
 
-def _run_parallel(specs: list[dict], progress: bool, total: int) -> list[dict]:
-    """Run part specs in spawned processes; a shared queue feeds one progress bar."""
-    import multiprocessing as mp
-    import queue as queue_mod
-    from concurrent.futures import ProcessPoolExecutor, wait
+@dataclass(frozen=True)
+class Chunk:
+    """One task: ``n_events`` events of one pTHat bin with their own Pythia seed."""
 
+    bin_index: int
+    index: int
+    n_events: int
+    pythia_seed: int
+    first_event: int  # event number of its first event in the bin's file (1-based)
+
+
+def plan_chunks(events_per_bin: list[int], seed: int, chunk_size: int, jobs: int | None = None) -> list[Chunk]:
+    """Chunks in merge order: per bin, consecutive chunks of ``chunk_size`` events (the last may be
+    smaller) seeded by :func:`chunk_seed`; ``jobs = K`` (legacy, one bin) is K near-equal chunks
+    seeded ``seed`` (K = 1) or ``seed * 1000 + k``, as samples made before chunking were."""
+    if jobs is not None:
+        sizes = [events_per_bin[0] // jobs + (1 if k < events_per_bin[0] % jobs else 0) for k in range(jobs)]
+        starts = np.concatenate([[1], 1 + np.cumsum(sizes)[:-1]]).tolist()
+        return [Chunk(0, k, sizes[k], seed if jobs == 1 else seed * 1000 + k, int(starts[k]))
+                for k in range(jobs) if sizes[k] > 0]
+    chunks = []
+    for b, n in enumerate(events_per_bin):
+        for k, first in enumerate(range(0, n, chunk_size)):
+            chunks.append(Chunk(b, k, min(chunk_size, n - first), chunk_seed(seed, b, k), first + 1))
+    return chunks
+
+
+def bin_outputs(output: str | os.PathLike, process: str, bins: list[tuple[float, float]] | None) -> list[Path]:
+    """Output files: ``output`` itself without bins; with bins, one file per bin named
+    ``<process>_pthat<min>to<max|Inf>.root`` in the directory ``output``, or
+    ``<prefix>_pthat<min>to<max|Inf>.root`` when ``output`` is a prefix (a ``.root`` suffix is dropped)."""
+    if bins is None:
+        return [Path(output)]
+    out = Path(output)
+    if out.is_dir() or str(output).endswith(("/", os.sep)):
+        directory, stem = out, process
+    else:
+        directory, stem = out.parent, out.name.removesuffix(".root")
+    return [directory / f"{stem}_pthat{lo:g}to{'Inf' if math.isinf(hi) else f'{hi:g}'}.root" for lo, hi in bins]
+
+
+# --------------------------------------------------------------------------- running chunks
+
+
+@contextlib.contextmanager
+def _dask_client(workers: int, scheduler):
+    """A Client on a new LocalCluster of ``workers`` single-threaded processes, or on ``scheduler``
+    (an address ``tcp://host:8786``, a ``distributed.Client`` or a cluster object)."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is None:
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+            yield client
+        return
+    if isinstance(scheduler, Client):
+        yield scheduler
+        return
+    address = getattr(scheduler, "scheduler_address", scheduler)
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as err:
+        reason = " ".join(str(err).split())
+        raise QTriggerError(f"generate: cannot connect to the Dask scheduler at {address} ({reason})") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _run_chunks(specs: list[dict], workers: int, scheduler, progress: bool) -> list[dict]:
+    """Run every chunk spec (in this process when ``workers == 0`` and no scheduler); results in spec order."""
     from tqdm import tqdm
 
-    ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager, ProcessPoolExecutor(len(specs), mp_context=ctx) as pool:
-        q = manager.Queue()
-        futures = [pool.submit(_generate_part, {**s, "queue": q}) for s in specs]
-        with tqdm(total=total, unit="ev", disable=not progress, desc="generate") as bar:
-            pending = set(futures)
-            while pending:
-                _, pending = wait(pending, timeout=0.5)
-                try:
-                    while True:
-                        bar.update(q.get_nowait())
-                except queue_mod.Empty:
-                    pass
-        return [f.result() for f in futures]
+    total = sum(s["n_events"] for s in specs)
+    with tqdm(total=total, unit="ev", disable=not progress, desc="generate", file=sys.stderr) as bar:
+        if workers == 0 and scheduler is None:
+            return [_generate_part({**spec, "bar": bar}) for spec in specs]
+        from distributed import as_completed
+
+        with _dask_client(workers, scheduler) as client:
+            futures = [client.submit(_generate_part, spec, key=f"generate-{os.getpid()}-{i}", pure=False)
+                       for i, spec in enumerate(specs)]
+            try:
+                for future in as_completed(futures):
+                    result = future.result()  # re-raises a worker's error here
+                    bar.update(result["events"])
+                return [f.result() for f in futures]
+            finally:
+                for future in futures:
+                    future.cancel()
 
 
-def _merge_parts(parts: list[Path], target: Path, compression, base_seed: int, step: int = 20000) -> dict:
-    """Concatenate part files into ``target`` chunk by chunk; combine their Runs entries."""
+def _merge_parts(parts: list[Path], target: Path, runs: dict, step: int = 20000) -> None:
+    """Concatenate part files, in order, into ``target`` (LZMA) with one ``Runs`` entry."""
     import awkward as ak
     import uproot
 
-    runs = [_read_runs(p) for p in parts]
-    file, events_tree, runs_tree = _open_output(target, compression)
+    file, events_tree, runs_tree = _open_output(target, OUTPUT_COMPRESSION)
     with file:
         for part in parts:
             with uproot.open(part) as f:
                 for chunk in f["Events"].iterate(step_size=step, library="ak"):
                     jets = ak.zip({k: chunk[f"Jet_{k}"] for k in JET_FIELDS})
-                    events_tree.extend({"event": chunk["event"], "genWeight": chunk["genWeight"], "Jet": jets})
-        merged = combine_runs(runs)
-        merged["seed"] = base_seed
-        _write_runs(runs_tree, merged)
-    return merged
+                    events_tree.extend({**{k: chunk[k] for k in EVENT_FIELDS}, "Jet": jets})
+        _write_runs(runs_tree, runs)
 
 
 def combine_runs(runs: list[dict]) -> dict:
-    """One Runs entry from several: counts and weight sums add, cross-sections are averaged
-    weighted by event counts (error: sqrt(sum (n_k err_k)^2) / sum n_k)."""
-    n = np.array([r["genEventCount"] for r in runs], dtype=np.float64)
-    xs = np.array([r["genXsec_mb"] for r in runs])
-    err = np.array([r["genXsecErr_mb"] for r in runs])
-    out = dict(runs[0])
-    out["genEventCount"] = int(n.sum())
-    out["genEventSumw"] = float(sum(r["genEventSumw"] for r in runs))
-    out["genEventSumw2"] = float(sum(r["genEventSumw2"] for r in runs))
-    out["genXsec_mb"] = float((n * xs).sum() / n.sum())
-    out["genXsecErr_mb"] = float(np.sqrt(((n * err) ** 2).sum()) / n.sum())
-    return out
+    """Deprecated alias of :func:`qtrigger.samples.combine_same_bin` (files of one bin)."""
+    return combine_same_bin(runs)
 
 
 # --------------------------------------------------------------------------- public API
 
 
-def _validate(process, n_events, seed, jobs, pileup, bias_pow, batch_size, jet_pt_min, jet_eta_max):
+def _validate(process, events_per_bin, seed, jobs, pileup, bias_pow, batch_size, jet_pt_min, jet_eta_max,
+              bins, chunk_size, workers):
     if process not in PROCESSES:
         raise QTriggerError(f"unknown process {process!r}; expected one of {', '.join(PROCESSES)}")
-    if int(n_events) <= 0:
-        raise QTriggerError(f"number of events must be > 0, got {n_events}")
-    if jobs < 1 or batch_size < 1:
-        raise QTriggerError(f"jobs and batch size must be >= 1, got jobs={jobs}, batch_size={batch_size}")
-    max_seed = SEED_MAX - 1 if jobs == 1 else (SEED_MAX - jobs) // 1000
+    if bins is not None and process not in ("qcd", "wjets"):
+        raise QTriggerError(f"--pthat-bins applies to pTHat-generated processes (qcd, wjets), not {process}")
+    if bins is not None and len(events_per_bin) not in (1, len(bins)):
+        raise QTriggerError(f"--events gives {len(events_per_bin)} counts for {len(bins)} pTHat bins; "
+                            "give one count (each bin) or one per bin")
+    if any(int(n) <= 0 for n in events_per_bin):
+        raise QTriggerError(f"number of events must be > 0, got {', '.join(str(n) for n in events_per_bin)}")
+    if batch_size < 1 or chunk_size < 1 or (jobs is not None and jobs < 1):
+        raise QTriggerError(f"batch size, chunk size and jobs must be >= 1, got {batch_size}, {chunk_size}, {jobs}")
+    if jobs is not None and bins is not None:
+        raise QTriggerError("--jobs is the legacy split of one sample into K seeded parts; with --pthat-bins "
+                            "use --chunk-size (seeds) and --workers (parallelism)")
+    if workers is not None and workers < 0:
+        raise QTriggerError(f"--workers must be >= 0 (0 = in this process), got {workers}")
+    if jobs is None:
+        max_seed = (SEED_MAX - SEED_STRIDE) // SEED_STRIDE
+        if max(events_per_bin) > chunk_size * BIN_STRIDE:
+            raise QTriggerError(f"at most {BIN_STRIDE} chunks per bin: use --chunk-size >= "
+                                f"{math.ceil(max(events_per_bin) / BIN_STRIDE)}")
+    else:
+        max_seed = SEED_MAX - 1 if jobs == 1 else (SEED_MAX - jobs) // 1000
     if not 1 <= seed <= max_seed:
-        raise QTriggerError(f"seed must be in 1..{max_seed} for jobs={jobs}, got {seed}")
+        scheme = f"jobs={jobs}" if jobs is not None else "chunked seeds"
+        raise QTriggerError(f"seed must be in 1..{max_seed} for {scheme}, got {seed}")
     if pileup < 0 or not math.isfinite(pileup):
         raise QTriggerError(f"pileup must be a finite number >= 0, got {pileup}")
     if bias_pow is not None and process not in ("qcd", "wjets"):
@@ -643,13 +752,22 @@ def _validate(process, n_events, seed, jobs, pileup, bias_pow, batch_size, jet_p
         raise QTriggerError(f"jet cuts must be pt_min >= 0 and eta_max > 0, got {jet_pt_min}, {jet_eta_max}")
 
 
+def _check_outputs(outputs: list[Path], overwrite: bool) -> None:
+    existing = [str(p) for p in outputs if p.exists()]
+    if existing and not overwrite:
+        raise QTriggerError(f"output {', '.join(existing)} already exists (use --overwrite to replace it)")
+    for parent in {p.parent for p in outputs}:
+        if not parent.is_dir():
+            raise QTriggerError(f"output directory {parent} does not exist")
+
+
 def generate_sample(
     process: str,
-    n_events: int,
+    n_events: int | list[int],
     seed: int,
     output: str | os.PathLike,
     pthat_min: float = 30.0,
-    jobs: int = 1,
+    jobs: int | None = None,
     pileup: float = 0.0,
     jet_pt_min: float = 20.0,
     jet_eta_max: float = 2.5,
@@ -657,125 +775,168 @@ def generate_sample(
     bias_pow: float | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    pthat_bins: str | list[float] | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    workers: int | None = None,
+    scheduler=None,
 ) -> dict:
     """Generate ``n_events`` events of ``process`` and write NanoAOD-schema jets to ``output``.
 
-    See the module docstring for the physics content, seeds, parallel jobs and the schema.
-    ``batch_size`` events are generated, clustered and written at a time (memory is flat).
-    Raises :class:`QTriggerError` for bad inputs, an existing ``output`` without
-    ``overwrite``, or missing generator packages.
+    See the module docstring for the physics content, pTHat bins, seeds, Dask and the schema.
+    ``pthat_bins`` (edges, last bin open; qcd/wjets) writes one file per bin (:func:`bin_outputs`),
+    ``n_events`` events in each (or a list, one count per bin); ``pthat_min`` is then unused.
+    ``workers``: LocalCluster size (default: the cores, at most the number of chunks; 0 runs in
+    this process without Dask); ``scheduler``: an existing cluster's address, Client or cluster.
+    Raises :class:`QTriggerError` for bad inputs, an existing output without ``overwrite``, or
+    missing generator packages, before anything is generated.
 
     Returns a summary: ``events``, ``jets``, ``jets_per_flavour`` ({0, 4, 5} -> count),
-    ``xsec_mb``, ``xsec_err_mb``, ``sumw``, ``sumw2``, ``seconds``, ``jets_per_s`` and
-    ``output``.
+    ``xsec_mb``/``xsec_err_mb`` (stitched over bins), ``sumw``, ``sumw2``, ``seconds``,
+    ``jets_per_s``, ``output`` (the file, or the first bin's), ``outputs``, ``chunks``,
+    ``workers`` and ``bins`` (per output file: ``output``, ``pthat_min``, ``pthat_max``,
+    ``events``, ``jets``, ``xsec_mb``, ``xsec_err_mb``, ``sumw``, ``sumw2``).
     """
-    _validate(process, n_events, seed, jobs, pileup, bias_pow, batch_size, jet_pt_min, jet_eta_max)
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise QTriggerError(f"output {output} already exists (use --overwrite to replace it)")
-    if not output.parent.is_dir():
-        raise QTriggerError(f"output directory {output.parent} does not exist")
+    bins = None if pthat_bins is None else parse_pthat_bins(pthat_bins)
+    counts = [int(n) for n in (n_events if isinstance(n_events, (list, tuple)) else [n_events])]
+    _validate(process, counts, seed, jobs, pileup, bias_pow, batch_size, jet_pt_min, jet_eta_max,
+              bins, chunk_size, workers)
+    if bins is None:
+        bins = [(_applied_pthat_min(process, pthat_min), math.inf)]
+    elif len(counts) == 1:
+        counts = counts * len(bins)
+    outputs = bin_outputs(output, process, None if pthat_bins is None else bins)
+    _check_outputs(outputs, overwrite)
     _import_generators()
+
+    chunks = plan_chunks(counts, int(seed), int(chunk_size), jobs)
+    if workers is None:
+        workers = 0 if scheduler is None and len(chunks) == 1 else min(os.cpu_count() or 1, len(chunks))
     t0 = time.perf_counter()
-    tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
-    base = {
-        "process": process,
-        "settings": process_settings(process, pthat_min, bias_pow),
-        "pthat_min": _applied_pthat_min(process, pthat_min),
-        "pileup": float(pileup),
-        "jet_pt_min": float(jet_pt_min),
-        "jet_eta_max": float(jet_eta_max),
-        "batch_size": int(batch_size),
-        "base_seed": int(seed),
-    }
+    token = f"{os.getpid()}-{time.time_ns()}"
+    parts_dir = outputs[0].parent / f".{outputs[0].stem}.parts-{token}"
+    tmps = [p.with_name(f".{p.name}.tmp{token}") for p in outputs]
     try:
-        results, runs = _generate(base, int(n_events), int(seed), int(jobs), output, tmp, progress)
-        os.replace(tmp, output)
+        parts_dir.mkdir()
+        specs = [_chunk_spec(process, bins[c.bin_index], c, parts_dir, pthat_bins is None, pthat_min, bias_pow,
+                             pileup, jet_pt_min, jet_eta_max, batch_size, seed) for c in chunks]
+        results = _run_chunks(specs, workers, scheduler, progress)
+        per_bin = []
+        for b, tmp in enumerate(tmps):
+            mine = [k for k, c in enumerate(chunks) if c.bin_index == b]
+            runs = combine_same_bin([results[k]["runs"] for k in mine])
+            runs["seed"] = int(seed)
+            _merge_parts([Path(specs[k]["path"]) for k in mine], tmp, runs)
+            per_bin.append(_bin_summary(outputs[b], bins[b], [results[k] for k in mine], runs))
+        for tmp, out in zip(tmps, outputs):  # all bins complete: only now replace the outputs
+            os.replace(tmp, out)
     finally:
-        tmp.unlink(missing_ok=True)
-    return _summary(results, runs, output, time.perf_counter() - t0)
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+        shutil.rmtree(parts_dir, ignore_errors=True)
+    return _summary(per_bin, outputs, len(chunks), workers, time.perf_counter() - t0)
 
 
-def _generate(base, n_events, seed, jobs, output, tmp, progress):
-    """(per-part counts, Runs entry) after writing ``tmp``."""
-    from tqdm import tqdm
-
-    if jobs == 1:
-        spec = {**base, "n_events": n_events, "pythia_seed": seed, "event_start": 1, "path": tmp,
-                "compression": OUTPUT_COMPRESSION}
-        with tqdm(total=n_events, unit="ev", disable=not progress, desc="generate") as bar:
-            result = _generate_part({**spec, "bar": bar})
-        return [result], _read_runs(tmp)
-    sizes = _split(n_events, jobs)
-    starts = np.concatenate([[1], 1 + np.cumsum(sizes)[:-1]]).tolist()
-    parts = [output.with_name(f"{output.stem}_part{k}.root") for k in range(jobs)]
-    specs = [
-        {**base, "n_events": sizes[k], "pythia_seed": seed * 1000 + k, "event_start": starts[k],
-         "path": parts[k], "compression": PART_COMPRESSION}
-        for k in range(jobs) if sizes[k] > 0
-    ]
-    try:
-        results = _run_parallel(specs, progress, n_events)
-        runs = _merge_parts([s["path"] for s in specs], tmp, OUTPUT_COMPRESSION, seed)
-    finally:
-        for part in parts:
-            part.unlink(missing_ok=True)
-    return results, runs
-
-
-def _summary(results: list[dict], runs: dict, output: Path, seconds: float) -> dict:
-    jets = sum(r["jets"] for r in results)
+def _chunk_spec(process, pthat_range, chunk: Chunk, parts_dir: Path, unbinned: bool, pthat_min, bias_pow,
+                pileup, jet_pt_min, jet_eta_max, batch_size, seed) -> dict:
+    lo, hi = pthat_range
+    settings = process_settings(process, pthat_min if unbinned else lo, bias_pow,
+                                pthat_max=None if math.isinf(hi) else hi)
     return {
-        "output": str(output),
-        "events": sum(r["events"] for r in results),
-        "jets": jets,
+        "process": process, "settings": settings, "pthat_min": lo, "pthat_max": hi,
+        "pileup": float(pileup), "jet_pt_min": float(jet_pt_min), "jet_eta_max": float(jet_eta_max),
+        "batch_size": int(batch_size), "base_seed": int(seed), "n_events": chunk.n_events,
+        "pythia_seed": chunk.pythia_seed, "event_start": chunk.first_event,
+        "path": str(parts_dir / f"bin{chunk.bin_index}_chunk{chunk.index}.root"), "compression": PART_COMPRESSION,
+    }
+
+
+def _bin_summary(output: Path, pthat_range, results: list[dict], runs: dict) -> dict:
+    return {
+        "output": str(output), "pthat_min": pthat_range[0], "pthat_max": pthat_range[1],
+        "events": sum(r["events"] for r in results), "jets": sum(r["jets"] for r in results),
         "jets_per_flavour": {f: sum(r["flavour"][f] for r in results) for f in (0, 4, 5)},
-        "xsec_mb": runs["genXsec_mb"],
-        "xsec_err_mb": runs["genXsecErr_mb"],
-        "sumw": runs["genEventSumw"],
-        "sumw2": runs["genEventSumw2"],
+        "xsec_mb": runs["genXsec_mb"], "xsec_err_mb": runs["genXsecErr_mb"],
+        "sumw": runs["genEventSumw"], "sumw2": runs["genEventSumw2"],
+        "chunk_seconds": sum(r["seconds"] for r in results),
+    }
+
+
+def _summary(per_bin: list[dict], outputs: list[Path], n_chunks: int, workers: int, seconds: float) -> dict:
+    jets = sum(b["jets"] for b in per_bin)
+    return {
+        "output": str(outputs[0]),
+        "outputs": [str(p) for p in outputs],
+        "events": sum(b["events"] for b in per_bin),
+        "jets": jets,
+        "jets_per_flavour": {f: sum(b["jets_per_flavour"][f] for b in per_bin) for f in (0, 4, 5)},
+        "xsec_mb": sum(b["xsec_mb"] for b in per_bin),
+        "xsec_err_mb": math.sqrt(sum(b["xsec_err_mb"] ** 2 for b in per_bin)),
+        "sumw": sum(b["sumw"] for b in per_bin),
+        "sumw2": sum(b["sumw2"] for b in per_bin),
         "seconds": seconds,
         "jets_per_s": jets / seconds if seconds > 0 else float("nan"),
+        "chunks": n_chunks,
+        "workers": workers,
+        "bins": per_bin,
     }
 
 
 # --------------------------------------------------------------------------- CLI glue
 
 
+def _event_counts(text: str) -> list[int]:
+    try:
+        return [int(x) for x in str(text).split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or N1,N2,... (events per pTHat bin), got {text!r}") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``qtrigger generate`` options to ``parser``."""
+    """Add the ``qtrigger data generate`` options to ``parser``."""
     parser.add_argument("--process", required=True, choices=PROCESSES, help="physics process")
-    parser.add_argument("--events", required=True, type=int, metavar="N", help="number of events")
+    parser.add_argument("--events", required=True, type=_event_counts, metavar="N",
+                        help="number of events (with --pthat-bins: per bin, or N1,N2,... one per bin)")
     parser.add_argument("--seed", type=int, default=1, help="base random seed (default 1)")
-    parser.add_argument("-o", "--output", required=True, metavar="FILE.root", help="output ROOT file")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE.root|DIR/|PREFIX",
+                        help="output ROOT file; with --pthat-bins a directory or a file-name prefix")
     parser.add_argument("--pthat-min", type=float, default=30.0, help="pTHat cut for qcd/wjets [GeV] (default 30)")
+    parser.add_argument("--pthat-bins", default=None, metavar="E0,E1,...",
+                        help="pTHat bin edges [GeV] for qcd/wjets: bins [E0,E1), ..., [En,inf), one file each")
     parser.add_argument("--bias-pow", type=float, default=None,
                         help="pTHat bias power for qcd/wjets (weighted events; default: unbiased)")
-    parser.add_argument("--jobs", type=int, default=1, help="parallel processes (default 1)")
+    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
+                        help=f"events per seeded chunk (default {DEFAULT_CHUNK_SIZE}); part of what fixes the sample")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="LocalCluster worker processes (default: the cores; 0 = in this process)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run on an existing Dask scheduler, e.g. tcp://host:8786 (shared filesystem needed)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="legacy: K parts seeded seed*1000+k (reproduces samples made with --jobs)")
     parser.add_argument("--pileup", type=float, default=0.0, metavar="MU", help="mean pileup interactions (default 0)")
     parser.add_argument("--jet-pt-min", type=float, default=20.0, help="jet pt cut [GeV] (default 20)")
     parser.add_argument("--jet-eta-max", type=float, default=2.5, help="jet |eta| cut (default 2.5)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _counts_text(summary: dict) -> str:
+    flav = summary["jets_per_flavour"]
+    return (f"{summary['events']} events, {summary['jets']} jets "
+            f"(b {flav[5]}, c {flav[4]}, light {flav[0]})")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """Run :func:`generate_sample` from parsed CLI arguments; print a one-line summary."""
+    """Run :func:`generate_sample` from parsed CLI arguments; print one line per output file."""
     s = generate_sample(
-        process=args.process,
-        n_events=args.events,
-        seed=args.seed,
-        output=args.output,
-        pthat_min=args.pthat_min,
-        jobs=args.jobs,
-        pileup=args.pileup,
-        jet_pt_min=args.jet_pt_min,
-        jet_eta_max=args.jet_eta_max,
-        bias_pow=args.bias_pow,
-        overwrite=args.overwrite,
+        process=args.process, n_events=args.events, seed=args.seed, output=args.output,
+        pthat_min=args.pthat_min, jobs=args.jobs, pileup=args.pileup, jet_pt_min=args.jet_pt_min,
+        jet_eta_max=args.jet_eta_max, bias_pow=args.bias_pow, overwrite=args.overwrite,
+        pthat_bins=args.pthat_bins, chunk_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler,
     )
-    flav = s["jets_per_flavour"]
-    print(
-        f"{s['output']}: {s['events']} events, {s['jets']} jets (b {flav[5]}, c {flav[4]}, light {flav[0]}), "
-        f"xsec {s['xsec_mb']:.4g} +- {s['xsec_err_mb']:.2g} mb, {s['seconds']:.1f} s, {s['jets_per_s']:.0f} jets/s"
-    )
+    if len(s["bins"]) > 1:
+        for b in s["bins"]:
+            print(f"{b['output']}: {_counts_text(b)}, xsec {b['xsec_mb']:.4g} +- {b['xsec_err_mb']:.2g} mb")
+    where = s["output"] if len(s["bins"]) == 1 else f"{len(s['outputs'])} pTHat-bin files"
+    print(f"{where}: {_counts_text(s)}, xsec {s['xsec_mb']:.4g} +- {s['xsec_err_mb']:.2g} mb, "
+          f"{s['seconds']:.1f} s, {s['jets_per_s']:.0f} jets/s ({s['chunks']} chunks, "
+          f"{s['workers'] or 'no'} Dask workers)")
     return 0

@@ -327,6 +327,11 @@ def event_xsec_weights_mb(info: SampleInfo, event_file: np.ndarray, gen_weight: 
     scale = np.zeros(len(bins), dtype=np.float64)
     given = np.bincount(event_bin, minlength=len(bins))
     given_sumw = np.bincount(event_bin, weights=weight, minlength=len(bins))
+    absent = [b for k, b in enumerate(bins) if given[k] == 0 and b.n_events > 0]
+    if absent and len(absent) < len(bins):
+        raise QTriggerError(
+            f"no events given from pTHat bin {absent[0].label()} ({', '.join(absent[0].files)}) of {info.where()}: "
+            "a stitched sample must be read with every bin (no max_events cut, a by-event split)")
     for k, b in enumerate(bins):
         if given[k] == 0:
             continue

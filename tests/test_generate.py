@@ -38,11 +38,12 @@ def ttbar(tmp_path_factory):
 
 def test_schema_branches_and_dtypes(ttbar):
     events, types = ttbar["events"], ttbar["types"]
-    expected = {"nJet", "event", "genWeight", *JET_DTYPES}
+    expected = {"nJet", "event", "genWeight", "Generator_binvar", *JET_DTYPES}
     assert set(types) == expected
     assert events["nJet"].to_numpy().dtype == np.int32
     assert events["event"].to_numpy().dtype == np.uint64
     assert events["genWeight"].to_numpy().dtype == np.float32
+    assert events["Generator_binvar"].to_numpy().dtype == np.float32
     for name, dtype in JET_DTYPES.items():
         assert ak.flatten(events[name]).to_numpy().dtype == dtype, name
     assert len(events) == N_TTBAR
@@ -103,6 +104,7 @@ def test_runs_tree(ttbar):
     assert 1e-7 < runs["genXsec_mb"][0] < 2e-6
     assert 0 < runs["genXsecErr_mb"][0] < runs["genXsec_mb"][0]
     assert runs["isMinBias"][0] == 0 and runs["seed"][0] == 5 and runs["pthatMin"][0] == 0.0
+    assert runs["pthatMax"][0] == np.inf and runs["genFilterEff"][0] == 1.0
 
 
 def test_same_seed_identical_different_seed_differs(tmp_path):
@@ -161,7 +163,9 @@ def test_cli_glue(tmp_path, capsys, ttbar):
     parser = argparse.ArgumentParser()
     generate.add_arguments(parser)
     args = parser.parse_args(["--process", "ttbar", "--events", "5", "-o", str(ttbar["path"])])
-    assert (args.seed, args.jobs, args.pthat_min, args.bias_pow, args.pileup) == (1, 1, 30.0, None, 0.0)
+    assert (args.seed, args.jobs, args.pthat_min, args.bias_pow, args.pileup) == (1, None, 30.0, None, 0.0)
+    assert (args.events, args.pthat_bins, args.chunk_size, args.workers, args.scheduler) == (
+        [5], None, generate.DEFAULT_CHUNK_SIZE, None, None)
     assert (args.jet_pt_min, args.jet_eta_max, args.overwrite) == (20.0, 2.5, False)
     with pytest.raises(QTriggerError, match="already exists"):
         generate.run_from_args(args)
@@ -178,3 +182,120 @@ def test_missing_generator_packages(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pythia8mc", None)  # import -> ImportError
     with pytest.raises(QTriggerError, match=r"pip install '\.\[generate\]'"):
         generate.generate_sample("ttbar", 10, 1, tmp_path / "x.root", progress=False)
+
+
+# --------------------------------------------------------------------------- pTHat bins, chunks, Dask
+
+
+def test_bin_and_chunk_planning():
+    assert generate.parse_pthat_bins("15,30,50") == [(15.0, 30.0), (30.0, 50.0), (50.0, np.inf)]
+    for bad in ("30,15", "15,15", "a,b", "", "-5,10", "10,inf"):
+        with pytest.raises(QTriggerError, match="--pthat-bins"):
+            generate.parse_pthat_bins(bad)
+    chunks = generate.plan_chunks([1200, 300], seed=3, chunk_size=500)
+    assert [(c.bin_index, c.index, c.n_events, c.first_event) for c in chunks] == [
+        (0, 0, 500, 1), (0, 1, 500, 501), (0, 2, 200, 1001), (1, 0, 300, 1)]
+    assert [c.pythia_seed for c in chunks] == [3_000_000, 3_000_001, 3_000_002, 3_010_000]
+    legacy = generate.plan_chunks([41], seed=2, chunk_size=500, jobs=2)
+    assert [(c.n_events, c.pythia_seed, c.first_event) for c in legacy] == [(21, 2000, 1), (20, 2001, 22)]
+    assert [(c.n_events, c.pythia_seed) for c in generate.plan_chunks([7], 5, 500, jobs=1)] == [(7, 5)]
+
+
+def test_bin_output_names(tmp_path):
+    bins = [(15.0, 30.0), (30.0, np.inf)]
+    assert [p.name for p in generate.bin_outputs(tmp_path, "qcd", bins)] == ["qcd_pthat15to30.root",
+                                                                            "qcd_pthat30toInf.root"]
+    assert generate.bin_outputs(tmp_path / "rate.root", "qcd", bins)[0] == tmp_path / "rate_pthat15to30.root"
+    assert generate.bin_outputs(tmp_path / "x.root", "qcd", None) == [tmp_path / "x.root"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"process": "ttbar", "pthat_bins": "15,30"}, "--pthat-bins applies to pTHat-generated"),
+    ({"pthat_bins": "15,30,50", "n_events": [10, 10]}, "2 counts for 3 pTHat bins"),
+    ({"pthat_bins": "15,30", "jobs": 2}, "--jobs is the legacy split"),
+    ({"seed": 450}, "seed must be in 1..449 for chunked seeds"),
+    ({"workers": -1}, "--workers must be >= 0"),
+    ({"pthat_bins": "15,x"}, "comma-separated numbers"),
+])
+def test_bad_binned_requests_are_refused_before_generation(tmp_path, kwargs, message):
+    args = {"process": "qcd", "n_events": 10, "seed": 1, "output": tmp_path, "progress": False, **kwargs}
+    with pytest.raises(QTriggerError, match=message):
+        generate.generate_sample(**args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_bin_file_needs_overwrite(tmp_path):
+    (tmp_path / "qcd_pthat30toInf.root").write_bytes(b"keep me")
+    with pytest.raises(QTriggerError, match=r"qcd_pthat30toInf.root already exists \(use --overwrite"):
+        generate.generate_sample("qcd", 10, 1, tmp_path, pthat_bins="15,30", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qcd_pthat30toInf.root"]
+    assert (tmp_path / "qcd_pthat30toInf.root").read_bytes() == b"keep me"
+
+
+@pytest.fixture(scope="module")
+def binned(tmp_path_factory):
+    """Two small unbiased pTHat bins, three chunks each way (in this process)."""
+    out = tmp_path_factory.mktemp("binned")
+    summary = generate.generate_sample("qcd", [30, 20], 4, out, pthat_bins="30,60", chunk_size=12,
+                                       batch_size=10, workers=0, progress=False)
+    return out, summary
+
+
+def test_binned_files_runs_and_pthat(binned):
+    from qtrigger.samples import event_xsec_weights_mb, read_sample_info
+
+    out, summary = binned
+    files = [out / "qcd_pthat30to60.root", out / "qcd_pthat60toInf.root"]
+    assert summary["outputs"] == [str(f) for f in files] and summary["chunks"] == 3 + 2
+    assert sorted(p.name for p in out.iterdir()) == [f.name for f in files]  # no parts, no temp files
+    for f, n, (lo, hi) in zip(files, (30, 20), ((30, 60), (60, np.inf))):
+        events, runs, _ = _read(f)
+        assert len(events) == n == runs["genEventCount"][0]
+        assert events["event"].to_numpy().tolist() == list(range(1, n + 1))
+        pthat = events["Generator_binvar"].to_numpy()
+        assert (pthat >= lo).all() and (pthat < hi).all()  # PhaseSpace:pTHatMin/Max applied
+        assert (events["genWeight"].to_numpy() == 1).all() and runs["genEventSumw"][0] == n
+        assert (runs["pthatMin"][0], runs["pthatMax"][0], runs["genFilterEff"][0]) == (lo, hi, 1.0)
+    info = read_sample_info([str(f) for f in files])
+    assert info.is_stitched and info.xsec_mb == pytest.approx(summary["xsec_mb"])
+    # sigma(pTHat > 30) ~ 0.16 mb, most of it below 60 GeV
+    assert 0.05 < info.bins[0].xsec_mb < 0.5 and info.bins[1].xsec_mb < 0.25 * info.bins[0].xsec_mb
+    event_file = np.repeat([str(f) for f in files], [30, 20])
+    assert event_xsec_weights_mb(info, event_file, np.ones(50)).sum() == pytest.approx(info.xsec_mb)
+
+
+def test_failed_chunk_leaves_no_output(tmp_path, monkeypatch):
+    real = generate._generate_part
+    calls = []
+
+    def failing(spec):
+        calls.append(spec["pythia_seed"])
+        if len(calls) == 2:
+            raise QTriggerError("injected failure in the second chunk")
+        return real(spec)
+
+    monkeypatch.setattr(generate, "_generate_part", failing)
+    with pytest.raises(QTriggerError, match="injected failure"):
+        generate.generate_sample("qcd", 8, 1, tmp_path / "rate", pthat_bins="30", chunk_size=5, workers=0,
+                                 progress=False)
+    assert calls == [1_000_000, 1_000_001] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_same_events_on_any_number_of_dask_workers(tmp_path, binned):
+    """Chunk seeds fix the sample: 1 and 2 LocalCluster workers reproduce the in-process files."""
+    reference, _ = binned
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        out.mkdir()
+        summary = generate.generate_sample("qcd", [30, 20], 4, out, pthat_bins="30,60", chunk_size=12,
+                                           batch_size=10, workers=workers, progress=False)
+        assert summary["workers"] == workers
+        for name in ("qcd_pthat30to60.root", "qcd_pthat60toInf.root"):
+            got, runs, _ = _read(out / name)
+            want, want_runs, _ = _read(reference / name)
+            for branch in want.fields:
+                assert ak.array_equal(got[branch], want[branch]), (workers, name, branch)
+            for key in want_runs:
+                assert runs[key][0] == want_runs[key][0], (workers, name, key)
+        assert sorted(p.name for p in out.iterdir()) == ["qcd_pthat30to60.root", "qcd_pthat60toInf.root"]
