@@ -248,21 +248,26 @@ def menu_points(ev: _Events, config, targets: list[float]) -> tuple[list[RatePoi
     best_net = best_rows(rows, NETWORK_FAMILIES)
     kinematic = [f for f in config.trigger.families if f in KINEMATIC_FAMILIES]
     best_kin = best_rows(rows, kinematic)
-    single = best_rows([r for r in rows if r.seed.family == "jets" and r.seed.n_jets == 1], ("jets",))
+    single_rows = [r for r in rows if r.seed.family == "jets" and r.seed.n_jets == 1]
+    if not single_rows:  # the single-jet pT seed is always quoted (the classic reference)
+        single_rows = search_family("jets", [Seed("jets", 1)], ev.rate, ev.calibration, ev.main, ev.selection, targets)
+    single = best_rows(single_rows, ("jets",))
     points = []
     for target in targets:
         if target not in best_net:
             raise QTriggerError(f"no network seed could be tuned to {target:g} Hz")
-        net = quote(best_net[target], "network", ev.rate, ev.held_out, ev.signal, ev.bias)
+        net = quote(best_net[target], "network", ev.rate, ev.held_out, ev.signal, ev.bias, ev.calibration)
         baselines = {}
         for family in kinematic:
             row = best_rows(rows, (family,)).get(target)
             if row is not None:
-                baselines[family] = quote(row, family, ev.rate, ev.held_out, ev.signal, ev.bias)
+                baselines[family] = quote(row, family, ev.rate, ev.held_out, ev.signal, ev.bias, ev.calibration)
         if target in single:
-            baselines["single_jet"] = quote(single[target], "single_jet", ev.rate, ev.held_out, ev.signal, ev.bias)
-        kin = quote(best_kin[target], "kinematic", ev.rate, ev.held_out, ev.signal, ev.bias) if target in best_kin \
-            else None
+            baselines["single_jet"] = quote(single[target], "single_jet", ev.rate, ev.held_out, ev.signal, ev.bias,
+                                            ev.calibration)
+        kin = None
+        if target in best_kin:
+            kin = quote(best_kin[target], "kinematic", ev.rate, ev.held_out, ev.signal, ev.bias, ev.calibration)
         gain = None
         if kin is not None:
             gain = paired_gain(net.seed.fires(ev.main)[ev.signal.events], kin.seed.fires(ev.main)[ev.signal.events])
@@ -366,8 +371,8 @@ def trigger_study(config, prepared, jet_codes: np.ndarray, score_type, run_dir: 
     result.facts = _facts(config, info, rate_source, calibration, held_out, signal_events, selection, have_val, bias)
     result.scan = scan_summary(rows, words, score_lsb)
     result.bias_warning = _bias_warning(points, t.bias_fraction_max, bias)
-    result.per_jet = _per_jet(config, table, rate_table, points[0].network.seed, main, rate_jets, quoted,
-                              held_out_events, prepared.labels)
+    result.per_jet = _per_jet(config, table, points[0].network.seed, main, rate_jets, quoted, held_out_events,
+                              prepared.labels)
     if t.bdt and config.labels.mode == "binary":
         result.bdt = _bdt(config, prepared, ev, rate_table, rate_x, targets[:1])
     if hls_dir is not None and project_name and score_type is not None:
@@ -384,6 +389,7 @@ def trigger_study(config, prepared, jet_codes: np.ndarray, score_type, run_dir: 
         from qtrigger.trigger.plots import study_plots
 
         study_plots(Path(run_dir) / "plots", ev, points[0], words, score_lsb)
+        _jet_plots(Path(run_dir) / "plots", config, table, main, points[0], quoted, prepared.labels, words)
     return result
 
 
@@ -420,23 +426,45 @@ def _completeness_note(info, min_pt: float, bias: BiasRegion) -> str:
             "GeV); particle level, no pileup: a real L1 rate would be higher")
 
 
-def _per_jet(config, table, rate_table, seed: Seed, main, rate_jets, quoted, held_out_events, labels) -> dict:
+def _slot_tags(config, table, main: SeedJets, seed: Seed) -> np.ndarray:
+    """Per jet of the table: it sits in a scored seed slot and its score passes the seed's tag threshold."""
+    tagged = main.valid & (main.score >= seed.score_code)
+    rank = leading_rank(table.event)
+    in_slot = (rank < main.n_scored) & (table.extra["pt"] >= min_jet_pt(config))
+    out = np.zeros(table.n_jets, bool)
+    out[in_slot] = tagged[table.event[in_slot], rank[in_slot]]
+    return out
+
+
+def _per_jet(config, table, seed: Seed, main, rate_jets, quoted, held_out_events, labels) -> dict:
     """Per-jet tag efficiency of signal jets (test) and rejection of background jets (held-out), unweighted."""
     if seed.score_code is None:
         return {}
-    tagged_main = main.valid & (main.score >= seed.score_code)
     tagged_rate = rate_jets.valid & (rate_jets.score >= seed.score_code)
+    tagged_rate[:, rate_jets.n_scored:] = False
     is_signal_jet = _signal_labels(config, labels) & quoted[table.event]
-    rank = leading_rank(table.event)
-    in_slot = (rank < main.pt.shape[1]) & (table.extra["pt"] >= min_jet_pt(config))
-    slot_tag = np.zeros(table.n_jets, bool)
-    slot_tag[in_slot] = tagged_main[table.event[in_slot], rank[in_slot]]
-    signal_jet = efficiency_of(slot_tag[is_signal_jet])
-    background = efficiency_of(tagged_rate[held_out_events][rate_jets.valid[held_out_events]])
+    signal_jet = efficiency_of(_slot_tags(config, table, main, seed)[is_signal_jet])
+    scored_slots = rate_jets.valid[held_out_events][:, :rate_jets.n_scored]
+    background = efficiency_of(tagged_rate[held_out_events][:, :rate_jets.n_scored][scored_slots])
     return {"signal_jet_efficiency": signal_jet.value, "signal_jet_efficiency_err": signal_jet.err,
             "background_rejection": 1.0 - background.value, "background_rejection_err": background.err,
-            "per_jet_note": "unweighted jets; signal: signal-labelled test jets; background: slot jets of the "
-                            "held-out rate events"}
+            "per_jet_note": "unweighted jets in the scored slots; signal: signal-labelled test jets; background: "
+                            "jets of the held-out rate events"}
+
+
+def _jet_plots(plots: Path, config, table, main: SeedJets, point: RatePointResult, quoted, labels, words) -> None:
+    """Per-jet efficiency vs pT and |eta| of signal test jets: network tag vs the single-jet pT cut."""
+    from qtrigger.trigger.plots import plot_jet_efficiency
+
+    seed, cut = point.network.seed, point.baselines.get("single_jet")
+    if seed.score_code is None or cut is None:
+        return
+    signal_jet = _signal_labels(config, labels) & quoted[table.event]
+    pt, eta = table.extra["pt"][signal_jet], np.abs(table.extra["eta"][signal_jet])
+    passes = {"network tag": _slot_tags(config, table, main, seed)[signal_jet],
+              f"single jet pT >= {words.gev(cut.seed.jet_pt_code):g} GeV": words.pt_code(pt) >= cut.seed.jet_pt_code}
+    plot_jet_efficiency(plots / "efficiency_vs_pt.png", pt, passes, np.array([20, 30, 40, 60, 80, 100, 150, 200, 300, 500]))
+    plot_jet_efficiency(plots / "efficiency_vs_eta.png", eta, passes, np.linspace(0, 2.5, 11), xlabel=r"jet $|\eta|$")
 
 
 def _bdt(config, prepared, ev: _Events, rate_table, rate_x, targets) -> dict:

@@ -60,6 +60,7 @@ class SeedQuote:
     band_codes: tuple[int, int]
     band: tuple[float, float]
     bias_fraction: float | None
+    calibration_rate_below_hz: float | None = None
 
     def as_dict(self, words: JetWords, score_lsb: float | None) -> dict:
         """JSON-ready, with the keys of issue 10 (``rate_hz``, ``n_eff_fired``, ``signal_efficiency``...)."""
@@ -75,7 +76,8 @@ class SeedQuote:
             "offline_efficiency_interval": [self.offline_efficiency.low, self.offline_efficiency.high],
             "offline_events": int(self.offline_efficiency.total),
             "signal_efficiency_band": list(self.band), "band_codes": list(self.band_codes),
-            "calibration": {"rate_hz": self.calibration_rate_hz, "rate_hz_err": self.calibration_rate_err_hz,
+            "calibration": {"threshold_code": self.seed.tuned_code(), "rate_hz": self.calibration_rate_hz,
+                            "rate_hz_err": self.calibration_rate_err_hz, "rate_below_hz": self.calibration_rate_below_hz,
                             "selection_efficiency": self.selection_efficiency},
             "bias_fraction": self.bias_fraction,
         }
@@ -106,8 +108,12 @@ def bias_fraction(fires: np.ndarray, rate: WeightedRate, bias: BiasRegion | None
 
 
 def quote(row: ScanRow, label: str, background: SeedJets, held_out: WeightedRate, signal: SignalEvents,
-          bias: BiasRegion | None = None) -> SeedQuote:
-    """Quote a calibration-chosen scan row on the held-out rate half and the quoted signal events."""
+          bias: BiasRegion | None = None, calibration: WeightedRate | None = None) -> SeedQuote:
+    """Quote a calibration-chosen scan row on the held-out rate half and the quoted signal events.
+
+    With ``calibration``, the calibration-half rate one code below the tuned threshold is kept too
+    (it exceeds the target: the tuned code is the lowest meeting it).
+    """
     seed = row.seed
     keys = seed.keys(background)
     fires_background = keys >= seed.tuned_code()
@@ -121,9 +127,12 @@ def quote(row: ScanRow, label: str, background: SeedJets, held_out: WeightedRate
     quoted = signal_keys[signal.events]
     band_low = float((quoted >= codes[1]).mean()) if len(quoted) else float("nan")
     band_high = float((quoted >= codes[0]).mean()) if len(quoted) else float("nan")
+    below = None
+    if calibration is not None:
+        below = float(calibration.at(keys, np.array([seed.tuned_code() - 1]))[0][0])
     return SeedQuote(label, seed, row.target_rate_hz, row.calibration_rate_hz, row.calibration_rate_err_hz,
                      row.selection_efficiency, point, efficiency, offline, (int(codes[0]), int(codes[1])),
-                     (band_low, band_high), bias_fraction(fires_background, held_out, bias))
+                     (band_low, band_high), bias_fraction(fires_background, held_out, bias), below)
 
 
 def rate_verdict(rate: RatePoint, target_hz: float) -> str:
