@@ -3,7 +3,7 @@
 Families (``p``, ``H`` are pT/HT codes, ``t`` a score code; a *tag* is ``score >= t``):
 
 - ``jets_tagged``: >= n jets with pT >= p and score >= t   (outer grid n, p; tuned: t)
-- ``ht_tagged``:   HT >= H and >= n jets with pT >= p and score >= t   (outer n, t; tuned: H)
+- ``ht_tagged``:   HT >= H and >= n jets with pT >= p and score >= t   (outer n, p, t; tuned: H)
 - ``jets``:        >= n jets with pT >= p   (outer n; tuned: p) -- single jet, di-, tri-, quad-jet
 - ``ht``:          HT >= H and >= n jets with pT >= p   (outer n, p; tuned: H; n = 0 is plain HT)
 
@@ -55,10 +55,18 @@ class Seed:
             return nth_largest(scores, self.n_jets)
         if self.family == "jets":
             return nth_largest(np.where(jets.valid, jets.pt, NO_CODE), self.n_jets)
+        if self.tagged:  # >= n tagged jets with pT >= p  <=>  the n-th largest of their scores passes
+            return self.ht_tagged_keys(self.tagged_nth_score(jets), jets)
         counted = jets.valid & (jets.pt >= (self.jet_pt_code or 0))
-        if self.tagged:
-            counted &= jets.score >= self.score_code
         return np.where(counted.sum(axis=1) >= self.n_jets, jets.ht, NO_CODE)
+
+    def tagged_nth_score(self, jets: SeedJets) -> np.ndarray:
+        """Per event, the n-th largest score among valid jets with pT >= p (independent of the tag threshold)."""
+        return nth_largest(np.where(jets.valid & (jets.pt >= self.jet_pt_code), jets.score, NO_CODE), self.n_jets)
+
+    def ht_tagged_keys(self, nth_score: np.ndarray, jets: SeedJets) -> np.ndarray:
+        """``ht_tagged`` keys from :meth:`tagged_nth_score`: HT where the tag count passes, else NO_CODE."""
+        return np.where(nth_score >= self.score_code, jets.ht, NO_CODE)
 
     def with_tuned(self, code: int) -> Seed:
         """This seed with its tuned threshold set to ``code``."""
@@ -132,10 +140,9 @@ def outer_grid(family: str, grid: GridSpec, words: JetWords, n_scored: int, n_sl
     if family == "jets_tagged":
         return [Seed(family, n, jet_pt_code=p) for n in range(1, min(grid.max_jets, n_scored) + 1)
                 for p in grid.pt_codes(words, grid.jet_pt_max_gev)]
-    if family == "ht_tagged":
-        p = words.pt_code(grid.pt_min_gev)
-        return [Seed(family, n, jet_pt_code=int(p), score_code=t) for n in range(1, min(3, n_scored) + 1)
-                for t in scores]
+    if family == "ht_tagged":  # the same (n, p) grid as the kinematic ht family, times the score grid
+        return [Seed(family, n, jet_pt_code=p, score_code=t) for n in range(1, min(grid.max_jets, n_scored) + 1)
+                for p in grid.pt_codes(words, grid.ht_jet_pt_max_gev) for t in scores]
     if family == "jets":
         return [Seed(family, n) for n in range(1, min(grid.max_jets, n_slots) + 1)]
     if family == "ht":
@@ -185,9 +192,17 @@ def search_family(family: str, outer: list[Seed], background: SeedJets, rate: We
     """
     rows = []
     signal_events = np.asarray(signal_events, dtype=bool)
+    nth: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # ht_tagged: one sort per (n, p), not per tag threshold
     for seed in outer:
-        keys = seed.keys(background)[rate.events]
-        signal_keys = seed.keys(signal)[signal_events]
+        if seed.family == "ht_tagged":
+            key = (seed.n_jets, seed.jet_pt_code)
+            if key not in nth:
+                nth[key] = (seed.tagged_nth_score(background), seed.tagged_nth_score(signal))
+            keys = seed.ht_tagged_keys(nth[key][0], background)[rate.events]
+            signal_keys = seed.ht_tagged_keys(nth[key][1], signal)[signal_events]
+        else:
+            keys = seed.keys(background)[rate.events]
+            signal_keys = seed.keys(signal)[signal_events]
         codes, rates, errs = lowest_code_at_rate(keys, rate, targets)
         for target, code, r, e in zip(targets, codes, rates, errs):
             eff = float((signal_keys >= code).mean()) if len(signal_keys) else float("nan")
