@@ -282,6 +282,15 @@ class WeightedRate:
         return rate, err
 
 
+def _files_text(files) -> str:
+    """The files for one line: all of them when few, else how many and their directory."""
+    import os
+
+    if len(files) <= 2:
+        return ", ".join(files)
+    return f"{len(files)} files in {os.path.commonpath([os.path.dirname(f) or '.' for f in files])}/"
+
+
 def weighted_rate(info: SampleInfo, method: str, events: np.ndarray, event_file: np.ndarray,
                   gen_weight: np.ndarray, files, lumi_cm2s: float = DEFAULT_LUMI_CM2S,
                   n_bunches: int = LHC_BUNCHES, f_rev: float = LHC_F_REV_HZ) -> WeightedRate:
@@ -295,7 +304,7 @@ def weighted_rate(info: SampleInfo, method: str, events: np.ndarray, event_file:
     events = np.asarray(events, dtype=bool)
     if not events.any():
         raise QTriggerError(f"no events of {info.where()} to measure a rate on")
-    where = f"{int(events.sum()):,} events of {info.where()}"
+    where = f"{int(events.sum()):,} events of {_files_text(info.files)}"
     if method == "cross_section":
         _require_xsec(info)
         weight = event_xsec_weights_mb(info, np.asarray(event_file)[events], np.asarray(gen_weight)[events], files)

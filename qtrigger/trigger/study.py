@@ -374,7 +374,7 @@ def trigger_study(config, prepared, jet_codes: np.ndarray, score_type, run_dir: 
     result.per_jet = _per_jet(config, table, points[0].network.seed, main, rate_jets, quoted, held_out_events,
                               prepared.labels)
     if t.bdt and config.labels.mode == "binary":
-        result.bdt = _bdt(config, prepared, ev, rate_table, rate_x, targets[:1])
+        result.bdt = _bdt(config, prepared, ev, rate_table, rate_x, targets[:1], points[0].network.seed)
     if hls_dir is not None and project_name and score_type is not None:
         result.decision_hls = _decision_hls(hls_dir, project_name, points[0].network.seed, words, score_type, ev)
     if run_trigger is not None:
@@ -467,8 +467,8 @@ def _jet_plots(plots: Path, config, table, main: SeedJets, point: RatePointResul
     plot_jet_efficiency(plots / "efficiency_vs_eta.png", eta, passes, np.linspace(0, 2.5, 11), xlabel=r"jet $|\eta|$")
 
 
-def _bdt(config, prepared, ev: _Events, rate_table, rate_x, targets) -> dict:
-    """The network families with a BDT (same inputs) in place of the network score, at the main target."""
+def _bdt(config, prepared, ev: _Events, rate_table, rate_x, targets, network_seed: Seed) -> dict:
+    """The network seed's shape with a BDT (same inputs) in place of the network score, at the main target."""
     from qtrigger.trigger.references import bdt_reference
 
     split, x, y = prepared.split, prepared.inputs, prepared.labels
@@ -482,11 +482,16 @@ def _bdt(config, prepared, ev: _Events, rate_table, rate_x, targets) -> dict:
     words = jet_words(config)
     main = _jets_of(prepared.table, codes, config, words)
     rate = main if rate_x is None else _jets_of(rate_table, score(rate_x), config, words)
-    families = [f for f in config.trigger.families if f in NETWORK_FAMILIES]
     ev_bdt = replace(ev, main=main, rate=rate, signal=replace(ev.signal, jets=main))
-    points, _ = menu_points(ev_bdt, config.model_copy(update={"trigger": config.trigger.model_copy(
-        update={"families": families})}), targets)
-    net = points[0].network
+    shape = network_seed  # the network seed's family and jet requirements, with the BDT score re-searched
+    scored = np.r_[rate.score[ev.calibration.events].ravel(), main.score[ev.selection].ravel()]
+    if shape.family == "ht_tagged":
+        outer = [replace(shape, score_code=t, ht_code=None) for t in score_grid(scored, config.trigger.grid_score_steps)]
+    else:
+        outer = [replace(shape, score_code=None)]
+    rows = search_family(shape.family, outer, rate, ev.calibration, main, ev.selection, targets)
+    best = best_rows(rows, (shape.family,))[targets[0]]
+    net = quote(best, "bdt", rate, ev.held_out, ev_bdt.signal, ev.bias, ev.calibration)
     return {"auc": bdt.auc, "seed": net.seed.describe(words, 1.0 / FLOAT_CODE_SCALE), **net.rate.as_dict(),
             "signal_efficiency": net.efficiency.value, "signal_efficiency_err": net.efficiency.err}
 
