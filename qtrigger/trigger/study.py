@@ -37,6 +37,7 @@ from qtrigger.trigger.working_points import (
     SeedQuote,
     SignalEvents,
     bias_region,
+    rate_at_run_thresholds,
     efficiency_verdict,
     quote,
     rate_verdict,
@@ -513,26 +514,6 @@ def _decision_hls(hls_dir, project_name, seed: Seed, words, score_type, ev: _Eve
         return {"written": True, "csim_checked": False, "note": str(err), "seed": seed.describe(words, score_type.lsb)}
     return {"written": True, "csim_checked": True, "header": f"{project_name}_seed.h",
             "seed": seed.describe(words, score_type.lsb), **check}
-
-
-# --------------------------------------------------------------------------- a finished run's seeds elsewhere
-
-
-def seed_from_dict(d: dict) -> Seed:
-    """The :class:`Seed` written by :meth:`Seed.as_dict` (metrics.json ``trigger.seed``)."""
-    return Seed(d["family"], int(d["n_jets"]), d.get("jet_pt_code"), d.get("score_code"), d.get("ht_code"))
-
-
-def rate_at_run_thresholds(trigger_json: dict, rate_jets: SeedJets, rate: WeightedRate) -> dict:
-    """The run's own seeds (main and every ``at_rate`` point) applied unchanged to another rate sample."""
-    out = {}
-    for key, point in trigger_json.get("at_rate", {}).items():
-        seed = seed_from_dict(point["seed"])
-        measured = rate.of(seed.fires(rate_jets))
-        out[key] = {"seed": point["seed"]["description"], "rate_hz": measured.rate_hz,
-                    "rate_hz_err": measured.rate_err_hz, "n_eff_fired": measured.n_eff_fired,
-                    "run_rate_hz": point["rate_hz"], "run_rate_hz_err": point["rate_hz_err"]}
-    return out
 
 
 def study_from_run(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir, project_name,

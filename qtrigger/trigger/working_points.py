@@ -151,3 +151,23 @@ def efficiency_verdict(efficiency: Efficiency, goal: float) -> str:
     if efficiency.low > goal:
         return "met"
     return "not met" if efficiency.high < goal else "undetermined"
+
+
+# --------------------------------------------------------------------------- a finished run's seeds elsewhere
+
+
+def seed_from_dict(d: dict) -> Seed:
+    """The :class:`Seed` written by :meth:`Seed.as_dict` (metrics.json ``trigger.seed``)."""
+    return Seed(d["family"], int(d["n_jets"]), d.get("jet_pt_code"), d.get("score_code"), d.get("ht_code"))
+
+
+def rate_at_run_thresholds(trigger_json: dict, rate_jets: SeedJets, rate: WeightedRate) -> dict:
+    """The run's own seeds (main and every ``at_rate`` point) applied unchanged to another rate sample."""
+    out = {}
+    for key, point in trigger_json.get("at_rate", {}).items():
+        seed = seed_from_dict(point["seed"])
+        measured = rate.of(seed.fires(rate_jets))
+        out[key] = {"seed": point["seed"]["description"], "rate_hz": measured.rate_hz,
+                    "rate_hz_err": measured.rate_err_hz, "n_eff_fired": measured.n_eff_fired,
+                    "run_rate_hz": point["rate_hz"], "run_rate_hz_err": point["rate_hz_err"]}
+    return out
