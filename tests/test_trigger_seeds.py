@@ -276,3 +276,21 @@ def test_seed_jets_rejects_more_scored_than_slots():
     with pytest.raises(ValueError, match="n_scored"):
         seed_jets(np.array([30.0]), np.array([1]), np.array([0]), 1, n_slots=1, n_scored=2, words=WORDS)
     assert isinstance(random_seed_jets(Seed("jets", 1, jet_pt_code=80), WORDS, FixedType(8, 3), 3, 2, 10), SeedJets)
+
+
+def test_trigger_config_refuses_bad_rate_settings_in_one_line(tmp_path):
+    from qtrigger.config import validate_config
+    from qtrigger.errors import QTriggerError
+    from qtrigger.trigger.study import check_rate_files
+
+    base = {"data": {"samples": [{"name": "s", "files": ["x.root"], "role": "signal"}]}}
+    for trigger, message in [({"rate_files": []}, "rate_files is empty"),
+                             ({"rate_files": ["a.root"], "score": "float"}, "rate_files needs score csim or qat"),
+                             ({"families": ["jets", "ht"]}, "at least one network family"),
+                             ({"extra_rates_hz": [30e3, 0]}, "every extra rate must be > 0 Hz")]:
+        with pytest.raises(QTriggerError, match=message) as err:
+            validate_config(base | {"trigger": trigger})
+        assert "\n" not in str(err.value) and "key trigger" in str(err.value)
+    config = validate_config(base | {"trigger": {"rate_files": [str(tmp_path / "missing_*.root")]}})
+    with pytest.raises(QTriggerError, match=r"key trigger.rate_files: no file matches '.*missing_\*.root'"):
+        check_rate_files(config)
