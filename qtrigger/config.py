@@ -269,15 +269,20 @@ class TrainingConfig(_Strict):
 
 
 class TriggerConfig(_Strict):
-    """The L1 seed: event-level decision, rate normalisation, target rate, references.
+    """The L1 seed: event-level decision, rate sample and normalisation, target rates, seed families.
 
-    ``background_efficiency`` is the per-jet working point used for classifier metrics;
-    the trigger working point is the firmware score code giving ``target_rate_hz``.
+    ``background_efficiency`` is the per-jet working point used for classifier metrics; the
+    trigger working points are seeds tuned to ``target_rate_hz`` (and each of
+    ``extra_rates_hz``) on the calibration half of the rate sample and quoted on the other
+    half. The rate sample is ``rate_files`` when given (a background used for rates only,
+    never for training; every event is used), else the test events of the role-background
+    samples. See :mod:`qtrigger.trigger` for the definitions.
     """
 
     background_efficiency: float = Field(0.01, gt=0, lt=1)
     enabled: bool = True
     target_rate_hz: float = Field(100e3, gt=0)
+    extra_rates_hz: list[float] = Field(default_factory=lambda: [30e3, 10e3])
     normalisation: Literal["cross_section", "zero_bias"] = "cross_section"
     lumi_cm2s: float = Field(2e34, gt=0)
     n_bunches: int = Field(2748, ge=1)
@@ -285,6 +290,40 @@ class TriggerConfig(_Strict):
     min_jet_pt: float | None = None
     score: Literal["csim", "qat", "float"] = "csim"
     bdt: bool = True
+    rate_files: list[str] | None = None
+    rate_split_seed: int = 2718
+    families: list[Literal["jets_tagged", "ht_tagged", "jets", "ht"]] = Field(
+        default_factory=lambda: ["jets_tagged", "ht_tagged", "jets", "ht"])
+    seed_jets: int = Field(8, ge=1, le=32)
+    pt_lsb_gev: float = Field(0.25, gt=0)
+    pt_bits: int = Field(16, ge=4, le=30)
+    ht_bits: int = Field(16, ge=4, le=30)
+    ht_jet_pt: float = Field(30.0, ge=0)
+    grid_pt_step: float = Field(5.0, gt=0)
+    grid_jet_pt_max: float = Field(150.0, gt=0)
+    grid_ht_jet_pt_max: float = Field(80.0, gt=0)
+    grid_score_steps: int = Field(64, ge=2, le=4096)
+    offline_min_jets: int = Field(4, ge=0)
+    offline_jet_pt: float = Field(30.0, ge=0)
+    bias_factor: float = Field(1.5, ge=1)
+    bias_fraction_max: float = Field(0.01, ge=0, le=1)
+
+    @field_validator("extra_rates_hz")
+    @classmethod
+    def _positive_rates(cls, rates):
+        if any(not r > 0 for r in rates):
+            raise ValueError("every extra rate must be > 0 Hz")
+        return rates
+
+    @model_validator(mode="after")
+    def _rate_files_need_a_network_score(self):
+        if self.rate_files is not None and not self.rate_files:
+            raise ValueError("rate_files is empty: give files or leave it unset")
+        if self.rate_files and self.score == "float":
+            raise ValueError("rate_files needs score csim or qat (the float twin is not applied to the rate sample)")
+        if not self.families or not set(self.families) & {"jets_tagged", "ht_tagged"}:
+            raise ValueError("families needs at least one network family (jets_tagged or ht_tagged)")
+        return self
 
 
 class HLSConfig(_Strict):

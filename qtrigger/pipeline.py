@@ -237,20 +237,11 @@ def _firmware(config, qat_model, network, hls_dir, x_test) -> tuple:
 
 
 def _trigger(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir, project_name) -> dict:
-    """Event-level seed at the target rate on the firmware score codes (see qtrigger.trigger_study)."""
-    from qtrigger.trigger_study import FLOAT_CODE_SCALE, trigger_study
+    """Menu-style seeds at the target rates on the firmware score codes (see qtrigger.trigger.study)."""
+    from qtrigger.trigger.study import study_from_run
 
-    if config.trigger.score == "float" and "float twin" in artefacts["scores"]:
-        codes = np.rint(artefacts["scores"]["float twin"] * FLOAT_CODE_SCALE).astype(np.int64)
-        return trigger_study(config, prepared, codes, None, run_dir, None, None)
-    if config.trigger.score == "csim" and "csim_codes" in artefacts:
-        codes = artefacts["csim_codes"]
-    else:
-        codes = exact_codes
-    score_codes = trigger_score(config, codes)  # a difference of two codes of one type stays a code
-    score_type = network.output_type if config.labels.mode == "binary" or not config.labels.score.minus else \
-        type(network.output_type)(network.output_type.width + 1, network.output_type.integer + 1, True)
-    return trigger_study(config, prepared, score_codes.astype(np.int64), score_type, run_dir, hls_dir, project_name)
+    return study_from_run(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir, project_name,
+                          trigger_score).to_json()
 
 
 def training_weights(config: RunConfig, prepared: PreparedData) -> np.ndarray | None:
@@ -402,29 +393,30 @@ def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress:
 
 def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_files: list[str],
                      normalisation: str | None = None, output_dir: str | Path | None = None) -> dict:
-    """Recompute the trigger study of a finished run on other signal/background files (no retraining).
+    """Redo the trigger study of a finished run on other signal/background files (no retraining).
 
-    Every event of the given files is used (there is no split); the threshold code is
-    re-calibrated to the run's target rate on the new background; the BDT reference
-    (which needs training) is skipped. Plots go to ``output_dir`` (default
-    ``runs/<run>/evaluations/<background file stem>``).
+    The background is the rate sample (split in calibration / held-out halves, seeds re-tuned);
+    the run's own seeds are also applied unchanged to all of it (``rate_at_run_threshold_hz``).
+    The BDT reference (which needs training) is skipped. Plots and trigger.json go to
+    ``output_dir`` (default ``runs/<run>/evaluations/<background file stem>``).
     """
     from qtrigger.config import load_config, validate_config
     from qtrigger.emulate import extract_network
     from qtrigger.model import load_model
-    from qtrigger.trigger_study import trigger_study
+    from qtrigger.report import write_json
+    from qtrigger.trigger.study import trigger_study
 
     run_dir = Path(run_dir)
     if not (run_dir / "model_qat.h5").is_file():
         raise QTriggerError(f"{run_dir}: not a finished run directory (no model_qat.h5)")
     raw = load_config(run_dir / "config.resolved.yaml", check_files=False).model_dump(mode="json")
-    raw["data"]["samples"] = [{"name": "signal", "files": list(signal_files), "role": "signal"},
-                              {"name": "background", "files": list(background_files), "role": "background"}]
+    raw["data"]["samples"] = [{"name": "signal", "files": list(signal_files), "role": "signal"}]
     raw["data"]["max_events"] = None
-    raw["trigger"]["bdt"] = False
+    raw["trigger"].update(bdt=False, rate_files=list(background_files), score="qat")
     if normalisation:
         raw["trigger"]["normalisation"] = normalisation
     config = validate_config(raw, source=f"{run_dir}/config.resolved.yaml")
+    run_trigger = json.loads((run_dir / "metrics.json").read_text()).get("trigger") or {}
     table = load_jets(config)
     preprocessor = Preprocessor.load(run_dir / "preprocessing.json")
     x = preprocessor.transform(to_feature_codes(table.features, config.features, table.feature_names))
@@ -433,10 +425,11 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     split = EventSplit(~everything, ~everything, everything, np.full(table.n_events, 2, np.int8))
     prepared = PreparedData(table, jet_labels(config, table), split, x, preprocessor)
     out = Path(output_dir) if output_dir else run_dir / "evaluations" / Path(background_files[0]).stem
-    out.mkdir(parents=True, exist_ok=True)
-    codes = trigger_score(config, network.forward_codes(x))
-    result = trigger_study(config, prepared, codes.astype(np.int64), network.output_type, out, None, None)
-    from qtrigger.report import write_json
 
+    def score_fn(inputs):
+        return np.asarray(trigger_score(config, network.forward_codes(inputs)), dtype=np.int64)
+
+    result = trigger_study(config, prepared, score_fn(x), network.output_type, out, None, None, score_fn=score_fn,
+                           run_trigger=run_trigger if "at_rate" in run_trigger else None).to_json()
     write_json(out / "trigger.json", result)
     return result

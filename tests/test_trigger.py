@@ -343,7 +343,7 @@ def test_hls_decision_edge_thresholds_and_given_codes(tmp_path):
 
 
 def test_hls_decision_needs_gxx(tmp_path, monkeypatch):
-    monkeypatch.setattr(trigger.shutil, "which", lambda name: None)
+    monkeypatch.setattr(trigger.decision.shutil, "which", lambda name: None)
     with pytest.raises(QTriggerError, match="g\\+\\+ not found"):
         check_decision_csim(tmp_path, "toy", FixedType(8, 3), 10, 4)
 

@@ -1,0 +1,327 @@
+"""Trigger rates with errors: cross-section (``L sigma F``) and zero-bias normalisation.
+
+Cross-section rate ``R = L * sigma * F``, ``F = S / W`` (``S`` = fired weight, ``W`` = weight of
+the events given, or ``genEventSumw`` when all are given), with the weighted binomial error
+``Var(F) = [(1 - 2F) sum_fired w^2 + F^2 W2] / W^2`` (``F(1-F)/N`` for unit weights).
+Zero-bias rate ``R = (k / N) f_rev n_bunches`` for minimum-bias samples (one event = one
+filled crossing). ``n_eff`` = (sum w)^2 / sum w^2 states the statistical power of a weighted sum.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from qtrigger.errors import QTriggerError
+from qtrigger.samples import SampleInfo
+
+log = logging.getLogger(__name__)
+
+MB_TO_CM2 = 1e-27
+DEFAULT_LUMI_CM2S = 2e34
+LHC_BUNCHES = 2748
+LHC_F_REV_HZ = 11245.6
+
+RateFn = Callable[[np.ndarray, np.ndarray], tuple[float, float]]
+
+
+def _require_xsec(info: SampleInfo) -> float:
+    if info.xsec_mb is None:
+        raise QTriggerError(
+            f"no cross-section for {info.where()}: its Runs tree has no genXsec_mb (real CMS NanoAOD stores "
+            "none); set one with dataclasses.replace(info, xsec_mb=..., xsec_err_mb=...) or use a zero-bias rate"
+        )
+    return info.xsec_mb
+
+
+def _require_minbias(info: SampleInfo) -> None:
+    if not info.is_minbias:
+        has_flag = not any(m.endswith(": isMinBias") for m in info.missing)
+        state = "isMinBias = 0" if has_flag else "no isMinBias in its Runs tree"
+        raise QTriggerError(f"zero-bias rate needs a minimum-bias sample, but {info.where()} has {state}")
+
+
+def weighted_fraction(sumw_fired, sumw2_fired, sumw_all, sumw2_all) -> tuple[np.ndarray, np.ndarray]:
+    """``F = S / W`` and its weighted binomial error ``sqrt[(1-2F) sum_fired w^2 + F^2 W2] / W``.
+
+    Vectorised over the fired sums. Reduces to ``sqrt(F (1 - F) / N)`` for unit weights.
+    """
+    if sumw_all <= 0:
+        raise QTriggerError(f"the sum of event weights is {sumw_all:g}: cannot normalise a rate or efficiency")
+    fraction = np.asarray(sumw_fired, dtype=np.float64) / sumw_all
+    var = ((1 - 2 * fraction) * np.asarray(sumw2_fired, dtype=np.float64) + fraction**2 * sumw2_all) / sumw_all**2
+    return fraction, np.sqrt(np.clip(var, 0.0, None))
+
+
+def binomial_fraction(k, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``p = k / n`` and ``sqrt(p (1 - p) / n)`` (vectorised over k)."""
+    if n <= 0:
+        raise QTriggerError("no events: cannot compute a fraction")
+    p = np.asarray(k, dtype=np.float64) / n
+    return p, np.sqrt(np.clip(p * (1 - p), 0.0, None) / n)
+
+
+def _fires_and_weights(fires: np.ndarray, event_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    fires = np.asarray(fires, dtype=bool)
+    weight = np.ones(len(fires)) if event_weight is None else np.asarray(event_weight, dtype=np.float64)
+    if weight.shape != fires.shape:
+        raise ValueError(f"fires {fires.shape} and event_weight {weight.shape} differ in shape")
+    return fires, weight
+
+
+def _normalisation(info: SampleInfo, event_weight: np.ndarray) -> tuple[float, float]:
+    """(W, W2): the Runs sums when all the sample's events are given, else the given events' sums."""
+    n = len(event_weight)
+    if n > info.n_events:
+        raise QTriggerError(f"{n} events given but genEventCount = {info.n_events} for {info.where()}")
+    if n < info.n_events:
+        return float(event_weight.sum()), float((event_weight**2).sum())
+    total = float(event_weight.sum())
+    if not math.isclose(total, info.sumw, rel_tol=1e-3, abs_tol=1e-9):
+        raise QTriggerError(
+            f"event weights sum to {total:g} but genEventSumw = {info.sumw:g} for {info.where()}: pass genWeight"
+        )
+    return info.sumw, info.sumw2
+
+
+def _cross_section_rate(sumw_fired, sumw2_fired, weight, info, lumi_cm2s, include_xsec_err):
+    """Vectorised cross-section rate from fired weight sums (see module docstring)."""
+    xsec = _require_xsec(info)
+    fraction, fraction_err = weighted_fraction(sumw_fired, sumw2_fired, *_normalisation(info, weight))
+    scale = lumi_cm2s * xsec * MB_TO_CM2
+    rate, err = scale * fraction, scale * fraction_err
+    if include_xsec_err and info.xsec_err_mb:
+        err = np.hypot(err, rate * info.xsec_err_mb / xsec)
+    return rate, err
+
+
+def rate_cross_section(
+    fires: np.ndarray,
+    event_weight: np.ndarray,
+    info: SampleInfo,
+    lumi_cm2s: float = DEFAULT_LUMI_CM2S,
+    include_xsec_err: bool = False,
+) -> tuple[float, float]:
+    """(rate_hz, rate_err_hz) = L sigma (sum_fired w / W) with the weighted binomial error.
+
+    ``fires`` and ``event_weight`` cover the events of this one sample (all of them, or a
+    random subset normalised to its own weight sum).
+    """
+    fires, weight = _fires_and_weights(fires, event_weight)
+    fired = weight[fires]
+    rate, err = _cross_section_rate(fired.sum(), (fired**2).sum(), weight, info, lumi_cm2s, include_xsec_err)
+    return float(rate), float(err)
+
+
+def _zero_bias_rate(n_fired, n_total: int, info: SampleInfo, n_bunches: int, f_rev: float):
+    _require_minbias(info)
+    if n_total > info.n_events:
+        raise QTriggerError(f"{n_total} events given but genEventCount = {info.n_events} for {info.where()}")
+    p, p_err = binomial_fraction(n_fired, n_total)
+    return f_rev * n_bunches * p, f_rev * n_bunches * p_err
+
+
+def rate_zero_bias(
+    fires: np.ndarray, info: SampleInfo, n_bunches: int = LHC_BUNCHES, f_rev: float = LHC_F_REV_HZ
+) -> tuple[float, float]:
+    """(rate_hz, rate_err_hz) = fraction firing x f_rev x n_bunches, binomial error; minimum bias only."""
+    fires = np.asarray(fires, dtype=bool)
+    rate, err = _zero_bias_rate(int(fires.sum()), len(fires), info, n_bunches, f_rev)
+    return float(rate), float(err)
+
+
+def _tail_sums(keys: np.ndarray, weight: np.ndarray, thresholds: np.ndarray):
+    """For each threshold t: (number, sum w, sum w^2) of the events with key >= t."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys, w = keys[order], weight[order]
+    tail_w = np.r_[np.cumsum(w[::-1])[::-1], 0.0]
+    tail_w2 = np.r_[np.cumsum((w**2)[::-1])[::-1], 0.0]
+    index = np.searchsorted(sorted_keys, thresholds, side="left")
+    return len(keys) - index, tail_w[index], tail_w2[index]
+
+
+@dataclass(eq=False)
+class SampleRate:
+    """A ``rate_fn(fires, event_weight) -> (rate_hz, rate_err_hz)`` for one sample.
+
+    ``fires``/``event_weight`` are per event over the whole table; ``events`` (per-event
+    bool, None = all) selects the events of this sample. ``method`` is ``"cross_section"``
+    or ``"zero_bias"``. :meth:`rates_at` evaluates many thresholds at once (one sort).
+    """
+
+    info: SampleInfo
+    method: str = "cross_section"
+    events: np.ndarray | None = None
+    lumi_cm2s: float = DEFAULT_LUMI_CM2S
+    n_bunches: int = LHC_BUNCHES
+    f_rev: float = LHC_F_REV_HZ
+    include_xsec_err: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method == "cross_section":
+            _require_xsec(self.info)
+            if self.info.is_stitched:
+                raise QTriggerError(f"{self.info.where()} is stitched from pTHat bins: its genEventSumw mixes bins; "
+                                    "rate it with absolute weights (qtrigger.samples.event_xsec_weights_mb, WeightedRate)")
+            if self.info.is_minbias:
+                log.warning("cross-section rate of a minimum-bias sample counts interactions, not crossings; "
+                            "use method='zero_bias'")
+        elif self.method == "zero_bias":
+            _require_minbias(self.info)
+        else:
+            raise ValueError(f"unknown rate method {self.method!r}; expected 'cross_section' or 'zero_bias'")
+
+    def _select(self, per_event: np.ndarray) -> np.ndarray:
+        return per_event if self.events is None else per_event[np.asarray(self.events, dtype=bool)]
+
+    def _from_sums(self, n_fired, sumw_fired, sumw2_fired, weight):
+        if self.method == "cross_section":
+            return _cross_section_rate(sumw_fired, sumw2_fired, weight, self.info, self.lumi_cm2s,
+                                       self.include_xsec_err)
+        if len(weight) and not np.all(weight == weight[0]):
+            raise QTriggerError(f"zero-bias rate counts events, but {self.info.where()} has unequal genWeight")
+        return _zero_bias_rate(n_fired, len(weight), self.info, self.n_bunches, self.f_rev)
+
+    def __call__(self, fires: np.ndarray, event_weight: np.ndarray) -> tuple[float, float]:
+        fires, weight = _fires_and_weights(fires, event_weight)
+        fires, weight = self._select(fires), self._select(weight)
+        fired = weight[fires]
+        rate, err = self._from_sums(int(fires.sum()), fired.sum(), (fired**2).sum(), weight)
+        return float(rate), float(err)
+
+    def rates_at(self, keys: np.ndarray, event_weight: np.ndarray, thresholds: np.ndarray):
+        """(rates, errors) for every threshold, an event firing iff its key >= threshold."""
+        keys, weight = self._select(np.asarray(keys)), self._select(np.asarray(event_weight, dtype=np.float64))
+        return self._from_sums(*_tail_sums(keys, weight, np.asarray(thresholds)), weight)
+
+
+def rates_at(keys: np.ndarray, event_weight: np.ndarray, rate_fn: RateFn, thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """(rates, errors) at each threshold; one sort for a :class:`SampleRate`, one call each otherwise."""
+    thresholds = np.asarray(thresholds)
+    if hasattr(rate_fn, "rates_at"):
+        rates, errs = rate_fn.rates_at(keys, event_weight, thresholds)
+        return (np.broadcast_to(rates, thresholds.shape).astype(float),
+                np.broadcast_to(errs, thresholds.shape).astype(float))
+    pairs = np.array([rate_fn(keys >= t, event_weight) for t in thresholds], dtype=np.float64).reshape(-1, 2)
+    return pairs[:, 0], pairs[:, 1]
+
+
+# --------------------------------------------------------------------------- rate of one sample half
+
+
+def n_eff(sumw, sumw2):
+    """Effective number of events ``(sum w)^2 / sum w^2`` (0 where nothing is summed); vectorised."""
+    sumw, sumw2 = np.asarray(sumw, dtype=np.float64), np.asarray(sumw2, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sumw2 > 0, sumw**2 / np.where(sumw2 > 0, sumw2, 1.0), 0.0)
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """A rate with its error and the statistics behind it (``n_eff_fired`` = effective fired events)."""
+
+    rate_hz: float
+    rate_err_hz: float
+    n_fired: int
+    n_eff_fired: float
+
+    def as_dict(self) -> dict:
+        """JSON-ready."""
+        return {"rate_hz": self.rate_hz, "rate_hz_err": self.rate_err_hz, "n_fired": self.n_fired,
+                "n_eff_fired": self.n_eff_fired}
+
+
+@dataclass(frozen=True, eq=False)
+class WeightedRate:
+    """The rate of events of one sample (or one half of it): ``R = scale_hz * sum_fired w / sum w``.
+
+    Cross-section normalisation: ``w`` are absolute weights in mb
+    (:func:`qtrigger.samples.event_xsec_weights_mb`) and ``scale_hz = L * sum w`` (the total
+    cross-section when each pTHat bin is normalised on the events given). Zero bias: unit
+    weights, ``scale_hz = f_rev * n_bunches``. Errors: weighted binomial (:func:`weighted_fraction`).
+    ``events`` selects this sample's events from per-event arrays over a whole table.
+    """
+
+    weight: np.ndarray
+    scale_hz: float
+    method: str
+    events: np.ndarray
+    description: str = ""
+
+    def at(self, keys: np.ndarray, thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(rate, error, n_fired, n_eff_fired) for each threshold; an event fires iff its key >= threshold.
+
+        ``keys`` is per event over the whole table (selected with ``events``) or already selected.
+        """
+        keys = np.asarray(keys)
+        if len(keys) != len(self.weight):
+            keys = keys[self.events]
+        thresholds = np.asarray(thresholds)
+        n_fired, sumw, sumw2 = _tail_sums(keys, self.weight, thresholds)
+        fraction, err = weighted_fraction(sumw, sumw2, float(self.weight.sum()), float((self.weight**2).sum()))
+        return self.scale_hz * fraction, self.scale_hz * err, np.asarray(n_fired), n_eff(sumw, sumw2)
+
+    def of(self, fires: np.ndarray) -> RatePoint:
+        """The rate of a per-event decision (per event over the whole table, or already selected)."""
+        fires = np.asarray(fires, dtype=bool)
+        rate, err, n, neff = self.at(fires.astype(np.int64), np.array([1]))
+        return RatePoint(float(rate[0]), float(err[0]), int(n[0]), float(neff[0]))
+
+    def __call__(self, fires: np.ndarray, event_weight: np.ndarray | None = None) -> tuple[float, float]:
+        """A ``RateFn`` (``event_weight`` is ignored: the weights are this sample's)."""
+        point = self.of(fires)
+        return point.rate_hz, point.rate_err_hz
+
+    def rates_at(self, keys: np.ndarray, event_weight, thresholds) -> tuple[np.ndarray, np.ndarray]:
+        """(rates, errors) as :meth:`SampleRate.rates_at` (``event_weight`` is ignored)."""
+        rate, err, _, _ = self.at(keys, thresholds)
+        return rate, err
+
+
+def _files_text(files) -> str:
+    """The files for one line: all of them when few, else how many and their directory."""
+    import os
+
+    if len(files) <= 2:
+        return ", ".join(files)
+    return f"{len(files)} files in {os.path.commonpath([os.path.dirname(f) or '.' for f in files])}/"
+
+
+def weighted_rate(info: SampleInfo, method: str, events: np.ndarray, event_file: np.ndarray,
+                  gen_weight: np.ndarray, files, lumi_cm2s: float = DEFAULT_LUMI_CM2S,
+                  n_bunches: int = LHC_BUNCHES, f_rev: float = LHC_F_REV_HZ) -> WeightedRate:
+    """The :class:`WeightedRate` of the ``events`` (per-event mask over a table) of one sample.
+
+    ``event_file`` indexes ``files`` per event (``JetTable.event_file``/``JetTable.files``);
+    ``gen_weight`` is the per-event ``genWeight``.
+    """
+    from qtrigger.samples import event_xsec_weights_mb
+
+    events = np.asarray(events, dtype=bool)
+    if not events.any():
+        raise QTriggerError(f"no events of {info.where()} to measure a rate on")
+    where = f"{int(events.sum()):,} events of {_files_text(info.files)}"
+    if method == "cross_section":
+        _require_xsec(info)
+        weight = event_xsec_weights_mb(info, np.asarray(event_file)[events], np.asarray(gen_weight)[events], files)
+        return WeightedRate(weight, lumi_cm2s * MB_TO_CM2 * float(weight.sum()), method, events,
+                            f"cross-section normalisation, L = {lumi_cm2s:g} cm^-2 s^-1, {where}")
+    if method == "zero_bias":
+        _require_minbias(info)
+        w = np.asarray(gen_weight, dtype=np.float64)[events]
+        if len(w) and not np.all(w == w[0]):
+            raise QTriggerError(f"zero-bias rate counts events, but {info.where()} has unequal genWeight")
+        return WeightedRate(np.ones(int(events.sum())), f_rev * n_bunches, method, events,
+                            f"zero-bias normalisation, {n_bunches} bunches, {where}")
+    raise ValueError(f"unknown rate method {method!r}; expected 'cross_section' or 'zero_bias'")
+
+
+def split_events(events: np.ndarray, seed: int, fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded by-event split of the ``events`` mask: (calibration, held-out), ``fraction`` to calibration."""
+    events = np.asarray(events, dtype=bool)
+    draw = np.random.default_rng(seed).random(len(events))
+    return events & (draw < fraction), events & (draw >= fraction)

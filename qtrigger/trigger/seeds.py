@@ -1,0 +1,223 @@
+"""Menu-style seeds: families with and without the network tag, and their coarse-grid search.
+
+Families (``p``, ``H`` are pT/HT codes, ``t`` a score code; a *tag* is ``score >= t``):
+
+- ``jets_tagged``: >= n jets with pT >= p and score >= t   (outer grid n, p; tuned: t)
+- ``ht_tagged``:   HT >= H and >= n jets with pT >= p and score >= t   (outer n, p, t; tuned: H)
+- ``jets``:        >= n jets with pT >= p   (outer n; tuned: p) -- single jet, di-, tri-, quad-jet
+- ``ht``:          HT >= H and >= n jets with pT >= p   (outer n, p; tuned: H; n = 0 is plain HT)
+
+The kinematic families are the network families with the tag removed. For every outer grid
+point the tuned ("last") threshold is set to the lowest code whose rate on the calibration half
+is <= the target; the grid point with the highest signal efficiency on the selection signal
+events wins (ties: lower rate). The winner is then quoted on the held-out half (``study``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from qtrigger.trigger.events import NO_CODE, JetWords, SeedJets, nth_largest
+from qtrigger.trigger.rates import WeightedRate
+
+NETWORK_FAMILIES = ("jets_tagged", "ht_tagged")
+KINEMATIC_FAMILIES = ("jets", "ht")
+FAMILIES = NETWORK_FAMILIES + KINEMATIC_FAMILIES
+TUNED = {"jets_tagged": "score", "ht_tagged": "ht", "jets": "jet_pt", "ht": "ht"}
+
+
+@dataclass(frozen=True)
+class Seed:
+    """One seed of a family with all its thresholds as integer codes (``None`` = not used)."""
+
+    family: str
+    n_jets: int
+    jet_pt_code: int | None = None
+    score_code: int | None = None
+    ht_code: int | None = None
+
+    @property
+    def tagged(self) -> bool:
+        """True for the network families."""
+        return self.family in NETWORK_FAMILIES
+
+    @property
+    def tuned(self) -> str:
+        """Which threshold is tuned to the rate: ``score``, ``jet_pt`` or ``ht``."""
+        return TUNED[self.family]
+
+    def keys(self, jets: SeedJets) -> np.ndarray:
+        """Per event, the value the tuned threshold is compared with (``NO_CODE`` if the rest fails)."""
+        if self.family == "jets_tagged":
+            scores = np.where(jets.valid & (jets.pt >= self.jet_pt_code), jets.score, NO_CODE)
+            return nth_largest(scores, self.n_jets)
+        if self.family == "jets":
+            return nth_largest(np.where(jets.valid, jets.pt, NO_CODE), self.n_jets)
+        if self.tagged:  # >= n tagged jets with pT >= p  <=>  the n-th largest of their scores passes
+            return self.ht_tagged_keys(self.tagged_nth_score(jets), jets)
+        counted = jets.valid & (jets.pt >= (self.jet_pt_code or 0))
+        return np.where(counted.sum(axis=1) >= self.n_jets, jets.ht, NO_CODE)
+
+    def tagged_nth_score(self, jets: SeedJets) -> np.ndarray:
+        """Per event, the n-th largest score among valid jets with pT >= p (independent of the tag threshold)."""
+        return nth_largest(np.where(jets.valid & (jets.pt >= self.jet_pt_code), jets.score, NO_CODE), self.n_jets)
+
+    def ht_tagged_keys(self, nth_score: np.ndarray, jets: SeedJets) -> np.ndarray:
+        """``ht_tagged`` keys from :meth:`tagged_nth_score`: HT where the tag count passes, else NO_CODE."""
+        return np.where(nth_score >= self.score_code, jets.ht, NO_CODE)
+
+    def with_tuned(self, code: int) -> Seed:
+        """This seed with its tuned threshold set to ``code``."""
+        field = {"score": "score_code", "jet_pt": "jet_pt_code", "ht": "ht_code"}[self.tuned]
+        return replace(self, **{field: int(code)})
+
+    def tuned_code(self) -> int:
+        """The tuned threshold's code."""
+        return {"score": self.score_code, "jet_pt": self.jet_pt_code, "ht": self.ht_code}[self.tuned]
+
+    def fires(self, jets: SeedJets) -> np.ndarray:
+        """Per event: the seed accepts."""
+        return self.keys(jets) >= self.tuned_code()
+
+    def describe(self, words: JetWords, score_lsb: float | None = None) -> str:
+        """Human-readable thresholds, e.g. ``HT >= 250.0 GeV and >= 2 jets with pT >= 20 GeV, score >= 0.5``."""
+        parts = []
+        if self.ht_code is not None:
+            parts.append(f"HT >= {words.gev(self.ht_code):g} GeV")
+        if self.n_jets > 0:
+            jets = f">= {self.n_jets} jet{'s' if self.n_jets > 1 else ''}"
+            if self.jet_pt_code is not None:
+                jets += f" with pT >= {words.gev(self.jet_pt_code):g} GeV"
+            if self.score_code is not None:
+                score = f"{self.score_code * score_lsb:.6g}" if score_lsb else f"code {self.score_code}"
+                jets += f" and score >= {score}"
+            parts.append(jets)
+        return " and ".join(parts)
+
+    def as_dict(self, words: JetWords, score_lsb: float | None = None) -> dict:
+        """JSON-ready: family, codes, values in GeV / score units, and the description."""
+        out = {"family": self.family, "n_jets": self.n_jets, "jet_pt_code": self.jet_pt_code,
+               "score_code": self.score_code, "ht_code": self.ht_code, "tuned": self.tuned,
+               "jet_pt_gev": None if self.jet_pt_code is None else words.gev(self.jet_pt_code),
+               "ht_gev": None if self.ht_code is None else words.gev(self.ht_code),
+               "score": None if self.score_code is None or not score_lsb else self.score_code * score_lsb,
+               "description": self.describe(words, score_lsb)}
+        return out
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """The coarse grid of the outer thresholds (the tuned one is searched at full resolution)."""
+
+    pt_min_gev: float = 20.0
+    pt_step_gev: float = 5.0
+    jet_pt_max_gev: float = 150.0
+    ht_jet_pt_max_gev: float = 80.0
+    score_steps: int = 64
+    max_jets: int = 4
+
+    def pt_codes(self, words: JetWords, top_gev: float) -> list[int]:
+        """pT grid codes from ``pt_min_gev`` to ``top_gev`` in ``pt_step_gev`` steps."""
+        values = np.arange(self.pt_min_gev, top_gev + 1e-9, self.pt_step_gev)
+        return sorted({int(c) for c in words.pt_code(values)})
+
+
+def score_grid(codes: np.ndarray, steps: int) -> list[int]:
+    """``steps`` evenly spaced score codes over ``[min, max]`` of the given codes (1/steps of the range)."""
+    codes = np.asarray(codes)
+    codes = codes[codes != NO_CODE]
+    if len(codes) == 0:
+        return []
+    low, high = int(codes.min()), int(codes.max())
+    return sorted({int(low + k * (high - low + 1) // steps) for k in range(steps)})
+
+
+def outer_grid(family: str, grid: GridSpec, words: JetWords, n_scored: int, n_slots: int,
+               scores: list[int]) -> list[Seed]:
+    """Every outer grid point of a family, as seeds whose tuned threshold is still unset."""
+    if family == "jets_tagged":
+        return [Seed(family, n, jet_pt_code=p) for n in range(1, min(grid.max_jets, n_scored) + 1)
+                for p in grid.pt_codes(words, grid.jet_pt_max_gev)]
+    if family == "ht_tagged":  # the same (n, p) grid as the kinematic ht family, times the score grid
+        return [Seed(family, n, jet_pt_code=p, score_code=t) for n in range(1, min(grid.max_jets, n_scored) + 1)
+                for p in grid.pt_codes(words, grid.ht_jet_pt_max_gev) for t in scores]
+    if family == "jets":
+        return [Seed(family, n) for n in range(1, min(grid.max_jets, n_slots) + 1)]
+    if family == "ht":
+        plain = [Seed(family, 0, jet_pt_code=None)]
+        return plain + [Seed(family, n, jet_pt_code=p) for n in range(1, min(grid.max_jets, n_slots) + 1)
+                        for p in grid.pt_codes(words, grid.ht_jet_pt_max_gev)]
+    raise ValueError(f"unknown seed family {family!r}; expected one of {FAMILIES}")
+
+
+@dataclass(frozen=True)
+class ScanRow:
+    """One outer grid point at one target: the tuned seed, its calibration rate and selection efficiency."""
+
+    target_rate_hz: float
+    seed: Seed
+    calibration_rate_hz: float
+    calibration_rate_err_hz: float
+    selection_efficiency: float
+
+
+def lowest_code_at_rate(keys: np.ndarray, rate: WeightedRate, targets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each target: the lowest integer code whose rate is <= target, and that rate and error.
+
+    ``keys`` are this rate sample's event keys. A code between two observed keys selects the
+    same events as the next observed key, so the code is (previous observed key) + 1. When
+    even the loosest code is below the target, the lowest observed key is returned.
+    """
+    observed = np.unique(keys[keys != NO_CODE])
+    if len(observed) == 0:
+        candidates = np.array([0], dtype=np.int64)
+    else:
+        candidates = np.r_[observed, observed[-1] + 1].astype(np.int64)
+    rates, errs, _, _ = rate.at(keys, candidates)
+    targets = np.asarray(targets, dtype=np.float64)
+    # rates fall with the code: the first candidate at or below each target
+    index = np.array([int(np.argmax(rates <= t)) if (rates <= t).any() else len(candidates) - 1 for t in targets])
+    codes = np.where(index > 0, candidates[np.maximum(index - 1, 0)] + 1, candidates[index])
+    return codes.astype(np.int64), rates[index], errs[index]
+
+
+def search_family(family: str, outer: list[Seed], background: SeedJets, rate: WeightedRate, signal: SeedJets,
+                  signal_events: np.ndarray, targets) -> list[ScanRow]:
+    """Tune every outer grid point of ``family`` to each target on the calibration ``rate`` sample.
+
+    ``background`` holds the rate sample's events (``rate.events`` selects the calibration half),
+    ``signal``/``signal_events`` the events the efficiency is chosen on.
+    """
+    rows = []
+    signal_events = np.asarray(signal_events, dtype=bool)
+    nth: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # ht_tagged: one sort per (n, p), not per tag threshold
+    for seed in outer:
+        if seed.family == "ht_tagged":
+            key = (seed.n_jets, seed.jet_pt_code)
+            if key not in nth:
+                nth[key] = (seed.tagged_nth_score(background), seed.tagged_nth_score(signal))
+            keys = seed.ht_tagged_keys(nth[key][0], background)[rate.events]
+            signal_keys = seed.ht_tagged_keys(nth[key][1], signal)[signal_events]
+        else:
+            keys = seed.keys(background)[rate.events]
+            signal_keys = seed.keys(signal)[signal_events]
+        codes, rates, errs = lowest_code_at_rate(keys, rate, targets)
+        for target, code, r, e in zip(targets, codes, rates, errs):
+            eff = float((signal_keys >= code).mean()) if len(signal_keys) else float("nan")
+            rows.append(ScanRow(float(target), seed.with_tuned(code), float(r), float(e), eff))
+    return rows
+
+
+def best_rows(rows: list[ScanRow], families) -> dict[float, ScanRow]:
+    """Per target, the row of the given families with the highest selection efficiency (ties: lower rate)."""
+    best: dict[float, ScanRow] = {}
+    for row in rows:
+        if row.seed.family not in families:
+            continue
+        current = best.get(row.target_rate_hz)
+        if current is None or (row.selection_efficiency, -row.calibration_rate_hz) > \
+                (current.selection_efficiency, -current.calibration_rate_hz):
+            best[row.target_rate_hz] = row
+    return best
