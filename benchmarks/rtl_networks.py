@@ -74,9 +74,9 @@ def measure_point(config, prepared, tmp: Path, jets: int) -> dict:
     from qtrigger.emulate import extract_network
     from qtrigger.pipeline import _fit
     from qtrigger.da import rtl_stimulus, verilog_summary
-    from qtrigger.rtl_latency import measure_latency
-    from qtrigger.rtl_stage import TOP, write_rtl_project
-    from qtrigger.rtl_synth import require_yosys, synthesize
+    from qtrigger.firmware.latency import measure_latency
+    from qtrigger.firmware.rtl_stage import TOP, write_rtl_project
+    from qtrigger.firmware.synth import require_yosys, synthesize
 
     start = time.perf_counter()
     qat = _fit(config, prepared, 1, True, None)

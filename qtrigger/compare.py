@@ -137,9 +137,9 @@ def _write_into_run(run_dir: Path, result: dict) -> None:
 
 def plot_comparison(path: Path, result: dict) -> None:
     """AUC of PTQ versus bit width, with the float, QAT and C-simulation levels."""
-    from qtrigger.report import _style
+    from qtrigger.plotting import style
 
-    plt = _style()
+    plt = style()
     fig, ax = plt.subplots(figsize=(8, 6))
     sweep = result["ptq_sweep"]
     ax.plot([r["width"] for r in sweep], [r["auc"] for r in sweep], "o-", label="PTQ, uniform ap_fixed<W,I>")

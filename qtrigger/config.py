@@ -15,6 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from qtrigger.device import DEFAULT_PART
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import parse_fixed
 from qtrigger.rundir import NAME_PATTERN, NAME_RULE
@@ -330,7 +331,7 @@ class HLSConfig(_Strict):
     """hls4ml conversion, C-simulation and hardware settings."""
 
     backend: Literal["Vivado", "Vitis"] = "Vivado"
-    part: str = "xcvu9p-flga2104-2L-e"
+    part: str = DEFAULT_PART
     clock_period_ns: float = Field(5.0, gt=0)
     io_type: Literal["io_parallel"] = "io_parallel"
     strategy: Literal["latency", "distributed_arithmetic"] = "latency"
@@ -344,6 +345,15 @@ class HLSConfig(_Strict):
     time_multiplexing: int = Field(1, ge=1)
     latency_budget_ns: float = Field(100.0, gt=0)
     resource_budget: dict[Literal["lut", "ff", "dsp", "bram"], int] | None = None
+    # da4ml Verilog of the network: Verilator latency/II and RTL = model check, yosys cell counts.
+    # auto: on with strategy distributed_arithmetic. Synthesis is skipped (with a note) without yosys.
+    rtl: Literal["auto", "on", "off"] = "auto"
+    rtl_synthesis: bool = True
+
+    @property
+    def rtl_enabled(self) -> bool:
+        """Whether the run builds and measures the da4ml RTL."""
+        return self.rtl == "on" or (self.rtl == "auto" and self.strategy == "distributed_arithmetic")
 
     @model_validator(mode="after")
     def _da_reuse(self):

@@ -110,7 +110,6 @@ bin is complete, so an interrupted or failed run leaves no output file and no pa
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import math
@@ -887,69 +886,3 @@ def _summary(per_bin: list[dict], outputs: list[Path], n_chunks: int, workers: i
         "workers": workers,
         "bins": per_bin,
     }
-
-
-# --------------------------------------------------------------------------- CLI glue
-
-
-def _event_counts(text: str) -> list[int]:
-    try:
-        return [int(x) for x in str(text).split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or N1,N2,... (events per pTHat bin), got {text!r}") from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``qtrigger data generate`` options to ``parser``."""
-    parser.add_argument("--process", required=True, choices=PROCESSES, help="physics process")
-    parser.add_argument("--events", required=True, type=_event_counts, metavar="N",
-                        help="number of events (with --pthat-bins: per bin, or N1,N2,... one per bin)")
-    parser.add_argument("--seed", type=int, default=1, help="base random seed (default 1)")
-    parser.add_argument("-o", "--output", required=True, metavar="FILE.root|DIR/|PREFIX",
-                        help="output ROOT file; with --pthat-bins a directory or a file-name prefix")
-    parser.add_argument("--pthat-min", type=float, default=30.0, help="pTHat cut for qcd/wjets [GeV] (default 30)")
-    parser.add_argument("--pthat-bins", default=None, metavar="E0,E1,...",
-                        help="pTHat bin edges [GeV] for qcd/wjets: bins [E0,E1), ..., [En,inf), one file each")
-    parser.add_argument("--bias-pow", type=float, default=None,
-                        help="pTHat bias power for qcd/wjets (weighted events; default: unbiased)")
-    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
-                        help=f"events per seeded chunk (default {DEFAULT_CHUNK_SIZE}); part of what fixes the sample")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="LocalCluster worker processes (default: the cores; 0 = in this process)")
-    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="run on an existing Dask scheduler, e.g. tcp://host:8786 (shared filesystem needed)")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="legacy: K parts seeded seed*1000+k (reproduces samples made with --jobs)")
-    parser.add_argument("--pileup", type=float, default=0.0, metavar="MU", help="mean pileup interactions (default 0)")
-    parser.add_argument("--jet-pt-min", type=float, default=20.0, help="jet pt cut [GeV] (default 20)")
-    parser.add_argument("--jet-eta-max", type=float, default=2.5, help="jet |eta| cut (default 2.5)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-
-
-def _counts_text(summary: dict) -> str:
-    flav = summary["jets_per_flavour"]
-    return (f"{summary['events']} events, {summary['jets']} jets "
-            f"(b {flav[5]}, c {flav[4]}, light {flav[0]})")
-
-
-def _where_run(workers: int | None) -> str:
-    if workers is None:
-        return "on the given Dask cluster"
-    return "in this process" if workers == 0 else f"{workers} Dask worker{'s' if workers > 1 else ''}"
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """Run :func:`generate_sample` from parsed CLI arguments; print one line per output file."""
-    s = generate_sample(
-        process=args.process, n_events=args.events, seed=args.seed, output=args.output,
-        pthat_min=args.pthat_min, jobs=args.jobs, pileup=args.pileup, jet_pt_min=args.jet_pt_min,
-        jet_eta_max=args.jet_eta_max, bias_pow=args.bias_pow, overwrite=args.overwrite,
-        pthat_bins=args.pthat_bins, chunk_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler,
-    )
-    if len(s["bins"]) > 1:
-        for b in s["bins"]:
-            print(f"{b['output']}: {_counts_text(b)}, xsec {b['xsec_mb']:.4g} +- {b['xsec_err_mb']:.2g} mb")
-    where = s["output"] if len(s["bins"]) == 1 else f"{len(s['outputs'])} pTHat-bin files"
-    print(f"{where}: {_counts_text(s)}, xsec {s['xsec_mb']:.4g} +- {s['xsec_err_mb']:.2g} mb, "
-          f"{s['seconds']:.1f} s, {s['jets_per_s']:.0f} jets/s ({s['chunks']} chunks, {_where_run(s['workers'])})")
-    return 0

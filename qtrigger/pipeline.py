@@ -183,11 +183,17 @@ def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir) -> tup
     project, result.hls = _firmware(config, qat.model, network, hls_dir, x_test)
     result.csim = {"enabled": config.hls.csim}
     if config.hls.csim:
-        csim, csim_codes = _csim_metrics(config, project, network, qat.model, x_test, exact_codes, sig_test,
-                                         result.qat.threshold)
-        result.csim.update(csim)
-        artefacts["scores"]["C-simulation"] = trigger_score(config, csim_codes * network.output_type.lsb)
-        artefacts["csim_codes"] = csim_codes
+        from qtrigger.firmware import run_csim
+
+        csim = run_csim(project, network, qat.model, x_test, exact_codes, seed=config.training.seed)
+        csim_scores = trigger_score(config, csim.csim_codes * network.output_type.lsb)
+        score = _score_metrics(config, sig_test, csim_scores, result.qat.threshold).to_json()
+        csim.scores = {k: v for k, v in score.items() if k in ("auc", "signal_efficiency", "background_rejection")}
+        result.csim.update(csim.to_json())
+        artefacts["scores"]["C-simulation"] = csim_scores
+        artefacts["csim_codes"] = csim.csim_codes
+    if config.hls.rtl_enabled:
+        result.extra["rtl"] = _rtl(config, network, x_test, hls_dir)
     if config.trigger.enabled:
         result.trigger = _trigger(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir, project.project_name)
     return result, artefacts
@@ -222,18 +228,32 @@ def _model_summary(qat, network, input_type) -> ModelSummary:
 def _firmware(config, qat_model, network, hls_dir, x_test) -> tuple:
     """Estimate, convert and write the HLS project; return (project, the ``hls`` section)."""
     from qtrigger import firmware
+    from qtrigger.estimate import estimate_hardware
 
     hls = config.hls
+    hardware = estimate_hardware(network, hls)
+    project = firmware.convert(qat_model, network, hls, hls_dir, config.name, x_test[: hls.testbench_jets], compile_model=hls.csim)
+    if hls.strategy == "distributed_arithmetic":
+        hardware.add_da(project, network, hls)
     section = {"backend": hls.backend, "part": hls.part, "clock_period_ns": hls.clock_period_ns,
                "reuse_factor": hls.reuse_factor, "strategy": hls.strategy, "io_type": hls.io_type,
-               **hardware_estimates(network, hls)}
-    project = firmware.convert(qat_model, network, hls, hls_dir, config.name, x_test[: hls.testbench_jets], compile_model=hls.csim)
-    section["project_name"] = project.project_name
-    if hls.strategy == "distributed_arithmetic":
-        from qtrigger.da import da_estimate
-
-        section["estimate_da"] = da_estimate(project, network, hls.clock_period_ns, part=hls.part)
+               **{k: v for k, v in hardware.to_json().items() if k != "estimate_da"},
+               "project_name": project.project_name}
+    if hardware.da is not None:
+        section["estimate_da"] = hardware.da
     return project, section
+
+
+def _rtl(config, network, x_test, hls_dir) -> dict:
+    """da4ml Verilog beside the HLS project: measured latency/II, RTL = model, yosys counts (``rtl``)."""
+    from qtrigger.firmware.rtl_stage import rtl_stage
+
+    rtl = rtl_stage(network, x_test, config.hls, hls_dir / "rtl", synthesize=config.hls.rtl_synthesis,
+                    seed=config.training.seed)
+    print(rtl.summary())
+    out = rtl.to_json()
+    out["directory"] = str(Path(config.hls.output_dir) / str(config.name) / "rtl")
+    return out
 
 
 def _trigger(config, prepared, network, exact_codes, artefacts, run_dir, hls_dir, project_name) -> dict:
@@ -267,17 +287,6 @@ def training_weights(config: RunConfig, prepared: PreparedData) -> np.ndarray | 
     return None if np.all(weights == 1.0) else weights
 
 
-def hardware_estimates(network, hls_cfg) -> dict:
-    """Analytic latency/resource estimate (per instance and per event) and the budget check."""
-    from qtrigger import hardware
-
-    estimate = hardware.estimate_latency_strategy(network, hls_cfg.clock_period_ns, hls_cfg.reuse_factor, hls_cfg.part)
-    event = hardware.per_event(estimate, hls_cfg.jets_per_event, hls_cfg.instance_mode,
-                               time_multiplexing=hls_cfg.time_multiplexing)
-    budget = hardware.check_budget(estimate, hls_cfg.latency_budget_ns, hls_cfg.resource_budget)
-    return {"estimate": estimate.to_dict(), "estimate_per_event": event, "budget": budget}
-
-
 def save_test_jets(path: Path, prepared: PreparedData, signal: np.ndarray) -> None:
     """The test jets as the network saw them, for later checks and comparisons without re-reading ROOT."""
     mask, table = prepared.split.test, prepared.table
@@ -287,33 +296,6 @@ def save_test_jets(path: Path, prepared: PreparedData, signal: np.ndarray) -> No
         pt=table.column("Jet_pt")[mask] if "Jet_pt" in table.feature_names else table.extra["pt"][mask],
         eta=table.extra["eta"][mask],
     )
-
-
-def _csim_metrics(config, project, network, qat_model, x_test, exact_codes, sig_test, qat_threshold) -> tuple[dict, np.ndarray]:
-    """C-simulate every test jet and a stress set; return (the ``csim`` section, the C-sim output codes)."""
-    from qtrigger import firmware
-
-    start = time.perf_counter()
-    csim_codes = firmware.csim_predict_codes(project, network, x_test)
-    comparison = firmware.compare_codes(csim_codes, exact_codes, network.output_type)
-    stress = firmware.stress_inputs(network, x_test, n=min(20000, 4 * len(x_test)), seed=config.training.seed)
-    stress_cmp = firmware.compare_codes(firmware.csim_predict_codes(project, network, stress),
-                                        network.forward_codes(stress), network.output_type)
-    f32 = firmware.compare_codes(firmware.float32_reference_codes(qat_model, network, x_test), exact_codes, network.output_type)
-    csim_scores = trigger_score(config, csim_codes * network.output_type.lsb)
-    result = comparison.summary()
-    result.update(
-        compile_seconds=round(project.compile_seconds, 1),
-        predict_seconds=round(time.perf_counter() - start, 1),
-        stress={"jets": stress_cmp.jets, "mismatched_jets": stress_cmp.mismatched_jets,
-                "max_abs_diff_lsb": stress_cmp.max_abs_diff_lsb,
-                "what": "inputs half an LSB off real jets (rounding ties) and beyond the input type's range"},
-        qkeras_float32={"mismatched_jets": f32.mismatched_jets, "max_abs_diff_lsb": f32.max_abs_diff_lsb,
-                        "note": "QKeras evaluated in float32 vs the exact integer reference"},
-    )
-    score = _score_metrics(config, sig_test, csim_scores, qat_threshold).to_json()
-    result.update({k: v for k, v in score.items() if k in ("auc", "signal_efficiency", "background_rejection")})
-    return result, csim_codes
 
 
 def _data_summary(config: RunConfig, prepared: PreparedData) -> DataSummary:

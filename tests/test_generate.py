@@ -161,17 +161,19 @@ def test_bad_seed_and_bias(tmp_path):
 
 def test_cli_glue(tmp_path, capsys, ttbar):
     parser = argparse.ArgumentParser()
-    generate.add_arguments(parser)
+    from qtrigger.cli.data import add_generate_arguments, handle_generate
+
+    add_generate_arguments(parser)
     args = parser.parse_args(["--process", "ttbar", "--events", "5", "-o", str(ttbar["path"])])
     assert (args.seed, args.jobs, args.pthat_min, args.bias_pow, args.pileup) == (1, None, 30.0, None, 0.0)
     assert (args.events, args.pthat_bins, args.chunk_size, args.workers, args.scheduler) == (
         [5], None, generate.DEFAULT_CHUNK_SIZE, None, None)
     assert (args.jet_pt_min, args.jet_eta_max, args.overwrite) == (20.0, 2.5, False)
     with pytest.raises(QTriggerError, match="already exists"):
-        generate.run_from_args(args)
+        handle_generate(args)
     out = tmp_path / "cli.root"
     args = parser.parse_args(["--process", "minbias", "--events", "20", "-o", str(out), "--seed", "4"])
-    assert generate.run_from_args(args) == 0
+    assert handle_generate(args) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(str(out)) and "20 events" in line and "\n" not in line
     _, runs, _ = _read(out)

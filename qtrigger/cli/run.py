@@ -17,10 +17,13 @@ def add_parser(commands) -> None:
 def handle(args) -> int:
     """Run the config and print the results table."""
     from qtrigger.pipeline import run
-    from qtrigger.report import results_table
+    from qtrigger.report import results_table, trigger_text
 
     result = run(args.config, args.overrides, overwrite=args.overwrite, progress=not args.no_progress)
     print()
     print(results_table(result))
+    if result.trigger is not None:
+        print()
+        print(trigger_text(result.trigger))
     print(f"\nrun directory: {result.directory}  (report.md, metrics.json, plots/)")
     return 0

@@ -572,28 +572,3 @@ def rtl_check_run(run_dir, *, rounding: str = "half_even", ties: int = 2000, ove
 
 
 # ================================================================ CLI glue
-# argparse lives in qtrigger/cli/ (issue 14): these two functions are to be moved there
-# (qtrigger/cli/hls.py) by the CLI owner; they only translate arguments to rtl_check_run.
-
-
-def add_rtl_arguments(parser) -> None:
-    """Arguments of ``qtrigger hls rtl-check RUN``."""
-    parser.add_argument("run", help="run directory (its model_qat.h5 and test_jets.npz)")
-    parser.add_argument("--jets", type=int, default=None, metavar="N", help="use the first N test jets (default: all)")
-    parser.add_argument("--ties", type=int, default=2000, metavar="N", help="rows on input rounding ties (default 2000)")
-    parser.add_argument("--overrange", type=int, default=1000, metavar="N", help="saturating rows (default 1000)")
-    parser.add_argument("--rounding", choices=ROUNDINGS, default="half_even",
-                        help="half_even: QKeras rounding built from da4ml ops, equal to the trained model (default); "
-                             "half_up: da4ml's RND, cheaper, not equal to the trained model")
-    parser.add_argument("--output", default=None, metavar="DIR", help="keep the RTL project here (default: a temporary directory)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of the summary")
-
-
-def run_rtl_from_args(args) -> int:
-    """``qtrigger hls rtl-check``: run the check, write ``<run>/rtl_check.json``, print; 0 if bit-exact."""
-    import json
-
-    checked = rtl_check_run(args.run, rounding=args.rounding, ties=args.ties, overrange=args.overrange,
-                            jets=args.jets, work_dir=args.output)
-    print(json.dumps(checked.to_json(), indent=2) if args.json else checked.summary())
-    return 0 if checked.exact else 1

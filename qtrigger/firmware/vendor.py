@@ -17,12 +17,8 @@ import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from qtrigger.errors import QTriggerError
+from qtrigger.errors import QTriggerError, one_line
 
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _number(value, what: str, source: Path, kind=int):
@@ -93,7 +89,7 @@ def parse_csynth_xml(path: Path) -> dict:
     try:
         root = ET.parse(path).getroot()
     except (ET.ParseError, OSError) as err:
-        raise QTriggerError(f"{path}: unreadable C-synthesis XML ({_one_line(err)}); expected a Vivado/Vitis HLS csynth.xml") from None
+        raise QTriggerError(f"{path}: unreadable C-synthesis XML ({one_line(str(err))}); expected a Vivado/Vitis HLS csynth.xml") from None
     fields = {
         "TargetClockPeriod": "./UserAssignments/TargetClockPeriod",
         "EstimatedClockPeriod": "./PerformanceEstimates/SummaryOfTimingAnalysis/EstimatedClockPeriod",
@@ -114,7 +110,7 @@ def parse_vivado_synth_rpt(path: Path) -> dict:
     try:
         lines = Path(path).read_text(errors="replace").splitlines()
     except OSError as err:
-        raise QTriggerError(f"{path}: unreadable Vivado synthesis report ({_one_line(err)})") from None
+        raise QTriggerError(f"{path}: unreadable Vivado synthesis report ({one_line(str(err))})") from None
     report, section = {}, 0
     rows = {1: (("LUT", ("CLB LUTs", "Slice LUTs")), ("FF", ("CLB Registers", "Slice Registers"))),
             2: (("BRAM_18K", ("Block RAM Tile",)), ("URAM", ("URAM",))), 3: (("DSP48E", ("DSPs",)),)}
@@ -165,7 +161,7 @@ def _read_project(project_dir: Path) -> tuple[dict, Path, dict | None, Path]:
             report = parse_vivado_report(str(project_dir))
     except Exception as err:  # hls4ml raises bare errors on partial layouts (e.g. no solution)
         raise QTriggerError(
-            f"{project_dir}: hls4ml could not read the project ({_one_line(err)}); expected project.tcl and "
+            f"{project_dir}: hls4ml could not read the project ({one_line(str(err))}); expected project.tcl and "
             "<name>_prj/solution1/syn/report/<name>_csynth.xml"
         ) from None
     name = _project_name(project_dir)

@@ -59,23 +59,15 @@ def binned_efficiency(x: np.ndarray, passed: np.ndarray, bins) -> dict[str, np.n
 
 
 def _pyplot():
-    import matplotlib
+    from qtrigger.plotting import style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    try:
-        import mplhep
-
-        plt.style.use(mplhep.style.CMS)
-    except Exception:  # the style is cosmetic
-        pass
-    return plt
+    return style()
 
 
 def _finish(plt, fig, ax, path, note: str | None) -> Path:
-    if note:
-        ax.set_title(note, fontsize=12, loc="left")
+    from qtrigger.plotting import SIMULATION_LABEL
+
+    ax.set_title(f"{SIMULATION_LABEL}" + (f": {note}" if note else ""), fontsize=12, loc="left")
     ax.legend(fontsize=14)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -153,12 +153,6 @@ def _sample_roles(config, table) -> tuple[list[int], list[int]]:
     return signal, background
 
 
-def _signal_labels(config, labels: np.ndarray) -> np.ndarray:
-    if config.labels.mode == "binary":
-        return labels == 1
-    return labels == config.labels.class_names.index(config.labels.score.plus)
-
-
 def jet_words(config) -> JetWords:
     """The seed's pT/HT words from the trigger config."""
     t = config.trigger
@@ -443,7 +437,7 @@ def _per_jet(config, table, seed: Seed, main, rate_jets, quoted, held_out_events
         return {}
     tagged_rate = rate_jets.valid & (rate_jets.score >= seed.score_code)
     tagged_rate[:, rate_jets.n_scored:] = False
-    is_signal_jet = _signal_labels(config, labels) & quoted[table.event]
+    is_signal_jet = config.labels.signal_mask(labels) & quoted[table.event]
     signal_jet = efficiency_of(_slot_tags(config, table, main, seed)[is_signal_jet])
     scored_slots = rate_jets.valid[held_out_events][:, :rate_jets.n_scored]
     background = efficiency_of(tagged_rate[held_out_events][:, :rate_jets.n_scored][scored_slots])
@@ -460,7 +454,7 @@ def _jet_plots(plots: Path, config, table, main: SeedJets, point: RatePointResul
     seed, cut = point.network.seed, point.baselines.get("single_jet")
     if seed.score_code is None or cut is None:
         return
-    signal_jet = _signal_labels(config, labels) & quoted[table.event]
+    signal_jet = config.labels.signal_mask(labels) & quoted[table.event]
     pt, eta = table.extra["pt"][signal_jet], np.abs(table.extra["eta"][signal_jet])
     passes = {"network tag": _slot_tags(config, table, main, seed)[signal_jet],
               f"single jet pT >= {words.gev(cut.seed.jet_pt_code):g} GeV": words.pt_code(pt) >= cut.seed.jet_pt_code}

@@ -1,6 +1,6 @@
 """Open-source synthesis (yosys) of da4ml's pipelined Verilog: cell counts and a logic-depth proxy.
 
-The artefact is da4ml's standalone Verilog of the whole network (:mod:`qtrigger.da`),
+The artefact is da4ml's standalone Verilog of the whole network (:mod:`qtrigger.firmware.rtl`),
 not the hls4ml/HLS design. Every figure here is a **yosys cell count**: out of context,
 ``synth_xilinx`` 7-series-style mapping (CARRY4 carry chains even for UltraScale+, which
 has CARRY8; inverters counted as separate INV cells where Vivado absorbs them into LUTs;

@@ -3,9 +3,9 @@
 :func:`rtl_stage` writes da4ml's pipelined Verilog of the whole network (QKeras rounding,
 half to even, so it equals the trained model) with da4ml's Vivado build script into a
 directory, finds its latency and II independently in Verilator
-(:mod:`qtrigger.rtl_latency`), counts mismatches against the trained model on the test
+(:mod:`qtrigger.firmware.latency`), counts mismatches against the trained model on the test
 jets plus rounding-tie and over-range rows, and synthesizes it with yosys
-(:mod:`qtrigger.rtl_synth`) when yosys is installed — else synthesis is skipped with a
+(:mod:`qtrigger.firmware.synth`) when yosys is installed — else synthesis is skipped with a
 one-line note. Its :class:`RtlResult` is the ``rtl`` dict of ``metrics.json``. The
 hls4ml project itself stays estimate-only; these figures are about the da4ml Verilog.
 """
@@ -36,8 +36,8 @@ class RtlResult:
     clock_period_ns: float
     part: str
     da4ml_estimate: dict
-    latency: object  # qtrigger.rtl_latency.LatencyResult
-    synth: object | None  # qtrigger.rtl_synth.SynthResult
+    latency: object  # qtrigger.firmware.latency.LatencyResult
+    synth: object | None  # qtrigger.firmware.synth.SynthResult
     synth_note: str | None
     jets_per_event: int
     time_multiplexing: int
@@ -149,7 +149,7 @@ def write_rtl_project(network: QuantizedNetwork, out_dir, clock_period_ns: float
     from da4ml.codegen import VerilogModel
     from da4ml.trace import to_pipeline
 
-    from qtrigger.da import da4ml_trace, default_latency_cutoff
+    from qtrigger.firmware.rtl import da4ml_trace, default_latency_cutoff
 
     comb, raw = da4ml_trace(network, ROUNDING)
     cutoff = float(default_latency_cutoff(network, clock_period_ns, part))
@@ -166,9 +166,9 @@ def rtl_stage(network: QuantizedNetwork, x_test: np.ndarray, hls_cfg, out_dir, *
     ``time_multiplexing``. Raises QTriggerError for a non-empty ``out_dir``, bad inputs or
     missing da4ml/Verilator; a missing yosys only skips synthesis (``synth_note``).
     """
-    from qtrigger.da import _require_da4ml, _verilator_root, rtl_stimulus, verilog_summary
-    from qtrigger.rtl_latency import measure_latency
-    from qtrigger.rtl_synth import synthesize_or_note
+    from qtrigger.firmware.rtl import _require_da4ml, _verilator_root, rtl_stimulus, verilog_summary
+    from qtrigger.firmware.latency import measure_latency
+    from qtrigger.firmware.synth import synthesize_or_note
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -197,54 +197,39 @@ def rtl_stage(network: QuantizedNetwork, x_test: np.ndarray, hls_cfg, out_dir, *
                      int(getattr(hls_cfg, "jets_per_event", 4)), int(getattr(hls_cfg, "time_multiplexing", 1)), seconds)
 
 
-# ================================================================ CLI glue (wired by qtrigger.cli)
+# ================================================================ on a finished run
 
 
-def add_rtl_arguments(parser) -> None:
-    """Arguments of ``qtrigger hls rtl RUN``: the RTL stage on a finished run, synthesis required."""
-    parser.add_argument("run", help="run directory (its model_qat.h5, test_jets.npz, config.resolved.yaml)")
-    parser.add_argument("--output", default=None, metavar="DIR",
-                        help="RTL project directory (default: <hls.output_dir>/<run name>/rtl)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing RTL project directory")
-    parser.add_argument("--jets", type=int, default=None, metavar="N", help="stream the first N test jets (default: all)")
-    parser.add_argument("--no-synth", action="store_true", help="skip yosys (latency and exactness only)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of the summary")
-
-
-def run_rtl_from_args(args) -> int:
-    """``qtrigger hls rtl RUN``: write ``<run>/rtl.json``; fails without yosys unless ``--no-synth``.
-
-    Exit 0 when the latency was found and the RTL equals the trained model on every row, else 1.
-    """
-    import json
+def rtl_stage_for_run(run_dir, output=None, overwrite: bool = False, jets: int | None = None,
+                      synthesize: bool = True) -> RtlResult:
+    """The RTL stage on a finished run; writes ``<run>/rtl.json``. Synthesis requires yosys here."""
     import shutil
 
     from qtrigger.config import load_config
-    from qtrigger.emulate import extract_network
-    from qtrigger.model import load_model
-    from qtrigger.report import write_json
-    from qtrigger.rtl_synth import require_yosys
+    from qtrigger.firmware.synth import require_yosys
+    from qtrigger.results import FinishedRun
+    from qtrigger.rundir import write_json
 
-    run_dir = Path(args.run)
-    paths = {name: run_dir / name for name in ("model_qat.h5", "test_jets.npz", "config.resolved.yaml")}
-    for path in paths.values():
-        if not path.is_file():
-            raise QTriggerError(f"{path}: no such file (is {run_dir} a finished run directory?)")
-    if args.jets is not None and args.jets < 1:
-        raise QTriggerError(f"--jets {args.jets}: expected a positive number of jets")
-    config = load_config(paths["config.resolved.yaml"], check_files=False)
-    out = Path(args.output) if args.output else Path(config.hls.output_dir) / (config.name or run_dir.name) / "rtl"
+    run_dir = Path(run_dir)
+    if jets is not None and jets < 1:
+        raise QTriggerError(f"--jets {jets}: expected a positive number of jets")
+    if not (run_dir / "config.resolved.yaml").is_file():
+        FinishedRun.load(run_dir)  # raises its one-line error
+    config = load_config(run_dir / "config.resolved.yaml", check_files=False)
+    out = Path(output) if output else Path(config.hls.output_dir) / (config.name or run_dir.name) / "rtl"
     if out.exists() and any(out.iterdir()):
-        if not args.overwrite:
+        if not overwrite:
             raise QTriggerError(f"{out}: exists and is not empty; pass --overwrite to replace it or --output DIR")
-        shutil.rmtree(out)
-    if not args.no_synth:
+    if synthesize:
         require_yosys()  # an explicit synthesis command fails without yosys, before any work
-    network = extract_network(load_model(paths["model_qat.h5"]))
-    x = np.load(paths["test_jets.npz"])["inputs"]
-    x = x[: args.jets] if args.jets is not None else x
-    result = rtl_stage(network, x, config.hls, out, synthesize=not args.no_synth)
-    write_json(run_dir / "rtl.json", result.to_json())
-    print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
-    ok = result.latency.latency_cycles is not None and result.mismatches_vs_model == 0
-    return 0 if ok else 1
+    run = FinishedRun.load(run_dir)
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    from qtrigger.emulate import extract_network
+
+    network = extract_network(run.load_model("qat"))
+    x = run.test_jets()["inputs"]
+    x = x[:jets] if jets is not None else x
+    result = rtl_stage(network, x, config.hls, out, synthesize=synthesize)
+    write_json(Path(run_dir) / "rtl.json", result.to_json())
+    return result

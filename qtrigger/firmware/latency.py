@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.da import _environment, verilator_environment, verilator_version
+from qtrigger.firmware.rtl import _environment, verilator_environment, verilator_version
 from qtrigger.emulate import QuantizedNetwork
 from qtrigger.errors import QTriggerError
 
