@@ -143,9 +143,9 @@ def plot_comparison(path: Path, result: dict) -> None:
     fig, ax = plt.subplots(figsize=(8, 6))
     sweep = result["ptq_sweep"]
     ax.plot([r["width"] for r in sweep], [r["auc"] for r in sweep], "o-", label="PTQ, uniform ap_fixed<W,I>")
-    for row, style in zip(result["rows"][:3], ["k--", "r-", "b:"]):
+    for row, line_style in zip(result["rows"][:3], ["k--", "r-", "b:"]):
         if row["auc"] is not None:
-            ax.axhline(row["auc"], color=style[0], ls=style[1:], label=row["model"])
+            ax.axhline(row["auc"], color=line_style[0], ls=line_style[1:], label=row["model"])
     ax.set_xlabel("PTQ total bits W")
     ax.set_ylabel("Test AUC")
     ax.legend(fontsize=12)

@@ -110,8 +110,6 @@ bin is complete, so an interrupted or failed run leaves no output file and no pa
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import os
 import shutil
@@ -122,6 +120,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qtrigger.cluster import dask_client
 from qtrigger.errors import QTriggerError
 from qtrigger.samples import combine_same_bin
 
@@ -644,32 +643,6 @@ def bin_outputs(output: str | os.PathLike, process: str, bins: list[tuple[float,
 # --------------------------------------------------------------------------- running chunks
 
 
-@contextlib.contextmanager
-def _dask_client(workers: int, scheduler):
-    """A Client on a new LocalCluster of ``workers`` single-threaded processes, or on ``scheduler``
-    (an address ``tcp://host:8786``, a ``distributed.Client`` or a cluster object)."""
-    from distributed import Client, LocalCluster
-
-    if scheduler is None:
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-            yield client
-        return
-    if isinstance(scheduler, Client):
-        yield scheduler
-        return
-    address = getattr(scheduler, "scheduler_address", scheduler)
-    try:
-        client = Client(address, timeout="20s")
-    except (OSError, TimeoutError, ValueError) as err:
-        reason = " ".join(str(err).split())
-        raise QTriggerError(f"generate: cannot connect to the Dask scheduler at {address} ({reason})") from None
-    try:
-        yield client
-    finally:
-        client.close()
-
-
 def _run_chunks(specs: list[dict], workers: int, scheduler, progress: bool) -> list[dict]:
     """Run every chunk spec (in this process when ``workers == 0`` and no scheduler); results in spec order."""
     from tqdm import tqdm
@@ -680,7 +653,7 @@ def _run_chunks(specs: list[dict], workers: int, scheduler, progress: bool) -> l
             return [_generate_part({**spec, "bar": bar}) for spec in specs]
         from distributed import as_completed
 
-        with _dask_client(workers, scheduler) as client:
+        with dask_client(workers, scheduler, "generate") as client:
             futures = [client.submit(_generate_part, spec, key=f"generate-{os.getpid()}-{i}", pure=False)
                        for i, spec in enumerate(specs)]
             try:

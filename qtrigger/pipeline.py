@@ -382,27 +382,26 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     The BDT reference (which needs training) is skipped. Plots and trigger.json go to
     ``output_dir`` (default ``runs/<run>/evaluations/<background file stem>``).
     """
-    from qtrigger.config import load_config, validate_config
+    from qtrigger.config import validate_config
     from qtrigger.emulate import extract_network
-    from qtrigger.model import load_model
-    from qtrigger.report import write_json
+    from qtrigger.results import FinishedRun
+    from qtrigger.rundir import write_json
     from qtrigger.trigger.study import trigger_study
 
     run_dir = Path(run_dir)
-    if not (run_dir / "model_qat.h5").is_file():
-        raise QTriggerError(f"{run_dir}: not a finished run directory (no model_qat.h5)")
-    raw = load_config(run_dir / "config.resolved.yaml", check_files=False).model_dump(mode="json")
+    finished = FinishedRun.load(run_dir)
+    raw = finished.config.model_dump(mode="json")
     raw["data"]["samples"] = [{"name": "signal", "files": list(signal_files), "role": "signal"}]
     raw["data"]["max_events"] = None
     raw["trigger"].update(bdt=False, rate_files=list(background_files), score="qat")
     if normalisation:
         raw["trigger"]["normalisation"] = normalisation
     config = validate_config(raw, source=f"{run_dir}/config.resolved.yaml")
-    run_trigger = json.loads((run_dir / "metrics.json").read_text()).get("trigger") or {}
+    run_trigger = finished.result.trigger or {}
     table = load_jets(config)
-    preprocessor = Preprocessor.load(run_dir / "preprocessing.json")
+    preprocessor = finished.preprocessor
     x = preprocessor.transform(to_feature_codes(table.features, config.features, table.feature_names))
-    network = extract_network(load_model(run_dir / "model_qat.h5"))
+    network = extract_network(finished.load_model("qat"))
     everything = np.ones(table.n_jets, bool)
     split = EventSplit(~everything, ~everything, everything, np.full(table.n_events, 2, np.int8))
     prepared = PreparedData(table, jet_labels(config, table), split, x, preprocessor)

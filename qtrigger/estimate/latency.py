@@ -82,7 +82,6 @@ explained by the model (6-bit constants never reach the 9-bit DSP threshold).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import asdict, dataclass
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -14,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from qtrigger.cluster import dask_client
 from qtrigger.errors import QTriggerError, one_line
 from qtrigger.rundir import atomic_write_text
 from qtrigger.scan.plan import FAIL_ONCE_ENV, ScanConfig, Trial, load_scan_config, plan_trials, resolve_base_path, scan_directory
@@ -136,33 +136,13 @@ def run_scan(scan_config: ScanConfig | str | Path, workers: int | None = None, s
     )
 
 
-@contextlib.contextmanager
 def _client(workers: int | None, scheduler, threads: int):
     """A Client on a new LocalCluster, or on the given scheduler address / client / cluster."""
-    from distributed import Client, LocalCluster
-
-    if scheduler is None:
-        # allowed_failures=0: every worker death reaches the client at once as KilledWorker,
-        # which resubmits the trial itself, so `retries` bounds the attempts exactly.
-        # Numerical libraries get the same thread budget as TensorFlow (Dask's default is 1).
-        env = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR, scheduler_kwargs={"allowed_failures": 0}, env=env) as cluster, \
-                Client(cluster) as client:
-            yield client
-        return
-    if isinstance(scheduler, Client):
-        yield scheduler
-        return
-    address = getattr(scheduler, "scheduler_address", scheduler)
-    try:
-        client = Client(address, timeout="20s")
-    except (OSError, TimeoutError, ValueError) as err:
-        raise QTriggerError(f"scan: cannot connect to the Dask scheduler at {address} ({one_line(str(err))})") from None
-    try:
-        yield client
-    finally:
-        client.close()
+    # allowed_failures=0: every worker death reaches the client at once as KilledWorker,
+    # which resubmits the trial itself, so `retries` bounds the attempts exactly.
+    # Numerical libraries get the same thread budget as TensorFlow (Dask's default is 1).
+    env = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    return dask_client(workers, scheduler, "scan", env=env, scheduler_kwargs={"allowed_failures": 0})
 
 
 def _execute(client, scan: ScanConfig, to_run: list[Trial], scan_dir: Path, threads: int, fail_once: str | None,
