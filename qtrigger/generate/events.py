@@ -1,0 +1,324 @@
+"""Pythia 8 events -> visible particles -> anti-kT R = 0.4 jets with NanoAOD fields.
+
+Array code over whole batches (no Python loops over particles, jets or events). The
+definitions (processes, energy fractions, ghost-associated flavour, pileup) are in
+docs/generation.md.
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+
+from qtrigger.errors import QTriggerError
+from qtrigger.generate.output import JET_FIELDS
+
+PROCESSES = ("ttbar", "qcd", "wjets", "minbias")
+GHOST_SCALE = 1e-18
+JET_R = 0.4
+NEUTRINOS = (12, 14, 16)
+
+# Constituent kinds (index into the per-jet energy table).
+KIND_NAMES = ("chHEF", "neHEF", "chEmEF", "neEmEF", "muEF")
+K_CHH, K_NEH, K_CHEM, K_NEEM, K_MU, K_BHAD, K_CHAD, K_PARTON = range(8)
+N_KINDS = 8
+
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def import_generators():
+    """(pythia8mc, fastjet) or a QTriggerError telling how to install them."""
+    try:
+        import fastjet
+        import pythia8mc
+    except ImportError as exc:
+        raise QTriggerError(
+            f"the generator needs pythia8mc and fastjet ({exc.name} is not installed): "
+            "pip install '.[generate]'"
+        ) from None
+    try:  # FastJet prints its banner to stdout on first use; keep stdout for the summary
+        fastjet._swig.ClusterSequence.set_fastjet_banner_stream(None)
+    except AttributeError:
+        pass
+    return pythia8mc, fastjet
+
+
+
+
+# --------------------------------------------------------------------------- Pythia setup
+
+
+def process_settings(process: str, pthat_min: float = 30.0, bias_pow: float | None = None,
+                     pthat_max: float | None = None) -> list[str]:
+    """Pythia ``readString`` settings for one process (without seed and print settings)."""
+    common = ["Beams:idA = 2212", "Beams:idB = 2212", "Beams:eCM = 13000."]
+    if process == "ttbar":
+        proc = ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on"]
+    elif process == "qcd":
+        proc = ["HardQCD:all = on", f"PhaseSpace:pTHatMin = {pthat_min}"]
+    elif process == "wjets":
+        proc = [
+            "WeakBosonAndParton:qqbar2Wg = on",
+            "WeakBosonAndParton:qg2Wq = on",
+            f"PhaseSpace:pTHatMin = {pthat_min}",
+        ]
+    elif process == "minbias":
+        proc = ["SoftQCD:nonDiffractive = on"]
+    else:
+        raise QTriggerError(f"unknown process {process!r}; expected one of {', '.join(PROCESSES)}")
+    if pthat_max is not None and process in ("qcd", "wjets"):
+        proc.append(f"PhaseSpace:pTHatMax = {pthat_max}")
+    if bias_pow is not None:
+        proc += [
+            "PhaseSpace:bias2Selection = on",
+            f"PhaseSpace:bias2SelectionPow = {bias_pow}",
+            f"PhaseSpace:bias2SelectionRef = {pthat_min}",
+        ]
+    return common + proc
+
+
+def applied_pthat_min(process: str, pthat_min: float) -> float:
+    return float(pthat_min) if process in ("qcd", "wjets") else 0.0
+
+
+def make_pythia(pythia8mc, settings: list[str], seed: int):
+    """An initialised, quiet Pythia instance."""
+    pythia = pythia8mc.Pythia("", False)
+    quiet = ["Print:quiet = on", "Next:numberCount = 0", "Next:numberShowEvent = 0"]
+    for line in [*settings, *quiet, "Random:setSeed = on", f"Random:seed = {seed}"]:
+        if not pythia.readString(line):
+            raise QTriggerError(f"Pythia rejected the setting {line!r}")
+    if not pythia.init():
+        raise QTriggerError(f"Pythia initialisation failed for settings {settings}")
+    return pythia
+
+
+def next_batch(pythia, n: int):
+    """Exactly ``n`` events (failed events are retried, at most 10 n tries)."""
+    try:
+        return pythia.nextBatch(int(n), 10.0)
+    except RuntimeError as exc:
+        raise QTriggerError(f"Pythia failed to generate {n} events: {exc}") from None
+
+
+# --------------------------------------------------------------------------- particle arrays
+
+
+def _flat_particles(batch, fields=("id", "status", "mother1", "daughter1", "daughter2")) -> dict:
+    """Flat numpy columns of all particles of a batch, plus ``counts`` and ``start``."""
+    import awkward as ak
+
+    prt = batch["prt"]
+    out = {"counts": ak.to_numpy(ak.num(prt, axis=1)).astype(np.int64)}
+    for name in fields:
+        out[name] = ak.to_numpy(ak.flatten(prt[name], axis=1))
+    for name, src in (("px", "px"), ("py", "py"), ("pz", "pz"), ("E", "e")):
+        out[name] = ak.to_numpy(ak.flatten(prt["p"][src], axis=1)).astype(np.float64)
+    out["start"] = np.concatenate([[0], np.cumsum(out["counts"])[:-1]]).astype(np.int64)
+    out["evt"] = np.repeat(np.arange(len(out["counts"]), dtype=np.int64), out["counts"])
+    return out
+
+
+def _quark_digits(aid: np.ndarray):
+    return (aid // 1000) % 10, (aid // 100) % 10, (aid // 10) % 10
+
+
+def heavy_flavour(pdg_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(is b hadron, is c hadron) from PDG ids: quark digits nq1/nq2/nq3; c excludes b."""
+    aid = np.abs(pdg_id)
+    nq1, nq2, nq3 = _quark_digits(aid)
+    hadron = (aid > 100) & (nq3 > 0)
+    has_b = hadron & ((nq1 == 5) | (nq2 == 5) | (nq3 == 5))
+    has_c = hadron & ((nq1 == 4) | (nq2 == 4) | (nq3 == 4)) & ~has_b
+    return has_b, has_c
+
+
+def _is_parton(pdg_id: np.ndarray) -> np.ndarray:
+    aid = np.abs(pdg_id)
+    return ((aid >= 1) & (aid <= 5)) | (aid == 21)
+
+
+def _last_of(flag: np.ndarray, p: dict) -> np.ndarray:
+    """``flag`` particles none of whose daughters is flagged (via daughters' mother1)."""
+    daughters = np.flatnonzero(flag & (p["mother1"] > 0))
+    mothers = p["start"][p["evt"][daughters]] + p["mother1"][daughters]
+    is_mother = np.zeros(len(flag), dtype=bool)
+    is_mother[mothers] = True
+    return flag & ~is_mother
+
+
+def _ghost_partons(p: dict) -> np.ndarray:
+    """Quarks/gluons with negative status whose daughters (d1 and d2) are not partons."""
+    parton = _is_parton(p["id"]) & (p["status"] < 0) & (p["daughter1"] > 0)
+    base = p["start"][p["evt"]]
+    n = len(parton)
+    d1 = np.clip(base + p["daughter1"], 0, n - 1)
+    d2 = np.clip(base + p["daughter2"], 0, n - 1)
+    d2_parton = (p["daughter2"] > 0) & _is_parton(p["id"][d2])
+    return parton & ~_is_parton(p["id"][d1]) & ~d2_parton
+
+
+class ChargeTable:
+    """PDG id -> electric charge, looked up once per species in Pythia's ParticleData."""
+
+    def __init__(self, particle_data):
+        self._pd = particle_data
+        self._cache: dict[int, float] = {}
+
+    def __call__(self, pdg_id: np.ndarray) -> np.ndarray:
+        uniq, inverse = np.unique(pdg_id, return_inverse=True)
+        for code in uniq.tolist():  # a few dozen species, not particles
+            if code not in self._cache:
+                self._cache[code] = float(self._pd.charge(int(code)))
+        return np.array([self._cache[c] for c in uniq.tolist()], dtype=np.float64)[inverse]
+
+
+def _visible_kind(pdg_id: np.ndarray, charge: np.ndarray) -> np.ndarray:
+    """Constituent kind (K_CHH ... K_MU) of visible final-state particles."""
+    aid = np.abs(pdg_id)
+    kind = np.where(charge != 0, K_CHH, K_NEH)
+    kind = np.where(aid == 11, K_CHEM, kind)
+    kind = np.where(aid == 22, K_NEEM, kind)
+    kind = np.where(aid == 13, K_MU, kind)
+    return kind.astype(np.int8)
+
+
+def _visible(p: dict) -> np.ndarray:
+    return (p["status"] > 0) & ~np.isin(np.abs(p["id"]), NEUTRINOS)
+
+
+def _select(p: dict, mask: np.ndarray, evt: np.ndarray, kind, scale: float = 1.0) -> dict:
+    idx = np.flatnonzero(mask)
+    out = {k: p[k][idx] * scale for k in ("px", "py", "pz", "E")}
+    out["E_true"] = p["E"][idx]
+    out["pt_true"] = np.hypot(p["px"][idx], p["py"][idx])
+    out["pdg"] = p["id"][idx].astype(np.int32)
+    out["evt"] = evt[idx]
+    out["kind"] = kind if np.ndim(kind) else np.full(len(idx), kind, dtype=np.int8)
+    return out
+
+
+def hard_inputs(batch, charges: ChargeTable) -> list[dict]:
+    """Clustering inputs of the hard events: visible particles and flavour ghosts."""
+    p = _flat_particles(batch)
+    vis = _visible(p)
+    is_b, is_c = heavy_flavour(p["id"])
+    pieces = [_select(p, vis, p["evt"], _visible_kind(p["id"][vis], charges(p["id"][vis])))]
+    pieces.append(_select(p, _last_of(is_b, p), p["evt"], K_BHAD, GHOST_SCALE))
+    pieces.append(_select(p, _last_of(is_c, p), p["evt"], K_CHAD, GHOST_SCALE))
+    pieces.append(_select(p, _ghost_partons(p), p["evt"], K_PARTON, GHOST_SCALE))
+    return pieces
+
+
+def pileup_inputs(pu_pythia, rng, mu: float, n_events: int, charges: ChargeTable) -> list[dict]:
+    """Visible particles of Poisson(mu) minimum-bias interactions per hard event."""
+    n_pu = rng.poisson(mu, size=n_events)
+    total = int(n_pu.sum())
+    if total == 0:
+        return []
+    p = _flat_particles(next_batch(pu_pythia, total), fields=("id", "status"))
+    owner = np.repeat(np.arange(n_events, dtype=np.int64), n_pu)
+    vis = _visible(p)
+    return [_select(p, vis, owner[p["evt"]], _visible_kind(p["id"][vis], charges(p["id"][vis])))]
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+def merge_inputs(pieces: list[dict], n_events: int) -> dict:
+    """Concatenate input pieces and order them by event (stable)."""
+    cat = {k: np.concatenate([piece[k] for piece in pieces]) for k in pieces[0]}
+    order = np.argsort(cat["evt"], kind="stable")
+    cat = {k: v[order] for k, v in cat.items()}
+    counts = np.bincount(cat["evt"], minlength=n_events).astype(np.int64)
+    cat["offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return cat
+
+
+def _cluster(fastjet, inputs: dict, jet_pt_min: float):
+    """Anti-kT R=0.4 on all events at once: (jets px/py/pz/E, jet event, constituent idx)."""
+    import awkward as ak
+
+    content = ak.contents.RecordArray(
+        [ak.contents.NumpyArray(np.ascontiguousarray(inputs[k])) for k in ("px", "py", "pz", "E")],
+        ["px", "py", "pz", "E"],
+    )
+    events = ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(inputs["offsets"]), content))
+    sequence = fastjet.ClusterSequence(events, fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R))
+    jets = sequence.inclusive_jets(min_pt=jet_pt_min)
+    index = sequence.constituent_index(min_pt=jet_pt_min)
+    n_jets = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64)
+    four = {k: ak.to_numpy(ak.flatten(jets[k], axis=1)).astype(np.float64) for k in ("px", "py", "pz", "E")}
+    jet_event = np.repeat(np.arange(len(n_jets), dtype=np.int64), n_jets)
+    n_const = ak.to_numpy(ak.flatten(ak.num(index, axis=2), axis=1)).astype(np.int64)
+    local = ak.to_numpy(ak.flatten(index, axis=None)).astype(np.int64)
+    return four, jet_event, n_const, local
+
+
+def _jet_kinematics(four: dict) -> dict:
+    pt = np.hypot(four["px"], four["py"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.arcsinh(four["pz"] / pt)
+    p2 = pt**2 + four["pz"] ** 2
+    return {
+        "pt": pt,
+        "eta": eta,
+        "phi": np.arctan2(four["py"], four["px"]),
+        "mass": np.sqrt(np.maximum(four["E"] ** 2 - p2, 0.0)),
+    }
+
+
+def _parton_flavour(n_jets: int, jet_of: np.ndarray, kind: np.ndarray, pdg: np.ndarray, pt: np.ndarray):
+    """Hardest b parton, else hardest c parton, else hardest parton (signed PDG id), else 0."""
+    sel = kind == K_PARTON
+    jet, pdg, pt = jet_of[sel], pdg[sel], pt[sel]
+    aid = np.abs(pdg)
+    priority = np.where(aid == 5, 2, np.where(aid == 4, 1, 0))
+    order = np.lexsort((pt, priority, jet))  # last entry per jet = chosen parton
+    jet, pdg = jet[order], pdg[order]
+    is_last = np.ones(len(jet), dtype=bool)
+    is_last[:-1] = jet[1:] != jet[:-1]
+    flavour = np.zeros(n_jets, dtype=np.int32)
+    flavour[jet[is_last]] = pdg[is_last]
+    return flavour
+
+
+def jet_table(fastjet, inputs: dict, n_events: int, jet_pt_min: float, jet_eta_max: float):
+    """Per-jet columns (selected, sorted by pt within each event) and jets per event."""
+    four, jet_event, n_const, local = _cluster(fastjet, inputs, jet_pt_min)
+    n_jets = len(jet_event)
+    jet_of = np.repeat(np.arange(n_jets, dtype=np.int64), n_const)
+    glob = inputs["offsets"][jet_event[jet_of]] + local
+    kind = inputs["kind"][glob].astype(np.int64)
+    key = jet_of * N_KINDS + kind
+    energy = np.bincount(key, weights=inputs["E_true"][glob], minlength=n_jets * N_KINDS)
+    number = np.bincount(key, minlength=n_jets * N_KINDS)
+    energy, number = energy.reshape(n_jets, N_KINDS), number.reshape(n_jets, N_KINDS)
+
+    cols = _jet_kinematics(four)
+    e_vis = energy[:, :5].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.clip(energy[:, :5] / e_vis[:, None], 0.0, 1.0)
+    for k, name in enumerate(KIND_NAMES):
+        cols[name] = frac[:, k]
+    cols["nConstituents"] = number[:, :5].sum(axis=1)
+    cols["hadronFlavour"] = np.where(number[:, K_BHAD] > 0, 5, np.where(number[:, K_CHAD] > 0, 4, 0))
+    cols["partonFlavour"] = _parton_flavour(n_jets, jet_of, kind, inputs["pdg"][glob], inputs["pt_true"][glob])
+
+    keep = (cols["pt"] > jet_pt_min) & (np.abs(cols["eta"]) < jet_eta_max) & (e_vis > 0)
+    idx = np.flatnonzero(keep)
+    idx = idx[np.lexsort((-cols["pt"][idx], jet_event[idx]))]
+    cols = {name: cols[name][idx].astype(dtype) for name, dtype in JET_FIELDS.items()}
+    counts = np.bincount(jet_event[idx], minlength=n_events).astype(np.int64)
+    return cols, counts
+
+
+def to_awkward(cols: dict, counts: np.ndarray):
+    """Jet record array (events x jets) from flat columns and per-event counts."""
+    import awkward as ak
+
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    content = ak.contents.RecordArray([ak.contents.NumpyArray(cols[k]) for k in JET_FIELDS], list(JET_FIELDS))
+    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), content))
