@@ -187,7 +187,8 @@ def test_events_from_a_foreign_file_are_refused(three_bins, tmp_path):
 # --------------------------------------------------------------------------- the shipped rate sample
 
 REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
-RATE_FILES = sorted(str(p) for p in (REPO / "data" / "rate" / "qcd_bins").glob("qcd_pthat*.root"))
+# every file, as the configs read it: the seed-3 files (one per bin) and the seed-4 extensions of some bins
+RATE_FILES = sorted(str(p) for p in (REPO / "data" / "rate" / "qcd_bins").glob("*.root"))
 DEFAULT_QCD = REPO / "data" / "default" / "qcd.root"
 LUMI_MB = 2e34 * 1e-27  # L in mb^-1 s^-1
 # Issue 10: thresholds at 100 / 30 / 10 kHz measured on an independent 140k-event biased QCD sample.
@@ -199,15 +200,17 @@ def _events(files):
     """Per event: file path, genWeight, leading-jet pT (jets > 20 GeV, |eta| < 2.5; 0 if none), HT (jets > 30 GeV)."""
     import awkward as ak
 
-    out = {"file": [], "w": [], "lead": [], "ht": []}
+    out = {"file": [], "w": [], "lead": [], "ht": [], "jet3": [], "jet4": []}
     for path in files:
         with uproot.open(path) as f:
             ev = f["Events"].arrays(["genWeight", "Jet_pt", "Jet_eta"])
-        pt = ev["Jet_pt"][(ev["Jet_pt"] > 20) & (abs(ev["Jet_eta"]) < 2.5)]
+        pt = ak.sort(ev["Jet_pt"][(ev["Jet_pt"] > 20) & (abs(ev["Jet_eta"]) < 2.5)], ascending=False)
         out["file"].append(np.full(len(ev), str(path)))
         out["w"].append(ev["genWeight"].to_numpy().astype(np.float64))
         out["lead"].append(ak.to_numpy(ak.fill_none(ak.max(pt, axis=1), 0.0)).astype(np.float64))
         out["ht"].append(ak.to_numpy(ak.sum(pt[pt > 30], axis=1)).astype(np.float64))
+        for n in (3, 4):  # pT of the n-th leading jet, 0 without n jets
+            out[f"jet{n}"].append(ak.to_numpy(ak.fill_none(ak.pad_none(pt, n)[:, n - 1], 0.0)).astype(np.float64))
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
@@ -229,6 +232,34 @@ def test_rate_sample_is_a_complete_stitched_qcd_sample(rate_sample):
     assert ev["w_abs"].sum() == pytest.approx(info.xsec_mb, rel=1e-6)
     # sigma(pTHat > 10 GeV) agrees with the biased default sample's 7.915 +- 0.021 mb within a few %
     assert info.xsec_mb == pytest.approx(7.915, rel=0.05)
+
+
+def test_rate_sample_files_of_one_bin_combine(rate_sample):
+    """Bins extended by further files (other seeds) are one bin: its event count is the sum of its
+    files' events, every event of the bin weighs sigma_b * genWeight / W_b whichever file it is in,
+    the files' cross-sections agree within their errors, and no event is in two files (distinct seeds)."""
+    from qtrigger.samples import read_runs
+
+    info, ev = rate_sample
+    assert len(info.files) == len(RATE_FILES) > len(info.bins)  # some bins are made of several files
+    for b in info.bins:
+        in_bin = np.isin(ev["file"], b.files)
+        assert b.n_events == in_bin.sum() == sum(read_runs(f)["n"] for f in b.files), b.label()
+        scale = ev["w_abs"][in_bin] / ev["w"][in_bin]  # one sigma_b / W_b for all files of the bin
+        assert scale.max() == pytest.approx(scale.min(), rel=1e-6), b.label()
+        assert ev["w_abs"][in_bin].sum() == pytest.approx(b.xsec_mb, rel=1e-9), b.label()
+        runs = [read_runs(f) for f in b.files]
+        for r in runs[1:]:
+            pull = (r["xsec"] - runs[0]["xsec"]) / math.hypot(r["xsec_err"], runs[0]["xsec_err"])
+            assert abs(pull) < 4, (b.label(), r["path"], pull)
+        if len(b.files) > 1:
+            seeds = [uproot.open(f)["Runs"]["seed"].array(library="np")[0] for f in b.files]
+            assert len(set(seeds)) == len(seeds), (b.label(), seeds)
+            # an event is its (pTHat, leading-jet pT) pair; a seed collision would repeat every event
+            keys = [set(zip(uproot.open(f)["Events"]["Generator_binvar"].array(library="np").tolist(),
+                            ev["lead"][ev["file"] == f].tolist())) for f in b.files]
+            shared = set.intersection(*keys)
+            assert len(shared) <= 1, (b.label(), sorted(shared)[:3])
 
 
 def _leading_jet_spectrum(ev, weight, edges):
@@ -278,3 +309,38 @@ def test_rate_sample_held_out_half_has_n_eff_400_at_the_issue_thresholds(rate_sa
             n_eff = w[fired].sum() ** 2 / (w[fired] ** 2).sum()
             assert n_eff >= 400, (observable, khz, n_eff)
             assert rate_khz == pytest.approx(khz, rel=0.25), (observable, khz, rate_khz)
+
+
+# Issue 10's multi-jet and HT seeds (the kinematic baselines of configs/l1_ttbar_seed.yaml):
+# (target kHz, tuned observable, fixed requirement (observable, GeV) or None, minimum held-out n_eff).
+# The pure >= 4-jet seeds reach 283-583 (data/rate/README.md): their rate has a tail from pTHat 30-50 GeV
+# events with ISR/MPI jets; 400 for them needs more 30-50 GeV events (issue 10 stays open for them).
+MULTIJET_SEEDS = [(100, "jet3", None, 400), (30, "jet4", None, 250), (10, "jet4", None, 250),
+                  (100, "ht", ("jet3", 20.0), 400), (30, "ht", ("jet4", 20.0), 400), (10, "ht", ("jet4", 25.0), 400)]
+
+
+def _cut_at_rate(key, w_abs, khz):
+    """Lowest cut on ``key`` whose rate ``L * sum(w_abs[key >= cut])`` stays at or below ``khz``."""
+    order = np.argsort(-key)
+    rate = LUMI_MB * np.cumsum(w_abs[order]) / 1e3
+    return key[order[max(np.searchsorted(rate, khz, side="right") - 1, 0)]]
+
+
+@pytest.mark.parametrize("split_seed", [1, 2, 3])
+def test_rate_sample_held_out_half_has_n_eff_for_multijet_seeds(rate_sample, split_seed):
+    """As the trigger study does: the cut is tuned to the target rate on one half (calibration), then
+    the other half (held-out) gives the rate and n_eff_fired = (sum w)^2 / sum w^2. Multi-jet seeds
+    fire on low-pTHat events (ISR/MPI jets), which is what the seed-4 extension of the 30-120 GeV bins is for."""
+    info, ev = rate_sample
+    held = np.random.default_rng(split_seed).random(len(ev["w"])) < 0.5
+    w = {half: event_xsec_weights_mb(info, ev["file"][mask], ev["w"][mask])
+         for half, mask in (("cal", ~held), ("held", held))}
+    for khz, observable, requirement, min_n_eff in MULTIJET_SEEDS:
+        ok = np.ones(len(held), bool) if requirement is None else ev[requirement[0]] >= requirement[1]
+        key = np.where(ok, ev[observable], -1.0)
+        cut = _cut_at_rate(key[~held], w["cal"], khz)
+        fired = key[held] >= cut
+        rate_khz = LUMI_MB * w["held"][fired].sum() / 1e3
+        n_eff = w["held"][fired].sum() ** 2 / (w["held"][fired] ** 2).sum()
+        assert n_eff >= min_n_eff, (observable, requirement, khz, cut, n_eff)
+        assert rate_khz == pytest.approx(khz, rel=0.3), (observable, requirement, khz, cut, rate_khz)
