@@ -72,7 +72,7 @@ def test_da_csim_bit_exact_with_integer_reference(tiny, da_project):
 
 
 def test_da_estimate_fields_and_firmware_check(tiny, da_project):
-    from qtrigger.firmware.rtl import da_estimate
+    from qtrigger.estimate.da import da_estimate
 
     _, network, x = tiny
     est = da_estimate(da_project, network, clock_period_ns=5.0, x=x[:500], include_verilog=True)
@@ -94,7 +94,7 @@ def test_da_estimate_fields_and_firmware_check(tiny, da_project):
 def test_da_estimate_rejects_latency_project(tiny, tmp_path):
     require("da4ml")
     from qtrigger import firmware
-    from qtrigger.firmware.rtl import da_estimate
+    from qtrigger.estimate.da import da_estimate
 
     model, network, _ = tiny
     project = firmware.convert(model, network, HLSConfig(), tmp_path / "lat", "tiny_lat", compile_model=False)

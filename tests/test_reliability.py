@@ -555,7 +555,7 @@ def test_generate_terminated(tmp_path):
     pytest.importorskip("pythia8mc", reason="generator extra not installed")
     output = tmp_path / "out" / "gen.root"
     output.parent.mkdir()
-    proc = subprocess.Popen([*PY, "data", "generate", "--process", "qcd", "--events", "200000", "--seed", "3",
+    proc = subprocess.Popen([*PY, "data", "generate", "--process", "qcd", "--events", "200000", "--seed", "3", "--workers", "0",
                              "-o", str(output)], cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env=dict(os.environ, PYTHONPATH=str(REPO), QTRIGGER_NATIVE_LOGS="1"))
     deadline = time.monotonic() + 120
