@@ -8,6 +8,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# pythia8mc must come from a wheel: the 8.318 sdist compiles for over an hour.
 	$(PY) -m pip install -q --only-binary=pythia8mc -e '.[test,generate,rtl]'
+	# da4ml's numba solver compiles once (~75 s) into its on-disk cache: pay it here, not in the first RTL build.
+	$(PY) -c "from qtrigger.firmware.rtl import warm_solver_cache as w; print(f'da4ml solver compiled in {w():.0f} s')"
 	touch $@
 
 install: $(VENV)/.installed
@@ -15,7 +17,9 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/qtrigger run configs/l1_ttbar_seed.yaml --overwrite
 
+# Two pytest-xdist workers, one test file per worker at a time (module fixtures are built once);
+# the fast lane for daily work is `$(PY) -m pytest -m "not slow"` (no xdist needed).
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 .PHONY: install demo test

@@ -20,8 +20,12 @@ def dask_client(workers: int | None, scheduler, what: str, env: dict | None = No
     from distributed import Client, LocalCluster
 
     if scheduler is None:
+        # No dashboard; the scheduler's HTTP endpoints (health, metrics) on a free port, so that two
+        # clusters on one machine (two scans, parallel tests) never compete for 8787.
+        quiet_http = {"dashboard": False, "dashboard_address": ":0"}
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR, scheduler_kwargs=scheduler_kwargs or {}, env=env or {}) as cluster, \
+                          silence_logs=logging.ERROR, scheduler_kwargs={**quiet_http, **(scheduler_kwargs or {})},
+                          env=env or {}) as cluster, \
                 Client(cluster) as client:
             yield client
         return

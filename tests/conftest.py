@@ -1,5 +1,7 @@
 """Shared test fixtures: the real CMS NanoAOD file, the shipped default sample, small configs."""
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -7,6 +9,11 @@ import pytest
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# One thread per test process: `make test` runs two pytest-xdist workers on two cores, and TensorFlow
+# or OpenMP (scikit-learn's boosted trees) pools of two threads each oversubscribe them (a 1 s BDT fit
+# took 30 s so). Set here, for tests only; runs keep their configured `training.threads`.
+for _var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("QTRIGGER_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -63,7 +70,7 @@ def small_config_dict(default_sample: dict, tmp_path: Path, **sections) -> dict:
             ],
             "max_events": 1500,
         },
-        "training": {"epochs": 2, "verbose": False, "float_twin": False},
+        "training": {"epochs": 2, "verbose": False, "float_twin": False, "threads": 1},
         "hls": {"output_dir": str(tmp_path / "hls")},
     }
     for key, value in sections.items():
@@ -71,26 +78,43 @@ def small_config_dict(default_sample: dict, tmp_path: Path, **sections) -> dict:
     return raw
 
 
-QUANTIZER_SETTINGS = {
-    "default_6bit": {},
-    "w4_a4": {"weight_bits": 4, "bias_bits": 4, "activation_bits": 4, "activation_integer": 1},
-    "w8_a8": {"weight_bits": 8, "weight_integer": 1, "bias_bits": 8, "bias_integer": 2, "activation_bits": 8, "activation_integer": 3},
-}
+@contextlib.contextmanager
+def built_once(tmp_path_factory, name: str):
+    """A folder shared by every pytest-xdist worker of this test session, and whether it still needs building.
+
+    Yields ``(folder, build)`` holding an exclusive lock: the first worker gets ``build=True`` and
+    builds into ``folder``; the others wait on the lock, then get ``build=False`` and read what
+    it left. Without xdist the folder is under this session's base temp folder as usual.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # pytest-N/: shared by this session's workers (each has pytest-N/popen-gwK/)
+    folder = base / f"shared-{name}"
+    folder.mkdir(exist_ok=True)
+    with open(base / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder / ".built"
+        yield folder, not done.exists()
+        done.touch()
 
 
 @pytest.fixture(scope="session")
 def runs(default_sample, tmp_path_factory):
-    """One short end-to-end run per quantizer setting, shared by every test module."""
+    """The one short end-to-end run (6-bit default quantizers, float twin on) every module reads.
+
+    Built once per test session, also under pytest-xdist (``built_once``); tests only read it,
+    apart from additions (``compare``, ``hls_check.json``) that other tests never assert absent.
+    Other quantizer settings are proven exact in ``tests/test_exactness.py`` (same C-simulation
+    and stress assertions, without a whole run each).
+    """
     from qtrigger.config import validate_config
     from qtrigger.pipeline import run
+    from qtrigger.results import FinishedRun
 
-    results = {}
-    for name, quant in QUANTIZER_SETTINGS.items():
-        tmp = tmp_path_factory.mktemp(name)
-        raw = small_config_dict(default_sample, tmp, quantization=quant)
-        raw["name"] = name
-        if name == "default_6bit":
-            raw["training"]["float_twin"] = True
+    with built_once(tmp_path_factory, "runs") as (tmp, build):
+        raw = small_config_dict(default_sample, tmp)
+        raw["name"] = "default_6bit"
+        raw["training"]["float_twin"] = True
         config = validate_config(raw)
-        results[name] = (config, run(config, progress=False), tmp)
-    return results
+        result = run(config, progress=False) if build else FinishedRun.load(tmp / "runs" / config.name).result
+    return {"default_6bit": (config, result, tmp)}

@@ -572,15 +572,10 @@ def test_generate_terminated(tmp_path):
 # --------------------------------------------------------------------------- with a trained run (slow)
 
 @pytest.fixture(scope="session")
-def trained_run(default_sample, tmp_path_factory):
-    """One short run (800 events, 1 epoch) shared by the cases that need a trained network."""
-    from qtrigger.pipeline import run
-
-    tmp = tmp_path_factory.mktemp("reliability")
-    raw = tiny_config(tmp, default_sample)
-    raw["name"] = "reliability"
-    result = run(validate_config(raw), progress=False)
-    return result.directory, tmp
+def trained_run(runs):
+    """(run directory, its tmp folder) of the session's shared run (tests/conftest.py ``runs``)."""
+    config, result, tmp = runs["default_6bit"]
+    return tmp / "runs" / config.name, tmp
 
 
 @pytest.mark.slow
@@ -590,9 +585,10 @@ def test_case9_evaluate_reads_every_event_by_default(trained_run, tmp_path):
     from qtrigger.pipeline import evaluate
 
     run_dir, _ = trained_run
-    data = make_events_file(tmp_path / "many.root", n_events=1500)
-    assert uproot.open(data)["Events"].num_entries == 1500  # more than the run's data.max_events (800)
-    assert evaluate(run_dir, [data], csim=False)["n_events"] == 1500
+    data = make_events_file(tmp_path / "many.root", n_events=2000)
+    max_events = FinishedRun.load(run_dir).config.data.max_events
+    assert uproot.open(data)["Events"].num_entries == 2000 > max_events  # more than the run's data.max_events
+    assert evaluate(run_dir, [data], csim=False)["n_events"] == 2000
     assert evaluate(run_dir, [data], csim=False, max_events=300)["n_events"] == 300
 
 

@@ -24,8 +24,9 @@ from conftest import REPO, small_config_dict
 
 def write_scan(tmp_path: Path, default_sample: dict, name: str = "tiny", axes=None, csim: bool = False, **extra) -> Path:
     """A base run config on a slice of the default sample and a scan file next to it (outputs under tmp_path)."""
+    # One trigger rate and no BDT reference: these scans test planning, failures and resuming, not physics.
     base = small_config_dict(default_sample, tmp_path, data={"max_events": 800}, training={"epochs": 1},
-                             hls={"csim": csim})
+                             hls={"csim": csim}, trigger={"bdt": False, "extra_rates_hz": []})
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
     scan = {"name": name, "base": "base.yaml", "overrides": ["training.batch_size=256"],
             "axes": axes or {"quantization.weight_bits": [4, 6]}, "output_dir": str(tmp_path / "scans"), **extra}

