@@ -143,11 +143,17 @@ def trained(prepared, form: str, sequential: bool, seed: int = 7):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sequential", [False, True], ids=["functional", "sequential"])
-@pytest.mark.parametrize("form", list(FORMS))
+@pytest.mark.parametrize("form", [f for f in FORMS if f != "separate_activations"])
 def test_model_form_is_bit_exact(prepared, tmp_path, form, sequential):
+    """Every form in both APIs; separate_activations: in test_sequential_and_functional_twins_same_verdict_and_codes."""
     model = trained(prepared, form, sequential)
+    assert_form_exact(prepared, model, form, hls_check(model, prepared.inputs[prepared.split.test], HLSConfig(),
+                                                       tmp_path / "prj", form, n_stress=2000))
+
+
+def assert_form_exact(prepared, model, form: str, result) -> None:
+    """The verdict of ``hls_check`` on a form's model: exact on every test jet and 2,000 stress rows, notes as expected."""
     x_test = prepared.inputs[prepared.split.test]
-    result = hls_check(model, x_test, HLSConfig(), tmp_path / "prj", form, n_stress=2000)
     assert result.events == len(x_test) > 500
     assert result.mismatched_events == 0 and result.max_abs_diff_lsb == 0, result.summary()
     assert result.stress_events == 2000 and result.stress_mismatched_events == 0, result.summary()
@@ -178,9 +184,11 @@ def test_sequential_and_functional_twins_same_verdict_and_codes(prepared, tmp_pa
     a, b = extract_network(functional), extract_network(sequential)
     assert np.array_equal(a.forward_codes(x_test), b.forward_codes(x_test))
     assert b.input_name == sequential.layers[0].input.name.split(":")[0] != "input_q"
-    verdicts = [hls_check(m, x_test, HLSConfig(), tmp_path / n, n, n_stress=1000) for n, m in
+    verdicts = [hls_check(m, x_test, HLSConfig(), tmp_path / n, n, n_stress=2000) for n, m in
                 (("functional", functional), ("sequential", sequential))]
     assert [v.exact for v in verdicts] == [True, True], [v.summary() for v in verdicts]
+    for model, verdict in zip((functional, sequential), verdicts):  # the form's checks, for both APIs
+        assert_form_exact(prepared, model, "separate_activations", verdict)
 
 
 # ---------------------------------------------------------------- layers refused before conversion (fast)
