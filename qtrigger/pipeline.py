@@ -134,16 +134,27 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
     check_run_inputs(config)
     started = time.perf_counter()
     with claimed_outputs(run_dir, hls_dir, overwrite) as staged:
-        prepared = prepare_data(config, progress=progress)
-        n_classes = 1 if config.labels.mode == "binary" else len(config.labels.class_names)
-        _check_trainable(config, prepared, max(2, n_classes))
+        event_level = config.features.level == "event"
+        if event_level:  # one input row per event (qtrigger.event_pipeline)
+            from qtrigger.event_pipeline import prepare_event_data
+
+            prepared = prepare_event_data(config)
+        else:
+            prepared = prepare_data(config, progress=progress)
+            n_classes = 1 if config.labels.mode == "binary" else len(config.labels.class_names)
+            _check_trainable(config, prepared, max(2, n_classes))
         from qtrigger.train import configure_tensorflow
 
         configure_tensorflow(config.training.seed, config.training.threads)
         write_provenance(staged.run_dir, config_to_dict(config), config.training.threads, config.training.seed,
                          staged.run_id)
         prepared.preprocessor.save(staged.run_dir / "preprocessing.json")
-        result, artefacts = _train_convert_compare(config, prepared, n_classes, staged.run_dir, staged.hls_dir)
+        if event_level:
+            from qtrigger.event_pipeline import event_stages
+
+            result, artefacts = event_stages(config, prepared, staged.run_dir, staged.hls_dir)
+        else:
+            result, artefacts = _train_convert_compare(config, prepared, n_classes, staged.run_dir, staged.hls_dir)
         result.hls["project_dir"] = str(hls_dir)
         result.wall_seconds = round(time.perf_counter() - started, 1)
         report.write_run_report(staged.run_dir, config, result, artefacts)

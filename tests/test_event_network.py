@@ -1,0 +1,263 @@
+"""The event-level network (issue 18): event inputs as the seed sees them, preselection, the
+event_network seed family, bad input, and one small end-to-end run (slow) that every slow test reads."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from qtrigger.config import validate_config
+from qtrigger.data import JetTable
+from qtrigger.errors import QTriggerError
+from qtrigger.event_inputs import EventInputSpec, build_event_inputs, check_input_words, slot_order, wrap_dphi
+from qtrigger.trigger.events import NO_CODE, JetWords
+from qtrigger.trigger.seeds import Seed
+
+REPO = Path(__file__).resolve().parent.parent
+PI = math.pi
+LSB = PI / 720
+FEATURES = ["Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_chEmEF", "Jet_muEF"]
+
+
+def raw_config(**changes) -> dict:
+    raw = {"name": "ev", "data": {"samples": [
+        {"name": "ttbar", "files": [str(REPO / "data/default/ttbar.root")], "role": "signal"},
+        {"name": "qcd", "files": [str(REPO / "data/default/qcd.root")], "role": "background"}]},
+        "features": {"level": "event", "event_jets": 3, "names": list(FEATURES)},
+        "labels": {"mode": "binary", "source": "sample"},
+        "training": {"event_weights": "xsec"},
+        "trigger": {"families": ["event_network", "jets", "ht"], "ht_jet_pt": 20.0,
+                    "preselection": {"ht_gev": 100, "min_jets": 2, "jet_pt_gev": 20}},
+        "hls": {"jets_per_event": 1}}
+    for dotted, value in changes.items():
+        node = raw
+        parts = dotted.split("__")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return raw
+
+
+def table_of(events: list[list[tuple]], names=FEATURES) -> JetTable:
+    """A JetTable from per-event lists of (pt, eta, phi, mass, chEmEF, muEF) jets in file order."""
+    rows = [(e, j, jet) for e, jets in enumerate(events) for j, jet in enumerate(jets)]
+    features = np.array([jet for _, _, jet in rows], dtype=np.float32).reshape(len(rows), len(names))
+    n = len(events)
+    table = JetTable(list(names), features, np.zeros(len(rows), np.int64),
+                     np.array([e for e, _, _ in rows], np.int64), np.array([j for _, j, _ in rows], np.int32),
+                     np.zeros(n, np.int16), np.ones(n), np.zeros(n, np.int32), np.arange(n, dtype=np.int64),
+                     ["f.root"], ["s"])
+    table.extra = {"pt": features[:, 0].copy(), "eta": features[:, 1].copy()}
+    return table
+
+
+@pytest.fixture(scope="module")
+def spec() -> EventInputSpec:
+    return EventInputSpec.from_config(validate_config(raw_config()))
+
+
+# --------------------------------------------------------------------------- input builder (fast)
+
+
+def test_dphi_wraps_at_plus_minus_720_codes():
+    d = np.array([0, 719, 720, 721, 1439, -719, -720, -721, -1439])
+    assert wrap_dphi(d).tolist() == [0, 719, -720, -719, -1, -719, -720, 719, 1]
+
+
+def test_slots_sorted_by_pt_code_ties_keep_the_earlier_jet():
+    words = JetWords()
+    # event 0: jets of 30.0, 80.0, 80.1 and 80.2 GeV: 80.1 and 80.2 share the code floor(x/0.25) = 320
+    pt = np.array([30.0, 80.2, 80.1, 80.0])
+    codes = words.pt_code(pt)
+    assert codes[1] == codes[2] == codes[3] == 320
+    order = slot_order(codes, np.zeros(4, np.int64))
+    assert order.tolist() == [1, 2, 3, 0]
+
+
+def test_builder_codes_words_and_missing_jets(spec):
+    jets_event0 = [(30.0, 0.5, 3.0, 5.0, 0.1, 0.0), (80.2, -1.0, -3.0, 10.0, 0.0, 0.6), (80.1, 2.0, 0.0, 7.0, 0.0, 0.0)]
+    table = table_of([jets_event0, [(25.0, 0.0, 1.0, 4.0, 0.0, 0.0)], [(50.0, 0.1, 0.1, 1.0, 0.9, 0.0)]])
+    table = table.subset(np.array([True, True, True, True, True]))
+    table.event_sample = np.zeros(4, np.int16)  # a fourth event without jets
+    table.event_weight, table.event_file, table.event_entry = np.ones(4), np.zeros(4, np.int32), np.arange(4)
+    built = build_event_inputs(table, spec)
+    names = built.names
+    row = dict(zip(names, built.codes[0].tolist()))
+    # slot 0 = 80.2 GeV (earlier of the tied pair), slot 1 = 80.1, slot 2 = 30.0
+    assert (row["j0_pt"], row["j1_pt"], row["j2_pt"]) == (320, 320, 120)
+    assert row["j0_eta"] == round(-1.0 / LSB) and row["j1_eta"] == round(2.0 / LSB)
+    assert row["j0_dphi"] == 0
+    phi0 = round(-3.0 / LSB)
+    assert phi0 == -688 and row["j1_dphi"] == 0 - phi0 == 688  # < 720: no wrap
+    assert row["j2_dphi"] == 688 - phi0 - 1440 == -64  # 6 rad apart: 1376 >= 720 wraps to -64 codes
+    assert row["ht"] == 320 + 320 + 120 and row["n_jets"] == 3
+    assert row["j0_mass"] == 40 and row["j0_muEF"] == round(0.6 * 256)
+    # one jet: slots 1..2 are all-zero words; no jet at all: every input 0
+    one = dict(zip(names, built.codes[1].tolist()))
+    assert one["j0_pt"] == 100 and all(one[n] == 0 for n in names if n.startswith(("j1_", "j2_")))
+    assert one["ht"] == 100 and one["n_jets"] == 1
+    assert built.codes[3].tolist() == [0] * len(names)
+    assert built.lepton_like.tolist() == [True, False, True, False]
+
+
+def test_dphi_wraps_in_the_builder(spec):
+    # phi_0 = -3.0 rad, phi_1 = +3.0 rad: raw difference 1376 codes >= 720 -> 1376 - 1440 = -64; and back
+    table = table_of([[(90.0, 0.0, -3.0, 1.0, 0.0, 0.0), (60.0, 0.0, 3.0, 1.0, 0.0, 0.0)]])
+    built = build_event_inputs(table, spec)
+    row = dict(zip(built.names, built.codes[0].tolist()))
+    assert row["j1_dphi"] == round(3.0 / LSB) - round(-3.0 / LSB) - 1440 == -64
+    table = table_of([[(90.0, 0.0, 3.0, 1.0, 0.0, 0.0), (60.0, 0.0, -3.0, 1.0, 0.0, 0.0)]])
+    row = dict(zip(built.names, build_event_inputs(table, spec).codes[0].tolist()))
+    assert row["j1_dphi"] == -1376 + 1440 == 64
+
+
+def test_inputs_lie_on_the_input_quantizer_grid(spec):
+    from qtrigger.preprocess import Preprocessor
+
+    rng = np.random.default_rng(3)
+    events = [[(float(rng.uniform(20, 400)), float(rng.uniform(-2.4, 2.4)), float(rng.uniform(-PI, PI)),
+                float(rng.uniform(0, 40)), float(rng.uniform(0, 1)), float(rng.uniform(0, 1)))
+               for _ in range(rng.integers(0, 8))] for _ in range(300)]
+    built = build_event_inputs(table_of(events), spec)
+    pre = Preprocessor.fit(built.codes, spec.features_config(), spec.names)
+    x = pre.transform(built.codes)
+    t = pre.input_type
+    frac = t.width - t.integer
+    scaled = x * 2.0**frac
+    assert np.array_equal(scaled, np.rint(scaled))  # exactly on the grid
+    assert x.max() < 2.0 ** (t.integer - 1) and x.min() >= -(2.0 ** (t.integer - 1))  # inside the type, no clipping
+    assert np.array_equal(x.astype(np.float32).astype(np.float64), x)  # exact in float32 (what QKeras sees)
+
+
+def test_word_too_narrow_is_refused_in_one_line():
+    raw = raw_config(features__formats={"Jet_eta": {"lsb": LSB, "bits": 6, "signed": True}})
+    spec = EventInputSpec.from_config(validate_config(raw))
+    built = build_event_inputs(table_of([[(50.0, 1.5, 0.0, 1.0, 0.0, 0.0)]] * 20), spec)
+    with pytest.raises(QTriggerError) as err:
+        check_input_words(built, "events read")
+    assert str(err.value).startswith("event input j0_eta saturates its word on 100.0 % of the events read")
+    assert "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- preselection and the seed family
+
+
+def _jets(pt_codes, ht=None, scores=None):
+    from qtrigger.trigger.events import SeedJets
+
+    pt = np.asarray(pt_codes, np.int64)
+    valid = pt > 0
+    ht = pt.sum(axis=1) if ht is None else np.asarray(ht)
+    jets = SeedJets(pt, np.full(pt.shape, NO_CODE), valid, ht, 0)
+    return jets if scores is None else jets.with_event_score(scores)
+
+
+def test_preselection_is_an_ht_seed_and_event_network_keys():
+    from qtrigger.event_pipeline import preselection_seed
+
+    config = validate_config(raw_config())
+    words = JetWords(ht_jet_pt_gev=20.0)
+    presel = preselection_seed(config, words)
+    assert (presel.family, presel.n_jets, presel.jet_pt_code, presel.ht_code) == ("ht", 2, 80, 400)
+    # HT 100 GeV exactly with two 50 GeV jets passes; 99.75 GeV fails; one jet of 200 GeV fails (>= 2 jets)
+    jets = _jets([[200, 200, 0], [200, 199, 0], [800, 0, 0], [300, 79, 100]], scores=[5, 6, 7, 8])
+    assert presel.fires(jets).tolist() == [True, False, False, True]
+    seed = Seed("event_network", 2, 80, None, 400).with_tuned(6)
+    assert seed.tuned == "score" and seed.tagged
+    assert seed.keys(jets).tolist() == [5, NO_CODE, NO_CODE, 8]
+    assert seed.fires(jets).tolist() == [False, False, False, True]
+    d = seed.as_dict(words, 0.5)
+    assert d["family"] == "event_network" and d["score"] == 3.0
+    assert d["description"] == "event score >= 3 after preselection (HT >= 100 GeV and >= 2 jets with pT >= 20 GeV)"
+    from qtrigger.trigger.working_points import seed_from_dict
+
+    assert seed_from_dict(d) == seed
+
+
+def test_event_network_seed_needs_event_scores():
+    with pytest.raises(ValueError, match="event_score"):
+        Seed("event_network", 0, None, 1, 0).keys(_jets([[100, 0]]))
+
+
+def test_event_network_family_outer_grid_is_the_preselection():
+    from qtrigger.trigger.seeds import GridSpec, outer_grid
+
+    grid = GridSpec(preselection=(2, 80, 400))
+    assert outer_grid("event_network", grid, JetWords(), 0, 8, []) == [Seed("event_network", 2, 80, None, 400)]
+    assert outer_grid("event_network", GridSpec(), JetWords(), 0, 8, []) == [Seed("event_network", 0, None, None, 0)]
+
+
+def test_paired_gain_on_no_lepton_subset_is_the_same_arithmetic():
+    from qtrigger.trigger.efficiency import paired_gain
+
+    a = np.array([1, 1, 0, 1, 0], bool)
+    b = np.array([1, 0, 0, 0, 1], bool)
+    g = paired_gain(a, b)
+    assert (g.gained, g.lost, g.n) == (2, 1, 5) and g.value == pytest.approx(0.2)
+
+
+# --------------------------------------------------------------------------- bad input: one line, exit 2, before training
+
+
+def _error(raw) -> str:
+    with pytest.raises(QTriggerError) as err:
+        validate_config(raw, source="c.yaml")
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+def test_config_errors_are_one_line():
+    assert _error(raw_config(features__event_jets=0)) == \
+        "c.yaml: key features.event_jets: Input should be greater than or equal to 1 (got 0)"
+    assert "trigger.families must list event_network" in _error(raw_config(trigger__families=["jets_tagged", "ht"]))
+    assert "event_network needs features.level: event" in _error(raw_config(features__level="jet"))
+    assert "level event needs ['Jet_phi']" in _error(raw_config(features__names=["Jet_pt", "Jet_eta"]))
+
+
+def test_preselection_keeping_no_signal_is_refused():
+    from qtrigger.event_pipeline import check_preselection
+
+    config = validate_config(raw_config())
+    labels = np.array([1, 1, 0, 0])
+    with pytest.raises(QTriggerError) as err:
+        check_preselection(config, labels, np.array([False, False, True, False]), "training sample")
+    assert str(err.value) == ("key trigger.preselection {'ht_gev': 100.0, 'min_jets': 2, 'jet_pt_gev': 20.0}: keeps no "
+                              "signal event (0 of 2 in the training sample); loosen it")
+    with pytest.raises(QTriggerError, match="keeps no background event"):
+        check_preselection(config, labels, np.array([True, False, False, False]), "training sample")
+
+
+def test_rate_sample_without_the_needed_bins_is_refused():
+    from types import SimpleNamespace
+
+    from qtrigger.event_pipeline import check_rate_bins, preselection_leading_jet_gev
+
+    config = validate_config(raw_config())
+    assert preselection_leading_jet_gev(config) == 20.0
+    bins = (SimpleNamespace(pthat_min=30.0, pthat_max=math.inf),)
+    info = SimpleNamespace(bins=bins, pthat_min=30.0, where=lambda: "rate.root")
+    import qtrigger.samples as samples
+
+    cut = samples.generator_cut_gev
+    try:
+        samples.generator_cut_gev = lambda i: 30.0
+        with pytest.raises(QTriggerError) as err:
+            check_rate_bins(config, info)
+    finally:
+        samples.generator_cut_gev = cut
+    assert str(err.value).startswith("rate sample rate.root starts at pTHat 30 GeV (complete above ~45 GeV")
+
+
+def test_per_jet_configs_still_validate():
+    from qtrigger.config import load_config
+
+    for name in ("l1_bjet_ultralight", "l1_ttbar_seed", "seed_ultralight", "l1_bjet_multiclass"):
+        config = load_config(REPO / "configs" / f"{name}.yaml", check_files=False)
+        assert config.features.level == "jet"
+    event = load_config(REPO / "configs" / "l1_ttbar_event.yaml", check_files=False)
+    assert event.features.level == "event" and event.trigger.families == ["event_network", "jets", "ht"]
