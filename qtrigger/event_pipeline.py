@@ -278,3 +278,36 @@ def check_rate_bins(config, info) -> None:
             f"rate sample {info.where()} starts at pTHat {cut:g} GeV (complete above ~{config.trigger.bias_factor * cut:g} "
             f"GeV leading-jet pT), but trigger.preselection accepts events with a leading jet down to {needed:g} GeV: "
             "add the lower pTHat bins or tighten the preselection")
+
+
+def evaluate_event_trigger(finished, config, background_files: list[str], out) -> dict:
+    """An event-level run's trigger study on other signal/background files (``qtrigger evaluate RUN``).
+
+    ``config``: the run's config with the signal sample and ``trigger.rate_files`` replaced. Seeds are
+    re-tuned on the new background's calibration half and quoted on its held-out half; the run's own
+    seeds (thresholds unchanged) are applied to every event of it (``rate_at_run_threshold`` with pulls).
+    No GBDT reference (it needs training).
+    """
+    from qtrigger.config import resolve_sample_files
+    from qtrigger.emulate import extract_network
+    from qtrigger.trigger.event_study import event_trigger_study
+
+    spec = EventInputSpec.from_config(config)
+    table = read_event_table(config, resolve_sample_files(config))
+    built = build_event_inputs(table, spec)
+    check_input_words(built, "signal events")
+    labels = np.ones(table.n_events, np.int64)
+    part = np.full(table.n_events, 2, np.int8)
+    everything = np.ones(table.n_events, bool)
+    split = EventSplit(~everything, ~everything, everything, part)
+    preprocessor = finished.preprocessor
+    data = EventData(table, spec, built, labels, split, preprocessor.transform(built.codes), preprocessor,
+                     np.ones(table.n_events), preselect(config, built, spec.words))
+    network = extract_network(finished.load_model("qat"))
+
+    def score_fn(inputs):
+        return network.forward_codes(inputs).reshape(len(inputs), -1)[:, 0].astype(np.int64)
+
+    run_trigger = finished.result.trigger or {}
+    return event_trigger_study(config, data, score_fn, network.output_type, out, gbdt=False,
+                               run_trigger=run_trigger if "at_rate" in run_trigger else None).to_json()

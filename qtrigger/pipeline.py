@@ -408,6 +408,13 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     if normalisation:
         raw["trigger"]["normalisation"] = normalisation
     config = validate_config(raw, source=f"{run_dir}/config.resolved.yaml")
+    out = Path(output_dir) if output_dir else run_dir / "evaluations" / Path(background_files[0]).stem
+    if config.features.level == "event":
+        from qtrigger.event_pipeline import evaluate_event_trigger
+
+        result = evaluate_event_trigger(finished, config, list(background_files), out)
+        write_json(out / "trigger.json", result)
+        return result
     run_trigger = finished.result.trigger or {}
     table = load_jets(config)
     preprocessor = finished.preprocessor
@@ -416,7 +423,6 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     everything = np.ones(table.n_jets, bool)
     split = EventSplit(~everything, ~everything, everything, np.full(table.n_events, 2, np.int8))
     prepared = PreparedData(table, jet_labels(config, table), split, x, preprocessor)
-    out = Path(output_dir) if output_dir else run_dir / "evaluations" / Path(background_files[0]).stem
 
     def score_fn(inputs):
         return np.asarray(trigger_score(config, network.forward_codes(inputs)), dtype=np.int64)

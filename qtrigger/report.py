@@ -112,11 +112,42 @@ def _fmt(value, digits=4, percent=False):
     return str(value)
 
 
+def _event_rows(r: RunResult) -> list[tuple[str, str, str]]:
+    """The head of the table for an event-level run: events, preselection, event AUC (no per-jet metrics)."""
+    d, c, t = r.data, r.csim, r.trigger or {}
+    stress, f32 = c.get("stress", {}), c.get("qkeras_float32", {})
+    by_part, presel = d.extra.get("events_by_part", {}), t.get("preselection", {})
+    rows = [
+        ("Events train / val / test", " / ".join(str(by_part.get(k)) for k in ("train", "val", "test")),
+         f"split by event; trained on preselected train/val events ({d.n_jets.get('train')} / {d.n_jets.get('val')})"),
+        ("Per-jet metrics", "left out", "the network scores events, not jets: judge it on the trigger table"),
+    ]
+    if presel.get("signal_efficiency") is not None and presel.get("description") != "none":
+        rows.append(("Preselection (signal test events kept)",
+                     f"{100 * presel['signal_efficiency']:.1f} ± {100 * presel['signal_efficiency_err']:.1f} %",
+                     f"{presel['description']}; held-out rate {presel['held_out_rate_hz'] / 1e3:.0f} kHz"))
+    rows += [
+        ("Event AUC QAT / float twin", f"{_fmt(r.qat.auc)} / {_fmt(r.float_twin.auc if r.float_twin else None)}",
+         "preselected test events, weighted as in training"),
+        ("C-sim mismatched events", f"{c.get('mismatched_jets', 'n/a')} / {c.get('jets', 'n/a')}",
+         f"every test event; max |diff| {c.get('max_abs_diff_lsb', 'n/a')} LSB vs exact integer model"),
+        ("C-sim stress mismatches", f"{stress.get('mismatched_jets', 'n/a')} / {stress.get('jets', 'n/a')}",
+         "rounding ties and out-of-range inputs"),
+        ("QKeras float32 vs exact", f"{f32.get('mismatched_jets', 'n/a')} events differ", "float32 accumulation"),
+    ]
+    return rows
+
+
 def results_rows(metrics: RunResult | dict) -> list[tuple[str, str, str]]:
     """(quantity, measured value, how it was measured) rows of the final table."""
     r = as_result(metrics)
     q, f, c, d = r.qat, r.float_twin, r.csim, r.data
     stress, f32 = c.get("stress", {}), c.get("qkeras_float32", {})
+    if d.extra.get("level") == "event":
+        return [*_event_rows(r), *_trigger_rows(r.trigger), *_hardware_rows(r.hls),
+                ("Parameters (non-zero)", f"{r.model.parameters} ({r.model.nonzero_parameters})", "after pruning"),
+                ("Input / output type", f"{d.input_type} / {r.model.output_type}", "derived from quantizers"),
+                ("HLS project", str(r.hls.get("project_dir")), r.hls.get("backend", ""))]
     err = f" ± {100 * q.signal_efficiency_err:.2f}" if q.signal_efficiency_err is not None else ""
     return [
         ("Jets train / val / test", " / ".join(str(d.n_jets.get(k)) for k in ("train", "val", "test")), "split by event"),
@@ -147,6 +178,8 @@ def _trigger_rows(t: dict | None) -> list[tuple[str, str, str]]:
     if "at_rate" not in t:  # a run written before the menu-style seeds
         return [("Trigger rate (older run)", f"{t['rate_hz'] / 1e3:.1f} ± {t['rate_hz_err'] / 1e3:.1f} kHz",
                  f"{t['method']} normalisation, test events")]
+    if t.get("level") == "event":
+        return _event_trigger_rows(t)
     rows = []
     for key, point in t["at_rate"].items():
         for kind in ("network", "kinematic"):
@@ -164,6 +197,35 @@ def _trigger_rows(t: dict | None) -> list[tuple[str, str, str]]:
     if decision.get("csim_checked"):
         rows.append(("Accept bit (g++) vs Python", f"{decision['disagreements']} of {decision['events']} events differ",
                      "C-simulation of the seed's accept bit"))
+    return rows
+
+
+def _gain_text(gain: dict | None) -> str:
+    return "n/a" if not gain else f"{100 * gain['value']:+.1f} ± {100 * gain['err']:.1f}"
+
+
+def _event_trigger_rows(t: dict) -> list[tuple[str, str, str]]:
+    """Per rate: event network, GBDT reference, best kinematic seed, paired gains, n_eff_fired, no-lepton gain."""
+    rows = []
+    for key, point in t["at_rate"].items():
+        net, ref, kin = point["event_network"], point.get("gbdt_reference"), point.get("kinematic")
+        rows.append((f"Event network at {key} kHz",
+                     f"{100 * net['signal_efficiency']:.1f} % at {net['rate_hz'] / 1e3:.1f} ± {net['rate_hz_err'] / 1e3:.1f} kHz",
+                     f"n_eff_fired {net['n_eff_fired']:.0f}; gain {_gain_text(net['gain_over_best_kinematic'])} points; "
+                     f"{net['seed']['description']}"))
+        if ref:
+            rows.append((f"GBDT reference at {key} kHz",
+                         f"{100 * ref['signal_efficiency']:.1f} % at {ref['rate_hz'] / 1e3:.1f} ± {ref['rate_hz_err'] / 1e3:.1f} kHz",
+                         f"n_eff_fired {ref['n_eff_fired']:.0f}; gain {_gain_text(ref['gain_over_best_kinematic'])} "
+                         f"points; float, same inputs/events/weights"))
+        if kin:
+            rows.append((f"Best kinematic at {key} kHz",
+                         f"{100 * kin['signal_efficiency']:.1f} % at {kin['rate_hz'] / 1e3:.1f} ± {kin['rate_hz_err'] / 1e3:.1f} kHz",
+                         f"n_eff_fired {kin['n_eff_fired']:.0f}; {kin['seed']['description']} (no preselection)"))
+        nolep = point.get("no_lepton_jet")
+        if nolep:
+            rows.append((f"No-lepton-jet gain at {key} kHz", f"{_gain_text(nolep['gain_over_best_kinematic'])} points",
+                         f"{nolep['events']} signal test events without a jet with chEmEF or muEF > 0.5"))
     return rows
 
 

@@ -261,3 +261,84 @@ def test_per_jet_configs_still_validate():
         assert config.features.level == "jet"
     event = load_config(REPO / "configs" / "l1_ttbar_event.yaml", check_files=False)
     assert event.features.level == "event" and event.trigger.families == ["event_network", "jets", "ht"]
+
+
+# --------------------------------------------------------------------------- one small end-to-end run (slow)
+
+
+def small_run_config(tmp_path: Path, **changes) -> dict:
+    raw = raw_config(**changes)
+    raw.update(name="evsmall", output_dir=str(tmp_path / "runs"))
+    raw["data"]["max_events"] = 3000  # per sample; the biased QCD file is one pTHat bin (weights from its events)
+    raw["features"]["event_jets"] = 6
+    raw["model"] = {"hidden": [16, 8]}
+    raw["training"] = {"epochs": 2, "seed": 1, "threads": 1, "event_weights": "xsec", "float_twin": False,
+                       "verbose": False}
+    raw["trigger"]["rate_files"] = [str(REPO / "data/rate/qcd_bins/qcd_pthat*.root")]  # seed 3: 14 bins from 10 GeV
+    raw["hls"]["output_dir"] = str(tmp_path / "hls")
+    return raw
+
+
+@pytest.fixture(scope="module")
+def event_run(tmp_path_factory):
+    """One small event-level run (2 epochs, 3,000 events per sample) that the slow tests read."""
+    import qtrigger
+
+    tmp = tmp_path_factory.mktemp("event_run")
+    config = validate_config(small_run_config(tmp))
+    result = qtrigger.run(config, progress=False)
+    metrics = json.loads((Path(result.directory) / "metrics.json").read_text())
+    return Path(result.directory), metrics, tmp
+
+
+@pytest.mark.slow
+def test_event_run_csim_exact_on_every_test_event_and_stress(event_run):
+    _, m, _ = event_run
+    csim = m["csim"]
+    assert csim["jets"] == m["data"]["events_by_part"]["test"] > 1000
+    assert csim["mismatched_jets"] == 0 and csim["max_abs_diff_lsb"] == 0
+    assert csim["stress"]["mismatched_jets"] == 0 and csim["stress"]["jets"] >= 4000
+    assert m["data"]["n_jets"]["train"] == m["data"]["preselected_by_part"]["train"]
+
+
+@pytest.mark.slow
+def test_event_run_metrics_keys_and_definitions(event_run):
+    _, m, _ = event_run
+    t = m["trigger"]
+    assert t["level"] == "event" and t["per_jet_note"].startswith("per-jet metrics left out")
+    presel = t["preselection"]
+    signal_test = t["signal_test_events"]
+    for key, target in (("100", 100e3), ("30", 30e3), ("10", 10e3)):
+        point = t["at_rate"][key]
+        net = point["event_network"]
+        assert {"rate_hz", "rate_hz_err", "n_eff_fired", "signal_efficiency", "seed"} <= set(net)
+        assert set(net["gain_over_best_kinematic"]) >= {"value", "err"}
+        assert net["seed"]["family"] == "event_network" and net["seed"]["tuned"] == "score"
+        assert (net["seed"]["n_jets"], net["seed"]["jet_pt_code"], net["seed"]["ht_code"]) == (2, 80, 400)
+        assert net["calibration"]["rate_hz"] <= target  # tuned on the calibration half
+        # `network` is the best network family: here the only one
+        assert point["network"]["seed"] == net["seed"] and point["signal_efficiency"] == net["signal_efficiency"]
+        # efficiencies per ALL signal test events: preselection losses counted
+        assert point["network"]["signal_events"] == signal_test
+        assert net["signal_efficiency"] <= presel["signal_efficiency"] + 1e-12
+        assert point["kinematic"]["seed"]["family"] in ("jets", "ht")  # searched without the preselection
+        gain = net["gain_over_best_kinematic"]
+        assert gain["value"] == pytest.approx(net["signal_efficiency"] - point["kinematic"]["signal_efficiency"])
+        assert "signal_efficiency" in point["gbdt_reference"]
+        assert set(point["no_lepton_jet"]["gain_over_best_kinematic"]) >= {"value", "err"}
+        assert 0 < point["no_lepton_jet"]["events"] < signal_test
+
+
+@pytest.mark.slow
+def test_event_run_evaluate_applies_run_thresholds_with_pulls(event_run):
+    from qtrigger.pipeline import evaluate_trigger
+
+    run_dir, m, tmp = event_run
+    out = evaluate_trigger(run_dir, [str(REPO / "data/default/ttbar.root")],
+                                    [str(REPO / "data/default/qcd.root")], output_dir=tmp / "eval")
+    for key, check in out["rate_at_run_threshold"].items():
+        run_point = m["trigger"]["at_rate"][key]
+        assert check["run_rate_hz"] == run_point["rate_hz"]
+        sigma = math.hypot(check["rate_hz_err"], check["run_rate_hz_err"])
+        assert check["pull"] == pytest.approx((check["rate_hz"] - check["run_rate_hz"]) / sigma)
+    assert (tmp / "eval" / "trigger.json").is_file()
