@@ -17,6 +17,7 @@ puts them on the QKeras input quantizer's grid exactly as for per-jet inputs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,13 +92,19 @@ class EventInputSpec:
 
 @dataclass
 class EventInputs:
-    """Per event: the network input codes, the seed's jet words and bookkeeping."""
+    """Per event: the words the seed firmware receives, the network input codes built from them, bookkeeping.
+
+    ``slot_words[e, k, f]`` is slot ``k``'s word of ``jet_features[f]`` (``Jet_pt``: the seed's pT
+    word; ``Jet_phi``: the phi code, not yet Delta-phi; 0 for an empty slot); ``codes`` are the
+    network input codes (:func:`codes_from_words`).
+    """
 
     names: list[str]
     codes: np.ndarray  # (n_events, n_inputs) int64
     jets: SeedJets  # the seed's slots (pT words, validity, HT); scores unset
     saturated: dict[str, float]  # per input: fraction of filled entries whose code was saturated
     lepton_like: np.ndarray | None  # per event: a selected jet with chEmEF or muEF > 0.5 (None: branches absent)
+    slot_words: np.ndarray | None = None  # (n_events, n_jets, n_features) int64
 
     @property
     def n_events(self) -> int:
@@ -123,6 +130,31 @@ def slot_order(pt_codes: np.ndarray, jet_event: np.ndarray) -> np.ndarray:
     return np.lexsort((-np.asarray(pt_codes, dtype=np.int64), np.asarray(jet_event, dtype=np.int64)))
 
 
+def codes_from_words(slot_words: np.ndarray, jets: SeedJets, spec: EventInputSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Network input codes from the seed's words (what the firmware computes), and which entries saturated.
+
+    Per slot: every word as is, except ``Jet_phi`` -> Delta-phi to slot 0 (wrapped, saturated to the
+    phi word); empty slots give 0. Then HT (the seed's HT word) and the number of filled seed slots.
+    """
+    n_events, n_jets, width = slot_words.shape
+    valid = jets.valid[:, :n_jets]
+    values = np.where(valid[:, :, None], slot_words, 0)
+    clipped = np.zeros(values.shape, bool)
+    if "Jet_phi" in spec.jet_features:
+        f = spec.jet_features.index("Jet_phi")
+        lo, hi = feature_code_range(spec.formats["Jet_phi"].bits, spec.formats["Jet_phi"].signed)
+        dphi = wrap_dphi(values[:, :, f] - values[:, :1, f])
+        clipped[:, :, f] = valid & ((dphi < lo) | (dphi > hi))
+        values[:, :, f] = np.where(valid, np.clip(dphi, lo, hi), 0)
+    codes = np.zeros((n_events, n_jets * width + 2), dtype=np.int64)
+    codes[:, :-2] = values.reshape(n_events, -1)
+    count_max = 2 ** spec.input_formats["n_jets"].bits - 1
+    counts = jets.valid.sum(axis=1)
+    codes[:, -2] = jets.ht
+    codes[:, -1] = np.minimum(counts, count_max)
+    return codes, clipped
+
+
 def build_event_inputs(table, spec: EventInputSpec) -> EventInputs:
     """The event inputs of every event of a :class:`~qtrigger.data.JetTable` (events without jets: zeros).
 
@@ -130,11 +162,13 @@ def build_event_inputs(table, spec: EventInputSpec) -> EventInputs:
     """
     from qtrigger.trigger.events import leading_rank
 
+    if "Jet_phi" in spec.jet_features and not math.isclose(spec.formats["Jet_phi"].lsb, ANGLE_LSB):
+        raise QTriggerError(f"key features.formats.Jet_phi: an event input needs the phi LSB pi/720 "
+                            f"(Delta-phi in phi codes), got {spec.formats['Jet_phi'].lsb:g}")
     n_events = table.n_events
     pt = table.extra["pt"].astype(np.float64)
     pt_code = spec.words.pt_code(pt)
-    selected = pt >= spec.min_jet_pt_gev
-    jets_kept = np.flatnonzero(selected)
+    jets_kept = np.flatnonzero(pt >= spec.min_jet_pt_gev)
     order = jets_kept[slot_order(pt_code[jets_kept], table.event[jets_kept])]
     event = table.event[order]
     jets = seed_jets(pt[order], None, event, n_events, spec.n_slots, 0, spec.words)
@@ -142,41 +176,27 @@ def build_event_inputs(table, spec: EventInputSpec) -> EventInputs:
     in_input = rank < spec.n_jets
     rows, slots, source = event[in_input], rank[in_input], order[in_input]
 
-    codes = np.zeros((n_events, len(spec.names)), dtype=np.int64)
-    saturated: dict[str, float] = {}
     width = len(spec.jet_features)
-    phi_codes = None
-    if "Jet_phi" in spec.jet_features:
-        phi_codes, _ = quantize(table.column("Jet_phi")[source], FeatureFormat(lsb=ANGLE_LSB, bits=16, signed=True))
-    for column, branch in enumerate(spec.jet_features):
-        fmt = spec.slot_format(branch)
+    slot_words = np.zeros((n_events, spec.n_jets, width), dtype=np.int64)
+    word_clipped = np.zeros((n_events, spec.n_jets, width), bool)
+    for f, branch in enumerate(spec.jet_features):
         if branch == "Jet_pt":
-            values = jets.pt[rows, slots]
-            lo, hi = feature_code_range(fmt.bits, fmt.signed)
-            clipped = np.zeros(len(values), bool)
-        elif branch == "Jet_phi":
-            leading = np.zeros(n_events, dtype=np.int64)
-            leading[rows[slots == 0]] = phi_codes[slots == 0]
-            dphi = wrap_dphi(phi_codes - leading[rows]) if fmt.lsb == ANGLE_LSB else None
-            if dphi is None:
-                raise QTriggerError(f"key features.formats.Jet_phi: an event input needs the phi LSB pi/720 "
-                                    f"(Delta-phi in phi codes), got {fmt.lsb:g}")
-            lo, hi = feature_code_range(fmt.bits, fmt.signed)
-            values, clipped = np.clip(dphi, lo, hi), (dphi < lo) | (dphi > hi)
+            slot_words[rows, slots, f] = jets.pt[rows, slots]
         else:
-            values, clipped = quantize(table.column(branch)[source], fmt)
-        for k in range(spec.n_jets):
-            here = slots == k
-            codes[rows[here], k * width + column] = values[here]
-            saturated[spec.slot_name(k, branch)] = float(clipped[here].mean()) if here.any() else 0.0
-    ht_max = spec.words.ht_max_code
-    codes[:, -2] = jets.ht
-    saturated["ht"] = float(np.mean(jets.ht >= ht_max)) if n_events else 0.0
-    count_fmt = spec.input_formats["n_jets"]
-    counts = jets.valid.sum(axis=1)
-    codes[:, -1] = np.minimum(counts, 2**count_fmt.bits - 1)
-    saturated["n_jets"] = float(np.mean(counts > 2**count_fmt.bits - 1)) if n_events else 0.0
-    return EventInputs(spec.names, codes, jets, saturated, lepton_like_events(table))
+            slot_words[rows, slots, f], word_clipped[rows, slots, f] = quantize(table.column(branch)[source],
+                                                                                spec.formats[branch])
+    codes, clipped = codes_from_words(slot_words, jets, spec)
+    clipped |= word_clipped
+    saturated: dict[str, float] = {}
+    valid = jets.valid[:, :spec.n_jets]
+    for k in range(spec.n_jets):
+        filled = valid[:, k]
+        for f, branch in enumerate(spec.jet_features):
+            saturated[spec.slot_name(k, branch)] = float(clipped[filled, k, f].mean()) if filled.any() else 0.0
+    saturated["ht"] = float(np.mean(jets.ht >= spec.words.ht_max_code)) if n_events else 0.0
+    count_max = 2 ** spec.input_formats["n_jets"].bits - 1
+    saturated["n_jets"] = float(np.mean(jets.valid.sum(axis=1) > count_max)) if n_events else 0.0
+    return EventInputs(spec.names, codes, jets, saturated, lepton_like_events(table), slot_words)
 
 
 def lepton_like_events(table) -> np.ndarray | None:

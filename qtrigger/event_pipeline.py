@@ -246,7 +246,8 @@ def event_stages(config, data: EventData, run_dir, hls_dir) -> tuple[RunResult, 
             return network.forward_codes(inputs).reshape(len(inputs), -1)[:, 0].astype(np.int64)
 
         result.trigger = event_trigger_study(config, data, score_fn, network.output_type, run_dir,
-                                             float_model=float_model).to_json()
+                                             float_model=float_model, network=network if config.hls.csim else None,
+                                             hls_dir=hls_dir, project_name=project.project_name).to_json()
     return result, artefacts
 
 

@@ -226,6 +226,10 @@ def _event_trigger_rows(t: dict) -> list[tuple[str, str, str]]:
         if nolep:
             rows.append((f"No-lepton-jet gain at {key} kHz", f"{_gain_text(nolep['gain_over_best_kinematic'])} points",
                          f"{nolep['events']} signal test events without a jet with chEmEF or muEF > 0.5"))
+    decision = t.get("decision_hls") or {}
+    if decision.get("csim_checked"):
+        rows.append(("Accept bit (g++) vs Python", f"{decision['disagreements']} of {decision['events']} events differ",
+                     "jet words -> Delta-phi, HT, preselection, hls4ml network, threshold; real + random events"))
     return rows
 
 

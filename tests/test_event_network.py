@@ -302,6 +302,18 @@ def test_event_run_csim_exact_on_every_test_event_and_stress(event_run):
 
 
 @pytest.mark.slow
+def test_event_run_accept_bit_cpp_equals_python(event_run):
+    _, m, _ = event_run
+    d = m["trigger"]["decision_hls"]
+    assert d["csim_checked"] and d["header"] == "evsmall_event_seed.h"
+    signal_test, held_out = m["trigger"]["signal_test_events"], m["trigger"]["background_sample"]["test_events"]
+    assert d["events"] == 20_000 + signal_test + min(held_out, 20_000)
+    assert d["disagreements"] == 0 and d["accept_disagreements"] == 0 and d["score_disagreements"] == 0
+    assert 0.05 * d["random_events"] < d["random_accepted"] < 0.95 * d["random_events"]  # the check can fail
+    assert d["accepted"] > d["random_accepted"]
+
+
+@pytest.mark.slow
 def test_event_run_metrics_keys_and_definitions(event_run):
     _, m, _ = event_run
     t = m["trigger"]
@@ -342,3 +354,23 @@ def test_event_run_evaluate_applies_run_thresholds_with_pulls(event_run):
         sigma = math.hypot(check["rate_hz_err"], check["run_rate_hz_err"])
         assert check["pull"] == pytest.approx((check["rate_hz"] - check["run_rate_hz"]) / sigma)
     assert (tmp / "eval" / "trigger.json").is_file()
+
+
+@pytest.mark.slow
+def test_event_accept_bit_check_catches_a_missing_dphi_wrap(event_run, monkeypatch):
+    """The same check with the C++ Delta-phi wrap removed must report disagreements."""
+    import qtrigger.trigger.event_decision as decision
+    from qtrigger.emulate import extract_network
+    from qtrigger.results import FinishedRun
+    from qtrigger.trigger.working_points import seed_from_dict
+
+    run_dir, m, tmp = event_run
+    run = FinishedRun.load(run_dir)
+    spec = EventInputSpec.from_config(run.config)
+    network = extract_network(run.load_model("qat"))
+    seed = seed_from_dict(m["trigger"]["at_rate"]["100"]["event_network"]["seed"])
+    header = decision._header
+    monkeypatch.setattr(decision, "_header", lambda *a: header(*a).replace("d -= 2 * HALF_TURN", "d = d"))
+    broken = decision.check_event_seed_csim(tmp / "hls" / "evsmall", "evsmall", seed, spec, run.preprocessor,
+                                            network, [], n_random=3000)
+    assert broken["events"] == 3000 and broken["score_disagreements"] > 100

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qtrigger.errors import QTriggerError
 from qtrigger.event_inputs import build_event_inputs, check_input_words, read_event_table
 from qtrigger.samples import read_sample_info
 from qtrigger.trigger.efficiency import efficiency_of, paired_gain
@@ -70,27 +71,30 @@ def _rate_sample(config, data, score_fn):
         check_input_words(built, f"rate sample events ({len(files)} files)")
         x = data.preprocessor.transform(built.codes)
         return (table, built.jets.with_event_score(score_fn(x)), x, np.ones(table.n_events, bool),
-                f"trigger.rate_files ({', '.join(files)}), all {table.n_events:,} events")
+                f"trigger.rate_files ({', '.join(files)}), all {table.n_events:,} events", built.slot_words)
     events = ~data.is_signal & (data.split.event_part == 2)
     return (data.table, None, data.inputs, events,
-            f"test events of the background sample(s): {int(events.sum()):,}")
+            f"test events of the background sample(s): {int(events.sum()):,}", data.built.slot_words)
 
 
 def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None, float_model=None,
-                        run_trigger: dict | None = None, gbdt: bool = True) -> TriggerResult:
+                        run_trigger: dict | None = None, gbdt: bool = True, network=None, hls_dir=None,
+                        project_name: str | None = None) -> TriggerResult:
     """Seeds tuned on the calibration half of the rate sample and quoted on held-out events (module docstring).
 
     ``data``: :class:`~qtrigger.event_pipeline.EventData`; ``score_fn(inputs) -> codes`` scores
     events with the exact integer network; ``score_type`` is its output FixedType.
     ``run_trigger``: a finished run's ``trigger`` metrics whose seeds are applied unchanged to
-    every event of this rate sample (``rate_at_run_threshold``, with pulls).
+    every event of this rate sample (``rate_at_run_threshold``, with pulls). With ``network``,
+    ``hls_dir`` and ``project_name`` the first target's seed is written as accept-bit C++ around
+    the hls4ml network and compared with Python (``decision_hls``).
     """
     from qtrigger.event_pipeline import check_rate_bins, preselection_seed
 
     t, table, split = config.trigger, data.table, data.split
     words = jet_words(config)
     main = data.built.jets.with_event_score(score_fn(data.inputs))
-    rate_table, rate_jets, rate_x, rate_events, rate_source = _rate_sample(config, data, score_fn)
+    rate_table, rate_jets, rate_x, rate_events, rate_source, rate_words = _rate_sample(config, data, score_fn)
     rate_jets = main if rate_jets is None else rate_jets
     rate_files = sorted({rate_table.files[f] for f in np.unique(rate_table.event_file[rate_events])})
     info = read_sample_info(rate_files)
@@ -148,8 +152,10 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
     result.scan = scan_summary(rows, words, score_lsb)
     result.bias_warning = _bias_warning(points, t.bias_fraction_max, bias)
     result.per_jet = {"per_jet_note": PER_JET_NOTE}
-    result.extra["decision_hls"] = {"written": False, "note": "the event_network accept-bit C++ (jet words, "
-                                    "Delta-phi, HT, preselection and the hls4ml network) is not written yet"}
+    if network is not None and hls_dir is not None and project_name:
+        result.decision_hls = _decision_hls(hls_dir, project_name, points[0].network.seed, data, network,
+                                            [(main, data.built.slot_words, quoted), (rate_jets, rate_words, held_out_events)],
+                                            words, score_type)
     if run_trigger is not None:
         everything = weighted_rate(info, t.normalisation, rate_events, *rate_args, **kw)
         checked = rate_at_run_thresholds(run_trigger, rate_jets, everything)
@@ -161,6 +167,28 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
     if run_dir is not None:
         _plots(Path(run_dir) / "plots", ev, points[0], reference.get(targets[0]), words, score_lsb)
     return result
+
+
+DECISION_CHECK_EVENTS = 20_000
+
+
+def _decision_hls(hls_dir, project_name, seed, data, network, sets, words, score_type) -> dict:
+    """The event_network accept bit (jet words, Delta-phi, HT, preselection, hls4ml network) in g++ vs Python."""
+    from qtrigger.trigger.event_decision import check_event_seed_csim
+
+    real = []
+    for jets, slot_words, mask in sets:
+        rows = np.flatnonzero(mask)[:DECISION_CHECK_EVENTS]
+        real.append((jets.take(rows), slot_words[rows]))
+    try:
+        check = check_event_seed_csim(hls_dir, project_name, seed, data.spec, data.preprocessor, network, real,
+                                      n_random=DECISION_CHECK_EVENTS, rng_seed=0)
+    except QTriggerError as err:
+        return {"written": True, "csim_checked": False, "note": str(err), "seed": seed.describe(words, score_type.lsb)}
+    return {"written": True, "csim_checked": True, "seed": seed.describe(words, score_type.lsb),
+            "checked_on": f"up to {DECISION_CHECK_EVENTS:,} signal test and {DECISION_CHECK_EVENTS:,} held-out rate "
+                          f"events plus {DECISION_CHECK_EVENTS:,} random events at the word limits and thresholds",
+            **check}
 
 
 def _preselection_facts(config, words, main, rate_jets, quoted, held_out, seed) -> dict:
