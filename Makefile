@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/qtrigger run configs/l1_ttbar_seed.yaml --overwrite
+	$(VENV)/bin/qtrigger run configs/l1_ttbar_event.yaml --overwrite
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -218,11 +218,9 @@ def event_stages(config, data: EventData, run_dir, hls_dir) -> tuple[RunResult, 
                        model=_model_summary(qat, network, data.preprocessor.input_type),
                        precision_profile=precision_profile(network, x_test), qat=_metrics(data, qat_scores))
     artefacts = {"test_labels": sig_test, "scores": {"QAT (exact)": qat_scores}, "history": {"qat": qat.history}}
-    float_model = None
     if config.training.float_twin:
         twin = _fit(config, data, False)
         twin.model.save(run_dir / "model_float.h5")
-        float_model = twin.model
         float_scores = twin.model.predict(x_test.astype(np.float32), batch_size=8192, verbose=0)[:, 0]
         result.float_twin = _metrics(data, float_scores)
         artefacts["scores"]["float twin"] = float_scores
@@ -246,7 +244,7 @@ def event_stages(config, data: EventData, run_dir, hls_dir) -> tuple[RunResult, 
             return network.forward_codes(inputs).reshape(len(inputs), -1)[:, 0].astype(np.int64)
 
         result.trigger = event_trigger_study(config, data, score_fn, network.output_type, run_dir,
-                                             float_model=float_model, network=network if config.hls.csim else None,
+                                             network=network if config.hls.csim else None,
                                              hls_dir=hls_dir, project_name=project.project_name).to_json()
     return result, artefacts
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from qtrigger.config import validate_config
 from qtrigger.data import JetTable
@@ -34,6 +33,11 @@ def raw_config(**changes) -> dict:
         "trigger": {"families": ["event_network", "jets", "ht"], "ht_jet_pt": 20.0,
                     "preselection": {"ht_gev": 100, "min_jets": 2, "jet_pt_gev": 20}},
         "hls": {"jets_per_event": 1}}
+    return apply_changes(raw, changes)
+
+
+def apply_changes(raw: dict, changes: dict) -> dict:
+    """Set ``a__b__c=value`` keys in a nested config dict (in place)."""
     for dotted, value in changes.items():
         node = raw
         parts = dotted.split("__")
@@ -267,7 +271,7 @@ def test_per_jet_configs_still_validate():
 
 
 def small_run_config(tmp_path: Path, **changes) -> dict:
-    raw = raw_config(**changes)
+    raw = raw_config()
     raw.update(name="evsmall", output_dir=str(tmp_path / "runs"))
     raw["data"]["max_events"] = 3000  # per sample; the biased QCD file is one pTHat bin (weights from its events)
     raw["features"]["event_jets"] = 6
@@ -276,7 +280,7 @@ def small_run_config(tmp_path: Path, **changes) -> dict:
                        "verbose": False}
     raw["trigger"]["rate_files"] = [str(REPO / "data/rate/qcd_bins/qcd_pthat*.root")]  # seed 3: 14 bins from 10 GeV
     raw["hls"]["output_dir"] = str(tmp_path / "hls")
-    return raw
+    return apply_changes(raw, changes)
 
 
 @pytest.fixture(scope="module")
@@ -374,3 +378,42 @@ def test_event_accept_bit_check_catches_a_missing_dphi_wrap(event_run, monkeypat
     broken = decision.check_event_seed_csim(tmp / "hls" / "evsmall", "evsmall", seed, spec, run.preprocessor,
                                             network, [], n_random=3000)
     assert broken["events"] == 3000 and broken["score_disagreements"] > 100
+
+
+def _cli_error(tmp_path, monkeypatch, capsys, **changes) -> tuple[int, list[str]]:
+    """Run ``qtrigger run`` in-process on a small event config; return (exit status, stderr lines)."""
+    from qtrigger.cli import main
+
+    raw = small_run_config(tmp_path, **changes)
+    raw["data"]["max_events"] = 300
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_dump(raw))
+    monkeypatch.setenv("QTRIGGER_NATIVE_LOGS", "1")
+    capsys.readouterr()
+    code = main(["run", str(path)])
+    err = capsys.readouterr().err
+    return code, [line for line in err.splitlines() if line.strip()]
+
+
+def yaml_dump(raw) -> str:
+    import yaml
+
+    return yaml.safe_dump(raw)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"features__event_jets": 0}, "key features.event_jets: Input should be greater than or equal to 1 (got 0)"),
+    ({"trigger__preselection": {"ht_gev": 100000, "min_jets": 2, "jet_pt_gev": 20}},
+     "key trigger.preselection {'ht_gev': 100000.0, 'min_jets': 2, 'jet_pt_gev': 20.0}: keeps no signal event"),
+    ({"features__formats": {"Jet_eta": {"lsb": LSB, "bits": 5, "signed": True}}},
+     "_eta saturates its word on"),
+    ({"trigger__preselection": {"ht_gev": 0, "min_jets": 1, "jet_pt_gev": 0}, "trigger__min_jet_pt": 5.0,
+      "data__selection": {"pt_min": 5.0}},
+     "starts at pTHat 10 GeV (complete above ~15 GeV leading-jet pT), but trigger.preselection accepts events "
+     "with a leading jet down to 5 GeV"),
+])
+def test_bad_event_input_is_one_line_exit_2_before_training(tmp_path, monkeypatch, capsys, changes, message):
+    code, lines = _cli_error(tmp_path, monkeypatch, capsys, **changes)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("qtrigger: error: ") and message in lines[0], lines[0]
+    assert not (tmp_path / "runs" / "evsmall").exists()  # nothing trained or written

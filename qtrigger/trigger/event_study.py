@@ -63,7 +63,7 @@ def _quote_dict(q, words, score_lsb, gain) -> dict:
 
 
 def _rate_sample(config, data, score_fn):
-    """(table, SeedJets with event scores, network inputs, events mask, description) of the rate sample."""
+    """(table, SeedJets with event scores, network inputs, events mask, description, slot words) of the rate sample."""
     files = check_rate_files(config)
     if files:
         table = read_event_table(config, {"rate": files})
@@ -77,7 +77,7 @@ def _rate_sample(config, data, score_fn):
             f"test events of the background sample(s): {int(events.sum()):,}", data.built.slot_words)
 
 
-def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None, float_model=None,
+def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None,
                         run_trigger: dict | None = None, gbdt: bool = True, network=None, hls_dir=None,
                         project_name: str | None = None) -> TriggerResult:
     """Seeds tuned on the calibration half of the rate sample and quoted on held-out events (module docstring).
