@@ -286,6 +286,12 @@ def _trigger_section(result: RunResult) -> str:
 
     targets = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in seed_target_rows(result.to_json()))
     lines = trigger_text(t)
+    figures = ["rate_vs_efficiency.png", "event_efficiency_vs_ht.png", "efficiency_vs_pt.png",
+               "event_efficiency_vs_leading_pt.png"]
+    if t.get("level") == "event":  # one score per event: score distributions instead of per-jet efficiencies
+        figures = ["rate_vs_efficiency.png", "event_scores.png", "event_efficiency_vs_ht.png",
+                   "event_efficiency_vs_leading_pt.png"]
+    plots = "\n".join(f"![{name[:-4].replace('_', ' ')}](plots/{name})" for name in figures)
     return f"""## Trigger
 
 Menu-style seeds (the network's score inside jet-multiplicity and HT seeds, against the same
@@ -302,10 +308,7 @@ no detector response, no pileup (efficiency curves are steps, not turn-ons).
 |---|---|---|---|
 {targets}
 
-![rate vs efficiency](plots/rate_vs_efficiency.png)
-![efficiency vs HT](plots/event_efficiency_vs_ht.png)
-![efficiency vs pT](plots/efficiency_vs_pt.png)
-![event efficiency](plots/event_efficiency_vs_leading_pt.png)
+{plots}
 """
 
 
@@ -325,8 +328,7 @@ Wall time: {result.wall_seconds} s. Config: `config.resolved.yaml`; provenance: 
 |---|---|---|
 {rows}
 
-Working point: the score threshold that keeps {_fmt(config.trigger.background_efficiency, percent=True)} of
-background test jets (per jet). The C-simulation is compared with the exact integer
+{_working_point_text(config, result)} The C-simulation is compared with the exact integer
 emulation of the quantized network as integer codes of the output type; QKeras' own
 float32 evaluation is compared with the same reference separately.
 
@@ -347,6 +349,14 @@ Input: `{result.data.input_type}`; feature shifts (value = code · 2^-shift):
 ![Training](plots/training.png)
 ![Precision profile](plots/precision_profile.png)
 """
+
+
+def _working_point_text(config: RunConfig, result: RunResult) -> str:
+    if result.data.extra.get("level") == "event":
+        return ("Event-level network: no per-jet working point (its seeds are in the trigger section); rows are "
+                "events.")
+    return (f"Working point: the score threshold that keeps {_fmt(config.trigger.background_efficiency, percent=True)} "
+            "of\nbackground test jets (per jet).")
 
 
 def trigger_text(t: dict) -> str:
