@@ -310,3 +310,44 @@ def evaluate_event_trigger(finished, config, background_files: list[str], out) -
     run_trigger = finished.result.trigger or {}
     return event_trigger_study(config, data, score_fn, network.output_type, out, gbdt=False,
                                run_trigger=run_trigger if "at_rate" in run_trigger else None).to_json()
+
+
+def evaluate_event_files(finished, config, files: list[str], csim: bool = True, max_events: int | None = None) -> dict:
+    """An event-level run applied to other files (``qtrigger evaluate RUN --data F``): every event scored by the
+    exact network and (``csim``) by its C-simulation; inputs saturating their word on > 1 % of entries are warned
+    about. There is no per-event truth in a file, so no AUC (use ``--signal/--background`` for the trigger study)."""
+    import logging
+    import tempfile
+    from pathlib import Path
+
+    from qtrigger.emulate import extract_network
+    from qtrigger.event_inputs import NARROW_WORD_FRACTION
+
+    spec = EventInputSpec.from_config(config)
+    table = read_event_table(config, {"data": list(files)}, max_events)
+    built = build_event_inputs(table, spec)
+    x = finished.preprocessor.transform(built.codes)
+    warnings = [f"{name}: {100 * f:.1f} % of the filled entries saturate its input word; check the units of this file"
+                for name, f in built.saturated.items() if f > NARROW_WORD_FRACTION]
+    for warning in warnings:
+        logging.getLogger("qtrigger").warning("evaluate: %s", warning)
+    model = finished.load_model("qat")
+    network = extract_network(model)
+    codes = network.forward_codes(x)
+    preselected = preselect(config, built, spec.words)
+    result = {"run": config.name, "files": list(files), "n_events": table.n_events, "n_jets": table.n_jets,
+              "n_signal_jets": 0, "max_events": max_events, "level": "event",
+              "preselected_events": int(preselected.sum()),
+              "qat": {"auc": None, "auc_note": "event-level network: a file has no per-event truth; use "
+                                               "--signal/--background for its trigger study"},
+              "warnings": warnings}
+    if csim:
+        from qtrigger import firmware
+
+        hls = config.hls.model_copy(update={"jets_per_event": 1})
+        with tempfile.TemporaryDirectory(prefix="qtrigger-eval-") as tmp:
+            project = firmware.convert(model, network, hls, Path(tmp), config.name)
+            comparison = firmware.compare_codes(firmware.csim_predict_codes(project, network, x), codes,
+                                                network.output_type)
+        result["csim"] = comparison.summary()
+    return result

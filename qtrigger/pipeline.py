@@ -355,6 +355,10 @@ def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress:
 
     finished = FinishedRun.load(run_dir)
     config = finished.config.model_copy(update={"data": finished.config.data.model_copy(update={"max_events": max_events})})
+    if config.features.level == "event":
+        from qtrigger.event_pipeline import evaluate_event_files
+
+        return evaluate_event_files(finished, config, list(files), csim=csim, max_events=max_events)
     table = load_jets(config, samples={"data": list(files)}, progress=progress)
     labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)  # truth, always
     preprocessor = finished.preprocessor

@@ -370,6 +370,7 @@ def evaluation_text(result: dict) -> str:
     """A few lines for the terminal: what ``evaluate --data`` measured, warnings first."""
     qat = result["qat"]
     lines = [f"WARNING: {w}" for w in result.get("warnings", [])]
+    rows = "events" if result.get("level") == "event" else "jets"
     lines.append(f"run {result['run']}: {result['n_jets']} jets ({result['n_signal_jets']} signal) in {result['n_events']} events"
                  + (f" (first {result['max_events']} events per sample)" if result.get("max_events") else ""))
     lines.append(f"QAT AUC: {qat['auc']:.4f}" if qat.get("auc") is not None else f"QAT AUC: n/a ({qat['auc_note']})")
@@ -378,6 +379,6 @@ def evaluation_text(result: dict) -> str:
                      f"background rejection {100 * qat['background_rejection']:.2f} %")
     if "csim" in result:
         c = result["csim"]
-        lines.append(f"C-simulation: {c['mismatched_jets']} of {c['jets']} jets differ from the exact model "
+        lines.append(f"C-simulation: {c['mismatched_jets']} of {c['jets']} {rows} differ from the exact model "
                      f"(max {c['max_abs_diff_lsb']} LSB)")
     return "\n".join(lines)

@@ -417,3 +417,17 @@ def test_bad_event_input_is_one_line_exit_2_before_training(tmp_path, monkeypatc
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("qtrigger: error: ") and message in lines[0], lines[0]
     assert not (tmp_path / "runs" / "evsmall").exists()  # nothing trained or written
+
+
+@pytest.mark.slow
+def test_event_run_evaluate_data_on_the_real_nanoaod(event_run):
+    """``qtrigger evaluate RUN --data F`` for an event run: every event of the real CMS file, C-sim exact."""
+    from qtrigger.pipeline import evaluate
+
+    real = REPO.parent / "shared" / "data" / "nanoAOD_2015_CMS_Open_Data_ttbar.root"
+    if not real.is_file():
+        pytest.skip("../shared/data is absent (a user's machine); CI has it")
+    run_dir, _, _ = event_run
+    out = evaluate(run_dir, [str(real)])
+    assert out["level"] == "event" and out["n_events"] == 200 and out["csim"]["jets"] == 200
+    assert out["csim"]["mismatched_jets"] == 0 and out["qat"]["auc"] is None
