@@ -144,7 +144,7 @@ def results_rows(metrics: RunResult | dict) -> list[tuple[str, str, str]]:
     q, f, c, d = r.qat, r.float_twin, r.csim, r.data
     stress, f32 = c.get("stress", {}), c.get("qkeras_float32", {})
     if d.extra.get("level") == "event":
-        return [*_event_rows(r), *_trigger_rows(r.trigger), *_hardware_rows(r.hls),
+        return [*_event_rows(r), *_trigger_rows(r.trigger), *_hardware_rows(r.hls, "event (one network)"),
                 ("Parameters (non-zero)", f"{r.model.parameters} ({r.model.nonzero_parameters})", "after pruning"),
                 ("Input / output type", f"{d.input_type} / {r.model.output_type}", "derived from quantizers"),
                 ("HLS project", str(r.hls.get("project_dir")), r.hls.get("backend", ""))]
@@ -233,20 +233,20 @@ def _event_trigger_rows(t: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _hardware_rows(hls: dict) -> list[tuple[str, str, str]]:
+def _hardware_rows(hls: dict, unit: str = "jet") -> list[tuple[str, str, str]]:
     estimate, event, budget = hls.get("estimate"), hls.get("estimate_per_event"), hls.get("budget")
     if not estimate:
         return []
     how = f"estimate ({estimate['method']}), {hls.get('part')} @ {estimate['clock_period_ns']} ns"
     rows = [
-        ("Latency per jet", f"{estimate['latency_cycles']} cycles = {estimate['latency_ns']:g} ns, II {estimate['ii']}", how),
-        ("LUT / FF / DSP / BRAM per jet", f"{estimate['lut']} / {estimate['ff']} / {estimate['dsp']} / {estimate['bram']}", how),
+        (f"Latency per {unit}", f"{estimate['latency_cycles']} cycles = {estimate['latency_ns']:g} ns, II {estimate['ii']}", how),
+        (f"LUT / FF / DSP / BRAM per {unit}", f"{estimate['lut']} / {estimate['ff']} / {estimate['dsp']} / {estimate['bram']}", how),
     ]
     da = hls.get("estimate_da")
     if da:
         rows.append(("DA kernel (da4ml) + activations", f"{da['lut']} LUT-eq. ({da['kernel_cost']} kernel), {da['dsp']} DSP, "
                      f"~{da['latency_cycles']} cycles", f"estimate ({da['method']}); Latency-strategy row above for comparison"))
-    if event:
+    if event and unit == "jet":
         total = event["total"]
         rows.append((f"Per event ({event['jets_per_event']} jets, {event['mode']})",
                      f"{total['lut']} LUT, {total['dsp']} DSP, {event['instances']} instance(s), "
