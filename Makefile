@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/qtrigger run configs/l1_ttbar_seed.yaml --overwrite
+	$(VENV)/bin/qtrigger run configs/l1_ttbar_event.yaml --overwrite
 
 # Two pytest-xdist workers, one test file per worker at a time (module fixtures are built once);
 # the fast lane for daily work is `$(PY) -m pytest -m "not slow"` (no xdist needed).

@@ -17,6 +17,8 @@ Modules, in data-flow order:
 - ``config``      YAML → validated :class:`~qtrigger.config.RunConfig`; ``preflight``: inputs/tools checked up front
 - ``data``        ROOT ``Events`` → :class:`~qtrigger.data.JetTable` (one row per jet), labels, event split
 - ``preprocess``  physical values → fixed-point codes → network inputs (power-of-two shifts)
+- ``event_inputs``  per event: the seed's jet words → Δφ, HT, jet count codes (``features.level: event``);
+  ``event_pipeline``: an event-level run (preselection, physical event weights, event trigger study)
 - ``model``, ``train``  QKeras MLP and float twin, tfmot pruning, seeded training
 - ``fixedpoint``, ``emulate``  fixed-point types; exact integer emulation of the quantized network
 - ``firmware``, ``check``  hls4ml conversion (via ``hls4ml_compat``), C-simulation, bit-exactness diagnosis

@@ -115,11 +115,27 @@ DEFAULT_FORMATS: dict[str, FeatureFormat] = {
 
 
 class FeaturesConfig(_Strict):
-    """Input features and their fixed-point words; shifts are fitted unless given."""
+    """Input features and their fixed-point words; shifts are fitted unless given.
+
+    ``level: jet`` (default): one network input row per jet, the ``names`` features.
+    ``level: event``: one row per event (:mod:`qtrigger.event_inputs`): the leading
+    ``event_jets`` seed jets, each with the ``names`` features (``Jet_pt`` is the seed's pT
+    word, ``Jet_phi`` becomes the Delta-phi to the leading jet), then HT and the jet count.
+    """
 
     names: list[str] = Field(default_factory=lambda: list(SEED_FEATURES), min_length=1)
     formats: dict[str, FeatureFormat] = Field(default_factory=dict)
     shifts: dict[str, int] | None = None
+    level: Literal["jet", "event"] = "jet"
+    event_jets: int = Field(6, ge=1, le=32)
+
+    @model_validator(mode="after")
+    def _event_kinematics(self):
+        if self.level == "event":
+            missing = [n for n in ("Jet_pt", "Jet_eta", "Jet_phi") if n not in self.names]
+            if missing:
+                raise ValueError(f"level event needs {missing} in features.names (pT, eta, Delta-phi per jet slot)")
+        return self
 
     @model_validator(mode="after")
     def _every_feature_has_a_format(self):
@@ -262,11 +278,25 @@ class TrainingConfig(_Strict):
     lr_factor: float = Field(0.5, gt=0, lt=1)
     class_weight: Literal["balanced", "none"] = "balanced"
     reweight_pt_eta: bool = False
-    event_weights: Literal["none", "gen_weight"] = "none"
+    # gen_weight: genWeight normalised per sample (per-jet runs); xsec: absolute stitched cross-section
+    # weights for background samples with pTHat bins (qtrigger.samples), genWeight for signal (event runs)
+    event_weights: Literal["none", "gen_weight", "xsec"] = "none"
     seed: int = 1
     threads: int = Field(2, ge=1)
     float_twin: bool = True
     verbose: bool = True
+
+
+class Preselection(_Strict):
+    """A fixed seed of the ``ht`` family: HT >= ``ht_gev`` and >= ``min_jets`` jets with pT >= ``jet_pt_gev``.
+
+    Applied identically to the training, validation, test, calibration and held-out events of an
+    event-level run; the ``event_network`` seed is "preselection and event score >= t".
+    """
+
+    ht_gev: float = Field(0.0, ge=0)
+    min_jets: int = Field(0, ge=0, le=32)
+    jet_pt_gev: float | None = Field(None, ge=0)
 
 
 class TriggerConfig(_Strict):
@@ -293,8 +323,9 @@ class TriggerConfig(_Strict):
     bdt: bool = True
     rate_files: list[str] | None = None
     rate_split_seed: int = 2718
-    families: list[Literal["jets_tagged", "ht_tagged", "jets", "ht"]] = Field(
+    families: list[Literal["jets_tagged", "ht_tagged", "event_network", "jets", "ht"]] = Field(
         default_factory=lambda: ["jets_tagged", "ht_tagged", "jets", "ht"])
+    preselection: Preselection | None = None
     seed_jets: int = Field(8, ge=1, le=32)
     pt_lsb_gev: float = Field(0.25, gt=0)
     pt_bits: int = Field(16, ge=4, le=30)
@@ -322,8 +353,8 @@ class TriggerConfig(_Strict):
             raise ValueError("rate_files is empty: give files or leave it unset")
         if self.rate_files and self.score == "float":
             raise ValueError("rate_files needs score csim or qat (the float twin is not applied to the rate sample)")
-        if not self.families or not set(self.families) & {"jets_tagged", "ht_tagged"}:
-            raise ValueError("families needs at least one network family (jets_tagged or ht_tagged)")
+        if not self.families or not set(self.families) & {"jets_tagged", "ht_tagged", "event_network"}:
+            raise ValueError("families needs at least one network family (jets_tagged, ht_tagged or event_network)")
         return self
 
 
@@ -389,6 +420,21 @@ class RunConfig(_Strict):
         if name is not None and not NAME_PATTERN.match(name):
             raise ValueError(f"must be {NAME_RULE}")
         return name
+
+    @model_validator(mode="after")
+    def _level_matches_families(self):
+        event = self.features.level == "event"
+        per_jet = [f for f in self.trigger.families if f in ("jets_tagged", "ht_tagged")]
+        if event and self.trigger.enabled and (per_jet or "event_network" not in self.trigger.families):
+            raise ValueError("features.level event: trigger.families must list event_network (and kinematic "
+                             f"jets/ht), not the per-jet families {per_jet}; e.g. [event_network, jets, ht]")
+        if not event and "event_network" in self.trigger.families:
+            raise ValueError("trigger.families event_network needs features.level: event")
+        if not event and self.trigger.preselection is not None:
+            raise ValueError("trigger.preselection is used by event-level runs only (features.level: event)")
+        if self.training.event_weights == "xsec" and not event:
+            raise ValueError("training.event_weights xsec is for event-level runs; per-jet runs use gen_weight")
+        return self
 
     @model_validator(mode="after")
     def _separate_outputs(self):

@@ -134,16 +134,27 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
     check_run_inputs(config)
     started = time.perf_counter()
     with claimed_outputs(run_dir, hls_dir, overwrite) as staged:
-        prepared = prepare_data(config, progress=progress)
-        n_classes = 1 if config.labels.mode == "binary" else len(config.labels.class_names)
-        _check_trainable(config, prepared, max(2, n_classes))
+        event_level = config.features.level == "event"
+        if event_level:  # one input row per event (qtrigger.event_pipeline)
+            from qtrigger.event_pipeline import prepare_event_data
+
+            prepared = prepare_event_data(config)
+        else:
+            prepared = prepare_data(config, progress=progress)
+            n_classes = 1 if config.labels.mode == "binary" else len(config.labels.class_names)
+            _check_trainable(config, prepared, max(2, n_classes))
         from qtrigger.train import configure_tensorflow
 
         configure_tensorflow(config.training.seed, config.training.threads)
         write_provenance(staged.run_dir, config_to_dict(config), config.training.threads, config.training.seed,
                          staged.run_id)
         prepared.preprocessor.save(staged.run_dir / "preprocessing.json")
-        result, artefacts = _train_convert_compare(config, prepared, n_classes, staged.run_dir, staged.hls_dir)
+        if event_level:
+            from qtrigger.event_pipeline import event_stages
+
+            result, artefacts = event_stages(config, prepared, staged.run_dir, staged.hls_dir)
+        else:
+            result, artefacts = _train_convert_compare(config, prepared, n_classes, staged.run_dir, staged.hls_dir)
         result.hls["project_dir"] = str(hls_dir)
         result.wall_seconds = round(time.perf_counter() - started, 1)
         report.write_run_report(staged.run_dir, config, result, artefacts)
@@ -344,6 +355,10 @@ def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress:
 
     finished = FinishedRun.load(run_dir)
     config = finished.config.model_copy(update={"data": finished.config.data.model_copy(update={"max_events": max_events})})
+    if config.features.level == "event":
+        from qtrigger.event_pipeline import evaluate_event_files
+
+        return evaluate_event_files(finished, config, list(files), csim=csim, max_events=max_events)
     table = load_jets(config, samples={"data": list(files)}, progress=progress)
     labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)  # truth, always
     preprocessor = finished.preprocessor
@@ -397,6 +412,13 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     if normalisation:
         raw["trigger"]["normalisation"] = normalisation
     config = validate_config(raw, source=f"{run_dir}/config.resolved.yaml")
+    out = Path(output_dir) if output_dir else run_dir / "evaluations" / Path(background_files[0]).stem
+    if config.features.level == "event":
+        from qtrigger.event_pipeline import evaluate_event_trigger
+
+        result = evaluate_event_trigger(finished, config, list(background_files), out)
+        write_json(out / "trigger.json", result)
+        return result
     run_trigger = finished.result.trigger or {}
     table = load_jets(config)
     preprocessor = finished.preprocessor
@@ -405,7 +427,6 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     everything = np.ones(table.n_jets, bool)
     split = EventSplit(~everything, ~everything, everything, np.full(table.n_events, 2, np.int8))
     prepared = PreparedData(table, jet_labels(config, table), split, x, preprocessor)
-    out = Path(output_dir) if output_dir else run_dir / "evaluations" / Path(background_files[0]).stem
 
     def score_fn(inputs):
         return np.asarray(trigger_score(config, network.forward_codes(inputs)), dtype=np.int64)

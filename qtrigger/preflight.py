@@ -21,7 +21,8 @@ def check_run_inputs(config: RunConfig) -> dict[str, list[str]]:
     """Raise a one-line error for the first problem a run would meet; return the resolved sample files."""
     check_name(config.name)
     samples = resolve_sample_files(config)
-    branches = list(dict.fromkeys([*config.features.names, config.labels.branch, "Jet_pt", "Jet_eta"]))
+    extra = ["Jet_chEmEF", "Jet_muEF"] if config.features.level == "event" else []  # the lepton-like flag
+    branches = list(dict.fromkeys([*config.features.names, *extra, config.labels.branch, "Jet_pt", "Jet_eta"]))
     for name, files in samples.items():
         check_branches(files, branches, config.data.tree)
         if sum(open_events_tree(path, config.data.tree).num_entries for path in files) == 0:
@@ -54,6 +55,10 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
     if config.trigger.normalisation == "cross_section" and info.xsec_mb is None:
         raise QTriggerError(f"trigger.normalisation cross_section: the Runs tree of {info.where()} has no genXsec_mb; "
                             "set trigger.normalisation: zero_bias (minimum-bias sample) or trigger.enabled: false")
+    if config.features.level == "event" and rate_files:
+        from qtrigger.event_pipeline import check_rate_bins
+
+        check_rate_bins(config, info)
     if config.trigger.normalisation == "zero_bias" and not info.is_minbias:
         raise QTriggerError(f"trigger.normalisation zero_bias needs a minimum-bias background, but {info.where()} "
                             "is not flagged isMinBias in its Runs tree")

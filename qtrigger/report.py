@@ -112,11 +112,42 @@ def _fmt(value, digits=4, percent=False):
     return str(value)
 
 
+def _event_rows(r: RunResult) -> list[tuple[str, str, str]]:
+    """The head of the table for an event-level run: events, preselection, event AUC (no per-jet metrics)."""
+    d, c, t = r.data, r.csim, r.trigger or {}
+    stress, f32 = c.get("stress", {}), c.get("qkeras_float32", {})
+    by_part, presel = d.extra.get("events_by_part", {}), t.get("preselection", {})
+    rows = [
+        ("Events train / val / test", " / ".join(str(by_part.get(k)) for k in ("train", "val", "test")),
+         f"split by event; trained on preselected train/val events ({d.n_jets.get('train')} / {d.n_jets.get('val')})"),
+        ("Per-jet metrics", "left out", "the network scores events, not jets: judge it on the trigger table"),
+    ]
+    if presel.get("signal_efficiency") is not None and presel.get("description") != "none":
+        rows.append(("Preselection (signal test events kept)",
+                     f"{100 * presel['signal_efficiency']:.1f} ± {100 * presel['signal_efficiency_err']:.1f} %",
+                     f"{presel['description']}; held-out rate {presel['held_out_rate_hz'] / 1e3:.0f} kHz"))
+    rows += [
+        ("Event AUC QAT / float twin", f"{_fmt(r.qat.auc)} / {_fmt(r.float_twin.auc if r.float_twin else None)}",
+         "preselected test events, weighted as in training"),
+        ("C-sim mismatched events", f"{c.get('mismatched_jets', 'n/a')} / {c.get('jets', 'n/a')}",
+         f"every test event; max |diff| {c.get('max_abs_diff_lsb', 'n/a')} LSB vs exact integer model"),
+        ("C-sim stress mismatches", f"{stress.get('mismatched_jets', 'n/a')} / {stress.get('jets', 'n/a')}",
+         "rounding ties and out-of-range inputs"),
+        ("QKeras float32 vs exact", f"{f32.get('mismatched_jets', 'n/a')} events differ", "float32 accumulation"),
+    ]
+    return rows
+
+
 def results_rows(metrics: RunResult | dict) -> list[tuple[str, str, str]]:
     """(quantity, measured value, how it was measured) rows of the final table."""
     r = as_result(metrics)
     q, f, c, d = r.qat, r.float_twin, r.csim, r.data
     stress, f32 = c.get("stress", {}), c.get("qkeras_float32", {})
+    if d.extra.get("level") == "event":
+        return [*_event_rows(r), *_trigger_rows(r.trigger), *_hardware_rows(r.hls, "event (one network)"),
+                ("Parameters (non-zero)", f"{r.model.parameters} ({r.model.nonzero_parameters})", "after pruning"),
+                ("Input / output type", f"{d.input_type} / {r.model.output_type}", "derived from quantizers"),
+                ("HLS project", str(r.hls.get("project_dir")), r.hls.get("backend", ""))]
     err = f" ± {100 * q.signal_efficiency_err:.2f}" if q.signal_efficiency_err is not None else ""
     return [
         ("Jets train / val / test", " / ".join(str(d.n_jets.get(k)) for k in ("train", "val", "test")), "split by event"),
@@ -147,6 +178,8 @@ def _trigger_rows(t: dict | None) -> list[tuple[str, str, str]]:
     if "at_rate" not in t:  # a run written before the menu-style seeds
         return [("Trigger rate (older run)", f"{t['rate_hz'] / 1e3:.1f} ± {t['rate_hz_err'] / 1e3:.1f} kHz",
                  f"{t['method']} normalisation, test events")]
+    if t.get("level") == "event":
+        return _event_trigger_rows(t)
     rows = []
     for key, point in t["at_rate"].items():
         for kind in ("network", "kinematic"):
@@ -167,20 +200,53 @@ def _trigger_rows(t: dict | None) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _hardware_rows(hls: dict) -> list[tuple[str, str, str]]:
+def _gain_text(gain: dict | None) -> str:
+    return "n/a" if not gain else f"{100 * gain['value']:+.1f} ± {100 * gain['err']:.1f}"
+
+
+def _event_trigger_rows(t: dict) -> list[tuple[str, str, str]]:
+    """Per rate: event network, GBDT reference, best kinematic seed, paired gains, n_eff_fired, no-lepton gain."""
+    rows = []
+    for key, point in t["at_rate"].items():
+        net, ref, kin = point["event_network"], point.get("gbdt_reference"), point.get("kinematic")
+        rows.append((f"Event network at {key} kHz",
+                     f"{100 * net['signal_efficiency']:.1f} % at {net['rate_hz'] / 1e3:.1f} ± {net['rate_hz_err'] / 1e3:.1f} kHz",
+                     f"n_eff_fired {net['n_eff_fired']:.0f}; gain {_gain_text(net['gain_over_best_kinematic'])} points; "
+                     f"{net['seed']['description']}"))
+        if ref:
+            rows.append((f"GBDT reference at {key} kHz",
+                         f"{100 * ref['signal_efficiency']:.1f} % at {ref['rate_hz'] / 1e3:.1f} ± {ref['rate_hz_err'] / 1e3:.1f} kHz",
+                         f"n_eff_fired {ref['n_eff_fired']:.0f}; gain {_gain_text(ref['gain_over_best_kinematic'])} "
+                         f"points; float, same inputs/events/weights"))
+        if kin:
+            rows.append((f"Best kinematic at {key} kHz",
+                         f"{100 * kin['signal_efficiency']:.1f} % at {kin['rate_hz'] / 1e3:.1f} ± {kin['rate_hz_err'] / 1e3:.1f} kHz",
+                         f"n_eff_fired {kin['n_eff_fired']:.0f}; {kin['seed']['description']} (no preselection)"))
+        nolep = point.get("no_lepton_jet")
+        if nolep:
+            rows.append((f"No-lepton-jet gain at {key} kHz", f"{_gain_text(nolep['gain_over_best_kinematic'])} points",
+                         f"{nolep['events']} signal test events without a jet with chEmEF or muEF > 0.5"))
+    decision = t.get("decision_hls") or {}
+    if decision.get("csim_checked"):
+        rows.append(("Accept bit (g++) vs Python", f"{decision['disagreements']} of {decision['events']} events differ",
+                     "jet words -> Delta-phi, HT, preselection, hls4ml network, threshold; real + random events"))
+    return rows
+
+
+def _hardware_rows(hls: dict, unit: str = "jet") -> list[tuple[str, str, str]]:
     estimate, event, budget = hls.get("estimate"), hls.get("estimate_per_event"), hls.get("budget")
     if not estimate:
         return []
     how = f"estimate ({estimate['method']}), {hls.get('part')} @ {estimate['clock_period_ns']} ns"
     rows = [
-        ("Latency per jet", f"{estimate['latency_cycles']} cycles = {estimate['latency_ns']:g} ns, II {estimate['ii']}", how),
-        ("LUT / FF / DSP / BRAM per jet", f"{estimate['lut']} / {estimate['ff']} / {estimate['dsp']} / {estimate['bram']}", how),
+        (f"Latency per {unit}", f"{estimate['latency_cycles']} cycles = {estimate['latency_ns']:g} ns, II {estimate['ii']}", how),
+        (f"LUT / FF / DSP / BRAM per {unit}", f"{estimate['lut']} / {estimate['ff']} / {estimate['dsp']} / {estimate['bram']}", how),
     ]
     da = hls.get("estimate_da")
     if da:
         rows.append(("DA kernel (da4ml) + activations", f"{da['lut']} LUT-eq. ({da['kernel_cost']} kernel), {da['dsp']} DSP, "
                      f"~{da['latency_cycles']} cycles", f"estimate ({da['method']}); Latency-strategy row above for comparison"))
-    if event:
+    if event and unit == "jet":
         total = event["total"]
         rows.append((f"Per event ({event['jets_per_event']} jets, {event['mode']})",
                      f"{total['lut']} LUT, {total['dsp']} DSP, {event['instances']} instance(s), "
@@ -220,6 +286,12 @@ def _trigger_section(result: RunResult) -> str:
 
     targets = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in seed_target_rows(result.to_json()))
     lines = trigger_text(t)
+    figures = ["rate_vs_efficiency.png", "event_efficiency_vs_ht.png", "efficiency_vs_pt.png",
+               "event_efficiency_vs_leading_pt.png"]
+    if t.get("level") == "event":  # one score per event: score distributions instead of per-jet efficiencies
+        figures = ["rate_vs_efficiency.png", "event_scores.png", "event_efficiency_vs_ht.png",
+                   "event_efficiency_vs_leading_pt.png"]
+    plots = "\n".join(f"![{name[:-4].replace('_', ' ')}](plots/{name})" for name in figures)
     return f"""## Trigger
 
 Menu-style seeds (the network's score inside jet-multiplicity and HT seeds, against the same
@@ -236,10 +308,7 @@ no detector response, no pileup (efficiency curves are steps, not turn-ons).
 |---|---|---|---|
 {targets}
 
-![rate vs efficiency](plots/rate_vs_efficiency.png)
-![efficiency vs HT](plots/event_efficiency_vs_ht.png)
-![efficiency vs pT](plots/efficiency_vs_pt.png)
-![event efficiency](plots/event_efficiency_vs_leading_pt.png)
+{plots}
 """
 
 
@@ -259,8 +328,7 @@ Wall time: {result.wall_seconds} s. Config: `config.resolved.yaml`; provenance: 
 |---|---|---|
 {rows}
 
-Working point: the score threshold that keeps {_fmt(config.trigger.background_efficiency, percent=True)} of
-background test jets (per jet). The C-simulation is compared with the exact integer
+{_working_point_text(config, result)} The C-simulation is compared with the exact integer
 emulation of the quantized network as integer codes of the output type; QKeras' own
 float32 evaluation is compared with the same reference separately.
 
@@ -283,6 +351,14 @@ Input: `{result.data.input_type}`; feature shifts (value = code · 2^-shift):
 """
 
 
+def _working_point_text(config: RunConfig, result: RunResult) -> str:
+    if result.data.extra.get("level") == "event":
+        return ("Event-level network: no per-jet working point (its seeds are in the trigger section); rows are "
+                "events.")
+    return (f"Working point: the score threshold that keeps {_fmt(config.trigger.background_efficiency, percent=True)} "
+            "of\nbackground test jets (per jet).")
+
+
 def trigger_text(t: dict) -> str:
     """The trigger study for the terminal: per rate point the best network and kinematic seeds, warnings."""
     from qtrigger.trigger.summary import trigger_summary_lines
@@ -294,6 +370,7 @@ def evaluation_text(result: dict) -> str:
     """A few lines for the terminal: what ``evaluate --data`` measured, warnings first."""
     qat = result["qat"]
     lines = [f"WARNING: {w}" for w in result.get("warnings", [])]
+    rows = "events" if result.get("level") == "event" else "jets"
     lines.append(f"run {result['run']}: {result['n_jets']} jets ({result['n_signal_jets']} signal) in {result['n_events']} events"
                  + (f" (first {result['max_events']} events per sample)" if result.get("max_events") else ""))
     lines.append(f"QAT AUC: {qat['auc']:.4f}" if qat.get("auc") is not None else f"QAT AUC: n/a ({qat['auc_note']})")
@@ -302,6 +379,6 @@ def evaluation_text(result: dict) -> str:
                      f"background rejection {100 * qat['background_rejection']:.2f} %")
     if "csim" in result:
         c = result["csim"]
-        lines.append(f"C-simulation: {c['mismatched_jets']} of {c['jets']} jets differ from the exact model "
+        lines.append(f"C-simulation: {c['mismatched_jets']} of {c['jets']} {rows} differ from the exact model "
                      f"(max {c['max_abs_diff_lsb']} LSB)")
     return "\n".join(lines)

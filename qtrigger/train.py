@@ -73,10 +73,13 @@ def pt_eta_weights(pt: np.ndarray, abs_eta: np.ndarray, is_signal: np.ndarray, b
 
 
 def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingConfig,
-          pruning: PruningConfig | None, label: str = "model", sample_weight: np.ndarray | None = None) -> TrainResult:
+          pruning: PruningConfig | None, label: str = "model", sample_weight: np.ndarray | None = None,
+          val_sample_weight: np.ndarray | None = None) -> TrainResult:
     """Fit ``model`` (logit outputs); return it with pruning wrappers stripped and batch norm folded.
 
-    ``sample_weight`` (per training jet) multiplies the balanced class weights.
+    ``sample_weight`` (per training jet) multiplies the balanced class weights;
+    ``val_sample_weight`` (per validation row) is balanced the same way and weights the
+    validation loss, so early stopping and learning-rate reduction judge what training optimises.
     QDenseBatchnorm layers without a ``freeze_step`` freeze at the first epoch early
     stopping may restore (see :func:`batchnorm_freeze_step`); early stopping never
     restores an epoch whose batch-norm statistics were still moving.
@@ -109,18 +112,22 @@ def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingCo
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.lr_factor, patience=cfg.lr_patience, verbose=0),
     ]
     per_jet = np.ones(len(y_train)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    k = 2 if binary else n_classes
     if cfg.class_weight == "balanced":
         # balance the (possibly reweighted) class totals
-        k = 2 if binary else n_classes
-        totals = np.bincount(y_train.astype(np.int64), weights=per_jet, minlength=k)
         class_weights(y_train, k)  # raises on an empty class
-        per_jet = per_jet * (per_jet.sum() / (k * totals))[y_train.astype(np.int64)]
+        per_jet = balanced(per_jet, y_train, k)
+    validation = (x_val.astype(np.float32), y_val.astype(np.float32 if binary else np.int64))
+    if val_sample_weight is not None:
+        w_val = np.asarray(val_sample_weight, np.float64)
+        w_val = balanced(w_val, y_val, k) if cfg.class_weight == "balanced" else w_val
+        validation = (*validation, w_val.astype(np.float32))
     if cfg.verbose:
         print(f"training {label}: {len(x_train)} jets, {cfg.epochs} epochs max"
               + (f", batch-norm statistics frozen after step {freeze}" if freeze is not None else ""))
     history = model.fit(
         x_train.astype(np.float32), y_train.astype(np.float32 if binary else np.int64),
-        validation_data=(x_val.astype(np.float32), y_val.astype(np.float32 if binary else np.int64)),
+        validation_data=validation,
         epochs=cfg.epochs, batch_size=cfg.batch_size, sample_weight=per_jet.astype(np.float32),
         callbacks=callbacks, verbose=(1 if sys.stdout.isatty() else 2) if cfg.verbose else 0, shuffle=True,
     )
@@ -138,6 +145,14 @@ def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingCo
                    "biases_clipped_fraction": _pooled(reports, "biases")}
     return TrainResult(folded, {k: [float(v) for v in vals] for k, vals in history.history.items()}, best_epoch,
                        len(val_loss), summary, stripped if reports else None, masks)
+
+
+def balanced(weight: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Weights rescaled per class so that every present class carries the same total."""
+    labels = np.asarray(labels).astype(np.int64)
+    totals = np.bincount(labels, weights=weight, minlength=n_classes)
+    factor = np.divide(weight.sum(), n_classes * totals, out=np.zeros_like(totals), where=totals > 0)
+    return weight * factor[labels]
 
 
 def _pooled(reports, what: str) -> float:

@@ -37,7 +37,7 @@ SLOW_ELSEWHERE = {
 # The files with the longest slow tests, longest first (measured with --durations). Under
 # `make test` (xdist, one file per worker at a time) the longest files start first, so that
 # no long file starts last while the other worker idles.
-LONGEST_FIRST = ["test_scan.py", "test_pipeline.py", "test_exactness.py", "test_hls_check.py", "test_rtl_synth.py",
+LONGEST_FIRST = ["test_scan.py", "test_pipeline.py", "test_event_network.py", "test_exactness.py", "test_hls_check.py", "test_rtl_synth.py",
                  "test_batchnorm.py", "test_trigger_study.py", "test_reliability.py", "test_da.py"]
 
 

@@ -5,7 +5,9 @@
 ``seeds`` (menu families and their grid search) -> ``study`` (one run's typed
 :class:`TriggerResult`) -> ``summary`` (CLI lines, target verdicts). ``references`` holds the
 pT-cut and BDT baselines, ``decision`` the accept-bit HLS C++ and its g++ check, ``plots`` the
-figures. Everything here is numpy/scipy/scikit-learn/uproot (no TensorFlow).
+figures. Event-level networks: ``event_study`` (the ``event_network`` seed beside the kinematic
+seeds, the GBDT reference, no-lepton gains) and ``event_decision`` (its accept bit around the
+hls4ml network, in g++). Everything here is numpy/scipy/scikit-learn/uproot (no TensorFlow).
 
 Caveat: the jets are particle-level (no detector response): a pT-threshold seed's per-jet
 efficiency vs jet pT is a step at the cut, not a physical turn-on.

@@ -146,6 +146,8 @@ class SeedJets:
     Slots hold an event's leading jets in pT order; only the first ``n_scored`` slots carry a
     network score (the network runs on ``hls.jets_per_event`` jets); other and empty slots
     have score ``NO_CODE``. ``ht`` is the saturated HT code per event (:class:`JetWords`).
+    ``event_score`` holds one score code per event when an event-level network scores the
+    event (else None).
     """
 
     pt: np.ndarray
@@ -153,6 +155,19 @@ class SeedJets:
     valid: np.ndarray
     ht: np.ndarray
     n_scored: int
+    event_score: np.ndarray | None = None
+
+    def with_event_score(self, codes: np.ndarray) -> "SeedJets":
+        """The same slots with a per-event score code."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.shape != (self.n_events,):
+            raise ValueError(f"event_score must have one code per event ({self.n_events}), got {codes.shape}")
+        return SeedJets(self.pt, self.score, self.valid, self.ht, self.n_scored, codes)
+
+    def take(self, rows: np.ndarray) -> "SeedJets":
+        """The given events (mask or indices)."""
+        return SeedJets(self.pt[rows], self.score[rows], self.valid[rows], self.ht[rows], self.n_scored,
+                        None if self.event_score is None else self.event_score[rows])
 
     @property
     def n_events(self) -> int:

@@ -72,8 +72,11 @@ class BDTResult:
 
 
 def bdt_reference(x_train, y_train, x_test, y_test, seed: int, max_iter: int = 300,
-                  learning_rate: float = 0.1) -> BDTResult:
-    """Seeded ``HistGradientBoostingClassifier`` (early stopping on 20% of train) for binary labels."""
+                  learning_rate: float = 0.1, sample_weight=None) -> BDTResult:
+    """Seeded ``HistGradientBoostingClassifier`` (early stopping on 20% of train) for binary labels.
+
+    ``sample_weight`` (per training row) weights the fit and the early-stopping validation part.
+    """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     y_train = np.asarray(y_train)
@@ -83,6 +86,7 @@ def bdt_reference(x_train, y_train, x_test, y_test, seed: int, max_iter: int = 3
         max_iter=max_iter, learning_rate=learning_rate, early_stopping=True, validation_fraction=0.2,
         n_iter_no_change=10, random_state=seed,
     )
-    model.fit(np.asarray(x_train), y_train)
+    model.fit(np.asarray(x_train), y_train,
+              sample_weight=None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64))
     scores = model.predict_proba(np.asarray(x_test))[:, 1]
     return BDTResult(scores, roc_auc(np.asarray(y_test), scores), int(model.n_iter_), model)

@@ -6,6 +6,8 @@ Families (``p``, ``H`` are pT/HT codes, ``t`` a score code; a *tag* is ``score >
 - ``ht_tagged``:   HT >= H and >= n jets with pT >= p and score >= t   (outer n, p, t; tuned: H)
 - ``jets``:        >= n jets with pT >= p   (outer n; tuned: p) -- single jet, di-, tri-, quad-jet
 - ``ht``:          HT >= H and >= n jets with pT >= p   (outer n, p; tuned: H; n = 0 is plain HT)
+- ``event_network``: the preselection (a fixed ``ht`` seed: HT >= H and >= n jets with pT >= p)
+  and the event-level network's score >= t   (outer: the preselection only; tuned: t)
 
 The kinematic families are the network families with the tag removed. For every outer grid
 point the tuned ("last") threshold is set to the lowest code whose rate on the calibration half
@@ -22,10 +24,10 @@ import numpy as np
 from qtrigger.trigger.events import NO_CODE, JetWords, SeedJets, nth_largest
 from qtrigger.trigger.rates import WeightedRate
 
-NETWORK_FAMILIES = ("jets_tagged", "ht_tagged")
+NETWORK_FAMILIES = ("jets_tagged", "ht_tagged", "event_network")
 KINEMATIC_FAMILIES = ("jets", "ht")
 FAMILIES = NETWORK_FAMILIES + KINEMATIC_FAMILIES
-TUNED = {"jets_tagged": "score", "ht_tagged": "ht", "jets": "jet_pt", "ht": "ht"}
+TUNED = {"jets_tagged": "score", "ht_tagged": "ht", "jets": "jet_pt", "ht": "ht", "event_network": "score"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class Seed:
 
     def keys(self, jets: SeedJets) -> np.ndarray:
         """Per event, the value the tuned threshold is compared with (``NO_CODE`` if the rest fails)."""
+        if self.family == "event_network":
+            if jets.event_score is None:
+                raise ValueError("the event_network seed needs per-event score codes (SeedJets.event_score)")
+            return np.where(self.preselection().fires(jets), jets.event_score, NO_CODE)
         if self.family == "jets_tagged":
             scores = np.where(jets.valid & (jets.pt >= self.jet_pt_code), jets.score, NO_CODE)
             return nth_largest(scores, self.n_jets)
@@ -59,6 +65,10 @@ class Seed:
             return self.ht_tagged_keys(self.tagged_nth_score(jets), jets)
         counted = jets.valid & (jets.pt >= (self.jet_pt_code or 0))
         return np.where(counted.sum(axis=1) >= self.n_jets, jets.ht, NO_CODE)
+
+    def preselection(self) -> "Seed":
+        """An ``event_network`` seed's preselection as the ``ht`` seed it is."""
+        return Seed("ht", self.n_jets, self.jet_pt_code, None, self.ht_code or 0)
 
     def tagged_nth_score(self, jets: SeedJets) -> np.ndarray:
         """Per event, the n-th largest score among valid jets with pT >= p (independent of the tag threshold)."""
@@ -83,6 +93,11 @@ class Seed:
 
     def describe(self, words: JetWords, score_lsb: float | None = None) -> str:
         """Human-readable thresholds, e.g. ``HT >= 250.0 GeV and >= 2 jets with pT >= 20 GeV, score >= 0.5``."""
+        if self.family == "event_network":
+            score = f"{self.score_code * score_lsb:.6g}" if score_lsb and self.score_code is not None \
+                else f"code {self.score_code}"
+            presel = self.preselection().describe(words) if (self.ht_code or self.n_jets) else "no preselection"
+            return f"event score >= {score} after preselection ({presel})"
         parts = []
         if self.ht_code is not None:
             parts.append(f"HT >= {words.gev(self.ht_code):g} GeV")
@@ -117,6 +132,7 @@ class GridSpec:
     ht_jet_pt_max_gev: float = 80.0
     score_steps: int = 64
     max_jets: int = 4
+    preselection: tuple[int, int | None, int] | None = None  # event_network: (n jets, pT code, HT code)
 
     def pt_codes(self, words: JetWords, top_gev: float) -> list[int]:
         """pT grid codes from ``pt_min_gev`` to ``top_gev`` in ``pt_step_gev`` steps."""
@@ -137,6 +153,9 @@ def score_grid(codes: np.ndarray, steps: int) -> list[int]:
 def outer_grid(family: str, grid: GridSpec, words: JetWords, n_scored: int, n_slots: int,
                scores: list[int]) -> list[Seed]:
     """Every outer grid point of a family, as seeds whose tuned threshold is still unset."""
+    if family == "event_network":  # one point: the configured preselection
+        n, p, h = grid.preselection or (0, None, 0)
+        return [Seed(family, n, jet_pt_code=p, ht_code=h)]
     if family == "jets_tagged":
         return [Seed(family, n, jet_pt_code=p) for n in range(1, min(grid.max_jets, n_scored) + 1)
                 for p in grid.pt_codes(words, grid.jet_pt_max_gev)]

@@ -62,6 +62,7 @@ class RatePointResult:
     kinematic: SeedQuote | None
     baselines: dict[str, SeedQuote]
     gain: PairedGain | None
+    extra: dict = field(default_factory=dict)  # event runs: event_network, gbdt_reference, no_lepton_jet
 
     def as_dict(self, words: JetWords, score_lsb: float | None) -> dict:
         """JSON-ready."""
@@ -78,6 +79,7 @@ class RatePointResult:
             "targets": {"rate": rate_verdict(self.network.rate, self.target_rate_hz),
                         "signal_efficiency": efficiency_verdict(self.network.efficiency,
                                                                 SEED_TARGETS["signal_efficiency"])},
+            **self.extra,
         }
 
 
@@ -162,8 +164,14 @@ def jet_words(config) -> JetWords:
 def grid_spec(config) -> GridSpec:
     """The coarse outer grid from the trigger config."""
     t = config.trigger
+    preselection = None
+    if t.preselection is not None:
+        words, p = jet_words(config), t.preselection
+        preselection = (int(p.min_jets), None if p.jet_pt_gev is None else int(words.pt_code(p.jet_pt_gev)),
+                        int(words.pt_code(p.ht_gev)))
     return GridSpec(pt_min_gev=min_jet_pt(config), pt_step_gev=t.grid_pt_step, jet_pt_max_gev=t.grid_jet_pt_max,
-                    ht_jet_pt_max_gev=t.grid_ht_jet_pt_max, score_steps=t.grid_score_steps)
+                    ht_jet_pt_max_gev=t.grid_ht_jet_pt_max, score_steps=t.grid_score_steps,
+                    preselection=preselection)
 
 
 def min_jet_pt(config) -> float:

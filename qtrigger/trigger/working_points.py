@@ -167,7 +167,9 @@ def rate_at_run_thresholds(trigger_json: dict, rate_jets: SeedJets, rate: Weight
     for key, point in trigger_json.get("at_rate", {}).items():
         seed = seed_from_dict(point["seed"])
         measured = rate.of(seed.fires(rate_jets))
+        sigma = float(np.hypot(measured.rate_err_hz, point["rate_hz_err"]))
         out[key] = {"seed": point["seed"]["description"], "rate_hz": measured.rate_hz,
                     "rate_hz_err": measured.rate_err_hz, "n_eff_fired": measured.n_eff_fired,
-                    "run_rate_hz": point["rate_hz"], "run_rate_hz_err": point["rate_hz_err"]}
+                    "run_rate_hz": point["rate_hz"], "run_rate_hz_err": point["rate_hz_err"],
+                    "pull": (measured.rate_hz - point["rate_hz"]) / sigma if sigma > 0 else None}
     return out
