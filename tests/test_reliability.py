@@ -31,6 +31,15 @@ Expected outcome per case (the issue's numbering; "firmware" covers 5, 6, 11 in 
 | gen  | `data generate` onto an existing file                  | exit 2 "already exists", file unchanged               | test_generate_existing_output          |
 | gen  | `data generate` terminated mid-way (SIGTERM)           | exit 130, no output and no hidden temp file left      | test_generate_terminated (slow)        |
 | scan | a scan trial killed mid-way                            | retried once, recorded once (tests/test_scan.py)      | test_killed_worker_* (slow)            |
+
+Issue 19 (rows "i19"; tests test_i19_*):
+
+| case | input / fault                                          | expected outcome                                      | test                                   |
+|------|--------------------------------------------------------|-------------------------------------------------------|----------------------------------------|
+| i19  | --overwrite onto a plain file / a folder without run_id| exit 2 "--overwrite refused: PATH is a file/folder    | test_i19_overwrite_refuses_*           |
+|      |                                                        | without a qtrigger run id"; nothing written or lost   |                                        |
+| i19  | --overwrite onto a run (run_id stamp)                  | replaced, new run id in both outputs                  | test_i19_overwrite_replaces_a_run      |
+| i19  | run fails after reading data (pt_min=1e9)              | exit 2; no folder left that did not exist before      | test_i19_failed_run_leaves_no_new_folder|
 """
 
 import errno
@@ -130,6 +139,7 @@ def existing_run(root: Path, name: str) -> Path:
     folder = root / name
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text("{}")
+    (folder / "run_id").write_text("20260101T000000-previous\n")  # a qtrigger run: --overwrite may replace it
     return folder
 
 
@@ -670,3 +680,48 @@ def test_case4_swallowed_sigterm_still_cleans_up(tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143 and "qtrigger: terminated; no partial outputs were kept" in err
     assert not list(tmp_path.glob("*/.x.*"))  # staging and lock files removed
+
+
+# --------------------------------------------------------------------------- issue 19
+
+def _tree_listing(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` with its bytes (None for folders): proof that nothing was written or lost."""
+    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes()) for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_i19_overwrite_refuses_what_is_not_a_run(tmp_path, default_sample, qtrigger_cli, kind):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    target = runs / ("notes.txt" if kind == "file" else "mywork")
+    if kind == "file":
+        target.write_text("precious\n")
+    else:
+        target.mkdir()
+        (target / "thesis.tex").write_text("x\n")
+    path = write_yaml(tmp_path / "c.yaml", tiny_config(tmp_path, default_sample))
+    before = _tree_listing(tmp_path)
+    result = qtrigger_cli("run", path, "--set", f"name={target.name}", "--overwrite", "--no-progress")
+    what = "a file" if kind == "file" else "a folder"
+    assert result.returncode == 2
+    assert error_line(result) == (f"qtrigger: error: --overwrite refused: {target} is {what} without a qtrigger run id "
+                                  "(run_id file), not a qtrigger run; move it away or choose another name")
+    assert _tree_listing(tmp_path) == before  # nothing written (no hls/ folder, no lock), nothing lost
+
+
+def test_i19_overwrite_replaces_a_run(tmp_path):
+    previous = [existing_run(tmp_path / "runs", "x"), existing_run(tmp_path / "hls", "x")]
+    with claimed_outputs(previous[0], previous[1], overwrite=True) as staged:
+        (staged.run_dir / "metrics.json").write_text('{"new": 1}')
+    assert (previous[0] / "metrics.json").read_text() == '{"new": 1}'
+    assert read_run_id(previous[0]) == read_run_id(previous[1]) == staged.run_id
+
+
+def test_i19_failed_run_leaves_no_new_folder(tmp_path, default_sample, qtrigger_cli):
+    raw = tiny_config(tmp_path, default_sample)
+    raw["output_dir"], raw["hls"]["output_dir"] = str(tmp_path / "new" / "runs"), str(tmp_path / "hls")
+    path = write_yaml(tmp_path / "c.yaml", raw)
+    before = _tree_listing(tmp_path)
+    result = qtrigger_cli("run", path, "--set", "data.selection.pt_min=1e9", "--no-progress")
+    assert result.returncode == 2 and "selection pt > 1e+09 GeV and |eta| < 2.5 keeps no jets" in error_line(result)
+    assert _tree_listing(tmp_path) == before  # neither new/, new/runs nor hls/ left behind
