@@ -407,7 +407,11 @@ def read_yaml_mapping(path: str | Path, overrides: list[str] | None = None, what
     path = Path(path)
     if not path.is_file():
         raise QTriggerError(f"{what} file {path} does not exist")
-    raw = parse_yaml(path.read_text(), f"{what} {path}")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as err:
+        raise QTriggerError(f"{what} {path}: not a YAML text file (byte {err.start} is not UTF-8 text)") from None
+    raw = parse_yaml(text, f"{what} {path}")
     if not isinstance(raw, dict):
         raise QTriggerError(f"{what} {path}: expected a mapping at top level, got {type(raw).__name__}")
     for override in overrides or []:

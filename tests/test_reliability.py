@@ -40,6 +40,12 @@ Issue 19 (rows "i19"; tests test_i19_*):
 |      |                                                        | without a qtrigger run id"; nothing written or lost   |                                        |
 | i19  | --overwrite onto a run (run_id stamp)                  | replaced, new run id in both outputs                  | test_i19_overwrite_replaces_a_run      |
 | i19  | run fails after reading data (pt_min=1e9)              | exit 2; no folder left that did not exist before      | test_i19_failed_run_leaves_no_new_folder|
+| i19  | hls check --override dense_0.accum=garbage / no layer  | exit 2 naming the override (was exit 3)               | test_i19_override_*                    |
+| i19  | compare --widths 0 / -3                                | exit 2 naming the widths, before opening the run      | test_i19_compare_bad_widths_*          |
+| i19  | compare: corrupt test_jets.npz                         | exit 2 "<path>: corrupt test jets"                    | test_i19_corrupt_test_jets_named       |
+| i19  | compare: preprocessing.json is []                      | refused by FinishedRun.load, nothing written          | test_i19_compare_opens_runs_through_*  |
+| i19  | a binary file as the config                            | exit 2 "not a YAML text file"                         | test_i19_binary_config                 |
+| i19  | hls check --model saved by Keras 3 (Dense, Conv1D)     | exit 2 "saved with Keras 3.x ... TF_USE_LEGACY_KERAS" | test_i19_keras3_model_named            |
 """
 
 import errno
@@ -725,3 +731,79 @@ def test_i19_failed_run_leaves_no_new_folder(tmp_path, default_sample, qtrigger_
     result = qtrigger_cli("run", path, "--set", "data.selection.pt_min=1e9", "--no-progress")
     assert result.returncode == 2 and "selection pt > 1e+09 GeV and |eta| < 2.5 keeps no jets" in error_line(result)
     assert _tree_listing(tmp_path) == before  # neither new/, new/runs nor hls/ left behind
+
+
+def test_i19_override_garbage_is_a_user_error(tmp_path, qtrigger_cli):
+    result = qtrigger_cli("hls", "check", copied_run(tmp_path), "--override", "dense_0.accum=garbage")
+    assert result.returncode == 2
+    assert error_line(result) == ("qtrigger: error: --override 'dense_0.accum=garbage': malformed fixed-point type "
+                                  "'garbage': expected ap_fixed<W,I>, ap_ufixed<W,I> (optionally ,ROUNDING,OVERFLOW) "
+                                  "or ap_int<W> with W >= 1")
+
+
+def test_i19_override_unknown_layer_named():
+    from types import SimpleNamespace
+
+    from qtrigger.commands import check_override_layers
+
+    model = SimpleNamespace(layers=[SimpleNamespace(name=n) for n in ("inputs", "dense_0", "output")])
+    check_override_layers({"dense_0": {"accum": "ap_fixed<12,4>"}}, model)
+    with pytest.raises(QTriggerError, match=r"^--override: no layer 'dense_9' in the model; its layers: inputs, dense_0, output$"):
+        check_override_layers({"dense_9": {"accum": "ap_fixed<12,4>"}}, model)
+
+
+@pytest.mark.parametrize("widths", [["0"], ["8", "-3"]])
+def test_i19_compare_bad_widths_before_compiling(tmp_path, qtrigger_cli, monkeypatch, widths):
+    import qtrigger.results
+
+    monkeypatch.setattr(qtrigger.results.FinishedRun, "load", lambda *a: pytest.fail("opened the run"))
+    result = qtrigger_cli("compare", copied_run(tmp_path), "--widths", *widths)
+    bad = " ".join(w for w in widths if int(w) < 2)
+    assert result.returncode == 2
+    assert error_line(result) == f"qtrigger: error: --widths {bad}: each PTQ width must be a whole number of bits from 2 to 1024"
+
+
+def twin_run(tmp_path) -> Path:
+    """The v0.1 run with a stand-in float twin (compare refuses before loading it)."""
+    run_dir = copied_run(tmp_path)
+    shutil.copy(run_dir / "model_qat.h5", run_dir / "model_float.h5")
+    return run_dir
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04garbage", b"half", "half"])
+def test_i19_corrupt_test_jets_named(tmp_path, qtrigger_cli, content):
+    run_dir = twin_run(tmp_path)
+    jets = run_dir / "test_jets.npz"
+    jets.write_bytes(jets.read_bytes()[: len(jets.read_bytes()) // 2] if content == "half" else content)
+    result = qtrigger_cli("compare", run_dir)
+    assert result.returncode == 2
+    assert error_line(result).startswith(f"qtrigger: error: {jets}: corrupt test jets (")
+
+
+def test_i19_compare_opens_runs_through_the_loader(tmp_path, qtrigger_cli):
+    run_dir = twin_run(tmp_path)
+    (run_dir / "preprocessing.json").write_text("[]")
+    result = qtrigger_cli("compare", run_dir)
+    assert result.returncode == 2
+    assert error_line(result).startswith(f"qtrigger: error: {run_dir / 'preprocessing.json'}: corrupt preprocessing (")
+    assert "compare" not in json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_i19_binary_config(tmp_path, qtrigger_cli):
+    config = tmp_path / "model.yaml"
+    config.write_bytes((V01_RUN / "model_qat.h5").read_bytes()[:3000])
+    result = qtrigger_cli("run", config)
+    assert result.returncode == 2
+    assert error_line(result) == f"qtrigger: error: config {config}: not a YAML text file (byte 0 is not UTF-8 text)"
+
+
+@pytest.mark.parametrize("model", ["keras3_dense.h5", "keras3_conv1d.h5"])
+def test_i19_keras3_model_named(tmp_path, model):
+    """Through a real process: files saved by Keras 3.15 (tf.keras of TensorFlow 2.21), refused with h5py alone."""
+    np.save(tmp_path / "x.npy", np.zeros((3, 10)))
+    path = REPO / "tests" / "data" / "keras3" / model
+    result = cli("hls", "check", "--model", str(path), "--inputs", str(tmp_path / "x.npy"))
+    assert result.returncode == 2
+    assert error_line(result) == (f"qtrigger: error: {path}: saved with Keras 3.15.1 (Keras 3.x), which qtrigger "
+                                  "(QKeras on tf_keras 2.x) cannot read; save it with tf_keras: run your training "
+                                  "with TF_USE_LEGACY_KERAS=1 and model.save('M.h5')")
