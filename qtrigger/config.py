@@ -130,6 +130,16 @@ class FeaturesConfig(_Strict):
             raise ValueError("feature names must be unique")
         return self
 
+    @field_validator("shifts")
+    @classmethod
+    def _shifts_name_input_features(cls, shifts, info):
+        names = info.data.get("names", [])
+        unknown = [n for n in shifts or {} if n not in names]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not an input feature "
+                             f"(features.names: {', '.join(names)})")
+        return shifts
+
     def format_of(self, name: str) -> FeatureFormat:
         """The configured format of a feature, else its documented default."""
         return self.formats.get(name) or DEFAULT_FORMATS[name]

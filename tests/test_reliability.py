@@ -46,6 +46,12 @@ Issue 19 (rows "i19"; tests test_i19_*):
 | i19  | compare: preprocessing.json is []                      | refused by FinishedRun.load, nothing written          | test_i19_compare_opens_runs_through_*  |
 | i19  | a binary file as the config                            | exit 2 "not a YAML text file"                         | test_i19_binary_config                 |
 | i19  | hls check --model saved by Keras 3 (Dense, Conv1D)     | exit 2 "saved with Keras 3.x ... TF_USE_LEGACY_KERAS" | test_i19_keras3_model_named            |
+| i19  | features.shifts={Jet_foo: 3}                           | exit 2 "key features.shifts: Jet_foo is not an input  | test_i19_shifts_for_unknown_feature_*  |
+|      |                                                        | feature"                                              |                                        |
+| i19  | trigger.target_rate_hz / extra_rates_hz above the rate | exit 2 before training naming the key, the rate and   | test_i19_target_rate_above_total_rate  |
+|      | sample's total rate (1e12)                             | the total rate (L sigma or bunches x f_rev)           |                                        |
+| i19  | one-event signal sample                                | one line before training: < 10 jets of a class or     | test_i19_too_few_events_of_a_class_*   |
+|      |                                                        | < 10 events of a sample role in a split               |                                        |
 """
 
 import errno
@@ -807,3 +813,46 @@ def test_i19_keras3_model_named(tmp_path, model):
     assert error_line(result) == (f"qtrigger: error: {path}: saved with Keras 3.15.1 (Keras 3.x), which qtrigger "
                                   "(QKeras on tf_keras 2.x) cannot read; save it with tf_keras: run your training "
                                   "with TF_USE_LEGACY_KERAS=1 and model.save('M.h5')")
+
+
+def test_i19_shifts_for_unknown_feature_refused(tmp_path, default_sample):
+    raw = tiny_config(tmp_path, default_sample)
+    raw["features"] = {"shifts": {"Jet_foo": 3, "Jet_pt": 2}}
+    with pytest.raises(QTriggerError, match=r"^config: key features.shifts: Jet_foo is not an input feature "
+                                            r"\(features.names: Jet_pt, Jet_eta, .*Jet_nConstituents\)$"):
+        validate_config(raw)
+    raw["features"] = {"shifts": {"Jet_pt": 2}}
+    assert validate_config(raw).features.shifts == {"Jet_pt": 2}
+
+
+@pytest.mark.parametrize("key, value", [("target_rate_hz", 1e12), ("extra_rates_hz", [30e3, 2e8])])
+def test_i19_target_rate_above_total_rate(tmp_path, default_sample, key, value):
+    from qtrigger.preflight import check_run_inputs
+
+    raw = tiny_config(tmp_path, default_sample)
+    raw["trigger"] = {key: value}
+    rate = value if key == "target_rate_hz" else value[1]
+    with pytest.raises(QTriggerError) as err:
+        check_run_inputs(validate_config(raw))
+    assert str(err.value) == (f"key trigger.{key}: {rate:g} Hz is not below the total rate of the rate sample, "
+                              f"1.58297e+08 Hz (L 2e+34 cm^-2 s^-1 x sigma 7.91485 mb; {default_sample['qcd']}); "
+                              "a trigger cannot be tuned to it")
+    raw["trigger"] = {key: value if key == "extra_rates_hz" else 1e8} | ({"extra_rates_hz": []} if key == "target_rate_hz" else {"extra_rates_hz": [3e4]})
+    check_run_inputs(validate_config(raw))  # below the total rate: accepted
+
+
+def test_i19_too_few_events_of_a_class_in_a_split(tmp_path, default_sample):
+    """A one-event signal sample: refused before training (the jets' test split is the first to fall short)."""
+    from qtrigger.pipeline import _check_events_per_role, _check_trainable, prepare_data
+
+    raw = tiny_config(tmp_path, default_sample)
+    raw["data"]["samples"][0]["files"] = [make_events_file(tmp_path / "one.root", n_events=1, source="ttbar")]
+    config = validate_config(raw)
+    prepared = prepare_data(config)
+    with pytest.raises(QTriggerError, match=r"^test split has too few jets to measure on \(per class: \[\d+, [0-9]\]; "
+                                            r"need >= 10 of each\); use a larger sample$"):
+        _check_trainable(config, prepared, 2)
+    with pytest.raises(QTriggerError, match=r"^(train|val|test) split has [01] events of the signal sample\(s\) "
+                                            r"\['ttbar'\] \(need >= 10; efficiencies and rates are quoted on them\); "
+                                            "use a larger sample$"):
+        _check_events_per_role(config, prepared)
