@@ -98,6 +98,7 @@ def open_events_tree(path: str, tree: str = "Events"):
         raise QTriggerError(f"{path}: file not found") from None
     except Exception as err:  # uproot raises various errors for non-ROOT content
         raise QTriggerError(f"{path}: not a readable ROOT file ({type(err).__name__})") from None
+    check_complete_root_file(path, handle)
     if tree not in handle:
         keys = sorted({k.split(";")[0] for k in handle.keys(recursive=False)})
         raise QTriggerError(f"{path}: no TTree {tree!r} (found: {', '.join(keys) or 'nothing'})")
@@ -105,6 +106,15 @@ def open_events_tree(path: str, tree: str = "Events"):
         return handle[tree]
     except (OSError, ValueError, uproot.DeserializationError) as err:
         raise QTriggerError(f"{path}: truncated or corrupt ROOT file ({type(err).__name__}: {one_line(err)})") from None
+
+
+def check_complete_root_file(path: str, handle) -> None:
+    """A ROOT file's header records where it ends (``fEND``): a shorter file was cut (copy or download)."""
+    import os
+
+    end, size = getattr(handle.file, "fEND", None), os.path.getsize(path)
+    if end is not None and size < end:
+        raise QTriggerError(f"{path}: truncated or corrupt ROOT file ({size} bytes, its header says {end})")
 
 
 def check_branches(files: list[str], branches: list[str], tree: str = "Events") -> None:

@@ -52,6 +52,8 @@ Issue 19 (rows "i19"; tests test_i19_*):
 |      | sample's total rate (1e12)                             | the total rate (L sigma or bunches x f_rev)           |                                        |
 | i19  | one-event signal sample                                | one line before training: < 10 jets of a class or     | test_i19_too_few_events_of_a_class_*   |
 |      |                                                        | < 10 events of a sample role in a split               |                                        |
+| i19  | ROOT file cut to half, data.max_events=800             | exit 2 at open: "truncated or corrupt ROOT file (N    | test_i19_truncated_root_file_at_open   |
+|      |                                                        | bytes, its header says M)"; nothing written           |                                        |
 """
 
 import errno
@@ -856,3 +858,28 @@ def test_i19_too_few_events_of_a_class_in_a_split(tmp_path, default_sample):
                                             r"\['ttbar'\] \(need >= 10; efficiencies and rates are quoted on them\); "
                                             "use a larger sample$"):
         _check_events_per_role(config, prepared)
+
+
+@pytest.mark.parametrize("source", ["shipped_half", "written_half_and_tail"])
+def test_i19_truncated_root_file_at_open(tmp_path, default_sample, qtrigger_cli, source):
+    """A file cut short is refused by its header's end offset, before any work, whatever data.max_events is.
+
+    The shipped sample keeps its tree metadata at the front: its first half reads 800 events without a complaint.
+    """
+    if source == "shipped_half":
+        data = Path(default_sample["qcd"]).read_bytes()
+        kept = data[: len(data) // 2]
+    else:
+        data = Path(make_events_file(tmp_path / "whole.root", n_events=2000)).read_bytes()
+        kept = data[: len(data) // 2] + data[-2000:]
+    cut = tmp_path / "cut.root"
+    cut.write_bytes(kept)
+    raw = tiny_config(tmp_path, default_sample)  # data.max_events 800
+    raw["data"]["samples"][1]["files"] = [str(cut)]
+    path = write_yaml(tmp_path / "c.yaml", raw)
+    before = _tree_listing(tmp_path)
+    result = qtrigger_cli("run", path, "--no-progress")
+    assert result.returncode == 2
+    assert error_line(result) == (f"qtrigger: error: {cut}: truncated or corrupt ROOT file ({len(kept)} bytes, "
+                                  f"its header says {len(data)})")
+    assert _tree_listing(tmp_path) == before
