@@ -120,6 +120,7 @@ class FeaturesConfig(_Strict):
     names: list[str] = Field(default_factory=lambda: list(SEED_FEATURES), min_length=1)
     formats: dict[str, FeatureFormat] = Field(default_factory=dict)
     shifts: dict[str, int] | None = None
+    saturation_intended: list[str] = Field(default_factory=list)  # features allowed to saturate > 10 % of jets
 
     @model_validator(mode="after")
     def _every_feature_has_a_format(self):
@@ -130,7 +131,7 @@ class FeaturesConfig(_Strict):
             raise ValueError("feature names must be unique")
         return self
 
-    @field_validator("shifts")
+    @field_validator("shifts", "saturation_intended")
     @classmethod
     def _shifts_name_input_features(cls, shifts, info):
         names = info.data.get("names", [])

@@ -141,6 +141,7 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
     """
     from qtrigger import report
     from qtrigger.preflight import check_run_inputs
+    from qtrigger.preprocess import training_saturation
     from qtrigger.rundir import claimed_outputs, write_provenance
 
     if not isinstance(config, RunConfig):
@@ -155,6 +156,7 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
         prepared = prepare_data(config, progress=progress)
         n_classes = 1 if config.labels.mode == "binary" else len(config.labels.class_names)
         _check_trainable(config, prepared, max(2, n_classes))
+        warnings = training_saturation(prepared.preprocessor.saturated_fraction, config.features.saturation_intended)
         from qtrigger.train import configure_tensorflow
 
         configure_tensorflow(config.training.seed, config.training.threads)
@@ -163,6 +165,8 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
         prepared.preprocessor.save(staged.run_dir / "preprocessing.json")
         result, artefacts = _train_convert_compare(config, prepared, n_classes, staged.run_dir, staged.hls_dir)
         result.hls["project_dir"] = str(hls_dir)
+        if warnings:
+            result.extra["warnings"] = warnings
         result.wall_seconds = round(time.perf_counter() - started, 1)
         report.write_run_report(staged.run_dir, config, result, artefacts)
     result.directory = run_dir

@@ -54,6 +54,9 @@ Issue 19 (rows "i19"; tests test_i19_*):
 |      |                                                        | < 10 events of a sample role in a split               |                                        |
 | i19  | ROOT file cut to half, data.max_events=800             | exit 2 at open: "truncated or corrupt ROOT file (N    | test_i19_truncated_root_file_at_open   |
 |      |                                                        | bytes, its header says M)"; nothing written           |                                        |
+| i19  | > 1 % / > 10 % of training jets saturate a feature     | warning in report.md, metrics.json, terminal; exit 2  | test_i19_training_saturation_*,        |
+|      | (pT and mass in MeV)                                   | naming feature and fraction before training, unless   | test_i19_mev_inputs_refused_*,         |
+|      |                                                        | features.saturation_intended lists it                 | test_i19_saturation_*                  |
 """
 
 import errno
@@ -883,3 +886,62 @@ def test_i19_truncated_root_file_at_open(tmp_path, default_sample, qtrigger_cli,
     assert error_line(result) == (f"qtrigger: error: {cut}: truncated or corrupt ROOT file ({len(kept)} bytes, "
                                   f"its header says {len(data)})")
     assert _tree_listing(tmp_path) == before
+
+
+def test_i19_training_saturation_thresholds():
+    from qtrigger.preprocess import training_saturation
+
+    assert training_saturation({"Jet_pt": 0.01, "Jet_eta": 0.0}, []) == []
+    assert training_saturation({"Jet_pt": 0.05}, []) == [
+        "Jet_pt: 5.0 % of training jets saturate its input word; check its units and format"]
+    with pytest.raises(QTriggerError, match=r"^Jet_mass: 99.0 % of training jets saturate its input word \(> 10 %\); "
+                                            r"check its units and features.formats.Jet_mass, or list it in "
+                                            r"features.saturation_intended if this is intended$"):
+        training_saturation({"Jet_pt": 0.05, "Jet_mass": 0.99}, [])
+    assert training_saturation({"Jet_mass": 0.99}, ["Jet_mass"]) == [
+        "Jet_mass: 99.0 % of training jets saturate its input word (features.saturation_intended)"]
+
+
+def test_i19_saturation_intended_names_features(tmp_path, default_sample):
+    raw = tiny_config(tmp_path, default_sample)
+    raw["features"] = {"saturation_intended": ["Jet_mass"]}
+    assert validate_config(raw).features.saturation_intended == ["Jet_mass"]
+    raw["features"] = {"saturation_intended": ["Jet_foo"]}
+    with pytest.raises(QTriggerError, match=r"key features.saturation_intended: Jet_foo is not an input feature"):
+        validate_config(raw)
+
+
+def test_i19_mev_inputs_refused_before_training(tmp_path, default_sample, qtrigger_cli, monkeypatch):
+    import qtrigger.train
+
+    def mev(jets):
+        jets["pt"], jets["mass"] = jets["pt"] * 1000.0, jets["mass"] * 1000.0
+
+    raw = tiny_config(tmp_path, default_sample)
+    raw["data"]["selection"] = {"pt_min": 20e3}
+    for sample in raw["data"]["samples"]:
+        sample["files"] = [make_events_file(tmp_path / f"{sample['name']}_mev.root", n_events=600, mutate=mev,
+                                            source=sample["name"])]
+    path = write_yaml(tmp_path / "c.yaml", raw)
+    monkeypatch.setattr(qtrigger.train, "configure_tensorflow", lambda *a: pytest.fail("reached training"))
+    before = _tree_listing(tmp_path)
+    result = qtrigger_cli("run", path, "--no-progress", "--set", "trigger.enabled=false")
+    assert result.returncode == 2
+    assert error_line(result) == ("qtrigger: error: Jet_pt: 100.0 % of training jets saturate its input word (> 10 %); "
+                                  "check its units and features.formats.Jet_pt, or list it in "
+                                  "features.saturation_intended if this is intended")
+    assert _tree_listing(tmp_path) == before
+
+
+def test_i19_saturation_warning_in_report_and_terminal():
+    from qtrigger.report import render_report, warnings_text
+
+    run = FinishedRun.load(V01_RUN)
+    assert warnings_text(run.result) == "" and "Warning" not in render_report(run.config, run.result)
+    run.result.extra["warnings"] = ["Jet_pt: 5.0 % of training jets saturate its input word; check its units and format"]
+    report = render_report(run.config, run.result)
+    assert ("provenance.json`.\n\n- **Warning:** Jet_pt: 5.0 % of training jets saturate its input word; check its "
+            "units and format\n\n## Results") in report
+    assert warnings_text(run.result) == ("WARNING: Jet_pt: 5.0 % of training jets saturate its input word; check its "
+                                         "units and format\n")
+    assert run.result.to_json()["warnings"] == run.result.extra["warnings"]  # written into metrics.json
