@@ -245,6 +245,7 @@ def _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight,
 
     n_events = len(chunk)
     counts = ak.to_numpy(ak.num(chunk["Jet_pt"], axis=1))
+    check_jet_counts(chunk, jet_branches, counts, path)
     columns = {b: ak.to_numpy(ak.flatten(chunk[b], axis=1)) for b in jet_branches}
     features = np.empty((len(columns["Jet_pt"]), len(feature_names)), np.float32)
     for index, name in enumerate(feature_names):
@@ -264,6 +265,20 @@ def _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight,
         "event_weight": weight,
         "event_entry": np.arange(entry_start, entry_start + n_events, dtype=np.int64),
     }
+
+
+def check_jet_counts(chunk, jet_branches, counts: np.ndarray, path: str) -> None:
+    """Every jagged jet branch must hold as many jets per event as ``Jet_pt`` (else one line naming it)."""
+    import awkward as ak
+
+    for branch in jet_branches:
+        other = ak.to_numpy(ak.num(chunk[branch], axis=1))
+        if not np.array_equal(other, counts):
+            event = int(np.flatnonzero(other != counts)[0])
+            entry = chunk.attrs.get("entry_start", 0) + event
+            raise QTriggerError(f"{path}: {branch} has {other[event]} jets in entry {entry} where Jet_pt has "
+                                f"{counts[event]} ({int((other != counts).sum())} entries differ in this chunk); "
+                                "jagged jet branches must agree per event")
 
 
 def _concatenate(parts, feature_names, files, samples) -> JetTable:

@@ -57,6 +57,7 @@ Issue 19 (rows "i19"; tests test_i19_*):
 | i19  | > 1 % / > 10 % of training jets saturate a feature     | warning in report.md, metrics.json, terminal; exit 2  | test_i19_training_saturation_*,        |
 |      | (pT and mass in MeV)                                   | naming feature and fraction before training, unless   | test_i19_mev_inputs_refused_*,         |
 |      |                                                        | features.saturation_intended lists it                 | test_i19_saturation_*                  |
+| i19  | Jet_eta with one jet fewer per event than Jet_pt       | exit 2 naming branch, entry and both counts           | test_i19_jagged_branches_disagree      |
 """
 
 import errno
@@ -945,3 +946,28 @@ def test_i19_saturation_warning_in_report_and_terminal():
     assert warnings_text(run.result) == ("WARNING: Jet_pt: 5.0 % of training jets saturate its input word; check its "
                                          "units and format\n")
     assert run.result.to_json()["warnings"] == run.result.extra["warnings"]  # written into metrics.json
+
+
+def test_i19_jagged_branches_disagree(tmp_path, default_sample):
+    """Jet_eta with one jet fewer per event than Jet_pt (its own counter): one line naming the branch."""
+    import awkward as ak
+    import uproot
+
+    from qtrigger.config import SEED_FEATURES
+    from qtrigger.data import read_jets
+
+    with uproot.open(default_sample["qcd"]) as handle:
+        events = handle["Events"].arrays(entry_stop=50)
+    jets = {name[4:]: events[name] for name in events.fields if name.startswith("Jet_") and name != "Jet_eta"}
+    eta = events["Jet_eta"][:, 1:]
+    path = tmp_path / "short_eta.root"
+    with uproot.recreate(path) as out:
+        out.mktree("Events", {"event": events["event"], "genWeight": events["genWeight"], "Jet": ak.zip(jets),
+                              "Jet_eta": eta},  # its own counter, nJet_eta
+                   counter_name=lambda counted: "n" + counted, field_name=lambda outer, inner: f"{outer}_{inner}")
+    first = int(np.flatnonzero(ak.to_numpy(ak.num(events["Jet_pt"])) > 0)[0])
+    n_first = int(ak.num(events["Jet_pt"])[first])
+    with pytest.raises(QTriggerError, match=rf"short_eta.root: Jet_eta has {n_first - 1} jets in entry {first} where Jet_pt "
+                                            rf"has {n_first} \(\d+ entries differ in this chunk\); jagged jet branches "
+                                            "must agree per event"):
+        read_jets({"x": [str(path)]}, SEED_FEATURES)
