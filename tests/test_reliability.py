@@ -58,6 +58,8 @@ Issue 19 (rows "i19"; tests test_i19_*):
 |      | (pT and mass in MeV)                                   | naming feature and fraction before training, unless   | test_i19_mev_inputs_refused_*,         |
 |      |                                                        | features.saturation_intended lists it                 | test_i19_saturation_*                  |
 | i19  | Jet_eta with one jet fewer per event than Jet_pt       | exit 2 naming branch, entry and both counts           | test_i19_jagged_branches_disagree      |
+| i19  | layer names with '-', '/', '.', a leading digit        | sanitized for C++ (mapping in the check's notes and   | test_i19_cpp_layer_names_mapping,      |
+|      |                                                        | layer_names), bit-exact, exit 0 (was exit 3)          | test_i19_layer_names_not_cpp_* (slow)  |
 """
 
 import errno
@@ -971,3 +973,36 @@ def test_i19_jagged_branches_disagree(tmp_path, default_sample):
                                             rf"has {n_first} \(\d+ entries differ in this chunk\); jagged jet branches "
                                             "must agree per event"):
         read_jets({"x": [str(path)]}, SEED_FEATURES)
+
+
+def test_i19_cpp_layer_names_mapping():
+    from types import SimpleNamespace
+
+    from qtrigger.firmware.convert import cpp_layer_names
+
+    model = SimpleNamespace(layers=[SimpleNamespace(name=n) for n in ("in-put", "input.q", "dense-a", "dense_a", "blk/relu",
+                                                                      "1out", "new", "ok_1")])
+    assert cpp_layer_names(model) == {"in-put": "in_put", "input.q": "input_q", "dense-a": "dense_a_1",
+                                      "blk/relu": "blk_relu", "1out": "L_1out", "new": "L_new"}
+
+
+@pytest.mark.slow
+def test_i19_layer_names_not_cpp_identifiers_check_exactly(tmp_path, monkeypatch, capsys):
+    """Names with '-', '/', '.' or a leading digit: converted, compiled and bit-exact, the mapping reported."""
+    import tf_keras as keras
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    q = dict(kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))
+    inputs = keras.Input((10,), name="in-put")
+    x = QActivation(quantized_bits(8, 3, alpha=1), name="input.q")(inputs)
+    x = QActivation(quantized_relu(6, 2), name="blk/relu")(QDense(8, name="dense-a", **q)(x))
+    model = keras.Model(inputs, QDense(1, name="1out", **q)(x))
+    model.save(tmp_path / "m.h5")
+    np.save(tmp_path / "x.npy", np.round(np.random.default_rng(1).normal(size=(50, 10)) * 16) / 16)
+    code = main_in_process(["hls", "check", "--model", tmp_path / "m.h5", "--inputs", tmp_path / "x.npy",
+                            "--override", "dense-a.accum=ap_fixed<20,8>"], monkeypatch)
+    out = capsys.readouterr().out
+    assert code == 0 and "BIT-EXACT" in out and "NOT BIT-EXACT" not in out
+    assert ("note: layer names made C++ identifiers: in-put -> in_put, input.q -> input_q, dense-a -> dense_a, "
+            "blk/relu -> blk_relu, 1out -> L_1out") in out
+    assert [layer.name for layer in model.layers] == ["in-put", "input.q", "dense-a", "blk/relu", "1out"]  # untouched
