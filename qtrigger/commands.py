@@ -106,7 +106,8 @@ def check_override_layers(overrides: dict[str, dict[str, str]], keras_model) -> 
     names = [layer.name for layer in keras_model.layers]
     unknown = [layer for layer in overrides if layer not in names]
     if unknown:
-        raise QTriggerError(f"--override: no layer {', '.join(map(repr, unknown))} in the model; its layers: {', '.join(names)}")
+        raise QTriggerError(f"--override: no layer {', '.join(map(repr, unknown))} in the model; "
+                            f"its layers: {', '.join(names)}")
 
 
 def load_inputs(path: str | Path):

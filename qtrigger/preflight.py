@@ -75,7 +75,8 @@ def check_target_rates(config: RunConfig, info) -> None:
     else:
         total = LHC_F_REV_HZ * t.n_bunches
         how = f"{t.n_bunches} bunches x {LHC_F_REV_HZ:g} Hz"
-    for key, rate in [("trigger.target_rate_hz", t.target_rate_hz)] + [("trigger.extra_rates_hz", r) for r in t.extra_rates_hz]:
+    rates = [("trigger.target_rate_hz", t.target_rate_hz)] + [("trigger.extra_rates_hz", r) for r in t.extra_rates_hz]
+    for key, rate in rates:
         if rate >= total:
             raise QTriggerError(f"key {key}: {rate:g} Hz is not below the total rate of the rate sample, {total:g} Hz "
                                 f"({how}; {_files_text(info.files)}); a trigger cannot be tuned to it")

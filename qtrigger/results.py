@@ -265,7 +265,8 @@ def _check_hdf5(path: Path) -> None:
     if not has_model:
         raise QTriggerError(f"{path}: HDF5 file without a Keras model (no model_config)")
     if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 3:
-        raise QTriggerError(f"{path}: saved with Keras {version} (Keras 3.x), which qtrigger (QKeras on tf_keras 2.x) cannot read; "
+        raise QTriggerError(f"{path}: saved with Keras {version} (Keras 3.x), which qtrigger (QKeras on tf_keras 2.x) "
+                            "cannot read; "
                             "save it with tf_keras: run your training with TF_USE_LEGACY_KERAS=1 and model.save('M.h5')")
 
 
