@@ -238,18 +238,22 @@ class FinishedRun:
 
     def test_jets(self) -> dict[str, np.ndarray]:
         """The run's test jets (``test_jets.npz``) as arrays."""
-        path = self.directory / "test_jets.npz"
-        try:
-            with np.load(path) as archive:
-                return {key: archive[key] for key in archive.files}
-        except FileNotFoundError:
-            raise QTriggerError(f"{path}: no such file (the run's test jets)") from None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-            raise QTriggerError(f"{path}: corrupt test jets ({type(err).__name__})") from None
+        return read_test_jets(self.directory / "test_jets.npz")
 
     def save_result(self) -> None:
         """Rewrite ``metrics.json`` from :attr:`result` (atomically)."""
         write_json(self.directory / "metrics.json", self.result.to_json())
+
+
+def read_test_jets(path: Path) -> dict[str, np.ndarray]:
+    """A run's ``test_jets.npz`` as arrays; missing or corrupt is a one-line error naming the file."""
+    try:
+        with np.load(path) as archive:
+            return {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise QTriggerError(f"{path}: no such file (the run's test jets)") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+        raise QTriggerError(f"{path}: corrupt test jets ({type(err).__name__})") from None
 
 
 def _check_hdf5(path: Path) -> None:

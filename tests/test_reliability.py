@@ -42,7 +42,7 @@ Issue 19 (rows "i19"; tests test_i19_*):
 | i19  | run fails after reading data (pt_min=1e9)              | exit 2; no folder left that did not exist before      | test_i19_failed_run_leaves_no_new_folder|
 | i19  | hls check --override dense_0.accum=garbage / no layer  | exit 2 naming the override (was exit 3)               | test_i19_override_*                    |
 | i19  | compare --widths 0 / -3                                | exit 2 naming the widths, before opening the run      | test_i19_compare_bad_widths_*          |
-| i19  | compare: corrupt test_jets.npz                         | exit 2 "<path>: corrupt test jets"                    | test_i19_corrupt_test_jets_named       |
+| i19  | compare / hls rtl-check: corrupt test_jets.npz         | exit 2 "<path>: corrupt test jets"                    | test_i19_corrupt_test_jets_named       |
 | i19  | compare: preprocessing.json is []                      | refused by FinishedRun.load, nothing written          | test_i19_compare_opens_runs_through_*  |
 | i19  | a binary file as the config                            | exit 2 "not a YAML text file"                         | test_i19_binary_config                 |
 | i19  | hls check --model saved by Keras 3 (Dense, Conv1D)     | exit 2 "saved with Keras 3.x ... TF_USE_LEGACY_KERAS" | test_i19_keras3_model_named            |
@@ -784,12 +784,13 @@ def twin_run(tmp_path) -> Path:
     return run_dir
 
 
+@pytest.mark.parametrize("command", ["compare", "rtl-check"])
 @pytest.mark.parametrize("content", [b"PK\x03\x04garbage", b"half", "half"])
-def test_i19_corrupt_test_jets_named(tmp_path, qtrigger_cli, content):
+def test_i19_corrupt_test_jets_named(tmp_path, qtrigger_cli, content, command):
     run_dir = twin_run(tmp_path)
     jets = run_dir / "test_jets.npz"
     jets.write_bytes(jets.read_bytes()[: len(jets.read_bytes()) // 2] if content == "half" else content)
-    result = qtrigger_cli("compare", run_dir)
+    result = qtrigger_cli(*(["compare"] if command == "compare" else ["hls", "rtl-check"]), run_dir)
     assert result.returncode == 2
     assert error_line(result).startswith(f"qtrigger: error: {jets}: corrupt test jets (")
 
