@@ -84,15 +84,30 @@ def _evaluate_trigger_staged(run_dir: Path, signal: list[str], background: list[
 
 
 def parse_precision_overrides(texts: list[str]) -> dict[str, dict[str, str]]:
-    """``LAYER.FIELD=TYPE`` strings → ``{layer: {field: type}}``."""
+    """``LAYER.FIELD=TYPE`` strings → ``{layer: {field: type}}``; a malformed TYPE is a one-line error."""
+    from qtrigger.fixedpoint import parse_fixed
+
     overrides: dict[str, dict[str, str]] = {}
     for text in texts:
         key, sep, value = text.partition("=")
         layer, dot, field = key.partition(".")
         if not (sep and dot and value):
             raise QTriggerError(f"--override {text!r}: expected LAYER.FIELD=TYPE, e.g. dense_0.accum=ap_fixed<12,4>")
+        try:
+            parse_fixed(value)
+        except ValueError as err:
+            raise QTriggerError(f"--override {text!r}: {err}") from None
         overrides.setdefault(layer, {})[field] = value
     return overrides
+
+
+def check_override_layers(overrides: dict[str, dict[str, str]], keras_model) -> None:
+    """Every ``--override`` layer must name a layer of the model (before any conversion)."""
+    names = [layer.name for layer in keras_model.layers]
+    unknown = [layer for layer in overrides if layer not in names]
+    if unknown:
+        raise QTriggerError(f"--override: no layer {', '.join(map(repr, unknown))} in the model; "
+                            f"its layers: {', '.join(names)}")
 
 
 def load_inputs(path: str | Path):
@@ -141,6 +156,7 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
         finished = FinishedRun.load(run_dir)
         x = load_inputs(inputs) if inputs else finished.test_jets()["inputs"]
         keras_model, hls_cfg, name = finished.load_model("qat"), finished.config.hls, finished.config.name
+    check_override_layers(precision, keras_model)
     width = keras_model.inputs[0].shape[-1]
     if x.shape[1] != width:
         raise QTriggerError(f"{inputs}: {x.shape[1]} features per row, the model takes {width}")

@@ -17,6 +17,9 @@ import numpy as np
 
 from qtrigger.errors import QTriggerError
 from qtrigger.metrics import roc_auc, threshold_for_background_efficiency, working_point
+from qtrigger.results import FinishedRun
+
+MIN_WIDTH, MAX_WIDTH = 2, 1024  # PTQ ap_fixed<W, I> total widths compare accepts
 
 
 def ptq_outputs(float_model, x: np.ndarray, width: int, integer: int, hls_cfg, directory: Path) -> np.ndarray:
@@ -44,6 +47,14 @@ def integer_bits_for(float_model, x: np.ndarray) -> int:
     return max(1, math.ceil(math.log2(largest + 1e-12)) + 1 + 1)  # +1 sign, +1 headroom
 
 
+def check_widths(widths: list[int] | None) -> None:
+    """PTQ widths are whole bit counts from 2 (sign and one bit) to 1024 (``ap_fixed``'s limit), else one line."""
+    bad = [w for w in widths or [] if not isinstance(w, int) or not MIN_WIDTH <= w <= MAX_WIDTH]
+    if bad:
+        raise QTriggerError(f"--widths {' '.join(map(str, bad))}: each PTQ width must be a whole number of bits "
+                            f"from {MIN_WIDTH} to {MAX_WIDTH}")
+
+
 def _row(name, signal, scores, target_bkg, bits, nonzero, mismatched=None) -> dict:
     threshold = threshold_for_background_efficiency(signal, scores, target_bkg)
     point = working_point(signal, scores, threshold)
@@ -55,20 +66,21 @@ def _row(name, signal, scores, target_bkg, bits, nonzero, mismatched=None) -> di
 def compare_run(run_dir: str | Path, widths: list[int] | None = None, write: bool = True) -> dict:
     """Build the comparison table for a finished run; optionally write it into the run."""
     from qtrigger import firmware
-    from qtrigger.config import load_config
     from qtrigger.emulate import extract_network
-    from qtrigger.model import count_parameters, load_model
+    from qtrigger.model import count_parameters
     from qtrigger.pipeline import trigger_score
 
     run_dir = Path(run_dir)
-    for needed in ("model_qat.h5", "model_float.h5", "test_jets.npz", "metrics.json"):
+    check_widths(widths)
+    finished = FinishedRun.load(run_dir)  # refuses missing, unfinished or corrupt runs in one line
+    for needed in ("model_float.h5", "test_jets.npz"):
         if not (run_dir / needed).is_file():
             raise QTriggerError(f"{run_dir}: {needed} missing (compare needs a finished run with training.float_twin: true)")
-    config = load_config(run_dir / "config.resolved.yaml", check_files=False)
-    jets = np.load(run_dir / "test_jets.npz")
+    config = finished.config
+    jets = finished.test_jets()
     x, signal = jets["inputs"], jets["signal"].astype(bool)
     target = config.trigger.background_efficiency
-    qat_model, float_model = load_model(run_dir / "model_qat.h5"), load_model(run_dir / "model_float.h5")
+    qat_model, float_model = finished.load_model("qat"), finished.load_model("float")
     network = extract_network(qat_model)
     exact_codes = network.forward_codes(x)
     _, nonzero_qat = count_parameters(qat_model)

@@ -126,6 +126,7 @@ class FeaturesConfig(_Strict):
     names: list[str] = Field(default_factory=lambda: list(SEED_FEATURES), min_length=1)
     formats: dict[str, FeatureFormat] = Field(default_factory=dict)
     shifts: dict[str, int] | None = None
+    saturation_intended: list[str] = Field(default_factory=list)  # features allowed to saturate > 10 % of jets
     level: Literal["jet", "event"] = "jet"
     event_jets: int = Field(6, ge=1, le=32)
 
@@ -145,6 +146,16 @@ class FeaturesConfig(_Strict):
         if len(set(self.names)) != len(self.names):
             raise ValueError("feature names must be unique")
         return self
+
+    @field_validator("shifts", "saturation_intended")
+    @classmethod
+    def _shifts_name_input_features(cls, shifts, info):
+        names = info.data.get("names", [])
+        unknown = [n for n in shifts or {} if n not in names]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not an input feature "
+                             f"(features.names: {', '.join(names)})")
+        return shifts
 
     def format_of(self, name: str) -> FeatureFormat:
         """The configured format of a feature, else its documented default."""
@@ -453,7 +464,11 @@ def read_yaml_mapping(path: str | Path, overrides: list[str] | None = None, what
     path = Path(path)
     if not path.is_file():
         raise QTriggerError(f"{what} file {path} does not exist")
-    raw = parse_yaml(path.read_text(), f"{what} {path}")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as err:
+        raise QTriggerError(f"{what} {path}: not a YAML text file (byte {err.start} is not UTF-8 text)") from None
+    raw = parse_yaml(text, f"{what} {path}")
     if not isinstance(raw, dict):
         raise QTriggerError(f"{what} {path}: expected a mapping at top level, got {type(raw).__name__}")
     for override in overrides or []:

@@ -98,6 +98,7 @@ def open_events_tree(path: str, tree: str = "Events"):
         raise QTriggerError(f"{path}: file not found") from None
     except Exception as err:  # uproot raises various errors for non-ROOT content
         raise QTriggerError(f"{path}: not a readable ROOT file ({type(err).__name__})") from None
+    check_complete_root_file(path, handle)
     if tree not in handle:
         keys = sorted({k.split(";")[0] for k in handle.keys(recursive=False)})
         raise QTriggerError(f"{path}: no TTree {tree!r} (found: {', '.join(keys) or 'nothing'})")
@@ -105,6 +106,15 @@ def open_events_tree(path: str, tree: str = "Events"):
         return handle[tree]
     except (OSError, ValueError, uproot.DeserializationError) as err:
         raise QTriggerError(f"{path}: truncated or corrupt ROOT file ({type(err).__name__}: {one_line(err)})") from None
+
+
+def check_complete_root_file(path: str, handle) -> None:
+    """A ROOT file's header records where it ends (``fEND``): a shorter file was cut (copy or download)."""
+    import os
+
+    end, size = getattr(handle.file, "fEND", None), os.path.getsize(path)
+    if end is not None and size < end:
+        raise QTriggerError(f"{path}: truncated or corrupt ROOT file ({size} bytes, its header says {end})")
 
 
 def check_branches(files: list[str], branches: list[str], tree: str = "Events") -> None:
@@ -235,6 +245,7 @@ def _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight,
 
     n_events = len(chunk)
     counts = ak.to_numpy(ak.num(chunk["Jet_pt"], axis=1))
+    check_jet_counts(chunk, jet_branches, counts, path)
     columns = {b: ak.to_numpy(ak.flatten(chunk[b], axis=1)) for b in jet_branches}
     features = np.empty((len(columns["Jet_pt"]), len(feature_names)), np.float32)
     for index, name in enumerate(feature_names):
@@ -254,6 +265,20 @@ def _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight,
         "event_weight": weight,
         "event_entry": np.arange(entry_start, entry_start + n_events, dtype=np.int64),
     }
+
+
+def check_jet_counts(chunk, jet_branches, counts: np.ndarray, path: str) -> None:
+    """Every jagged jet branch must hold as many jets per event as ``Jet_pt`` (else one line naming it)."""
+    import awkward as ak
+
+    for branch in jet_branches:
+        other = ak.to_numpy(ak.num(chunk[branch], axis=1))
+        if not np.array_equal(other, counts):
+            event = int(np.flatnonzero(other != counts)[0])
+            entry = chunk.attrs.get("entry_start", 0) + event
+            raise QTriggerError(f"{path}: {branch} has {other[event]} jets in entry {entry} where Jet_pt has "
+                                f"{counts[event]} ({int((other != counts).sum())} entries differ in this chunk); "
+                                "jagged jet branches must agree per event")
 
 
 def _concatenate(parts, feature_names, files, samples) -> JetTable:

@@ -93,7 +93,7 @@ def signal_mask(config: RunConfig, labels: np.ndarray) -> np.ndarray:
 
 
 def _check_trainable(config: RunConfig, prepared: PreparedData, n_classes: int) -> None:
-    """Both label classes present overall, and >= 10 jets of each in train and val."""
+    """Both label classes present overall, >= 10 jets of each in every split, >= 10 events per sample role."""
     binary = config.labels.mode == "binary"
     names = ["background", "signal"] if binary else config.labels.class_names
     overall = np.bincount(prepared.labels, minlength=len(names))
@@ -103,14 +103,32 @@ def _check_trainable(config: RunConfig, prepared: PreparedData, n_classes: int) 
         raise QTriggerError(
             f"labels: no {' or '.join(absent)} jets among {prepared.table.n_jets} selected jets "
             f"(key labels.branch {config.labels.branch}, {rule}); files: {', '.join(prepared.table.files)}")
-    for part in ("train", "val"):
+    for part in ("train", "val", "test"):
         mask = getattr(prepared.split, part)
         counts = np.bincount(prepared.labels[mask], minlength=len(names))
         if counts.min() < 10:
+            use = "train on" if part != "test" else "measure on"
             raise QTriggerError(
-                f"{part} split has too few jets to train on (per class: {counts.tolist()}; need >= 10 of each); "
+                f"{part} split has too few jets to {use} (per class: {counts.tolist()}; need >= 10 of each); "
                 "use a larger sample"
             )
+    _check_events_per_role(config, prepared)
+
+
+def _check_events_per_role(config: RunConfig, prepared: PreparedData) -> None:
+    """>= 10 events of the signal samples and of the background samples in every split (efficiencies, rates)."""
+    table, roles = prepared.table, {s.name: s.role for s in config.data.samples}
+    for role in ("signal", "background"):
+        indexes = [i for i, name in enumerate(table.samples) if roles.get(name) == role]
+        if not indexes:
+            continue
+        of_role = np.isin(table.event_sample, indexes)
+        for code, part in enumerate(("train", "val", "test")):
+            n = int((of_role & (prepared.split.event_part == code)).sum())
+            if n < 10:
+                raise QTriggerError(
+                    f"{part} split has {n} events of the {role} sample(s) {[table.samples[i] for i in indexes]} "
+                    "(need >= 10; efficiencies and rates are quoted on them); use a larger sample")
 
 
 def run(config: RunConfig | str | Path, overrides: list[str] | None = None, overwrite: bool = False,
@@ -123,6 +141,7 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
     """
     from qtrigger import report
     from qtrigger.preflight import check_run_inputs
+    from qtrigger.preprocess import training_saturation
     from qtrigger.rundir import claimed_outputs, write_provenance
 
     if not isinstance(config, RunConfig):
@@ -143,6 +162,7 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
             prepared = prepare_data(config, progress=progress)
             n_classes = 1 if config.labels.mode == "binary" else len(config.labels.class_names)
             _check_trainable(config, prepared, max(2, n_classes))
+        warnings = training_saturation(prepared.preprocessor.saturated_fraction, config.features.saturation_intended)
         from qtrigger.train import configure_tensorflow
 
         configure_tensorflow(config.training.seed, config.training.threads)
@@ -156,6 +176,8 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
         else:
             result, artefacts = _train_convert_compare(config, prepared, n_classes, staged.run_dir, staged.hls_dir)
         result.hls["project_dir"] = str(hls_dir)
+        if warnings:
+            result.extra["warnings"] = warnings
         result.wall_seconds = round(time.perf_counter() - started, 1)
         report.write_run_report(staged.run_dir, config, result, artefacts)
     result.directory = run_dir

@@ -62,10 +62,29 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
     if config.trigger.normalisation == "zero_bias" and not info.is_minbias:
         raise QTriggerError(f"trigger.normalisation zero_bias needs a minimum-bias background, but {info.where()} "
                             "is not flagged isMinBias in its Runs tree")
+    check_target_rates(config, info)
     if config.training.event_weights == "gen_weight":
         lacking = [f for f in training_background if WEIGHT_BRANCH not in open_events_tree(f, config.data.tree).keys()]
         if lacking:
             raise QTriggerError(f"training.event_weights gen_weight: no {WEIGHT_BRANCH} branch in {', '.join(lacking)}")
+
+
+def check_target_rates(config: RunConfig, info) -> None:
+    """Every rate the trigger is tuned to must be below the rate sample's total rate (everything firing)."""
+    from qtrigger.trigger.rates import LHC_F_REV_HZ, MB_TO_CM2, _files_text
+
+    t = config.trigger
+    if t.normalisation == "cross_section":
+        total = t.lumi_cm2s * MB_TO_CM2 * info.xsec_mb
+        how = f"L {t.lumi_cm2s:g} cm^-2 s^-1 x sigma {info.xsec_mb:g} mb"
+    else:
+        total = LHC_F_REV_HZ * t.n_bunches
+        how = f"{t.n_bunches} bunches x {LHC_F_REV_HZ:g} Hz"
+    rates = [("trigger.target_rate_hz", t.target_rate_hz)] + [("trigger.extra_rates_hz", r) for r in t.extra_rates_hz]
+    for key, rate in rates:
+        if rate >= total:
+            raise QTriggerError(f"key {key}: {rate:g} Hz is not below the total rate of the rate sample, {total:g} Hz "
+                                f"({how}; {_files_text(info.files)}); a trigger cannot be tuned to it")
 
 
 def check_can_create(folder: Path, key: str) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.config import FeaturesConfig
+from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
 from qtrigger.rundir import atomic_write_text
 
@@ -47,7 +48,26 @@ def saturated_fractions(raw: np.ndarray, features: FeaturesConfig, names: list[s
 
 
 SATURATION_FACTOR = 3.0
-SATURATION_FLOOR = 0.01
+SATURATION_FLOOR = 0.01  # above this fraction of jets a saturating feature is warned about
+SATURATION_REFUSED = 0.10  # above this fraction of training jets a run is refused (unless intended)
+
+
+def training_saturation(saturated: dict[str, float] | None, intended: list[str]) -> list[str]:
+    """Warnings for features saturating > 1 % of training jets; > 10 % is an error unless ``intended``.
+
+    A feature saturating that often is usually in the wrong units (MeV for GeV) or word:
+    its value no longer reaches the network. ``intended``: ``features.saturation_intended``.
+    """
+    warnings = []
+    for name, fraction in (saturated or {}).items():
+        if fraction > SATURATION_REFUSED and name not in intended:
+            raise QTriggerError(f"{name}: {100 * fraction:.1f} % of training jets saturate its input word (> "
+                                f"{100 * SATURATION_REFUSED:.0f} %); check its units and features.formats.{name}, or "
+                                f"list it in features.saturation_intended if this is intended")
+        if fraction > SATURATION_FLOOR:
+            note = " (features.saturation_intended)" if name in intended else "; check its units and format"
+            warnings.append(f"{name}: {100 * fraction:.1f} % of training jets saturate its input word{note}")
+    return warnings
 
 
 def saturation_warnings(observed: dict[str, float], trained: dict[str, float] | None) -> list[str]:

@@ -312,16 +312,23 @@ no detector response, no pileup (efficiency curves are steps, not turn-ons).
 """
 
 
+def warnings_text(metrics: RunResult | dict, prefix: str = "WARNING: ") -> str:
+    """The run's warnings (``metrics.json`` → ``warnings``), one line each with ``prefix``, then a newline."""
+    warnings = as_result(metrics).extra.get("warnings") or []
+    return "".join(f"{prefix}{w}\n" for w in warnings)
+
+
 def render_report(config: RunConfig, metrics: RunResult | dict) -> str:
     """Markdown report of a run."""
     result = as_result(metrics)
     rows = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in results_rows(result))
     layers = "\n".join(f"| {layer['name']} | {layer['accum_type']} | {layer['activation_type'] or '(output)'} |"
                        for layer in result.model.layers)
+    warned = "\n" + warnings_text(result, "- **Warning:** ") if warnings_text(result) else ""
     return f"""# qtrigger run `{result.run}`
 
 Wall time: {result.wall_seconds} s. Config: `config.resolved.yaml`; provenance: `provenance.json`.
-
+{warned}
 ## Results
 
 | Quantity | Measured | How |

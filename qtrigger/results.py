@@ -4,6 +4,7 @@ the one way every command opens a finished run directory."""
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -237,18 +238,22 @@ class FinishedRun:
 
     def test_jets(self) -> dict[str, np.ndarray]:
         """The run's test jets (``test_jets.npz``) as arrays."""
-        path = self.directory / "test_jets.npz"
-        try:
-            with np.load(path) as archive:
-                return {key: archive[key] for key in archive.files}
-        except FileNotFoundError:
-            raise QTriggerError(f"{path}: no such file (the run's test jets)") from None
-        except (OSError, ValueError, KeyError) as err:
-            raise QTriggerError(f"{path}: corrupt test jets ({type(err).__name__})") from None
+        return read_test_jets(self.directory / "test_jets.npz")
 
     def save_result(self) -> None:
         """Rewrite ``metrics.json`` from :attr:`result` (atomically)."""
         write_json(self.directory / "metrics.json", self.result.to_json())
+
+
+def read_test_jets(path: Path) -> dict[str, np.ndarray]:
+    """A run's ``test_jets.npz`` as arrays; missing or corrupt is a one-line error naming the file."""
+    try:
+        with np.load(path) as archive:
+            return {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise QTriggerError(f"{path}: no such file (the run's test jets)") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+        raise QTriggerError(f"{path}: corrupt test jets ({type(err).__name__})") from None
 
 
 def _check_hdf5(path: Path) -> None:
@@ -258,10 +263,15 @@ def _check_hdf5(path: Path) -> None:
     try:
         with h5py.File(path, "r") as handle:
             has_model = "model_config" in handle.attrs
+            version = str(handle.attrs.get("keras_version", ""))
     except OSError as err:
         raise QTriggerError(f"{path}: not a readable HDF5 Keras model file ({one_line(err)})") from None
     if not has_model:
         raise QTriggerError(f"{path}: HDF5 file without a Keras model (no model_config)")
+    if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 3:
+        raise QTriggerError(f"{path}: saved with Keras {version} (Keras 3.x), which qtrigger (QKeras on tf_keras 2.x) "
+                            "cannot read; "
+                            "save it with tf_keras: run your training with TF_USE_LEGACY_KERAS=1 and model.save('M.h5')")
 
 
 __all__ = ["DataSummary", "FinishedRun", "ModelSummary", "RUN_ID_FILE", "RunResult", "ScoreMetrics"]

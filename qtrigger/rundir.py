@@ -226,18 +226,17 @@ def claimed_outputs(run_dir: Path, hls_dir: Path, overwrite: bool):
     finals = [Path(run_dir), Path(hls_dir)]
     name = check_name(finals[0].name)
     check_distinct(*finals)
-    locks = []
+    locks, created = [], []
     try:
         for final in finals:
+            created.extend(_missing_ancestors(final.parent))
             final.parent.mkdir(parents=True, exist_ok=True)
             lock = OutputLock(final.parent, name)
             if not lock.acquire():
                 raise QTriggerError(f"{final} is locked by {lock.holder()} (another qtrigger run of {name!r} is running)")
             locks.append(lock)
-        if not overwrite:
-            for final in finals:
-                if final.exists():
-                    raise QTriggerError(f"output directory {final} already exists; pass --overwrite to replace it")
+        for final in finals:
+            check_replaceable(final, overwrite)
         for final in finals:
             remove_stale_staging(final.parent, held=name)
         tag = f"{_host()}-{os.getpid()}"
@@ -254,9 +253,48 @@ def claimed_outputs(run_dir: Path, hls_dir: Path, overwrite: bool):
             for temp in staged:
                 shutil.rmtree(temp, ignore_errors=True)
             _active_staging.difference_update(staged)
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        locks = []
+        _remove_if_empty(created)
+        raise
     finally:
         for lock in locks:
             lock.release()
+
+
+def check_replaceable(final: Path, overwrite: bool) -> None:
+    """An existing ``final`` may be replaced only with ``overwrite`` and only when it is a qtrigger run.
+
+    A qtrigger run (finished, or one whose results were kept after a failed stage) carries the
+    run-id stamp (``run_id`` file); a plain file or a folder without it is someone else's work.
+    """
+    if not os.path.lexists(final):
+        return
+    if not overwrite:
+        raise QTriggerError(f"output directory {final} already exists; pass --overwrite to replace it")
+    if not final.is_dir() or final.is_symlink() or read_run_id(final) is None:
+        what = "a folder" if final.is_dir() and not final.is_symlink() else "a file"
+        raise QTriggerError(f"--overwrite refused: {final} is {what} without a qtrigger run id ({RUN_ID_FILE} file), "
+                            "not a qtrigger run; move it away or choose another name")
+
+
+def _missing_ancestors(folder: Path) -> list[Path]:
+    """``folder`` and its parents that do not exist yet, deepest first (what ``mkdir(parents=True)`` creates)."""
+    missing = []
+    folder = Path(folder).absolute()
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove folders this run created, deepest first, as long as they are empty (a failed run leaves none)."""
+    for folder in sorted(set(folders), key=lambda path: len(path.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _install_together(staged: list[Path], finals: list[Path], tag: str) -> None:

@@ -31,6 +31,35 @@ Expected outcome per case (the issue's numbering; "firmware" covers 5, 6, 11 in 
 | gen  | `data generate` onto an existing file                  | exit 2 "already exists", file unchanged               | test_generate_existing_output          |
 | gen  | `data generate` terminated mid-way (SIGTERM)           | exit 130, no output and no hidden temp file left      | test_generate_terminated (slow)        |
 | scan | a scan trial killed mid-way                            | retried once, recorded once (tests/test_scan.py)      | test_killed_worker_* (slow)            |
+
+Issue 19 (rows "i19"; tests test_i19_*):
+
+| case | input / fault                                          | expected outcome                                      | test                                   |
+|------|--------------------------------------------------------|-------------------------------------------------------|----------------------------------------|
+| i19  | --overwrite onto a plain file / a folder without run_id| exit 2 "--overwrite refused: PATH is a file/folder    | test_i19_overwrite_refuses_*           |
+|      |                                                        | without a qtrigger run id"; nothing written or lost   |                                        |
+| i19  | --overwrite onto a run (run_id stamp)                  | replaced, new run id in both outputs                  | test_i19_overwrite_replaces_a_run      |
+| i19  | run fails after reading data (pt_min=1e9)              | exit 2; no folder left that did not exist before      | test_i19_failed_run_leaves_no_new_folder|
+| i19  | hls check --override dense_0.accum=garbage / no layer  | exit 2 naming the override (was exit 3)               | test_i19_override_*                    |
+| i19  | compare --widths 0 / -3                                | exit 2 naming the widths, before opening the run      | test_i19_compare_bad_widths_*          |
+| i19  | compare / hls rtl-check: corrupt test_jets.npz         | exit 2 "<path>: corrupt test jets"                    | test_i19_corrupt_test_jets_named       |
+| i19  | compare: preprocessing.json is []                      | refused by FinishedRun.load, nothing written          | test_i19_compare_opens_runs_through_*  |
+| i19  | a binary file as the config                            | exit 2 "not a YAML text file"                         | test_i19_binary_config                 |
+| i19  | hls check --model saved by Keras 3 (Dense, Conv1D)     | exit 2 "saved with Keras 3.x ... TF_USE_LEGACY_KERAS" | test_i19_keras3_model_named            |
+| i19  | features.shifts={Jet_foo: 3}                           | exit 2 "key features.shifts: Jet_foo is not an input  | test_i19_shifts_for_unknown_feature_*  |
+|      |                                                        | feature"                                              |                                        |
+| i19  | trigger.target_rate_hz / extra_rates_hz above the rate | exit 2 before training naming the key, the rate and   | test_i19_target_rate_above_total_rate  |
+|      | sample's total rate (1e12)                             | the total rate (L sigma or bunches x f_rev)           |                                        |
+| i19  | one-event signal sample                                | one line before training: < 10 jets of a class or     | test_i19_too_few_events_of_a_class_*   |
+|      |                                                        | < 10 events of a sample role in a split               |                                        |
+| i19  | ROOT file cut to half, data.max_events=800             | exit 2 at open: "truncated or corrupt ROOT file (N    | test_i19_truncated_root_file_at_open   |
+|      |                                                        | bytes, its header says M)"; nothing written           |                                        |
+| i19  | > 1 % / > 10 % of training jets saturate a feature     | warning in report.md, metrics.json, terminal; exit 2  | test_i19_training_saturation_*,        |
+|      | (pT and mass in MeV)                                   | naming feature and fraction before training, unless   | test_i19_mev_inputs_refused_*,         |
+|      |                                                        | features.saturation_intended lists it                 | test_i19_saturation_*                  |
+| i19  | Jet_eta with one jet fewer per event than Jet_pt       | exit 2 naming branch, entry and both counts           | test_i19_jagged_branches_disagree      |
+| i19  | layer names with '-', '/', '.', a leading digit        | sanitized for C++ (mapping in the check's notes and   | test_i19_cpp_layer_names_mapping,      |
+|      |                                                        | layer_names), bit-exact, exit 0 (was exit 3)          | test_i19_layer_names_not_cpp_* (slow)  |
 """
 
 import errno
@@ -130,6 +159,7 @@ def existing_run(root: Path, name: str) -> Path:
     folder = root / name
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text("{}")
+    (folder / "run_id").write_text("20260101T000000-previous\n")  # a qtrigger run: --overwrite may replace it
     return folder
 
 
@@ -670,3 +700,310 @@ def test_case4_swallowed_sigterm_still_cleans_up(tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143 and "qtrigger: terminated; no partial outputs were kept" in err
     assert not list(tmp_path.glob("*/.x.*"))  # staging and lock files removed
+
+
+# --------------------------------------------------------------------------- issue 19
+
+def _tree_listing(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` with its bytes (None for folders): proof that nothing was written or lost."""
+    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes()) for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_i19_overwrite_refuses_what_is_not_a_run(tmp_path, default_sample, qtrigger_cli, kind):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    target = runs / ("notes.txt" if kind == "file" else "mywork")
+    if kind == "file":
+        target.write_text("precious\n")
+    else:
+        target.mkdir()
+        (target / "thesis.tex").write_text("x\n")
+    path = write_yaml(tmp_path / "c.yaml", tiny_config(tmp_path, default_sample))
+    before = _tree_listing(tmp_path)
+    result = qtrigger_cli("run", path, "--set", f"name={target.name}", "--overwrite", "--no-progress")
+    what = "a file" if kind == "file" else "a folder"
+    assert result.returncode == 2
+    assert error_line(result) == (f"qtrigger: error: --overwrite refused: {target} is {what} without a qtrigger run id "
+                                  "(run_id file), not a qtrigger run; move it away or choose another name")
+    assert _tree_listing(tmp_path) == before  # nothing written (no hls/ folder, no lock), nothing lost
+
+
+def test_i19_overwrite_replaces_a_run(tmp_path):
+    previous = [existing_run(tmp_path / "runs", "x"), existing_run(tmp_path / "hls", "x")]
+    with claimed_outputs(previous[0], previous[1], overwrite=True) as staged:
+        (staged.run_dir / "metrics.json").write_text('{"new": 1}')
+    assert (previous[0] / "metrics.json").read_text() == '{"new": 1}'
+    assert read_run_id(previous[0]) == read_run_id(previous[1]) == staged.run_id
+
+
+def test_i19_failed_run_leaves_no_new_folder(tmp_path, default_sample, qtrigger_cli):
+    raw = tiny_config(tmp_path, default_sample)
+    raw["output_dir"], raw["hls"]["output_dir"] = str(tmp_path / "new" / "runs"), str(tmp_path / "hls")
+    path = write_yaml(tmp_path / "c.yaml", raw)
+    before = _tree_listing(tmp_path)
+    result = qtrigger_cli("run", path, "--set", "data.selection.pt_min=1e9", "--no-progress")
+    assert result.returncode == 2 and "selection pt > 1e+09 GeV and |eta| < 2.5 keeps no jets" in error_line(result)
+    assert _tree_listing(tmp_path) == before  # neither new/, new/runs nor hls/ left behind
+
+
+def test_i19_override_garbage_is_a_user_error(tmp_path, qtrigger_cli):
+    result = qtrigger_cli("hls", "check", copied_run(tmp_path), "--override", "dense_0.accum=garbage")
+    assert result.returncode == 2
+    assert error_line(result) == ("qtrigger: error: --override 'dense_0.accum=garbage': malformed fixed-point type "
+                                  "'garbage': expected ap_fixed<W,I>, ap_ufixed<W,I> (optionally ,ROUNDING,OVERFLOW) "
+                                  "or ap_int<W> with W >= 1")
+
+
+def test_i19_override_unknown_layer_named():
+    from types import SimpleNamespace
+
+    from qtrigger.commands import check_override_layers
+
+    model = SimpleNamespace(layers=[SimpleNamespace(name=n) for n in ("inputs", "dense_0", "output")])
+    check_override_layers({"dense_0": {"accum": "ap_fixed<12,4>"}}, model)
+    with pytest.raises(QTriggerError, match=r"^--override: no layer 'dense_9' in the model; its layers: inputs, dense_0, output$"):
+        check_override_layers({"dense_9": {"accum": "ap_fixed<12,4>"}}, model)
+
+
+@pytest.mark.parametrize("widths", [["0"], ["8", "-3"]])
+def test_i19_compare_bad_widths_before_compiling(tmp_path, qtrigger_cli, monkeypatch, widths):
+    import qtrigger.results
+
+    monkeypatch.setattr(qtrigger.results.FinishedRun, "load", lambda *a: pytest.fail("opened the run"))
+    result = qtrigger_cli("compare", copied_run(tmp_path), "--widths", *widths)
+    bad = " ".join(w for w in widths if int(w) < 2)
+    assert result.returncode == 2
+    assert error_line(result) == f"qtrigger: error: --widths {bad}: each PTQ width must be a whole number of bits from 2 to 1024"
+
+
+def twin_run(tmp_path) -> Path:
+    """The v0.1 run with a stand-in float twin (compare refuses before loading it)."""
+    run_dir = copied_run(tmp_path)
+    shutil.copy(run_dir / "model_qat.h5", run_dir / "model_float.h5")
+    return run_dir
+
+
+@pytest.mark.parametrize("command", ["compare", "rtl-check"])
+@pytest.mark.parametrize("content", [b"PK\x03\x04garbage", b"half", "half"])
+def test_i19_corrupt_test_jets_named(tmp_path, qtrigger_cli, content, command):
+    run_dir = twin_run(tmp_path)
+    jets = run_dir / "test_jets.npz"
+    jets.write_bytes(jets.read_bytes()[: len(jets.read_bytes()) // 2] if content == "half" else content)
+    result = qtrigger_cli(*(["compare"] if command == "compare" else ["hls", "rtl-check"]), run_dir)
+    assert result.returncode == 2
+    assert error_line(result).startswith(f"qtrigger: error: {jets}: corrupt test jets (")
+
+
+def test_i19_compare_opens_runs_through_the_loader(tmp_path, qtrigger_cli):
+    run_dir = twin_run(tmp_path)
+    (run_dir / "preprocessing.json").write_text("[]")
+    result = qtrigger_cli("compare", run_dir)
+    assert result.returncode == 2
+    assert error_line(result).startswith(f"qtrigger: error: {run_dir / 'preprocessing.json'}: corrupt preprocessing (")
+    assert "compare" not in json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_i19_binary_config(tmp_path, qtrigger_cli):
+    config = tmp_path / "model.yaml"
+    config.write_bytes((V01_RUN / "model_qat.h5").read_bytes()[:3000])
+    result = qtrigger_cli("run", config)
+    assert result.returncode == 2
+    assert error_line(result) == f"qtrigger: error: config {config}: not a YAML text file (byte 0 is not UTF-8 text)"
+
+
+@pytest.mark.parametrize("model", ["keras3_dense.h5", "keras3_conv1d.h5"])
+def test_i19_keras3_model_named(tmp_path, model):
+    """Through a real process: files saved by Keras 3.15 (tf.keras of TensorFlow 2.21), refused with h5py alone."""
+    np.save(tmp_path / "x.npy", np.zeros((3, 10)))
+    path = REPO / "tests" / "data" / "keras3" / model
+    result = cli("hls", "check", "--model", str(path), "--inputs", str(tmp_path / "x.npy"))
+    assert result.returncode == 2
+    assert error_line(result) == (f"qtrigger: error: {path}: saved with Keras 3.15.1 (Keras 3.x), which qtrigger "
+                                  "(QKeras on tf_keras 2.x) cannot read; save it with tf_keras: run your training "
+                                  "with TF_USE_LEGACY_KERAS=1 and model.save('M.h5')")
+
+
+def test_i19_shifts_for_unknown_feature_refused(tmp_path, default_sample):
+    raw = tiny_config(tmp_path, default_sample)
+    raw["features"] = {"shifts": {"Jet_foo": 3, "Jet_pt": 2}}
+    with pytest.raises(QTriggerError, match=r"^config: key features.shifts: Jet_foo is not an input feature "
+                                            r"\(features.names: Jet_pt, Jet_eta, .*Jet_nConstituents\)$"):
+        validate_config(raw)
+    raw["features"] = {"shifts": {"Jet_pt": 2}}
+    assert validate_config(raw).features.shifts == {"Jet_pt": 2}
+
+
+@pytest.mark.parametrize("key, value", [("target_rate_hz", 1e12), ("extra_rates_hz", [30e3, 2e8])])
+def test_i19_target_rate_above_total_rate(tmp_path, default_sample, key, value):
+    from qtrigger.preflight import check_run_inputs
+
+    raw = tiny_config(tmp_path, default_sample)
+    raw["trigger"] = {key: value}
+    rate = value if key == "target_rate_hz" else value[1]
+    with pytest.raises(QTriggerError) as err:
+        check_run_inputs(validate_config(raw))
+    assert str(err.value) == (f"key trigger.{key}: {rate:g} Hz is not below the total rate of the rate sample, "
+                              f"1.58297e+08 Hz (L 2e+34 cm^-2 s^-1 x sigma 7.91485 mb; {default_sample['qcd']}); "
+                              "a trigger cannot be tuned to it")
+    raw["trigger"] = {key: value if key == "extra_rates_hz" else 1e8} | ({"extra_rates_hz": []} if key == "target_rate_hz" else {"extra_rates_hz": [3e4]})
+    check_run_inputs(validate_config(raw))  # below the total rate: accepted
+
+
+def test_i19_too_few_events_of_a_class_in_a_split(tmp_path, default_sample):
+    """A one-event signal sample: refused before training (the jets' test split is the first to fall short)."""
+    from qtrigger.pipeline import _check_events_per_role, _check_trainable, prepare_data
+
+    raw = tiny_config(tmp_path, default_sample)
+    raw["data"]["samples"][0]["files"] = [make_events_file(tmp_path / "one.root", n_events=1, source="ttbar")]
+    config = validate_config(raw)
+    prepared = prepare_data(config)
+    with pytest.raises(QTriggerError, match=r"^test split has too few jets to measure on \(per class: \[\d+, [0-9]\]; "
+                                            r"need >= 10 of each\); use a larger sample$"):
+        _check_trainable(config, prepared, 2)
+    with pytest.raises(QTriggerError, match=r"^(train|val|test) split has [01] events of the signal sample\(s\) "
+                                            r"\['ttbar'\] \(need >= 10; efficiencies and rates are quoted on them\); "
+                                            "use a larger sample$"):
+        _check_events_per_role(config, prepared)
+
+
+@pytest.mark.parametrize("source", ["shipped_half", "written_half_and_tail"])
+def test_i19_truncated_root_file_at_open(tmp_path, default_sample, qtrigger_cli, source):
+    """A file cut short is refused by its header's end offset, before any work, whatever data.max_events is.
+
+    The shipped sample keeps its tree metadata at the front: its first half reads 800 events without a complaint.
+    """
+    if source == "shipped_half":
+        data = Path(default_sample["qcd"]).read_bytes()
+        kept = data[: len(data) // 2]
+    else:
+        data = Path(make_events_file(tmp_path / "whole.root", n_events=2000)).read_bytes()
+        kept = data[: len(data) // 2] + data[-2000:]
+    cut = tmp_path / "cut.root"
+    cut.write_bytes(kept)
+    raw = tiny_config(tmp_path, default_sample)  # data.max_events 800
+    raw["data"]["samples"][1]["files"] = [str(cut)]
+    path = write_yaml(tmp_path / "c.yaml", raw)
+    before = _tree_listing(tmp_path)
+    result = qtrigger_cli("run", path, "--no-progress")
+    assert result.returncode == 2
+    assert error_line(result) == (f"qtrigger: error: {cut}: truncated or corrupt ROOT file ({len(kept)} bytes, "
+                                  f"its header says {len(data)})")
+    assert _tree_listing(tmp_path) == before
+
+
+def test_i19_training_saturation_thresholds():
+    from qtrigger.preprocess import training_saturation
+
+    assert training_saturation({"Jet_pt": 0.01, "Jet_eta": 0.0}, []) == []
+    assert training_saturation({"Jet_pt": 0.05}, []) == [
+        "Jet_pt: 5.0 % of training jets saturate its input word; check its units and format"]
+    with pytest.raises(QTriggerError, match=r"^Jet_mass: 99.0 % of training jets saturate its input word \(> 10 %\); "
+                                            r"check its units and features.formats.Jet_mass, or list it in "
+                                            r"features.saturation_intended if this is intended$"):
+        training_saturation({"Jet_pt": 0.05, "Jet_mass": 0.99}, [])
+    assert training_saturation({"Jet_mass": 0.99}, ["Jet_mass"]) == [
+        "Jet_mass: 99.0 % of training jets saturate its input word (features.saturation_intended)"]
+
+
+def test_i19_saturation_intended_names_features(tmp_path, default_sample):
+    raw = tiny_config(tmp_path, default_sample)
+    raw["features"] = {"saturation_intended": ["Jet_mass"]}
+    assert validate_config(raw).features.saturation_intended == ["Jet_mass"]
+    raw["features"] = {"saturation_intended": ["Jet_foo"]}
+    with pytest.raises(QTriggerError, match=r"key features.saturation_intended: Jet_foo is not an input feature"):
+        validate_config(raw)
+
+
+def test_i19_mev_inputs_refused_before_training(tmp_path, default_sample, qtrigger_cli, monkeypatch):
+    import qtrigger.train
+
+    def mev(jets):
+        jets["pt"], jets["mass"] = jets["pt"] * 1000.0, jets["mass"] * 1000.0
+
+    raw = tiny_config(tmp_path, default_sample)
+    raw["data"]["selection"] = {"pt_min": 20e3}
+    for sample in raw["data"]["samples"]:
+        sample["files"] = [make_events_file(tmp_path / f"{sample['name']}_mev.root", n_events=600, mutate=mev,
+                                            source=sample["name"])]
+    path = write_yaml(tmp_path / "c.yaml", raw)
+    monkeypatch.setattr(qtrigger.train, "configure_tensorflow", lambda *a: pytest.fail("reached training"))
+    before = _tree_listing(tmp_path)
+    result = qtrigger_cli("run", path, "--no-progress", "--set", "trigger.enabled=false")
+    assert result.returncode == 2
+    assert error_line(result) == ("qtrigger: error: Jet_pt: 100.0 % of training jets saturate its input word (> 10 %); "
+                                  "check its units and features.formats.Jet_pt, or list it in "
+                                  "features.saturation_intended if this is intended")
+    assert _tree_listing(tmp_path) == before
+
+
+def test_i19_saturation_warning_in_report_and_terminal():
+    from qtrigger.report import render_report, warnings_text
+
+    run = FinishedRun.load(V01_RUN)
+    assert warnings_text(run.result) == "" and "Warning" not in render_report(run.config, run.result)
+    run.result.extra["warnings"] = ["Jet_pt: 5.0 % of training jets saturate its input word; check its units and format"]
+    report = render_report(run.config, run.result)
+    assert ("provenance.json`.\n\n- **Warning:** Jet_pt: 5.0 % of training jets saturate its input word; check its "
+            "units and format\n\n## Results") in report
+    assert warnings_text(run.result) == ("WARNING: Jet_pt: 5.0 % of training jets saturate its input word; check its "
+                                         "units and format\n")
+    assert run.result.to_json()["warnings"] == run.result.extra["warnings"]  # written into metrics.json
+
+
+def test_i19_jagged_branches_disagree(tmp_path, default_sample):
+    """Jet_eta with one jet fewer per event than Jet_pt (its own counter): one line naming the branch."""
+    import awkward as ak
+    import uproot
+
+    from qtrigger.config import SEED_FEATURES
+    from qtrigger.data import read_jets
+
+    with uproot.open(default_sample["qcd"]) as handle:
+        events = handle["Events"].arrays(entry_stop=50)
+    jets = {name[4:]: events[name] for name in events.fields if name.startswith("Jet_") and name != "Jet_eta"}
+    eta = events["Jet_eta"][:, 1:]
+    path = tmp_path / "short_eta.root"
+    with uproot.recreate(path) as out:
+        out.mktree("Events", {"event": events["event"], "genWeight": events["genWeight"], "Jet": ak.zip(jets),
+                              "Jet_eta": eta},  # its own counter, nJet_eta
+                   counter_name=lambda counted: "n" + counted, field_name=lambda outer, inner: f"{outer}_{inner}")
+    first = int(np.flatnonzero(ak.to_numpy(ak.num(events["Jet_pt"])) > 0)[0])
+    n_first = int(ak.num(events["Jet_pt"])[first])
+    with pytest.raises(QTriggerError, match=rf"short_eta.root: Jet_eta has {n_first - 1} jets in entry {first} where Jet_pt "
+                                            rf"has {n_first} \(\d+ entries differ in this chunk\); jagged jet branches "
+                                            "must agree per event"):
+        read_jets({"x": [str(path)]}, SEED_FEATURES)
+
+
+def test_i19_cpp_layer_names_mapping():
+    from types import SimpleNamespace
+
+    from qtrigger.firmware.convert import cpp_layer_names
+
+    model = SimpleNamespace(layers=[SimpleNamespace(name=n) for n in ("in-put", "input.q", "dense-a", "dense_a", "blk/relu",
+                                                                      "1out", "new", "ok_1")])
+    assert cpp_layer_names(model) == {"in-put": "in_put", "input.q": "input_q", "dense-a": "dense_a_1",
+                                      "blk/relu": "blk_relu", "1out": "L_1out", "new": "L_new"}
+
+
+@pytest.mark.slow
+def test_i19_layer_names_not_cpp_identifiers_check_exactly(tmp_path, monkeypatch, capsys):
+    """Names with '-', '/', '.' or a leading digit: converted, compiled and bit-exact, the mapping reported."""
+    import tf_keras as keras
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    q = dict(kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))
+    inputs = keras.Input((10,), name="in-put")
+    x = QActivation(quantized_bits(8, 3, alpha=1), name="input.q")(inputs)
+    x = QActivation(quantized_relu(6, 2), name="blk/relu")(QDense(8, name="dense-a", **q)(x))
+    model = keras.Model(inputs, QDense(1, name="1out", **q)(x))
+    model.save(tmp_path / "m.h5")
+    np.save(tmp_path / "x.npy", np.round(np.random.default_rng(1).normal(size=(50, 10)) * 16) / 16)
+    code = main_in_process(["hls", "check", "--model", tmp_path / "m.h5", "--inputs", tmp_path / "x.npy",
+                            "--override", "dense-a.accum=ap_fixed<20,8>"], monkeypatch)
+    out = capsys.readouterr().out
+    assert code == 0 and "BIT-EXACT" in out and "NOT BIT-EXACT" not in out
+    assert ("note: layer names made C++ identifiers: in-put -> in_put, input.q -> input_q, dense-a -> dense_a, "
+            "blk/relu -> blk_relu, 1out -> L_1out") in out
+    assert [layer.name for layer in model.layers] == ["in-put", "input.q", "dense-a", "blk/relu", "1out"]  # untouched

@@ -17,7 +17,7 @@ def add_parser(commands) -> None:
 def handle(args) -> int:
     """Run the config and print the results table."""
     from qtrigger.pipeline import run
-    from qtrigger.report import results_table, trigger_text
+    from qtrigger.report import results_table, trigger_text, warnings_text
 
     result = run(args.config, args.overrides, overwrite=args.overwrite, progress=not args.no_progress)
     print()
@@ -26,4 +26,5 @@ def handle(args) -> int:
         print()
         print(trigger_text(result.trigger))
     print(f"\nrun directory: {result.directory}  (report.md, metrics.json, plots/)")
+    print(warnings_text(result), end="")
     return 0

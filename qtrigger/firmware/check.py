@@ -54,6 +54,7 @@ class CheckResult:
     input_type: str | None = None
     input_type_source: str = "model input quantizer"
     notes: list[str] = field(default_factory=list)
+    layer_names: dict = field(default_factory=dict)  # {model's name: C++ name} for names that were no identifiers
 
     @property
     def exact(self) -> bool:
@@ -96,9 +97,22 @@ def hls_check(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: s
     input quantizer takes the smallest type that holds ``x`` exactly (refused when ``x``
     is not on a fixed-point grid). Inputs and layers are checked before any conversion.
     """
-    from qtrigger.firmware.convert import convert
+    from qtrigger.firmware.convert import with_cpp_layer_names
 
     x = validate_array(x, model_input_width(model), "inputs")
+    model, renamed = with_cpp_layer_names(model)
+    overrides = {renamed.get(layer, layer): fields for layer, fields in (precision_overrides or {}).items()}
+    result = _check_exact(model, x, hls_cfg, Path(directory), name, overrides, n_stress, seed, max_traced)
+    if renamed:
+        result.notes.append("layer names made C++ identifiers: " + ", ".join(f"{a} -> {b}" for a, b in renamed.items()))
+        result.layer_names = renamed
+    return result
+
+
+def _check_exact(model, x, hls_cfg, directory: Path, name, precision_overrides, n_stress, seed, max_traced) -> CheckResult:
+    """:func:`hls_check` on a model whose layer names are C++ identifiers."""
+    from qtrigger.firmware.convert import convert
+
     model, notes = logits_model(model)
     if has_input_quantizer(model):
         network, source = extract_network(model), "model input quantizer"

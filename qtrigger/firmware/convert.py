@@ -8,6 +8,7 @@ float inputs are converted as QKeras converts them instead of being truncated fi
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -35,6 +36,68 @@ def project_name_for(run_name: str) -> str:
     if not re.match(r"[A-Za-z_]", name) or name in _CPP_RESERVED:
         name = f"qt_{name}"
     return name
+
+
+def cpp_layer_names(model) -> dict[str, str]:
+    """``{old: new}`` for the layers whose names are no C++ identifiers (hls4ml names C++ variables after them).
+
+    ``-``, ``/``, ``.`` or a leading digit do not compile: each such name becomes ``\\W`` → ``_``
+    (``L_`` in front of a digit or a C++ keyword; a number appended when the name is taken).
+    """
+    taken = {layer.name for layer in model.layers}
+    renamed = {}
+    for layer in model.layers:
+        if re.fullmatch(r"[A-Za-z_]\w*", layer.name) and layer.name not in _CPP_RESERVED:
+            continue
+        base = re.sub(r"\W", "_", layer.name)
+        base = base if re.match(r"[A-Za-z_]", base) and base not in _CPP_RESERVED else f"L_{base}"
+        new, n = base, 1
+        while new in taken:
+            new, n = f"{base}_{n}", n + 1
+        taken.add(new)
+        renamed[layer.name] = new
+    return renamed
+
+
+def with_cpp_layer_names(model) -> tuple[object, dict[str, str]]:
+    """``model`` rebuilt with C++-identifier layer names (same weights), and ``{old: new}``; as is when none change.
+
+    Rebuilt through the HDF5 form QKeras models load from (a renamed model config and weight
+    groups): the quantizers are deserialized exactly as when the user's file was read.
+    """
+    renamed = cpp_layer_names(model)
+    if not renamed:
+        return model, {}
+    import tempfile
+    import warnings
+
+    import h5py
+
+    from qtrigger.model import load_model
+
+    with tempfile.TemporaryDirectory(prefix="qtrigger-names-") as tmp:
+        path = Path(tmp) / "renamed.h5"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "HDF5 is legacy": the format QKeras reads
+            model.save(path, save_format="h5", include_optimizer=False)
+        with h5py.File(path, "r+") as handle:
+            handle.attrs["model_config"] = json.dumps(_renamed_config(json.loads(handle.attrs["model_config"]), renamed))
+            weights = handle["model_weights"]
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in weights.attrs["layer_names"]]
+            for old, new in renamed.items():
+                if old in weights:
+                    weights.move(old, new)
+            weights.attrs["layer_names"] = [renamed.get(n, n).encode() for n in names]
+        return load_model(path), renamed
+
+
+def _renamed_config(node, renamed: dict[str, str], key: str | None = None):
+    """A Keras model config with layer names replaced: ``name`` values and names in node lists."""
+    if isinstance(node, dict):
+        return {k: _renamed_config(v, renamed, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_renamed_config(v, renamed, "[]") for v in node]
+    return renamed.get(node, node) if key in ("name", "[]") and isinstance(node, str) else node
 
 
 def hls_layer_config(model, network: QuantizedNetwork, hls_cfg: HLSConfig, precision_overrides: dict | None = None) -> dict:

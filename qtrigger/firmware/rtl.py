@@ -560,6 +560,7 @@ def rtl_check_run(run_dir, *, rounding: str = "half_even", ties: int = 2000, ove
     from qtrigger.emulate import extract_network
     from qtrigger.model import load_model
     from qtrigger.report import write_json
+    from qtrigger.results import read_test_jets
 
     run_dir = Path(run_dir)
     model_path, jets_path = run_dir / "model_qat.h5", run_dir / "test_jets.npz"
@@ -576,10 +577,10 @@ def rtl_check_run(run_dir, *, rounding: str = "half_even", ties: int = 2000, ove
     hls_cfg = load_config(config_path, check_files=False).hls if config_path.is_file() else None
     clock = hls_cfg.clock_period_ns if hls_cfg else 5.0
     part = hls_cfg.part if hls_cfg else None
+    x = read_test_jets(jets_path)["inputs"]
     _require_da4ml()
     _verilator_root()  # fail fast, before loading TensorFlow
     network = extract_network(load_model(model_path))
-    x = np.load(jets_path)["inputs"]
     if jets is not None:
         x = x[:jets]
     with contextlib.ExitStack() as stack:
