@@ -105,12 +105,18 @@ accept_event_valid_jets:
 """
 
 
-def _decision_driver(project_name: str) -> str:
-    return f"""// {project_name}_decision_test.cpp -- reads "n_events" then per event "n code_1 .. code_n" (raw
-// integer codes), writes per event: accept_event(scores, valid) accept_event(padded scores) n_accepted_jets.
+def test_driver(comment: str, header: str, max_jets: str, event_body: str) -> str:
+    """The g++ test driver of a decision header: ``main(input, output)``.
+
+    Reads ``n_events``, then per event ``n`` (checked against ``max_jets``, a constant of the
+    header) and whatever ``event_body`` (C++ statements, 8-space indented) reads; ``event_body``
+    writes the event's output line. ``comment``: the file's description, one ``//`` line each.
+    """
+    namespace = header.removesuffix(".h")
+    return f"""{comment}
 #include <cstdio>
-#include "{project_name}_decision.h"
-using namespace {project_name}_decision;
+#include "{header}"
+using namespace {namespace};
 
 int main(int argc, char **argv) {{
     if (argc != 3) {{ std::fprintf(stderr, "usage: %s input output\\n", argv[0]); return 2; }}
@@ -120,24 +126,30 @@ int main(int argc, char **argv) {{
     if (std::fscanf(in, "%ld", &n_events) != 1) return 3;
     for (long e = 0; e < n_events; e++) {{
         int n = 0;
-        if (std::fscanf(in, "%d", &n) != 1 || n < 0 || n > N_JETS) return 3;
-        score_t scores[N_JETS];
-        bool valid[N_JETS];
-        int n_accepted = 0;
-        for (int j = 0; j < N_JETS; j++) {{
-            long long code = SCORE_MIN_CODE;
-            valid[j] = j < n;
-            if (valid[j] && std::fscanf(in, "%lld", &code) != 1) return 3;
-            scores[j].range(SCORE_WIDTH - 1, 0) = ap_uint<SCORE_WIDTH>(code);
-            n_accepted += (valid[j] && accept_jet(scores[j])) ? 1 : 0;
-        }}
-        std::fprintf(out, "%d %d %d\\n", (int)accept_event(scores, valid), (int)accept_event(scores), n_accepted);
-    }}
+        if (std::fscanf(in, "%d", &n) != 1 || n < 0 || n > {max_jets}) return 3;
+{event_body}    }}
     std::fclose(in);
     std::fclose(out);
     return 0;
 }}
 """
+
+
+def _decision_driver(project_name: str) -> str:
+    return test_driver(f"""// {project_name}_decision_test.cpp -- reads "n_events" then per event "n code_1 .. code_n" (raw
+// integer codes), writes per event: accept_event(scores, valid) accept_event(padded scores) n_accepted_jets.""", f"{project_name}_decision.h", "N_JETS", """\
+        score_t scores[N_JETS];
+        bool valid[N_JETS];
+        int n_accepted = 0;
+        for (int j = 0; j < N_JETS; j++) {
+            long long code = SCORE_MIN_CODE;
+            valid[j] = j < n;
+            if (valid[j] && std::fscanf(in, "%lld", &code) != 1) return 3;
+            scores[j].range(SCORE_WIDTH - 1, 0) = ap_uint<SCORE_WIDTH>(code);
+            n_accepted += (valid[j] && accept_jet(scores[j])) ? 1 : 0;
+        }
+        std::fprintf(out, "%d %d %d\\n", (int)accept_event(scores, valid), (int)accept_event(scores), n_accepted);
+""")
 
 
 def write_decision_hls(directory, project_name: str, output_type: FixedType, threshold_code: int,
@@ -332,39 +344,21 @@ inline bool accept_event(pt_t pt[N_SLOTS], bool valid[N_SLOTS], score_t score[N_
 
 
 def _seed_driver(project_name: str) -> str:
-    return f"""// {project_name}_seed_test.cpp -- reads "n_events" then per event "n pt_1 score_1 .. pt_n score_n"
-// (integer codes), writes per event: accept_event counted_jets event_ht.
-#include <cstdio>
-#include "{project_name}_seed.h"
-using namespace {project_name}_seed;
-
-int main(int argc, char **argv) {{
-    if (argc != 3) {{ std::fprintf(stderr, "usage: %s input output\\n", argv[0]); return 2; }}
-    std::FILE *in = std::fopen(argv[1], "r"), *out = std::fopen(argv[2], "w");
-    if (!in || !out) return 2;
-    long n_events = 0;
-    if (std::fscanf(in, "%ld", &n_events) != 1) return 3;
-    for (long e = 0; e < n_events; e++) {{
-        int n = 0;
-        if (std::fscanf(in, "%d", &n) != 1 || n < 0 || n > N_SLOTS) return 3;
+    return test_driver(f"""// {project_name}_seed_test.cpp -- reads "n_events" then per event "n pt_1 score_1 .. pt_n score_n"
+// (integer codes), writes per event: accept_event counted_jets event_ht.""", f"{project_name}_seed.h", "N_SLOTS", """\
         pt_t pt[N_SLOTS];
         bool valid[N_SLOTS];
         score_t score[N_SCORED > 0 ? N_SCORED : 1];
-        for (int j = 0; j < N_SLOTS; j++) {{
+        for (int j = 0; j < N_SLOTS; j++) {
             long long p = 0, s = 0;
             valid[j] = j < n;
             if (valid[j] && std::fscanf(in, "%lld %lld", &p, &s) != 2) return 3;
             pt[j] = valid[j] ? pt_t(p) : pt_t(0);
             if (j < N_SCORED) score[j].range(SCORE_WIDTH - 1, 0) = ap_uint<SCORE_WIDTH>(valid[j] ? s : 0);
-        }}
+        }
         std::fprintf(out, "%d %d %lld\\n", (int)accept_event(pt, valid, score), (int)counted_jets(pt, valid, score),
                      (long long)event_ht(pt, valid).to_uint64());
-    }}
-    std::fclose(in);
-    std::fclose(out);
-    return 0;
-}}
-"""
+""")
 
 
 def write_seed_hls(directory, project_name: str, seed, words, score_type: FixedType, n_slots: int,

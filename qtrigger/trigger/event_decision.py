@@ -21,7 +21,7 @@ import numpy as np
 from qtrigger.errors import QTriggerError
 from qtrigger.event_inputs import EventInputSpec, codes_from_words
 from qtrigger.preprocess import feature_code_range
-from qtrigger.trigger.decision import _run, ap_types_dir
+from qtrigger.trigger.decision import _run, ap_types_dir, test_driver
 from qtrigger.trigger.events import SeedJets
 
 
@@ -149,46 +149,28 @@ inline bool accept_event(const pt_t pt[N_SLOTS], const bool valid[N_SLOTS], cons
 
 
 def _driver(project: str) -> str:
-    return f"""// {project}_event_seed_test.cpp -- reads "n_events", then per event "n pt_1..pt_n" and, for the first
-// min(n, N_JETS) slots, N_FEATURES words each; writes per event: accept HT score_code.
-#include <cstdio>
-#include "{project}_event_seed.h"
-using namespace {project}_event_seed;
-
-int main(int argc, char **argv) {{
-    if (argc != 3) {{ std::fprintf(stderr, "usage: %s input output\\n", argv[0]); return 2; }}
-    std::FILE *in = std::fopen(argv[1], "r"), *out = std::fopen(argv[2], "w");
-    if (!in || !out) return 2;
-    long n_events = 0;
-    if (std::fscanf(in, "%ld", &n_events) != 1) return 3;
-    for (long e = 0; e < n_events; e++) {{
-        int n = 0;
-        if (std::fscanf(in, "%d", &n) != 1 || n < 0 || n > N_SLOTS) return 3;
+    return test_driver(f"""// {project}_event_seed_test.cpp -- reads "n_events", then per event "n pt_1..pt_n" and, for the first
+// min(n, N_JETS) slots, N_FEATURES words each; writes per event: accept HT score_code.""", f"{project}_event_seed.h", "N_SLOTS", """\
         pt_t pt[N_SLOTS];
         bool valid[N_SLOTS];
         word_t words[N_JETS][N_FEATURES];
-        for (int j = 0; j < N_SLOTS; j++) {{
+        for (int j = 0; j < N_SLOTS; j++) {
             long long p = 0;
             valid[j] = j < n;
             if (valid[j] && std::fscanf(in, "%lld", &p) != 1) return 3;
             pt[j] = pt_t(valid[j] ? p : 0);
-        }}
+        }
         for (int k = 0; k < N_JETS; k++)
-            for (int f = 0; f < N_FEATURES; f++) {{
+            for (int f = 0; f < N_FEATURES; f++) {
                 long long w = 0;
                 if (k < n && std::fscanf(in, "%lld", &w) != 1) return 3;
                 words[k][f] = word_t(w);
-            }}
+            }
         long long score = 0;
         ht_t ht = 0;
         bool accept = accept_event(pt, valid, words, score, ht);
         std::fprintf(out, "%d %lld %lld\\n", (int)accept, (long long)ht.to_uint64(), score);
-    }}
-    std::fclose(in);
-    std::fclose(out);
-    return 0;
-}}
-"""
+""")
 
 
 def random_event_words(seed, spec: EventInputSpec, n_events: int, rng_seed: int = 0) -> tuple[SeedJets, np.ndarray]:
