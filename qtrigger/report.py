@@ -186,9 +186,8 @@ def _trigger_rows(t: dict | None) -> list[tuple[str, str, str]]:
             q = point.get(kind)
             if not q:
                 continue
-            rows.append((f"{kind.capitalize()} seed at {key} kHz",
-                         _efficiency_at_rate(q),
-                         f"{q['seed']['description']}; n_eff_fired {q['n_eff_fired']:.0f} (held-out)"))
+            rows.append(_quoted_row(f"{kind.capitalize()} seed at {key} kHz", q,
+                                    f"{q['seed']['description']}; n_eff_fired {q['n_eff_fired']:.0f} (held-out)"))
         gain = point.get("gain_over_best_kinematic")
         if gain:
             rows.append((f"Network gain at {key} kHz", f"{100 * gain['value']:+.1f} ± {100 * gain['err']:.1f} points",
@@ -205,6 +204,11 @@ def _efficiency_at_rate(quote: dict) -> str:
     return f"{100 * quote['signal_efficiency']:.1f} % at {quote['rate_hz'] / 1e3:.1f} ± {quote['rate_hz_err'] / 1e3:.1f} kHz"
 
 
+def _quoted_row(label: str, quote: dict, detail: str) -> tuple[str, str, str]:
+    """A results-table row for a seed quoted at a rate: (label, efficiency at rate, detail)."""
+    return label, _efficiency_at_rate(quote), detail
+
+
 def _gain_text(gain: dict | None) -> str:
     return "n/a" if not gain else f"{100 * gain['value']:+.1f} ± {100 * gain['err']:.1f}"
 
@@ -214,19 +218,16 @@ def _event_trigger_rows(t: dict) -> list[tuple[str, str, str]]:
     rows = []
     for key, point in t["at_rate"].items():
         net, ref, kin = point["event_network"], point.get("gbdt_reference"), point.get("kinematic")
-        rows.append((f"Event network at {key} kHz",
-                     _efficiency_at_rate(net),
-                     f"n_eff_fired {net['n_eff_fired']:.0f}; gain {_gain_text(net['gain_over_best_kinematic'])} points; "
-                     f"{net['seed']['description']}"))
+        rows.append(_quoted_row(f"Event network at {key} kHz", net,
+                                f"n_eff_fired {net['n_eff_fired']:.0f}; gain {_gain_text(net['gain_over_best_kinematic'])} "
+                                f"points; {net['seed']['description']}"))
         if ref:
-            rows.append((f"GBDT reference at {key} kHz",
-                         _efficiency_at_rate(ref),
-                         f"n_eff_fired {ref['n_eff_fired']:.0f}; gain {_gain_text(ref['gain_over_best_kinematic'])} "
-                         f"points; float, same inputs/events/weights"))
+            rows.append(_quoted_row(f"GBDT reference at {key} kHz", ref,
+                                    f"n_eff_fired {ref['n_eff_fired']:.0f}; gain {_gain_text(ref['gain_over_best_kinematic'])} "
+                                    f"points; float, same inputs/events/weights"))
         if kin:
-            rows.append((f"Best kinematic at {key} kHz",
-                         _efficiency_at_rate(kin),
-                         f"n_eff_fired {kin['n_eff_fired']:.0f}; {kin['seed']['description']} (no preselection)"))
+            rows.append(_quoted_row(f"Best kinematic at {key} kHz", kin,
+                                    f"n_eff_fired {kin['n_eff_fired']:.0f}; {kin['seed']['description']} (no preselection)"))
         nolep = point.get("no_lepton_jet")
         if nolep:
             rows.append((f"No-lepton-jet gain at {key} kHz", f"{_gain_text(nolep['gain_over_best_kinematic'])} points",
