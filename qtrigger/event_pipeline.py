@@ -141,15 +141,18 @@ def check_preselection(config, labels: np.ndarray, preselected: np.ndarray, wher
 
 
 def _fit(config, data: EventData, quantized: bool):
-    from qtrigger.model import build_model
-    from qtrigger.train import train
+    """One logit per event, trained and validated with the events' physical weights."""
+    from qtrigger.pipeline import _fit as fit
 
-    t, split = config.training, data.split
-    input_type = data.preprocessor.input_type if quantized else None
-    model = build_model(data.inputs.shape[1], 1, config.model, config.quantization, input_type, quantized, t.seed)
-    x, y, w = data.inputs, data.labels, data.weights
-    return train(model, x[split.train], y[split.train], x[split.val], y[split.val], 1, t, config.pruning,
-                 "QAT model" if quantized else "float twin", w[split.train], val_sample_weight=w[split.val])
+    return fit(config, data, 1, quantized, data.weights[data.split.train], data.weights[data.split.val])
+
+
+def score_codes_of(network):
+    """``inputs -> per-event score codes`` of the exact integer network (one output)."""
+    def score_fn(inputs):
+        return network.forward_codes(inputs).reshape(len(inputs), -1)[:, 0].astype(np.int64)
+
+    return score_fn
 
 
 def weighted_auc(signal: np.ndarray, scores: np.ndarray, weight: np.ndarray) -> float | None:
@@ -240,10 +243,7 @@ def event_stages(config, data: EventData, run_dir, hls_dir) -> tuple[RunResult, 
     if config.hls.rtl_enabled:
         result.extra["rtl"] = _rtl(event_config, network, x_test, hls_dir)
     if config.trigger.enabled:
-        def score_fn(inputs):
-            return network.forward_codes(inputs).reshape(len(inputs), -1)[:, 0].astype(np.int64)
-
-        result.trigger = event_trigger_study(config, data, score_fn, network.output_type, run_dir,
+        result.trigger = event_trigger_study(config, data, score_codes_of(network), network.output_type, run_dir,
                                              network=network if config.hls.csim else None,
                                              hls_dir=hls_dir, project_name=project.project_name).to_json()
     return result, artefacts
@@ -303,12 +303,8 @@ def evaluate_event_trigger(finished, config, background_files: list[str], out) -
     data = EventData(table, spec, built, labels, split, preprocessor.transform(built.codes), preprocessor,
                      np.ones(table.n_events), preselect(config, built, spec.words))
     network = extract_network(finished.load_model("qat"))
-
-    def score_fn(inputs):
-        return network.forward_codes(inputs).reshape(len(inputs), -1)[:, 0].astype(np.int64)
-
     run_trigger = finished.result.trigger or {}
-    return event_trigger_study(config, data, score_fn, network.output_type, out, gbdt=False,
+    return event_trigger_study(config, data, score_codes_of(network), network.output_type, out, gbdt=False,
                                run_trigger=run_trigger if "at_rate" in run_trigger else None).to_json()
 
 
@@ -317,8 +313,6 @@ def evaluate_event_files(finished, config, files: list[str], csim: bool = True, 
     exact network and (``csim``) by its C-simulation; inputs saturating their word on > 1 % of entries are warned
     about. There is no per-event truth in a file, so no AUC (use ``--signal/--background`` for the trigger study)."""
     import logging
-    import tempfile
-    from pathlib import Path
 
     from qtrigger.emulate import extract_network
     from qtrigger.event_inputs import NARROW_WORD_FRACTION
@@ -342,12 +336,8 @@ def evaluate_event_files(finished, config, files: list[str], csim: bool = True, 
                                                "--signal/--background for its trigger study"},
               "warnings": warnings}
     if csim:
-        from qtrigger import firmware
+        from qtrigger.pipeline import csim_in_temporary_project
 
         hls = config.hls.model_copy(update={"jets_per_event": 1})
-        with tempfile.TemporaryDirectory(prefix="qtrigger-eval-") as tmp:
-            project = firmware.convert(model, network, hls, Path(tmp), config.name)
-            comparison = firmware.compare_codes(firmware.csim_predict_codes(project, network, x), codes,
-                                                network.output_type)
-        result["csim"] = comparison.summary()
+        result["csim"] = csim_in_temporary_project(model, network, hls, config.name, x, codes)
     return result

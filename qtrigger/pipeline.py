@@ -232,8 +232,12 @@ def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir) -> tup
     return result, artefacts
 
 
-def _fit(config, prepared, n_out: int, quantized: bool, weights):
-    """Build and train the QAT model (``quantized``) or its float twin on the train/val splits."""
+def _fit(config, prepared, n_out: int, quantized: bool, weights, val_weights=None):
+    """Build and train the QAT model (``quantized``) or its float twin on the train/val splits.
+
+    ``prepared``: anything with ``inputs``, ``labels``, ``split`` and ``preprocessor`` (per-jet
+    :class:`PreparedData` or event-level ``EventData``); ``weights``/``val_weights`` per train/val row.
+    """
     from qtrigger.model import build_model
     from qtrigger.train import train
 
@@ -241,7 +245,7 @@ def _fit(config, prepared, n_out: int, quantized: bool, weights):
     input_type = prepared.preprocessor.input_type if quantized else None
     model = build_model(x.shape[1], n_out, config.model, config.quantization, input_type, quantized, t.seed)
     return train(model, x[split.train], y[split.train], x[split.val], y[split.val], n_out, t, config.pruning,
-                 "QAT model" if quantized else "float twin", weights)
+                 "QAT model" if quantized else "float twin", weights, val_sample_weight=val_weights)
 
 
 def _model_summary(qat, network, input_type) -> ModelSummary:
@@ -399,15 +403,21 @@ def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress:
               "qat": _score_metrics(config, signal, scores, finished.result.qat.threshold).to_json(),
               "warnings": warnings}
     if csim:
-        import tempfile
-
-        from qtrigger import firmware
-
-        with tempfile.TemporaryDirectory(prefix="qtrigger-eval-") as tmp:
-            project = firmware.convert(model, network, config.hls, Path(tmp), config.name)
-            comparison = firmware.compare_codes(firmware.csim_predict_codes(project, network, x), exact_codes, network.output_type)
-        result["csim"] = comparison.summary()
+        result["csim"] = csim_in_temporary_project(model, network, config.hls, config.name, x, exact_codes)
     return result
+
+
+def csim_in_temporary_project(model, network, hls, name: str, x: np.ndarray, exact_codes: np.ndarray) -> dict:
+    """Convert ``model`` into a throw-away HLS project, C-simulate ``x`` and compare with ``exact_codes`` (summary)."""
+    import tempfile
+
+    from qtrigger import firmware
+
+    with tempfile.TemporaryDirectory(prefix="qtrigger-eval-") as tmp:
+        project = firmware.convert(model, network, hls, Path(tmp), name)
+        comparison = firmware.compare_codes(firmware.csim_predict_codes(project, network, x), exact_codes,
+                                            network.output_type)
+    return comparison.summary()
 
 
 def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_files: list[str],
