@@ -13,6 +13,7 @@ Labels: events of role-``signal`` samples are 1, of role-``background`` samples 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -240,13 +241,28 @@ def event_stages(config, data: EventData, run_dir, hls_dir) -> tuple[RunResult, 
         result.csim["rows"] = "test events"
         artefacts["scores"]["C-simulation"] = csim.csim_codes.reshape(len(x_test), -1)[:, 0] * network.output_type.lsb
         artefacts["csim_codes"] = csim.csim_codes
-    if config.hls.rtl_enabled:
-        result.extra["rtl"] = _rtl(event_config, network, x_test, hls_dir)
     if config.trigger.enabled:
         result.trigger = event_trigger_study(config, data, score_codes_of(network), network.output_type, run_dir,
                                              network=network if config.hls.csim else None,
-                                             hls_dir=hls_dir, project_name=project.project_name).to_json()
+                                             hls_dir=hls_dir, project_name=project.project_name,
+                                             keep_decision_events=True).to_json()
+    if config.hls.rtl_enabled:
+        result.extra["rtl"] = _event_rtl(event_config, data, network, result.trigger, run_dir, hls_dir) \
+            if config.trigger.enabled else _rtl(event_config, network, x_test, hls_dir)
     return result, artefacts
+
+
+def _event_rtl(config, data: EventData, network, trigger: dict, run_dir, hls_dir) -> dict:
+    """The whole event seed (jet words → accept bit) as da4ml Verilog: latency/II, = Python, yosys (``rtl``)."""
+    from qtrigger.firmware.event_rtl import DECISION_EVENTS_FILE, event_chain_rtl, load_decision_events, run_seeds
+
+    sets = load_decision_events(Path(run_dir) / DECISION_EVENTS_FILE)
+    rtl = event_chain_rtl(network, data.spec, data.preprocessor, run_seeds(trigger), sets, config.hls,
+                          hls_dir / "rtl", synthesize=config.hls.rtl_synthesis, rng_seed=config.training.seed)
+    print(rtl.summary())
+    out = rtl.to_json()
+    out["directory"] = str(Path(config.hls.output_dir) / str(config.name) / "rtl")
+    return out
 
 
 def preselection_leading_jet_gev(config) -> float:

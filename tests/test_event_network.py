@@ -280,6 +280,7 @@ def small_run_config(tmp_path: Path, **changes) -> dict:
                        "verbose": False}
     raw["trigger"]["rate_files"] = [str(REPO / "data/rate/qcd_bins/qcd_pthat*.root")]  # seed 3: 14 bins from 10 GeV
     raw["hls"]["output_dir"] = str(tmp_path / "hls")
+    raw["hls"].update(rtl="on", rtl_synthesis=False)  # the event seed's RTL: Verilator, no yosys (test_rtl_synth)
     return apply_changes(raw, changes)
 
 
@@ -431,3 +432,84 @@ def test_event_run_evaluate_data_on_the_real_nanoaod(event_run):
     out = evaluate(run_dir, [str(real)])
     assert out["level"] == "event" and out["n_events"] == 200 and out["csim"]["jets"] == 200
     assert out["csim"]["mismatched_jets"] == 0 and out["qat"]["auc"] is None
+
+
+@pytest.mark.slow
+def test_event_run_rtl_is_the_whole_seed_exact_at_ii_1(event_run):
+    """metrics ``rtl`` of an event run: jet words -> accept bit in Verilator, every streamed row = Python."""
+    _, m, _ = event_run
+    rtl, t = m["rtl"], m["trigger"]
+    assert rtl["artefact"].startswith("da4ml Verilog of the event_network seed")
+    assert rtl["latency_cycles"] is not None and rtl["ii"] == 1 and rtl["mismatches_vs_model"] == 0
+    n_real = t["signal_test_events"] + min(t["background_sample"]["test_events"], 20_000)
+    assert rtl["rows_checked"] == 2 * n_real + 20_000
+    design = rtl["design"]
+    assert design["thresholds_streamed"] == [p["event_network"]["seed"]["score_code"] for p in t["at_rate"].values()]
+    assert sum(design["rows"].values()) == rtl["rows_checked"]
+    for name, accepted in design["accepted"].items():  # the comparator and preselection are exercised
+        assert 0 < accepted < design["rows"][name], name
+    assert 0 < design["accepted"]["random events at the word limits"] < 20_000
+
+
+@pytest.mark.slow
+def test_event_rtl_check_fails_for_a_wrong_chain(event_run, monkeypatch):
+    """The RTL's streamed outputs match no read offset against a chain with a shifted preselection or
+    without the Delta-phi wrap: the exactness check can fail."""
+    from dataclasses import replace
+
+    from da4ml.trace import to_pipeline
+
+    import qtrigger.event_inputs as event_inputs
+    from qtrigger.emulate import extract_network
+    from qtrigger.firmware import event_rtl
+    from qtrigger.firmware.latency import find_latency, run_stream
+    from qtrigger.firmware.rtl import default_latency_cutoff
+    from qtrigger.results import FinishedRun
+
+    run_dir, m, tmp = event_run
+    run = FinishedRun.load(run_dir)
+    spec = EventInputSpec.from_config(run.config)
+    network = extract_network(run.load_model("qat"))
+    seeds = event_rtl.run_seeds(m["trigger"])
+    jets, words = event_rtl.load_decision_events(run_dir / event_rtl.DECISION_EVENTS_FILE)["held-out rate events"]
+    layout = event_rtl.ChainLayout(spec.n_slots, spec.n_jets, tuple(spec.jet_features))
+    thresholds = np.full(len(words), seeds[0].score_code * network.output_type.lsb)
+    rows = layout.rows(jets, words, thresholds)
+    comb = event_rtl.trace_event_chain(network, spec, run.preprocessor.shifts, seeds[0], layout)
+    pipe = to_pipeline(comb, default_latency_cutoff(network, 5.0), verbose=False)
+    outputs = run_stream(tmp / "hls" / "evsmall" / "rtl" / "sim_latency" / "harness", rows, pipe, extra_cycles=20)
+    L = m["rtl"]["latency_cycles"]
+
+    def matching(preselection):
+        expected = event_rtl.expected_outputs(preselection, jets, words, thresholds, spec, run.preprocessor, network)
+        return find_latency(outputs, expected, 19)[L]
+
+    assert matching(seeds[0]) == len(rows)
+    assert matching(replace(seeds[0], ht_code=seeds[0].ht_code + 40)) < len(rows)
+    monkeypatch.setattr(event_inputs, "wrap_dphi", lambda d, half_turn=720: np.asarray(d, np.int64))
+    assert matching(seeds[0]) < len(rows) - 10
+
+
+def test_decision_events_round_trip_and_event_rtl_refusals(spec, tmp_path):
+    from qtrigger.firmware import event_rtl
+    from qtrigger.trigger.event_decision import random_event_words
+
+    seed = Seed("event_network", 2, 80, 5, 400)
+    jets, words = random_event_words(seed, spec, 50, rng_seed=3)
+    path = event_rtl.save_decision_events(tmp_path / "d.npz", {"a": (jets, words)})
+    (back, back_words), = event_rtl.load_decision_events(path).values()
+    assert np.array_equal(back.pt, jets.pt) and np.array_equal(back.valid, jets.valid)
+    assert np.array_equal(back.ht, jets.ht) and np.array_equal(back_words, words)
+    with pytest.raises(QTriggerError, match="no such file"):
+        event_rtl.load_decision_events(tmp_path / "missing.npz")
+    layout = event_rtl.ChainLayout(spec.n_slots, spec.n_jets, tuple(spec.jet_features))
+    rows = layout.rows(jets, words, np.zeros(50))
+    assert rows.shape == (50, layout.n_inputs) == (50, 2 * spec.n_slots + spec.n_jets * (len(FEATURES) - 1) + 1)
+    bad = words.copy()
+    bad[:, 0, 0] += 1  # a Jet_pt word that is not the slot's pT word
+    with pytest.raises(QTriggerError, match="Jet_pt slot word differs"):
+        layout.rows(jets, bad, np.zeros(50))
+    with pytest.raises(QTriggerError, match="differ in their preselection"):
+        event_rtl._check_seeds([seed, Seed("event_network", 3, 80, 5, 400)])
+    with pytest.raises(QTriggerError, match="no event_network seed"):
+        event_rtl._check_seeds([])

@@ -41,12 +41,14 @@ def add_parser(commands) -> None:
     rtl_check.add_argument("--json", action="store_true", help="print JSON instead of the summary")
     rtl_check.set_defaults(handler=handle_rtl_check)
 
-    rtl = hls.add_parser("rtl", help="da4ml Verilog of a run: latency/II measured in Verilator, yosys cell counts")
+    rtl = hls.add_parser("rtl", help="da4ml Verilog of a run: latency/II measured in Verilator, yosys cell counts "
+                                     "(an event-level run: the whole event_network seed, jet words -> accept bit)")
     rtl.add_argument("run", help="run directory (its model_qat.h5, test_jets.npz, config.resolved.yaml)")
     rtl.add_argument("--output", default=None, metavar="DIR",
                      help="RTL project directory (default: <hls.output_dir>/<run name>/rtl)")
     rtl.add_argument("--overwrite", action="store_true", help="replace an existing RTL project directory")
-    rtl.add_argument("--jets", type=int, default=None, metavar="N", help="stream the first N test jets (default: all)")
+    rtl.add_argument("--jets", type=int, default=None, metavar="N",
+                     help="stream the first N test jets (event-level run: N events of each checked set; default: all)")
     rtl.add_argument("--no-synth", action="store_true", help="skip yosys (latency and exactness only)")
     rtl.add_argument("--json", action="store_true", help="print JSON instead of the summary")
     rtl.set_defaults(handler=handle_rtl)

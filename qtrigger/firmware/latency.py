@@ -222,13 +222,16 @@ def find_latency(outputs: np.ndarray, expected: np.ndarray, max_offset: int) -> 
             for L in range(max_offset + 1) if L + n <= len(outputs)}
 
 
-def measure_latency(project_dir, top: str, pipe, network: QuantizedNetwork, sets: dict[str, np.ndarray],
+def measure_latency(project_dir, top: str, pipe, reference, sets: dict[str, np.ndarray],
                     clock_period_ns: float, nproc: int = 2, max_offset: int | None = None) -> LatencyResult:
     """Build the harness, stream every set's rows back to back at II = 1 and find the read offset.
 
     ``sets`` maps a name (real, ties, overrange) to rows on the RTL's raw input grid.
+    ``reference``: a :class:`QuantizedNetwork` (expected output = its exact output values) or the
+    expected output values of every streamed row, sets in order (for designs around a network, e.g.
+    the event seed).
     ``mismatches_vs_model`` counts, per set, rows whose RTL output at the found latency
-    (else at the best offset) differs from ``network.forward_codes``.
+    (else at the best offset) differs from the reference.
     """
     declared = len(pipe.solutions)
     max_offset = int(max_offset if max_offset is not None else 2 * declared + 8)
@@ -236,8 +239,12 @@ def measure_latency(project_dir, top: str, pipe, network: QuantizedNetwork, sets
     if not names:
         raise QTriggerError("measure_latency: no input rows")
     rows = np.concatenate([np.asarray(sets[name], np.float64) for name in names])
-    out_type = network.output_type
-    expected = network.forward_codes(rows).astype(np.float64) * out_type.lsb
+    if isinstance(reference, QuantizedNetwork):
+        expected = reference.forward_codes(rows).astype(np.float64) * reference.output_type.lsb
+    else:
+        expected = np.asarray(reference, np.float64)
+        if len(expected) != len(rows):
+            raise QTriggerError(f"measure_latency: {len(expected)} expected outputs for {len(rows)} rows")
     start = time.perf_counter()
     executable = build_harness(project_dir, top, pipe, nproc)
     build_s = time.perf_counter() - start

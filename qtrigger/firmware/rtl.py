@@ -140,7 +140,13 @@ def da4ml_trace(network: QuantizedNetwork, rounding: str = "half_up", raw_extra_
     k, i, f = _kif(raw)
     inputs = FixedVariableArray.from_kif(np.full(n_in, k), np.full(n_in, i), np.full(n_in, f), HWConfig(*HWCONFIG),
                                          solver_options=dict(solver_options or SOLVER_OPTIONS))
-    values = _quantize(inputs, network.input_type, rounding, "input quantizer")
+    return comb_trace(inputs, trace_network(inputs, network, rounding)), raw
+
+
+def trace_network(values, network: QuantizedNetwork, rounding: str = "half_even"):
+    """The network applied to a da4ml ``FixedVariableArray`` of real input values: input quantizer, then
+    every dense layer and activation (``rounding`` as :func:`da4ml_trace`). Returns the output array."""
+    values = _quantize(values, network.input_type, rounding, "input quantizer")
     for stage in network.stages:
         for what, fixed in (("weight", stage.weight_type), ("bias", stage.bias_type)):
             if fixed.width > 24:
@@ -150,7 +156,7 @@ def da4ml_trace(network: QuantizedNetwork, rounding: str = "half_up", raw_extra_
         values = values @ kernel + bias
         if stage.activation_type is not None:
             values = _quantize(values, stage.activation_type, rounding, f"layer {stage.activation_name}")
-    return comb_trace(inputs, values), raw
+    return values
 
 
 def rounding_reference(network: QuantizedNetwork, rounding: str = "half_up") -> QuantizedNetwork:

@@ -42,6 +42,12 @@ class RtlResult:
     jets_per_event: int
     time_multiplexing: int
     seconds: dict
+    design: dict | None = None  # what the Verilog holds beyond the network (the event seed's chain)
+
+    @property
+    def artefact(self) -> str:
+        """What was built: the network's Verilog, or the design around it."""
+        return self.design["artefact"] if self.design else ARTEFACT
 
     @property
     def mismatches_vs_model(self) -> int:
@@ -68,7 +74,8 @@ class RtlResult:
         synth = self.synth.to_json() if self.synth is not None else {"skipped": self.synth_note}
         lat = self.latency
         return {
-            "artefact": ARTEFACT,
+            "artefact": self.artefact,
+            **({"design": self.design} if self.design else {}),
             "directory": self.directory,
             "rounding": "half_even (QKeras): equal to the trained model",
             "clock_period_ns": self.clock_period_ns,
@@ -91,13 +98,14 @@ class RtlResult:
     def summary(self) -> str:
         """A few lines for the terminal."""
         lat = self.latency
-        lines = [f"{ARTEFACT} in {self.directory} (QKeras rounding)"]
+        lines = [f"{self.artefact} in {self.directory} (QKeras rounding)"]
         if lat.latency_cycles is None:
             lines.append(f"latency NOT found: offsets matching every row: {lat.matching_offsets or 'none'}")
         else:
             lines.append(f"latency {lat.latency_cycles} cycles = {lat.latency_ns:g} ns {lat.latency_ns_note}; II = 1 "
                          f"(read-offset search over {lat.rows} streamed rows; in/out registers included)")
-        lines.append(f"RTL vs trained model: {self.mismatches_vs_model} mismatching rows "
+        against = "Python chain (accept, HT, score)" if self.design else "trained model"
+        lines.append(f"RTL vs {against}: {self.mismatches_vs_model} mismatching rows "
                      f"({', '.join(f'{k} {v}' for k, v in lat.mismatches_vs_model.items())})")
         if self.synth is not None:
             t = self.synth.total
@@ -227,9 +235,14 @@ def rtl_stage_for_run(run_dir, output=None, overwrite: bool = False, jets: int |
         shutil.rmtree(out)
     from qtrigger.emulate import extract_network
 
-    network = extract_network(run.load_model("qat"))
-    x = run.test_jets()["inputs"]
-    x = x[:jets] if jets is not None else x
-    result = rtl_stage(network, x, config.hls, out, synthesize=synthesize)
+    if config.features.level == "event" and (run.result.trigger or {}).get("at_rate"):
+        from qtrigger.firmware.event_rtl import event_chain_rtl_for_run
+
+        result = event_chain_rtl_for_run(run, out, synthesize=synthesize, max_events=jets)
+    else:
+        network = extract_network(run.load_model("qat"))
+        x = run.test_jets()["inputs"]
+        x = x[:jets] if jets is not None else x
+        result = rtl_stage(network, x, config.hls, out, synthesize=synthesize)
     write_json(Path(run_dir) / "rtl.json", result.to_json())
     return result

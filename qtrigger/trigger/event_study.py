@@ -79,7 +79,7 @@ def _rate_sample(config, data, score_fn):
 
 def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None,
                         run_trigger: dict | None = None, gbdt: bool = True, network=None, hls_dir=None,
-                        project_name: str | None = None) -> TriggerResult:
+                        project_name: str | None = None, keep_decision_events: bool = False) -> TriggerResult:
     """Seeds tuned on the calibration half of the rate sample and quoted on held-out events (module docstring).
 
     ``data``: :class:`~qtrigger.event_pipeline.EventData`; ``score_fn(inputs) -> codes`` scores
@@ -87,7 +87,8 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
     ``run_trigger``: a finished run's ``trigger`` metrics whose seeds are applied unchanged to
     every event of this rate sample (``rate_at_run_threshold``, with pulls). With ``network``,
     ``hls_dir`` and ``project_name`` the first target's seed is written as accept-bit C++ around
-    the hls4ml network and compared with Python (``decision_hls``).
+    the hls4ml network and compared with Python (``decision_hls``). ``keep_decision_events`` writes the
+    events of that check to ``<run_dir>/decision_events.npz`` (the event seed's RTL streams them).
     """
     from qtrigger.event_pipeline import check_rate_bins, preselection_seed
 
@@ -152,10 +153,15 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
     result.scan = scan_summary(rows, words, score_lsb)
     result.bias_warning = _bias_warning(points, t.bias_fraction_max, bias)
     result.per_jet = {"per_jet_note": PER_JET_NOTE}
+    decision_sets = _decision_sets({"signal test events": (main, data.built.slot_words, quoted),
+                                    "held-out rate events": (rate_jets, rate_words, held_out_events)})
+    if keep_decision_events and run_dir is not None:
+        from qtrigger.firmware.event_rtl import DECISION_EVENTS_FILE, save_decision_events
+
+        save_decision_events(Path(run_dir) / DECISION_EVENTS_FILE, decision_sets)
     if network is not None and hls_dir is not None and project_name:
         result.decision_hls = _decision_hls(hls_dir, project_name, points[0].network.seed, data, network,
-                                            [(main, data.built.slot_words, quoted), (rate_jets, rate_words, held_out_events)],
-                                            words, score_type)
+                                            list(decision_sets.values()), words, score_type)
     if run_trigger is not None:
         everything = weighted_rate(info, t.normalisation, rate_events, *rate_args, **kw)
         checked = rate_at_run_thresholds(run_trigger, rate_jets, everything)
@@ -172,14 +178,19 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
 DECISION_CHECK_EVENTS = 20_000
 
 
-def _decision_hls(hls_dir, project_name, seed, data, network, sets, words, score_type) -> dict:
+def _decision_sets(sets: dict) -> dict:
+    """name → (SeedJets, slot words) of up to DECISION_CHECK_EVENTS events of each (jets, words, mask)."""
+    out = {}
+    for name, (jets, slot_words, mask) in sets.items():
+        rows = np.flatnonzero(mask)[:DECISION_CHECK_EVENTS]
+        out[name] = (jets.take(rows), slot_words[rows])
+    return out
+
+
+def _decision_hls(hls_dir, project_name, seed, data, network, real, words, score_type) -> dict:
     """The event_network accept bit (jet words, Delta-phi, HT, preselection, hls4ml network) in g++ vs Python."""
     from qtrigger.trigger.event_decision import check_event_seed_csim
 
-    real = []
-    for jets, slot_words, mask in sets:
-        rows = np.flatnonzero(mask)[:DECISION_CHECK_EVENTS]
-        real.append((jets.take(rows), slot_words[rows]))
     try:
         check = check_event_seed_csim(hls_dir, project_name, seed, data.spec, data.preprocessor, network, real,
                                       n_random=DECISION_CHECK_EVENTS, rng_seed=0)

@@ -1,0 +1,360 @@
+"""RTL of the whole ``event_network`` seed: jet words → HT, jet count, Delta-phi, preselection → network → accept.
+
+The accept-bit HLS C++ (:mod:`qtrigger.trigger.event_decision`) is checked in g++; this module builds
+the same chain as pipelined Verilog with da4ml and proves it in Verilator, so the latency, II and
+yosys counts quoted for an event-level trigger are those of everything between the seed's jet words
+and the accept bit, not of the network alone.
+
+Ports (one event per clock, every value an integer code, as da4ml's wrapper packs them):
+
+- in: ``valid[s]`` and ``pt[s]`` for every seed slot ``s`` (the filled slots' pT words, pT order);
+  for each of the leading ``features.event_jets`` slots, the word of every configured per-jet
+  feature except ``Jet_pt`` (taken from ``pt[s]``; ``Jet_phi`` as the phi code); last, the score
+  threshold code. The threshold is a port, as menu thresholds are run-time registers: one build
+  serves every quoted rate.
+- out: ``accept``, the HT word, the network's output code (times its LSB).
+
+The logic is the C++'s: HT = sum of the filled slots' pT words >= the HT jet threshold, saturated;
+jet count saturated to its input word; Delta-phi = phi_k - phi_0 wrapped at +-720 codes and
+saturated to the phi word; empty slots give zero words; every input code is placed on the network's
+input type (``code * 2^-shift``, the network's own input quantizer); accept = preselection (>= n
+slots with pT >= p and HT >= H) and output code >= threshold. The network is traced with QKeras
+rounding (:func:`qtrigger.firmware.rtl.trace_network`), so the RTL equals the trained model.
+
+:func:`event_chain_rtl` writes the project, streams real events (signal test and held-out rate
+events, at each quoted rate's threshold and at thresholds next to each event's own score) and
+random events at the word limits and preselection thresholds at II = 1, finds the latency by the
+read-offset search of :mod:`qtrigger.firmware.latency`, counts mismatches against the Python chain
+(:func:`qtrigger.trigger.event_decision.python_event_decisions`) and synthesizes with yosys.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from functools import reduce
+from pathlib import Path
+
+import numpy as np
+
+from qtrigger.emulate import QuantizedNetwork
+from qtrigger.errors import QTriggerError
+from qtrigger.fixedpoint import FixedType
+
+TOP = "qtrigger_event_seed"
+ARTEFACT = "da4ml Verilog of the event_network seed: jet words -> HT, jet count, Delta-phi, preselection -> " \
+           "network -> accept bit"
+OUTPUTS = ("accept", "ht", "score")
+DECISION_EVENTS_FILE = "decision_events.npz"
+
+
+@dataclass(frozen=True)
+class ChainLayout:
+    """Which input port value holds what: slots, per-slot features (``Jet_pt`` from the pT port), threshold."""
+
+    n_slots: int
+    n_jets: int
+    jet_features: tuple[str, ...]
+
+    @property
+    def word_features(self) -> list[int]:
+        """Indices into ``jet_features`` that have their own port (all but ``Jet_pt``)."""
+        return [f for f, name in enumerate(self.jet_features) if name != "Jet_pt"]
+
+    @property
+    def n_inputs(self) -> int:
+        """Values on the input port."""
+        return 2 * self.n_slots + self.n_jets * len(self.word_features) + 1
+
+    def rows(self, jets, slot_words: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+        """Input port values per event: valid bits, pT words, slot words, threshold code × score LSB.
+
+        ``thresholds`` are already in output units (code × LSB). A ``Jet_pt`` slot word must equal
+        the slot's pT word (as :func:`qtrigger.event_inputs.build_event_inputs` writes it).
+        """
+        n = len(jets.pt)
+        valid = jets.valid[:, :self.n_slots]
+        pt = np.where(valid, jets.pt[:, :self.n_slots], 0)
+        if "Jet_pt" in self.jet_features:
+            f = self.jet_features.index("Jet_pt")
+            filled = valid[:, :self.n_jets]
+            if np.any(np.where(filled, slot_words[:, :, f] != pt[:, :self.n_jets], False)):
+                raise QTriggerError("event RTL rows: a Jet_pt slot word differs from the slot's pT word")
+        words = np.where(valid[:, :self.n_jets, None], slot_words[:, :, self.word_features], 0)
+        return np.column_stack([valid.astype(np.float64), pt.astype(np.float64), words.reshape(n, -1).astype(np.float64),
+                                np.asarray(thresholds, np.float64)])
+
+
+def _const(value, hwconf):
+    from da4ml.trace import FixedVariable
+
+    return FixedVariable.from_const(value, hwconf=hwconf)
+
+
+def _bit(value, hwconf):
+    """A comparison result as a da4ml variable (da4ml returns a Python bool when the ranges decide it)."""
+    return _const(int(value), hwconf) if isinstance(value, (bool, np.bool_)) else value
+
+
+def _select(cond, a, b, hwconf):
+    """``cond ? a : b`` for a 0/1 ``cond`` (a Python bool or a one-bit da4ml variable)."""
+    if isinstance(cond, (bool, np.bool_)):
+        return a if cond else b
+    a = a if not isinstance(a, (int, float)) else _const(a, hwconf)
+    b = b if not isinstance(b, (int, float)) else _const(b, hwconf)
+    return cond.msb_mux(a, b)
+
+
+def _below(x, c):
+    """1 when integer ``x`` < ``c`` (a bool when x's range decides it)."""
+    return (x - c).is_negative()
+
+
+def trace_event_chain(network: QuantizedNetwork, spec, shifts, preselection, layout: ChainLayout,
+                      rounding: str = "half_even"):
+    """The chain as one da4ml ``CombLogic`` (see the module docstring); ``preselection`` is an
+    ``event_network`` :class:`~qtrigger.trigger.seeds.Seed` (its score threshold is not used: a port)."""
+    from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
+
+    from qtrigger.firmware.rtl import HWCONFIG, SOLVER_OPTIONS, _kif, trace_network
+    from qtrigger.preprocess import feature_code_range
+
+    words, formats = spec.words, spec.input_formats
+    k_out, i_out, f_out = _kif(network.output_type)
+    kifs = [(0, 1, 0)] * layout.n_slots + [(0, words.pt_bits, 0)] * layout.n_slots
+    for _ in range(layout.n_jets):
+        for f in layout.word_features:
+            fmt = spec.formats[layout.jet_features[f]]
+            kifs.append((int(fmt.signed), int(fmt.bits) - int(fmt.signed), 0))
+    kifs.append((1, i_out + k_out + 1, f_out))  # threshold: one code above the largest output fits
+    k, i, f = (np.array(c) for c in zip(*kifs))
+    inputs = FixedVariableArray.from_kif(k, i, f, HWConfig(*HWCONFIG), solver_options=dict(SOLVER_OPTIONS))
+    v = list(inputs._vars.ravel())
+    hw = v[0].hwconf
+    valid, pt = v[:layout.n_slots], v[layout.n_slots:2 * layout.n_slots]
+    slot_values = v[2 * layout.n_slots:-1]
+    threshold = v[-1]
+
+    ht_jet = int(words.pt_code(words.ht_jet_pt_gev))
+    ht_terms = [_select(_below(p, ht_jet), 0, _select(ok, p, 0, hw), hw) for ok, p in zip(valid, pt)]
+    ht = reduce(lambda a, b: a + b, ht_terms).min_of(words.ht_max_code)
+    count = reduce(lambda a, b: a + b, valid).min_of(2 ** formats["n_jets"].bits - 1)
+    presel_jet = int(preselection.jet_pt_code or 0)
+    passing = reduce(lambda a, b: a + b, [_select(_below(p, presel_jet), 0, ok, hw) for ok, p in zip(valid, pt)])
+    presel = _select(_below(passing, int(preselection.n_jets)), 0,
+                     _select(_below(ht, int(preselection.ht_code or 0)), 0, 1, hw), hw)
+
+    per_slot = len(layout.word_features)
+    codes = []
+    for slot in range(layout.n_jets):
+        ported = iter(slot_values[slot * per_slot:(slot + 1) * per_slot])
+        for name in layout.jet_features:
+            if name == "Jet_pt":
+                codes.append(_select(valid[slot], pt[slot], 0, hw))
+            elif name == "Jet_phi":
+                phi = next(ported)
+                lead = slot_values[layout.word_features.index(layout.jet_features.index("Jet_phi"))]
+                d = _select(valid[slot], phi, 0, hw) - _select(valid[0], lead, 0, hw)
+                d = _select(_below(d, 720), d, d - 1440, hw)
+                d = _select(_below(d, -720), d + 1440, d, hw)
+                lo, hi = feature_code_range(spec.formats["Jet_phi"].bits, spec.formats["Jet_phi"].signed)
+                codes.append(_select(valid[slot], d.max_of(lo).min_of(hi), 0, hw))
+            else:
+                codes.append(_select(valid[slot], next(ported), 0, hw))
+    codes += [ht, count]
+    x = [_bit(c, hw) * 2.0 ** -int(s) for c, s in zip(codes, shifts)]
+    score = trace_network(FixedVariableArray(np.array(x, dtype=object), dict(SOLVER_OPTIONS)), network, rounding)
+    score = score._vars.ravel()[0]
+    accept = _bit(_select((score - threshold).is_negative(), 0, presel, hw), hw)
+    outputs = FixedVariableArray(np.array([accept, ht, score], dtype=object), dict(SOLVER_OPTIONS))
+    return comb_trace(inputs, outputs)
+
+
+def expected_outputs(preselection, jets, slot_words: np.ndarray, thresholds: np.ndarray, spec, preprocessor,
+                     network: QuantizedNetwork) -> np.ndarray:
+    """Per event the Python chain's [accept, HT, score] (score and threshold in output units).
+
+    The same chain as :func:`qtrigger.trigger.event_decision.python_event_decisions` with a threshold
+    per event: words → codes (:func:`~qtrigger.event_inputs.codes_from_words`) → exact network, and
+    accept = the seed's preselection and score code >= threshold code.
+    """
+    from qtrigger.event_inputs import codes_from_words
+
+    codes, _ = codes_from_words(slot_words, jets, spec)
+    lsb = network.output_type.lsb
+    score = network.forward_codes(preprocessor.transform(codes)).reshape(len(codes), -1)[:, 0].astype(np.int64)
+    threshold_codes = np.rint(np.asarray(thresholds, np.float64) / lsb).astype(np.int64)
+    accept = preselection.preselection().fires(jets) & (score >= threshold_codes)
+    return np.column_stack([accept.astype(np.float64), jets.ht.astype(np.float64), score * lsb])
+
+
+def clip_threshold(code: int, out_type: FixedType) -> int:
+    """A seed's score code on the threshold port: within [min code, max code + 1] (max + 1: never accepts)."""
+    return int(np.clip(int(code), out_type.min_code, out_type.max_code + 1))
+
+
+def chain_stimulus(seeds: list, real_sets: dict, spec, preprocessor, network: QuantizedNetwork, n_random: int,
+                   rng_seed: int = 0) -> dict[str, tuple]:
+    """Named sets of (SeedJets, slot words, thresholds in output units) to stream.
+
+    Real events at every quoted seed's threshold in turn; the same events at their own score code
+    -1/0/+1 (the comparator's edges); random events at the word limits and preselection thresholds
+    (:func:`~qtrigger.trigger.event_decision.random_event_words`), also at their own score -1/0/+1.
+    """
+    from qtrigger.event_inputs import codes_from_words
+    from qtrigger.trigger.event_decision import random_event_words
+
+    out_type = network.output_type
+    rng = np.random.default_rng(rng_seed)
+    codes = [clip_threshold(s.score_code, out_type) for s in seeds]
+
+    def own_score(jets, words):
+        x, _ = codes_from_words(words, jets, spec)
+        score = network.forward_codes(preprocessor.transform(x)).reshape(len(x), -1)[:, 0].astype(np.int64)
+        return np.clip(score + rng.integers(-1, 2, len(score)), out_type.min_code, out_type.max_code + 1)
+
+    sets = {}
+    for name, (jets, words) in real_sets.items():
+        at_seeds = np.array(codes, np.int64)[np.arange(len(jets.pt)) % len(codes)]
+        sets[f"{name} at the seed thresholds"] = (jets, words, at_seeds * out_type.lsb)
+        sets[f"{name} at own score +-1"] = (jets, words, own_score(jets, words) * out_type.lsb)
+    if n_random:
+        jets, words = random_event_words(seeds[0], spec, n_random, rng_seed)
+        sets["random events at the word limits"] = (jets, words, own_score(jets, words) * out_type.lsb)
+    return sets
+
+
+def _check_seeds(seeds: list) -> None:
+    if not seeds:
+        raise QTriggerError("event RTL: no event_network seed to build (run the trigger study first)")
+    first = seeds[0]
+    for seed in seeds:
+        if seed.family != "event_network":
+            raise QTriggerError(f"event RTL: seed family {seed.family!r}; expected event_network")
+        if (seed.n_jets, seed.jet_pt_code, seed.ht_code) != (first.n_jets, first.jet_pt_code, first.ht_code):
+            raise QTriggerError("event RTL: the quoted event_network seeds differ in their preselection; "
+                                "one design holds one preselection")
+
+
+def event_chain_rtl(network: QuantizedNetwork, spec, preprocessor, seeds: list, real_sets: dict, hls_cfg, out_dir, *,
+                    synthesize: bool = True, n_random: int = 20_000, rng_seed: int = 0, nproc: int = 2):
+    """Write, prove and (with yosys) synthesize the event seed's RTL; returns a
+    :class:`~qtrigger.firmware.rtl_stage.RtlResult` whose ``design`` says what the Verilog holds.
+
+    ``seeds``: the quoted ``event_network`` seeds (one preselection; their thresholds are streamed);
+    ``real_sets``: name → (SeedJets, slot words) of real events. Raises QTriggerError for a non-empty
+    ``out_dir`` or missing da4ml/Verilator; a missing yosys only skips synthesis.
+    """
+    from da4ml.codegen import VerilogModel
+    from da4ml.trace import to_pipeline
+
+    from qtrigger.firmware.latency import measure_latency
+    from qtrigger.firmware.rtl import _require_da4ml, _verilator_root, default_latency_cutoff, verilog_summary
+    from qtrigger.firmware.rtl_stage import RtlResult
+    from qtrigger.firmware.synth import synthesize_or_note
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise QTriggerError(f"{out_dir}: exists and is not empty; expected a new directory for the RTL project")
+    _check_seeds(seeds)
+    _require_da4ml()
+    _verilator_root()
+    clock, part = float(hls_cfg.clock_period_ns), str(hls_cfg.part)
+    layout = ChainLayout(spec.n_slots, spec.n_jets, tuple(spec.jet_features))
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    start = time.perf_counter()
+    comb = trace_event_chain(network, spec, list(preprocessor.shifts), seeds[0], layout)
+    cutoff = float(default_latency_cutoff(network, clock, part))
+    VerilogModel(comb, TOP, out_dir, latency_cutoff=cutoff, clock_period=clock, part_name=part).write(
+        metadata={"generator": "qtrigger", "rounding": "half_even", "design": "event_network seed"})
+    pipe = to_pipeline(comb, cutoff, verbose=False)
+    seconds = {"write": round(time.perf_counter() - start, 1)}
+
+    stimulus = chain_stimulus(seeds, real_sets, spec, preprocessor, network, n_random, rng_seed)
+    rows = {name: layout.rows(jets, words, thr) for name, (jets, words, thr) in stimulus.items()}
+    expected = np.concatenate([expected_outputs(seeds[0], *stimulus[name], spec, preprocessor, network)
+                               for name in rows])
+    latency = measure_latency(out_dir, TOP, pipe, expected, rows, clock, nproc=nproc)
+    seconds.update(latency.seconds)
+    synth, note = None, "synthesis not requested"
+    if synthesize:
+        synth, note = synthesize_or_note(out_dir, TOP, pipeline=pipe)
+        if synth is not None:
+            seconds["yosys"] = round(synth.seconds, 1)
+    out_type = network.output_type
+    design = {
+        "artefact": ARTEFACT, "top": TOP, "outputs": list(OUTPUTS),
+        "inputs": f"{layout.n_slots} valid bits, {layout.n_slots} pT words, {layout.n_jets} x "
+                  f"{len(layout.word_features)} slot words, 1 score threshold code (run-time register)",
+        "preselection": seeds[0].preselection().describe(spec.words),
+        "thresholds_streamed": [clip_threshold(s.score_code, out_type) for s in seeds],
+        "rows": {name: int(len(r)) for name, r in rows.items()},
+        "accepted": {name: int(e[:, 0].sum()) for name, e in
+                     zip(rows, np.split(expected, np.cumsum([len(r) for r in rows.values()])[:-1]))},
+        "reference": "Python chain: words -> codes_from_words -> exact int64 network -> preselection and "
+                     "score >= threshold (the chain the accept-bit C++ is checked against)",
+    }
+    return RtlResult(str(out_dir), clock, part, verilog_summary(comb, cutoff, clock), latency, synth, note,
+                     1, int(getattr(hls_cfg, "time_multiplexing", 1)), seconds, design=design)
+
+
+# ================================================================ the events a run checks its decision on
+
+
+def save_decision_events(path, sets: dict) -> Path:
+    """Write name → (SeedJets, slot words) sets as ``decision_events.npz`` (pT words, validity, HT, words)."""
+    arrays, names = {}, list(sets)
+    for k, (jets, words) in enumerate(sets.values()):
+        arrays.update({f"pt_{k}": jets.pt.astype(np.int32), f"valid_{k}": jets.valid, f"ht_{k}": jets.ht.astype(np.int32),
+                       f"words_{k}": np.asarray(words).astype(np.int32)})
+    np.savez_compressed(path, names=np.array(names), **arrays)
+    return Path(path)
+
+
+def load_decision_events(path) -> dict:
+    """The sets of :func:`save_decision_events` (scores unset)."""
+    from qtrigger.trigger.events import NO_CODE, SeedJets
+
+    path = Path(path)
+    if not path.is_file():
+        raise QTriggerError(f"{path}: no such file (an event-level run writes it in its trigger study; re-run it)")
+    try:
+        with np.load(path) as data:
+            out = {}
+            for k, name in enumerate(data["names"].tolist()):
+                pt = data[f"pt_{k}"].astype(np.int64)
+                jets = SeedJets(pt, np.full(pt.shape, NO_CODE, np.int64), data[f"valid_{k}"].astype(bool),
+                                data[f"ht_{k}"].astype(np.int64), 0)
+                out[name] = (jets, data[f"words_{k}"].astype(np.int64))
+    except (OSError, ValueError, KeyError) as err:
+        raise QTriggerError(f"{path}: not a readable decision-events file ({type(err).__name__}: {err})") from None
+    return out
+
+
+def run_seeds(trigger_metrics: dict) -> list:
+    """The quoted ``event_network`` seeds of a run's ``trigger`` metrics, in rate order."""
+    from qtrigger.trigger.working_points import seed_from_dict
+
+    at_rate = (trigger_metrics or {}).get("at_rate") or {}
+    return [seed_from_dict(point["event_network"]["seed"]) for point in at_rate.values()
+            if (point.get("event_network") or {}).get("seed", {}).get("score_code") is not None]
+
+
+def event_chain_rtl_for_run(run, out_dir, *, synthesize: bool = True, max_events: int | None = None):
+    """:func:`event_chain_rtl` for a finished event-level run (``qtrigger hls rtl RUN``): its network, quoted
+    seeds and ``decision_events.npz``; ``max_events`` caps each real set."""
+    from qtrigger.emulate import extract_network
+    from qtrigger.event_inputs import EventInputSpec
+
+    seeds = run_seeds(run.result.trigger)
+    if not seeds:
+        raise QTriggerError(f"{run.directory}: no quoted event_network seed in metrics.json (trigger study off?)")
+    sets = load_decision_events(Path(run.directory) / DECISION_EVENTS_FILE)
+    if max_events is not None:
+        sets = {name: (jets.take(np.arange(min(max_events, len(words)))), words[:max_events])
+                for name, (jets, words) in sets.items()}
+    network = extract_network(run.load_model("qat"))
+    spec = EventInputSpec.from_config(run.config)
+    return event_chain_rtl(network, spec, run.preprocessor, seeds, sets, run.config.hls, out_dir,
+                           synthesize=synthesize)
