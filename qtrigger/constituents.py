@@ -1,0 +1,185 @@
+"""Jet constituents as the trigger sees them: the leading particle candidates of each jet, fixed-point words.
+
+The third input builder beside :mod:`qtrigger.preprocess` (a jet's summary features) and
+:mod:`qtrigger.event_inputs` (an event's leading jets). It reads the generator's candidate
+collection (``JetCand_{pt,eta,phi,charge,class,d0,z0,jetIdx}`` and ``PV_z``, see
+docs/generation.md) for the jets of a :class:`~qtrigger.data.JetTable` and returns, per jet,
+a fixed-size, pT-ordered, zero-padded array of integer codes with a mask (awkward/numpy, no
+Python loops over events, jets or candidates).
+
+Per candidate (``CONSTITUENT_FORMATS``; every word fixed-point at the source, rounded half to
+even, saturated): ``pt`` (GeV), ``deta`` = eta - jet eta, ``dphi`` = phi - jet phi wrapped into
+[-pi, pi) (both in the angle LSB pi/720), ``charge``, ``class`` (0 charged hadron, 1 neutral
+hadron, 2 photon, 3 electron, 4 muon), ``d0`` (cm, smeared transverse impact parameter) and
+``dz`` = z0 - PV_z (cm; 0 for neutral candidates, whose d0 and z0 are 0). Candidates are ordered
+by pT code, ties keep the file's order; the first ``cap`` fill the slots.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from qtrigger.config import ANGLE_LSB, FeatureFormat
+from qtrigger.errors import QTriggerError
+
+CAND_BRANCHES = ("JetCand_pt", "JetCand_eta", "JetCand_phi", "JetCand_charge", "JetCand_class", "JetCand_d0",
+                 "JetCand_z0", "JetCand_jetIdx")
+DEFAULT_CAP = 16
+CONSTITUENT_FORMATS: dict[str, FeatureFormat] = {
+    "pt": FeatureFormat(lsb=0.25, bits=10, signed=False),  # up to 255.75 GeV
+    "deta": FeatureFormat(lsb=ANGLE_LSB, bits=9, signed=True),  # +-1.1
+    "dphi": FeatureFormat(lsb=ANGLE_LSB, bits=9, signed=True),
+    "charge": FeatureFormat(lsb=1.0, bits=2, signed=True),
+    "class": FeatureFormat(lsb=1.0, bits=3, signed=False),
+    "d0": FeatureFormat(lsb=5e-4, bits=12, signed=True),  # 5 um LSB, +-1.02 cm
+    "dz": FeatureFormat(lsb=0.01, bits=12, signed=True),  # 100 um LSB, +-20.5 cm
+}
+KEY_STRIDE = 1 << 16  # (entry, jet index) -> one int64 key; a NanoAOD event holds far fewer jets
+
+
+@dataclass
+class Constituents:
+    """Per jet of a JetTable (same row order): ``codes[jet, slot, field]`` and ``mask[jet, slot]``."""
+
+    names: tuple[str, ...]
+    codes: np.ndarray  # (n_jets, cap, n_fields) int32, 0 in empty slots
+    mask: np.ndarray  # (n_jets, cap) bool
+    formats: dict[str, FeatureFormat]
+    saturated: dict[str, float]  # per field: fraction of filled slots whose code saturated
+    dropped: int = 0  # candidates beyond the cap
+
+    @property
+    def cap(self) -> int:
+        """Slots per jet."""
+        return int(self.codes.shape[1])
+
+    def values(self) -> np.ndarray:
+        """Physical values of the codes (code x LSB), float64, 0 in empty slots."""
+        lsb = np.array([self.formats[n].lsb for n in self.names])
+        return self.codes * lsb
+
+
+def has_constituents(path: str, tree: str = "Events") -> bool:
+    """True when the file's tree holds every ``JetCand_*`` branch."""
+    from qtrigger.data import open_events_tree
+
+    keys = set(open_events_tree(path, tree).keys())
+    return all(b in keys for b in CAND_BRANCHES)
+
+
+def check_constituent_branches(files: list[str], tree: str = "Events") -> None:
+    """One-line error naming the first file without the candidate branches."""
+    from qtrigger.data import open_events_tree
+
+    for path in files:
+        keys = set(open_events_tree(path, tree).keys())
+        missing = [b for b in CAND_BRANCHES if b not in keys]
+        if missing:
+            raise QTriggerError(f"{path}: no jet constituents ({', '.join(missing)} absent); generate the sample with "
+                                "a qtrigger version that writes JetCand_* (docs/generation.md)")
+
+
+def quantize_field(values: np.ndarray, fmt: FeatureFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Values to codes of ``fmt`` (round half to even, saturate) and which saturated."""
+    from qtrigger.preprocess import feature_code_range
+
+    lo, hi = feature_code_range(fmt.bits, fmt.signed)
+    raw = np.rint(np.asarray(values, np.float64) / fmt.lsb)
+    return np.clip(raw, lo, hi).astype(np.int32), (raw < lo) | (raw > hi)
+
+
+def wrap_angle(d: np.ndarray) -> np.ndarray:
+    """Angle differences into [-pi, pi)."""
+    return (np.asarray(d, np.float64) + math.pi) % (2 * math.pi) - math.pi
+
+
+def _file_candidates(path: str, entries: np.ndarray, jet_index: np.ndarray, tree: str, step_size) -> dict:
+    """Candidate fields (physical) of the given (entry, jet index) jets of one file, with their jet's position."""
+    import awkward as ak
+
+    from qtrigger.data import _iterate_file
+
+    keys = entries * KEY_STRIDE + jet_index
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    branches = [*CAND_BRANCHES, "Jet_eta", "Jet_phi"]
+    has_pv = "PV_z" in _tree_keys(path, tree)
+    branches += ["PV_z"] if has_pv else []
+    parts = []
+    stop = int(entries.max()) + 1 if len(entries) else 0
+    for chunk in _iterate_file(path, tree, branches, step_size, stop, False):
+        start = chunk.attrs["entry_start"]
+        n_cand = ak.to_numpy(ak.num(chunk["JetCand_pt"], axis=1))
+        local = np.repeat(np.arange(len(chunk), dtype=np.int64), n_cand)
+        jet_idx = ak.to_numpy(ak.flatten(chunk["JetCand_jetIdx"])).astype(np.int64)
+        cand_keys = (start + local) * KEY_STRIDE + jet_idx
+        pos = np.clip(np.searchsorted(sorted_keys, cand_keys), 0, max(len(sorted_keys) - 1, 0))
+        hit = (sorted_keys[pos] == cand_keys) if len(sorted_keys) else np.zeros(len(cand_keys), bool)
+        n_jet = ak.to_numpy(ak.num(chunk["Jet_eta"], axis=1))
+        jet_start = np.concatenate([[0], np.cumsum(n_jet)[:-1]]).astype(np.int64)
+        flat_jet = jet_start[local] + jet_idx
+        jet_eta = ak.to_numpy(ak.flatten(chunk["Jet_eta"])).astype(np.float64)
+        jet_phi = ak.to_numpy(ak.flatten(chunk["Jet_phi"])).astype(np.float64)
+        field = {b: ak.to_numpy(ak.flatten(chunk[b])) for b in CAND_BRANCHES[:-1]}
+        charge = field["JetCand_charge"].astype(np.int64)
+        pv = ak.to_numpy(chunk["PV_z"]).astype(np.float64)[local] if has_pv else np.zeros(len(local))
+        sel = hit & (flat_jet < len(jet_eta))
+        parts.append({
+            "row": order[pos[sel]],
+            "pt": field["JetCand_pt"][sel].astype(np.float64),
+            "deta": field["JetCand_eta"][sel] - jet_eta[flat_jet[sel]],
+            "dphi": wrap_angle(field["JetCand_phi"][sel] - jet_phi[flat_jet[sel]]),
+            "charge": charge[sel].astype(np.float64),
+            "class": field["JetCand_class"][sel].astype(np.float64),
+            "d0": np.where(charge[sel] != 0, field["JetCand_d0"][sel], 0.0),
+            "dz": np.where(charge[sel] != 0, field["JetCand_z0"][sel] - pv[sel], 0.0),
+        })
+    return {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in
+            ("row", "pt", "deta", "dphi", "charge", "class", "d0", "dz")}
+
+
+def _tree_keys(path: str, tree: str) -> set[str]:
+    from qtrigger.data import open_events_tree
+
+    return set(open_events_tree(path, tree).keys())
+
+
+def read_constituents(table, cap: int = DEFAULT_CAP, formats: dict[str, FeatureFormat] | None = None,
+                      tree: str = "Events", step_size: str | int = "50 MB") -> Constituents:
+    """The leading ``cap`` candidates of every jet of ``table`` as codes (module docstring)."""
+    if cap < 1:
+        raise QTriggerError(f"constituent cap {cap}: expected at least 1 slot per jet")
+    formats = {**CONSTITUENT_FORMATS, **(formats or {})}
+    names = tuple(CONSTITUENT_FORMATS)
+    jet_file = table.event_file[table.event]
+    used = [f for f in range(len(table.files)) if np.any(jet_file == f)]
+    check_constituent_branches([table.files[f] for f in used], tree)
+    pieces = []
+    for f in used:
+        jets = np.flatnonzero(jet_file == f)
+        got = _file_candidates(table.files[f], table.event_entry[table.event[jets]], table.jet_index[jets].astype(np.int64),
+                               tree, step_size)
+        got["row"] = jets[got["row"].astype(np.int64)]
+        pieces.append(got)
+    cat = {k: np.concatenate([p[k] for p in pieces]) if pieces else np.zeros(0) for k in
+           ("row", "pt", *names[1:])}
+    row = cat["row"].astype(np.int64)
+    codes, saturated = {}, {}
+    for name in names:
+        codes[name], sat = quantize_field(cat[name], formats[name])
+        saturated[name] = float(sat.mean()) if len(sat) else 0.0
+    order = np.lexsort((np.arange(len(row)), -codes["pt"].astype(np.int64), row))  # by jet, pT code desc, file order
+    row_sorted = row[order]
+    first = np.searchsorted(row_sorted, row_sorted, side="left")
+    rank = np.arange(len(row_sorted)) - first
+    keep = rank < cap
+    out = np.zeros((table.n_jets, cap, len(names)), np.int32)
+    mask = np.zeros((table.n_jets, cap), bool)
+    rows, slots = row_sorted[keep], rank[keep]
+    for k, name in enumerate(names):
+        out[rows, slots, k] = codes[name][order][keep]
+    mask[rows, slots] = True
+    return Constituents(names, out, mask, formats, saturated, int((~keep).sum()))
