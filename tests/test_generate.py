@@ -38,12 +38,16 @@ def ttbar(tmp_path_factory):
 
 def test_schema_branches_and_dtypes(ttbar):
     events, types = ttbar["events"], ttbar["types"]
-    expected = {"nJet", "event", "genWeight", "Generator_binvar", *JET_DTYPES}
+    expected = {"nJet", "event", "genWeight", "Generator_binvar", "PV_z", *JET_DTYPES, "nJetCand",
+                *(f"JetCand_{k}" for k in generate.CAND_FIELDS)}
     assert set(types) == expected
     assert events["nJet"].to_numpy().dtype == np.int32
     assert events["event"].to_numpy().dtype == np.uint64
     assert events["genWeight"].to_numpy().dtype == np.float32
     assert events["Generator_binvar"].to_numpy().dtype == np.float32
+    assert events["PV_z"].to_numpy().dtype == np.float32
+    for name, dtype in generate.CAND_FIELDS.items():
+        assert ak.flatten(events[f"JetCand_{name}"]).to_numpy().dtype == np.dtype(dtype), name
     for name, dtype in JET_DTYPES.items():
         assert ak.flatten(events[name]).to_numpy().dtype == dtype, name
     assert len(events) == N_TTBAR

@@ -64,6 +64,10 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pileup", type=float, default=0.0, metavar="MU", help="mean pileup interactions (default 0)")
     parser.add_argument("--jet-pt-min", type=float, default=20.0, help="jet pt cut [GeV] (default 20)")
     parser.add_argument("--jet-eta-max", type=float, default=2.5, help="jet |eta| cut (default 2.5)")
+    parser.add_argument("--d0-resolution-um", type=float, default=None, metavar="UM",
+                        help="fixed L1-track d0 resolution [um] (default: pT-dependent, docs/generation.md)")
+    parser.add_argument("--z0-resolution-um", type=float, default=None, metavar="UM",
+                        help="fixed L1-track z0 resolution [um] (default: pT-dependent)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
@@ -88,6 +92,7 @@ def handle_generate(args: argparse.Namespace) -> int:
         pthat_min=args.pthat_min, jobs=args.jobs, pileup=args.pileup, jet_pt_min=args.jet_pt_min,
         jet_eta_max=args.jet_eta_max, bias_pow=args.bias_pow, overwrite=args.overwrite,
         pthat_bins=args.pthat_bins, chunk_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler,
+        d0_resolution_um=args.d0_resolution_um, z0_resolution_um=args.z0_resolution_um,
     )
     if len(s["bins"]) > 1:
         for b in s["bins"]:

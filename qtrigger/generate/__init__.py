@@ -37,7 +37,9 @@ from qtrigger.generate.events import (  # noqa: F401  (PROCESSES and the physics
     to_awkward,
     process_settings,
 )
+from qtrigger.generate.tracks import Resolution, TrackRandom  # noqa: F401
 from qtrigger.generate.output import (  # noqa: F401
+    CAND_FIELDS,
     EVENT_FIELDS,
     JET_FIELDS,
     OUTPUT_COMPRESSION,
@@ -71,6 +73,8 @@ def _generate_part(spec: dict) -> dict:
     pythia = make_pythia(pythia8mc, spec["settings"], spec["pythia_seed"])
     charges = ChargeTable(pythia.particleData)
     pu_pythia, rng = None, np.random.default_rng(spec["pythia_seed"])
+    tracks = TrackRandom(spec["pythia_seed"])  # vertices and smearing: never Pythia's random stream
+    resolution = Resolution(spec.get("d0_resolution_um"), spec.get("z0_resolution_um"))
     if spec["pileup"] > 0:
         pu_pythia = make_pythia(
             pythia8mc, process_settings("minbias"), spec["pythia_seed"] + PILEUP_SEED_OFFSET
@@ -84,18 +88,22 @@ def _generate_part(spec: dict) -> dict:
             batch = next_batch(pythia, n)
             weight = ak.to_numpy(batch["info"]["weights"][:, 0]).astype(np.float64)
             pthat = np.sqrt(ak.to_numpy(batch["info"]["pT2Hat"]).astype(np.float64))
-            pieces = hard_inputs(batch, charges)
+            pv = tracks.vertices(n, "pv")
+            pieces = hard_inputs(batch, charges, tracks, resolution, pv)
             if pu_pythia is not None:
-                pieces += pileup_inputs(pu_pythia, rng, spec["pileup"], n, charges)
+                pieces += pileup_inputs(pu_pythia, rng, spec["pileup"], n, charges, tracks, resolution)
             del batch
-            cols, njet = jet_table(fastjet, merge_inputs(pieces, n), n, spec["jet_pt_min"], spec["jet_eta_max"])
+            cols, njet, (cands, ncand) = jet_table(fastjet, merge_inputs(pieces, n), n, spec["jet_pt_min"],
+                                                   spec["jet_eta_max"])
             first = spec["event_start"] + done
             events_tree.extend(
                 {
                     "event": np.arange(first, first + n, dtype=np.uint64),
                     "genWeight": weight.astype(np.float32),
                     "Generator_binvar": pthat.astype(np.float32),
+                    "PV_z": pv[:, 2].astype(np.float32),
                     "Jet": to_awkward(cols, njet),
+                    "JetCand": to_awkward(cands, ncand, CAND_FIELDS),
                 }
             )
             _count(counts, n, weight, cols)
@@ -132,6 +140,7 @@ def _runs_entry(spec: dict, counts: dict, xsec: float, xsec_err: float) -> dict:
         "pthatMax": spec["pthat_max"],
         "genFilterEff": 1.0,
         "seed": spec["base_seed"],
+        **Resolution(spec.get("d0_resolution_um"), spec.get("z0_resolution_um")).runs_values(),
     }
 
 
@@ -235,7 +244,8 @@ def _merge_parts(parts: list[Path], target: Path, runs: dict, step: int = 20000)
             with uproot.open(part) as f:
                 for chunk in f["Events"].iterate(step_size=step, library="ak"):
                     jets = ak.zip({k: chunk[f"Jet_{k}"] for k in JET_FIELDS})
-                    events_tree.extend({**{k: chunk[k] for k in EVENT_FIELDS}, "Jet": jets})
+                    cands = ak.zip({k: chunk[f"JetCand_{k}"] for k in CAND_FIELDS})
+                    events_tree.extend({**{k: chunk[k] for k in EVENT_FIELDS}, "Jet": jets, "JetCand": cands})
         write_runs(runs_tree, runs)
 
 
@@ -248,7 +258,7 @@ def combine_runs(runs: list[dict]) -> dict:
 
 
 def _validate(process, events_per_bin, seed, jobs, pileup, bias_pow, batch_size, jet_pt_min, jet_eta_max,
-              bins, chunk_size, workers):
+              bins, chunk_size, workers, d0_resolution_um=None, z0_resolution_um=None):
     if process not in PROCESSES:
         raise QTriggerError(f"unknown process {process!r}; expected one of {', '.join(PROCESSES)}")
     if bins is not None and process not in ("qcd", "wjets"):
@@ -283,6 +293,10 @@ def _validate(process, events_per_bin, seed, jobs, pileup, bias_pow, batch_size,
         raise QTriggerError(f"--bias-pow applies to pTHat-generated processes (qcd, wjets), not {process}")
     if jet_pt_min < 0 or jet_eta_max <= 0:
         raise QTriggerError(f"jet cuts must be pt_min >= 0 and eta_max > 0, got {jet_pt_min}, {jet_eta_max}")
+    for name, value in (("--d0-resolution-um", d0_resolution_um), ("--z0-resolution-um", z0_resolution_um)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise QTriggerError(f"{name} must be a finite resolution > 0 um (omit it for the pT-dependent "
+                                f"default), got {value}")
 
 
 def _check_outputs(outputs: list[Path], overwrite: bool) -> None:
@@ -313,12 +327,16 @@ def generate_sample(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     workers: int | None = None,
     scheduler=None,
+    d0_resolution_um: float | None = None,
+    z0_resolution_um: float | None = None,
 ) -> dict:
     """Generate ``n_events`` events of ``process`` and write NanoAOD-schema jets to ``output``.
 
     See the module docstring for the physics content, pTHat bins, seeds, Dask and the schema.
     ``pthat_bins`` (edges, last bin open; qcd/wjets) writes one file per bin (:func:`bin_outputs`),
     ``n_events`` events in each (or a list, one count per bin); ``pthat_min`` is then unused.
+    ``d0_resolution_um``/``z0_resolution_um``: fixed L1-track impact-parameter resolutions
+    (um); None (default) = the pT-dependent ones (docs/generation.md, recorded as -1 in ``Runs``).
     ``workers``: LocalCluster size (default: the cores, at most the number of chunks; 0 runs in
     this process without Dask); ``scheduler``: an existing cluster's address, Client or cluster.
     Raises :class:`QTriggerError` for bad inputs, an existing output without ``overwrite``, or
@@ -334,7 +352,7 @@ def generate_sample(
     bins = None if pthat_bins is None else parse_pthat_bins(pthat_bins)
     counts = [int(n) for n in (n_events if isinstance(n_events, (list, tuple)) else [n_events])]
     _validate(process, counts, seed, jobs, pileup, bias_pow, batch_size, jet_pt_min, jet_eta_max,
-              bins, chunk_size, workers)
+              bins, chunk_size, workers, d0_resolution_um, z0_resolution_um)
     if bins is None:
         bins = [(applied_pthat_min(process, pthat_min), math.inf)]
     elif len(counts) == 1:
@@ -355,7 +373,8 @@ def generate_sample(
     try:
         parts_dir.mkdir()
         specs = [_chunk_spec(process, bins[c.bin_index], c, parts_dir, pthat_bins is None, pthat_min, bias_pow,
-                             pileup, jet_pt_min, jet_eta_max, batch_size, seed) for c in chunks]
+                             pileup, jet_pt_min, jet_eta_max, batch_size, seed, d0_resolution_um, z0_resolution_um)
+                 for c in chunks]
         results = _run_chunks(specs, workers, scheduler, progress)
         per_bin = []
         for b, tmp in enumerate(tmps):
@@ -374,7 +393,7 @@ def generate_sample(
 
 
 def _chunk_spec(process, pthat_range, chunk: Chunk, parts_dir: Path, unbinned: bool, pthat_min, bias_pow,
-                pileup, jet_pt_min, jet_eta_max, batch_size, seed) -> dict:
+                pileup, jet_pt_min, jet_eta_max, batch_size, seed, d0_resolution_um=None, z0_resolution_um=None) -> dict:
     lo, hi = pthat_range
     settings = process_settings(process, pthat_min if unbinned else lo, bias_pow,
                                 pthat_max=None if math.isinf(hi) else hi)
@@ -384,6 +403,8 @@ def _chunk_spec(process, pthat_range, chunk: Chunk, parts_dir: Path, unbinned: b
         "batch_size": int(batch_size), "base_seed": int(seed), "n_events": chunk.n_events,
         "pythia_seed": chunk.pythia_seed, "event_start": chunk.first_event,
         "path": str(parts_dir / f"bin{chunk.bin_index}_chunk{chunk.index}.root"), "compression": PART_COMPRESSION,
+        "d0_resolution_um": None if d0_resolution_um is None else float(d0_resolution_um),
+        "z0_resolution_um": None if z0_resolution_um is None else float(z0_resolution_um),
     }
 
 

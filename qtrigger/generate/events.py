@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from qtrigger.errors import QTriggerError
-from qtrigger.generate.output import JET_FIELDS
+from qtrigger.generate.output import CAND_FIELDS, CAND_GRID, JET_FIELDS, round_grid, round_mantissa
+from qtrigger.generate.tracks import MM_TO_CM, Resolution, TrackRandom, measured_ip
 
 PROCESSES = ("ttbar", "qcd", "wjets", "minbias")
 GHOST_SCALE = 1e-18
@@ -22,7 +23,11 @@ NEUTRINOS = (12, 14, 16)
 KIND_NAMES = ("chHEF", "neHEF", "chEmEF", "neEmEF", "muEF")
 K_CHH, K_NEH, K_CHEM, K_NEEM, K_MU, K_BHAD, K_CHAD, K_PARTON = range(8)
 N_KINDS = 8
-
+# JetCand_class of each visible kind: 0 charged hadron, 1 neutral hadron, 2 photon, 3 electron, 4 muon.
+CAND_CLASS = np.array([0, 1, 3, 2, 4], dtype=np.uint8)  # indexed by K_CHH, K_NEH, K_CHEM, K_NEEM, K_MU
+MAX_CANDIDATES = 16  # leading constituents (by pT) stored per selected jet
+TRACK_PT_MIN = 2.0  # GeV: charged constituents above it are the jet's "tracks"
+DISPLACED_SIGNIFICANCE = 3.0  # |d0| / sigma_d0 of a displaced track
 
 
 # --------------------------------------------------------------------------- imports
@@ -106,8 +111,9 @@ def next_batch(pythia, n: int):
 # --------------------------------------------------------------------------- particle arrays
 
 
-def _flat_particles(batch, fields=("id", "status", "mother1", "daughter1", "daughter2")) -> dict:
-    """Flat numpy columns of all particles of a batch, plus ``counts`` and ``start``."""
+def _flat_particles(batch, fields=("id", "status", "mother1", "daughter1", "daughter2"), vertex=False) -> dict:
+    """Flat numpy columns of all particles of a batch, plus ``counts`` and ``start``; with
+    ``vertex`` also Pythia's production vertex ``vx, vy, vz`` in cm (0 where Pythia has none)."""
     import awkward as ak
 
     prt = batch["prt"]
@@ -116,6 +122,10 @@ def _flat_particles(batch, fields=("id", "status", "mother1", "daughter1", "daug
         out[name] = ak.to_numpy(ak.flatten(prt[name], axis=1))
     for name, src in (("px", "px"), ("py", "py"), ("pz", "pz"), ("E", "e")):
         out[name] = ak.to_numpy(ak.flatten(prt["p"][src], axis=1)).astype(np.float64)
+    if vertex:  # vProd is an option record (None = at the origin), in mm
+        for name, src in (("vx", "px"), ("vy", "py"), ("vz", "pz")):
+            flat = ak.fill_none(ak.flatten(prt["vProd"][src], axis=1), 0.0)
+            out[name] = ak.to_numpy(flat).astype(np.float64) * MM_TO_CM
     out["start"] = np.concatenate([[0], np.cumsum(out["counts"])[:-1]]).astype(np.int64)
     out["evt"] = np.repeat(np.arange(len(out["counts"]), dtype=np.int64), out["counts"])
     return out
@@ -189,7 +199,7 @@ def _visible(p: dict) -> np.ndarray:
     return (p["status"] > 0) & ~np.isin(np.abs(p["id"]), NEUTRINOS)
 
 
-def _select(p: dict, mask: np.ndarray, evt: np.ndarray, kind, scale: float = 1.0) -> dict:
+def _select(p: dict, mask: np.ndarray, evt: np.ndarray, kind, scale: float = 1.0, ip: dict | None = None) -> dict:
     idx = np.flatnonzero(mask)
     out = {k: p[k][idx] * scale for k in ("px", "py", "pz", "E")}
     out["E_true"] = p["E"][idx]
@@ -197,31 +207,64 @@ def _select(p: dict, mask: np.ndarray, evt: np.ndarray, kind, scale: float = 1.0
     out["pdg"] = p["id"][idx].astype(np.int32)
     out["evt"] = evt[idx]
     out["kind"] = kind if np.ndim(kind) else np.full(len(idx), kind, dtype=np.int8)
+    if ip is None:  # ghosts (and particles without tracks): neutral, no impact parameter
+        ip = {"charge": np.zeros(len(idx), np.int8), "d0": np.zeros(len(idx)), "z0": np.zeros(len(idx)),
+              "sigma_d0": np.ones(len(idx))}
+    out.update(ip)
     return out
 
 
-def hard_inputs(batch, charges: ChargeTable) -> list[dict]:
-    """Clustering inputs of the hard events: visible particles and flavour ghosts."""
-    p = _flat_particles(batch)
+def _track_ip(p: dict, idx: np.ndarray, charge: np.ndarray, origin: np.ndarray, tracks: TrackRandom | None,
+              stream: str, resolution: Resolution) -> dict:
+    """Charge and measured (d0, z0, sigma_d0) of particles ``idx``, produced at ``origin`` (cm) +
+    Pythia's vertex; without ``tracks`` (no random streams) d0 = z0 = 0."""
+    charged = charge != 0
+    out = {"charge": np.rint(charge).astype(np.int8)}
+    if tracks is None:
+        return {**out, "d0": np.zeros(len(idx)), "z0": np.zeros(len(idx)), "sigma_d0": np.ones(len(idx))}
+    pos = origin + np.column_stack([p["vx"][idx], p["vy"][idx], p["vz"][idx]])
+    noise = tracks.noise(int(charged.sum()), stream)
+    d0, z0, sigma = measured_ip(pos, p["px"][idx], p["py"][idx], p["pz"][idx], charged, resolution, noise)
+    return {**out, "d0": d0, "z0": z0, "sigma_d0": sigma}
+
+
+def hard_inputs(batch, charges: ChargeTable, tracks: TrackRandom | None = None, resolution: Resolution | None = None,
+                pv: np.ndarray | None = None) -> list[dict]:
+    """Clustering inputs of the hard events: visible particles and flavour ghosts.
+
+    ``pv`` (events x 3, cm): each event's primary vertex, added to Pythia's production
+    vertices; ``tracks`` smears the charged particles' impact parameters (``resolution``).
+    """
+    p = _flat_particles(batch, vertex=True)
     vis = _visible(p)
+    idx = np.flatnonzero(vis)
+    charge = charges(p["id"][idx])
+    origin = np.zeros((len(idx), 3)) if pv is None else pv[p["evt"][idx]]
+    ip = _track_ip(p, idx, charge, origin, tracks, "hard_smear", resolution or Resolution())
     is_b, is_c = heavy_flavour(p["id"])
-    pieces = [_select(p, vis, p["evt"], _visible_kind(p["id"][vis], charges(p["id"][vis])))]
+    pieces = [_select(p, vis, p["evt"], _visible_kind(p["id"][idx], charge), ip=ip)]
     pieces.append(_select(p, _last_of(is_b, p), p["evt"], K_BHAD, GHOST_SCALE))
     pieces.append(_select(p, _last_of(is_c, p), p["evt"], K_CHAD, GHOST_SCALE))
     pieces.append(_select(p, _ghost_partons(p), p["evt"], K_PARTON, GHOST_SCALE))
     return pieces
 
 
-def pileup_inputs(pu_pythia, rng, mu: float, n_events: int, charges: ChargeTable) -> list[dict]:
-    """Visible particles of Poisson(mu) minimum-bias interactions per hard event."""
+def pileup_inputs(pu_pythia, rng, mu: float, n_events: int, charges: ChargeTable,
+                  tracks: TrackRandom | None = None, resolution: Resolution | None = None) -> list[dict]:
+    """Visible particles of Poisson(mu) minimum-bias interactions per hard event, each
+    interaction at its own beam-spot vertex (drawn from ``tracks``)."""
     n_pu = rng.poisson(mu, size=n_events)
     total = int(n_pu.sum())
     if total == 0:
         return []
-    p = _flat_particles(next_batch(pu_pythia, total), fields=("id", "status"))
+    p = _flat_particles(next_batch(pu_pythia, total), fields=("id", "status"), vertex=True)
     owner = np.repeat(np.arange(n_events, dtype=np.int64), n_pu)
     vis = _visible(p)
-    return [_select(p, vis, owner[p["evt"]], _visible_kind(p["id"][vis], charges(p["id"][vis])))]
+    idx = np.flatnonzero(vis)
+    charge = charges(p["id"][idx])
+    origin = np.zeros((len(idx), 3)) if tracks is None else tracks.vertices(total, "pu_vertex")[p["evt"][idx]]
+    ip = _track_ip(p, idx, charge, origin, tracks, "pu_smear", resolution or Resolution())
+    return [_select(p, vis, owner[p["evt"]], _visible_kind(p["id"][idx], charge), ip=ip)]
 
 
 # --------------------------------------------------------------------------- clustering
@@ -285,8 +328,55 @@ def _parton_flavour(n_jets: int, jet_of: np.ndarray, kind: np.ndarray, pdg: np.n
     return flavour
 
 
+def _track_summaries(cols: dict, n_jets: int, jet_of: np.ndarray, glob: np.ndarray, kind: np.ndarray,
+                     inputs: dict) -> None:
+    """``nDispTrk``, ``maxD0Sig``, ``dispTrkPt`` over every charged constituent with pT >= 2 GeV."""
+    pt = inputs["pt_true"][glob]
+    track = (kind < 5) & (inputs["charge"][glob] != 0) & (pt >= TRACK_PT_MIN)
+    sig = np.abs(inputs["d0"][glob]) / inputs["sigma_d0"][glob]
+    disp = track & (sig >= DISPLACED_SIGNIFICANCE)
+    cols["nDispTrk"] = np.bincount(jet_of[disp], minlength=n_jets)
+    cols["dispTrkPt"] = round_mantissa(np.bincount(jet_of[disp], weights=pt[disp], minlength=n_jets))
+    max_sig = np.zeros(n_jets)
+    np.maximum.at(max_sig, jet_of[track], sig[track])
+    cols["maxD0Sig"] = round_mantissa(max_sig)
+
+
+def _candidates(inputs: dict, n_events: int, glob: np.ndarray, kind: np.ndarray, jet_pos: np.ndarray,
+                jet_evt: np.ndarray, first_jet: np.ndarray) -> tuple[dict, np.ndarray]:
+    """The leading ``MAX_CANDIDATES`` visible constituents (by pT) of each selected jet.
+
+    ``jet_pos``: each constituent's jet as a position in the selected, sorted jet list (-1 =
+    not selected); ``jet_evt``/``first_jet``: that list's events and each event's first position.
+    """
+    sel = np.flatnonzero((kind < 5) & (jet_pos >= 0))
+    pt = inputs["pt_true"][glob[sel]]
+    order = np.lexsort((-pt, jet_pos[sel]))  # by jet, then pT descending
+    sel, pt, jet = sel[order], pt[order], jet_pos[sel][order]
+    rank = np.arange(len(jet)) - np.searchsorted(jet, jet)  # position within the jet
+    keep = rank < MAX_CANDIDATES
+    sel, pt, jet = sel[keep], pt[keep], jet[keep]
+    g = glob[sel]
+    evt = jet_evt[jet]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.arcsinh(inputs["pz"][g] / pt)
+    cand = {
+        "pt": round_mantissa(pt),
+        "eta": round_grid(eta, CAND_GRID["eta"]),
+        "phi": round_grid(np.arctan2(inputs["py"][g], inputs["px"][g]), CAND_GRID["phi"]),
+        "charge": inputs["charge"][g],
+        "class": CAND_CLASS[kind[sel]],
+        "d0": round_grid(inputs["d0"][g], CAND_GRID["d0"]),
+        "z0": round_grid(inputs["z0"][g], CAND_GRID["z0"]),
+        "jetIdx": jet - first_jet[evt],
+    }
+    cand = {name: cand[name].astype(dtype) for name, dtype in CAND_FIELDS.items()}
+    return cand, np.bincount(evt, minlength=n_events).astype(np.int64)
+
+
 def jet_table(fastjet, inputs: dict, n_events: int, jet_pt_min: float, jet_eta_max: float):
-    """Per-jet columns (selected, sorted by pt within each event) and jets per event."""
+    """Per-jet columns (selected, sorted by pt within each event), jets per event, and the jet
+    candidates ``(columns, candidates per event)``."""
     four, jet_event, n_const, local = _cluster(fastjet, inputs, jet_pt_min)
     n_jets = len(jet_event)
     jet_of = np.repeat(np.arange(n_jets, dtype=np.int64), n_const)
@@ -306,19 +396,24 @@ def jet_table(fastjet, inputs: dict, n_events: int, jet_pt_min: float, jet_eta_m
     cols["nConstituents"] = number[:, :5].sum(axis=1)
     cols["hadronFlavour"] = np.where(number[:, K_BHAD] > 0, 5, np.where(number[:, K_CHAD] > 0, 4, 0))
     cols["partonFlavour"] = _parton_flavour(n_jets, jet_of, kind, inputs["pdg"][glob], inputs["pt_true"][glob])
+    _track_summaries(cols, n_jets, jet_of, glob, kind, inputs)
 
     keep = (cols["pt"] > jet_pt_min) & (np.abs(cols["eta"]) < jet_eta_max) & (e_vis > 0)
     idx = np.flatnonzero(keep)
     idx = idx[np.lexsort((-cols["pt"][idx], jet_event[idx]))]
     cols = {name: cols[name][idx].astype(dtype) for name, dtype in JET_FIELDS.items()}
     counts = np.bincount(jet_event[idx], minlength=n_events).astype(np.int64)
-    return cols, counts
+    position = np.full(n_jets, -1, dtype=np.int64)
+    position[idx] = np.arange(len(idx))
+    first_jet = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    cands = _candidates(inputs, n_events, glob, kind, position[jet_of], jet_event[idx], first_jet)
+    return cols, counts, cands
 
 
-def to_awkward(cols: dict, counts: np.ndarray):
-    """Jet record array (events x jets) from flat columns and per-event counts."""
+def to_awkward(cols: dict, counts: np.ndarray, fields: dict = JET_FIELDS):
+    """Record array (events x jets, or x candidates with ``CAND_FIELDS``) from flat columns and per-event counts."""
     import awkward as ak
 
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    content = ak.contents.RecordArray([ak.contents.NumpyArray(cols[k]) for k in JET_FIELDS], list(JET_FIELDS))
+    content = ak.contents.RecordArray([ak.contents.NumpyArray(cols[k]) for k in fields], list(fields))
     return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), content))

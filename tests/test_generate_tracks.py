@@ -1,0 +1,214 @@
+"""Vertices, track impact parameters and jet candidates of the generator (issue 20, items 1-2)."""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pythia8mc")
+pytest.importorskip("fastjet")
+ak = pytest.importorskip("awkward")
+uproot = pytest.importorskip("uproot")
+
+from qtrigger import generate  # noqa: E402
+from qtrigger.errors import QTriggerError  # noqa: E402
+from qtrigger.generate import events as ev  # noqa: E402
+from qtrigger.generate import tracks  # noqa: E402
+
+SHIPPED_TTBAR = Path(__file__).resolve().parent.parent / "data" / "default" / "ttbar.root"
+N_EVENTS = 300
+NEW_BRANCHES = {"PV_z", "Jet_nDispTrk", "Jet_maxD0Sig", "Jet_dispTrkPt", "nJetCand",
+                *(f"JetCand_{k}" for k in generate.CAND_FIELDS)}
+
+
+def _read(path):
+    with uproot.open(path) as f:
+        return f["Events"].arrays(), f["Runs"].arrays(library="np")
+
+
+@pytest.fixture(scope="module")
+def ttbar(tmp_path_factory):
+    """data/default/ttbar.root's first job (--jobs 2 --seed 1: Pythia seed 1000), first 300 events."""
+    path = tmp_path_factory.mktemp("tracks") / "ttbar.root"
+    generate.generate_sample("ttbar", N_EVENTS, 1000, path, jobs=1, batch_size=500, progress=False)
+    events, runs = _read(path)
+    return {"path": path, "events": events, "runs": runs}
+
+
+def test_existing_branches_bit_identical_to_shipped_sample(ttbar):
+    """The vertex/track code draws from its own generators: every branch the shipped sample has
+    (made before it existed) is reproduced bit for bit."""
+    with uproot.open(SHIPPED_TTBAR) as f:
+        shipped = f["Events"].arrays(entry_stop=N_EVENTS)
+    got = ttbar["events"]
+    assert len(shipped.fields) >= 15
+    for name in shipped.fields:
+        assert ak.array_equal(got[name], shipped[name]), name
+    assert NEW_BRANCHES <= set(got.fields)
+
+
+def test_straight_line_impact_parameters():
+    # from (1 mm, 0, 1 cm) along +y: passes the beam line at 1 mm, d0 = -(dx * py) / pt < 0
+    d0, z0 = tracks.straight_line_ip(np.array([0.1]), np.array([0.0]), np.array([1.0]),
+                                      np.array([0.0]), np.array([1.0]), np.array([1.0]))
+    assert d0[0] == pytest.approx(-0.1) and z0[0] == pytest.approx(1.0)
+    # the same point going -y: opposite sign (CMS dxy convention)
+    d0, _ = tracks.straight_line_ip(np.array([0.1]), np.array([0.0]), np.array([1.0]),
+                                    np.array([0.0]), np.array([-1.0]), np.array([1.0]))
+    assert d0[0] == pytest.approx(0.1)
+    # radial track from (1, 1, 0) mm: d0 = 0; back to the beam line over sqrt(2) mm transverse,
+    # pz/pt = sqrt(2) -> z0 = -2 mm
+    d0, z0 = tracks.straight_line_ip(np.array([0.1]), np.array([0.1]), np.array([0.0]),
+                                     np.array([1.0]), np.array([1.0]), np.array([2.0]))
+    assert d0[0] == pytest.approx(0.0, abs=1e-12) and z0[0] == pytest.approx(-0.2)
+    # beam line displaced to x0 = 1 mm: the first track now passes through it
+    d0, _ = tracks.straight_line_ip(np.array([0.1]), np.array([0.0]), np.array([1.0]),
+                                    np.array([0.0]), np.array([1.0]), np.array([1.0]), x0=0.1)
+    assert d0[0] == pytest.approx(0.0)
+
+
+def test_resolution_model():
+    d0, z0 = tracks.Resolution().sigma_cm(np.array([2.0, 1e6]))
+    assert d0[1] * 1e4 == pytest.approx(tracks.D0_RES_A_UM) and z0[1] * 1e4 == pytest.approx(tracks.Z0_RES_A_UM)
+    assert d0[0] * 1e4 == pytest.approx(np.hypot(tracks.D0_RES_A_UM, tracks.D0_RES_B_UM_GEV / 2))
+    fixed = tracks.Resolution(20.0, 100.0)
+    assert np.allclose(fixed.sigma_cm(np.array([2.0, 50.0]))[0], 20e-4)
+    assert fixed.runs_values() == {"trackD0Res_um": 20.0, "trackZ0Res_um": 100.0}
+    assert tracks.Resolution().runs_values() == {"trackD0Res_um": -1.0, "trackZ0Res_um": -1.0}
+
+
+@pytest.mark.slow
+def test_b_hadron_proper_decay_lengths():
+    """Pythia's vertices as read: mean proper decay length L m / p of B0 and B+- within 5 % of
+    c tau (455 um, 491 um). >= 3,000 of each (relative error <= 1.8 %), from bbbar events."""
+    pythia8mc, _ = ev.import_generators()
+    pythia = ev.make_pythia(pythia8mc, ["Beams:eCM = 13000.", "HardQCD:hardbbbar = on",
+                                        "PhaseSpace:pTHatMin = 20", "PartonLevel:MPI = off"], 11)
+    p = ev._flat_particles(ev.next_batch(pythia, 4000), vertex=True)
+    aid = np.abs(p["id"])
+    for code, ctau_um in ((511, 455.0), (521, 491.0)):
+        b = np.flatnonzero((aid == code) & (p["daughter1"] > 0))
+        d = p["start"][p["evt"][b]] + p["daughter1"][b]
+        flight = np.sqrt((p["vx"][d] - p["vx"][b]) ** 2 + (p["vy"][d] - p["vy"][b]) ** 2
+                         + (p["vz"][d] - p["vz"][b]) ** 2)
+        mom = np.sqrt(p["px"][b] ** 2 + p["py"][b] ** 2 + p["pz"][b] ** 2)
+        mass = np.sqrt(np.maximum(p["E"][b] ** 2 - mom**2, 0.0))
+        proper_um = flight * mass / mom * 1e4
+        assert len(b) >= 3000, (code, len(b))
+        assert proper_um.mean() == pytest.approx(ctau_um, rel=0.05), (code, proper_um.mean(), len(b))
+
+
+def test_b_jets_have_displaced_tracks(ttbar):
+    events = ttbar["events"]
+    flavour = ak.flatten(events["Jet_hadronFlavour"]).to_numpy()
+    sig = ak.flatten(events["Jet_maxD0Sig"]).to_numpy()
+    ndisp = ak.flatten(events["Jet_nDispTrk"]).to_numpy()
+    disp_pt = ak.flatten(events["Jet_dispTrkPt"]).to_numpy()
+    b, light = flavour == 5, flavour == 0
+    assert b.sum() > 200 and light.sum() > 300
+    assert np.median(sig[b]) > 2.5 * np.median(sig[light])
+    assert ndisp[b].mean() > 2 * ndisp[light].mean()
+    assert (sig >= 0).all() and ((ndisp > 0) == (disp_pt > 0)).all()
+    assert ((ndisp > 0) <= (sig >= 3)).all()
+
+
+def test_candidates_point_to_their_jets(ttbar):
+    events = ttbar["events"]
+    assert ak.all(events["nJetCand"] == ak.num(events["JetCand_pt"]))
+    idx = events["JetCand_jetIdx"]
+    assert ak.all(idx >= 0) and ak.all(idx < events["nJet"])
+    jet_eta, jet_phi = events["Jet_eta"][idx], events["Jet_phi"][idx]
+    dphi = (events["JetCand_phi"] - jet_phi + np.pi) % (2 * np.pi) - np.pi
+    dr = ak.flatten(np.sqrt((events["JetCand_eta"] - jet_eta) ** 2 + dphi**2)).to_numpy()
+    # FastJet clusters in rapidity, stored are pseudorapidities: soft massive constituents can lie
+    # further out in eta-phi; tracks (pT >= 2 GeV) are within R = 0.4 up to the eta-y difference
+    track = ak.flatten(events["JetCand_pt"]).to_numpy() >= 2.0
+    assert (dr[track] < 0.45).all() and (dr[track] < 0.4).mean() > 0.995
+    # per jet: at most 16, pT-ordered, jets in order
+    flat_idx = ak.flatten(idx).to_numpy()
+    evt = np.repeat(np.arange(len(events)), ak.num(idx).to_numpy())
+    key = evt * 1000 + flat_idx
+    assert (np.diff(key) >= 0).all()
+    assert np.bincount(key).max() <= ev.MAX_CANDIDATES
+    pt = ak.flatten(events["JetCand_pt"]).to_numpy()
+    same_jet = np.diff(key) == 0
+    assert (pt[1:][same_jet] <= pt[:-1][same_jet]).all()
+    # every jet has candidates: min(nConstituents, 16) of them
+    n_const = ak.flatten(events["Jet_nConstituents"]).to_numpy()
+    per_jet = np.bincount(np.searchsorted(np.unique(key), key))
+    assert np.array_equal(per_jet, np.minimum(n_const, ev.MAX_CANDIDATES))
+    # neutral candidates: no impact parameter; charge agrees with class
+    charge = ak.flatten(events["JetCand_charge"]).to_numpy()
+    klass = ak.flatten(events["JetCand_class"]).to_numpy()
+    d0, z0 = ak.flatten(events["JetCand_d0"]).to_numpy(), ak.flatten(events["JetCand_z0"]).to_numpy()
+    neutral = charge == 0
+    assert (d0[neutral] == 0).all() and (z0[neutral] == 0).all()
+    assert set(np.unique(klass[neutral]).tolist()) <= {1, 2}
+    assert set(np.unique(klass[~neutral]).tolist()) <= {0, 3, 4} and set(np.unique(charge).tolist()) <= {-1, 0, 1}
+    # charged candidates from the primary vertex: z0 close to PV_z (pT-dependent sigma ~ 0.05-0.1 cm)
+    pv = np.repeat(events["PV_z"].to_numpy(), ak.num(idx).to_numpy())
+    assert np.median(np.abs(z0[~neutral] - pv[~neutral])) < 0.1
+    assert 2.0 < np.std(events["PV_z"].to_numpy()) < 5.0  # beam spot sigma_z = 3.5 cm
+
+
+def test_same_arrays_for_any_batch_size(tmp_path):
+    """Track randomness is drawn per chunk in event order, per stream: batch size does not matter
+    (with pileup, so that pileup vertices and smearing are covered)."""
+    arrays = []
+    for name, batch in (("a", 7), ("b", 20)):
+        path = tmp_path / f"{name}.root"
+        generate.generate_sample("ttbar", 20, 3, path, pileup=2, batch_size=batch, workers=0, progress=False)
+        arrays.append(_read(path)[0])
+    a, b = arrays
+    for name in a.fields:
+        assert ak.array_equal(a[name], b[name]), name
+
+
+@pytest.mark.slow
+def test_same_arrays_on_dask_workers(tmp_path):
+    paths = {}
+    for workers in (0, 2):
+        paths[workers] = tmp_path / f"w{workers}.root"
+        generate.generate_sample("ttbar", 24, 4, paths[workers], chunk_size=12, batch_size=5, workers=workers,
+                                 progress=False)
+    a, b = _read(paths[0])[0], _read(paths[2])[0]
+    for name in a.fields:
+        assert ak.array_equal(a[name], b[name]), name
+
+
+def test_fixed_resolutions_recorded_and_used(tmp_path, ttbar):
+    assert ttbar["runs"]["trackD0Res_um"][0] == -1 and ttbar["runs"]["trackZ0Res_um"][0] == -1
+    path = tmp_path / "fixed.root"
+    generate.generate_sample("ttbar", 20, 1000, path, jobs=1, d0_resolution_um=20, z0_resolution_um=100,
+                             progress=False)
+    events, runs = _read(path)
+    assert runs["trackD0Res_um"][0] == 20.0 and runs["trackZ0Res_um"][0] == 100.0
+    ref = ttbar["events"][:20]
+    assert ak.array_equal(events["Jet_pt"], ref["Jet_pt"]) and ak.array_equal(events["PV_z"], ref["PV_z"])
+    assert not ak.array_equal(events["Jet_maxD0Sig"], ref["Jet_maxD0Sig"])
+    with pytest.raises(QTriggerError, match="--d0-resolution-um must be"):
+        generate.generate_sample("ttbar", 5, 1, tmp_path / "x.root", d0_resolution_um=0, progress=False)
+    with pytest.raises(QTriggerError, match="--z0-resolution-um must be"):
+        generate.generate_sample("ttbar", 5, 1, tmp_path / "x.root", z0_resolution_um=float("nan"), progress=False)
+
+
+def test_cli_resolution_options():
+    from qtrigger.cli.data import add_generate_arguments
+
+    parser = argparse.ArgumentParser()
+    add_generate_arguments(parser)
+    args = parser.parse_args(["--process", "ttbar", "--events", "5", "-o", "x.root"])
+    assert (args.d0_resolution_um, args.z0_resolution_um) == (None, None)
+    args = parser.parse_args(["--process", "ttbar", "--events", "5", "-o", "x.root", "--d0-resolution-um", "20",
+                              "--z0-resolution-um", "300"])
+    assert (args.d0_resolution_um, args.z0_resolution_um) == (20.0, 300.0)
+
+
+def test_storage_rounding():
+    x = np.array([1.0, 1.0 + 2.0**-9, 123.456, -7.3, 0.0], dtype=np.float32)
+    r = generate.output.round_mantissa(x, 8)
+    assert np.allclose(r, x, rtol=2.0**-9) and r[0] == 1.0 and r[4] == 0.0
+    assert (r.view(np.uint32) & ((1 << 15) - 1) == 0).all()  # low 15 mantissa bits cleared
+    g = generate.output.round_grid(np.array([0.1234, -2.0001]), 2.0**-10)
+    assert np.allclose(g * 2**10, np.rint(g * 2**10)) and np.allclose(g, [0.1234, -2.0001], atol=2.0**-11)
