@@ -212,3 +212,20 @@ def test_storage_rounding():
     assert (r.view(np.uint32) & ((1 << 15) - 1) == 0).all()  # low 15 mantissa bits cleared
     g = generate.output.round_grid(np.array([0.1234, -2.0001]), 2.0**-10)
     assert np.allclose(g * 2**10, np.rint(g * 2**10)) and np.allclose(g, [0.1234, -2.0001], atol=2.0**-11)
+
+
+def test_no_candidates_leaves_every_other_branch_unchanged(tmp_path):
+    """``candidates=False`` (``--no-candidates``) drops JetCand_* only: the other branches are identical."""
+    import awkward as ak
+
+    paths = {flag: str(tmp_path / f"c{int(flag)}.root") for flag in (True, False)}
+    for flag, path in paths.items():
+        generate.generate_sample("qcd", 40, 9, path, pthat_min=30, workers=0, progress=False, candidates=flag)
+    with uproot.open(paths[True]) as full, uproot.open(paths[False]) as lean:
+        full_keys, lean_keys = set(full["Events"].keys()), set(lean["Events"].keys())
+        assert full_keys - lean_keys == {"nJetCand", *(f"JetCand_{k}" for k in
+                                                       ("pt", "eta", "phi", "charge", "class", "d0", "z0", "jetIdx"))}
+        assert {"PV_z", "Jet_maxD0Sig", "Jet_nDispTrk", "Jet_dispTrkPt"} <= lean_keys
+        for key in lean_keys:
+            a, b = full["Events"][key].array(), lean["Events"][key].array()
+            assert ak.all(ak.ravel(a) == ak.ravel(b)), key

@@ -68,6 +68,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fixed L1-track d0 resolution [um] (default: pT-dependent, docs/generation.md)")
     parser.add_argument("--z0-resolution-um", type=float, default=None, metavar="UM",
                         help="fixed L1-track z0 resolution [um] (default: pT-dependent)")
+    parser.add_argument("--no-candidates", action="store_true",
+                        help="leave out the JetCand_* constituents (keeps the Jet_ displaced-track summaries)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
@@ -93,6 +95,7 @@ def handle_generate(args: argparse.Namespace) -> int:
         jet_eta_max=args.jet_eta_max, bias_pow=args.bias_pow, overwrite=args.overwrite,
         pthat_bins=args.pthat_bins, chunk_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler,
         d0_resolution_um=args.d0_resolution_um, z0_resolution_um=args.z0_resolution_um,
+        candidates=not args.no_candidates,
     )
     if len(s["bins"]) > 1:
         for b in s["bins"]:

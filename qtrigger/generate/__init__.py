@@ -80,7 +80,7 @@ def _generate_part(spec: dict) -> dict:
             pythia8mc, process_settings("minbias"), spec["pythia_seed"] + PILEUP_SEED_OFFSET
         )
     counts = {"events": 0, "jets": 0, "sumw": 0.0, "sumw2": 0.0, "flavour": {0: 0, 4: 0, 5: 0}}
-    file, events_tree, runs_tree = open_output(spec["path"], spec["compression"])
+    file, events_tree, runs_tree = open_output(spec["path"], spec["compression"], spec.get("candidates", True))
     with file:
         done = 0
         while done < spec["n_events"]:
@@ -103,7 +103,7 @@ def _generate_part(spec: dict) -> dict:
                     "Generator_binvar": pthat.astype(np.float32),
                     "PV_z": pv[:, 2].astype(np.float32),
                     "Jet": to_awkward(cols, njet),
-                    "JetCand": to_awkward(cands, ncand, CAND_FIELDS),
+                    **({"JetCand": to_awkward(cands, ncand, CAND_FIELDS)} if spec.get("candidates", True) else {}),
                 }
             )
             _count(counts, n, weight, cols)
@@ -238,14 +238,18 @@ def _merge_parts(parts: list[Path], target: Path, runs: dict, step: int = 20000)
     import awkward as ak
     import uproot
 
-    file, events_tree, runs_tree = open_output(target, OUTPUT_COMPRESSION)
+    with uproot.open(parts[0]) as first:
+        candidates = "JetCand_pt" in first["Events"].keys()
+    file, events_tree, runs_tree = open_output(target, OUTPUT_COMPRESSION, candidates)
     with file:
         for part in parts:
             with uproot.open(part) as f:
                 for chunk in f["Events"].iterate(step_size=step, library="ak"):
                     jets = ak.zip({k: chunk[f"Jet_{k}"] for k in JET_FIELDS})
-                    cands = ak.zip({k: chunk[f"JetCand_{k}"] for k in CAND_FIELDS})
-                    events_tree.extend({**{k: chunk[k] for k in EVENT_FIELDS}, "Jet": jets, "JetCand": cands})
+                    out = {**{k: chunk[k] for k in EVENT_FIELDS}, "Jet": jets}
+                    if "JetCand_pt" in chunk.fields:
+                        out["JetCand"] = ak.zip({k: chunk[f"JetCand_{k}"] for k in CAND_FIELDS})
+                    events_tree.extend(out)
         write_runs(runs_tree, runs)
 
 
@@ -329,6 +333,7 @@ def generate_sample(
     scheduler=None,
     d0_resolution_um: float | None = None,
     z0_resolution_um: float | None = None,
+    candidates: bool = True,
 ) -> dict:
     """Generate ``n_events`` events of ``process`` and write NanoAOD-schema jets to ``output``.
 
@@ -337,6 +342,8 @@ def generate_sample(
     ``n_events`` events in each (or a list, one count per bin); ``pthat_min`` is then unused.
     ``d0_resolution_um``/``z0_resolution_um``: fixed L1-track impact-parameter resolutions
     (um); None (default) = the pT-dependent ones (docs/generation.md, recorded as -1 in ``Runs``).
+    ``candidates=False`` leaves out the ``JetCand_*`` collection (the per-jet displaced-track
+    summaries, ``PV_z`` and every other branch are unchanged): about a third of the bytes per jet.
     ``workers``: LocalCluster size (default: the cores, at most the number of chunks; 0 runs in
     this process without Dask); ``scheduler``: an existing cluster's address, Client or cluster.
     Raises :class:`QTriggerError` for bad inputs, an existing output without ``overwrite``, or
@@ -373,7 +380,8 @@ def generate_sample(
     try:
         parts_dir.mkdir()
         specs = [_chunk_spec(process, bins[c.bin_index], c, parts_dir, pthat_bins is None, pthat_min, bias_pow,
-                             pileup, jet_pt_min, jet_eta_max, batch_size, seed, d0_resolution_um, z0_resolution_um)
+                             pileup, jet_pt_min, jet_eta_max, batch_size, seed, d0_resolution_um, z0_resolution_um,
+                             candidates)
                  for c in chunks]
         results = _run_chunks(specs, workers, scheduler, progress)
         per_bin = []
@@ -393,7 +401,8 @@ def generate_sample(
 
 
 def _chunk_spec(process, pthat_range, chunk: Chunk, parts_dir: Path, unbinned: bool, pthat_min, bias_pow,
-                pileup, jet_pt_min, jet_eta_max, batch_size, seed, d0_resolution_um=None, z0_resolution_um=None) -> dict:
+                pileup, jet_pt_min, jet_eta_max, batch_size, seed, d0_resolution_um=None, z0_resolution_um=None,
+                candidates=True) -> dict:
     lo, hi = pthat_range
     settings = process_settings(process, pthat_min if unbinned else lo, bias_pow,
                                 pthat_max=None if math.isinf(hi) else hi)
@@ -405,6 +414,7 @@ def _chunk_spec(process, pthat_range, chunk: Chunk, parts_dir: Path, unbinned: b
         "path": str(parts_dir / f"bin{chunk.bin_index}_chunk{chunk.index}.root"), "compression": PART_COMPRESSION,
         "d0_resolution_um": None if d0_resolution_um is None else float(d0_resolution_um),
         "z0_resolution_um": None if z0_resolution_um is None else float(z0_resolution_um),
+        "candidates": bool(candidates),
     }
 
 

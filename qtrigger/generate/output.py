@@ -94,13 +94,13 @@ def _record_type(fields: dict) -> str:
     return "var * {" + ", ".join(f"{k}: {np.dtype(v).name}" for k, v in fields.items()) + "}"
 
 
-def open_output(path: Path, compression):
-    """(file, Events tree, Runs tree) of a new ROOT file."""
+def open_output(path: Path, compression, candidates: bool = True):
+    """(file, Events tree, Runs tree) of a new ROOT file (``candidates``: with the ``JetCand`` collection)."""
     import uproot
 
     file = uproot.recreate(path, compression=uproot_compression(compression))
-    events = file.mktree("Events", {**EVENT_FIELDS, "Jet": _record_type(JET_FIELDS),
-                                    "JetCand": _record_type(CAND_FIELDS)})
+    cands = {"JetCand": _record_type(CAND_FIELDS)} if candidates else {}
+    events = file.mktree("Events", {**EVENT_FIELDS, "Jet": _record_type(JET_FIELDS), **cands})
     runs = file.mktree("Runs", dict(RUNS_FIELDS))
     return file, events, runs
 
