@@ -27,6 +27,19 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float(roc_auc_score(labels, np.asarray(scores)))
 
 
+FLAVOUR_PAIRS = {"b_vs_light": (5, 0), "b_vs_c": (5, 4)}
+
+
+def flavour_aucs(flavour: np.ndarray, scores: np.ndarray) -> dict[str, float | None]:
+    """Per-jet AUCs between hadron flavours (``Jet_hadronFlavour``: 5 b, 4 c, 0 light): b vs light, b vs c."""
+    flavour, scores = np.asarray(flavour), np.asarray(scores)
+    out = {}
+    for name, (plus, minus) in FLAVOUR_PAIRS.items():
+        pick = (flavour == plus) | (flavour == minus)
+        out[name] = roc_auc(flavour[pick] == plus, scores[pick])
+    return out
+
+
 def auc_unavailable_reason(labels: np.ndarray) -> str:
     """One line saying why no AUC was computed."""
     labels = np.asarray(labels).astype(bool)

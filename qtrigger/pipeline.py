@@ -204,12 +204,14 @@ def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir) -> tup
                        model=_model_summary(qat, network, prepared.preprocessor.input_type),
                        precision_profile=precision_profile(network, x_test),
                        qat=_score_metrics(config, sig_test, qat_scores, threshold=None))
+    _add_flavour_aucs(config, prepared, result.qat, qat_scores)
     artefacts = {"test_labels": sig_test, "scores": {"QAT (exact)": qat_scores}, "history": {"qat": qat.history}}
     if config.training.float_twin:
         twin = _fit(config, prepared, n_out, False, weights)
         twin.model.save(run_dir / "model_float.h5")
         float_scores = trigger_score(config, twin.model.predict(x_test.astype(np.float32), batch_size=8192, verbose=0))
         result.float_twin = _score_metrics(config, sig_test, float_scores, threshold=None)
+        _add_flavour_aucs(config, prepared, result.float_twin, float_scores)
         artefacts["scores"]["float twin"] = float_scores
         artefacts["history"]["float"] = twin.history
 
@@ -348,6 +350,24 @@ def _data_summary(config: RunConfig, prepared: PreparedData) -> DataSummary:
         input_type=str(prepared.preprocessor.input_type),
         shifts=dict(zip(prepared.preprocessor.names, prepared.preprocessor.shifts)),
     )
+
+
+def _add_flavour_aucs(config: RunConfig, prepared: PreparedData, metrics: ScoreMetrics, scores: np.ndarray) -> None:
+    """With ``labels.branch: Jet_hadronFlavour``: b vs light and b vs c AUCs of the test jets, all samples and the
+    signal-role samples' jets only (``auc_by_flavour``; a tagger is judged on the jets it will tag)."""
+    from qtrigger.metrics import flavour_aucs
+
+    if config.labels.branch != "Jet_hadronFlavour":
+        return
+    table, test = prepared.table, prepared.split.test
+    flavour = table.truth[test]
+    signal_samples = [k for k, s in enumerate(config.data.samples) if s.role == "signal"]
+    in_signal = np.isin(table.jet_sample[test], signal_samples)
+    by = {"test_jets": flavour_aucs(flavour, scores)}
+    if in_signal.any() and not in_signal.all():
+        names = "+".join(config.data.samples[k].name for k in signal_samples)
+        by[f"{names}_test_jets"] = flavour_aucs(flavour[in_signal], scores[in_signal])
+    metrics.extra["auc_by_flavour"] = by
 
 
 def _score_metrics(config: RunConfig, signal: np.ndarray, scores: np.ndarray, threshold: float | None) -> ScoreMetrics:

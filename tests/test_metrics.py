@@ -81,3 +81,14 @@ def test_leading_rank_within_event():
     from qtrigger.trigger_study import leading_rank
 
     assert leading_rank(np.array([0, 0, 0, 3, 5, 5])).tolist() == [0, 1, 2, 0, 0, 1]
+
+
+def test_flavour_aucs_pick_the_two_flavours():
+    from qtrigger.metrics import flavour_aucs
+
+    flavour = np.repeat([5, 4, 0], 30)
+    scores = np.concatenate([np.full(30, 3.0), np.full(30, 2.0), np.full(30, 1.0)])
+    scores[:10] = 0.0  # 10 of 30 b jets below every light and c jet
+    out = flavour_aucs(flavour, scores)
+    assert out["b_vs_light"] == pytest.approx(20 / 30) and out["b_vs_c"] == pytest.approx(20 / 30)
+    assert flavour_aucs(flavour[30:], scores[30:]) == {"b_vs_light": None, "b_vs_c": None}  # no b jets

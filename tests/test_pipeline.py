@@ -26,6 +26,15 @@ def test_csim_bit_exact_on_every_test_jet(runs):
     assert csim["auc"] == metrics["qat"]["auc"]
 
 
+def test_flavour_aucs_of_a_b_tagger(runs):
+    """labels.branch Jet_hadronFlavour: b vs light / b vs c AUCs on all test jets and on the ttbar ones."""
+    _, metrics, _ = runs["default_6bit"]
+    for section in ("qat", "float"):
+        by = metrics[section]["auc_by_flavour"]
+        assert set(by) == {"test_jets", "ttbar_test_jets"}
+        assert 0.6 < by["ttbar_test_jets"]["b_vs_light"] < 1.0 and 0.5 < by["test_jets"]["b_vs_c"] < 1.0
+
+
 def test_run_directory_contents(runs):
     config, metrics, tmp = runs["default_6bit"]
     run_dir = tmp / "runs" / config.name
