@@ -338,7 +338,7 @@ class TriggerConfig(_Strict):
     bdt: bool = True
     rate_files: list[str] | None = None
     rate_split_seed: int = 2718
-    families: list[Literal["jets_tagged", "ht_tagged", "event_network", "jets", "ht"]] = Field(
+    families: list[Literal["jets_tagged", "ht_tagged", "ht_ntag", "event_network", "jets", "ht"]] = Field(
         default_factory=lambda: ["jets_tagged", "ht_tagged", "jets", "ht"])
     preselection: Preselection | None = None
     seed_jets: int = Field(8, ge=1, le=32)
@@ -350,10 +350,20 @@ class TriggerConfig(_Strict):
     grid_jet_pt_max: float = Field(150.0, gt=0)
     grid_ht_jet_pt_max: float = Field(80.0, gt=0)
     grid_score_steps: int = Field(64, ge=2, le=4096)
+    # ht_ntag's tag grid: the score codes keeping these fractions of the reference jets (signal-labelled
+    # jets in the scored slots of the selection events; the loosest default keeps >= 95 %)
+    grid_tag_efficiencies: list[float] = Field(default_factory=lambda: [round(0.95 - 0.05 * i, 2) for i in range(19)])
     offline_min_jets: int = Field(4, ge=0)
     offline_jet_pt: float = Field(30.0, ge=0)
     bias_factor: float = Field(1.5, ge=1)
     bias_fraction_max: float = Field(0.01, ge=0, le=1)
+
+    @field_validator("grid_tag_efficiencies")
+    @classmethod
+    def _fractions(cls, values):
+        if not values or any(not 0 < v <= 1 for v in values):
+            raise ValueError("every tag-grid efficiency must lie in (0, 1], and at least one is needed")
+        return values
 
     @field_validator("extra_rates_hz")
     @classmethod
@@ -368,8 +378,9 @@ class TriggerConfig(_Strict):
             raise ValueError("rate_files is empty: give files or leave it unset")
         if self.rate_files and self.score == "float":
             raise ValueError("rate_files needs score csim or qat (the float twin is not applied to the rate sample)")
-        if not self.families or not set(self.families) & {"jets_tagged", "ht_tagged", "event_network"}:
-            raise ValueError("families needs at least one network family (jets_tagged, ht_tagged or event_network)")
+        if not self.families or not set(self.families) & {"jets_tagged", "ht_tagged", "ht_ntag", "event_network"}:
+            raise ValueError("families needs at least one network family (jets_tagged, ht_tagged, ht_ntag or "
+                             "event_network)")
         return self
 
 
@@ -439,7 +450,7 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _level_matches_families(self):
         event = self.features.level == "event"
-        per_jet = [f for f in self.trigger.families if f in ("jets_tagged", "ht_tagged")]
+        per_jet = [f for f in self.trigger.families if f in ("jets_tagged", "ht_tagged", "ht_ntag")]
         if event and self.trigger.enabled and (per_jet or "event_network" not in self.trigger.families):
             raise ValueError("features.level event: trigger.families must list event_network (and kinematic "
                              f"jets/ht), not the per-jet families {per_jet}; e.g. [event_network, jets, ht]")

@@ -219,6 +219,7 @@ def test_config_errors_are_one_line():
     assert _error(raw_config(features__event_jets=0)) == \
         "c.yaml: key features.event_jets: Input should be greater than or equal to 1 (got 0)"
     assert "trigger.families must list event_network" in _error(raw_config(trigger__families=["jets_tagged", "ht"]))
+    assert "not the per-jet families ['ht_ntag']" in _error(raw_config(trigger__families=["event_network", "ht_ntag"]))
     assert "event_network needs features.level: event" in _error(raw_config(features__level="jet"))
     assert "level event needs ['Jet_phi']" in _error(raw_config(features__names=["Jet_pt", "Jet_eta"]))
 

@@ -19,7 +19,8 @@ def seed_run(default_sample, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("seed_run")
     raw = small_config_dict(default_sample, tmp, labels={"source": "sample"},
                             training={"event_weights": "gen_weight", "epochs": 3},
-                            trigger={"rate_files": RATE_FILES, "bdt": False})
+                            trigger={"rate_files": RATE_FILES, "bdt": False,
+                                     "families": ["jets_tagged", "ht_tagged", "ht_ntag", "jets", "ht"]})
     raw["data"]["max_events"] = 4000
     raw["name"] = "seed"
     config = validate_config(raw)
@@ -44,6 +45,12 @@ def test_metrics_have_the_held_out_keys(seed_run):
         gain = point["gain_over_best_kinematic"]
         assert gain["value"] == pytest.approx((gain["gained"] - gain["lost"]) / gain["n"])
         assert {"jets", "ht", "single_jet"} <= set(point["baselines"])
+        families = point["families"]  # the best seed of each network family, quoted on held-out events
+        assert set(families) == {"jets_tagged", "ht_tagged", "ht_ntag"}
+        assert families["ht_ntag"]["seed"]["family"] == "ht_ntag" and families["ht_ntag"]["seed"]["n_tagged"] >= 1
+        assert max(f["calibration"]["selection_efficiency"] for f in families.values()) == \
+            net["calibration"]["selection_efficiency"]
+        assert families[net["seed"]["family"]]["seed"] == net["seed"]
     assert t["decision_hls"]["csim_checked"] and t["decision_hls"]["disagreements"] == 0
     assert t["decision_hls"]["python_fires_disagreements"] == 0
     assert t["rate_sample"]["stitched_bins"] == 14

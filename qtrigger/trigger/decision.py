@@ -267,14 +267,18 @@ def _seed_header(project_name: str, seed, words, t: FixedType, n_slots: int, n_s
     bits = "ap_uint" if not t.signed else "ap_int"
     score_code = 0 if seed.score_code is None else int(np.clip(seed.score_code, t.min_code, t.max_code + 1))
     acc_bits = max(words.ht_bits, words.pt_bits) + 1
+    ntag = seed.family == "ht_ntag"  # the tag counts separately: >= MIN_TAGGED of the counted jets
+    use_tag = seed.tagged and not ntag
     return f"""// {project_name}_seed.h -- L1 seed accept bit (written by qtrigger.trigger.decision).
 // Seed: {seed.describe(words, t.lsb)}  (family {seed.family}).
 // Inputs per event: N_SLOTS jet slots (leading jets in pT order) with pT as an unsigned integer
 // code in units of {words.pt_lsb_gev:g} GeV (truncated, saturated at {words.pt_max_code}), a valid flag, and the
 // network score of the first N_SCORED slots. HT = sum of the valid slots' pT codes with
 // pT code >= HT_JET_PT_CODE ({words.ht_jet_pt_gev:g} GeV), saturated at HT_MAX_CODE ({words.ht_bits} bits).
-// A jet counts when pT code >= JET_PT_CODE and, if USE_TAG, it has a score code >= SCORE_CODE.
-// accept = (counted jets >= MIN_JETS) && (!USE_HT || HT >= HT_CODE).
+// A jet counts when pT code >= JET_PT_CODE and, if USE_TAG, it has a score code >= SCORE_CODE;
+// a counted jet is tagged when it is scored and its score code >= SCORE_CODE (tag jets beyond
+// N_SCORED never are).
+// accept = (counted jets >= MIN_JETS) && (tagged jets >= MIN_TAGGED) && (!USE_HT || HT >= HT_CODE).
 #ifndef {guard}
 #define {guard}
 
@@ -293,7 +297,8 @@ static const int N_SLOTS = {int(n_slots)};
 static const int N_SCORED = {int(n_scored)};
 static const int SCORE_WIDTH = {t.width};
 static const int MIN_JETS = {int(seed.n_jets)};
-static const bool USE_TAG = {'true' if seed.tagged else 'false'};
+static const int MIN_TAGGED = {int(seed.n_tagged or 0) if ntag else 0};
+static const bool USE_TAG = {'true' if use_tag else 'false'};
 static const bool USE_HT = {'true' if seed.ht_code is not None else 'false'};
 static const long long JET_PT_CODE = {int(seed.jet_pt_code or 0)}LL;
 static const long long SCORE_CODE = {score_code}LL;
@@ -332,9 +337,21 @@ seed_count:
     return n;
 }}
 
+inline count_t tagged_jets(pt_t pt[N_SLOTS], bool valid[N_SLOTS], score_t score[N_SCORED]) {{
+#pragma HLS INLINE
+    count_t n = 0;
+seed_tag_count:
+    for (int j = 0; j < N_SCORED; j++) {{
+#pragma HLS UNROLL
+        n += (valid[j] && pt[j] >= JET_PT_CODE && score_code(score[j]) >= code_t(SCORE_CODE)) ? 1 : 0;
+    }}
+    return n;
+}}
+
 inline bool accept_event(pt_t pt[N_SLOTS], bool valid[N_SLOTS], score_t score[N_SCORED]) {{
 #pragma HLS INLINE
-    return counted_jets(pt, valid, score) >= MIN_JETS && (!USE_HT || event_ht(pt, valid) >= HT_CODE);
+    return counted_jets(pt, valid, score) >= MIN_JETS && (MIN_TAGGED == 0 || tagged_jets(pt, valid, score) >= MIN_TAGGED)
+           && (!USE_HT || event_ht(pt, valid) >= HT_CODE);
 }}
 
 }}  // namespace {project_name}_seed
@@ -345,7 +362,8 @@ inline bool accept_event(pt_t pt[N_SLOTS], bool valid[N_SLOTS], score_t score[N_
 
 def _seed_driver(project_name: str) -> str:
     return test_driver(f"""// {project_name}_seed_test.cpp -- reads "n_events" then per event "n pt_1 score_1 .. pt_n score_n"
-// (integer codes), writes per event: accept_event counted_jets event_ht.""", f"{project_name}_seed.h", "N_SLOTS", """\
+// (integer codes), writes per event: accept_event counted_jets tagged_jets event_ht.""", f"{project_name}_seed.h",
+                       "N_SLOTS", """\
         pt_t pt[N_SLOTS];
         bool valid[N_SLOTS];
         score_t score[N_SCORED > 0 ? N_SCORED : 1];
@@ -356,8 +374,8 @@ def _seed_driver(project_name: str) -> str:
             pt[j] = valid[j] ? pt_t(p) : pt_t(0);
             if (j < N_SCORED) score[j].range(SCORE_WIDTH - 1, 0) = ap_uint<SCORE_WIDTH>(valid[j] ? s : 0);
         }
-        std::fprintf(out, "%d %d %lld\\n", (int)accept_event(pt, valid, score), (int)counted_jets(pt, valid, score),
-                     (long long)event_ht(pt, valid).to_uint64());
+        std::fprintf(out, "%d %d %d %lld\\n", (int)accept_event(pt, valid, score), (int)counted_jets(pt, valid, score),
+                     (int)tagged_jets(pt, valid, score), (long long)event_ht(pt, valid).to_uint64());
 """)
 
 
@@ -374,20 +392,23 @@ def write_seed_hls(directory, project_name: str, seed, words, score_type: FixedT
 
 
 def _python_seed_decisions(seed, jets, words, n_scored: int, score_type: FixedType) -> np.ndarray:
-    """Per event [accept, counted jets, HT code], computed independently of :meth:`Seed.fires`."""
+    """Per event [accept, counted jets, tagged jets, HT code], computed independently of :meth:`Seed.fires`."""
     n_slots = jets.pt.shape[1]
-    tag = np.ones_like(jets.valid)
-    if seed.tagged:
-        scored = np.arange(n_slots) < n_scored
-        codes = np.where(jets.valid & scored, jets.score, 0)  # the driver feeds code 0 to empty slots
-        tag = scored & (codes >= seed.score_code)
-    counted = (jets.valid & (jets.pt >= (seed.jet_pt_code or 0)) & tag).sum(axis=1)
+    ntag = seed.family == "ht_ntag"
+    scored = np.arange(n_slots) < n_scored
+    codes = np.where(jets.valid & scored, jets.score, 0)  # the driver feeds code 0 to empty slots
+    tag = scored & (codes >= (seed.score_code if seed.score_code is not None else 0))
+    above = jets.valid & (jets.pt >= (seed.jet_pt_code or 0))
+    counted = (above & (tag if seed.tagged and not ntag else True)).sum(axis=1)
+    tagged = (above & tag).sum(axis=1)
     ht_min = words.pt_code(words.ht_jet_pt_gev)
     ht = np.minimum(np.where(jets.valid & (jets.pt >= ht_min), jets.pt, 0).sum(axis=1), words.ht_max_code)
     accept = counted >= seed.n_jets
+    if ntag and seed.n_tagged:
+        accept &= tagged >= seed.n_tagged
     if seed.ht_code is not None:
         accept &= ht >= seed.ht_code
-    return np.column_stack([accept, counted, ht]).astype(np.int64)
+    return np.column_stack([accept, counted, tagged, ht]).astype(np.int64)
 
 
 def random_seed_jets(seed, words, score_type: FixedType, n_slots: int, n_scored: int, n_events: int, seed_rng: int = 0):
@@ -415,6 +436,13 @@ def random_seed_jets(seed, words, score_type: FixedType, n_slots: int, n_scored:
     score = np.where(valid & (np.arange(n_slots) < n_scored), score, np.iinfo(np.int64).min)
     ht_min = words.pt_code(words.ht_jet_pt_gev)
     ht = np.minimum(np.where(valid & (pt >= ht_min), pt, 0).sum(axis=1), words.ht_max_code)
+    if seed.ht_code is not None:  # ~40 % of the events moved to HT = threshold - 1, + 0, + 1 via their leading jet
+        delta = seed.ht_code + rng.integers(-1, 2, n_events) - ht
+        lead = pt[:, 0] + delta
+        move = (rng.random(n_events) < 0.4) & valid[:, 0] & (pt[:, 0] >= ht_min) & (lead >= ht_min) & \
+            (lead <= words.pt_max_code) & (seed.ht_code + 1 <= words.ht_max_code)
+        pt[move, 0] = lead[move]
+        ht = np.minimum(np.where(valid & (pt >= ht_min), pt, 0).sum(axis=1), words.ht_max_code)
     return SeedJets(pt.astype(np.int64), score.astype(np.int64), valid, ht.astype(np.int64), n_scored)
 
 
@@ -450,7 +478,7 @@ def check_seed_csim(directory, project_name: str, seed, words, score_type: Fixed
             _run([gxx, "-std=c++11", "-O1", f"-I{ap_types_dir()}", f"-I{directory}",
                   str(directory / f"{project_name}_seed_test.cpp"), "-o", str(exe)], "compiling the seed decision")
         _run([str(exe), str(path_in), str(path_out)], "running the seed decision test")
-        got = np.loadtxt(path_out, dtype=np.int64, ndmin=2).reshape(-1, 3)
+        got = np.loadtxt(path_out, dtype=np.int64, ndmin=2).reshape(-1, 4)
         want = _python_seed_decisions(seed, events, words, n_scored, score_type)
         out["events"] += len(counts)
         out["disagreements"] += int((got != want).any(axis=1).sum())

@@ -4,6 +4,9 @@ Families (``p``, ``H`` are pT/HT codes, ``t`` a score code; a *tag* is ``score >
 
 - ``jets_tagged``: >= n jets with pT >= p and score >= t   (outer grid n, p; tuned: t)
 - ``ht_tagged``:   HT >= H and >= n jets with pT >= p and score >= t   (outer n, p, t; tuned: H)
+- ``ht_ntag``:     HT >= H and >= n jets with pT >= p, >= k of them with score >= t   (outer n, p, k <= n, t;
+  tuned: H). ``ht_tagged`` is k = n, the ``ht`` family k = 0. Its t grid is set by the per-jet
+  efficiency of reference jets (:func:`tag_grid`), the loosest keeping >= 95 % of them.
 - ``jets``:        >= n jets with pT >= p   (outer n; tuned: p) -- single jet, di-, tri-, quad-jet
 - ``ht``:          HT >= H and >= n jets with pT >= p   (outer n, p; tuned: H; n = 0 is plain HT)
 - ``event_network``: the preselection (a fixed ``ht`` seed: HT >= H and >= n jets with pT >= p)
@@ -24,21 +27,29 @@ import numpy as np
 from qtrigger.trigger.events import NO_CODE, JetWords, SeedJets, nth_largest
 from qtrigger.trigger.rates import WeightedRate
 
-NETWORK_FAMILIES = ("jets_tagged", "ht_tagged", "event_network")
+NETWORK_FAMILIES = ("jets_tagged", "ht_tagged", "ht_ntag", "event_network")
+PER_JET_FAMILIES = ("jets_tagged", "ht_tagged", "ht_ntag")  # need a per-jet score
 KINEMATIC_FAMILIES = ("jets", "ht")
 FAMILIES = NETWORK_FAMILIES + KINEMATIC_FAMILIES
-TUNED = {"jets_tagged": "score", "ht_tagged": "ht", "jets": "jet_pt", "ht": "ht", "event_network": "score"}
+TUNED = {"jets_tagged": "score", "ht_tagged": "ht", "ht_ntag": "ht", "jets": "jet_pt", "ht": "ht",
+         "event_network": "score"}
+TAG_EFFICIENCIES = tuple(round(0.95 - 0.05 * i, 2) for i in range(19))  # ht_ntag's t grid: 95, 90, ... 5 %
+ALWAYS = np.iinfo(np.int64).max  # the k-th tag score of a seed that needs no tag (k = 0)
 
 
 @dataclass(frozen=True)
 class Seed:
-    """One seed of a family with all its thresholds as integer codes (``None`` = not used)."""
+    """One seed of a family with all its thresholds as integer codes (``None`` = not used).
+
+    ``n_tagged`` (``ht_ntag`` only): how many of the ``n_jets`` counted jets must be tagged.
+    """
 
     family: str
     n_jets: int
     jet_pt_code: int | None = None
     score_code: int | None = None
     ht_code: int | None = None
+    n_tagged: int | None = None
 
     @property
     def tagged(self) -> bool:
@@ -61,6 +72,8 @@ class Seed:
             return nth_largest(scores, self.n_jets)
         if self.family == "jets":
             return nth_largest(np.where(jets.valid, jets.pt, NO_CODE), self.n_jets)
+        if self.family == "ht_ntag":
+            return self.ntag_keys(self.ntag_parts(jets), jets)
         if self.tagged:  # >= n tagged jets with pT >= p  <=>  the n-th largest of their scores passes
             return self.ht_tagged_keys(self.tagged_nth_score(jets), jets)
         counted = jets.valid & (jets.pt >= (self.jet_pt_code or 0))
@@ -77,6 +90,24 @@ class Seed:
     def ht_tagged_keys(self, nth_score: np.ndarray, jets: SeedJets) -> np.ndarray:
         """``ht_tagged`` keys from :meth:`tagged_nth_score`: HT where the tag count passes, else NO_CODE."""
         return np.where(nth_score >= self.score_code, jets.ht, NO_CODE)
+
+    def ntag_parts(self, jets: SeedJets) -> tuple[np.ndarray, np.ndarray]:
+        """``ht_ntag``, per event: (>= n valid jets with pT >= p, the k-th largest score among them).
+
+        Independent of the tag and HT thresholds (one sort per (n, p, k) in the search). The
+        k-th score is ``ALWAYS`` for k = 0 and ``NO_CODE`` when fewer than k of them are scored.
+        """
+        counted = jets.valid & (jets.pt >= (self.jet_pt_code or 0))
+        enough = counted.sum(axis=1) >= self.n_jets
+        k = int(self.n_tagged or 0)
+        kth = np.full(jets.n_events, ALWAYS, dtype=np.int64) if k == 0 else \
+            nth_largest(np.where(counted, jets.score, NO_CODE), k)
+        return enough, kth
+
+    def ntag_keys(self, parts: tuple[np.ndarray, np.ndarray], jets: SeedJets) -> np.ndarray:
+        """``ht_ntag`` keys from :meth:`ntag_parts`: HT where the jet and tag counts pass, else NO_CODE."""
+        enough, kth = parts
+        return np.where(enough & (kth >= self.score_code), jets.ht, NO_CODE)
 
     def with_tuned(self, code: int) -> Seed:
         """This seed with its tuned threshold set to ``code``."""
@@ -107,14 +138,18 @@ class Seed:
                 jets += f" with pT >= {words.gev(self.jet_pt_code):g} GeV"
             if self.score_code is not None:
                 score = f"{self.score_code * score_lsb:.6g}" if score_lsb else f"code {self.score_code}"
-                jets += f" and score >= {score}"
+                if self.n_tagged is not None:
+                    jets += f", >= {self.n_tagged} of them with score >= {score}"
+                else:
+                    jets += f" and score >= {score}"
             parts.append(jets)
         return " and ".join(parts)
 
     def as_dict(self, words: JetWords, score_lsb: float | None = None) -> dict:
         """JSON-ready: family, codes, values in GeV / score units, and the description."""
         out = {"family": self.family, "n_jets": self.n_jets, "jet_pt_code": self.jet_pt_code,
-               "score_code": self.score_code, "ht_code": self.ht_code, "tuned": self.tuned,
+               "score_code": self.score_code, "ht_code": self.ht_code, "n_tagged": self.n_tagged,
+               "tuned": self.tuned,
                "jet_pt_gev": None if self.jet_pt_code is None else words.gev(self.jet_pt_code),
                "ht_gev": None if self.ht_code is None else words.gev(self.ht_code),
                "score": None if self.score_code is None or not score_lsb else self.score_code * score_lsb,
@@ -150,9 +185,28 @@ def score_grid(codes: np.ndarray, steps: int) -> list[int]:
     return sorted({int(low + k * (high - low + 1) // steps) for k in range(steps)})
 
 
+def tag_grid(reference: np.ndarray, efficiencies=TAG_EFFICIENCIES) -> list[int]:
+    """Score codes at which the given fractions of the reference jets are tagged (``score >= t``).
+
+    For each efficiency e: the highest code t whose tag keeps >= e of the reference scores
+    (the e-quantile from above), so the loosest point of the default grid keeps >= 95 %.
+    Empty without reference scores.
+    """
+    codes = np.sort(np.asarray(reference, dtype=np.int64)[np.asarray(reference) != NO_CODE])
+    if len(codes) == 0:
+        return []
+    n = len(codes)
+    # keeping >= e of n jets: t = the ceil(e n)-th largest code
+    index = [n - max(1, int(np.ceil(e * n - 1e-9))) for e in efficiencies]
+    return sorted({int(codes[i]) for i in index})
+
+
 def outer_grid(family: str, grid: GridSpec, words: JetWords, n_scored: int, n_slots: int,
-               scores: list[int]) -> list[Seed]:
-    """Every outer grid point of a family, as seeds whose tuned threshold is still unset."""
+               scores: list[int], tags: list[int] | None = None) -> list[Seed]:
+    """Every outer grid point of a family, as seeds whose tuned threshold is still unset.
+
+    ``scores``: the tag grid of ``ht_tagged``; ``tags``: that of ``ht_ntag`` (default ``scores``).
+    """
     if family == "event_network":  # one point: the configured preselection
         n, p, h = grid.preselection or (0, None, 0)
         return [Seed(family, n, jet_pt_code=p, ht_code=h)]
@@ -162,6 +216,11 @@ def outer_grid(family: str, grid: GridSpec, words: JetWords, n_scored: int, n_sl
     if family == "ht_tagged":  # the same (n, p) grid as the kinematic ht family, times the score grid
         return [Seed(family, n, jet_pt_code=p, score_code=t) for n in range(1, min(grid.max_jets, n_scored) + 1)
                 for p in grid.pt_codes(words, grid.ht_jet_pt_max_gev) for t in scores]
+    if family == "ht_ntag":  # the kinematic ht (n, p) grid, k = 1..n tagged among the n_scored slots, tag grid
+        return [Seed(family, n, jet_pt_code=p, score_code=t, n_tagged=k)
+                for n in range(1, min(grid.max_jets, n_slots) + 1)
+                for p in grid.pt_codes(words, grid.ht_jet_pt_max_gev)
+                for k in range(1, min(n, n_scored) + 1) for t in (scores if tags is None else tags)]
     if family == "jets":
         return [Seed(family, n) for n in range(1, min(grid.max_jets, n_slots) + 1)]
     if family == "ht":
@@ -211,17 +270,27 @@ def search_family(family: str, outer: list[Seed], background: SeedJets, rate: We
     """
     rows = []
     signal_events = np.asarray(signal_events, dtype=bool)
-    nth: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # ht_tagged: one sort per (n, p), not per tag threshold
+    # keys only for the events used: the calibration half and the selection signal events
+    background, signal = background.take(rate.events), signal.take(signal_events)
+    nth: dict[tuple, tuple] = {}  # ht_tagged, ht_ntag: one sort per (n, p[, k]), not per tag threshold
     for seed in outer:
         if seed.family == "ht_tagged":
             key = (seed.n_jets, seed.jet_pt_code)
             if key not in nth:
+                nth.clear()
                 nth[key] = (seed.tagged_nth_score(background), seed.tagged_nth_score(signal))
-            keys = seed.ht_tagged_keys(nth[key][0], background)[rate.events]
-            signal_keys = seed.ht_tagged_keys(nth[key][1], signal)[signal_events]
+            keys = seed.ht_tagged_keys(nth[key][0], background)
+            signal_keys = seed.ht_tagged_keys(nth[key][1], signal)
+        elif seed.family == "ht_ntag":
+            key = (seed.n_jets, seed.jet_pt_code, seed.n_tagged)
+            if key not in nth:
+                nth.clear()
+                nth[key] = (seed.ntag_parts(background), seed.ntag_parts(signal))
+            keys = seed.ntag_keys(nth[key][0], background)
+            signal_keys = seed.ntag_keys(nth[key][1], signal)
         else:
-            keys = seed.keys(background)[rate.events]
-            signal_keys = seed.keys(signal)[signal_events]
+            keys = seed.keys(background)
+            signal_keys = seed.keys(signal)
         codes, rates, errs = lowest_code_at_rate(keys, rate, targets)
         for target, code, r, e in zip(targets, codes, rates, errs):
             eff = float((signal_keys >= code).mean()) if len(signal_keys) else float("nan")

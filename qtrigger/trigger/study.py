@@ -31,6 +31,7 @@ from qtrigger.trigger.seeds import (
     outer_grid,
     score_grid,
     search_family,
+    tag_grid,
 )
 from qtrigger.trigger.working_points import (
     BiasRegion,
@@ -63,6 +64,7 @@ class RatePointResult:
     baselines: dict[str, SeedQuote]
     gain: PairedGain | None
     extra: dict = field(default_factory=dict)  # event runs: event_network, gbdt_reference, no_lepton_jet
+    families: dict[str, tuple[SeedQuote, PairedGain | None]] = field(default_factory=dict)  # best per network family
 
     def as_dict(self, words: JetWords, score_lsb: float | None) -> dict:
         """JSON-ready."""
@@ -73,14 +75,19 @@ class RatePointResult:
             "target_rate_hz": self.target_rate_hz, "seed": net["seed"], "network": net,
             "kinematic": None if self.kinematic is None else self.kinematic.as_dict(words, None),
             "baselines": {k: v.as_dict(words, None) for k, v in self.baselines.items()},
-            "gain_over_best_kinematic": None if self.gain is None else
-            {"value": self.gain.value, "err": self.gain.err, "gained": self.gain.gained, "lost": self.gain.lost,
-             "n": self.gain.n, "method": "paired (discordant events)"},
+            **({"families": {k: {**q.as_dict(words, score_lsb), "gain_over_best_kinematic": _gain_dict(g)}
+                             for k, (q, g) in self.families.items()}} if self.families else {}),
+            "gain_over_best_kinematic": _gain_dict(self.gain),
             "targets": {"rate": rate_verdict(self.network.rate, self.target_rate_hz),
                         "signal_efficiency": efficiency_verdict(self.network.efficiency,
                                                                 SEED_TARGETS["signal_efficiency"])},
             **self.extra,
         }
+
+
+def _gain_dict(gain: PairedGain | None) -> dict | None:
+    return None if gain is None else {"value": gain.value, "err": gain.err, "gained": gain.gained, "lost": gain.lost,
+                                      "n": gain.n, "method": "paired (discordant events)"}
 
 
 @dataclass
@@ -233,6 +240,20 @@ class _Events:
     selection: np.ndarray
     signal: SignalEvents
     bias: BiasRegion
+    tag_reference: np.ndarray | None = None  # ht_ntag: score codes of the jets its tag grid is set on
+
+
+def tag_reference_jets(config, table, labels, selection: np.ndarray) -> np.ndarray:
+    """Per jet: a reference jet of the ``ht_ntag`` tag grid.
+
+    The signal-labelled jets (``labels.signal_mask``: the b jets of a truth-flavour b tagger, every
+    jet of the signal sample with ``labels.source: sample``) in the scored seed slots (the leading
+    ``hls.jets_per_event`` jets with pT >= the seed's minimum) of the selection events (the signal
+    events the seeds are chosen on, never the quoted ones).
+    """
+    rank = leading_rank(table.event)
+    in_slot = (rank < config.hls.jets_per_event) & (table.extra["pt"] >= min_jet_pt(config))
+    return in_slot & selection[table.event] & config.labels.signal_mask(labels)
 
 
 # --------------------------------------------------------------------------- search and quote
@@ -244,9 +265,10 @@ def menu_points(ev: _Events, config, targets: list[float]) -> tuple[list[RatePoi
     n_slots, n_scored = ev.main.pt.shape[1], ev.main.n_scored
     scored = np.r_[ev.rate.score[ev.calibration.events].ravel(), ev.main.score[ev.selection].ravel()]
     scores = score_grid(scored, grid.score_steps)
+    tags = None if ev.tag_reference is None else tag_grid(ev.tag_reference, config.trigger.grid_tag_efficiencies)
     rows: list[ScanRow] = []
     for family in config.trigger.families:
-        outer = outer_grid(family, grid, words, n_scored, n_slots, scores)
+        outer = outer_grid(family, grid, words, n_scored, n_slots, scores, tags)
         rows += search_family(family, outer, ev.rate, ev.calibration, ev.main, ev.selection, targets)
     best_net = best_rows(rows, NETWORK_FAMILIES)
     kinematic = [f for f in config.trigger.families if f in KINEMATIC_FAMILIES]
@@ -274,7 +296,16 @@ def menu_points(ev: _Events, config, targets: list[float]) -> tuple[list[RatePoi
         gain = None
         if kin is not None:
             gain = paired_gain(net.seed.fires(ev.main)[ev.signal.events], kin.seed.fires(ev.main)[ev.signal.events])
-        points.append(RatePointResult(target, net, kin, baselines, gain))
+        families = {}
+        for family in [f for f in config.trigger.families if f in NETWORK_FAMILIES]:
+            row = best_rows(rows, (family,)).get(target)
+            if row is not None:
+                q = net if row.seed == net.seed else \
+                    quote(row, family, ev.rate, ev.held_out, ev.signal, ev.bias, ev.calibration)
+                g = None if kin is None else paired_gain(q.seed.fires(ev.main)[ev.signal.events],
+                                                         kin.seed.fires(ev.main)[ev.signal.events])
+                families[family] = (q, g)
+        points.append(RatePointResult(target, net, kin, baselines, gain, families=families))
     return points, rows
 
 
@@ -365,7 +396,8 @@ def trigger_study(config, prepared, jet_codes: np.ndarray, score_type, run_dir: 
     rate_jets = main if rate_table is table else _jets_of(rate_table, rate_codes, config, words)
     signal_events = SignalEvents(main, quoted, offline, f"signal test events ({int(quoted.sum()):,})",
                                  f">= {t.offline_min_jets} jets with pT >= {t.offline_jet_pt:g} GeV")
-    ev = _Events(main, rate_jets, calibration, held_out, selection, signal_events, bias)
+    reference = tag_reference_jets(config, table, prepared.labels, selection)
+    ev = _Events(main, rate_jets, calibration, held_out, selection, signal_events, bias, codes[reference])
     targets = [t.target_rate_hz, *[r for r in t.extra_rates_hz if r != t.target_rate_hz]]
     points, rows = menu_points(ev, config, targets)
     score_lsb = score_type.lsb if score_type is not None else 1.0 / FLOAT_CODE_SCALE
@@ -490,6 +522,10 @@ def _bdt(config, prepared, ev: _Events, rate_table, rate_x, targets, network_see
     scored = np.r_[rate.score[ev.calibration.events].ravel(), main.score[ev.selection].ravel()]
     if shape.family == "ht_tagged":
         outer = [replace(shape, score_code=t, ht_code=None) for t in score_grid(scored, config.trigger.grid_score_steps)]
+    elif shape.family == "ht_ntag":  # the BDT's tag grid on the same reference jets
+        reference = codes[tag_reference_jets(config, prepared.table, y, ev.selection)]
+        outer = [replace(shape, score_code=t, ht_code=None)
+                 for t in tag_grid(reference, config.trigger.grid_tag_efficiencies)]
     else:
         outer = [replace(shape, score_code=None)]
     rows = search_family(shape.family, outer, rate, ev.calibration, main, ev.selection, targets)

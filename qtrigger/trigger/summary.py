@@ -60,6 +60,12 @@ def trigger_summary_lines(result_json: dict) -> list[str]:
         if gain:
             lines.append(f"  gain       {100 * gain['value']:+.1f} ± {100 * gain['err']:.1f} points (paired: "
                          f"+{gain['gained']} / -{gain['lost']} of {gain['n']} signal events)")
+        families = point.get("families") or {}
+        for family, q in families.items() if len(families) > 1 else ():  # the best seed of each network family
+            g = q.get("gain_over_best_kinematic")
+            gain_text = "" if not g else f", gain {100 * g['value']:+.1f} ± {100 * g['err']:.1f} points"
+            lines.append(f"    {family:<12} {q['seed']['description']}: {q['rate_hz'] / 1e3:.1f} ± "
+                         f"{q['rate_hz_err'] / 1e3:.1f} kHz, efficiency {_efficiency(q)}{gain_text}")
         ref = point.get("gbdt_reference")
         if ref:
             g = ref.get("gain_over_best_kinematic") or {}

@@ -158,7 +158,8 @@ def efficiency_verdict(efficiency: Efficiency, goal: float) -> str:
 
 def seed_from_dict(d: dict) -> Seed:
     """The :class:`Seed` written by :meth:`Seed.as_dict` (metrics.json ``trigger.seed``)."""
-    return Seed(d["family"], int(d["n_jets"]), d.get("jet_pt_code"), d.get("score_code"), d.get("ht_code"))
+    return Seed(d["family"], int(d["n_jets"]), d.get("jet_pt_code"), d.get("score_code"), d.get("ht_code"),
+                d.get("n_tagged"))
 
 
 def rate_at_run_thresholds(trigger_json: dict, rate_jets: SeedJets, rate: WeightedRate) -> dict:
