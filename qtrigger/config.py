@@ -113,7 +113,7 @@ DEFAULT_FORMATS: dict[str, FeatureFormat] = {
     "Jet_nConstituents": FeatureFormat(lsb=1.0, bits=8, signed=False),
     # generated track summaries (docs/generation.md): counts saturate at 31, significance at 63.75
     "Jet_nDispTrk": FeatureFormat(lsb=1.0, bits=5, signed=False),
-    "Jet_maxD0Sig": FeatureFormat(lsb=0.25, bits=8, signed=False),
+    "Jet_maxD0Sig": FeatureFormat(lsb=0.5, bits=12, signed=False),  # 2047.5: K0S/Lambda tracks reach 1000s
     "Jet_dispTrkPt": FeatureFormat(lsb=0.25, bits=12, signed=False),
 }
 

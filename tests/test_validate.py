@@ -37,3 +37,18 @@ def test_ttbar_b_fraction_in_default_sample(default_sample):
 
     table = read_jets({"ttbar": [default_sample["ttbar"]]}, SEED_FEATURES)
     assert 0.20 < np.mean(table.truth == 5) < 0.45
+
+
+@pytest.mark.slow
+def test_impact_parameters_of_the_shipped_ttbar(default_sample, real_nanoaod, tmp_path):
+    """The data report of the shipped ttbar sample (sigma(d0) = 20 um): b-jet tracks are displaced, light ones
+    are not; the real NanoAOD file (no JetCand_*) has no such section."""
+    result = validate_sample([default_sample["ttbar"]], [str(real_nanoaod)], tmp_path / "val")
+    ip = result["generated"]["impact_parameters"]
+    assert ip["b"]["tracks"] > 10_000 and ip["light"]["tracks"] > 10_000
+    assert ip["b"]["median_abs_d0_um"] > 2 * ip["light"]["median_abs_d0_um"]
+    assert ip["b"]["fraction_abs_d0_above_100um"] > ip["c"]["fraction_abs_d0_above_100um"] > \
+        ip["light"]["fraction_abs_d0_above_100um"]
+    assert (tmp_path / "val" / "impact_parameters.png").is_file()
+    assert "## Track impact parameters" in (tmp_path / "val" / "validation.md").read_text()
+    assert "impact_parameters" not in validate_sample([str(real_nanoaod)], [str(real_nanoaod)])["generated"]
