@@ -17,8 +17,8 @@ Points are drawn with ``random.Random(seed)`` in the order of ``space``, so the 
 gives the same trial list. Successive halving trains every point for ``min_epochs``, keeps
 the best ``1/eta`` by the scan's physics metric, trains those ``eta`` times longer, and so
 on; the last rung trains the survivors for the base config's full ``training.epochs``.
-Rungs before the last skip the C-simulation, the RTL stage and the trigger stage (only the
-physics metric is read from them). Each rung's trials are ordinary trials with their own
+Rungs before the last skip the float twin, the C-simulation, the RTL stage and the trigger
+stage (only the physics metric is read from them). Each rung's trials are ordinary trials with their own
 hash (the epochs differ), so a killed search resumes rung by rung without redoing any
 finished trial; promotion is recomputed from the result files.
 """
@@ -37,7 +37,7 @@ from qtrigger.config import QUANT_KEYS
 
 LAYER_PREFIX = "quantization.layers."
 PER_LAYER_SPARSITY = "pruning.layers"
-CHEAP_RUNG = {"hls.csim": False, "hls.rtl": "off", "trigger.enabled": False}
+CHEAP_RUNG = {"hls.csim": False, "hls.rtl": "off", "trigger.enabled": False, "training.float_twin": False}
 MAX_DRAWS_PER_TRIAL = 100
 
 
