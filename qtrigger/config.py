@@ -251,8 +251,38 @@ class ModelConfig(_Strict):
         return self
 
 
+QUANT_KEYS = ("weight_bits", "weight_integer", "bias_bits", "bias_integer", "activation_bits", "activation_integer")
+
+
+def _check_integer_bits(q, where: str = "") -> None:
+    """Integer bits must leave room for the sign (weights, biases) and fit the width (activations)."""
+    for kind in ("weight", "bias"):
+        if getattr(q, f"{kind}_integer") > getattr(q, f"{kind}_bits") - 1:
+            raise ValueError(f"{where}{kind}_integer must be <= {kind}_bits - 1 (one bit is the sign)")
+    if q.activation_integer > q.activation_bits:
+        raise ValueError(f"{where}activation_integer must be <= activation_bits")
+
+
+class LayerQuantization(_Strict):
+    """One Dense layer's quantizers; a key left out takes the global ``quantization`` setting.
+
+    The output layer has no activation: its ``activation_*`` keys are not used.
+    """
+
+    weight_bits: int | None = Field(None, ge=2, le=16)
+    weight_integer: int | None = Field(None, ge=0, le=6)
+    bias_bits: int | None = Field(None, ge=2, le=16)
+    bias_integer: int | None = Field(None, ge=0, le=6)
+    activation_bits: int | None = Field(None, ge=2, le=16)
+    activation_integer: int | None = Field(None, ge=0, le=8)
+
+
 class QuantizationConfig(_Strict):
-    """QKeras quantizers: quantized_bits(bits, integer, alpha=1) and quantized_relu(bits, integer)."""
+    """QKeras quantizers: quantized_bits(bits, integer, alpha=1) and quantized_relu(bits, integer).
+
+    The six global settings apply to every Dense layer; ``layers`` (optional, one entry per
+    Dense layer: the ``model.hidden`` layers, then the output) overrides them per layer.
+    """
 
     enabled: bool = True
     weight_bits: int = Field(6, ge=2, le=16)
@@ -261,15 +291,25 @@ class QuantizationConfig(_Strict):
     bias_integer: int = Field(0, ge=0, le=6)
     activation_bits: int = Field(6, ge=2, le=16)
     activation_integer: int = Field(2, ge=0, le=8)
+    layers: list[LayerQuantization] | None = None
 
     @model_validator(mode="after")
     def _integer_fits(self):
-        for kind in ("weight", "bias"):
-            if getattr(self, f"{kind}_integer") > getattr(self, f"{kind}_bits") - 1:
-                raise ValueError(f"{kind}_integer must be <= {kind}_bits - 1 (one bit is the sign)")
-        if self.activation_integer > self.activation_bits:
-            raise ValueError("activation_integer must be <= activation_bits")
+        _check_integer_bits(self)
+        for index in range(len(self.layers or [])):
+            _check_integer_bits(self.layer(index), f"layers.{index}: ")
         return self
+
+    def layer(self, index: int) -> "QuantizationConfig":
+        """The settings of Dense layer ``index`` (hidden layers 0.., then the output): global + per-layer keys."""
+        own = self.layers[index].model_dump(exclude_none=True) if self.layers and index < len(self.layers) else {}
+        return QuantizationConfig.model_construct(**{k: own.get(k, getattr(self, k)) for k in QUANT_KEYS},
+                                                  enabled=self.enabled, layers=None)
+
+    @property
+    def mixed(self) -> bool:
+        """Whether any layer differs from the global settings."""
+        return any(layer.model_dump(exclude_none=True) for layer in self.layers or [])
 
 
 class PruningConfig(_Strict):
@@ -280,6 +320,23 @@ class PruningConfig(_Strict):
     begin_fraction: float = Field(0.1, ge=0, lt=1)
     end_fraction: float = Field(0.7, gt=0, le=1)
     frequency: int = Field(50, ge=1)
+    layers: list[float] | None = None  # per Dense layer (hidden layers, then the output): its final sparsity
+
+    @field_validator("layers")
+    @classmethod
+    def _sparsities(cls, values):
+        if values is not None and any(not 0 <= v < 1 for v in values):
+            raise ValueError(f"every per-layer sparsity must be in [0, 1) (got {values})")
+        return values
+
+    def sparsity(self, index: int) -> float:
+        """Final sparsity of Dense layer ``index`` (hidden layers 0.., then the output)."""
+        return self.layers[index] if self.layers is not None else self.target_sparsity
+
+    @property
+    def active(self) -> bool:
+        """Whether any layer is pruned."""
+        return self.enabled and any(self.sparsity(i) > 0 for i in range(len(self.layers or [None])))
 
 
 class TrainingConfig(_Strict):
@@ -460,6 +517,15 @@ class RunConfig(_Strict):
             raise ValueError("trigger.preselection is used by event-level runs only (features.level: event)")
         if self.training.event_weights == "xsec" and not event:
             raise ValueError("training.event_weights xsec is for event-level runs; per-jet runs use gen_weight")
+        return self
+
+    @model_validator(mode="after")
+    def _one_entry_per_dense_layer(self):
+        expected = len(self.model.hidden) + 1
+        for key, entries in (("quantization.layers", self.quantization.layers), ("pruning.layers", self.pruning.layers)):
+            if entries is not None and len(entries) != expected:
+                raise ValueError(f"key {key}: {len(entries)} entries, expected {expected} (one per Dense layer: "
+                                 f"model.hidden {self.model.hidden}, then the output)")
         return self
 
     @model_validator(mode="after")

@@ -49,10 +49,11 @@ def build_model(
     def dense(units, name, layer_seed):
         if not quantized:
             return keras.layers.Dense(units, kernel_initializer=kernel_init(layer_seed), name=name)
+        q = quant_cfg.layer(layer_seed)
         return QDense(
             units,
-            kernel_quantizer=quantized_bits(quant_cfg.weight_bits, quant_cfg.weight_integer, alpha=1),
-            bias_quantizer=quantized_bits(quant_cfg.bias_bits, quant_cfg.bias_integer, alpha=1),
+            kernel_quantizer=quantized_bits(q.weight_bits, q.weight_integer, alpha=1),
+            bias_quantizer=quantized_bits(q.bias_bits, q.bias_integer, alpha=1),
             kernel_initializer=kernel_init(layer_seed),
             name=name,
         )
@@ -60,10 +61,11 @@ def build_model(
     def folded_dense(units, name, layer_seed, n_in, in_type):
         from qtrigger.batchnorm import QDenseBatchnorm, accumulator_bias_bits
 
-        bias_bits, bias_integer = accumulator_bias_bits(in_type, n_in, quant_cfg.weight_bits, quant_cfg.weight_integer)
+        q = quant_cfg.layer(layer_seed)
+        bias_bits, bias_integer = accumulator_bias_bits(in_type, n_in, q.weight_bits, q.weight_integer)
         return QDenseBatchnorm(
             units,
-            kernel_quantizer=quantized_bits(quant_cfg.weight_bits, quant_cfg.weight_integer, alpha=1),
+            kernel_quantizer=quantized_bits(q.weight_bits, q.weight_integer, alpha=1),
             bias_quantizer=quantized_bits(bias_bits, bias_integer, alpha=1),
             kernel_initializer=kernel_init(layer_seed),
             freeze_step=model_cfg.batchnorm_freeze_step,
@@ -71,9 +73,9 @@ def build_model(
             name=name,
         )
 
-    relu_type = FixedType(quant_cfg.activation_bits, quant_cfg.activation_integer, False)
     n_in, in_type = n_inputs, input_type
     for index, width in enumerate(model_cfg.hidden):
+        q = quant_cfg.layer(index)
         name = f"dense_{index}"
         if quantized and model_cfg.batchnorm:
             x = folded_dense(width, name, index, n_in, in_type)(x)
@@ -82,12 +84,12 @@ def build_model(
             if model_cfg.batchnorm:
                 x = keras.layers.BatchNormalization(name=f"batchnorm_{index}")(x)
         if quantized:
-            x = QActivation(quantized_relu(quant_cfg.activation_bits, quant_cfg.activation_integer), name=f"relu_{index}")(x)
+            x = QActivation(quantized_relu(q.activation_bits, q.activation_integer), name=f"relu_{index}")(x)
         else:
             x = keras.layers.Activation("relu", name=f"relu_{index}")(x)
         if model_cfg.dropout > 0:
             x = keras.layers.Dropout(model_cfg.dropout, seed=seed + index, name=f"dropout_{index}")(x)
-        n_in, in_type = width, relu_type
+        n_in, in_type = width, FixedType(q.activation_bits, q.activation_integer, False)
     outputs = dense(n_out, "output", len(model_cfg.hidden))(x)
     return keras.Model(inputs, outputs, name="qtrigger_qat" if quantized else "qtrigger_float")
 
@@ -96,23 +98,28 @@ PRUNABLE = ("Dense", "QDense", "QDenseBatchnorm")
 
 
 def apply_pruning(model, pruning_cfg: PruningConfig, steps_per_epoch: int, epochs: int):
-    """Wrap every Dense/QDense/QDenseBatchnorm in ``prune_low_magnitude`` with a polynomial-decay schedule."""
+    """Wrap every Dense/QDense/QDenseBatchnorm in ``prune_low_magnitude`` with a polynomial-decay schedule.
+
+    Each layer's final sparsity is ``pruning_cfg.sparsity(i)`` for the i-th Dense layer in
+    model order (``pruning.layers``, else ``target_sparsity``); a layer at 0 is left unwrapped.
+    """
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
     total = max(1, steps_per_epoch * epochs)
-    schedule = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0,
-        final_sparsity=pruning_cfg.target_sparsity,
-        begin_step=int(pruning_cfg.begin_fraction * total),
-        end_step=max(int(pruning_cfg.end_fraction * total), int(pruning_cfg.begin_fraction * total) + 1),
-        frequency=pruning_cfg.frequency,
-    )
+    begin = int(pruning_cfg.begin_fraction * total)
+    end = max(int(pruning_cfg.end_fraction * total), begin + 1)
+    dense_names = [layer.name for layer in model.layers if type(layer).__name__ in PRUNABLE]
 
     def wrap(layer):
-        if type(layer).__name__ in PRUNABLE:
-            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
-        return layer
+        if type(layer).__name__ not in PRUNABLE:
+            return layer
+        sparsity = pruning_cfg.sparsity(dense_names.index(layer.name))
+        if sparsity <= 0:
+            return layer
+        schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=sparsity,
+                                                        begin_step=begin, end_step=end, frequency=pruning_cfg.frequency)
+        return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
 
     return keras.models.clone_model(model, clone_function=wrap)
 

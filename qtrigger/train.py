@@ -90,7 +90,7 @@ def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingCo
     from qtrigger.model import apply_pruning, strip_pruning
 
     steps = int(np.ceil(len(x_train) / cfg.batch_size))
-    pruned = pruning is not None and pruning.enabled and pruning.target_sparsity > 0
+    pruned = pruning is not None and pruning.active
     start_from = int(np.ceil(pruning.end_fraction * cfg.epochs)) if pruned else 0  # judge only fully pruned epochs
     freeze = batchnorm_freeze_step(model, steps, cfg.epochs, start_from if pruned else None)
     if freeze is not None:

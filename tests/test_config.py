@@ -83,3 +83,35 @@ def test_sample_labels_need_binary(tmp_path, real_nanoaod):
                                            "score": {"plus": "a"}}}
     with pytest.raises(QTriggerError, match="labels.source: sample .* needs mode: binary"):
         load_config(write(tmp_path, raw))
+
+
+def test_per_layer_quantization_and_sparsity_fall_back_to_globals():
+    raw = {"data": {"samples": [{"name": "s", "files": ["x.root"]}]}, "model": {"hidden": [8, 4]},
+           "quantization": {"weight_bits": 6, "layers": [{"weight_bits": 4}, {}, {"weight_bits": 8, "bias_bits": 8}]},
+           "pruning": {"layers": [0.5, 0.75, 0.0]}}
+    from qtrigger.config import validate_config
+
+    config = validate_config(raw)
+    q = config.quantization
+    assert [q.layer(i).weight_bits for i in range(3)] == [4, 6, 8]
+    assert [q.layer(i).bias_bits for i in range(3)] == [6, 6, 8]
+    assert q.layer(1).activation_integer == 2 and q.mixed
+    assert [config.pruning.sparsity(i) for i in range(3)] == [0.5, 0.75, 0.0] and config.pruning.active
+    uniform = validate_config({"data": raw["data"]})
+    assert not uniform.quantization.mixed and uniform.quantization.layer(1).weight_bits == 6
+    assert uniform.pruning.sparsity(2) == 0.5
+
+
+@pytest.mark.parametrize("section, match", [
+    ({"quantization": {"layers": [{"weight_bits": 4}]}}, r"key quantization.layers: 1 entries, expected 3 .*model.hidden \[8, 4\]"),
+    ({"pruning": {"layers": [0.5, 0.5]}}, r"key pruning.layers: 2 entries, expected 3"),
+    ({"pruning": {"layers": [0.5, 0.5, 1.0]}}, r"key pruning.layers: every per-layer sparsity must be in \[0, 1\)"),
+    ({"quantization": {"layers": [{}, {"weight_bits": 3, "weight_integer": 3}, {}]}},
+     r"layers.1: weight_integer must be <= weight_bits - 1"),
+    ({"quantization": {"layers": [{}, {"weight_bitz": 3}, {}]}}, r"key quantization.layers.1.weight_bitz: unknown key"),
+])
+def test_per_layer_errors_are_one_line(tmp_path, section, match):
+    raw = {"data": {"samples": [{"name": "s", "files": ["x.root"]}]}, "model": {"hidden": [8, 4]}} | section
+    with pytest.raises(QTriggerError, match=match) as err:
+        load_config(write(tmp_path, raw), check_files=False)
+    assert "\n" not in str(err.value)

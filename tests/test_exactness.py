@@ -34,11 +34,12 @@ def prepared(default_sample, tmp_path_factory):
     return prepare_data(validate_config(raw))
 
 
-def train_briefly(prepared, quant, hidden, sparsity, n_out=1, labels=None):
+def train_briefly(prepared, quant, hidden, sparsity, n_out=1, labels=None, layer_sparsity=None):
     x, split = prepared.inputs, prepared.split
     y = prepared.labels if labels is None else labels
     model = build_model(x.shape[1], n_out, ModelConfig(hidden=hidden), quant, prepared.preprocessor.input_type, True, seed=3)
-    pruning = PruningConfig(enabled=sparsity > 0, target_sparsity=sparsity, begin_fraction=0.0, end_fraction=0.5, frequency=5)
+    pruning = PruningConfig(enabled=sparsity > 0 or bool(layer_sparsity), target_sparsity=sparsity, begin_fraction=0.0,
+                            end_fraction=0.5, frequency=5, layers=layer_sparsity)
     cfg = TrainingConfig(epochs=2, verbose=False, batch_size=256)
     return train(model, x[split.train], y[split.train], x[split.val], y[split.val], n_out, cfg, pruning).model
 
@@ -108,3 +109,24 @@ def test_unsigned_quantized_bits_activation_exact(prepared, tmp_path):
     assert str(network.stages[0].activation_type) == "ap_ufixed<4,0,RND_CONV,SAT>"  # steps of 1/16
     result = hls_check(model, prepared.inputs[prepared.split.test], HLSConfig(), tmp_path / "prj", "unsigned", n_stress=1000)
     assert result.exact, result.summary()
+
+
+def test_per_layer_mixed_precision_exact(prepared, tmp_path):
+    """[8] hidden: layer 0 at 4-bit weights and 70 % sparsity, output at 8-bit: C-simulation and da4ml RTL exact."""
+    from qtrigger.firmware.rtl_stage import rtl_stage
+
+    quant = Q(layers=[{"weight_bits": 4, "bias_bits": 5, "activation_bits": 5, "activation_integer": 1},
+                      {"weight_bits": 8, "weight_integer": 1, "bias_bits": 8, "bias_integer": 2}])
+    model = train_briefly(prepared, quant, [8], 0.0, layer_sparsity=[0.7, 0.0])
+    network = extract_network(model)
+    first, output = network.stages
+    assert (first.weight_type.width, first.weight_type.integer) == (4, 1)  # quantized_bits(4, 0): sign + 3 fraction bits
+    assert (output.weight_type.width, output.weight_type.integer) == (8, 2)
+    assert str(first.activation_type) == "ap_ufixed<5,1,RND_CONV,SAT>" and output.activation_type is None
+    assert (first.weight_codes == 0).mean() >= 0.65 and (output.weight_codes == 0).mean() < 0.5
+    x_test = prepared.inputs[prepared.split.test]
+    result = hls_check(model, x_test, HLSConfig(), tmp_path / "prj", "mixed", n_stress=2000)
+    assert result.events == len(x_test) > 500
+    assert result.mismatched_events == 0 and result.stress_mismatched_events == 0, result.summary()
+    rtl = rtl_stage(network, x_test[:300], HLSConfig(), tmp_path / "rtl", synthesize=False, n_ties=300, n_overrange=200)
+    assert rtl.mismatches_vs_model == 0 and rtl.latency.ii == 1

@@ -237,3 +237,136 @@ def test_resume_reruns_only_the_unfinished_trial(killed_scan):
     assert json.loads((victim_dir / "result.json").read_text())["started"] > victim_started
     table = pd.read_parquet(result.results_path)
     assert table["hash"].tolist() == [t.hash for t in trials] and table["status"].tolist() == ["ok", "failed"]
+
+
+# --- search samplers ----------------------------------------------------------------------
+
+SPACE = {"model.hidden": [[8], [8, 4]], "quantization.layers.weight_bits": [3, 4, 5, 6],
+         "quantization.layers.activation_bits": [4, 6], "pruning.layers": [0.0, 0.5, 0.75]}
+
+
+def write_search(tmp_path, default_sample, sampler="random", trials=5, seed=0, **extra):
+    path = write_scan(tmp_path, default_sample, name=f"search_{sampler}")
+    data = yaml.safe_load(path.read_text())
+    del data["axes"]
+    data["overrides"].append("training.epochs=2")  # halving: rung 0 at 1 epoch, the last rung at 2
+    data["search"] = {"sampler": sampler, "trials": trials, "seed": seed, "space": SPACE,
+                      "halving": {"min_epochs": 1, "eta": 3}, **extra}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_search_plan_is_seeded_and_per_layer(tmp_path, default_sample):
+    scan = load_scan_config(write_search(tmp_path, default_sample, trials=6, seed=7))
+    first, again = plan_trials(scan), plan_trials(scan)
+    assert len(first) == 6 == len({t.hash for t in first})
+    assert [t.hash for t in first] == [t.hash for t in again] and [t.axes for t in first] == [t.axes for t in again]
+    other = plan_trials(scan.model_copy(update={"search": scan.search.model_copy(update={"seed": 8})}))
+    assert [t.hash for t in other] != [t.hash for t in first]
+    for trial in first:
+        n_dense = len(trial.axes["model.hidden"]) + 1
+        layers, sparsity = trial.axes["quantization.layers"], trial.axes["pruning.layers"]
+        assert len(layers) == len(sparsity) == n_dense and "activation_bits" not in layers[-1]
+        assert trial.config["quantization"]["layers"][0]["weight_bits"] == layers[0]["weight_bits"]
+        assert trial.config["pruning"]["layers"] == sparsity and trial.final and trial.rung == 0
+    assert scan.physics_column == "qat_auc"
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"axes": {"model.dropout": [0.1]}}, "give either axes .* or search"),
+    ({"search": {"trials": 2, "space": {"quantization.layers.weight_bitz": [3]}}}, r"per-layer keys are quantization\.layers\.<"),
+    ({"search": {"trials": 2, "space": {"pruning.layers": [1.5]}}}, r"sparsities must be numbers in \[0, 1\)"),
+    ({"search": {"trials": 2, "space": {"training.threads": [1]}}}, "not a scannable dotted config key"),
+    ({"search": {"trials": 2, "sampler": "bayes", "space": {"model.hidden": [[8]]}}}, "key search.sampler"),
+])
+def test_search_file_errors_are_one_line(tmp_path, default_sample, change, match):
+    path = write_search(tmp_path, default_sample)
+    data = yaml.safe_load(path.read_text())
+    data.update(change)
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(QTriggerError, match=match) as err:
+        plan_trials(load_scan_config(path))
+    assert "\n" not in str(err.value)
+
+
+def test_rung_epochs_and_survivors():
+    from qtrigger.scan.search import SearchConfig, rung_epochs, survivors
+
+    halving = SearchConfig(sampler="halving", trials=9, space={"a.b": [1]}, halving={"min_epochs": 2, "eta": 3})
+    assert rung_epochs(halving, 20) == [2, 6, 18, 20] and rung_epochs(halving, 2) == [2]
+    assert rung_epochs(halving.model_copy(update={"sampler": "random"}), 20) == [20]
+    rows = [{"status": "ok", "metrics": {"qat_auc": a}} for a in (0.7, 0.9, 0.8, 0.9)] + [{"status": "failed"}] * 2
+    assert survivors(rows, 3, "qat_auc") == [1, 3] and survivors(rows[:2], 3, "qat_auc") == [1]
+
+
+def fake_result(trial_dir, trial, auc, lut=None):
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    scanmod.write_result(trial_dir, {"hash": trial.hash, "index": trial.index, "status": "ok", "axes": trial.axes,
+                                     "attempts": 1, "metrics": {"qat_auc": auc, "signal_efficiency": auc / 2,
+                                                                "lut": 5000 - 100 * trial.index, "rtl_lut": lut,
+                                                                "nonzero_parameters": 10}})
+
+
+def test_halving_promotes_the_best_and_resumes_without_running(tmp_path, default_sample, monkeypatch):
+    """Every rung's results present: --resume walks the rungs (re-planned from the seed) and starts no cluster."""
+    from qtrigger.scan.runner import next_rung
+
+    scan = load_scan_config(write_search(tmp_path, default_sample, sampler="halving", trials=6))
+    trials_dir = scan_directory(scan) / "trials"
+    rung0 = plan_trials(scan)
+    assert [t.axes["training.epochs"] for t in rung0] == [1] * 6 and not any(t.final for t in rung0)
+    assert all(t.config["hls"]["rtl"] == "off" and not t.config["hls"]["csim"] for t in rung0)
+    for i, trial in enumerate(rung0):
+        fake_result(trials_dir / trial.hash, trial, [0.70, 0.80, 0.75, 0.85, 0.60, 0.65][i])
+    rung1 = next_rung(scan, 1, rung0, scan_directory(scan), len(rung0))
+    assert [t.point for t in rung1] == [rung0[3].point, rung0[1].point]  # best 6 // 3 = 2 by qat_auc
+    assert all(t.final and "training.epochs" not in t.axes for t in rung1) and rung1[0].config["training"]["epochs"] == 2
+    assert [t.index for t in rung1] == [6, 7]
+    assert next_rung(scan, 1, rung1, scan_directory(scan), 8) == []
+    fake_result(trials_dir / rung1[0].hash, rung1[0], 0.86, lut=900)
+    fake_result(trials_dir / rung1[1].hash, rung1[1], 0.82)
+    monkeypatch.setattr(scanmod.runner, "_client", no_cluster)
+    result = run_scan(scan, workers=1, resume=True, progress=False)
+    assert (result.trials, result.ran, result.ok) == (8, 0, 8)
+    table = pd.read_parquet(result.results_path)
+    assert table["rung"].tolist() == [0] * 6 + [1] * 2
+    assert result.cost_axes["lut"] == "cost_lut"
+    assert table["cost_lut_source"].tolist()[6:] == ["yosys", "hls4ml estimate"]
+    assert table["cost_lut"].tolist()[6] == 900
+    assert set(result.pareto["lut"]) <= {rung1[0].hash, rung1[1].hash}  # only the fully trained rung
+    assert result.pareto["lut"] == [rung1[0].hash]  # 900 yosys LUT and the best AUC
+    report = result.report_path.read_text()
+    assert "successive halving" in report and "qat_auc vs LUTs (yosys where synthesized" in report
+
+
+@pytest.mark.slow
+def test_halving_search_on_dask_synthesizes_survivors_and_resumes(tmp_path, default_sample):
+    """2 points at 1 epoch on 2 workers, the best trained for 2 epochs with da4ml RTL + yosys; then --resume."""
+    path = write_scan(tmp_path, default_sample, name="search_dask")
+    data = yaml.safe_load(path.read_text())
+    del data["axes"]
+    data["overrides"] += ["training.epochs=2", "hls.strategy=distributed_arithmetic"]
+    data["search"] = {"sampler": "halving", "trials": 2, "seed": 1, "halving": {"min_epochs": 1, "eta": 3},
+                      "space": {"model.hidden": [[8]], "quantization.layers.weight_bits": [3, 4, 6],
+                                "pruning.layers": [0.0, 0.5]}}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    scan = load_scan_config(path)
+    result = run_scan(scan, workers=2, progress=False)
+    assert (result.trials, result.ran, result.ok) == (3, 3, 3)
+    table = pd.read_parquet(result.results_path)
+    final = table[table["rung"] == 1].iloc[0]
+    best = table[table["rung"] == 0]["qat_auc"].idxmax()
+    assert final["pruning.layers"] == table["pruning.layers"][best]  # the best point of rung 0 went on
+    assert final["quantization.layers"] == table["quantization.layers"][best]
+    assert final["cost_lut_source"] == "yosys" and final["rtl_lut"] > 0 and final["rtl_mismatches"] == 0
+    assert final["rtl_ii"] == 1
+    assert table[table["rung"] == 0]["rtl_lut"].isna().all()  # rung 0: no RTL, no synthesis
+    assert result.pareto["lut"] == [final["hash"]]
+    loser = table[table["rung"] == 0]["qat_auc"].idxmin()
+    kept = {h: attempt_lines(result.directory / "trials" / h) for h in table["hash"] if h != table["hash"][loser]}
+    (result.directory / "trials" / table["hash"][loser] / "result.json").unlink()  # killed during rung 0
+    again = run_scan(scan, workers=1, resume=True, progress=False)
+    assert (again.trials, again.ran, again.skipped, again.ok) == (3, 1, 2, 3)
+    assert {h: attempt_lines(result.directory / "trials" / h) for h in kept} == kept  # the survivor is not redone
+    assert len(attempt_lines(result.directory / "trials" / table["hash"][loser])) == 2
+    assert pd.read_parquet(again.results_path)["hash"].tolist() == table["hash"].tolist()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from qtrigger.config import (
     RunConfig,
@@ -29,6 +29,7 @@ from qtrigger.config import (
 )
 from qtrigger.errors import QTriggerError
 from qtrigger.rundir import NAME_PATTERN, NAME_RULE
+from qtrigger.scan.search import SearchConfig, rung_settings, sample_points
 
 log = logging.getLogger("qtrigger.scan")
 
@@ -45,7 +46,7 @@ SCAN_SET_KEYS = {
 }
 MAX_GRID = 10000
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
-COST_LABELS = {"lut": "estimated LUTs", "latency_ns": "estimated latency [ns]",
+COST_LABELS = {"lut": "estimated LUTs", "cost_lut": "LUTs (yosys where synthesized, else estimate)", "latency_ns": "estimated latency [ns]",
                "nonzero_parameters": "non-zero parameters"}
 
 
@@ -76,7 +77,9 @@ class ScanConfig(_Strict):
     name: str
     base: str
     overrides: list[str] = Field(default_factory=list)
-    axes: dict[str, Any] = Field(min_length=1)
+    axes: dict[str, Any] = Field(default_factory=dict)
+    search: SearchConfig | None = None  # instead of axes: a seeded sampler (qtrigger.scan.search)
+    physics: Literal["auto", "signal_efficiency", "qat_auc"] = "auto"  # auto: grid signal_efficiency, search qat_auc
     sampling: Literal["grid", "random"] = "grid"
     max_trials: int | None = Field(None, ge=1)
     seed: int = 0
@@ -115,6 +118,22 @@ class ScanConfig(_Strict):
                 raise ValueError(f"axis {key}: cannot be scanned: {SCAN_SET_KEYS[key]}")
             expanded[key] = _axis_values(key, spec)
         return expanded
+
+    @model_validator(mode="after")
+    def _axes_or_search(self):
+        if bool(self.axes) == (self.search is not None):
+            raise ValueError("give either axes (a grid) or search (a sampler), exactly one")
+        for key in (self.search.space if self.search else {}):
+            if not _KEY.match(key) or key in SCAN_SET_KEYS:
+                raise ValueError(f"search.space {key}: not a scannable dotted config key")
+        return self
+
+    @property
+    def physics_column(self) -> str:
+        """The result column the Pareto fronts and the search rank on."""
+        if self.physics != "auto":
+            return self.physics
+        return "qat_auc" if self.search is not None else "signal_efficiency"
 
     @property
     def source(self) -> Path | None:
@@ -184,6 +203,9 @@ class Trial:
     hash: str
     axes: dict[str, Any]
     config: dict  # resolved run config as plain data, with the scan's run locations set
+    rung: int | None = None  # search: successive-halving rung (0 for random search)
+    point: dict | None = None  # search: the sampled point (axes without the rung's settings)
+    final: bool = True  # on the last rung (fully trained): eligible for the Pareto fronts
 
     @property
     def label(self) -> str:
@@ -221,7 +243,39 @@ def trial_hash(config: RunConfig | dict) -> str:
 
 
 def plan_trials(scan: ScanConfig, threads_per_worker: int = 1) -> list[Trial]:
-    """Every trial of the scan, validated as a RunConfig; a bad key or value raises before anything runs."""
+    """Every trial of the scan (a search: its first rung), validated as RunConfigs before anything runs."""
+    if scan.search is not None:
+        build, base = _builder(scan, threads_per_worker)
+        return plan_rung(scan, threads_per_worker, 0, sample_points(scan.search, base.model.hidden), 0, build)
+    return _plan_grid(scan, threads_per_worker)
+
+
+def plan_rung(scan: ScanConfig, threads_per_worker: int, rung: int, points: list[dict], start_index: int,
+              build=None) -> list[Trial]:
+    """The trials of one search rung: each point with the rung's epochs (full epochs on the last rung)."""
+    if build is None:
+        build, base = _builder(scan, threads_per_worker)
+    else:
+        base = build({}, "base")
+    shown, hidden = rung_settings(scan.search, rung, base.training.epochs)
+    final = not shown
+    trials: list[Trial] = []
+    seen: set[str] = set()
+    for point in points:
+        axes = {**point, **shown}
+        config = build({**axes, **hidden}, "trial " + ", ".join(f"{k}={_compact(v)}" for k, v in axes.items()))
+        digest = trial_hash(config)
+        if digest in seen:
+            continue
+        seen.add(digest)
+        trial_dir = scan_directory(scan) / "trials" / digest
+        trials.append(Trial(start_index + len(trials), digest, axes, _runnable(config, scan, trial_dir, digest),
+                            rung=rung, point=point, final=final))
+    return trials
+
+
+def _builder(scan: ScanConfig, threads_per_worker: int):
+    """``(build(axes, what) -> RunConfig, base RunConfig)``: the base with overrides, then axes, validated."""
     base_path = resolve_base_path(scan)
     base_raw = parse_yaml(base_path.read_text(), f"scan {scan.name}: base {base_path}")
     if not isinstance(base_raw, dict):
@@ -249,7 +303,12 @@ def plan_trials(scan: ScanConfig, threads_per_worker: int = 1) -> list[Trial]:
             checked_samples.add(samples)
         return config
 
-    build({}, f"base {base_path.name} with overrides")
+    return build, build({}, f"base {base_path.name} with overrides")
+
+
+def _plan_grid(scan: ScanConfig, threads_per_worker: int) -> list[Trial]:
+    """The grid (or random subset of the grid) of ``axes``."""
+    build, _ = _builder(scan, threads_per_worker)
     for key, values in scan.axes.items():  # each value alone first: the error names one axis value
         for value in values:
             build({key: value}, f"axis {key}={_compact(value)}")

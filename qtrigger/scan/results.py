@@ -22,7 +22,25 @@ METRIC_COLUMNS = [
     "latency_cycles", "latency_ns", "lut", "ff", "dsp", "bram",
     "event_instances", "event_latency_ns", "event_meets_ii", "event_lut", "event_ff", "event_dsp", "event_bram",
     "run_budget_fits", "nonzero_parameters", "parameters", "run_wall_seconds", "signal_efficiency_source",
+    "rtl_lut", "rtl_ff", "rtl_da4ml_lut", "rtl_mismatches", "rtl_latency_cycles", "rtl_ii",
 ]
+TEXT_COLUMNS = ("signal_efficiency_source", "cost_lut_source")
+LUT_SOURCES = (("rtl_lut", "yosys"), ("rtl_da4ml_lut", "da4ml estimate"), ("lut", "hls4ml estimate"))
+
+
+def axis_keys(scan: ScanConfig, trials: list[Trial]) -> list[str]:
+    """The table's axis columns: the grid's axes, or every key the search trials set (in order of appearance)."""
+    if scan.search is None:
+        return list(scan.axes)
+    return list(dict.fromkeys(k for t in trials for k in t.axes))
+
+
+def measured_lut(row: dict) -> tuple[float | None, str | None]:
+    """(LUTs, source): yosys cells where the RTL was synthesized, else da4ml's estimate, else hls4ml's."""
+    for column, source in LUT_SOURCES:
+        if _number(row.get(column)):
+            return row[column], source
+    return None, None
 
 
 def collect_results(scan: ScanConfig, trials: list[Trial], scan_dir: Path):
@@ -30,25 +48,31 @@ def collect_results(scan: ScanConfig, trials: list[Trial], scan_dir: Path):
     import pandas as pd
 
     rows = []
+    keys = axis_keys(scan, trials)
     for trial in trials:
         result = _read_result(scan_dir / "trials" / trial.hash) or {}
         row = {"hash": trial.hash, "index": trial.index, "status": result.get("status", "missing")}
-        row.update({key: trial.axes[key] for key in scan.axes})
+        if scan.search is not None:
+            row.update(rung=trial.rung, final=trial.final)
+        row.update({key: trial.axes.get(key) for key in keys})
         metrics = result.get("metrics") or {}
         row.update({name: metrics.get(name) for name in METRIC_COLUMNS})
+        row["cost_lut"], row["cost_lut_source"] = measured_lut(row)
         row.update(wall_seconds=result.get("wall_seconds"), attempts=result.get("attempts"),
                    tensorflow_threads=(result.get("tensorflow_threads") or {}).get("intra_op"),
                    started=result.get("started"), finished=result.get("finished"), error=result.get("error"))
         rows.append(row)
     table = pd.DataFrame(rows)
-    for key in scan.axes:  # lists (model.hidden) and mixed types as compact text, so parquet/csv can hold them
+    for key in keys:  # lists (model.hidden) and mixed types as compact text, so parquet/csv can hold them
         values = table[key].tolist()
         if any(isinstance(v, (list, dict, tuple)) for v in values) or len({type(v) for v in values}) > 1 and \
                 not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             table[key] = [_compact(v) for v in values]
     for name in METRIC_COLUMNS:
-        if name != "signal_efficiency_source" and table[name].isna().all():
+        if name not in TEXT_COLUMNS and table[name].isna().all():
             table[name] = table[name].astype("float64")
+    if table["cost_lut"].isna().all():
+        table["cost_lut"] = table["cost_lut"].astype("float64")
     return table
 
 
@@ -70,10 +94,11 @@ def _number(value) -> bool:
 
 
 def choose_cost_axes(table) -> dict[str, str]:
-    """``{"lut": column, "latency": column}``: estimates when present, else non-zero parameters."""
+    """``{"lut": column, "latency": column}``: LUTs measured by yosys where synthesized, else estimated
+    (``cost_lut``, its ``cost_lut_source`` says which), estimated latency; else non-zero parameters."""
     ok = table[table["status"] == "ok"] if len(table) else table
     axes = {}
-    for kind, column in (("lut", "lut"), ("latency", "latency_ns")):
+    for kind, column in (("lut", "cost_lut"), ("latency", "latency_ns")):
         present = len(ok) and ok[column].notna().any()
         axes[kind] = column if present else "nonzero_parameters"
     return axes
@@ -86,7 +111,7 @@ def fits_budgets(row, budgets: Budgets) -> bool | None:
         return None
     verdict = True
     for column, limit in limits.items():
-        value = row.get(column)
+        value = row.get("cost_lut" if column == "lut" else column)
         if not _number(value):
             return None
         verdict = verdict and value <= limit
@@ -96,13 +121,13 @@ def fits_budgets(row, budgets: Budgets) -> bool | None:
 def write_outputs(scan: ScanConfig, trials: list[Trial], scan_dir: Path, wall_seconds: float | None = None):
     """Rebuild results.parquet/.csv from the result files, then pareto.png and report.md."""
     table = collect_results(scan, trials, scan_dir)
-    ok = (table["status"] == "ok").tolist()
+    ok = ((table["status"] == "ok") & table.get("final", True)).tolist()  # halving: fully trained points only
     table["fits_budgets"] = [fits_budgets(row, scan.budgets) if good else None
                              for row, good in zip(table.to_dict("records"), ok)]
     cost_axes = choose_cost_axes(table)
     pareto = {}
     for kind, column in cost_axes.items():
-        eff = [e if good else None for e, good in zip(table["signal_efficiency"].tolist(), ok)]
+        eff = [e if good else None for e, good in zip(table[scan.physics_column].tolist(), ok)]
         front = pareto_front(eff, table[column].tolist())
         table[f"pareto_{kind}"] = front
         pareto[kind] = [h for h, on in zip(table["hash"], front) if on]
@@ -123,7 +148,8 @@ def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) 
     plt = style()
     columns = list(dict.fromkeys(cost_axes.values()))  # one panel when both fall back to parameters
     fig, axes = plt.subplots(1, len(columns), figsize=(6.5 * len(columns), 5), squeeze=False)
-    ok = table[(table["status"] == "ok") & table["signal_efficiency"].notna()]
+    physics = scan.physics_column
+    ok = table[(table["status"] == "ok") & table[physics].notna() & table.get("final", True)]
     limits = scan.budgets.configured()
     for ax, column in zip(axes[0], columns):
         kind = next(k for k, c in cost_axes.items() if c == column)
@@ -135,22 +161,25 @@ def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) 
             chosen = data[data["fits_budgets"].isna()] if verdict is None else \
                 data[data["fits_budgets"].fillna(not verdict) == verdict]
             if len(chosen):
-                ax.scatter(chosen[column], chosen["signal_efficiency"], s=40, zorder=3, **marks)
+                ax.scatter(chosen[column], chosen[physics], s=40, zorder=3, **marks)
+        if column == "cost_lut":
+            _mark_lut_sources(ax, data, physics)
         front = data[data[f"pareto_{kind}"]].sort_values(column)
         if len(front):
-            ax.step(front[column], front["signal_efficiency"], where="post", color="black", lw=1.2, zorder=2)
-            ax.scatter(front[column], front["signal_efficiency"], s=130, facecolors="none", edgecolors="black",
+            ax.step(front[column], front[physics], where="post", color="black", lw=1.2, zorder=2)
+            ax.scatter(front[column], front[physics], s=130, facecolors="none", edgecolors="black",
                        lw=1.2, zorder=4, label="Pareto front")
             for _, row in front.iterrows():
-                ax.annotate(row["hash"][:6], (row[column], row["signal_efficiency"]), fontsize=7,
+                ax.annotate(row["hash"][:6], (row[column], row[physics]), fontsize=7,
                             xytext=(3, 3), textcoords="offset points")
-        if column in limits:
-            ax.axvline(limits[column], color="tab:red", ls="--", lw=1, label=f"budget {limits[column]:g}")
+        limit = limits.get("lut" if column == "cost_lut" else column)
+        if limit is not None:
+            ax.axvline(limit, color="tab:red", ls="--", lw=1, label=f"budget {limit:g}")
         label = COST_LABELS.get(column, column)
         if column == "nonzero_parameters":
             label += " (no hardware estimate)"
         ax.set_xlabel(label)
-        ax.set_ylabel("signal efficiency")
+        ax.set_ylabel(physics.replace("_", " "))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="lower right")
@@ -161,18 +190,25 @@ def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) 
     save(fig, path, dpi=110)
 
 
+def _mark_lut_sources(ax, data, physics: str) -> None:
+    """Which LUT counts are measured: a filled black dot on every yosys-synthesized point."""
+    synthesized = data[data["cost_lut_source"] == "yosys"]
+    if len(synthesized):
+        ax.scatter(synthesized["cost_lut"], synthesized[physics], s=12, color="black", zorder=5,
+                   label="LUTs by yosys (else estimate)")
+
+
 def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_seconds: float | None) -> str:
     """``report.md``: what was scanned, the Pareto fronts, every trial, failures."""
     n_ok = int((table["status"] == "ok").sum())
     n_failed = int((table["status"] == "failed").sum())
     n_missing = int((table["status"] == "missing").sum())
-    axis_keys = list(scan.axes)
+    axis_keys = list(scan.axes) if scan.search is None else [c for c in table.columns if "." in c]
+    physics = scan.physics_column
     lines = [f"# Scan `{scan.name}`", ""]
     lines.append(f"- base run config: `{scan.base}`; overrides for every trial: "
                  + (", ".join(f"`{o}`" for o in scan.overrides) or "none"))
-    lines.append("- axes: " + "; ".join(f"`{k}` ∈ {{{', '.join(_compact(v) for v in vs)}}}" for k, vs in scan.axes.items()))
-    lines.append(f"- sampling: {scan.sampling}" + (f" (max_trials {scan.max_trials}, seed {scan.seed})"
-                                                  if scan.sampling == "random" else ""))
+    lines += _sampling_lines(scan)
     lines.append(f"- trials: {len(table)} — {n_ok} ok, {n_failed} failed"
                  + (f", {n_missing} not finished (run again with `--resume`)" if n_missing else "")
                  + (f"; wall time {wall_seconds:g} s" if wall_seconds is not None else ""))
@@ -186,18 +222,20 @@ def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_
         lines.append(f"- **no hardware estimate in the results** for {' and '.join(fallback)}: "
                      "the cost axis there is `model.nonzero_parameters` instead")
     lines += ["", "![Pareto fronts](pareto.png)", ""]
-    columns = ["hash", *axis_keys, "signal_efficiency", "qat_auc", "lut", "latency_ns", "dsp",
+    columns = ["hash", *(["rung"] if scan.search is not None else []), *axis_keys, "signal_efficiency", "qat_auc",
+               "float_auc", "cost_lut", "cost_lut_source", "rtl_ff", "rtl_mismatches", "lut", "latency_ns", "dsp",
                "nonzero_parameters", "csim_mismatched_jets", "fits_budgets"]
     for kind, column in cost_axes.items():
-        title = {"lut": "estimated LUTs", "latency": "estimated latency"}[kind]
+        title = {"lut": "LUTs (yosys where synthesized, else estimate: column cost_lut_source)",
+                 "latency": "estimated latency"}[kind]
         if column == "nonzero_parameters":
-            title += " (fallback: non-zero parameters)"
+            title = f"{title.split(' (')[0]} (fallback: non-zero parameters)"
         front = table[table[f"pareto_{kind}"]].sort_values(column)
-        lines += [f"## Pareto front: signal efficiency vs {title}", ""]
+        lines += [f"## Pareto front: {physics} vs {title}", ""]
         lines += _markdown_table(front, columns) if len(front) else ["no finished trial with both numbers", ""]
     lines += ["## All trials", ""]
-    lines += _markdown_table(table.sort_values("signal_efficiency", ascending=False, na_position="last"),
-                             columns + ["float_auc", "wall_seconds", "attempts", "status"])
+    lines += _markdown_table(table.sort_values(physics, ascending=False, na_position="last"),
+                             columns + ["wall_seconds", "attempts", "status"])
     failed = table[table["status"] == "failed"]
     if len(failed):
         lines += ["## Failed trials", ""]
@@ -205,6 +243,22 @@ def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_
     lines += ["Per trial: `trials/<hash>/result.json` (summary), `trials/<hash>/<scan>_<hash>/` (the run: "
               "metrics.json, report.md, plots), `trials/<hash>/hls/` (the HLS project), `trials/<hash>/trial.log`.", ""]
     return "\n".join(lines)
+
+
+def _sampling_lines(scan: ScanConfig) -> list[str]:
+    """What was sampled: the grid's axes, or the search's sampler and space."""
+    if scan.search is None:
+        return ["- axes: " + "; ".join(f"`{k}` ∈ {{{', '.join(_compact(v) for v in vs)}}}" for k, vs in scan.axes.items()),
+                f"- sampling: {scan.sampling}" + (f" (max_trials {scan.max_trials}, seed {scan.seed})"
+                                                  if scan.sampling == "random" else "")]
+    search = scan.search
+    how = f"{search.sampler}, {search.trials} points, seed {search.seed}"
+    if search.sampler == "halving":
+        how += (f"; successive halving from {search.halving.min_epochs} epochs, eta {search.halving.eta} "
+                "(only the last, fully trained rung is on the fronts)")
+    return ["- search space: " + "; ".join(f"`{k}` ∈ {{{', '.join(_compact(v) for v in vs)}}}"
+                                           for k, vs in search.space.items()),
+            f"- sampler: {how}; ranked on `{scan.physics_column}`"]
 
 
 def _markdown_table(table, columns: list[str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,9 @@ import yaml
 from qtrigger.cluster import dask_client
 from qtrigger.errors import QTriggerError, one_line
 from qtrigger.rundir import atomic_write_text
-from qtrigger.scan.plan import FAIL_ONCE_ENV, ScanConfig, Trial, load_scan_config, plan_trials, resolve_base_path, scan_directory
+from qtrigger.scan.plan import (FAIL_ONCE_ENV, ScanConfig, Trial, load_scan_config, plan_rung, plan_trials,
+                                resolve_base_path, scan_directory)
+from qtrigger.scan.search import survivors
 from qtrigger.scan.results import _cell, write_outputs
 from qtrigger.scan.worker import _count_lines, _now, _read_result, run_trial, write_result
 
@@ -47,6 +50,7 @@ class ScanResult:
     threads_per_worker: int
     cost_axes: dict[str, str]
     pareto: dict[str, list[str]] = field(default_factory=dict)
+    physics: str = "signal_efficiency"  # the column the fronts rank on
 
     @property
     def results_path(self) -> Path:
@@ -97,43 +101,79 @@ def run_scan(scan_config: ScanConfig | str | Path, workers: int | None = None, s
     workers, threads = default_parallelism(workers, threads_per_worker, scheduler)
     trials = plan_trials(scan, threads)  # everything is validated before anything runs or is written
     scan_dir = scan_directory(scan)
-    done = {t.hash: _read_result(scan_dir / "trials" / t.hash) for t in trials}
-    done = {h: r for h, r in done.items() if r is not None}
+    done = _finished(trials, scan_dir)
     if done and not (resume or overwrite):
         raise QTriggerError(f"scan directory {scan_dir} already has {len(done)} finished trial(s) of {len(trials)}; "
                             "pass --resume to run only the missing ones or --overwrite to run all again")
+    started = time.perf_counter()
+    stats = {"deaths": 0, "workers": workers, "ran": 0}
+    fail_once = str(fail_once_dir) if fail_once_dir else os.environ.get(FAIL_ONCE_ENV)
+    all_trials = list(trials)
+    try:
+        with contextlib.ExitStack() as stack:
+            clients: list = []
+
+            def client():
+                if not clients:
+                    clients.append(stack.enter_context(_client(workers, scheduler, threads)))
+                    stats["workers"] = len(clients[0].nthreads()) or workers
+                return clients[0]
+
+            batch = trials
+            while batch:
+                to_run = _to_run(batch, scan_dir, overwrite, retry_failed)
+                _write_plan(scan, scan_dir, all_trials, threads)
+                if to_run:
+                    _execute(client(), scan, to_run, scan_dir, threads, fail_once, progress, stats)
+                    stats["ran"] += len(to_run)
+                batch = next_rung(scan, threads, batch, scan_dir, len(all_trials))
+                all_trials += batch
+    except KeyboardInterrupt:
+        write_outputs(scan, all_trials, scan_dir)  # the table of what finished; --resume runs the rest
+        raise
+    wall = round(time.perf_counter() - started, 1)
+    table, cost_axes, pareto = write_outputs(scan, all_trials, scan_dir, wall_seconds=wall)
+    statuses = table["status"].tolist() if len(table) else []
+    return ScanResult(
+        name=scan.name, directory=scan_dir, table=table, trials=len(all_trials), ran=stats["ran"],
+        skipped=len(all_trials) - stats["ran"], ok=statuses.count("ok"), failed=statuses.count("failed"),
+        missing=statuses.count("missing"), worker_deaths=stats["deaths"], wall_seconds=wall,
+        workers=stats["workers"], threads_per_worker=threads, cost_axes=cost_axes, pareto=pareto,
+        physics=scan.physics_column,
+    )
+
+
+def _finished(trials: list[Trial], scan_dir: Path) -> dict[str, dict]:
+    """Result files of the trials that have one, by hash."""
+    done = {t.hash: _read_result(scan_dir / "trials" / t.hash) for t in trials}
+    return {h: r for h, r in done.items() if r is not None}
+
+
+def _to_run(trials: list[Trial], scan_dir: Path, overwrite: bool, retry_failed: bool) -> list[Trial]:
+    """The trials without a result file, after removing results ``overwrite``/``retry_failed`` ask to redo."""
     if overwrite:
         for trial in trials:
             for name in ("result.json", "attempts.jsonl"):
                 (scan_dir / "trials" / trial.hash / name).unlink(missing_ok=True)
-        done = {}
+    done = _finished(trials, scan_dir)
     if retry_failed:
         for digest in [h for h, r in done.items() if r.get("status") != "ok"]:
             (scan_dir / "trials" / digest / "result.json").unlink()
             del done[digest]
-    to_run = [t for t in trials if t.hash not in done]
-    _write_plan(scan, scan_dir, trials, threads)
+    return [t for t in trials if t.hash not in done]
 
-    started = time.perf_counter()
-    stats = {"deaths": 0, "workers": workers}
-    try:
-        if to_run:
-            fail_once = str(fail_once_dir) if fail_once_dir else os.environ.get(FAIL_ONCE_ENV)
-            with _client(workers, scheduler, threads) as client:
-                stats["workers"] = len(client.nthreads()) or workers
-                _execute(client, scan, to_run, scan_dir, threads, fail_once, progress, stats)
-    except KeyboardInterrupt:
-        write_outputs(scan, trials, scan_dir)  # the table of what finished; --resume runs the rest
-        raise
-    wall = round(time.perf_counter() - started, 1)
-    table, cost_axes, pareto = write_outputs(scan, trials, scan_dir, wall_seconds=wall)
-    statuses = table["status"].tolist() if len(table) else []
-    return ScanResult(
-        name=scan.name, directory=scan_dir, table=table, trials=len(trials), ran=len(to_run),
-        skipped=len(trials) - len(to_run), ok=statuses.count("ok"), failed=statuses.count("failed"),
-        missing=statuses.count("missing"), worker_deaths=stats["deaths"], wall_seconds=wall,
-        workers=stats["workers"], threads_per_worker=threads, cost_axes=cost_axes, pareto=pareto,
-    )
+
+def next_rung(scan: ScanConfig, threads: int, previous: list[Trial], scan_dir: Path, start_index: int) -> list[Trial]:
+    """Successive halving: the next rung's trials (the best of ``previous``), or [] after the last rung."""
+    if scan.search is None or scan.search.sampler != "halving" or not previous or previous[0].final:
+        return []
+    rows = [_read_result(scan_dir / "trials" / t.hash) or {} for t in previous]
+    keep = survivors(rows, scan.search.halving.eta, scan.physics_column)
+    if not keep:
+        log.warning("scan %s: no trial of rung %d finished with %s; the search stops", scan.name,
+                    previous[0].rung, scan.physics_column)
+        return []
+    return plan_rung(scan, threads, previous[0].rung + 1, [previous[i].point for i in keep], start_index)
 
 
 def _client(workers: int | None, scheduler, threads: int):
@@ -260,7 +300,8 @@ def _write_plan(scan: ScanConfig, scan_dir: Path, trials: list[Trial], threads: 
     resolved["threads_per_worker"] = threads
     atomic_write_text(scan_dir / "scan.resolved.yaml", yaml.safe_dump(resolved, sort_keys=False))
     atomic_write_text(scan_dir / "trials.json", json.dumps(
-        [{"index": t.index, "hash": t.hash, "axes": t.axes} for t in trials], indent=2))
+        [{"index": t.index, "hash": t.hash, "axes": t.axes, **({"rung": t.rung} if t.rung is not None else {})}
+         for t in trials], indent=2))
 
 
 def dry_run(scan: ScanConfig, workers: int | None = None, threads_per_worker: int | None = None, scheduler=None) -> str:
@@ -271,6 +312,8 @@ def dry_run(scan: ScanConfig, workers: int | None = None, threads_per_worker: in
     lines = [f"{t.hash}  {(_read_result(scan_dir / 'trials' / t.hash) or {}).get('status', 'pending'):8s} {t.label}"
              for t in trials]
     lines.append(f"{len(trials)} trials, all valid; outputs in {scan_dir}")
+    if scan.search is not None and not trials[0].final:
+        lines.append("successive halving: these are rung 0; later rungs are planned from its results")
     return "\n".join(lines)
 
 
@@ -285,9 +328,11 @@ def summary_text(result: ScanResult) -> str:
     for kind, column in result.cost_axes.items():
         front = table[table["hash"].isin(result.pareto.get(kind, []))].sort_values(column)
         note = " (no hardware estimate: non-zero parameters)" if column == "nonzero_parameters" else ""
-        lines.append(f"Pareto front, signal efficiency vs {column}{note}:")
+        lines.append(f"Pareto front, {result.physics} vs {column}{note}:")
         for _, row in front.iterrows():
             fits = {"yes": "fits budgets", "no": "over budget"}.get(_cell(row["fits_budgets"]), "")
-            lines.append(f"  {row['hash']}  eff {row['signal_efficiency']:.4f}  {column} {row[column]:g}  {fits}")
+            source = f" ({row['cost_lut_source']})" if column == "cost_lut" else ""
+            lines.append(f"  {row['hash']}  {result.physics} {row[result.physics]:.4f}  {column} {row[column]:g}"
+                         f"{source}  {fits}")
     lines.append(f"results: {result.results_path} (and .csv), {result.plot_path}, {result.report_path}")
     return "\n".join(lines)

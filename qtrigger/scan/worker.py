@@ -207,7 +207,18 @@ def summarise_metrics(metrics) -> dict:
         for name in ("lut", "ff", "dsp", "bram"):
             out[f"event_{name}"] = (per_event.get("total") or {}).get(name)
     out["run_budget_fits"] = (result.hls.get("budget") or {}).get("fits")
+    out.update(_rtl_metrics(result.extra.get("rtl")))
     return out
+
+
+def _rtl_metrics(rtl: dict | None) -> dict:
+    """The RTL stage's measured numbers: yosys LUT/FF (None when not synthesized), da4ml's LUT estimate, exactness."""
+    rtl = rtl or {}
+    synth = rtl.get("synth") or {}
+    return {"rtl_lut": synth.get("lut"), "rtl_ff": synth.get("ff"),
+            "rtl_da4ml_lut": (rtl.get("da4ml_estimate") or {}).get("cost_lut_estimate"),
+            "rtl_mismatches": rtl.get("mismatches_vs_model"), "rtl_latency_cycles": rtl.get("latency_cycles"),
+            "rtl_ii": rtl.get("ii")}
 
 
 def _read_result(trial_dir: Path) -> dict | None:

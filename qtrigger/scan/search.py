@@ -1,0 +1,139 @@
+"""Search samplers for ``qtrigger scan``: seeded random points and successive halving.
+
+A scan file with ``search:`` instead of ``axes:`` draws design points from a space::
+
+    search:
+      sampler: halving            # or random
+      trials: 12                  # distinct points drawn (rung 0 of halving)
+      seed: 0
+      space:
+        model.hidden: [[16], [8], [16, 8]]           # one value per trial
+        quantization.layers.weight_bits: [3, 4, 5]   # quantization.layers.<key>: one value per Dense layer
+        quantization.layers.activation_bits: [4, 6]  #   (activation keys: hidden layers only)
+        pruning.layers: [0.5, 0.75, 0.85]            # one sparsity per Dense layer
+      halving: {min_epochs: 4, eta: 3}
+
+Points are drawn with ``random.Random(seed)`` in the order of ``space``, so the same seed
+gives the same trial list. Successive halving trains every point for ``min_epochs``, keeps
+the best ``1/eta`` by the scan's physics metric, trains those ``eta`` times longer, and so
+on; the last rung trains the survivors for the base config's full ``training.epochs``.
+Rungs before the last skip the float twin, the C-simulation, the RTL stage and the trigger
+stage (only the physics metric is read from them). Each rung's trials are ordinary trials with their own
+hash (the epochs differ), so a killed search resumes rung by rung without redoing any
+finished trial; promotion is recomputed from the result files.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from qtrigger.config import QUANT_KEYS
+
+LAYER_PREFIX = "quantization.layers."
+PER_LAYER_SPARSITY = "pruning.layers"
+CHEAP_RUNG = {"hls.csim": False, "hls.rtl": "off", "trigger.enabled": False, "training.float_twin": False}
+MAX_DRAWS_PER_TRIAL = 100
+
+
+class Halving(BaseModel):
+    """Successive halving: rung epochs min_epochs, min_epochs*eta, ... then the full epochs."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_epochs: int = Field(2, ge=1)
+    eta: int = Field(3, ge=2)
+
+
+class SearchConfig(BaseModel):
+    """A seeded sampler over a space of config values (per-layer keys drawn per Dense layer)."""
+
+    model_config = ConfigDict(extra="forbid")
+    sampler: Literal["random", "halving"] = "random"
+    trials: int = Field(ge=1, le=1000)
+    seed: int = 0
+    space: dict[str, list] = Field(min_length=1)
+    halving: Halving = Halving()
+
+    @field_validator("space")
+    @classmethod
+    def _space_keys(cls, space):
+        for key, values in space.items():
+            if not values:
+                raise ValueError(f"space {key}: empty list of values")
+            if key.startswith(LAYER_PREFIX) and key[len(LAYER_PREFIX):] not in QUANT_KEYS:
+                raise ValueError(f"space {key}: per-layer keys are {LAYER_PREFIX}<{'|'.join(QUANT_KEYS)}>")
+            if key == PER_LAYER_SPARSITY and any(not isinstance(v, (int, float)) or not 0 <= v < 1 for v in values):
+                raise ValueError(f"space {key}: sparsities must be numbers in [0, 1) (got {values})")
+        return space
+
+    def per_trial_keys(self) -> list[str]:
+        """Space keys drawn once per trial (set as they are)."""
+        return [k for k in self.space if not k.startswith(LAYER_PREFIX) and k != PER_LAYER_SPARSITY]
+
+
+def draw_point(search: SearchConfig, rng: random.Random, base_hidden: list[int]) -> dict:
+    """One point: per-trial keys, then ``quantization.layers`` and ``pruning.layers`` for its layer count."""
+    point = {key: copy.deepcopy(rng.choice(search.space[key])) for key in search.per_trial_keys()}
+    n_dense = len(point.get("model.hidden", base_hidden)) + 1
+    layer_keys = [k for k in search.space if k.startswith(LAYER_PREFIX)]
+    if layer_keys:
+        layers = []
+        for index in range(n_dense):
+            output = index == n_dense - 1
+            layers.append({k[len(LAYER_PREFIX):]: rng.choice(search.space[k]) for k in layer_keys
+                           if not (output and k.startswith(LAYER_PREFIX + "activation"))})
+        point["quantization.layers"] = layers
+    if PER_LAYER_SPARSITY in search.space:
+        point[PER_LAYER_SPARSITY] = [rng.choice(search.space[PER_LAYER_SPARSITY]) for _ in range(n_dense)]
+    return point
+
+
+def sample_points(search: SearchConfig, base_hidden: list[int]) -> list[dict]:
+    """``search.trials`` distinct points (fewer only when the space is smaller), the same for the same seed."""
+    rng = random.Random(search.seed)
+    points, seen = [], set()
+    for _ in range(search.trials * MAX_DRAWS_PER_TRIAL):
+        point = draw_point(search, rng, base_hidden)
+        key = json.dumps(point, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            points.append(point)
+            if len(points) == search.trials:
+                break
+    return points
+
+
+def rung_epochs(search: SearchConfig, full_epochs: int) -> list[int]:
+    """Training epochs of each rung; the last is always the full ``training.epochs``."""
+    if search.sampler != "halving":
+        return [full_epochs]
+    epochs, e = [], search.halving.min_epochs
+    while e < full_epochs:
+        epochs.append(e)
+        e *= search.halving.eta
+    return epochs + [full_epochs]
+
+
+def rung_settings(search: SearchConfig, rung: int, full_epochs: int) -> tuple[dict, dict]:
+    """(shown axes, hidden settings) a rung adds to a point: its epochs, and the cheap stages off before the last."""
+    epochs = rung_epochs(search, full_epochs)
+    if rung == len(epochs) - 1:
+        return {}, {}
+    return {"training.epochs": epochs[rung]}, dict(CHEAP_RUNG)
+
+
+def survivors(rows: list[dict], eta: int, metric: str) -> list[int]:
+    """Positions of the best ``max(1, n // eta)`` ok rows by ``metric`` (ties: earlier first)."""
+    scored = [(-(row.get("metrics") or {}).get(metric), i) for i, row in enumerate(rows)
+              if row.get("status") == "ok" and _finite((row.get("metrics") or {}).get(metric))]
+    keep = max(1, len(rows) // eta)
+    return [i for _, i in sorted(scored)[:keep]]
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
