@@ -31,7 +31,7 @@ read-offset search of :mod:`qtrigger.firmware.latency`, counts mismatches agains
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
 
@@ -39,6 +39,7 @@ import numpy as np
 
 from qtrigger.emulate import QuantizedNetwork
 from qtrigger.errors import QTriggerError
+from qtrigger.event_inputs import PHI_HALF_TURN
 from qtrigger.fixedpoint import FixedType
 
 TOP = "qtrigger_event_seed"
@@ -110,41 +111,57 @@ def _below(x, c):
     return (x - c).is_negative()
 
 
-def trace_event_chain(network: QuantizedNetwork, spec, shifts, preselection, layout: ChainLayout,
-                      rounding: str = "half_even"):
-    """The chain as one da4ml ``CombLogic`` (see the module docstring); ``preselection`` is an
-    ``event_network`` :class:`~qtrigger.trigger.seeds.Seed` (its score threshold is not used: a port)."""
-    from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
+def _input_ports(network: QuantizedNetwork, spec, layout: ChainLayout):
+    """The da4ml input array: valid bits, pT words, slot words (each its own word's range), threshold."""
+    from da4ml.trace import FixedVariableArray, HWConfig
 
-    from qtrigger.firmware.rtl import HWCONFIG, SOLVER_OPTIONS, _kif, trace_network
-    from qtrigger.preprocess import feature_code_range
+    from qtrigger.firmware.rtl import HWCONFIG, SOLVER_OPTIONS, _kif
 
-    words, formats = spec.words, spec.input_formats
     k_out, i_out, f_out = _kif(network.output_type)
-    kifs = [(0, 1, 0)] * layout.n_slots + [(0, words.pt_bits, 0)] * layout.n_slots
+    kifs = [(0, 1, 0)] * layout.n_slots + [(0, spec.words.pt_bits, 0)] * layout.n_slots
     for _ in range(layout.n_jets):
         for f in layout.word_features:
             fmt = spec.formats[layout.jet_features[f]]
             kifs.append((int(fmt.signed), int(fmt.bits) - int(fmt.signed), 0))
     kifs.append((1, i_out + k_out + 1, f_out))  # threshold: one code above the largest output fits
     k, i, f = (np.array(c) for c in zip(*kifs))
-    inputs = FixedVariableArray.from_kif(k, i, f, HWConfig(*HWCONFIG), solver_options=dict(SOLVER_OPTIONS))
-    v = list(inputs._vars.ravel())
-    hw = v[0].hwconf
-    valid, pt = v[:layout.n_slots], v[layout.n_slots:2 * layout.n_slots]
-    slot_values = v[2 * layout.n_slots:-1]
-    threshold = v[-1]
+    return FixedVariableArray.from_kif(k, i, f, HWConfig(*HWCONFIG), solver_options=dict(SOLVER_OPTIONS))
 
+
+def _total(values):
+    return reduce(lambda a, b: a + b, values)
+
+
+def _ht_count_preselection(valid, pt, spec, preselection, hw):
+    """HT word (saturated), jet count (saturated to its input word) and the preselection bit."""
+    words = spec.words
     ht_jet = int(words.pt_code(words.ht_jet_pt_gev))
-    ht_terms = [_select(_below(p, ht_jet), 0, _select(ok, p, 0, hw), hw) for ok, p in zip(valid, pt)]
-    ht = reduce(lambda a, b: a + b, ht_terms).min_of(words.ht_max_code)
-    count = reduce(lambda a, b: a + b, valid).min_of(2 ** formats["n_jets"].bits - 1)
+    ht = _total([_select(_below(p, ht_jet), 0, _select(ok, p, 0, hw), hw) for ok, p in zip(valid, pt)])
+    ht = ht.min_of(words.ht_max_code)
+    count = _total(valid).min_of(2 ** spec.input_formats["n_jets"].bits - 1)
     presel_jet = int(preselection.jet_pt_code or 0)
-    passing = reduce(lambda a, b: a + b, [_select(_below(p, presel_jet), 0, ok, hw) for ok, p in zip(valid, pt)])
+    passing = _total([_select(_below(p, presel_jet), 0, ok, hw) for ok, p in zip(valid, pt)])
     presel = _select(_below(passing, int(preselection.n_jets)), 0,
                      _select(_below(ht, int(preselection.ht_code or 0)), 0, 1, hw), hw)
+    return ht, count, presel
 
+
+def _delta_phi(phi, lead, valid_slot, valid_lead, spec, hw):
+    """phi - phi_0 in phi codes, wrapped at +-720, saturated to the phi word; 0 for an empty slot."""
+    from qtrigger.preprocess import feature_code_range
+
+    d = _select(valid_slot, phi, 0, hw) - _select(valid_lead, lead, 0, hw)
+    d = _select(_below(d, PHI_HALF_TURN), d, d - 2 * PHI_HALF_TURN, hw)
+    d = _select(_below(d, -PHI_HALF_TURN), d + 2 * PHI_HALF_TURN, d, hw)
+    lo, hi = feature_code_range(spec.formats["Jet_phi"].bits, spec.formats["Jet_phi"].signed)
+    return _select(valid_slot, d.max_of(lo).min_of(hi), 0, hw)
+
+
+def _slot_codes(valid, pt, slot_values, spec, layout: ChainLayout, hw) -> list:
+    """Per slot and configured feature, the network input code (pT from its port, Delta-phi, others as sent)."""
     per_slot = len(layout.word_features)
+    phi_port = layout.word_features.index(layout.jet_features.index("Jet_phi")) \
+        if "Jet_phi" in layout.jet_features else None
     codes = []
     for slot in range(layout.n_jets):
         ported = iter(slot_values[slot * per_slot:(slot + 1) * per_slot])
@@ -152,20 +169,30 @@ def trace_event_chain(network: QuantizedNetwork, spec, shifts, preselection, lay
             if name == "Jet_pt":
                 codes.append(_select(valid[slot], pt[slot], 0, hw))
             elif name == "Jet_phi":
-                phi = next(ported)
-                lead = slot_values[layout.word_features.index(layout.jet_features.index("Jet_phi"))]
-                d = _select(valid[slot], phi, 0, hw) - _select(valid[0], lead, 0, hw)
-                d = _select(_below(d, 720), d, d - 1440, hw)
-                d = _select(_below(d, -720), d + 1440, d, hw)
-                lo, hi = feature_code_range(spec.formats["Jet_phi"].bits, spec.formats["Jet_phi"].signed)
-                codes.append(_select(valid[slot], d.max_of(lo).min_of(hi), 0, hw))
+                codes.append(_delta_phi(next(ported), slot_values[phi_port], valid[slot], valid[0], spec, hw))
             else:
                 codes.append(_select(valid[slot], next(ported), 0, hw))
-    codes += [ht, count]
+    return codes
+
+
+def trace_event_chain(network: QuantizedNetwork, spec, shifts, preselection, layout: ChainLayout,
+                      rounding: str = "half_even"):
+    """The chain as one da4ml ``CombLogic`` (see the module docstring); ``preselection`` is an
+    ``event_network`` :class:`~qtrigger.trigger.seeds.Seed` (its score threshold is not used: a port)."""
+    from da4ml.trace import FixedVariableArray, comb_trace
+
+    from qtrigger.firmware.rtl import SOLVER_OPTIONS, trace_network
+
+    inputs = _input_ports(network, spec, layout)
+    v = list(inputs._vars.ravel())
+    hw = v[0].hwconf
+    valid, pt = v[:layout.n_slots], v[layout.n_slots:2 * layout.n_slots]
+    ht, count, presel = _ht_count_preselection(valid, pt, spec, preselection, hw)
+    codes = _slot_codes(valid, pt, v[2 * layout.n_slots:-1], spec, layout, hw) + [ht, count]
     x = [_bit(c, hw) * 2.0 ** -int(s) for c, s in zip(codes, shifts)]
     score = trace_network(FixedVariableArray(np.array(x, dtype=object), dict(SOLVER_OPTIONS)), network, rounding)
     score = score._vars.ravel()[0]
-    accept = _bit(_select((score - threshold).is_negative(), 0, presel, hw), hw)
+    accept = _bit(_select((score - v[-1]).is_negative(), 0, presel, hw), hw)
     outputs = FixedVariableArray(np.array([accept, ht, score], dtype=object), dict(SOLVER_OPTIONS))
     return comb_trace(inputs, outputs)
 
