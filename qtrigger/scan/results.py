@@ -198,6 +198,9 @@ def _mark_lut_sources(ax, data, physics: str) -> None:
                    label="LUTs by yosys (else estimate)")
 
 
+PHYSICS_LABELS = {"signal_efficiency": "signal efficiency", "qat_auc": "QAT AUC"}
+
+
 def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_seconds: float | None) -> str:
     """``report.md``: what was scanned, the Pareto fronts, every trial, failures."""
     n_ok = int((table["status"] == "ok").sum())
@@ -231,7 +234,7 @@ def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_
         if column == "nonzero_parameters":
             title = f"{title.split(' (')[0]} (fallback: non-zero parameters)"
         front = table[table[f"pareto_{kind}"]].sort_values(column)
-        lines += [f"## Pareto front: {physics} vs {title}", ""]
+        lines += [f"## Pareto front: {PHYSICS_LABELS.get(physics, physics)} vs {title}", ""]
         lines += _markdown_table(front, columns) if len(front) else ["no finished trial with both numbers", ""]
     lines += ["## All trials", ""]
     lines += _markdown_table(table.sort_values(physics, ascending=False, na_position="last"),
