@@ -1,8 +1,8 @@
 """DeepSets constituent networks (issue 21): config, the exact integer reference, hls4ml C-simulation.
 
 Fast lane: the config, the integer reference against QKeras on synthetic constituent arrays,
-order/padding independence and the one-line refusals. Slow: hls4ml conversion of mean and
-max pooling models, C-simulation == integer reference with 0 mismatches on synthetic and
+order/padding independence and the one-line refusals. Slow: QAT with pruning and a saved,
+reloaded model; hls4ml conversion of mean and max pooling models, C-simulation == integer reference with 0 mismatches on synthetic and
 stress jets, and a too-narrow pooling accumulator diagnosed.
 """
 
@@ -214,3 +214,27 @@ def test_narrow_pooling_accumulator_is_diagnosed(tmp_path):
     x, _ = synthetic_jets(INPUT_TYPE, 500, CAP, FEATURES, 5)
     _, result = _csim(model, network, x, tmp_path, "ds_narrow", {"pool": {"accum": narrow.hls(), "result": narrow.hls()}})
     assert result.mismatched_jets > 0
+
+
+@pytest.mark.slow
+def test_qat_pruning_and_saved_model_stay_exact(tmp_path):
+    """QAT (keras fit) with pruning on constituent arrays; the stripped, saved and reloaded model stays exact."""
+    from qtrigger.config import PruningConfig
+    from qtrigger.model import apply_pruning, load_model, strip_pruning
+
+    x, mask = synthetic_jets(INPUT_TYPE, 256, CAP, FEATURES, 21)
+    y = (x[..., 0].sum(axis=1) > 0).astype(np.float32)
+    model = apply_pruning(deepsets("max"), PruningConfig(target_sparsity=0.5, frequency=2, begin_fraction=0.0), 4, 2)
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    model = strip_pruning(model)
+    model.save(tmp_path / "ds.h5", save_format="h5", include_optimizer=False)
+    loaded = load_model(tmp_path / "ds.h5")
+    net = extract_set_network(loaded)
+    assert np.count_nonzero(net.phi[0].weight_codes) < net.phi[0].weight_codes.size  # pruned
+    ref = net.forward_codes(x)
+    assert np.array_equal(ref, extract_set_network(model).forward_codes(x))
+    assert np.array_equal(ref, net.output_type.nearest_codes(loaded.predict(x.astype(np.float32), verbose=0)))
