@@ -238,3 +238,43 @@ def test_qat_pruning_and_saved_model_stay_exact(tmp_path):
     ref = net.forward_codes(x)
     assert np.array_equal(ref, extract_set_network(model).forward_codes(x))
     assert np.array_equal(ref, net.output_type.nearest_codes(loaded.predict(x.astype(np.float32), verbose=0)))
+
+
+# ---------------------------------------------------------------- hls check on a saved DeepSets model
+
+
+@pytest.fixture(scope="module")
+def saved_deepsets(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ds") / "deepsets.h5"
+    deepsets("mean", phi=(8,), rho=(4,)).save(path, save_format="h5")
+    return path
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.zeros((5, CAP, FEATURES + 1)), r"x\.npy: jets of shape \(16, 5\), the model takes \(16, 4\)"),
+    (np.zeros((5, 8, FEATURES)), r"x\.npy: jets of shape \(8, 4\), the model takes \(16, 4\)"),
+    (np.zeros((5, CAP * FEATURES)), r"x\.npy: 64 features per row, the model takes \(16, 4\)"),
+    (np.zeros((2, 2, 2, 2)), r"x\.npy: expected a non-empty 2-D array .* or 3-D array"),
+])
+def test_hls_check_3d_inputs_refused_before_conversion(saved_deepsets, tmp_path, array, message, monkeypatch):
+    import sys
+
+    from qtrigger.commands import hls_check
+
+    monkeypatch.setattr(sys.modules["qtrigger.firmware.convert"], "convert", lambda *a, **k: pytest.fail("converted"))
+    np.save(tmp_path / "x.npy", array)
+    with pytest.raises(QTriggerError, match=message) as err:
+        hls_check(model=saved_deepsets, inputs=tmp_path / "x.npy")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_hls_check_saved_deepsets_with_3d_inputs_is_bit_exact(saved_deepsets, tmp_path):
+    """``qtrigger hls check --model deepsets.h5 --inputs jets.npy`` (3-D): bit-exact on jets and stress jets."""
+    from qtrigger.commands import hls_check
+
+    x, _ = synthetic_jets(INPUT_TYPE, 300, CAP, FEATURES, 31)
+    np.save(tmp_path / "jets.npy", x)
+    result = hls_check(model=saved_deepsets, inputs=tmp_path / "jets.npy")
+    assert result.exact and result.events == 300 and result.stress_events == 4000, result.summary()
+    assert result.qkeras_float32_mismatched_events == 0

@@ -47,3 +47,25 @@ def stress_jets(input_type: FixedType, cap: int, n_features: int, n: int, seed: 
     full = extreme * real[3 * per:4 * per]
     full_cap = np.full((per, cap, n_features), input_type.max_value)
     return np.concatenate([empty, single, duplicated, ties, saturated, full, full_cap])
+
+
+def set_stress_inputs(input_type: FixedType, x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` stress jets drawn from real jets ``x``: rounding ties and saturation on their real slots,
+    only the first real constituent kept, slots shuffled, and all-padding jets.
+
+    A real slot is one with any nonzero feature (an all-zero constituent acts as padding: φ(0) = 0).
+    """
+    rng = np.random.default_rng(seed)
+    base = x[rng.integers(0, len(x), size=max(5, n))]
+    real = (base != 0).any(axis=2)
+    parts = np.array_split(np.arange(len(base)), 5)
+    ties = (base + input_type.lsb / 2 * rng.choice([-1.0, 1.0], size=base.shape)) * real[..., None]
+    saturated = base.copy()
+    m = len(base)
+    where = np.arange(m), rng.integers(0, base.shape[1], m), rng.integers(0, base.shape[2], m)
+    saturated[where] = rng.choice([-1.0, 1.0], m) * input_type.max_value * rng.uniform(1, 4, m)
+    first = base * (np.arange(base.shape[1])[None, :] == real.argmax(axis=1)[:, None])[..., None]
+    shuffled = scatter_padding(base, real, seed)[0]
+    empty = np.zeros_like(base)
+    pieces = [ties, saturated, first, shuffled, empty]
+    return np.concatenate([piece[index] for piece, index in zip(pieces, parts)])[:n]
