@@ -111,7 +111,8 @@ def check_override_layers(overrides: dict[str, dict[str, str]], keras_model) -> 
 
 
 def load_inputs(path: str | Path):
-    """A 2-D, non-empty, finite numeric ``.npy`` array of network inputs, else a one-line error."""
+    """A 2-D (events x features) or 3-D (jets x constituents x features), non-empty, finite numeric ``.npy``
+    array of network inputs, else a one-line error."""
     import numpy as np
 
     try:
@@ -120,10 +121,12 @@ def load_inputs(path: str | Path):
         raise QTriggerError(f"{path}: not a readable .npy array ({type(err).__name__})") from None
     if not np.issubdtype(inputs.dtype, np.number) or np.issubdtype(inputs.dtype, np.complexfloating):
         raise QTriggerError(f"{path}: expected a real numeric array, got dtype {inputs.dtype}")
-    if inputs.ndim != 2 or 0 in inputs.shape:
-        raise QTriggerError(f"{path}: expected a non-empty 2-D array (events x features), got shape {inputs.shape}")
+    if inputs.ndim not in (2, 3) or 0 in inputs.shape:
+        raise QTriggerError(f"{path}: expected a non-empty 2-D array (events x features) or 3-D array "
+                            f"(jets x constituents x features), got shape {inputs.shape}")
     if not np.isfinite(inputs).all():
-        raise QTriggerError(f"{path}: {int((~np.isfinite(inputs)).any(axis=1).sum())} rows hold NaN/inf; "
+        bad = (~np.isfinite(inputs.reshape(len(inputs), -1))).any(axis=1)
+        raise QTriggerError(f"{path}: {int(bad.sum())} rows hold NaN/inf; "
                             "network inputs must be finite")
     return inputs
 
@@ -157,9 +160,10 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
         x = load_inputs(inputs) if inputs else finished.test_jets()["inputs"]
         keras_model, hls_cfg, name = finished.load_model("qat"), finished.config.hls, finished.config.name
     check_override_layers(precision, keras_model)
-    width = keras_model.inputs[0].shape[-1]
-    if x.shape[1] != width:
-        raise QTriggerError(f"{inputs}: {x.shape[1]} features per row, the model takes {width}")
+    shape = tuple(keras_model.inputs[0].shape[1:])
+    if x.shape[1:] != shape:
+        what = f"{x.shape[1]} features per row" if x.ndim == 2 else f"jets of shape {x.shape[1:]}"
+        raise QTriggerError(f"{inputs}: {what}, the model takes {shape[-1] if len(shape) == 1 else shape}")
     with tempfile.TemporaryDirectory(prefix="qtrigger-check-") as tmp:
         result = check_model(keras_model, x, hls_cfg, Path(tmp), name, precision_overrides=precision)
     if run_dir and not precision and write:

@@ -85,7 +85,7 @@ def compare_run(run_dir: str | Path, widths: list[int] | None = None, write: boo
     exact_codes = network.forward_codes(x)
     _, nonzero_qat = count_parameters(qat_model)
     _, nonzero_float = count_parameters(float_model)
-    qat_bits = max(config.quantization.layer(i).weight_bits for i in range(len(config.model.hidden) + 1))  # widest layer
+    qat_bits = max(config.quantization.layer(i).weight_bits for i in range(len(config.model.dense_widths) + 1))  # widest layer
     rows = [
         _row("float twin", signal, trigger_score(config, float_model.predict(x.astype(np.float32), batch_size=8192, verbose=0)),
              target, 32, nonzero_float),

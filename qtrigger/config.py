@@ -229,15 +229,26 @@ class ModelConfig(_Strict):
     restores frozen epochs. The export fails when a layer's quantizers clip more than
     ``batchnorm_max_clipped`` of its folded weights or biases. The float twin uses
     ordinary BatchNormalization.
+
+    ``form: deepsets`` is a constituent network on (``constituents``, features) inputs:
+    bias-free ``phi`` Dense layers shared by every constituent (so zero-padded slots stay 0),
+    a ``pooling`` over the constituents (``mean`` = sum / constituents, a power of two; or
+    ``max``), then ``rho`` hidden Dense layers and the output (``hidden`` is not used).
     """
 
+    form: Literal["mlp", "deepsets"] = "mlp"
     hidden: list[int] = Field(default_factory=lambda: [32, 16], min_length=1)
     dropout: float = Field(0.0, ge=0, lt=1)
     batchnorm: bool = False
     batchnorm_freeze_step: int | None = Field(None, ge=1)
     batchnorm_max_clipped: float = Field(0.05, ge=0, le=1)
+    # form: deepsets (a constituent network): bias-free φ layers per constituent, pooling, ρ head
+    phi: list[int] = Field(default_factory=lambda: [16, 16], min_length=1)
+    rho: list[int] = Field(default_factory=lambda: [16])
+    pooling: Literal["mean", "max"] = "mean"
+    constituents: int = Field(16, ge=1, le=256)
 
-    @field_validator("hidden")
+    @field_validator("hidden", "phi", "rho")
     @classmethod
     def _positive(cls, widths):
         if any(w < 1 for w in widths):
@@ -249,6 +260,21 @@ class ModelConfig(_Strict):
         if self.batchnorm_freeze_step is not None and not self.batchnorm:
             raise ValueError("batchnorm_freeze_step is set but batchnorm is false")
         return self
+
+    @model_validator(mode="after")
+    def _deepsets(self):
+        if self.form != "deepsets":
+            return self
+        if self.batchnorm:
+            raise ValueError("form deepsets: batchnorm is not supported yet")
+        if self.pooling == "mean" and self.constituents & (self.constituents - 1):
+            raise ValueError(f"form deepsets: mean pooling needs constituents a power of two (got {self.constituents})")
+        return self
+
+    @property
+    def dense_widths(self) -> list[int]:
+        """Widths of the hidden Dense layers in model order (φ then ρ for deepsets), without the output."""
+        return self.phi + self.rho if self.form == "deepsets" else self.hidden
 
 
 QUANT_KEYS = ("weight_bits", "weight_integer", "bias_bits", "bias_integer", "activation_bits", "activation_integer")
@@ -281,7 +307,8 @@ class QuantizationConfig(_Strict):
     """QKeras quantizers: quantized_bits(bits, integer, alpha=1) and quantized_relu(bits, integer).
 
     The six global settings apply to every Dense layer; ``layers`` (optional, one entry per
-    Dense layer: the ``model.hidden`` layers, then the output) overrides them per layer.
+    Dense layer: the ``model.hidden`` layers, or ``model.phi`` then ``model.rho`` for deepsets, then the
+    output) overrides them per layer.
     """
 
     enabled: bool = True

@@ -47,6 +47,10 @@ class QuantizedNetwork:
         last = self.stages[-1]
         return last.activation_type or last.accum_type
 
+    def extra_layer_precisions(self) -> dict[str, dict[str, FixedType]]:
+        """Precisions of layers that are not Dense stages (none in an MLP)."""
+        return {}
+
     def input_codes(self, x: np.ndarray) -> np.ndarray:
         """Float inputs → input codes, rounding and saturating exactly as the input quantizer."""
         return self.input_type.quantize_codes(x)
@@ -126,6 +130,16 @@ def extract_network(model, input_type: FixedType | None = None) -> QuantizedNetw
             f"model: the first layer {layers[0].name} ({type(layers[0]).__name__}) is not an input quantizer; "
             "add QActivation(quantized_bits(W, I)) as the first layer, or give the input type"
         )
+    stages = dense_chain(layers, input_type)
+    return QuantizedNetwork(input_layer_name(model), input_quantizer_name, input_type, stages)
+
+
+def dense_chain(layers: list, input_type: FixedType) -> list[DenseStage]:
+    """The (QDense [→ activation]) × N stages of ``layers`` on inputs of ``input_type``.
+
+    Each stage's accumulator is derived from the range of the previous stage's output.
+    Raises a one-line QTriggerError naming the first layer that is not part of such a chain.
+    """
     stages: list[DenseStage] = []
     value_lo, value_hi, value_type = input_type.min_value, input_type.max_value, input_type
     pending: DenseStage | None = None
@@ -144,7 +158,7 @@ def extract_network(model, input_type: FixedType | None = None) -> QuantizedNetw
     if pending is None:
         raise QTriggerError("model: no QDense layer found")
     stages.append(pending)
-    return QuantizedNetwork(input_layer_name(model), input_quantizer_name, input_type, stages)
+    return stages
 
 
 def input_layer_name(model) -> str:

@@ -36,6 +36,8 @@ def build_model(
     import tf_keras as keras
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 
+    if model_cfg.form == "deepsets":
+        return build_deepsets(n_inputs, n_out, model_cfg, quant_cfg, input_type, quantized, seed)
     if quantized and model_cfg.batchnorm and input_type is None:
         raise QTriggerError("model.batchnorm: the QAT model needs an input type to derive the folded bias type")
     inputs = keras.Input((n_inputs,), name="inputs")
@@ -92,6 +94,47 @@ def build_model(
         n_in, in_type = width, FixedType(q.activation_bits, q.activation_integer, False)
     outputs = dense(n_out, "output", len(model_cfg.hidden))(x)
     return keras.Model(inputs, outputs, name="qtrigger_qat" if quantized else "qtrigger_float")
+
+
+def build_deepsets(n_features: int, n_out: int, model_cfg: ModelConfig, quant_cfg: QuantizationConfig,
+                   input_type: FixedType | None, quantized: bool = True, seed: int = 1):
+    """A DeepSets tf-keras model on (constituents, features) inputs.
+
+    ``input_q`` → (bias-free ``phi_<i>`` Dense per constituent → ``phi_relu_<i>``) × N →
+    ``pool`` (GlobalAveragePooling1D or GlobalMaxPooling1D) → (``dense_<j>`` → ``relu_<j>``) × M
+    → ``output`` logits. Quantizer settings per Dense layer in model order (φ, ρ, output);
+    ``quantized=False`` gives the float twin.
+    """
+    import tf_keras as keras
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    if quantized and input_type is None:
+        raise QTriggerError("model.form deepsets: the QAT model needs an input type (the constituent codes' grid)")
+    inputs = keras.Input((model_cfg.constituents, n_features), name="inputs")
+    x = inputs
+    if quantized:
+        x = QActivation(quantized_bits(input_type.width, input_type.integer - 1, alpha=1), name="input_q")(x)
+
+    def block(x, units, index, name, relu_name, use_bias):
+        init = keras.initializers.GlorotUniform(seed=seed + index)
+        if not quantized:
+            x = keras.layers.Dense(units, use_bias=use_bias, kernel_initializer=init, name=name)(x)
+            return keras.layers.Activation("relu", name=relu_name)(x) if relu_name else x
+        q = quant_cfg.layer(index)
+        x = QDense(units, use_bias=use_bias, kernel_initializer=init, name=name,
+                   kernel_quantizer=quantized_bits(q.weight_bits, q.weight_integer, alpha=1),
+                   bias_quantizer=quantized_bits(q.bias_bits, q.bias_integer, alpha=1) if use_bias else None)(x)
+        return QActivation(quantized_relu(q.activation_bits, q.activation_integer), name=relu_name)(x) if relu_name else x
+
+    index = 0
+    for i, width in enumerate(model_cfg.phi):
+        x, index = block(x, width, index, f"phi_{i}", f"phi_relu_{i}", use_bias=False), index + 1
+    pool = keras.layers.GlobalAveragePooling1D if model_cfg.pooling == "mean" else keras.layers.GlobalMaxPooling1D
+    x = pool(name="pool")(x)
+    for i, width in enumerate(model_cfg.rho):
+        x, index = block(x, width, index, f"dense_{i}", f"relu_{i}", use_bias=True), index + 1
+    outputs = block(x, n_out, index, "output", None, use_bias=True)
+    return keras.Model(inputs, outputs, name="qtrigger_deepsets_qat" if quantized else "qtrigger_deepsets_float")
 
 
 PRUNABLE = ("Dense", "QDense", "QDenseBatchnorm")

@@ -336,7 +336,7 @@ def test_halving_promotes_the_best_and_resumes_without_running(tmp_path, default
     assert set(result.pareto["lut"]) <= {rung1[0].hash, rung1[1].hash}  # only the fully trained rung
     assert result.pareto["lut"] == [rung1[0].hash]  # 900 yosys LUT and the best AUC
     report = result.report_path.read_text()
-    assert "successive halving" in report and "qat_auc vs LUTs (yosys where synthesized" in report
+    assert "successive halving" in report and "QAT AUC vs LUTs (yosys where synthesized" in report
 
 
 @pytest.mark.slow

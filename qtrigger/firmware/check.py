@@ -18,9 +18,11 @@ import numpy as np
 
 from qtrigger.config import HLSConfig
 from qtrigger.emulate import QuantizedNetwork, extract_network, has_input_quantizer, input_type_from_data
+from qtrigger.emulate_sets import extract_set_network, is_set_model
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.inputs import load_inputs, load_keras_model, validate_array
 from qtrigger.firmware.csim import REFERENCE, compare_codes, csim_predict_codes, float32_reference_codes, stress_inputs
+from qtrigger.firmware.sets import set_stress_inputs
 
 
 @dataclass
@@ -99,7 +101,7 @@ def hls_check(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: s
     """
     from qtrigger.firmware.convert import with_cpp_layer_names
 
-    x = validate_array(x, model_input_width(model), "inputs")
+    x = validate_array(x, model_input_shape(model), "inputs")
     model, renamed = with_cpp_layer_names(model)
     overrides = {renamed.get(layer, layer): fields for layer, fields in (precision_overrides or {}).items()}
     result = _check_exact(model, x, hls_cfg, Path(directory), name, overrides, n_stress, seed, max_traced)
@@ -114,7 +116,9 @@ def _check_exact(model, x, hls_cfg, directory: Path, name, precision_overrides, 
     from qtrigger.firmware.convert import convert
 
     model, notes = logits_model(model)
-    if has_input_quantizer(model):
+    if is_set_model(model):
+        network, source = extract_set_network(model), "model input quantizer"
+    elif has_input_quantizer(model):
         network, source = extract_network(model), "model input quantizer"
     else:
         network = extract_network(model, input_type_from_data(x))
@@ -122,7 +126,8 @@ def _check_exact(model, x, hls_cfg, directory: Path, name, precision_overrides, 
     project = convert(model, network, hls_cfg, Path(directory), name, precision_overrides=precision_overrides or {})
     exact = network.forward_codes(x)
     real = compare_codes(csim_predict_codes(project, network, x, strict=False), exact, network.output_type)
-    stress = stress_inputs(network, x, n=n_stress, seed=seed)
+    stress = (set_stress_inputs(network.input_type, x, n_stress, seed) if is_set_model(model)
+              else stress_inputs(network, x, n=n_stress, seed=seed))
     stress_cmp = compare_codes(csim_predict_codes(project, network, stress, strict=False),
                                network.forward_codes(stress), network.output_type)
     f32 = compare_codes(float32_reference_codes(model, network, x), exact, network.output_type)
@@ -149,7 +154,7 @@ def check_model_files(model_path, inputs_path, hls_cfg: HLSConfig, directory, na
     """
     x = load_inputs(inputs_path)
     model = load_keras_model(model_path)
-    x = validate_array(x, model_input_width(model), str(inputs_path))
+    x = validate_array(x, model_input_shape(model), str(inputs_path))
     return hls_check(model, x, hls_cfg, Path(directory), name, precision_overrides, **options)
 
 
@@ -173,10 +178,19 @@ def logits_model(model) -> tuple[object, list[str]]:
 
 def model_input_width(model) -> int:
     """Features per row the model takes (one flat input)."""
+    shape = model_input_shape(model)
+    if len(shape) != 1:
+        raise QTriggerError(f"model: input shape {shape}; expected one flat input (events, features)")
+    return shape[0]
+
+
+def model_input_shape(model) -> tuple[int, ...]:
+    """The model's input shape without the batch axis: (features,) or (constituents, features)."""
     shapes = [tuple(t.shape) for t in model.inputs]
-    if len(shapes) != 1 or len(shapes[0]) != 2 or shapes[0][1] is None:
-        raise QTriggerError(f"model: input shape(s) {shapes}; expected one flat input (events, features)")
-    return int(shapes[0][1])
+    if len(shapes) != 1 or len(shapes[0]) not in (2, 3) or None in shapes[0][1:]:
+        raise QTriggerError(f"model: input shape(s) {shapes}; expected one input (events, features) or "
+                            "(jets, constituents, features)")
+    return tuple(int(n) for n in shapes[0][1:])
 
 
 def diagnose(project, network: QuantizedNetwork, x: np.ndarray) -> LayerDiagnosis | None:
@@ -195,7 +209,7 @@ def diagnose(project, network: QuantizedNetwork, x: np.ndarray) -> LayerDiagnosi
         hls_type = _fixed_type_of(hls_layer)
         exact_values = codes.astype(np.float64) * exact_type.lsb
         observed = np.asarray(traces[layer_name], dtype=np.float64).reshape(exact_values.shape)
-        differs = (observed != exact_values).any(axis=1)
+        differs = (observed != exact_values).reshape(len(x), -1).any(axis=1)
         if differs.any():
             return LayerDiagnosis(
                 layer=layer_name, events=int(differs.sum()), events_traced=len(x),

@@ -133,6 +133,8 @@ def hls_layer_config(model, network: QuantizedNetwork, hls_cfg: HLSConfig, preci
             linear["Precision"]["result"] = stage.accum_type.hls()
         if stage.activation_name:
             layers[stage.activation_name]["Precision"]["result"] = stage.activation_type.hls()
+    for layer_name, fields in network.extra_layer_precisions().items():
+        layers.setdefault(layer_name, {}).setdefault("Precision", {}).update({k: t.hls() for k, t in fields.items()})
     for layer_name, fields in (precision_overrides or {}).items():
         for key, text in fields.items():
             layers[layer_name]["Precision"][key] = parse_fixed(text).hls()

@@ -17,7 +17,7 @@ _MODEL_HINT = "expected a Keras model saved as HDF5 (model.save('model.h5'))"
 
 
 def load_inputs(path) -> np.ndarray:
-    """A 2-D numeric ``.npy`` array (events x features), not yet checked against a model."""
+    """A numeric ``.npy`` array (events x features, or jets x constituents x features), not yet checked."""
     path = Path(path)
     if not path.is_file():
         raise QTriggerError(f"{path}: no such file; expected a .npy array of network inputs (events x features)")
@@ -31,19 +31,28 @@ def load_inputs(path) -> np.ndarray:
     return x
 
 
-def validate_array(x, n_features: int, source: str) -> np.ndarray:
-    """``x`` as contiguous float64 (events, ``n_features``), or a one-line QTriggerError naming ``source``."""
+def validate_array(x, shape: int | tuple[int, ...], source: str) -> np.ndarray:
+    """``x`` as contiguous float64 (events, *``shape``), or a one-line QTriggerError naming ``source``.
+
+    ``shape`` is the model's input shape without the batch axis: ``n_features`` (an int) for
+    a flat input, ``(constituents, features)`` for a constituent network.
+    """
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    expected = (f"a 2-D array (events x {shape[0]} features)" if len(shape) == 1 else
+                f"a {len(shape) + 1}-D array (jets x " + " x ".join(str(n) for n in shape) + ")")
     x = np.asarray(x)
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.issubdtype(x.dtype, np.complexfloating):
         raise QTriggerError(f"{source}: values of dtype {x.dtype}; expected real numbers (float or int)")
-    if x.ndim != 2:
-        raise QTriggerError(f"{source}: shape {x.shape}; expected a 2-D array (events x {n_features} features)")
+    if x.ndim != len(shape) + 1:
+        raise QTriggerError(f"{source}: shape {x.shape}; expected {expected}")
     if x.shape[0] == 0:
         raise QTriggerError(f"{source}: shape {x.shape} has no rows; expected at least one event")
-    if x.shape[1] != n_features:
-        raise QTriggerError(f"{source}: {x.shape[1]} features per row; the model takes {n_features}")
+    if len(shape) == 1 and x.shape[1] != shape[0]:
+        raise QTriggerError(f"{source}: {x.shape[1]} features per row; the model takes {shape[0]}")
+    if tuple(x.shape[1:]) != shape:
+        raise QTriggerError(f"{source}: shape {x.shape}; the model takes {expected}")
     x = np.ascontiguousarray(x, dtype=np.float64)
-    bad = ~np.isfinite(x).all(axis=1)
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
     if bad.any():
         raise QTriggerError(f"{source}: {int(bad.sum())} of {len(x)} rows contain NaN or inf (first: row "
                             f"{int(np.flatnonzero(bad)[0])}); remove or fix them, firmware inputs are finite")
