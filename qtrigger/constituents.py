@@ -62,20 +62,21 @@ class Constituents:
         return self.codes * lsb
 
 
-def has_constituents(path: str, tree: str = "Events") -> bool:
-    """True when the file's tree holds every ``JetCand_*`` branch."""
+def _tree_keys(path: str, tree: str) -> set[str]:
     from qtrigger.data import open_events_tree
 
-    keys = set(open_events_tree(path, tree).keys())
-    return all(b in keys for b in CAND_BRANCHES)
+    return set(open_events_tree(path, tree).keys())
+
+
+def has_constituents(path: str, tree: str = "Events") -> bool:
+    """True when the file's tree holds every ``JetCand_*`` branch."""
+    return set(CAND_BRANCHES) <= _tree_keys(path, tree)
 
 
 def check_constituent_branches(files: list[str], tree: str = "Events") -> None:
     """One-line error naming the first file without the candidate branches."""
-    from qtrigger.data import open_events_tree
-
     for path in files:
-        keys = set(open_events_tree(path, tree).keys())
+        keys = _tree_keys(path, tree)
         missing = [b for b in CAND_BRANCHES if b not in keys]
         if missing:
             raise QTriggerError(f"{path}: no jet constituents ({', '.join(missing)} absent); generate the sample with "
@@ -139,12 +140,6 @@ def _file_candidates(path: str, entries: np.ndarray, jet_index: np.ndarray, tree
         })
     return {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in
             ("row", "pt", "deta", "dphi", "charge", "class", "d0", "dz")}
-
-
-def _tree_keys(path: str, tree: str) -> set[str]:
-    from qtrigger.data import open_events_tree
-
-    return set(open_events_tree(path, tree).keys())
 
 
 def read_constituents(table, cap: int = DEFAULT_CAP, formats: dict[str, FeatureFormat] | None = None,

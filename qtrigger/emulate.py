@@ -60,13 +60,7 @@ class QuantizedNetwork:
         codes = self.input_codes(np.asarray(x, np.float64))
         frac = self.input_type.frac
         trace = {self.input_quantizer_name or self.input_name: (codes, self.input_type)}
-        for stage in self.stages:
-            codes, frac = dense_codes(codes, frac, stage)
-            trace[stage.name] = (codes, stage.accum_type)
-            if stage.activation_type is not None:
-                codes = requantize(codes, frac, stage.activation_type)
-                frac = stage.activation_type.frac
-                trace[stage.activation_name] = (codes, stage.activation_type)
+        codes, _ = run_stages(self.stages, codes, frac, trace)
         return (codes, trace) if return_all else codes
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -84,6 +78,19 @@ def dense_codes(codes: np.ndarray, frac: int, stage: DenseStage) -> tuple[np.nda
     acc = acc << (acc_frac - product_frac)
     acc = acc + (stage.bias_codes << (acc_frac - stage.bias_type.frac))
     return acc, acc_frac
+
+
+def run_stages(stages: list, codes: np.ndarray, frac: int, trace: dict) -> tuple[np.ndarray, int]:
+    """Dense layers and activations in order on integer codes with ``frac`` fractional bits;
+    records every stage's codes and type in ``trace``. Returns (codes, frac)."""
+    for stage in stages:
+        codes, frac = dense_codes(codes, frac, stage)
+        trace[stage.name] = (codes, stage.accum_type)
+        if stage.activation_type is not None:
+            codes = requantize(codes, frac, stage.activation_type)
+            frac = stage.activation_type.frac
+            trace[stage.activation_name] = (codes, stage.activation_type)
+    return codes, frac
 
 
 def requantize(codes: np.ndarray, frac: int, target: FixedType) -> np.ndarray:

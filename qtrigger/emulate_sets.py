@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qtrigger.emulate import (DenseStage, _is_quantizer_activation, dense_chain, dense_codes, input_layer_name,
-                              requantize)
+from qtrigger.emulate import (DenseStage, _is_quantizer_activation, dense_chain, input_layer_name, requantize,
+                              run_stages)
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType, qkeras_quantizer_type, type_for_range
 
@@ -89,26 +89,15 @@ class SetNetwork:
         """Exact output codes (int64, (jets, outputs)); optionally every layer's codes."""
         codes, frac = self.input_codes(x), self.input_type.frac
         trace = {self.input_quantizer_name or self.input_name: (codes, self.input_type)}
-        codes, frac = _run_stages(self.phi, codes, frac, trace)
+        codes, frac = run_stages(self.phi, codes, frac, trace)
         codes, frac = self.pooling.codes(codes, frac)
         trace[self.pooling.name] = (codes, self.pooling.result_type)
-        codes, frac = _run_stages(self.rho, codes, frac, trace)
+        codes, frac = run_stages(self.rho, codes, frac, trace)
         return (codes, trace) if return_all else codes
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Exact output values (float64)."""
         return self.forward_codes(x).astype(np.float64) * self.output_type.lsb
-
-
-def _run_stages(stages: list[DenseStage], codes: np.ndarray, frac: int, trace: dict) -> tuple[np.ndarray, int]:
-    for stage in stages:
-        codes, frac = dense_codes(codes, frac, stage)
-        trace[stage.name] = (codes, stage.accum_type)
-        if stage.activation_type is not None:
-            codes = requantize(codes, frac, stage.activation_type)
-            frac = stage.activation_type.frac
-            trace[stage.activation_name] = (codes, stage.activation_type)
-    return codes, frac
 
 
 def is_set_model(model) -> bool:

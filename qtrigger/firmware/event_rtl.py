@@ -275,10 +275,8 @@ def event_chain_rtl(network: QuantizedNetwork, spec, preprocessor, seeds: list, 
     from da4ml.codegen import VerilogModel
     from da4ml.trace import to_pipeline
 
-    from qtrigger.firmware.latency import measure_latency
     from qtrigger.firmware.rtl import _require_da4ml, _verilator_root, default_latency_cutoff, verilog_summary
-    from qtrigger.firmware.rtl_stage import RtlResult
-    from qtrigger.firmware.synth import synthesize_or_note
+    from qtrigger.firmware.rtl_stage import RtlResult, measure_and_synthesize
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -302,13 +300,7 @@ def event_chain_rtl(network: QuantizedNetwork, spec, preprocessor, seeds: list, 
     rows = {name: layout.rows(jets, words, thr) for name, (jets, words, thr) in stimulus.items()}
     expected = np.concatenate([expected_outputs(seeds[0], *stimulus[name], spec, preprocessor, network)
                                for name in rows])
-    latency = measure_latency(out_dir, TOP, pipe, expected, rows, clock, nproc=nproc)
-    seconds.update(latency.seconds)
-    synth, note = None, "synthesis not requested"
-    if synthesize:
-        synth, note = synthesize_or_note(out_dir, TOP, pipeline=pipe)
-        if synth is not None:
-            seconds["yosys"] = round(synth.seconds, 1)
+    latency, synth, note = measure_and_synthesize(out_dir, TOP, pipe, expected, rows, clock, synthesize, seconds, nproc)
     out_type = network.output_type
     design = {
         "artefact": ARTEFACT, "top": TOP, "outputs": list(OUTPUTS),

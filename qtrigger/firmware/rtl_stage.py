@@ -166,6 +166,23 @@ def write_rtl_project(network: QuantizedNetwork, out_dir, clock_period_ns: float
     return comb, raw, to_pipeline(comb, cutoff, verbose=False), cutoff
 
 
+def measure_and_synthesize(out_dir, top: str, pipe, reference, sets: dict, clock_ns: float, synthesize: bool,
+                           seconds: dict, nproc: int = 2):
+    """Latency/II and mismatches in Verilator (:func:`~qtrigger.firmware.latency.measure_latency`), then
+    yosys when asked and installed. Adds the timings to ``seconds``; returns (latency, synth, synth note)."""
+    from qtrigger.firmware.latency import measure_latency
+    from qtrigger.firmware.synth import synthesize_or_note
+
+    latency = measure_latency(out_dir, top, pipe, reference, sets, clock_ns, nproc=nproc)
+    seconds.update(latency.seconds)
+    synth, note = None, "synthesis not requested"
+    if synthesize:
+        synth, note = synthesize_or_note(out_dir, top, pipeline=pipe)
+        if synth is not None:
+            seconds["yosys"] = round(synth.seconds, 1)
+    return latency, synth, note
+
+
 def rtl_stage(network: QuantizedNetwork, x_test: np.ndarray, hls_cfg, out_dir, *, synthesize: bool = True,
               n_ties: int = 2000, n_overrange: int = 1000, seed: int = 1, nproc: int = 2) -> RtlResult:
     """Write the RTL project to ``out_dir``, measure latency/II and mismatches, synthesize if yosys exists.
@@ -175,8 +192,6 @@ def rtl_stage(network: QuantizedNetwork, x_test: np.ndarray, hls_cfg, out_dir, *
     missing da4ml/Verilator; a missing yosys only skips synthesis (``synth_note``).
     """
     from qtrigger.firmware.rtl import _require_da4ml, _verilator_root, rtl_stimulus, verilog_summary
-    from qtrigger.firmware.latency import measure_latency
-    from qtrigger.firmware.synth import synthesize_or_note
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -194,13 +209,7 @@ def rtl_stage(network: QuantizedNetwork, x_test: np.ndarray, hls_cfg, out_dir, *
     comb, raw, pipe, cutoff = write_rtl_project(network, out_dir, clock, part)
     seconds = {"write": round(time.perf_counter() - start, 1)}
     sets = rtl_stimulus(network, x, raw, n_ties, n_overrange, seed)
-    latency = measure_latency(out_dir, TOP, pipe, network, sets, clock, nproc=nproc)
-    seconds.update(latency.seconds)
-    synth, note = None, "synthesis not requested"
-    if synthesize:
-        synth, note = synthesize_or_note(out_dir, TOP, pipeline=pipe)
-        if synth is not None:
-            seconds["yosys"] = round(synth.seconds, 1)
+    latency, synth, note = measure_and_synthesize(out_dir, TOP, pipe, network, sets, clock, synthesize, seconds, nproc)
     return RtlResult(str(out_dir), clock, part, verilog_summary(comb, cutoff, clock), latency, synth, note,
                      int(getattr(hls_cfg, "jets_per_event", 4)), int(getattr(hls_cfg, "time_multiplexing", 1)), seconds)
 
