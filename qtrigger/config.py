@@ -113,8 +113,21 @@ DEFAULT_FORMATS: dict[str, FeatureFormat] = {
     "Jet_nConstituents": FeatureFormat(lsb=1.0, bits=8, signed=False),
     # generated track summaries (docs/generation.md): counts saturate at 31, significance at 63.75
     "Jet_nDispTrk": FeatureFormat(lsb=1.0, bits=5, signed=False),
-    "Jet_maxD0Sig": FeatureFormat(lsb=0.5, bits=12, signed=False),  # 2047.5: K0S/Lambda tracks reach 1000s
+    # lifetime-signed significances of prompt tracks (|d0| < 1 mm, clipped at 0): 50 at 20 um, saturate at 63.75
+    "Jet_maxD0Sig": FeatureFormat(lsb=0.25, bits=8, signed=False),
+    "Jet_d0Sig2": FeatureFormat(lsb=0.25, bits=8, signed=False),
+    "Jet_d0Sig3": FeatureFormat(lsb=0.25, bits=8, signed=False),
     "Jet_dispTrkPt": FeatureFormat(lsb=0.25, bits=12, signed=False),
+}
+# Words of a jet's constituents (qtrigger.constituents; features.level: constituent).
+CONSTITUENT_FORMATS: dict[str, FeatureFormat] = {
+    "pt": FeatureFormat(lsb=0.25, bits=10, signed=False),  # up to 255.75 GeV
+    "deta": FeatureFormat(lsb=ANGLE_LSB, bits=9, signed=True),  # +-1.1
+    "dphi": FeatureFormat(lsb=ANGLE_LSB, bits=9, signed=True),
+    "charge": FeatureFormat(lsb=1.0, bits=2, signed=True),
+    "class": FeatureFormat(lsb=1.0, bits=3, signed=False),
+    "d0": FeatureFormat(lsb=5e-4, bits=12, signed=True),  # 5 um LSB, +-1.02 cm
+    "dz": FeatureFormat(lsb=0.01, bits=12, signed=True),  # 100 um LSB, +-20.5 cm
 }
 
 
@@ -125,13 +138,16 @@ class FeaturesConfig(_Strict):
     ``level: event``: one row per event (:mod:`qtrigger.event_inputs`): the leading
     ``event_jets`` seed jets, each with the ``names`` features (``Jet_pt`` is the seed's pT
     word, ``Jet_phi`` becomes the Delta-phi to the leading jet), then HT and the jet count.
+    ``level: constituent``: one (constituents, features) array per jet for a ``model.form:
+    deepsets`` network; ``names`` are constituent fields (:data:`CONSTITUENT_FORMATS`: pt, deta,
+    dphi, charge, class, d0, dz), read by :mod:`qtrigger.constituents` from ``JetCand_*``.
     """
 
     names: list[str] = Field(default_factory=lambda: list(SEED_FEATURES), min_length=1)
     formats: dict[str, FeatureFormat] = Field(default_factory=dict)
     shifts: dict[str, int] | None = None
     saturation_intended: list[str] = Field(default_factory=list)  # features allowed to saturate > 10 % of jets
-    level: Literal["jet", "event"] = "jet"
+    level: Literal["jet", "event", "constituent"] = "jet"
     event_jets: int = Field(6, ge=1, le=32)
 
     @model_validator(mode="after")
@@ -143,8 +159,18 @@ class FeaturesConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _constituent_fields(self):
+        if self.level == "constituent":
+            unknown = [n for n in self.names if n not in CONSTITUENT_FORMATS]
+            if unknown:
+                raise ValueError(f"level constituent: {unknown} are not constituent fields; expected names from "
+                                 f"{list(CONSTITUENT_FORMATS)}")
+        return self
+
+    @model_validator(mode="after")
     def _every_feature_has_a_format(self):
-        missing = [n for n in self.names if n not in self.formats and n not in DEFAULT_FORMATS]
+        defaults = CONSTITUENT_FORMATS if self.level == "constituent" else DEFAULT_FORMATS
+        missing = [n for n in self.names if n not in self.formats and n not in defaults]
         if missing:
             raise ValueError(f"no fixed-point format for {missing}; add features.formats.<name>: {{lsb, bits, signed}}")
         if len(set(self.names)) != len(self.names):
@@ -163,7 +189,8 @@ class FeaturesConfig(_Strict):
 
     def format_of(self, name: str) -> FeatureFormat:
         """The configured format of a feature, else its documented default."""
-        return self.formats.get(name) or DEFAULT_FORMATS[name]
+        defaults = CONSTITUENT_FORMATS if self.level == "constituent" else DEFAULT_FORMATS
+        return self.formats.get(name) or defaults[name]
 
 
 class ScoreConfig(_Strict):
@@ -547,12 +574,28 @@ class RunConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _constituent_level_is_deepsets(self):
+        constituent = self.features.level == "constituent"
+        if constituent != (self.model.form == "deepsets"):
+            raise ValueError("model.form deepsets and features.level constituent go together (a constituent "
+                             f"network reads (constituents, fields) per jet); got form {self.model.form}, "
+                             f"level {self.features.level}")
+        if constituent and self.trigger.enabled:
+            raise ValueError("features.level constituent: the trigger study needs the constituents of every rate-"
+                             "sample jet, which it does not read yet; set trigger.enabled: false")
+        if constituent and self.hls.rtl_enabled:
+            raise ValueError("features.level constituent: the da4ml RTL stage does not build pooling layers; "
+                             "set hls.rtl: off (hls4ml C-simulation checks the firmware)")
+        return self
+
+    @model_validator(mode="after")
     def _one_entry_per_dense_layer(self):
-        expected = len(self.model.hidden) + 1
+        expected = len(self.model.dense_widths) + 1
         for key, entries in (("quantization.layers", self.quantization.layers), ("pruning.layers", self.pruning.layers)):
             if entries is not None and len(entries) != expected:
+                widths = ("model.phi + model.rho" if self.model.form == "deepsets" else "model.hidden")
                 raise ValueError(f"key {key}: {len(entries)} entries, expected {expected} (one per Dense layer: "
-                                 f"model.hidden {self.model.hidden}, then the output)")
+                                 f"{widths} {self.model.dense_widths}, then the output)")
         return self
 
     @model_validator(mode="after")

@@ -137,6 +137,14 @@ def extract_set_network(model) -> SetNetwork:
     return SetNetwork(input_layer_name(model), layers[0].name, input_type, phi, pooling, rho)
 
 
+def extract_any_network(model):
+    """The integer reference of a trained model: :class:`SetNetwork` for a DeepSets model, else the MLP's
+    :class:`~qtrigger.emulate.QuantizedNetwork`."""
+    from qtrigger.emulate import extract_network
+
+    return extract_set_network(model) if is_set_model(model) else extract_network(model)
+
+
 def _constituent_cap(model) -> int:
     shape = tuple(model.input_shape)
     if len(shape) != 3 or shape[1] is None:

@@ -187,7 +187,8 @@ def count_parameters(model) -> tuple[int, int]:
 
 
 def quantized_weights(layer) -> list:
-    """A Dense/QDense layer's [kernel, bias] as the firmware sees them (quantizers applied).
+    """A Dense/QDense layer's [kernel, bias] (bias-free layers: [kernel]) as the firmware sees them
+    (quantizers applied).
 
     For a QDenseBatchnorm: its quantized folded kernel and bias (what it exports).
     """
@@ -197,11 +198,11 @@ def quantized_weights(layer) -> list:
         return [np.asarray(t, np.float64) for t in layer.quantized_folded()]
     if type(layer).__name__ not in ("Dense", "QDense"):
         return []
-    kernel, bias = layer.get_weights()
+    kernel, *bias = layer.get_weights()
     if type(layer).__name__ == "QDense":
         kernel = np.asarray(layer.kernel_quantizer_internal(kernel))
-        bias = np.asarray(layer.bias_quantizer_internal(bias))
-    return [np.asarray(kernel, np.float64), np.asarray(bias, np.float64)]
+        bias = [np.asarray(layer.bias_quantizer_internal(b)) for b in bias]
+    return [np.asarray(kernel, np.float64), *(np.asarray(b, np.float64) for b in bias)]
 
 
 def custom_objects() -> dict:

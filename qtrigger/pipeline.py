@@ -41,11 +41,12 @@ class PreparedData:
 
 
 def load_jets(config: RunConfig, samples: dict[str, list[str]] | None = None, progress: bool = False) -> JetTable:
-    """Read the configured (or given) samples with the configured selection."""
+    """Read the configured (or given) samples with the configured selection (constituent runs: the
+    jets only, their constituents come from :func:`qtrigger.constituents.constituent_inputs`)."""
     samples = samples or resolve_sample_files(config)
     return read_jets(
         samples,
-        config.features.names,
+        ["Jet_pt"] if config.features.level == "constituent" else config.features.names,
         truth_branch=config.labels.branch,
         pt_min=config.data.selection.pt_min,
         abs_eta_max=config.data.selection.abs_eta_max,
@@ -62,6 +63,12 @@ def prepare_data(config: RunConfig, progress: bool = False) -> PreparedData:
     table = load_jets(config, progress=progress)
     labels = jet_labels(config, table)
     split = split_by_event(table, config.data.split.train, config.data.split.val, config.data.split.seed)
+    if config.features.level == "constituent":
+        from qtrigger.constituents import constituent_inputs
+
+        inputs, preprocessor = constituent_inputs(table, config.features, config.model.constituents, split.train,
+                                                  config.data.tree, config.data.step_size)
+        return PreparedData(table, labels, split, inputs, preprocessor)
     codes = to_feature_codes(table.features, config.features, table.feature_names)
     preprocessor = Preprocessor.fit(codes[split.train], config.features, table.feature_names, raw=table.features[split.train])
     return PreparedData(table, labels, split, preprocessor.transform(codes), preprocessor)
@@ -187,14 +194,14 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
 def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir) -> tuple[RunResult, dict]:
     """Train both models, C-simulate the QAT one, run the trigger study; return (result, plot inputs)."""
     from qtrigger.check import precision_profile
-    from qtrigger.emulate import extract_network
+    from qtrigger.emulate_sets import extract_any_network
 
     x, y, split = prepared.inputs, prepared.labels, prepared.split
     n_out = 1 if config.labels.mode == "binary" else n_classes
     weights = training_weights(config, prepared)
     qat = _fit(config, prepared, n_out, True, weights)
     qat.model.save(run_dir / "model_qat.h5")
-    network = extract_network(qat.model)
+    network = extract_any_network(qat.model)
     x_test, sig_test = x[split.test], signal_mask(config, y[split.test])
     save_test_jets(run_dir / "test_jets.npz", prepared, sig_test)
     exact_codes = network.forward_codes(x_test)
@@ -245,7 +252,7 @@ def _fit(config, prepared, n_out: int, quantized: bool, weights, val_weights=Non
 
     x, y, split, t = prepared.inputs, prepared.labels, prepared.split, config.training
     input_type = prepared.preprocessor.input_type if quantized else None
-    model = build_model(x.shape[1], n_out, config.model, config.quantization, input_type, quantized, t.seed)
+    model = build_model(x.shape[-1], n_out, config.model, config.quantization, input_type, quantized, t.seed)
     return train(model, x[split.train], y[split.train], x[split.val], y[split.val], n_out, t, config.pruning,
                  "QAT model" if quantized else "float twin", weights, val_sample_weight=val_weights)
 
@@ -405,6 +412,9 @@ def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress:
         from qtrigger.event_pipeline import evaluate_event_files
 
         return evaluate_event_files(finished, config, list(files), csim=csim, max_events=max_events)
+    if config.features.level == "constituent":
+        raise QTriggerError(f"run {run_dir}: evaluate does not read constituents yet (features.level constituent); "
+                            "its test jets are in test_jets.npz")
     table = load_jets(config, samples={"data": list(files)}, progress=progress)
     labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)  # truth, always
     preprocessor = finished.preprocessor

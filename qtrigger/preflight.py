@@ -22,9 +22,15 @@ def check_run_inputs(config: RunConfig) -> dict[str, list[str]]:
     check_name(config.name)
     samples = resolve_sample_files(config)
     extra = ["Jet_chEmEF", "Jet_muEF"] if config.features.level == "event" else []  # the lepton-like flag
-    branches = list(dict.fromkeys([*config.features.names, *extra, config.labels.branch, "Jet_pt", "Jet_eta"]))
+    constituent = config.features.level == "constituent"
+    features = [] if constituent else config.features.names  # constituent fields come from JetCand_*
+    branches = list(dict.fromkeys([*features, *extra, config.labels.branch, "Jet_pt", "Jet_eta"]))
     for name, files in samples.items():
         check_branches(files, branches, config.data.tree)
+        if constituent:
+            from qtrigger.constituents import check_constituent_branches
+
+            check_constituent_branches(files, config.data.tree)
         if sum(open_events_tree(path, config.data.tree).num_entries for path in files) == 0:
             raise QTriggerError(f"sample {name}: no events in tree {config.data.tree!r} of {', '.join(files)}")
     _check_trigger_inputs(config, samples)

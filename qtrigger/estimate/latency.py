@@ -39,6 +39,12 @@ codes ``c`` (hls4ml writes the weights as constants; HLS constant-folds every pr
   muxes (``ceil((RF - 1) / 3)`` LUT per operand bit) and ``n_out * w_acc`` accumulator FFs;
   constant shift-and-add multipliers cannot be shared and are counted in full.
 
+A DeepSets network (:class:`~qtrigger.emulate_sets.SetNetwork`): hls4ml's io_parallel pointwise
+convolution unrolls the phi layers over the constituent slots, so each phi layer counts ``cap``
+times (``instances``); the global pooling adds ``cap - 1`` accumulator-width adders per channel
+(mean; the division by the power-of-two cap is wiring) or compare-and-select pairs (max), depth
+``ceil(log2 cap)``; rho layers count once.
+
 Not modelled: DSP post-adders absorbing tree additions, common-subexpression sharing
 between constants, io_stream FIFOs/handshakes, softmax/other layers, routing congestion.
 The model is monotonic by construction: wider inputs/accumulators → more LUT and FF;
@@ -163,10 +169,34 @@ def _ceil_log2(n: int) -> int:
 
 def _stage_input_types(network: QuantizedNetwork) -> list[FixedType]:
     types, current = [], network.input_type
-    for stage in network.stages:
+    pooling = getattr(network, "pooling", None)  # a SetNetwork: rho reads the pooled values
+    for k, stage in enumerate(network.stages):
+        if pooling is not None and k == len(network.phi):
+            current = pooling.result_type
         types.append(current)
         current = stage.activation_type or stage.accum_type
     return types
+
+
+def pooling_layer(pooling, in_width: int, channels: int, clock_period_ns: float, family: DeviceFamily) -> dict:
+    """A global pooling over ``pooling.cap`` slots of ``channels`` values: a tree of cap - 1 adders
+    (mean, at the accumulator width; the division by cap is wiring) or comparator-muxes (max) per channel."""
+    width = pooling.accum_type.width if pooling.kind == "mean" else in_width
+    depth = _ceil_log2(pooling.cap)
+    per_op = width if pooling.kind == "mean" else 2 * width  # max: compare (carry chain) + select mux
+    delay = depth * (family.t_add(width) + (family.t_lut_ns if pooling.kind == "max" else 0.0))
+    cycles = max(1, math.ceil(delay / usable_clock_ns(clock_period_ns) - 1e-9))
+    lut = channels * (pooling.cap - 1) * per_op
+    return {"name": pooling.name, "n_in": pooling.cap * channels, "n_out": channels, "pooling": pooling.kind,
+            "accum_width": width, "output_width": pooling.result_type.width, "tree_depth": depth,
+            "path_ns": round(delay, 3), "cycles": cycles, "lut": {"tree": lut}, "lut_total": lut, "dsp": 0,
+            "ff": channels * pooling.result_type.width}
+
+
+def _per_constituent(layer: dict, cap: int) -> dict:
+    """A phi layer as hls4ml's io_parallel pointwise convolution builds it: one copy per constituent slot."""
+    return {**layer, "instances": cap, "lut_total": layer["lut_total"] * cap, "ff": layer["ff"] * cap,
+            "dsp": layer["dsp"] * cap}
 
 
 def _is_relu(stage: DenseStage) -> bool:
@@ -279,6 +309,13 @@ def estimate_latency_strategy(network: QuantizedNetwork, clock_period_ns: float,
         estimate_layer(stage, in_type, clock_period_ns, int(reuse_factor), family)
         for stage, in_type in zip(network.stages, _stage_input_types(network))
     ]
+    pooling = getattr(network, "pooling", None)
+    if pooling is not None:  # a SetNetwork: phi once per slot, then the pooling, then rho
+        n_phi = len(network.phi)
+        layers[:n_phi] = [_per_constituent(layer, pooling.cap) for layer in layers[:n_phi]]
+        last_phi = network.phi[-1]
+        in_width = (last_phi.activation_type or last_phi.accum_type).width
+        layers.insert(n_phi, pooling_layer(pooling, in_width, layers[n_phi - 1]["n_out"], clock_period_ns, family))
     cycles = sum(layer["cycles"] for layer in layers)
     return Estimate(
         method=METHOD,

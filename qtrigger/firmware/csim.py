@@ -161,7 +161,13 @@ def run_csim(project, network: QuantizedNetwork, qat_model, x_test: np.ndarray, 
     """
     start = time.perf_counter()
     comparison = compare_codes(csim_predict_codes(project, network, x_test), exact_codes, network.output_type)
-    stress = stress_inputs(network, x_test, n=min(20000, 4 * len(x_test)), seed=seed)
+    n_stress = min(20000, 4 * len(x_test))
+    if x_test.ndim == 3:  # a constituent network: stress jets (padding, ties, saturation; qtrigger.firmware.sets)
+        from qtrigger.firmware.sets import set_stress_inputs
+
+        stress = set_stress_inputs(network.input_type, x_test, n_stress, seed)
+    else:
+        stress = stress_inputs(network, x_test, n=n_stress, seed=seed)
     stress_cmp = compare_codes(csim_predict_codes(project, network, stress), network.forward_codes(stress),
                                network.output_type)
     f32 = compare_codes(float32_reference_codes(qat_model, network, x_test), exact_codes, network.output_type)

@@ -27,7 +27,11 @@ N_KINDS = 8
 CAND_CLASS = np.array([0, 1, 3, 2, 4], dtype=np.uint8)  # indexed by K_CHH, K_NEH, K_CHEM, K_NEEM, K_MU
 MAX_CANDIDATES = 16  # leading constituents (by pT) stored per selected jet
 TRACK_PT_MIN = 2.0  # GeV: charged constituents above it are the jet's "tracks"
-DISPLACED_SIGNIFICANCE = 3.0  # |d0| / sigma_d0 of a displaced track
+DISPLACED_SIGNIFICANCE = 3.0  # lifetime-signed d0 / sigma_d0 of a displaced track
+# Only tracks with |d0| < 1 mm enter the summaries: a proxy for the acceptance of prompt L1 track
+# finding (fits constrained to the beam line); K0S and Lambda daughters mostly lie beyond it.
+PROMPT_D0_MAX_CM = 0.1
+RANKED_SIGNIFICANCES = ("maxD0Sig", "d0Sig2", "d0Sig3")  # 1st, 2nd, 3rd largest signed significance
 
 
 # --------------------------------------------------------------------------- imports
@@ -328,18 +332,40 @@ def _parton_flavour(n_jets: int, jet_of: np.ndarray, kind: np.ndarray, pdg: np.n
     return flavour
 
 
+def lifetime_signed_significance(d0, sigma_d0, track_phi, jet_phi):
+    """|d0| / sigma_d0, positive when the track's point of closest approach to the beam line lies
+    ahead of the beam line along the jet's transverse direction (decay products of a particle
+    flying with the jet), negative behind it.
+
+    With CMS ``dxy`` signs the point of closest approach is d0 * (-sin(phi_t), cos(phi_t)); its
+    projection on the jet direction is d0 * sin(phi_jet - phi_t).
+    """
+    sign = np.where(d0 * np.sin(jet_phi - track_phi) < 0, -1.0, 1.0)
+    return sign * np.abs(d0) / sigma_d0
+
+
 def _track_summaries(cols: dict, n_jets: int, jet_of: np.ndarray, glob: np.ndarray, kind: np.ndarray,
                      inputs: dict) -> None:
-    """``nDispTrk``, ``maxD0Sig``, ``dispTrkPt`` over every charged constituent with pT >= 2 GeV."""
+    """``nDispTrk``, ``dispTrkPt`` and the three largest lifetime-signed d0 significances (clipped at 0)
+    over the jet's prompt tracks: charged constituents with pT >= 2 GeV and |d0| < 1 mm."""
     pt = inputs["pt_true"][glob]
-    track = (kind < 5) & (inputs["charge"][glob] != 0) & (pt >= TRACK_PT_MIN)
-    sig = np.abs(inputs["d0"][glob]) / inputs["sigma_d0"][glob]
-    disp = track & (sig >= DISPLACED_SIGNIFICANCE)
-    cols["nDispTrk"] = np.bincount(jet_of[disp], minlength=n_jets)
-    cols["dispTrkPt"] = round_mantissa(np.bincount(jet_of[disp], weights=pt[disp], minlength=n_jets))
-    max_sig = np.zeros(n_jets)
-    np.maximum.at(max_sig, jet_of[track], sig[track])
-    cols["maxD0Sig"] = round_mantissa(max_sig)
+    d0 = inputs["d0"][glob]
+    track = (kind < 5) & (inputs["charge"][glob] != 0) & (pt >= TRACK_PT_MIN) & (np.abs(d0) < PROMPT_D0_MAX_CM)
+    t = np.flatnonzero(track)
+    jet, pt = jet_of[t], pt[t]
+    track_phi = np.arctan2(inputs["py"][glob[t]], inputs["px"][glob[t]])
+    sig = lifetime_signed_significance(d0[t], inputs["sigma_d0"][glob[t]], track_phi, cols["phi"][jet])
+    disp = sig >= DISPLACED_SIGNIFICANCE
+    cols["nDispTrk"] = np.bincount(jet[disp], minlength=n_jets)
+    cols["dispTrkPt"] = round_mantissa(np.bincount(jet[disp], weights=pt[disp], minlength=n_jets))
+    order = np.lexsort((-sig, jet))  # by jet, then significance descending
+    jet, sig = jet[order], sig[order]
+    rank = np.arange(len(jet)) - np.searchsorted(jet, jet)
+    for r, name in enumerate(RANKED_SIGNIFICANCES):
+        ranked = np.zeros(n_jets)
+        at = rank == r
+        ranked[jet[at]] = np.maximum(sig[at], 0.0)
+        cols[name] = round_mantissa(ranked)
 
 
 def _candidates(inputs: dict, n_events: int, glob: np.ndarray, kind: np.ndarray, jet_pos: np.ndarray,

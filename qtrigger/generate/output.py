@@ -23,6 +23,8 @@ JET_FIELDS = {
     "nDispTrk": np.int32,
     "maxD0Sig": np.float32,
     "dispTrkPt": np.float32,
+    "d0Sig2": np.float32,
+    "d0Sig3": np.float32,
 }
 # Leading constituents of each selected jet (JetCand_*; definitions in docs/generation.md).
 CAND_FIELDS = {
