@@ -70,8 +70,8 @@ def check_constituent_branches(files: list[str], tree: str = "Events") -> None:
         keys = _tree_keys(path, tree)
         missing = [b for b in CAND_BRANCHES if b not in keys]
         if missing:
-            raise QTriggerError(f"{path}: no jet constituents ({', '.join(missing)} absent); generate the sample with "
-                                "a qtrigger version that writes JetCand_* (docs/generation.md)")
+            raise QTriggerError(f"{path}: no jet constituents ({', '.join(missing)} absent); a constituent network "
+                                "needs them: generate the sample without --no-candidates (docs/generation.md)")
 
 
 def quantize_field(values: np.ndarray, fmt: FeatureFormat) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +171,17 @@ def read_constituents(table, cap: int = DEFAULT_CAP, formats: dict[str, FeatureF
     return Constituents(names, out, mask, formats, saturated, int((~keep).sum()))
 
 
+def constituent_codes(table, features, cap: int, tree: str = "Events", step_size: str | int = "50 MB") -> Constituents:
+    """The ``features.names`` fields of the leading ``cap`` constituents of every jet of ``table``, in
+    that field order (``features``: a ``FeaturesConfig`` with ``level: constituent``; its ``formats``
+    may override the fields' words)."""
+    formats = {name: features.format_of(name) for name in features.names}
+    cands = read_constituents(table, cap=cap, formats=formats, tree=tree, step_size=step_size)
+    columns = [cands.names.index(name) for name in features.names]
+    return Constituents(tuple(features.names), cands.codes[..., columns], cands.mask, cands.formats,
+                        {name: cands.saturated[name] for name in features.names}, cands.dropped)
+
+
 def constituent_inputs(table, features, cap: int, train: np.ndarray, tree: str = "Events",
                        step_size: str | int = "50 MB"):
     """Network inputs of a constituent network: ``(jets, cap, len(features.names))`` and the fitted
@@ -181,20 +192,15 @@ def constituent_inputs(table, features, cap: int, train: np.ndarray, tree: str =
     sigma for a Gaussian): with the standard deviation, the ~2 % of K0S/Lambda tracks at
     centimetres of d0 would set the d0 scale and squeeze the prompt and b-decay tracks (tens to
     hundreds of um) far below 1.
-
-    ``features``: a ``FeaturesConfig`` with ``level: constituent`` (its ``names`` are constituent
-    fields, its ``formats`` may override their words).
     """
     from qtrigger.preprocess import Preprocessor
 
-    formats = {name: features.format_of(name) for name in features.names}
-    cands = read_constituents(table, cap=cap, formats=formats, tree=tree, step_size=step_size)
-    codes = cands.codes[..., [cands.names.index(name) for name in features.names]]
-    filled_train = codes[train][cands.mask[train]]
+    cands = constituent_codes(table, features, cap, tree, step_size)
+    filled_train = cands.codes[train][cands.mask[train]]
     shifts = {**robust_shifts(filled_train, features.names), **(features.shifts or {})}
     preprocessor = Preprocessor.fit(filled_train, features.model_copy(update={"shifts": shifts}), list(features.names))
-    preprocessor.saturated_fraction = {name: cands.saturated[name] for name in features.names}
-    return preprocessor.transform(codes), preprocessor
+    preprocessor.saturated_fraction = dict(cands.saturated)
+    return preprocessor.transform(cands.codes), preprocessor
 
 
 def robust_shifts(codes: np.ndarray, names) -> dict[str, int]:

@@ -23,7 +23,7 @@ from qtrigger.metrics import (
     threshold_for_background_efficiency,
     working_point,
 )
-from qtrigger.preprocess import Preprocessor, saturated_fractions, saturation_warnings, to_feature_codes
+from qtrigger.preprocess import Preprocessor, run_inputs, saturation_warnings, to_feature_codes
 from qtrigger.results import DataSummary, ModelSummary, RunResult, ScoreMetrics
 
 log = logging.getLogger("qtrigger")
@@ -403,7 +403,7 @@ def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress:
     saturating their input word far more often than on the training split are reported
     in ``warnings`` (and logged).
     """
-    from qtrigger.emulate import extract_network
+    from qtrigger.emulate_sets import extract_any_network
     from qtrigger.results import FinishedRun
 
     finished = FinishedRun.load(run_dir)
@@ -412,19 +412,15 @@ def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress:
         from qtrigger.event_pipeline import evaluate_event_files
 
         return evaluate_event_files(finished, config, list(files), csim=csim, max_events=max_events)
-    if config.features.level == "constituent":
-        raise QTriggerError(f"run {run_dir}: evaluate does not read constituents yet (features.level constituent); "
-                            "its test jets are in test_jets.npz")
     table = load_jets(config, samples={"data": list(files)}, progress=progress)
     labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)  # truth, always
     preprocessor = finished.preprocessor
-    x = preprocessor.transform(to_feature_codes(table.features, config.features, table.feature_names))
-    warnings = saturation_warnings(saturated_fractions(table.features, config.features, table.feature_names),
-                                   preprocessor.saturated_fraction)
+    x, saturated = run_inputs(config, table, preprocessor)
+    warnings = saturation_warnings(saturated, preprocessor.saturated_fraction)
     for warning in warnings:
         log.warning("evaluate: %s", warning)
     model = finished.load_model("qat")
-    network = extract_network(model)
+    network = extract_any_network(model)
     exact_codes = network.forward_codes(x)
     signal = signal_mask(config, labels)
     scores = trigger_score(config, exact_codes * network.output_type.lsb)
@@ -460,7 +456,7 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     ``output_dir`` (default ``runs/<run>/evaluations/<background file stem>``).
     """
     from qtrigger.config import validate_config
-    from qtrigger.emulate import extract_network
+    from qtrigger.emulate_sets import extract_any_network
     from qtrigger.results import FinishedRun
     from qtrigger.rundir import write_json
     from qtrigger.trigger.study import trigger_study
@@ -484,8 +480,8 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     run_trigger = finished.result.trigger or {}
     table = load_jets(config)
     preprocessor = finished.preprocessor
-    x = preprocessor.transform(to_feature_codes(table.features, config.features, table.feature_names))
-    network = extract_network(finished.load_model("qat"))
+    x = run_inputs(config, table, preprocessor)[0]
+    network = extract_any_network(finished.load_model("qat"))
     everything = np.ones(table.n_jets, bool)
     split = EventSplit(~everything, ~everything, everything, np.full(table.n_events, 2, np.int8))
     prepared = PreparedData(table, jet_labels(config, table), split, x, preprocessor)

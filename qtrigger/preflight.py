@@ -51,9 +51,14 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
     from qtrigger.trigger.study import check_rate_files
 
     rate_files = check_rate_files(config)  # a rate-only background (trigger.rate_files), else the training one
+    constituent = config.features.level == "constituent"
+    features = [] if constituent else config.features.names
     for path in rate_files:
-        check_branches([path], list(dict.fromkeys([*config.features.names, "Jet_pt", "Jet_eta", WEIGHT_BRANCH])),
-                       config.data.tree)
+        check_branches([path], list(dict.fromkeys([*features, "Jet_pt", "Jet_eta", WEIGHT_BRANCH])), config.data.tree)
+    if constituent and rate_files:
+        from qtrigger.constituents import check_constituent_branches
+
+        check_constituent_branches(rate_files, config.data.tree)
     background = rate_files or training_background
     if not background:
         return

@@ -19,7 +19,6 @@ CONFIG = REPO / "configs" / "l1_bjet_deepsets.yaml"
 
 @pytest.mark.parametrize("override, message", [
     ("model.form=mlp", "model.form deepsets and features.level constituent go together"),
-    ("trigger.enabled=true", "the trigger study needs the constituents of every rate-sample jet"),
     ("hls.strategy=distributed_arithmetic", "the da4ml RTL stage does not build pooling layers"),
     ("features.names=[pt,d0,dz,Jet_eta]", r"\[.Jet_eta.\] are not constituent fields"),
     ("quantization.layers=[{},{}]", r"2 entries, expected 4 \(one per Dense layer: model.phi \+ model.rho"),
@@ -28,6 +27,17 @@ def test_constituent_level_config_rules(override, message):
     load_config(CONFIG)  # the shipped config is valid
     with pytest.raises(QTriggerError, match=message):
         load_config(CONFIG, [override])
+
+
+def test_constituent_trigger_needs_constituents_in_the_rate_sample(tmp_path):
+    """The shipped rate sample is made with --no-candidates: refused before any work, naming the file."""
+    from qtrigger.preflight import check_run_inputs
+
+    config = load_config(CONFIG, ["trigger.enabled=true", "trigger.rate_files=[data/rate/qcd_bins/qcd_pthat30to40.root]",
+                                  f"output_dir={tmp_path / 'runs'}", f"hls.output_dir={tmp_path / 'hls'}"])
+    with pytest.raises(QTriggerError, match=r"qcd_pthat30to40.root: no jet constituents \(JetCand_pt, .*\); a "
+                                            r"constituent network needs them: generate the sample without --no-candidates"):
+        check_run_inputs(config)
 
 
 def test_deepsets_estimate_counts_phi_once_per_slot():
@@ -53,12 +63,20 @@ def test_deepsets_estimate_counts_phi_once_per_slot():
 
 @pytest.mark.slow
 def test_constituent_run_is_exact_and_order_free(tmp_path):
+    """A small constituent run with the trigger study on a pTHat-binned QCD rate sample that has
+    constituents (generated here): exact C-simulation, accept bit equal to Python, order-free network."""
+    from qtrigger import generate
     from qtrigger.emulate_sets import extract_set_network
     from qtrigger.model import load_model
     from qtrigger.pipeline import run
 
+    (tmp_path / "rate").mkdir()
+    generate.generate_sample("qcd", [300, 200], 31, tmp_path / "rate" / "qcd", pthat_bins="30,60", workers=0,
+                             progress=False, d0_resolution_um=20)
     overrides = ["data.max_events=1500", "training.epochs=5", "model.phi=[16]", "model.rho=[8]",
-                 f"output_dir={tmp_path / 'runs'}", f"hls.output_dir={tmp_path / 'hls'}", "name=ds"]
+                 f"output_dir={tmp_path / 'runs'}", f"hls.output_dir={tmp_path / 'hls'}", "name=ds",
+                 "trigger.enabled=true", f"trigger.rate_files=[{tmp_path / 'rate'}/*.root]",
+                 "trigger.target_rate_hz=100000", "trigger.extra_rates_hz=[]"]
     result = run(load_config(CONFIG, overrides), progress=False)
     metrics = result.to_json()
     test = np.load(tmp_path / "runs" / "ds" / "test_jets.npz")
@@ -71,6 +89,10 @@ def test_constituent_run_is_exact_and_order_free(tmp_path):
     assert csim["stress"]["mismatched_jets"] == 0 and csim["stress"]["jets"] == min(20000, 4 * len(x))
     assert metrics["qat"]["auc"] > 0.75 and "b_vs_light" in str(metrics["qat"]["auc_by_flavour"])
     assert metrics["hls"]["estimate"]["per_layer"][0]["instances"] == 16
+    trigger = metrics["trigger"]
+    assert trigger["decision_hls"]["disagreements"] == 0 and trigger["decision_hls"]["events"] > 1000
+    assert set(trigger["at_rate"]["100"]["families"]) >= {"ht_ntag", "ht_tagged"}
+    assert 0.5 < trigger["bdt"]["auc"] <= 1  # the GBDT reference reads the constituents flattened
     # the trained network does not see the constituents' order or where the padding sits
     network = extract_set_network(load_model(tmp_path / "runs" / "ds" / "model_qat.h5"))
     rng = np.random.default_rng(0)

@@ -202,14 +202,14 @@ def check_rate_files(config) -> list[str]:
 def read_rate_sample(config, preprocessor, files: list[str]):
     """(JetTable, network inputs) of the rate sample, read with the run's selection and preprocessing."""
     from qtrigger.data import read_jets
-    from qtrigger.preprocess import to_feature_codes
+    from qtrigger.preprocess import run_inputs
 
     d = config.data
-    table = read_jets({"rate": files}, config.features.names, truth_branch=config.labels.branch,
+    names = ["Jet_pt"] if config.features.level == "constituent" else config.features.names
+    table = read_jets({"rate": files}, names, truth_branch=config.labels.branch,
                       pt_min=d.selection.pt_min, abs_eta_max=d.selection.abs_eta_max, tree=d.tree,
                       step_size=d.step_size, max_events=None, on_nonfinite=d.on_nonfinite, progress=False)
-    x = preprocessor.transform(to_feature_codes(table.features, config.features, table.feature_names))
-    return table, x
+    return table, run_inputs(config, table, preprocessor)[0]
 
 
 def offline_selection(table, min_jets: int, jet_pt: float) -> np.ndarray:
@@ -503,10 +503,16 @@ def _jet_plots(plots: Path, config, table, main: SeedJets, point: RatePointResul
 
 
 def _bdt(config, prepared, ev: _Events, rate_table, rate_x, targets, network_seed: Seed) -> dict:
-    """The network seed's shape with a BDT (same inputs) in place of the network score, at the main target."""
+    """The network seed's shape with a BDT (same inputs) in place of the network score, at the main target.
+
+    A constituent network's (jets, slots, fields) inputs reach the BDT flattened, slot by slot.
+    """
     from qtrigger.trigger.references import bdt_reference
 
-    split, x, y = prepared.split, prepared.inputs, prepared.labels
+    split, y = prepared.split, prepared.labels
+    x = prepared.inputs.reshape(len(prepared.inputs), -1)
+    if rate_x is not None:
+        rate_x = rate_x.reshape(len(rate_x), -1)
     bdt = bdt_reference(x[split.train], y[split.train], x[split.test], y[split.test], seed=config.training.seed)
     codes = np.full(prepared.table.n_jets, NO_CODE, dtype=np.int64)
     score = (lambda inputs: np.rint(bdt.model.predict_proba(np.asarray(inputs))[:, 1] * FLOAT_CODE_SCALE)
