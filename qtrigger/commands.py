@@ -58,8 +58,14 @@ def _check_event_files(finished: FinishedRun, files: list[str]) -> None:
     if missing:
         raise QTriggerError(f"evaluate: no such file: {', '.join(missing)}")
     config = finished.config
-    branches = list(dict.fromkeys([*config.features.names, config.labels.branch, "Jet_pt", "Jet_eta"]))
+    constituent = config.features.level == "constituent"
+    features = [] if constituent else config.features.names  # a constituent run reads JetCand_*
+    branches = list(dict.fromkeys([*features, config.labels.branch, "Jet_pt", "Jet_eta"]))
     check_branches(files, branches, config.data.tree)
+    if constituent:
+        from qtrigger.constituents import check_constituent_branches
+
+        check_constituent_branches(files, config.data.tree)
 
 
 def _evaluate_trigger_staged(run_dir: Path, signal: list[str], background: list[str], normalisation: str | None) -> dict:

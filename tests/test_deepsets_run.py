@@ -93,6 +93,14 @@ def test_constituent_run_is_exact_and_order_free(tmp_path):
     assert trigger["decision_hls"]["disagreements"] == 0 and trigger["decision_hls"]["events"] > 1000
     assert set(trigger["at_rate"]["100"]["families"]) >= {"ht_ntag", "ht_tagged"}
     assert 0.5 < trigger["bdt"]["auc"] <= 1  # the GBDT reference reads the constituents flattened
+    # evaluate reads other files through their constituents, and names a file without them
+    from qtrigger.commands import evaluate_files
+
+    run_dir = tmp_path / "runs" / "ds"
+    other = evaluate_files(run_dir, data=[str(REPO / "data" / "default" / "ttbar.root")], csim=False, max_events=300)
+    assert other["data"]["n_jets"] > 1000 and 0.75 < other["data"]["qat"]["auc"] <= 1
+    with pytest.raises(QTriggerError, match=r"qcd.root: no jet constituents"):
+        evaluate_files(run_dir, data=[str(REPO / "data" / "default" / "qcd.root")], csim=False)
     # the trained network does not see the constituents' order or where the padding sits
     network = extract_set_network(load_model(tmp_path / "runs" / "ds" / "model_qat.h5"))
     rng = np.random.default_rng(0)
