@@ -213,6 +213,8 @@ def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir) -> tup
                        qat=_score_metrics(config, sig_test, qat_scores, threshold=None))
     _add_flavour_aucs(config, prepared, result.qat, qat_scores)
     artefacts = {"test_labels": sig_test, "scores": {"QAT (exact)": qat_scores}, "history": {"qat": qat.history}}
+    if config.labels.branch == "Jet_hadronFlavour":
+        artefacts["test_flavour"] = prepared.table.truth[split.test]
     if config.training.float_twin:
         twin = _fit(config, prepared, n_out, False, weights)
         twin.model.save(run_dir / "model_float.h5")

@@ -30,6 +30,8 @@ def write_run_report(directory: Path, config: RunConfig, metrics: RunResult | di
     plots.mkdir(exist_ok=True)
     write_json(directory / "metrics.json", result.to_json())
     plot_roc(plots / "roc.png", artefacts["test_labels"], artefacts["scores"])
+    if "test_flavour" in artefacts:
+        plot_flavour_roc(plots / "roc_flavour.png", artefacts["test_flavour"], artefacts["scores"])
     plot_scores(plots / "scores.png", artefacts["test_labels"], artefacts["scores"], result.qat.threshold)
     plot_history(plots / "training.png", artefacts["history"])
     if result.precision_profile:
@@ -50,6 +52,28 @@ def plot_roc(path: Path, signal: np.ndarray, scores: dict[str, np.ndarray]) -> N
     ax.set_xlabel("Background jet efficiency")
     ax.set_ylabel("Signal jet efficiency")
     ax.legend(loc="lower right", fontsize=14)
+    label_simulation(ax)
+    save(fig, path, dpi=90)
+
+
+def plot_flavour_roc(path: Path, flavour: np.ndarray, scores: dict[str, np.ndarray]) -> None:
+    """Light-jet and c-jet mistag rate vs b-jet efficiency (``Jet_hadronFlavour`` 0, 4, 5), one curve per model."""
+    plt = style()
+    fig, ax = plt.subplots(figsize=(8, 7))
+    b = flavour == 5
+    for (label, values), line in zip(scores.items(), ["-", "--", ":", "-."]):
+        for other, name, colour in ((0, "light", "C0"), (4, "c", "C1")):
+            pick = b | (flavour == other)
+            if b.sum() == 0 or (flavour == other).sum() == 0:
+                continue
+            mistag, eff = roc_curve(b[pick], values[pick])
+            ax.plot(eff, mistag, line, color=colour, label=f"{label}, {name}")
+    ax.set_yscale("log")
+    ax.set_ylim(1e-4, 1)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("b-jet efficiency")
+    ax.set_ylabel("Mistag rate (light, c)")
+    ax.legend(loc="upper left", fontsize=12)
     label_simulation(ax)
     save(fig, path, dpi=90)
 
@@ -155,6 +179,7 @@ def results_rows(metrics: RunResult | dict) -> list[tuple[str, str, str]]:
         ("Float twin AUC", _fmt(f.auc if f else None), "test jets"),
         ("QAT AUC", _fmt(q.auc), "test jets, exact integer model"),
         ("C-sim AUC", _fmt(c.get("auc")), "test jets, hls4ml C-simulation"),
+        *_flavour_rows(q, f),
         (f"Signal eff. @ {_fmt(q.target_background_efficiency, percent=True)} bkg",
          _fmt(q.signal_efficiency, percent=True) + err, "QAT, per jet"),
         ("Background rejection", _fmt(q.background_rejection, percent=True), "QAT, per jet"),
@@ -169,6 +194,18 @@ def results_rows(metrics: RunResult | dict) -> list[tuple[str, str, str]]:
         ("Input / output type", f"{d.input_type} / {r.model.output_type}", "derived from quantizers"),
         ("HLS project", str(r.hls.get("project_dir")), r.hls.get("backend", "")),
     ]
+
+
+def _flavour_rows(qat, float_twin) -> list[tuple[str, str, str]]:
+    """b vs light and b vs c AUCs (QAT, float twin) per jet set, when the run has hadron-flavour labels."""
+    rows = []
+    for jets, aucs in (qat.extra.get("auc_by_flavour") or {}).items():
+        twin = ((float_twin.extra.get("auc_by_flavour") or {}).get(jets, {}) if float_twin else {})
+        where = jets.replace("_", " ")
+        for pair in ("b_vs_light", "b_vs_c"):
+            rows.append((f"{pair.replace('_', ' ')} AUC", f"{_fmt(aucs.get(pair))} (float {_fmt(twin.get(pair))})",
+                         f"QAT, {where}"))
+    return rows
 
 
 def _trigger_rows(t: dict | None) -> list[tuple[str, str, str]]:
