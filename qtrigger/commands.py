@@ -117,22 +117,32 @@ def check_override_layers(overrides: dict[str, dict[str, str]], keras_model) -> 
 
 
 def load_inputs(path: str | Path):
-    """A 2-D (events x features) or 3-D (jets x constituents x features), non-empty, finite numeric ``.npy``
-    array of network inputs, else a one-line error."""
+    """Network inputs: a 2-D (events x features) or 3-D (jets x constituents x features) ``.npy`` array, or an
+    ``.npz`` with one such array per model input (by input name); non-empty, finite and numeric, else a
+    one-line error."""
     import numpy as np
 
     try:
-        inputs = np.load(path, allow_pickle=False)
+        loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise QTriggerError(f"{path}: not a readable .npy array ({type(err).__name__})") from None
+        raise QTriggerError(f"{path}: not a readable .npy/.npz array ({type(err).__name__})") from None
+    if isinstance(loaded, np.ndarray):
+        return _checked_inputs(loaded, str(path))
+    with loaded:
+        return {name: _checked_inputs(loaded[name], f"{path}[{name}]") for name in loaded.files}
+
+
+def _checked_inputs(inputs, source: str):
+    import numpy as np
+
     if not np.issubdtype(inputs.dtype, np.number) or np.issubdtype(inputs.dtype, np.complexfloating):
-        raise QTriggerError(f"{path}: expected a real numeric array, got dtype {inputs.dtype}")
+        raise QTriggerError(f"{source}: expected a real numeric array, got dtype {inputs.dtype}")
     if inputs.ndim not in (2, 3) or 0 in inputs.shape:
-        raise QTriggerError(f"{path}: expected a non-empty 2-D array (events x features) or 3-D array "
+        raise QTriggerError(f"{source}: expected a non-empty 2-D array (events x features) or 3-D array "
                             f"(jets x constituents x features), got shape {inputs.shape}")
     if not np.isfinite(inputs).all():
         bad = (~np.isfinite(inputs.reshape(len(inputs), -1))).any(axis=1)
-        raise QTriggerError(f"{path}: {int(bad.sum())} rows hold NaN/inf; "
+        raise QTriggerError(f"{source}: {int(bad.sum())} rows hold NaN/inf; "
                             "network inputs must be finite")
     return inputs
 
@@ -165,6 +175,10 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
         finished = FinishedRun.load(run_dir)
         x = load_inputs(inputs) if inputs else finished.test_jets()["inputs"]
         keras_model, hls_cfg, name = finished.load_model("qat"), finished.config.hls, finished.config.name
+    from qtrigger.firmware.set_spellings import canonical_set_model
+
+    keras_model, spelling = canonical_set_model(keras_model)  # TimeDistributed / mask-multiply DeepSets
+    x = spelling.inputs(x, str(inputs))
     check_override_layers(precision, keras_model)
     shape = tuple(keras_model.inputs[0].shape[1:])
     if x.shape[1:] != shape:
@@ -172,6 +186,7 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
         raise QTriggerError(f"{inputs}: {what}, the model takes {shape[-1] if len(shape) == 1 else shape}")
     with tempfile.TemporaryDirectory(prefix="qtrigger-check-") as tmp:
         result = check_model(keras_model, x, hls_cfg, Path(tmp), name, precision_overrides=precision)
+    result.notes[:0] = spelling.notes
     if run_dir and not precision and write:
         write_json(Path(run_dir) / "hls_check.json", result.as_dict())
     return result

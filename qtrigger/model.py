@@ -228,6 +228,6 @@ def load_model(path):
     from qtrigger.batchnorm import fold_batchnorm
 
     objects = custom_objects()
-    model = keras.models.load_model(path, custom_objects=objects, compile=False)
-    with keras.utils.custom_object_scope(objects):
+    with keras.utils.custom_object_scope(objects):  # in scope: wrappers (TimeDistributed) deserialize their layer
+        model = keras.models.load_model(path, custom_objects=objects, compile=False)
         return fold_batchnorm(model, enforce_clip_limit=False)[0]

@@ -278,3 +278,74 @@ def test_hls_check_saved_deepsets_with_3d_inputs_is_bit_exact(saved_deepsets, tm
     result = hls_check(model=saved_deepsets, inputs=tmp_path / "jets.npy")
     assert result.exact and result.events == 300 and result.stress_events == 4000, result.summary()
     assert result.qkeras_float32_mismatched_events == 0
+
+
+# ---------------------------------------------------------------- other spellings: TimeDistributed, a mask input
+
+
+def _user_spelling(mask=True, phi_bias=False, seed=5):
+    """A DeepSets as users write it: functional, TimeDistributed(QDense) φ, optional (cap, 1) mask Multiply."""
+    import tf_keras as keras
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    keras.utils.set_random_seed(seed)
+    cands = keras.Input((CAP, FEATURES), name="cands")
+    t = QActivation(quantized_bits(INPUT_TYPE.width, INPUT_TYPE.integer - 1, alpha=1), name="in_q")(cands)
+    dense = QDense(8, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1),
+                   use_bias=phi_bias, bias_initializer="ones" if phi_bias else "zeros")
+    t = keras.layers.TimeDistributed(dense, name="phi_td")(t)
+    # a QActivation acts on any shape; TimeDistributed(QActivation) does not reload from HDF5 in tf-keras
+    t = QActivation(quantized_relu(8, 3), name="phi_relu")(t)
+    inputs = [cands]
+    if mask:
+        m = keras.Input((CAP, 1), name="mask")
+        t = keras.layers.Multiply(name="masked")([t, m])
+        inputs.append(m)
+    t = keras.layers.GlobalAveragePooling1D(name="pool")(t)
+    out = QDense(1, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1),
+                 name="out")(t)
+    return keras.Model(inputs, out)
+
+
+def test_time_distributed_and_mask_spellings_rewrite_to_the_same_function():
+    from qtrigger.firmware.set_spellings import canonical_set_model
+
+    model = _user_spelling()
+    chain, spelling = canonical_set_model(model)
+    assert [type(l).__name__ for l in chain.layers] == ["InputLayer", "QActivation", "QDense", "QActivation",
+                                                         "GlobalAveragePooling1D", "QDense"]
+    assert (spelling.input_name, spelling.mask_name) == ("cands", "mask") and len(spelling.notes) == 2
+    x, mask = synthetic_jets(INPUT_TYPE, 200, CAP, FEATURES, 8)
+    x = x + np.where(mask[..., None], 0.0, 1.5)  # nonzero padding: only the mask removes it
+    combined = spelling.inputs({"cands": x, "mask": mask.astype(float)}, "jets.npz")
+    expected = model.predict([x, mask[..., None].astype(float)], verbose=0)
+    assert np.array_equal(chain.predict(combined, verbose=0), expected)
+    assert np.array_equal(extract_set_network(chain).forward(combined).ravel(), expected.ravel())
+    with pytest.raises(QTriggerError, match=r"jets\.npz: no array named mask; it holds cands"):
+        spelling.inputs({"cands": x}, "jets.npz")
+    with pytest.raises(QTriggerError, match=r"jets\.npz: the mask holds values other than 0 and 1"):
+        spelling.inputs({"cands": x, "mask": np.full(mask.shape, 0.5)}, "jets.npz")
+    with pytest.raises(QTriggerError, match=r"x: one array, but the model takes two inputs \(cands, mask\)"):
+        spelling.inputs(x, "x")
+
+
+def test_mask_after_a_phi_bias_refused_in_one_line():
+    from qtrigger.firmware.set_spellings import canonical_set_model
+
+    with pytest.raises(QTriggerError, match=r"layer masked: the mask multiplies layers that map 0 to a nonzero value"):
+        canonical_set_model(_user_spelling(phi_bias=True))
+    chain, spelling = canonical_set_model(_user_spelling(mask=False))  # TimeDistributed alone
+    assert spelling.mask_name is None and [l.name for l in chain.layers][2:4] == ["phi_td", "phi_relu"]
+
+
+@pytest.mark.slow
+def test_hls_check_saved_user_spelling_with_npz_is_bit_exact(tmp_path):
+    """``hls check --model user.h5 --inputs jets.npz`` (TimeDistributed φ, mask input): 0 mismatches."""
+    from qtrigger.commands import hls_check
+
+    _user_spelling().save(tmp_path / "user.h5", save_format="h5")
+    x, mask = synthetic_jets(INPUT_TYPE, 300, CAP, FEATURES, 12)
+    np.savez(tmp_path / "jets.npz", cands=x + np.where(mask[..., None], 0.0, 2.0), mask=mask[..., None].astype(float))
+    result = hls_check(model=tmp_path / "user.h5", inputs=tmp_path / "jets.npz")
+    assert result.exact and result.events == 300 and result.stress_events == 4000, result.summary()
+    assert any("mask input mask applied at the input" in note for note in result.notes)

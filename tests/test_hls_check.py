@@ -331,10 +331,12 @@ def test_bad_inputs_file_one_line_before_conversion(case, saved_model, tmp_path,
     assert "\n" not in str(err.value) and not (tmp_path / "prj").exists()
 
 
-def test_npz_inputs_refused(saved_model, tmp_path, monkeypatch):
-    path = _write(tmp_path, "inputs.npz", {"x": np.zeros((3, 4))})
-    with pytest.raises(QTriggerError, match=r"inputs\.npz: an \.npz archive; expected one \.npy array"):
+def test_npz_with_more_arrays_than_inputs_refused(saved_model, tmp_path, monkeypatch):
+    """An .npz holds one array per model input (by name); a one-input model refuses two, before conversion."""
+    path = _write(tmp_path, "inputs.npz", {"x": np.zeros((3, 4)), "y": np.zeros((3, 4))})
+    with pytest.raises(QTriggerError, match=r"inputs\.npz: 2 arrays \(x, y\); the model takes one input"):
         check_model_files(saved_model, path, HLSConfig(), tmp_path / "prj")
+    assert not (tmp_path / "prj").exists()
 
 
 MODEL_CASES = {

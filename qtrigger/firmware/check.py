@@ -100,11 +100,14 @@ def hls_check(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: s
     is not on a fixed-point grid). Inputs and layers are checked before any conversion.
     """
     from qtrigger.firmware.convert import with_cpp_layer_names
+    from qtrigger.firmware.set_spellings import canonical_set_model
 
-    x = validate_array(x, model_input_shape(model), "inputs")
+    model, spelling = canonical_set_model(model)  # TimeDistributed / mask-multiply DeepSets → one chain
+    x = validate_array(spelling.inputs(x, "inputs"), model_input_shape(model), "inputs")
     model, renamed = with_cpp_layer_names(model)
     overrides = {renamed.get(layer, layer): fields for layer, fields in (precision_overrides or {}).items()}
     result = _check_exact(model, x, hls_cfg, Path(directory), name, overrides, n_stress, seed, max_traced)
+    result.notes[:0] = spelling.notes
     if renamed:
         result.notes.append("layer names made C++ identifiers: " + ", ".join(f"{a} -> {b}" for a, b in renamed.items()))
         result.layer_names = renamed
@@ -148,14 +151,19 @@ def check_model_files(model_path, inputs_path, hls_cfg: HLSConfig, directory, na
                       precision_overrides: dict | None = None, **options) -> CheckResult:
     """``hls check --model M.h5 --inputs X.npy``: validate both files first, then :func:`hls_check`.
 
-    Every problem with the files (missing, not HDF5, not a Keras model, not a numeric 2-D
-    ``.npy``, no rows, NaN/inf, wrong width, unsupported layers) raises a one-line
+    ``X`` is a ``.npy`` array or an ``.npz`` with one array per model input (a DeepSets mask, see
+    :mod:`qtrigger.firmware.set_spellings`). Every problem with the files (missing, not HDF5, not a
+    Keras model, not numeric, no rows, NaN/inf, wrong width, unsupported layers) raises a one-line
     QTriggerError before TensorFlow converts anything. ``options`` go to :func:`hls_check`.
     """
+    from qtrigger.firmware.set_spellings import canonical_set_model
+
     x = load_inputs(inputs_path)
-    model = load_keras_model(model_path)
-    x = validate_array(x, model_input_shape(model), str(inputs_path))
-    return hls_check(model, x, hls_cfg, Path(directory), name, precision_overrides, **options)
+    model, spelling = canonical_set_model(load_keras_model(model_path))
+    x = validate_array(spelling.inputs(x, str(inputs_path)), model_input_shape(model), str(inputs_path))
+    result = hls_check(model, x, hls_cfg, Path(directory), name, precision_overrides, **options)
+    result.notes[:0] = spelling.notes
+    return result
 
 
 def logits_model(model) -> tuple[object, list[str]]:

@@ -17,7 +17,8 @@ _MODEL_HINT = "expected a Keras model saved as HDF5 (model.save('model.h5'))"
 
 
 def load_inputs(path) -> np.ndarray:
-    """A numeric ``.npy`` array (events x features, or jets x constituents x features), not yet checked."""
+    """A numeric ``.npy`` array (events x features, or jets x constituents x features), or ``{input name: array}``
+    from an ``.npz``; not yet checked."""
     path = Path(path)
     if not path.is_file():
         raise QTriggerError(f"{path}: no such file; expected a .npy array of network inputs (events x features)")
@@ -26,8 +27,9 @@ def load_inputs(path) -> np.ndarray:
     except (OSError, ValueError, EOFError) as err:
         reason = "object arrays are refused" if "allow_pickle" in str(err) else type(err).__name__
         raise QTriggerError(f"{path}: not a readable .npy array of numbers ({reason})") from None
-    if not isinstance(x, np.ndarray):
-        raise QTriggerError(f"{path}: an .npz archive; expected one .npy array (events x features)")
+    if not isinstance(x, np.ndarray):  # .npz: one array per model input, by input name
+        with x:
+            return {name: x[name] for name in x.files}
     return x
 
 
