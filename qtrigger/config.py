@@ -261,6 +261,7 @@ class ModelConfig(_Strict):
     bias-free ``phi`` Dense layers shared by every constituent (so zero-padded slots stay 0),
     a ``pooling`` over the constituents (``mean`` = sum / constituents, a power of two; or
     ``max``), then ``rho`` hidden Dense layers and the output (``hidden`` is not used).
+    ``batchnorm`` folds into the ``rho`` layers only (a folded bias in phi would make padded slots nonzero).
     """
 
     form: Literal["mlp", "deepsets"] = "mlp"
@@ -292,8 +293,9 @@ class ModelConfig(_Strict):
     def _deepsets(self):
         if self.form != "deepsets":
             return self
-        if self.batchnorm:
-            raise ValueError("form deepsets: batchnorm is not supported yet")
+        if self.batchnorm and not self.rho:
+            raise ValueError("form deepsets: batchnorm folds into the rho layers (phi stays bias-free so padded "
+                             "slots stay 0); give model.rho at least one layer")
         if self.pooling == "mean" and self.constituents & (self.constituents - 1):
             raise ValueError(f"form deepsets: mean pooling needs constituents a power of two (got {self.constituents})")
         return self

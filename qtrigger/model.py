@@ -101,8 +101,8 @@ def build_deepsets(n_features: int, n_out: int, model_cfg: ModelConfig, quant_cf
     """A DeepSets tf-keras model on (constituents, features) inputs.
 
     ``input_q`` → (bias-free ``phi_<i>`` Dense per constituent → ``phi_relu_<i>``) × N →
-    ``pool`` (GlobalAveragePooling1D or GlobalMaxPooling1D) → (``dense_<j>`` → ``relu_<j>``) × M
-    → ``output`` logits. Quantizer settings per Dense layer in model order (φ, ρ, output);
+    ``pool`` (GlobalAveragePooling1D or GlobalMaxPooling1D) → (``dense_<j>`` [with batch
+    normalization, folded for QAT, when ``model_cfg.batchnorm``] → ``relu_<j>``) × M → ``output`` logits. Quantizer settings per Dense layer in model order (φ, ρ, output);
     ``quantized=False`` gives the float twin.
     """
     import tf_keras as keras
@@ -131,10 +131,45 @@ def build_deepsets(n_features: int, n_out: int, model_cfg: ModelConfig, quant_cf
         x, index = block(x, width, index, f"phi_{i}", f"phi_relu_{i}", use_bias=False), index + 1
     pool = keras.layers.GlobalAveragePooling1D if model_cfg.pooling == "mean" else keras.layers.GlobalMaxPooling1D
     x = pool(name="pool")(x)
+    in_type, n_in = _pooled_type(model_cfg, quant_cfg), model_cfg.phi[-1]
     for i, width in enumerate(model_cfg.rho):
-        x, index = block(x, width, index, f"dense_{i}", f"relu_{i}", use_bias=True), index + 1
+        if model_cfg.batchnorm:  # rho only: a folded bias in phi would make padded slots nonzero
+            x = _rho_batchnorm_block(x, width, index, i, quantized, model_cfg, quant_cfg, in_type, n_in, seed)
+        else:
+            x = block(x, width, index, f"dense_{i}", f"relu_{i}", use_bias=True)
+        q = quant_cfg.layer(index)
+        in_type, n_in, index = FixedType(q.activation_bits, q.activation_integer, False), width, index + 1
     outputs = block(x, n_out, index, "output", None, use_bias=True)
     return keras.Model(inputs, outputs, name="qtrigger_deepsets_qat" if quantized else "qtrigger_deepsets_float")
+
+
+def _pooled_type(model_cfg: ModelConfig, quant_cfg: QuantizationConfig) -> FixedType:
+    """The pooling's output grid: the last phi activation, with log2(constituents) more fractional bits for a mean."""
+    q = quant_cfg.layer(len(model_cfg.phi) - 1)
+    extra = model_cfg.constituents.bit_length() - 1 if model_cfg.pooling == "mean" else 0
+    return FixedType(q.activation_bits + extra, q.activation_integer, False)
+
+
+def _rho_batchnorm_block(x, width: int, index: int, i: int, quantized: bool, model_cfg: ModelConfig,
+                         quant_cfg: QuantizationConfig, in_type: FixedType, n_in: int, seed: int):
+    """``dense_<i>`` with batch normalization → ``relu_<i>``: QDenseBatchnorm (folded) for QAT, Dense → BN for the twin."""
+    import tf_keras as keras
+    from qkeras import QActivation, quantized_bits, quantized_relu
+
+    from qtrigger.batchnorm import QDenseBatchnorm, accumulator_bias_bits
+
+    init = keras.initializers.GlorotUniform(seed=seed + index)
+    if not quantized:
+        x = keras.layers.Dense(width, kernel_initializer=init, name=f"dense_{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"batchnorm_{i}")(x)
+        return keras.layers.Activation("relu", name=f"relu_{i}")(x)
+    q = quant_cfg.layer(index)
+    bias_bits, bias_integer = accumulator_bias_bits(in_type, n_in, q.weight_bits, q.weight_integer)
+    x = QDenseBatchnorm(width, kernel_quantizer=quantized_bits(q.weight_bits, q.weight_integer, alpha=1),
+                        bias_quantizer=quantized_bits(bias_bits, bias_integer, alpha=1), kernel_initializer=init,
+                        freeze_step=model_cfg.batchnorm_freeze_step, max_clipped=model_cfg.batchnorm_max_clipped,
+                        name=f"dense_{i}")(x)
+    return QActivation(quantized_relu(q.activation_bits, q.activation_integer), name=f"relu_{i}")(x)
 
 
 PRUNABLE = ("Dense", "QDense", "QDenseBatchnorm")

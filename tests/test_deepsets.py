@@ -46,8 +46,9 @@ def test_config_deepsets_keys_and_defaults():
     with pytest.raises(ValueError, match="power of two"):
         ModelConfig(form="deepsets", pooling="mean", constituents=12)
     ModelConfig(form="deepsets", pooling="max", constituents=12)
-    with pytest.raises(ValueError, match="batchnorm"):
-        ModelConfig(form="deepsets", batchnorm=True)
+    assert ModelConfig(form="deepsets", batchnorm=True).batchnorm  # folded into rho
+    with pytest.raises(ValueError, match="batchnorm folds into the rho layers"):
+        ModelConfig(form="deepsets", batchnorm=True, rho=[])
 
 
 def test_model_from_config_layers_and_per_layer_quantizers():
@@ -214,6 +215,29 @@ def test_narrow_pooling_accumulator_is_diagnosed(tmp_path):
     x, _ = synthetic_jets(INPUT_TYPE, 500, CAP, FEATURES, 5)
     _, result = _csim(model, network, x, tmp_path, "ds_narrow", {"pool": {"accum": narrow.hls(), "result": narrow.hls()}})
     assert result.mismatched_jets > 0
+
+
+@pytest.mark.slow
+def test_rho_batchnorm_folds_and_stays_exact_in_csim(tmp_path):
+    """model.batchnorm on a DeepSets: QDenseBatchnorm in rho, trained, folded to QDense; phi stays bias-free;
+    C-simulation equals the integer reference on jets and stress jets."""
+    from qtrigger.check import hls_check
+    from qtrigger.config import HLSConfig, PruningConfig, TrainingConfig
+    from qtrigger.model import build_model
+    from qtrigger.train import train
+
+    cfg = ModelConfig(form="deepsets", phi=[8], rho=[8], constituents=CAP, batchnorm=True)
+    qat = build_model(FEATURES, 1, cfg, QuantizationConfig(), INPUT_TYPE, seed=4)
+    assert [type(l).__name__ for l in qat.layers].count("QDenseBatchnorm") == 1
+    x, _ = synthetic_jets(INPUT_TYPE, 600, CAP, FEATURES, 22)
+    y = (x[..., 0].sum(axis=1) > 0).astype(np.int64)
+    result = train(qat, x[:400], y[:400], x[400:], y[400:], 1, TrainingConfig(epochs=3, verbose=False, threads=1),
+                   PruningConfig(enabled=False), "QAT model", None)
+    assert result.batchnorm and "QDenseBatchnorm" not in {type(l).__name__ for l in result.model.layers}
+    net = extract_set_network(result.model)
+    assert np.any(net.rho[0].bias_codes) and not np.any(net.phi[0].bias_codes)
+    check = hls_check(result.model, x[400:], HLSConfig(), tmp_path / "prj", n_stress=1000)
+    assert check.exact and check.events == 200 and check.stress_events == 1000, check.summary()
 
 
 @pytest.mark.slow
