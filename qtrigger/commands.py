@@ -58,11 +58,9 @@ def _check_event_files(finished: FinishedRun, files: list[str]) -> None:
     if missing:
         raise QTriggerError(f"evaluate: no such file: {', '.join(missing)}")
     config = finished.config
-    constituent = config.features.level == "constituent"
-    features = [] if constituent else config.features.names  # a constituent run reads JetCand_*
-    branches = list(dict.fromkeys([*features, config.labels.branch, "Jet_pt", "Jet_eta"]))
+    branches = list(dict.fromkeys([*config.features.jet_branches, config.labels.branch, "Jet_pt", "Jet_eta"]))
     check_branches(files, branches, config.data.tree)
-    if constituent:
+    if config.features.level == "constituent":  # its fields come from JetCand_*
         from qtrigger.constituents import check_constituent_branches
 
         check_constituent_branches(files, config.data.tree)

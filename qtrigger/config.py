@@ -187,6 +187,11 @@ class FeaturesConfig(_Strict):
                              f"(features.names: {', '.join(names)})")
         return shifts
 
+    @property
+    def jet_branches(self) -> list[str]:
+        """The per-jet branches a run reads as features (a constituent run reads ``JetCand_*`` instead)."""
+        return [] if self.level == "constituent" else list(self.names)
+
     def format_of(self, name: str) -> FeatureFormat:
         """The configured format of a feature, else its documented default."""
         defaults = CONSTITUENT_FORMATS if self.level == "constituent" else DEFAULT_FORMATS

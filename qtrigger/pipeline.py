@@ -46,7 +46,7 @@ def load_jets(config: RunConfig, samples: dict[str, list[str]] | None = None, pr
     samples = samples or resolve_sample_files(config)
     return read_jets(
         samples,
-        ["Jet_pt"] if config.features.level == "constituent" else config.features.names,
+        config.features.jet_branches or ["Jet_pt"],
         truth_branch=config.labels.branch,
         pt_min=config.data.selection.pt_min,
         abs_eta_max=config.data.selection.abs_eta_max,

@@ -22,9 +22,8 @@ def check_run_inputs(config: RunConfig) -> dict[str, list[str]]:
     check_name(config.name)
     samples = resolve_sample_files(config)
     extra = ["Jet_chEmEF", "Jet_muEF"] if config.features.level == "event" else []  # the lepton-like flag
-    constituent = config.features.level == "constituent"
-    features = [] if constituent else config.features.names  # constituent fields come from JetCand_*
-    branches = list(dict.fromkeys([*features, *extra, config.labels.branch, "Jet_pt", "Jet_eta"]))
+    constituent = config.features.level == "constituent"  # its fields come from JetCand_*
+    branches = list(dict.fromkeys([*config.features.jet_branches, *extra, config.labels.branch, "Jet_pt", "Jet_eta"]))
     for name, files in samples.items():
         check_branches(files, branches, config.data.tree)
         if constituent:
@@ -51,11 +50,10 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
     from qtrigger.trigger.study import check_rate_files
 
     rate_files = check_rate_files(config)  # a rate-only background (trigger.rate_files), else the training one
-    constituent = config.features.level == "constituent"
-    features = [] if constituent else config.features.names
     for path in rate_files:
-        check_branches([path], list(dict.fromkeys([*features, "Jet_pt", "Jet_eta", WEIGHT_BRANCH])), config.data.tree)
-    if constituent and rate_files:
+        check_branches([path], list(dict.fromkeys([*config.features.jet_branches, "Jet_pt", "Jet_eta", WEIGHT_BRANCH])),
+                       config.data.tree)
+    if config.features.level == "constituent" and rate_files:
         from qtrigger.constituents import check_constituent_branches
 
         check_constituent_branches(rate_files, config.data.tree)

@@ -205,8 +205,7 @@ def read_rate_sample(config, preprocessor, files: list[str]):
     from qtrigger.preprocess import run_inputs
 
     d = config.data
-    names = ["Jet_pt"] if config.features.level == "constituent" else config.features.names
-    table = read_jets({"rate": files}, names, truth_branch=config.labels.branch,
+    table = read_jets({"rate": files}, config.features.jet_branches or ["Jet_pt"], truth_branch=config.labels.branch,
                       pt_min=d.selection.pt_min, abs_eta_max=d.selection.abs_eta_max, tree=d.tree,
                       step_size=d.step_size, max_events=None, on_nonfinite=d.on_nonfinite, progress=False)
     return table, run_inputs(config, table, preprocessor)[0]
