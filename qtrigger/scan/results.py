@@ -298,8 +298,9 @@ def _point_columns(points) -> list[str]:
 def _worst_note(scan: ScanConfig) -> str:
     """How a point is ranked on several training seeds."""
     seeds = ", ".join(str(s) for s in scan.search.training_seeds)
+    low = ", ".join(f"`{c}`" for c in dict.fromkeys([scan.physics_column, "qat_auc"]))
     return (f"Each point is trained with training seeds {seeds} (one trial each) and ranked by its worst seed: "
-            f"`{scan.physics_column}`, `qat_auc` and `qat_minus_float` (QAT − float twin AUC) are the minimum over "
+            f"{low} and `qat_minus_float` (QAT − float twin AUC) are the minimum over "
             "the seeds, `cost_lut`, latency and mismatches the maximum; `hash` is the point's id, `trials` its "
             "trials' hashes. A point with a failed or unfinished seed is `incomplete` and off the fronts.")
 
