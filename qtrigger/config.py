@@ -383,6 +383,9 @@ class TrainingConfig(_Strict):
     seed: int = 1
     threads: int = Field(2, ge=1)
     float_twin: bool = True
+    # float_twin: train the float model first and start QAT from its trained weights (QAT fine-tuning);
+    # random (default): QAT starts from the seeded initialisation, like the float twin
+    qat_init: Literal["random", "float_twin"] = "random"
     verbose: bool = True
 
 
@@ -544,6 +547,13 @@ class RunConfig(_Strict):
             raise ValueError("trigger.preselection is used by event-level runs only (features.level: event)")
         if self.training.event_weights == "xsec" and not event:
             raise ValueError("training.event_weights xsec is for event-level runs; per-jet runs use gen_weight")
+        return self
+
+    @model_validator(mode="after")
+    def _qat_init_supported(self):
+        if self.training.qat_init == "float_twin" and (
+                self.features.level == "event" or self.model.form == "deepsets" or self.model.batchnorm):
+            raise ValueError("training.qat_init float_twin supports per-jet MLPs without model.batchnorm only")
         return self
 
     @model_validator(mode="after")
