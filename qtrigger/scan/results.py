@@ -208,7 +208,7 @@ def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) 
         if column == "nonzero_parameters":
             label += " (no hardware estimate)"
         ax.set_xlabel(label)
-        ax.set_ylabel(physics.replace("_", " "))
+        ax.set_ylabel(physics.replace("_", " ") + (" (worst seed)" if "seeds_ok" in table else ""))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="lower right")
