@@ -417,6 +417,9 @@ class TrainingConfig(_Strict):
     seed: int = 1
     threads: int = Field(2, ge=1)
     float_twin: bool = True
+    # float_twin: train the float model first and start QAT from its trained weights (QAT fine-tuning);
+    # random (default): QAT starts from the seeded initialisation, like the float twin
+    qat_init: Literal["random", "float_twin"] = "random"
     verbose: bool = True
 
 
@@ -590,6 +593,13 @@ class RunConfig(_Strict):
         if constituent and self.hls.rtl_enabled:
             raise ValueError("features.level constituent: the da4ml RTL stage does not build pooling layers; "
                              "set hls.rtl: off (hls4ml C-simulation checks the firmware)")
+        return self
+
+    @model_validator(mode="after")
+    def _qat_init_supported(self):
+        if self.training.qat_init == "float_twin" and (
+                self.features.level == "event" or self.model.form == "deepsets" or self.model.batchnorm):
+            raise ValueError("training.qat_init float_twin supports per-jet MLPs without model.batchnorm only")
         return self
 
     @model_validator(mode="after")

@@ -266,3 +266,21 @@ def load_model(path):
     with keras.utils.custom_object_scope(objects):  # in scope: wrappers (TimeDistributed) deserialize their layer
         model = keras.models.load_model(path, custom_objects=objects, compile=False)
         return fold_batchnorm(model, enforce_clip_limit=False)[0]
+
+
+def copy_dense_weights(source, target) -> None:
+    """Set every Dense/QDense layer of ``target`` to the kernel and bias of the same-named layer of ``source``.
+
+    Used by ``training.qat_init: float_twin``: the QAT model starts from the trained float twin
+    (same layer names and shapes; the quantizers apply from the first step of QAT training).
+    """
+    names = [layer.name for layer in target.layers if layer.name.startswith("dense_") or layer.name == "output"]
+    if not names:
+        raise QTriggerError("training.qat_init float_twin: the model has no dense_<i> or output layer to initialise")
+    for name in names:
+        values = source.get_layer(name).get_weights()
+        shapes = [w.shape for w in target.get_layer(name).get_weights()]
+        if [v.shape for v in values] != shapes:
+            raise QTriggerError(f"training.qat_init float_twin: layer {name} has weights {shapes} in the QAT "
+                                f"model but {[v.shape for v in values]} in the float twin")
+        target.get_layer(name).set_weights(values)

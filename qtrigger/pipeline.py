@@ -199,7 +199,9 @@ def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir) -> tup
     x, y, split = prepared.inputs, prepared.labels, prepared.split
     n_out = 1 if config.labels.mode == "binary" else n_classes
     weights = training_weights(config, prepared)
-    qat = _fit(config, prepared, n_out, True, weights)
+    fine_tune = config.training.qat_init == "float_twin"
+    twin = _fit(config, prepared, n_out, False, weights) if fine_tune else None  # QAT starts from its weights
+    qat = _fit(config, prepared, n_out, True, weights, init_from=twin.model if fine_tune else None)
     qat.model.save(run_dir / "model_qat.h5")
     network = extract_any_network(qat.model)
     x_test, sig_test = x[split.test], signal_mask(config, y[split.test])
@@ -216,7 +218,7 @@ def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir) -> tup
     if config.labels.branch == "Jet_hadronFlavour":
         artefacts["test_flavour"] = prepared.table.truth[split.test]
     if config.training.float_twin:
-        twin = _fit(config, prepared, n_out, False, weights)
+        twin = twin or _fit(config, prepared, n_out, False, weights)
         twin.model.save(run_dir / "model_float.h5")
         float_scores = trigger_score(config, twin.model.predict(x_test.astype(np.float32), batch_size=8192, verbose=0))
         result.float_twin = _score_metrics(config, sig_test, float_scores, threshold=None)
@@ -243,18 +245,21 @@ def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir) -> tup
     return result, artefacts
 
 
-def _fit(config, prepared, n_out: int, quantized: bool, weights, val_weights=None):
+def _fit(config, prepared, n_out: int, quantized: bool, weights, val_weights=None, init_from=None):
     """Build and train the QAT model (``quantized``) or its float twin on the train/val splits.
 
     ``prepared``: anything with ``inputs``, ``labels``, ``split`` and ``preprocessor`` (per-jet
     :class:`PreparedData` or event-level ``EventData``); ``weights``/``val_weights`` per train/val row.
+    ``init_from``: a trained model whose Dense kernels and biases the new model starts from.
     """
-    from qtrigger.model import build_model
+    from qtrigger.model import build_model, copy_dense_weights
     from qtrigger.train import train
 
     x, y, split, t = prepared.inputs, prepared.labels, prepared.split, config.training
     input_type = prepared.preprocessor.input_type if quantized else None
     model = build_model(x.shape[-1], n_out, config.model, config.quantization, input_type, quantized, t.seed)
+    if init_from is not None:
+        copy_dense_weights(init_from, model)
     return train(model, x[split.train], y[split.train], x[split.val], y[split.val], n_out, t, config.pruning,
                  "QAT model" if quantized else "float twin", weights, val_sample_weight=val_weights)
 

@@ -65,6 +65,7 @@ class Budgets(_Strict):
     latency_ns: float | None = Field(None, gt=0)
     lut: int | None = Field(None, gt=0)
     dsp: int | None = Field(None, ge=0)
+    qat_minus_float: float | None = Field(None, ge=-1, le=1)  # a minimum: QAT AUC - float twin AUC >= this
 
     def configured(self) -> dict[str, float]:
         """The budgets that are set, by result column."""
@@ -252,7 +253,8 @@ def plan_trials(scan: ScanConfig, threads_per_worker: int = 1) -> list[Trial]:
 
 def plan_rung(scan: ScanConfig, threads_per_worker: int, rung: int, points: list[dict], start_index: int,
               build=None) -> list[Trial]:
-    """The trials of one search rung: each point with the rung's epochs (full epochs on the last rung)."""
+    """The trials of one search rung: each point with the rung's epochs (full epochs on the last rung,
+    once per ``search.training_seeds`` entry there)."""
     if build is None:
         build, base = _builder(scan, threads_per_worker)
     else:
@@ -261,16 +263,18 @@ def plan_rung(scan: ScanConfig, threads_per_worker: int, rung: int, points: list
     final = not shown
     trials: list[Trial] = []
     seen: set[str] = set()
+    seeds = scan.search.seed_settings() if final else [{}]  # several training seeds: the last rung only
     for point in points:
-        axes = {**point, **shown}
-        config = build({**axes, **hidden}, "trial " + ", ".join(f"{k}={_compact(v)}" for k, v in axes.items()))
-        digest = trial_hash(config)
-        if digest in seen:
-            continue
-        seen.add(digest)
-        trial_dir = scan_directory(scan) / "trials" / digest
-        trials.append(Trial(start_index + len(trials), digest, axes, _runnable(config, scan, trial_dir, digest),
-                            rung=rung, point=point, final=final))
+        for seed in seeds:
+            axes = {**point, **shown, **seed}
+            config = build({**axes, **hidden}, "trial " + ", ".join(f"{k}={_compact(v)}" for k, v in axes.items()))
+            digest = trial_hash(config)
+            if digest in seen:
+                continue
+            seen.add(digest)
+            trial_dir = scan_directory(scan) / "trials" / digest
+            trials.append(Trial(start_index + len(trials), digest, axes, _runnable(config, scan, trial_dir, digest),
+                                rung=rung, point=point, final=final))
     return trials
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from qtrigger.scan.plan import COST_LABELS, Budgets, ScanConfig, Trial, _compact
 from qtrigger.rundir import atomic_path, atomic_write_text
+from qtrigger.scan.search import SEED_KEY
+from qtrigger.scan.seeds import point_id, worst_of_seeds
 from qtrigger.scan.worker import _read_result
 
 
@@ -25,6 +27,7 @@ METRIC_COLUMNS = [
     "rtl_lut", "rtl_ff", "rtl_da4ml_lut", "rtl_mismatches", "rtl_latency_cycles", "rtl_ii",
 ]
 TEXT_COLUMNS = ("signal_efficiency_source", "cost_lut_source")
+LOWER_BOUNDS = ("qat_minus_float",)  # budgets that are minima (the others are maxima)
 LUT_SOURCES = (("rtl_lut", "yosys"), ("rtl_da4ml_lut", "da4ml estimate"), ("lut", "hls4ml estimate"))
 
 
@@ -53,11 +56,13 @@ def collect_results(scan: ScanConfig, trials: list[Trial], scan_dir: Path):
         result = _read_result(scan_dir / "trials" / trial.hash) or {}
         row = {"hash": trial.hash, "index": trial.index, "status": result.get("status", "missing")}
         if scan.search is not None:
-            row.update(rung=trial.rung, final=trial.final)
+            row.update(rung=trial.rung, final=trial.final, point=point_id(trial.point or {}))
         row.update({key: trial.axes.get(key) for key in keys})
         metrics = result.get("metrics") or {}
         row.update({name: metrics.get(name) for name in METRIC_COLUMNS})
         row["cost_lut"], row["cost_lut_source"] = measured_lut(row)
+        row["qat_minus_float"] = (row["qat_auc"] - row["float_auc"]
+                                  if _number(row["qat_auc"]) and _number(row["float_auc"]) else None)
         row.update(wall_seconds=result.get("wall_seconds"), attempts=result.get("attempts"),
                    tensorflow_threads=(result.get("tensorflow_threads") or {}).get("intra_op"),
                    started=result.get("started"), finished=result.get("finished"), error=result.get("error"))
@@ -71,8 +76,9 @@ def collect_results(scan: ScanConfig, trials: list[Trial], scan_dir: Path):
     for name in METRIC_COLUMNS:
         if name not in TEXT_COLUMNS and table[name].isna().all():
             table[name] = table[name].astype("float64")
-    if table["cost_lut"].isna().all():
-        table["cost_lut"] = table["cost_lut"].astype("float64")
+    for name in ("cost_lut", "qat_minus_float"):
+        if table[name].isna().all():
+            table[name] = table[name].astype("float64")
     return table
 
 
@@ -114,13 +120,42 @@ def fits_budgets(row, budgets: Budgets) -> bool | None:
         value = row.get("cost_lut" if column == "lut" else column)
         if not _number(value):
             return None
-        verdict = verdict and value <= limit
+        verdict = verdict and (value >= limit if column in LOWER_BOUNDS else value <= limit)
     return verdict
 
 
 def write_outputs(scan: ScanConfig, trials: list[Trial], scan_dir: Path, wall_seconds: float | None = None):
-    """Rebuild results.parquet/.csv from the result files, then pareto.png and report.md."""
+    """Rebuild results.parquet/.csv from the result files, then pareto.png and report.md.
+
+    Returns ``(table, cost_axes, pareto, points)``: ``points`` is the worst-of-seeds table
+    (also points.parquet/.csv) when the search has ``training_seeds``, else None; the fronts
+    (``pareto``: hashes, or point ids then) are on ``points`` when it exists, else on ``table``.
+    """
     table = collect_results(scan, trials, scan_dir)
+    points = ranked_points(scan, table, axis_keys(scan, trials))
+    ranked = table if points is None else points
+    cost_axes, pareto = mark_fronts(scan, ranked)
+    for frame, name in ((table, "results"), (points, "points")):
+        if frame is not None:
+            with atomic_path(scan_dir / f"{name}.parquet") as temp:
+                frame.to_parquet(temp, index=False)
+            with atomic_path(scan_dir / f"{name}.csv") as temp:
+                frame.to_csv(temp, index=False)
+    plot_pareto(scan_dir / "pareto.png", ranked, scan, cost_axes)
+    atomic_write_text(scan_dir / "report.md", render_scan_report(scan, table, cost_axes, wall_seconds, points))
+    return table, cost_axes, pareto, points
+
+
+def ranked_points(scan: ScanConfig, table, keys: list[str]):
+    """The worst-of-seeds table when the search trains each point on several seeds, else None."""
+    if scan.search is None or not scan.search.training_seeds:
+        return None
+    point_keys = [k for k in keys if k != SEED_KEY and k != "training.epochs"]
+    return worst_of_seeds(table, point_keys, scan.physics_column, scan.search.training_seeds)
+
+
+def mark_fronts(scan: ScanConfig, table) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Add ``fits_budgets`` and ``pareto_<kind>`` columns to ``table``; return (cost axes, front hashes)."""
     ok = ((table["status"] == "ok") & table.get("final", True)).tolist()  # halving: fully trained points only
     table["fits_budgets"] = [fits_budgets(row, scan.budgets) if good else None
                              for row, good in zip(table.to_dict("records"), ok)]
@@ -132,13 +167,7 @@ def write_outputs(scan: ScanConfig, trials: list[Trial], scan_dir: Path, wall_se
         table[f"pareto_{kind}"] = front
         pareto[kind] = [h for h, on in zip(table["hash"], front) if on]
     table["fits_budgets"] = table["fits_budgets"].astype("boolean")
-    with atomic_path(scan_dir / "results.parquet") as temp:
-        table.to_parquet(temp, index=False)
-    with atomic_path(scan_dir / "results.csv") as temp:
-        table.to_csv(temp, index=False)
-    plot_pareto(scan_dir / "pareto.png", table, scan, cost_axes)
-    atomic_write_text(scan_dir / "report.md", render_scan_report(scan, table, cost_axes, wall_seconds))
-    return table, cost_axes, pareto
+    return cost_axes, pareto
 
 
 def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) -> None:
@@ -179,14 +208,15 @@ def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) 
         if column == "nonzero_parameters":
             label += " (no hardware estimate)"
         ax.set_xlabel(label)
-        ax.set_ylabel(physics.replace("_", " "))
+        ax.set_ylabel(physics.replace("_", " ") + (" (worst seed)" if "seeds_ok" in table else ""))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="lower right")
         if not len(data):
             ax.text(0.5, 0.5, "no finished trial", ha="center", va="center", transform=ax.transAxes)
         label_simulation(ax, fontsize=9)
-    fig.suptitle(f"scan {scan.name}: {len(ok)} of {len(table)} trials")
+    what = "trials" if "seeds_ok" not in table else f"points (worst of {len(scan.search.training_seeds)} training seeds)"
+    fig.suptitle(f"scan {scan.name}: {len(ok)} of {len(table)} {what}")
     save(fig, path, dpi=110)
 
 
@@ -201,8 +231,12 @@ def _mark_lut_sources(ax, data, physics: str) -> None:
 PHYSICS_LABELS = {"signal_efficiency": "signal efficiency", "qat_auc": "QAT AUC"}
 
 
-def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_seconds: float | None) -> str:
-    """``report.md``: what was scanned, the Pareto fronts, every trial, failures."""
+def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_seconds: float | None,
+                       points=None) -> str:
+    """``report.md``: what was scanned, the Pareto fronts, every trial, failures.
+
+    With ``points`` (the worst-of-seeds table) the fronts are on points, each ranked by its worst training seed.
+    """
     n_ok = int((table["status"] == "ok").sum())
     n_failed = int((table["status"] == "failed").sum())
     n_missing = int((table["status"] == "missing").sum())
@@ -218,24 +252,30 @@ def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_
     sources = sorted({s for s in table["signal_efficiency_source"].dropna()})
     lines.append("- signal efficiency: " + ("; ".join(f"`{s}`" for s in sources) or "n/a"))
     limits = scan.budgets.configured()
-    lines.append("- budgets (per network instance): " + (", ".join(f"{k} ≤ {v:g}" for k, v in limits.items())
-                                                         if limits else "none configured"))
+    lines.append("- budgets (per network instance): " + (", ".join(
+        f"{k} {'≥' if k in LOWER_BOUNDS else '≤'} {v:g}" for k, v in limits.items()) if limits else "none configured"))
     fallback = [kind for kind, column in cost_axes.items() if column == "nonzero_parameters"]
     if fallback:
         lines.append(f"- **no hardware estimate in the results** for {' and '.join(fallback)}: "
                      "the cost axis there is `model.nonzero_parameters` instead")
     lines += ["", "![Pareto fronts](pareto.png)", ""]
     columns = ["hash", *(["rung"] if scan.search is not None else []), *axis_keys, "signal_efficiency", "qat_auc",
-               "float_auc", "cost_lut", "cost_lut_source", "rtl_ff", "rtl_mismatches", "lut", "latency_ns", "dsp",
-               "nonzero_parameters", "csim_mismatched_jets", "fits_budgets"]
+               "float_auc", "qat_minus_float", "cost_lut", "cost_lut_source", "rtl_ff", "rtl_mismatches", "lut",
+               "latency_ns", "dsp", "nonzero_parameters", "csim_mismatched_jets", "fits_budgets"]
+    ranked, front_columns, worst = (table, columns, "") if points is None else (points, _point_columns(points), (
+        f", worst of {len(scan.search.training_seeds)} training seeds"))
     for kind, column in cost_axes.items():
         title = {"lut": "LUTs (yosys where synthesized, else estimate: column cost_lut_source)",
                  "latency": "estimated latency"}[kind]
         if column == "nonzero_parameters":
             title = f"{title.split(' (')[0]} (fallback: non-zero parameters)"
-        front = table[table[f"pareto_{kind}"]].sort_values(column)
-        lines += [f"## Pareto front: {PHYSICS_LABELS.get(physics, physics)} vs {title}", ""]
-        lines += _markdown_table(front, columns) if len(front) else ["no finished trial with both numbers", ""]
+        front = ranked[ranked[f"pareto_{kind}"]].sort_values(column)
+        lines += [f"## Pareto front{worst}: {PHYSICS_LABELS.get(physics, physics)} vs {title}", ""]
+        lines += _markdown_table(front, front_columns) if len(front) else ["no finished trial with both numbers", ""]
+    if points is not None:
+        lines += [f"## All points{worst}", "", _worst_note(scan), ""]
+        lines += _markdown_table(points.sort_values(physics, ascending=False, na_position="last"),
+                                 front_columns + ["status"])
     lines += ["## All trials", ""]
     lines += _markdown_table(table.sort_values(physics, ascending=False, na_position="last"),
                              columns + ["wall_seconds", "attempts", "status"])
@@ -246,6 +286,23 @@ def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_
     lines += ["Per trial: `trials/<hash>/result.json` (summary), `trials/<hash>/<scan>_<hash>/` (the run: "
               "metrics.json, report.md, plots), `trials/<hash>/hls/` (the HLS project), `trials/<hash>/trial.log`.", ""]
     return "\n".join(lines)
+
+
+def _point_columns(points) -> list[str]:
+    """The worst-of-seeds table's columns in the report."""
+    return ["hash", *[c for c in points.columns if "." in c], "seeds_ok", "worst_seed", "qat_auc", "qat_minus_float",
+            "signal_efficiency", "cost_lut", "cost_lut_source", "rtl_ff", "rtl_mismatches", "rtl_ii",
+            "csim_mismatched_jets", "fits_budgets", "trials"]
+
+
+def _worst_note(scan: ScanConfig) -> str:
+    """How a point is ranked on several training seeds."""
+    seeds = ", ".join(str(s) for s in scan.search.training_seeds)
+    low = ", ".join(f"`{c}`" for c in dict.fromkeys([scan.physics_column, "qat_auc"]))
+    return (f"Each point is trained with training seeds {seeds} (one trial each) and ranked by its worst seed: "
+            f"{low} and `qat_minus_float` (QAT − float twin AUC) are the minimum over "
+            "the seeds, `cost_lut`, latency and mismatches the maximum; `hash` is the point's id, `trials` its "
+            "trials' hashes. A point with a failed or unfinished seed is `incomplete` and off the fronts.")
 
 
 def _sampling_lines(scan: ScanConfig) -> list[str]:
@@ -261,7 +318,9 @@ def _sampling_lines(scan: ScanConfig) -> list[str]:
                 "(only the last, fully trained rung is on the fronts)")
     return ["- search space: " + "; ".join(f"`{k}` ∈ {{{', '.join(_compact(v) for v in vs)}}}"
                                            for k, vs in search.space.items()),
-            f"- sampler: {how}; ranked on `{scan.physics_column}`"]
+            f"- sampler: {how}; ranked on `{scan.physics_column}`" + (
+                f", worst of training seeds {', '.join(map(str, search.training_seeds))} per point"
+                if search.training_seeds else "")]
 
 
 def _markdown_table(table, columns: list[str]) -> list[str]:

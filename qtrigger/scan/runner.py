@@ -51,6 +51,7 @@ class ScanResult:
     cost_axes: dict[str, str]
     pareto: dict[str, list[str]] = field(default_factory=dict)
     physics: str = "signal_efficiency"  # the column the fronts rank on
+    points: Any = None  # search with training_seeds: one row per point, worst over its seeds (the fronts' table)
 
     @property
     def results_path(self) -> Path:
@@ -132,14 +133,14 @@ def run_scan(scan_config: ScanConfig | str | Path, workers: int | None = None, s
         write_outputs(scan, all_trials, scan_dir)  # the table of what finished; --resume runs the rest
         raise
     wall = round(time.perf_counter() - started, 1)
-    table, cost_axes, pareto = write_outputs(scan, all_trials, scan_dir, wall_seconds=wall)
+    table, cost_axes, pareto, points = write_outputs(scan, all_trials, scan_dir, wall_seconds=wall)
     statuses = table["status"].tolist() if len(table) else []
     return ScanResult(
         name=scan.name, directory=scan_dir, table=table, trials=len(all_trials), ran=stats["ran"],
         skipped=len(all_trials) - stats["ran"], ok=statuses.count("ok"), failed=statuses.count("failed"),
         missing=statuses.count("missing"), worker_deaths=stats["deaths"], wall_seconds=wall,
         workers=stats["workers"], threads_per_worker=threads, cost_axes=cost_axes, pareto=pareto,
-        physics=scan.physics_column,
+        physics=scan.physics_column, points=points,
     )
 
 
@@ -324,15 +325,17 @@ def summary_text(result: ScanResult) -> str:
              + (f", {result.skipped} already done" if result.skipped else "")
              + (f", {result.worker_deaths} worker deaths (retried)" if result.worker_deaths else "")
              + f"; {result.wall_seconds:g} s on {where} × {result.threads_per_worker} TensorFlow thread(s)"]
-    table = result.table
+    table = result.table if result.points is None else result.points
+    worst = "" if result.points is None else ", each point by its worst training seed"
     for kind, column in result.cost_axes.items():
         front = table[table["hash"].isin(result.pareto.get(kind, []))].sort_values(column)
         note = " (no hardware estimate: non-zero parameters)" if column == "nonzero_parameters" else ""
-        lines.append(f"Pareto front, {result.physics} vs {column}{note}:")
+        lines.append(f"Pareto front, {result.physics} vs {column}{note}{worst}:")
         for _, row in front.iterrows():
             fits = {"yes": "fits budgets", "no": "over budget"}.get(_cell(row["fits_budgets"]), "")
             source = f" ({row['cost_lut_source']})" if column == "cost_lut" else ""
-            lines.append(f"  {row['hash']}  {result.physics} {row[result.physics]:.4f}  {column} {row[column]:g}"
+            gap = f"  QAT-float {row['qat_minus_float']:+.4f}" if result.points is not None else ""
+            lines.append(f"  {row['hash']}  {result.physics} {row[result.physics]:.4f}{gap}  {column} {row[column]:g}"
                          f"{source}  {fits}")
     lines.append(f"results: {result.results_path} (and .csv), {result.plot_path}, {result.report_path}")
     return "\n".join(lines)

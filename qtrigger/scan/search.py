@@ -21,6 +21,12 @@ Rungs before the last skip the float twin, the C-simulation, the RTL stage and t
 stage (only the physics metric is read from them). Each rung's trials are ordinary trials with their own
 hash (the epochs differ), so a killed search resumes rung by rung without redoing any
 finished trial; promotion is recomputed from the result files.
+
+``training_seeds: [1, 2, 3]`` trains every point of the last rung once per listed training
+seed (``training.seed``; each (point, seed) is an ordinary trial with its own hash) and ranks
+the point by its worst seed: the smallest physics metric and QAT - float gap, the largest cost
+(:mod:`qtrigger.scan.seeds`). Earlier rungs use the base config's seed. Default: the base seed
+only, one trial per point.
 """
 
 from __future__ import annotations
@@ -31,12 +37,13 @@ import math
 import random
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from qtrigger.config import QUANT_KEYS
 
 LAYER_PREFIX = "quantization.layers."
 PER_LAYER_SPARSITY = "pruning.layers"
+SEED_KEY = "training.seed"
 CHEAP_RUNG = {"hls.csim": False, "hls.rtl": "off", "trigger.enabled": False, "training.float_twin": False}
 MAX_DRAWS_PER_TRIAL = 100
 
@@ -58,6 +65,14 @@ class SearchConfig(BaseModel):
     seed: int = 0
     space: dict[str, list] = Field(min_length=1)
     halving: Halving = Halving()
+    training_seeds: list[int] | None = Field(None, min_length=1, max_length=20)
+
+    @field_validator("training_seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds):
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ValueError(f"training seeds must be distinct (got {seeds})")
+        return seeds
 
     @field_validator("space")
     @classmethod
@@ -70,6 +85,16 @@ class SearchConfig(BaseModel):
             if key == PER_LAYER_SPARSITY and any(not isinstance(v, (int, float)) or not 0 <= v < 1 for v in values):
                 raise ValueError(f"space {key}: sparsities must be numbers in [0, 1) (got {values})")
         return space
+
+    @model_validator(mode="after")
+    def _seed_not_in_space(self):
+        if self.training_seeds and SEED_KEY in self.space:
+            raise ValueError(f"space {SEED_KEY} and training_seeds both set the training seed; give one")
+        return self
+
+    def seed_settings(self) -> list[dict]:
+        """The settings each point of the last rung is trained with: one per training seed ([{}]: the base seed)."""
+        return [{SEED_KEY: seed} for seed in self.training_seeds] if self.training_seeds else [{}]
 
     def per_trial_keys(self) -> list[str]:
         """Space keys drawn once per trial (set as they are)."""
