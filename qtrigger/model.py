@@ -60,27 +60,12 @@ def build_model(
             name=name,
         )
 
-    def folded_dense(units, name, layer_seed, n_in, in_type):
-        from qtrigger.batchnorm import QDenseBatchnorm, accumulator_bias_bits
-
-        q = quant_cfg.layer(layer_seed)
-        bias_bits, bias_integer = accumulator_bias_bits(in_type, n_in, q.weight_bits, q.weight_integer)
-        return QDenseBatchnorm(
-            units,
-            kernel_quantizer=quantized_bits(q.weight_bits, q.weight_integer, alpha=1),
-            bias_quantizer=quantized_bits(bias_bits, bias_integer, alpha=1),
-            kernel_initializer=kernel_init(layer_seed),
-            freeze_step=model_cfg.batchnorm_freeze_step,
-            max_clipped=model_cfg.batchnorm_max_clipped,
-            name=name,
-        )
-
     n_in, in_type = n_inputs, input_type
     for index, width in enumerate(model_cfg.hidden):
         q = quant_cfg.layer(index)
         name = f"dense_{index}"
         if quantized and model_cfg.batchnorm:
-            x = folded_dense(width, name, index, n_in, in_type)(x)
+            x = folded_dense(width, name, quant_cfg.layer(index), model_cfg, in_type, n_in, kernel_init(index))(x)
         else:
             x = dense(width, name, index)(x)
             if model_cfg.batchnorm:
@@ -102,8 +87,9 @@ def build_deepsets(n_features: int, n_out: int, model_cfg: ModelConfig, quant_cf
 
     ``input_q`` → (bias-free ``phi_<i>`` Dense per constituent → ``phi_relu_<i>``) × N →
     ``pool`` (GlobalAveragePooling1D or GlobalMaxPooling1D) → (``dense_<j>`` [with batch
-    normalization, folded for QAT, when ``model_cfg.batchnorm``] → ``relu_<j>``) × M → ``output`` logits. Quantizer settings per Dense layer in model order (φ, ρ, output);
-    ``quantized=False`` gives the float twin.
+    normalization, folded for QAT, when ``model_cfg.batchnorm``] → ``relu_<j>``) × M → ``output``
+    logits. Quantizer settings per Dense layer in model order (φ, ρ, output); ``quantized=False``
+    gives the float twin.
     """
     import tf_keras as keras
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
@@ -154,9 +140,7 @@ def _rho_batchnorm_block(x, width: int, index: int, i: int, quantized: bool, mod
                          quant_cfg: QuantizationConfig, in_type: FixedType, n_in: int, seed: int):
     """``dense_<i>`` with batch normalization → ``relu_<i>``: QDenseBatchnorm (folded) for QAT, Dense → BN for the twin."""
     import tf_keras as keras
-    from qkeras import QActivation, quantized_bits, quantized_relu
-
-    from qtrigger.batchnorm import QDenseBatchnorm, accumulator_bias_bits
+    from qkeras import QActivation, quantized_relu
 
     init = keras.initializers.GlorotUniform(seed=seed + index)
     if not quantized:
@@ -164,12 +148,22 @@ def _rho_batchnorm_block(x, width: int, index: int, i: int, quantized: bool, mod
         x = keras.layers.BatchNormalization(name=f"batchnorm_{i}")(x)
         return keras.layers.Activation("relu", name=f"relu_{i}")(x)
     q = quant_cfg.layer(index)
-    bias_bits, bias_integer = accumulator_bias_bits(in_type, n_in, q.weight_bits, q.weight_integer)
-    x = QDenseBatchnorm(width, kernel_quantizer=quantized_bits(q.weight_bits, q.weight_integer, alpha=1),
-                        bias_quantizer=quantized_bits(bias_bits, bias_integer, alpha=1), kernel_initializer=init,
-                        freeze_step=model_cfg.batchnorm_freeze_step, max_clipped=model_cfg.batchnorm_max_clipped,
-                        name=f"dense_{i}")(x)
+    x = folded_dense(width, f"dense_{i}", q, model_cfg, in_type, n_in, init)(x)
     return QActivation(quantized_relu(q.activation_bits, q.activation_integer), name=f"relu_{i}")(x)
+
+
+def folded_dense(units: int, name: str, q, model_cfg: ModelConfig, in_type: FixedType, n_in: int, init):
+    """A QDenseBatchnorm (batch normalization folded into the quantized weights) with layer quantizers ``q``;
+    its folded bias takes the layer's accumulator type (``accumulator_bias_bits`` of ``in_type`` x ``n_in``)."""
+    from qkeras import quantized_bits
+
+    from qtrigger.batchnorm import QDenseBatchnorm, accumulator_bias_bits
+
+    bias_bits, bias_integer = accumulator_bias_bits(in_type, n_in, q.weight_bits, q.weight_integer)
+    return QDenseBatchnorm(units, kernel_quantizer=quantized_bits(q.weight_bits, q.weight_integer, alpha=1),
+                           bias_quantizer=quantized_bits(bias_bits, bias_integer, alpha=1), kernel_initializer=init,
+                           freeze_step=model_cfg.batchnorm_freeze_step, max_clipped=model_cfg.batchnorm_max_clipped,
+                           name=name)
 
 
 PRUNABLE = ("Dense", "QDense", "QDenseBatchnorm")

@@ -39,21 +39,29 @@ def write_run_report(directory: Path, config: RunConfig, metrics: RunResult | di
     atomic_write_text(directory / "report.md", render_report(config, result))
 
 
+LINE_STYLES = ["-", "--", ":", "-."]  # one per model (QAT, float twin, C-simulation, ...)
+
+
+def _save_curves(fig, ax, path: Path, xlabel: str, ylabel: str, legend: tuple[str, int]) -> None:
+    """Label, legend, the simulation tag and save: the common tail of the ROC plots."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc=legend[0], fontsize=legend[1])
+    label_simulation(ax)
+    save(fig, path, dpi=90)
+
+
 def plot_roc(path: Path, signal: np.ndarray, scores: dict[str, np.ndarray]) -> None:
     """Signal efficiency vs background efficiency (log scale), one curve per model."""
     plt = style()
     fig, ax = plt.subplots(figsize=(8, 7))
-    for (label, values), line in zip(scores.items(), ["-", "--", ":", "-."]):
+    for (label, values), line in zip(scores.items(), LINE_STYLES):
         bkg, sig = roc_curve(signal, values)
         ax.plot(bkg, sig, line, label=label)
     ax.set_xscale("log")
     ax.set_xlim(1e-3, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("Background jet efficiency")
-    ax.set_ylabel("Signal jet efficiency")
-    ax.legend(loc="lower right", fontsize=14)
-    label_simulation(ax)
-    save(fig, path, dpi=90)
+    _save_curves(fig, ax, path, "Background jet efficiency", "Signal jet efficiency", ("lower right", 14))
 
 
 def plot_flavour_roc(path: Path, flavour: np.ndarray, scores: dict[str, np.ndarray]) -> None:
@@ -61,21 +69,17 @@ def plot_flavour_roc(path: Path, flavour: np.ndarray, scores: dict[str, np.ndarr
     plt = style()
     fig, ax = plt.subplots(figsize=(8, 7))
     b = flavour == 5
-    for (label, values), line in zip(scores.items(), ["-", "--", ":", "-."]):
-        for other, name, colour in ((0, "light", "C0"), (4, "c", "C1")):
-            pick = b | (flavour == other)
-            if b.sum() == 0 or (flavour == other).sum() == 0:
-                continue
+    others = [(flavour == code, name, colour) for code, name, colour in ((0, "light", "C0"), (4, "c", "C1"))
+              if b.any() and (flavour == code).any()]
+    for (label, values), line in zip(scores.items(), LINE_STYLES):
+        for other, name, colour in others:
+            pick = b | other
             mistag, eff = roc_curve(b[pick], values[pick])
             ax.plot(eff, mistag, line, color=colour, label=f"{label}, {name}")
     ax.set_yscale("log")
     ax.set_ylim(1e-4, 1)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("b-jet efficiency")
-    ax.set_ylabel("Mistag rate (light, c)")
-    ax.legend(loc="upper left", fontsize=12)
-    label_simulation(ax)
-    save(fig, path, dpi=90)
+    _save_curves(fig, ax, path, "b-jet efficiency", "Mistag rate (light, c)", ("upper left", 12))
 
 
 def plot_scores(path: Path, signal: np.ndarray, scores: dict[str, np.ndarray], threshold: float | None) -> None:

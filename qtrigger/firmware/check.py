@@ -91,19 +91,20 @@ class CheckResult:
 
 def hls_check(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: str = "check",
               precision_overrides: dict | None = None, n_stress: int = 4000, seed: int = 1,
-              max_traced: int = 500) -> CheckResult:
+              max_traced: int = 500, source: str = "inputs") -> CheckResult:
     """Convert ``model``, C-simulate ``x`` and the stress set, compare with the exact model.
 
     ``precision_overrides`` (``{layer: {"accum"|"result"|...: "ap_fixed<W,I>"}}``) replaces
     derived types, e.g. to see what a hand-typed accumulator would do. A model without an
     input quantizer takes the smallest type that holds ``x`` exactly (refused when ``x``
-    is not on a fixed-point grid). Inputs and layers are checked before any conversion.
+    is not on a fixed-point grid). Inputs and layers are checked before any conversion; ``x`` may be
+    ``{input name: array}`` for a DeepSets with a mask input, and ``source`` names it in errors.
     """
     from qtrigger.firmware.convert import with_cpp_layer_names
     from qtrigger.firmware.set_spellings import canonical_set_model
 
     model, spelling = canonical_set_model(model)  # TimeDistributed / mask-multiply DeepSets → one chain
-    x = validate_array(spelling.inputs(x, "inputs"), model_input_shape(model), "inputs")
+    x = validate_array(spelling.inputs(x, source), model_input_shape(model), source)
     model, renamed = with_cpp_layer_names(model)
     overrides = {renamed.get(layer, layer): fields for layer, fields in (precision_overrides or {}).items()}
     result = _check_exact(model, x, hls_cfg, Path(directory), name, overrides, n_stress, seed, max_traced)
@@ -156,14 +157,9 @@ def check_model_files(model_path, inputs_path, hls_cfg: HLSConfig, directory, na
     Keras model, not numeric, no rows, NaN/inf, wrong width, unsupported layers) raises a one-line
     QTriggerError before TensorFlow converts anything. ``options`` go to :func:`hls_check`.
     """
-    from qtrigger.firmware.set_spellings import canonical_set_model
-
     x = load_inputs(inputs_path)
-    model, spelling = canonical_set_model(load_keras_model(model_path))
-    x = validate_array(spelling.inputs(x, str(inputs_path)), model_input_shape(model), str(inputs_path))
-    result = hls_check(model, x, hls_cfg, Path(directory), name, precision_overrides, **options)
-    result.notes[:0] = spelling.notes
-    return result
+    return hls_check(load_keras_model(model_path), x, hls_cfg, Path(directory), name, precision_overrides,
+                     source=str(inputs_path), **options)
 
 
 def logits_model(model) -> tuple[object, list[str]]:
