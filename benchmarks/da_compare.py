@@ -30,11 +30,11 @@ def compare(run_dir: Path, jets: int | None = None, rtl: bool = True, rounding: 
     """Both conversions of ``run_dir``'s model side by side."""
     from qtrigger import firmware
     from qtrigger.config import load_config
-    from qtrigger.emulate import extract_network
+    from qtrigger.emulate.network import extract_network
     from qtrigger.estimate.da import da_estimate
     from qtrigger.estimate.latency import estimate_latency_strategy
     from qtrigger.firmware.rtl import rtl_check
-    from qtrigger.model import load_model
+    from qtrigger.models.build import load_model
 
     config = load_config(run_dir / "config.resolved.yaml", check_files=False)
     model = load_model(run_dir / "model_qat.h5")

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qtrigger.emulate import DenseStage, QuantizedNetwork  # noqa: E402
+from qtrigger.emulate.network import DenseStage, QuantizedNetwork  # noqa: E402
 from qtrigger.estimate.latency import estimate_latency_strategy  # noqa: E402
 from qtrigger.fixedpoint import FixedType  # noqa: E402
 

@@ -4,7 +4,7 @@ Writes a multi-file sample (>= 5 million jets across >= 8 files, by default) in 
 temporary directory by replicating the shipped generated sample's events, once with
 ZLIB and once with LZMA (what production NanoAOD uses), then reads it
 
-- with the project reader (`qtrigger.data.read_jets`, 1 and 2 decompression threads), and
+- with the project reader (`qtrigger.data.reader.read_jets`, 1 and 2 decompression threads), and
 - with the baseline `uproot.concatenate(files, branches, library="ak")` followed by
   `ak.flatten` of each branch into numpy,
 
@@ -55,7 +55,7 @@ def write_sample(directory: Path, n_jets: int, n_files: int, compression) -> lis
 
 
 def read_project(files: list[str], threads: int) -> tuple[int, float]:
-    from qtrigger.data import read_jets
+    from qtrigger.data.reader import read_jets
 
     start = time.perf_counter()
     table = read_jets({"bench": files}, BRANCHES[:10], pt_min=-1.0, abs_eta_max=1e9, step_size="200 MB", threads=threads)
@@ -78,7 +78,7 @@ def peak_rss(files: list[str], threads: int) -> dict:
 import json, sys
 import numpy as np
 sys.path.insert(0, {str(REPO)!r})
-import qtrigger.data as d
+import qtrigger.data.reader as d
 import uproot, awkward
 
 def hwm_kb():  # VmHWM belongs to this process's memory map (ru_maxrss would be inherited across exec)

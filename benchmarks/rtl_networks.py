@@ -4,9 +4,9 @@ For each scan point (weight bits x hidden widths x pruning sparsity) a QKeras ne
 trained briefly on a slice of the default sample (resources depend on the weights, not on
 the accuracy) and compared:
 
-- ``analytic_latency``: ``qtrigger.hardware.estimate_latency_strategy`` (hls4ml Latency
+- ``analytic_latency``: ``qtrigger.estimate.latency.estimate_latency_strategy`` (hls4ml Latency
   strategy; a different artefact, given for the ordering only),
-- ``analytic_da``: ``qtrigger.da.da_estimate`` (hls4ml DA conversion: da4ml kernel cost +
+- ``analytic_da``: ``qtrigger.estimate.da.da_estimate`` (hls4ml DA conversion: da4ml kernel cost +
   the activation LUT model + its adder-depth latency),
 - ``da4ml_rtl``: da4ml's own estimate of its Verilog (LUT-equivalents, register bits, stages),
 - ``yosys``: yosys cells of that Verilog (``qtrigger.rtl_synth``; no place-and-route),
@@ -69,11 +69,12 @@ def ratio(estimate, measured):
 
 def measure_point(config, prepared, tmp: Path, jets: int) -> dict:
     """Train one point and put every estimate next to the yosys counts and the measured latency."""
-    from qtrigger import firmware, hardware
-    from qtrigger.da import da_estimate
-    from qtrigger.emulate import extract_network
-    from qtrigger.pipeline import _fit
-    from qtrigger.da import rtl_stimulus, verilog_summary
+    from qtrigger import firmware
+    from qtrigger.estimate import latency as hardware
+    from qtrigger.estimate.da import da_estimate
+    from qtrigger.emulate.network import extract_network
+    from qtrigger.run.pipeline import _fit
+    from qtrigger.firmware.rtl import rtl_stimulus, verilog_summary
     from qtrigger.firmware.latency import measure_latency
     from qtrigger.firmware.rtl_stage import TOP, write_rtl_project
     from qtrigger.firmware.synth import require_yosys, synthesize
@@ -144,8 +145,8 @@ def main(argv=None) -> int:
         return emit({"points": rows, "summary": summarize(rows)}, args.out)
 
     from qtrigger.config import load_config
-    from qtrigger.pipeline import prepare_data
-    from qtrigger.train import configure_tensorflow
+    from qtrigger.run.pipeline import prepare_data
+    from qtrigger.models.train import configure_tensorflow
 
     base = load_config(args.config)
     configure_tensorflow(base.training.seed, 1)

@@ -15,7 +15,7 @@ Entry verbs (each is also a CLI command, ``qtrigger --help``; imported lazily, s
 Modules, in data-flow order:
 
 - ``config``      YAML → validated :class:`~qtrigger.config.RunConfig`; ``preflight``: inputs/tools checked up front
-- ``data``        ROOT ``Events`` → :class:`~qtrigger.data.JetTable` (one row per jet), labels, event split
+- ``data``        ROOT ``Events`` → :class:`~qtrigger.data.reader.JetTable` (one row per jet), labels, event split
 - ``preprocess``  physical values → fixed-point codes → network inputs (power-of-two shifts)
 - ``event_inputs``  per event: the seed's jet words → Δφ, HT, jet count codes (``features.level: event``);
   ``event_pipeline``: an event-level run (preselection, physical event weights, event trigger study)
@@ -40,14 +40,14 @@ __version__ = "0.1.0"
 
 _VERBS = {
     "load_config": "qtrigger.config",
-    "run": "qtrigger.pipeline",
-    "evaluate": "qtrigger.pipeline",
-    "compare_run": "qtrigger.compare",
-    "hls_check": "qtrigger.commands",
+    "run": "qtrigger.run.pipeline",
+    "evaluate": "qtrigger.run.pipeline",
+    "compare_run": "qtrigger.run.compare",
+    "hls_check": "qtrigger.run.commands",
     "generate_sample": "qtrigger.generate",
     "run_scan": "qtrigger.scan",
-    "FinishedRun": "qtrigger.results",
-    "RunResult": "qtrigger.results",
+    "FinishedRun": "qtrigger.run.results",
+    "RunResult": "qtrigger.run.results",
     "QTriggerError": "qtrigger.errors",
 }
 __all__ = sorted(_VERBS)

@@ -119,7 +119,7 @@ DEFAULT_FORMATS: dict[str, FeatureFormat] = {
     "Jet_d0Sig3": FeatureFormat(lsb=0.25, bits=8, signed=False),
     "Jet_dispTrkPt": FeatureFormat(lsb=0.25, bits=12, signed=False),
 }
-# Words of a jet's constituents (qtrigger.constituents; features.level: constituent).
+# Words of a jet's constituents (qtrigger.inputs.constituent; features.level: constituent).
 CONSTITUENT_FORMATS: dict[str, FeatureFormat] = {
     "pt": FeatureFormat(lsb=0.25, bits=10, signed=False),  # up to 255.75 GeV
     "deta": FeatureFormat(lsb=ANGLE_LSB, bits=9, signed=True),  # +-1.1
@@ -135,12 +135,12 @@ class FeaturesConfig(_Strict):
     """Input features and their fixed-point words; shifts are fitted unless given.
 
     ``level: jet`` (default): one network input row per jet, the ``names`` features.
-    ``level: event``: one row per event (:mod:`qtrigger.event_inputs`): the leading
+    ``level: event``: one row per event (:mod:`qtrigger.inputs.event`): the leading
     ``event_jets`` seed jets, each with the ``names`` features (``Jet_pt`` is the seed's pT
     word, ``Jet_phi`` becomes the Delta-phi to the leading jet), then HT and the jet count.
     ``level: constituent``: one (constituents, features) array per jet for a ``model.form:
     deepsets`` network; ``names`` are constituent fields (:data:`CONSTITUENT_FORMATS`: pt, deta,
-    dphi, charge, class, d0, dz), read by :mod:`qtrigger.constituents` from ``JetCand_*``.
+    dphi, charge, class, d0, dz), read by :mod:`qtrigger.inputs.constituent` from ``JetCand_*``.
     """
 
     names: list[str] = Field(default_factory=lambda: list(SEED_FEATURES), min_length=1)
@@ -254,7 +254,7 @@ class ModelConfig(_Strict):
     """The dense network: hidden widths, dropout and batch normalization.
 
     ``batchnorm: true`` puts batch normalization after every hidden Dense. In the QAT model
-    it is folded into the quantized weights during training (``qtrigger.batchnorm``): the
+    it is folded into the quantized weights during training (``qtrigger.models.batchnorm``): the
     moving statistics are updated, with batch-statistics correction, for the first
     ``batchnorm_freeze_step`` training steps and frozen afterwards (``null``: at the
     first fully pruned epoch, or half the epochs without pruning); early stopping only
@@ -412,7 +412,7 @@ class TrainingConfig(_Strict):
     class_weight: Literal["balanced", "none"] = "balanced"
     reweight_pt_eta: bool = False
     # gen_weight: genWeight normalised per sample (per-jet runs); xsec: absolute stitched cross-section
-    # weights for background samples with pTHat bins (qtrigger.samples), genWeight for signal (event runs)
+    # weights for background samples with pTHat bins (qtrigger.data.samples), genWeight for signal (event runs)
     event_weights: Literal["none", "gen_weight", "xsec"] = "none"
     seed: int = 1
     threads: int = Field(2, ge=1)

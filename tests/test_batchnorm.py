@@ -1,4 +1,4 @@
-"""Dense + batch normalization folded during QAT (qtrigger.batchnorm): folding, export, pruning, exactness."""
+"""Dense + batch normalization folded during QAT (qtrigger.models.batchnorm): folding, export, pruning, exactness."""
 
 import json
 from pathlib import Path
@@ -17,7 +17,7 @@ def _layer(units=4, n_in=3, kernel=(6, 0), bias=(20, 6), seed=0, **kwargs):
     import tensorflow as tf
     from qkeras import quantized_bits
 
-    from qtrigger.batchnorm import QDenseBatchnorm
+    from qtrigger.models.batchnorm import QDenseBatchnorm
 
     layer = QDenseBatchnorm(units, kernel_quantizer=quantized_bits(*kernel, alpha=1),
                             bias_quantizer=quantized_bits(*bias, alpha=1), name="dense_0", **kwargs)
@@ -38,7 +38,7 @@ def _bn_model(seed=0, batchnorm_scale=None):
     import tf_keras as keras
 
     from qtrigger.config import ModelConfig, QuantizationConfig
-    from qtrigger.model import build_model
+    from qtrigger.models.build import build_model
 
     model = build_model(3, 2, ModelConfig(hidden=[8], batchnorm=True), QuantizationConfig(), FixedType(12, 4, True))
     rng = np.random.default_rng(seed)
@@ -90,7 +90,7 @@ def test_seed_config_is_the_seed_architecture():
 # --- the layer ---------------------------------------------------------------------------------------
 
 def test_accumulator_bias_type():
-    from qtrigger.batchnorm import accumulator_bias_bits
+    from qtrigger.models.batchnorm import accumulator_bias_bits
 
     # signed input ap_fixed<16,6>: |x| <= 32, 10 frac bits; 6-bit weights (5 frac bits, |w| <= 1); 10 inputs
     assert accumulator_bias_bits(FixedType(16, 6, True), 10, 6, 0) == (1 + 9 + 15, 9)  # 320 < 2**9
@@ -151,8 +151,8 @@ def test_tfmot_wraps_the_layer_and_prunes_the_unfolded_kernel():
 # --- export ------------------------------------------------------------------------------------------
 
 def test_fold_exports_qdense_bit_for_bit_on_grid():
-    from qtrigger.batchnorm import fold_batchnorm
-    from qtrigger.emulate import extract_network
+    from qtrigger.models.batchnorm import fold_batchnorm
+    from qtrigger.emulate.network import extract_network
     from qtrigger.fixedpoint import qkeras_quantizer_type
 
     model = _bn_model()
@@ -172,7 +172,7 @@ def test_fold_exports_qdense_bit_for_bit_on_grid():
 
 
 def test_excess_clipping_fails_in_one_line():
-    from qtrigger.batchnorm import fold_batchnorm
+    from qtrigger.models.batchnorm import fold_batchnorm
 
     with pytest.raises(QTriggerError) as err:
         fold_batchnorm(_bn_model(batchnorm_scale=40.0))
@@ -184,7 +184,7 @@ def test_excess_clipping_fails_in_one_line():
 def test_clipped_fraction_counts_values_rounding_outside_the_range():
     from qkeras import quantized_bits
 
-    from qtrigger.batchnorm import clipped_fraction
+    from qtrigger.models.batchnorm import clipped_fraction
 
     q = quantized_bits(4, 0, alpha=1)  # grid step 1/8, range [-1, 7/8]
     values = np.array([0.0, 0.9, 0.93, -1.0, -1.07, -1.1, 0.5, 2.0])
@@ -193,8 +193,8 @@ def test_clipped_fraction_counts_values_rounding_outside_the_range():
 
 
 def test_saved_batchnorm_model_loads_folded(tmp_path):
-    from qtrigger.batchnorm import fold_batchnorm
-    from qtrigger.model import load_model
+    from qtrigger.models.batchnorm import fold_batchnorm
+    from qtrigger.models.build import load_model
 
     model = _bn_model(seed=3)
     path = tmp_path / "bn.h5"
@@ -210,7 +210,7 @@ def test_saved_batchnorm_model_loads_folded(tmp_path):
 
 def test_float_twin_uses_batchnormalization():
     from qtrigger.config import ModelConfig, QuantizationConfig
-    from qtrigger.model import build_model
+    from qtrigger.models.build import build_model
 
     model = build_model(3, 2, ModelConfig(hidden=[8, 4], batchnorm=True, dropout=0.1), QuantizationConfig(), None, quantized=False)
     kinds = [type(layer).__name__ for layer in model.layers]
@@ -220,8 +220,8 @@ def test_float_twin_uses_batchnormalization():
 
 def test_freeze_step_beyond_training_is_refused_before_fitting():
     from qtrigger.config import ModelConfig, QuantizationConfig, TrainingConfig
-    from qtrigger.model import build_model
-    from qtrigger.train import train
+    from qtrigger.models.build import build_model
+    from qtrigger.models.train import train
 
     model = build_model(3, 1, ModelConfig(hidden=[4], batchnorm=True, batchnorm_freeze_step=20),
                         QuantizationConfig(), FixedType(12, 4, True))
@@ -237,9 +237,9 @@ def test_freeze_step_beyond_training_is_refused_before_fitting():
 def trained(default_sample):
     """A pruned QAT model with folded batch norm, trained on a slice of the default sample."""
     from qtrigger.config import validate_config
-    from qtrigger.model import build_model
-    from qtrigger.pipeline import prepare_data
-    from qtrigger.train import configure_tensorflow, train
+    from qtrigger.models.build import build_model
+    from qtrigger.run.pipeline import prepare_data
+    from qtrigger.models.train import configure_tensorflow, train
 
     raw = {"data": {"samples": [{"name": "ttbar", "files": [default_sample["ttbar"]], "role": "signal"},
                                 {"name": "qcd", "files": [default_sample["qcd"]], "role": "background"}],
@@ -260,7 +260,7 @@ def trained(default_sample):
 
 @pytest.mark.slow
 def test_trained_export_is_bit_for_bit_and_zeros_are_the_mask(trained):
-    from qtrigger.model import quantized_weights
+    from qtrigger.models.build import quantized_weights
 
     result, x_test, _ = trained
     assert result.batchnorm["freeze_step"] == 6 * result.batchnorm["steps_per_epoch"]  # ceil(0.7 * 8) epochs
@@ -299,7 +299,7 @@ def test_saved_bn_model_is_exact_through_hls_check(trained, tmp_path):
 @pytest.mark.slow
 def test_seed_config_run_is_exact(default_sample, tmp_path):
     from qtrigger.config import validate_config
-    from qtrigger.pipeline import run
+    from qtrigger.run.pipeline import run
 
     import yaml
 

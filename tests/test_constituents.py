@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from qtrigger.constituents import CONSTITUENT_FORMATS, read_constituents, wrap_angle
-from qtrigger.data import read_jets
+from qtrigger.inputs.constituent import CONSTITUENT_FORMATS, read_constituents, wrap_angle
+from qtrigger.data.reader import read_jets
 from qtrigger.errors import QTriggerError
 
 

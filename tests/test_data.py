@@ -3,7 +3,7 @@ import pytest
 import uproot
 
 from qtrigger.config import SEED_FEATURES
-from qtrigger.data import make_labels, read_jets, split_by_event
+from qtrigger.data.reader import make_labels, read_jets, split_by_event
 from qtrigger.errors import QTriggerError
 
 

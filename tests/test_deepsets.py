@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qtrigger.config import HLSConfig, ModelConfig, QuantizationConfig
-from qtrigger.emulate_sets import extract_set_network, is_set_model
+from qtrigger.emulate.sets import extract_set_network, is_set_model
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.sets import scatter_padding, stress_jets, synthetic_jets
 from qtrigger.fixedpoint import FixedType
@@ -20,7 +20,7 @@ INPUT_TYPE = FixedType(8, 4, True)
 
 
 def deepsets(pooling="mean", phi=(8, 8), rho=(8,), n_out=1, seed=3, constituents=CAP):
-    from qtrigger.model import build_model
+    from qtrigger.models.build import build_model
 
     cfg = ModelConfig(form="deepsets", phi=list(phi), rho=list(rho), pooling=pooling, constituents=constituents)
     return build_model(FEATURES, n_out, cfg, QuantizationConfig(), INPUT_TYPE, seed=seed)
@@ -55,7 +55,7 @@ def test_model_from_config_layers_and_per_layer_quantizers():
     from qtrigger.config import LayerQuantization
 
     q = QuantizationConfig(layers=[LayerQuantization(weight_bits=4), {}, {}, LayerQuantization(bias_bits=10)])
-    from qtrigger.model import build_model
+    from qtrigger.models.build import build_model
 
     cfg = ModelConfig(form="deepsets", phi=[8, 8], rho=[8], constituents=CAP)
     m = build_model(FEATURES, 1, cfg, q, INPUT_TYPE)
@@ -221,10 +221,10 @@ def test_narrow_pooling_accumulator_is_diagnosed(tmp_path):
 def test_rho_batchnorm_folds_and_stays_exact_in_csim(tmp_path):
     """model.batchnorm on a DeepSets: QDenseBatchnorm in rho, trained, folded to QDense; phi stays bias-free;
     C-simulation equals the integer reference on jets and stress jets."""
-    from qtrigger.check import hls_check
+    from qtrigger.firmware.check import hls_check
     from qtrigger.config import HLSConfig, PruningConfig, TrainingConfig
-    from qtrigger.model import build_model
-    from qtrigger.train import train
+    from qtrigger.models.build import build_model
+    from qtrigger.models.train import train
 
     cfg = ModelConfig(form="deepsets", phi=[8], rho=[8], constituents=CAP, batchnorm=True)
     qat = build_model(FEATURES, 1, cfg, QuantizationConfig(), INPUT_TYPE, seed=4)
@@ -244,7 +244,7 @@ def test_rho_batchnorm_folds_and_stays_exact_in_csim(tmp_path):
 def test_qat_pruning_and_saved_model_stay_exact(tmp_path):
     """QAT (keras fit) with pruning on constituent arrays; the stripped, saved and reloaded model stays exact."""
     from qtrigger.config import PruningConfig
-    from qtrigger.model import apply_pruning, load_model, strip_pruning
+    from qtrigger.models.build import apply_pruning, load_model, strip_pruning
 
     x, mask = synthetic_jets(INPUT_TYPE, 256, CAP, FEATURES, 21)
     y = (x[..., 0].sum(axis=1) > 0).astype(np.float32)
@@ -283,7 +283,7 @@ def saved_deepsets(tmp_path_factory):
 def test_hls_check_3d_inputs_refused_before_conversion(saved_deepsets, tmp_path, array, message, monkeypatch):
     import sys
 
-    from qtrigger.commands import hls_check
+    from qtrigger.run.commands import hls_check
 
     monkeypatch.setattr(sys.modules["qtrigger.firmware.convert"], "convert", lambda *a, **k: pytest.fail("converted"))
     np.save(tmp_path / "x.npy", array)
@@ -295,7 +295,7 @@ def test_hls_check_3d_inputs_refused_before_conversion(saved_deepsets, tmp_path,
 @pytest.mark.slow
 def test_hls_check_saved_deepsets_with_3d_inputs_is_bit_exact(saved_deepsets, tmp_path):
     """``qtrigger hls check --model deepsets.h5 --inputs jets.npy`` (3-D): bit-exact on jets and stress jets."""
-    from qtrigger.commands import hls_check
+    from qtrigger.run.commands import hls_check
 
     x, _ = synthetic_jets(INPUT_TYPE, 300, CAP, FEATURES, 31)
     np.save(tmp_path / "jets.npy", x)
@@ -365,7 +365,7 @@ def test_mask_after_a_phi_bias_refused_in_one_line():
 @pytest.mark.slow
 def test_hls_check_saved_user_spelling_with_npz_is_bit_exact(tmp_path):
     """``hls check --model user.h5 --inputs jets.npz`` (TimeDistributed φ, mask input): 0 mismatches."""
-    from qtrigger.commands import hls_check
+    from qtrigger.run.commands import hls_check
 
     _user_spelling().save(tmp_path / "user.h5", save_format="h5")
     x, mask = synthetic_jets(INPUT_TYPE, 300, CAP, FEATURES, 12)

@@ -31,7 +31,7 @@ def test_constituent_level_config_rules(override, message):
 
 def test_constituent_trigger_needs_constituents_in_the_rate_sample(tmp_path):
     """The shipped rate sample is made with --no-candidates: refused before any work, naming the file."""
-    from qtrigger.preflight import check_run_inputs
+    from qtrigger.run.preflight import check_run_inputs
 
     config = load_config(CONFIG, ["trigger.enabled=true", "trigger.rate_files=[data/rate/qcd_bins/qcd_pthat30to40.root]",
                                   f"output_dir={tmp_path / 'runs'}", f"hls.output_dir={tmp_path / 'hls'}"])
@@ -44,9 +44,9 @@ def test_deepsets_estimate_counts_phi_once_per_slot():
     """hls4ml's io_parallel pointwise convolution unrolls phi over the slots: the estimate's phi layers are
     cap copies of the same dense layer; the pooling is cap - 1 adders per channel; rho counts once."""
     from qtrigger.estimate.latency import estimate_latency_strategy
-    from qtrigger.emulate_sets import extract_set_network
+    from qtrigger.emulate.sets import extract_set_network
     from qtrigger.fixedpoint import FixedType
-    from qtrigger.model import build_model
+    from qtrigger.models.build import build_model
 
     cap, width = 16, 8
     cfg = ModelConfig(form="deepsets", phi=[width], rho=[4], constituents=cap)
@@ -66,9 +66,9 @@ def test_constituent_run_is_exact_and_order_free(tmp_path):
     """A small constituent run with the trigger study on a pTHat-binned QCD rate sample that has
     constituents (generated here): exact C-simulation, accept bit equal to Python, order-free network."""
     from qtrigger import generate
-    from qtrigger.emulate_sets import extract_set_network
-    from qtrigger.model import load_model
-    from qtrigger.pipeline import run
+    from qtrigger.emulate.sets import extract_set_network
+    from qtrigger.models.build import load_model
+    from qtrigger.run.pipeline import run
 
     (tmp_path / "rate").mkdir()
     generate.generate_sample("qcd", [300, 200], 31, tmp_path / "rate" / "qcd", pthat_bins="30,60", workers=0,
@@ -96,7 +96,7 @@ def test_constituent_run_is_exact_and_order_free(tmp_path):
     report = (tmp_path / "runs" / "ds" / "report.md").read_text()
     assert "| b vs light AUC |" in report and (tmp_path / "runs" / "ds" / "plots" / "roc_flavour.png").is_file()
     # evaluate reads other files through their constituents, and names a file without them
-    from qtrigger.commands import evaluate_files
+    from qtrigger.run.commands import evaluate_files
 
     run_dir = tmp_path / "runs" / "ds"
     other = evaluate_files(run_dir, data=[str(REPO / "data" / "default" / "ttbar.root")], csim=False, max_events=300)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from qtrigger.config import validate_config
-from qtrigger.data import JetTable
+from qtrigger.data.reader import JetTable
 from qtrigger.errors import QTriggerError
-from qtrigger.event_inputs import EventInputSpec, build_event_inputs, check_input_words, slot_order, wrap_dphi
-from qtrigger.trigger.events import NO_CODE, JetWords
+from qtrigger.inputs.event import EventInputSpec, build_event_inputs, check_input_words, slot_order, wrap_dphi
+from qtrigger.inputs.seed_jets import NO_CODE, JetWords
 from qtrigger.trigger.seeds import Seed
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,7 +121,7 @@ def test_dphi_wraps_in_the_builder(spec):
 
 
 def test_inputs_lie_on_the_input_quantizer_grid(spec):
-    from qtrigger.preprocess import Preprocessor
+    from qtrigger.inputs.codes import Preprocessor
 
     rng = np.random.default_rng(3)
     events = [[(float(rng.uniform(20, 400)), float(rng.uniform(-2.4, 2.4)), float(rng.uniform(-PI, PI)),
@@ -152,7 +152,7 @@ def test_word_too_narrow_is_refused_in_one_line():
 
 
 def _jets(pt_codes, ht=None, scores=None):
-    from qtrigger.trigger.events import SeedJets
+    from qtrigger.inputs.seed_jets import SeedJets
 
     pt = np.asarray(pt_codes, np.int64)
     valid = pt > 0
@@ -162,7 +162,7 @@ def _jets(pt_codes, ht=None, scores=None):
 
 
 def test_preselection_is_an_ht_seed_and_event_network_keys():
-    from qtrigger.event_pipeline import preselection_seed
+    from qtrigger.run.event_pipeline import preselection_seed
 
     config = validate_config(raw_config())
     words = JetWords(ht_jet_pt_gev=20.0)
@@ -225,7 +225,7 @@ def test_config_errors_are_one_line():
 
 
 def test_preselection_keeping_no_signal_is_refused():
-    from qtrigger.event_pipeline import check_preselection
+    from qtrigger.run.event_pipeline import check_preselection
 
     config = validate_config(raw_config())
     labels = np.array([1, 1, 0, 0])
@@ -240,13 +240,13 @@ def test_preselection_keeping_no_signal_is_refused():
 def test_rate_sample_without_the_needed_bins_is_refused():
     from types import SimpleNamespace
 
-    from qtrigger.event_pipeline import check_rate_bins, preselection_leading_jet_gev
+    from qtrigger.run.event_pipeline import check_rate_bins, preselection_leading_jet_gev
 
     config = validate_config(raw_config())
     assert preselection_leading_jet_gev(config) == 20.0
     bins = (SimpleNamespace(pthat_min=30.0, pthat_max=math.inf),)
     info = SimpleNamespace(bins=bins, pthat_min=30.0, where=lambda: "rate.root")
-    import qtrigger.samples as samples
+    import qtrigger.data.samples as samples
 
     cut = samples.generator_cut_gev
     try:
@@ -349,7 +349,7 @@ def test_event_run_metrics_keys_and_definitions(event_run):
 
 @pytest.mark.slow
 def test_event_run_evaluate_applies_run_thresholds_with_pulls(event_run):
-    from qtrigger.pipeline import evaluate_trigger
+    from qtrigger.run.pipeline import evaluate_trigger
 
     run_dir, m, tmp = event_run
     out = evaluate_trigger(run_dir, [str(REPO / "data/default/ttbar.root")],
@@ -366,8 +366,8 @@ def test_event_run_evaluate_applies_run_thresholds_with_pulls(event_run):
 def test_event_accept_bit_check_catches_a_missing_dphi_wrap(event_run, monkeypatch):
     """The same check with the C++ Delta-phi wrap removed must report disagreements."""
     import qtrigger.trigger.event_decision as decision
-    from qtrigger.emulate import extract_network
-    from qtrigger.results import FinishedRun
+    from qtrigger.emulate.network import extract_network
+    from qtrigger.run.results import FinishedRun
     from qtrigger.trigger.working_points import seed_from_dict
 
     run_dir, m, tmp = event_run
@@ -424,7 +424,7 @@ def test_bad_event_input_is_one_line_exit_2_before_training(tmp_path, monkeypatc
 @pytest.mark.slow
 def test_event_run_evaluate_data_on_the_real_nanoaod(event_run):
     """``qtrigger evaluate RUN --data F`` for an event run: every event of the real CMS file, C-sim exact."""
-    from qtrigger.pipeline import evaluate
+    from qtrigger.run.pipeline import evaluate
 
     real = REPO.parent / "shared" / "data" / "nanoAOD_2015_CMS_Open_Data_ttbar.root"
     if not real.is_file():
@@ -460,12 +460,12 @@ def test_event_rtl_check_fails_for_a_wrong_chain(event_run, monkeypatch):
 
     from da4ml.trace import to_pipeline
 
-    import qtrigger.event_inputs as event_inputs
-    from qtrigger.emulate import extract_network
+    import qtrigger.inputs.event as event_inputs
+    from qtrigger.emulate.network import extract_network
     from qtrigger.firmware import event_rtl
     from qtrigger.firmware.latency import find_latency, run_stream
     from qtrigger.firmware.rtl import default_latency_cutoff
-    from qtrigger.results import FinishedRun
+    from qtrigger.run.results import FinishedRun
 
     run_dir, m, tmp = event_run
     run = FinishedRun.load(run_dir)

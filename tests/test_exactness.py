@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from qtrigger.config import HLSConfig, ModelConfig, PruningConfig, QuantizationConfig, TrainingConfig, validate_config
-from qtrigger.emulate import extract_network
+from qtrigger.emulate.network import extract_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.check import hls_check, precision_profile
-from qtrigger.model import build_model
-from qtrigger.pipeline import prepare_data
-from qtrigger.train import train
+from qtrigger.models.build import build_model
+from qtrigger.run.pipeline import prepare_data
+from qtrigger.models.train import train
 
 from conftest import small_config_dict
 

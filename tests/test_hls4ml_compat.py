@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from qtrigger import hls4ml_compat
+from qtrigger.firmware import adapter as hls4ml_compat
 
 
 def tiny_qkeras_model():

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from qtrigger.config import HLSConfig, validate_config
-from qtrigger.emulate import extract_network
+from qtrigger.emulate.network import extract_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.check import check_model_files, hls_check, logits_model
 
@@ -115,7 +115,7 @@ FORMS = {  # name: (layers, outputs, softmax at the end)
 
 @pytest.fixture(scope="module")
 def prepared(default_sample, tmp_path_factory):
-    from qtrigger.pipeline import prepare_data
+    from qtrigger.run.pipeline import prepare_data
 
     return prepare_data(validate_config(small_config_dict(default_sample, tmp_path_factory.mktemp("forms"))))
 
@@ -245,7 +245,7 @@ def test_no_input_quantizer_needs_inputs_on_a_grid(tmp_path, monkeypatch):
 
 
 def test_input_type_from_data_is_the_smallest_exact_grid():
-    from qtrigger.emulate import input_type_from_data
+    from qtrigger.emulate.network import input_type_from_data
 
     x = np.array([[0.25, -3.0], [7.75, 0.5]])
     t = input_type_from_data(x)
@@ -290,7 +290,7 @@ def _forbid_conversion(monkeypatch):
 def saved_model(tmp_path_factory):
     from qtrigger.config import ModelConfig, QuantizationConfig
     from qtrigger.fixedpoint import FixedType
-    from qtrigger.model import build_model
+    from qtrigger.models.build import build_model
 
     path = tmp_path_factory.mktemp("model") / "model.h5"
     build_model(4, 1, ModelConfig(hidden=[4]), QuantizationConfig(), FixedType(10, 5, True, "RND_CONV", "SAT")).save(path)

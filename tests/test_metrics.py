@@ -65,7 +65,7 @@ def test_binomial_error():
 
 
 def test_pt_eta_reweighting_matches_background_spectrum():
-    from qtrigger.train import pt_eta_weights
+    from qtrigger.models.train import pt_eta_weights
 
     rng = np.random.default_rng(0)
     pt = np.r_[rng.exponential(30, 20000) + 20, rng.exponential(80, 4000) + 20]
@@ -78,7 +78,7 @@ def test_pt_eta_reweighting_matches_background_spectrum():
 
 
 def test_leading_rank_within_event():
-    from qtrigger.trigger_study import leading_rank
+    from qtrigger.inputs.seed_jets import leading_rank
 
     assert leading_rank(np.array([0, 0, 0, 3, 5, 5])).tolist() == [0, 1, 2, 0, 0, 1]
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from qtrigger.config import ANGLE_LSB, FeaturesConfig, SEED_FEATURES
-from qtrigger.preprocess import Preprocessor, to_feature_codes
+from qtrigger.inputs.codes import Preprocessor, to_feature_codes
 
 
 def raw_jets(n=2000, seed=0):

@@ -11,7 +11,7 @@ from conftest import small_config_dict
 
 def models(default_sample, tmp_path, hidden=(8,)):
     from qtrigger.fixedpoint import FixedType
-    from qtrigger.model import build_model
+    from qtrigger.models.build import build_model
 
     config = validate_config(small_config_dict(default_sample, tmp_path, model={"hidden": list(hidden)}))
     build = lambda quantized, seed: build_model(4, 1, config.model, config.quantization,  # noqa: E731
@@ -24,7 +24,7 @@ def test_default_is_random_initialisation(default_sample, tmp_path):
 
 
 def test_qat_model_starts_from_the_float_twins_weights(default_sample, tmp_path):
-    from qtrigger.model import copy_dense_weights
+    from qtrigger.models.build import copy_dense_weights
 
     build = models(default_sample, tmp_path)
     twin, qat = build(False, 7), build(True, 1)
@@ -38,7 +38,7 @@ def test_qat_model_starts_from_the_float_twins_weights(default_sample, tmp_path)
 
 
 def test_shape_mismatch_is_one_line(default_sample, tmp_path):
-    from qtrigger.model import copy_dense_weights
+    from qtrigger.models.build import copy_dense_weights
 
     with pytest.raises(QTriggerError, match=r"layer dense_0 has weights .* in the QAT model but") as err:
         copy_dense_weights(models(default_sample, tmp_path, hidden=(6,))(False, 1),
@@ -55,8 +55,8 @@ def test_unsupported_models_are_refused(default_sample, tmp_path):
 @pytest.mark.slow
 def test_fine_tuned_run_trains_the_twin_first_and_reports_both(default_sample, tmp_path, monkeypatch):
     """A tiny run: the float model is trained first, QAT starts from it; both AUCs are reported."""
-    from qtrigger import model as model_module
-    from qtrigger.pipeline import run
+    from qtrigger.models import build as model_module
+    from qtrigger.run.pipeline import run
 
     copied = []
     original = model_module.copy_dense_weights

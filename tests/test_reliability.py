@@ -78,7 +78,7 @@ import yaml
 
 from qtrigger.config import validate_config
 from qtrigger.errors import QTriggerError
-from qtrigger.results import FinishedRun
+from qtrigger.run.results import FinishedRun
 from qtrigger.rundir import OutputLock, claimed_outputs, read_run_id
 
 from conftest import REPO, small_config_dict
@@ -343,7 +343,7 @@ def test_case7_duplicate_sample_names_refused(tmp_path, default_sample):
 @pytest.mark.parametrize("column", ["eta", "pt"])
 def test_case8_nan_kinematics_counted_and_refused(tmp_path, column):
     from qtrigger.config import SEED_FEATURES
-    from qtrigger.data import read_jets
+    from qtrigger.data.reader import read_jets
 
     def poison(jets):
         import awkward as ak
@@ -391,7 +391,7 @@ def test_evaluate_missing_branch_before_work(tmp_path, qtrigger_cli):
 
 def test_truncated_root_file(tmp_path):
     from qtrigger.config import SEED_FEATURES
-    from qtrigger.data import read_jets
+    from qtrigger.data.reader import read_jets
 
     whole = Path(make_events_file(tmp_path / "whole.root", n_events=2000))
     cut = tmp_path / "cut.root"
@@ -405,7 +405,7 @@ def test_truncated_root_file(tmp_path):
 @pytest.mark.parametrize("key", ["output_dir", "hls.output_dir"])
 def test_unwritable_output_simulated(tmp_path, default_sample, monkeypatch, key):
     """simulated: EACCES injected (CI runs as root, which may write anywhere)."""
-    from qtrigger.preflight import check_run_inputs
+    from qtrigger.run.preflight import check_run_inputs
 
     raw = tiny_config(tmp_path, default_sample)
     config = validate_config(raw)
@@ -428,7 +428,7 @@ def test_unwritable_output_simulated(tmp_path, default_sample, monkeypatch, key)
 @pytest.mark.simulated
 def test_disk_full_simulated(tmp_path, default_sample, monkeypatch, capsys):
     """simulated: ENOSPC injected while a run writes; exit 2, previous run intact, no staging left."""
-    import qtrigger.pipeline as pipeline
+    import qtrigger.run.pipeline as pipeline
 
     previous = existing_run(tmp_path / "runs", "tiny")
     path = write_yaml(tmp_path / "tiny.yaml", tiny_config(tmp_path, default_sample))
@@ -449,8 +449,7 @@ def test_disk_full_simulated(tmp_path, default_sample, monkeypatch, capsys):
 
 
 def test_missing_gxx_before_work(tmp_path, default_sample, monkeypatch):
-    from qtrigger import preflight
-
+    from qtrigger.run import preflight
     config = validate_config(tiny_config(tmp_path, default_sample))
     monkeypatch.setattr(preflight.shutil, "which", lambda name: None)
     with pytest.raises(QTriggerError, match="g\\+\\+ not found on PATH"):
@@ -458,7 +457,7 @@ def test_missing_gxx_before_work(tmp_path, default_sample, monkeypatch):
 
 
 def test_verilator_only_when_config_asks(tmp_path, default_sample):
-    from qtrigger.preflight import required_tools
+    from qtrigger.run.preflight import required_tools
 
     assert required_tools(validate_config(tiny_config(tmp_path, default_sample))) == ["g++"]
 
@@ -470,7 +469,7 @@ def test_verilator_only_when_config_asks(tmp_path, default_sample):
     (np.array([[1.0, np.nan], [0.0, np.inf]]), "2 rows hold NaN/inf"),
 ])
 def test_bad_inputs_one_line(tmp_path, array, message):
-    from qtrigger.commands import load_inputs
+    from qtrigger.run.commands import load_inputs
 
     path = tmp_path / "x.npy"
     np.save(path, array)
@@ -519,7 +518,7 @@ def test_scan_zero_workers(flag, qtrigger_cli):
 # --------------------------------------------------------------------------- messages
 
 def test_messages_zero_event_file_before_work(tmp_path, default_sample):
-    from qtrigger.preflight import check_run_inputs
+    from qtrigger.run.preflight import check_run_inputs
 
     raw = tiny_config(tmp_path, default_sample)
     raw["data"]["samples"][1]["files"] = [make_events_file(tmp_path / "empty.root", n_events=0)]
@@ -528,7 +527,7 @@ def test_messages_zero_event_file_before_work(tmp_path, default_sample):
 
 
 def test_messages_missing_runs_tree_before_work(tmp_path, default_sample):
-    from qtrigger.preflight import check_run_inputs
+    from qtrigger.run.preflight import check_run_inputs
 
     raw = tiny_config(tmp_path, default_sample)
     raw["data"]["samples"][1]["files"] = [make_events_file(tmp_path / "noruns.root", runs=False)]
@@ -537,7 +536,7 @@ def test_messages_missing_runs_tree_before_work(tmp_path, default_sample):
 
 
 def test_messages_one_class_labels(tmp_path, default_sample):
-    from qtrigger.pipeline import _check_trainable, prepare_data
+    from qtrigger.run.pipeline import _check_trainable, prepare_data
 
     raw = tiny_config(tmp_path, default_sample)
     raw["labels"] = {"signal": [99]}  # no jet has hadronFlavour 99
@@ -556,7 +555,7 @@ def test_malformed_yaml_line_number(tmp_path):
 
 
 def test_bug_exit_3(tmp_path, monkeypatch, capsys):
-    import qtrigger.pipeline as pipeline
+    import qtrigger.run.pipeline as pipeline
 
     def broken(*args, **kwargs):
         return {}["missing"]
@@ -612,7 +611,7 @@ def trained_run(runs):
 def test_case9_evaluate_reads_every_event_by_default(trained_run, tmp_path):
     import uproot
 
-    from qtrigger.pipeline import evaluate
+    from qtrigger.run.pipeline import evaluate
 
     run_dir, _ = trained_run
     data = make_events_file(tmp_path / "many.root", n_events=2000)
@@ -624,7 +623,7 @@ def test_case9_evaluate_reads_every_event_by_default(trained_run, tmp_path):
 
 @pytest.mark.slow
 def test_case10_saturation_recorded_and_warned(trained_run, tmp_path):
-    from qtrigger.pipeline import evaluate
+    from qtrigger.run.pipeline import evaluate
 
     run_dir, _ = trained_run
     recorded = json.loads((run_dir / "preprocessing.json").read_text())["saturated_fraction"]
@@ -652,7 +651,7 @@ def test_hls_config_records_final_path(trained_run):
 
 @pytest.mark.slow
 def test_inputs_of_wrong_width_refused_before_conversion(trained_run, tmp_path):
-    from qtrigger.commands import hls_check
+    from qtrigger.run.commands import hls_check
 
     run_dir, _ = trained_run
     np.save(tmp_path / "x.npy", np.zeros((5, 7)))
@@ -758,7 +757,7 @@ def test_i19_override_garbage_is_a_user_error(tmp_path, qtrigger_cli):
 def test_i19_override_unknown_layer_named():
     from types import SimpleNamespace
 
-    from qtrigger.commands import check_override_layers
+    from qtrigger.run.commands import check_override_layers
 
     model = SimpleNamespace(layers=[SimpleNamespace(name=n) for n in ("inputs", "dense_0", "output")])
     check_override_layers({"dense_0": {"accum": "ap_fixed<12,4>"}}, model)
@@ -768,9 +767,9 @@ def test_i19_override_unknown_layer_named():
 
 @pytest.mark.parametrize("widths", [["0"], ["8", "-3"]])
 def test_i19_compare_bad_widths_before_compiling(tmp_path, qtrigger_cli, monkeypatch, widths):
-    import qtrigger.results
+    import qtrigger.run.results
 
-    monkeypatch.setattr(qtrigger.results.FinishedRun, "load", lambda *a: pytest.fail("opened the run"))
+    monkeypatch.setattr(qtrigger.run.results.FinishedRun, "load", lambda *a: pytest.fail("opened the run"))
     result = qtrigger_cli("compare", copied_run(tmp_path), "--widths", *widths)
     bad = " ".join(w for w in widths if int(w) < 2)
     assert result.returncode == 2
@@ -836,7 +835,7 @@ def test_i19_shifts_for_unknown_feature_refused(tmp_path, default_sample):
 
 @pytest.mark.parametrize("key, value", [("target_rate_hz", 1e12), ("extra_rates_hz", [30e3, 2e8])])
 def test_i19_target_rate_above_total_rate(tmp_path, default_sample, key, value):
-    from qtrigger.preflight import check_run_inputs
+    from qtrigger.run.preflight import check_run_inputs
 
     raw = tiny_config(tmp_path, default_sample)
     raw["trigger"] = {key: value}
@@ -852,7 +851,7 @@ def test_i19_target_rate_above_total_rate(tmp_path, default_sample, key, value):
 
 def test_i19_too_few_events_of_a_class_in_a_split(tmp_path, default_sample):
     """A one-event signal sample: refused before training (the jets' test split is the first to fall short)."""
-    from qtrigger.pipeline import _check_events_per_role, _check_trainable, prepare_data
+    from qtrigger.run.pipeline import _check_events_per_role, _check_trainable, prepare_data
 
     raw = tiny_config(tmp_path, default_sample)
     raw["data"]["samples"][0]["files"] = [make_events_file(tmp_path / "one.root", n_events=1, source="ttbar")]
@@ -893,7 +892,7 @@ def test_i19_truncated_root_file_at_open(tmp_path, default_sample, qtrigger_cli,
 
 
 def test_i19_training_saturation_thresholds():
-    from qtrigger.preprocess import training_saturation
+    from qtrigger.inputs.codes import training_saturation
 
     assert training_saturation({"Jet_pt": 0.01, "Jet_eta": 0.0}, []) == []
     assert training_saturation({"Jet_pt": 0.05}, []) == [
@@ -916,7 +915,7 @@ def test_i19_saturation_intended_names_features(tmp_path, default_sample):
 
 
 def test_i19_mev_inputs_refused_before_training(tmp_path, default_sample, qtrigger_cli, monkeypatch):
-    import qtrigger.train
+    import qtrigger.models.train
 
     def mev(jets):
         jets["pt"], jets["mass"] = jets["pt"] * 1000.0, jets["mass"] * 1000.0
@@ -927,7 +926,7 @@ def test_i19_mev_inputs_refused_before_training(tmp_path, default_sample, qtrigg
         sample["files"] = [make_events_file(tmp_path / f"{sample['name']}_mev.root", n_events=600, mutate=mev,
                                             source=sample["name"])]
     path = write_yaml(tmp_path / "c.yaml", raw)
-    monkeypatch.setattr(qtrigger.train, "configure_tensorflow", lambda *a: pytest.fail("reached training"))
+    monkeypatch.setattr(qtrigger.models.train, "configure_tensorflow", lambda *a: pytest.fail("reached training"))
     before = _tree_listing(tmp_path)
     result = qtrigger_cli("run", path, "--no-progress", "--set", "trigger.enabled=false")
     assert result.returncode == 2
@@ -938,7 +937,7 @@ def test_i19_mev_inputs_refused_before_training(tmp_path, default_sample, qtrigg
 
 
 def test_i19_saturation_warning_in_report_and_terminal():
-    from qtrigger.report import render_report, warnings_text
+    from qtrigger.run.report import render_report, warnings_text
 
     run = FinishedRun.load(V01_RUN)
     assert warnings_text(run.result) == "" and "Warning" not in render_report(run.config, run.result)
@@ -957,7 +956,7 @@ def test_i19_jagged_branches_disagree(tmp_path, default_sample):
     import uproot
 
     from qtrigger.config import SEED_FEATURES
-    from qtrigger.data import read_jets
+    from qtrigger.data.reader import read_jets
 
     with uproot.open(default_sample["qcd"]) as handle:
         events = handle["Events"].arrays(entry_stop=50)

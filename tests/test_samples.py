@@ -8,7 +8,7 @@ import pytest
 uproot = pytest.importorskip("uproot")
 
 from qtrigger.errors import QTriggerError  # noqa: E402
-from qtrigger.samples import (  # noqa: E402
+from qtrigger.data.samples import (  # noqa: E402
     event_bin_index,
     event_xsec_weights_mb,
     generator_cut_gev,
@@ -238,7 +238,7 @@ def test_rate_sample_files_of_one_bin_combine(rate_sample):
     """Bins extended by further files (other seeds) are one bin: its event count is the sum of its
     files' events, every event of the bin weighs sigma_b * genWeight / W_b whichever file it is in,
     the files' cross-sections agree within their errors, and no event is in two files (distinct seeds)."""
-    from qtrigger.samples import read_runs
+    from qtrigger.data.samples import read_runs
 
     info, ev = rate_sample
     assert len(info.files) == len(RATE_FILES) > len(info.bins)  # some bins are made of several files

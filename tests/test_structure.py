@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from qtrigger.errors import QTriggerError
-from qtrigger.results import FinishedRun, RunResult
+from qtrigger.run.results import FinishedRun, RunResult
 
 from conftest import REPO
 
@@ -143,7 +143,7 @@ def test_run_result_mapping_interface(tmp_path):
 
 
 def test_results_table_reads_typed_result(tmp_path):
-    from qtrigger.report import results_table
+    from qtrigger.run.report import results_table
 
     run = FinishedRun.load(_copy(tmp_path, "runs") / "v01_run")
     table = results_table(run.result)

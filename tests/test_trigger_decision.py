@@ -5,7 +5,7 @@ import pytest
 
 from qtrigger.fixedpoint import FixedType
 from qtrigger.trigger.decision import check_seed_csim, write_seed_hls
-from qtrigger.trigger.events import JetWords
+from qtrigger.inputs.seed_jets import JetWords
 from qtrigger.trigger.seeds import Seed
 
 WORDS = JetWords(pt_lsb_gev=0.25, pt_bits=12, ht_bits=12, ht_jet_pt_gev=30.0)

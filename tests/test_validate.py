@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from qtrigger.validate import validate_sample
+from qtrigger.data.validate import validate_sample
 
 pytest.importorskip("pythia8mc", reason="generator extra not installed (pip install '.[generate]')")
 
@@ -33,7 +33,7 @@ def test_generated_vs_real_nanoaod(wjets, real_nanoaod, tmp_path):
 
 def test_ttbar_b_fraction_in_default_sample(default_sample):
     from qtrigger.config import SEED_FEATURES
-    from qtrigger.data import read_jets
+    from qtrigger.data.reader import read_jets
 
     table = read_jets({"ttbar": [default_sample["ttbar"]]}, SEED_FEATURES)
     assert 0.20 < np.mean(table.truth == 5) < 0.45

@@ -81,7 +81,7 @@ def handle_check(args) -> int:
     """0 when bit-exact, 1 when not."""
     import json
 
-    from qtrigger.commands import hls_check
+    from qtrigger.run.commands import hls_check
 
     result = hls_check(args.run, args.model, args.inputs, args.override)
     print(json.dumps(result.as_dict(), indent=2, default=str) if args.json else result.summary())
@@ -90,7 +90,7 @@ def handle_check(args) -> int:
 
 def handle_build(args) -> int:
     """Run the vendor build."""
-    from qtrigger.commands import hls_build
+    from qtrigger.run.commands import hls_build
 
     hls_build(args.run, {step: getattr(args, step) for step in BUILD_STEPS})
     print(f"built; read the reports with: qtrigger hls report {args.run}")
@@ -101,7 +101,7 @@ def handle_report(args) -> int:
     """Read the reports (recorded into the run's metrics.json) and print them."""
     import json
 
-    from qtrigger.commands import hls_report
+    from qtrigger.run.commands import hls_report
 
     print(json.dumps(hls_report(args.run, args.project), indent=2))
     return 0

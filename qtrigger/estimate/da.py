@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.device import DEFAULT_PART, device_family, usable_clock_ns
-from qtrigger.emulate import QuantizedNetwork
+from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.errors import QTriggerError
 
 METHOD = "da4ml-kernel-cost"

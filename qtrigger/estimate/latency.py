@@ -2,7 +2,7 @@
 
 :func:`estimate_latency_strategy` models hls4ml's *Latency* strategy with ``io_parallel``
 (fully unrolled constant-coefficient dense layers) from the integer weights of a
-:class:`~qtrigger.emulate.QuantizedNetwork`; every result is tagged
+:class:`~qtrigger.emulate.network.QuantizedNetwork`; every result is tagged
 ``verification: "estimate"``. :func:`per_event` and :func:`check_budget` also accept the
 vendor reports read by :func:`qtrigger.firmware.vendor.read_reports`.
 
@@ -39,7 +39,7 @@ codes ``c`` (hls4ml writes the weights as constants; HLS constant-folds every pr
   muxes (``ceil((RF - 1) / 3)`` LUT per operand bit) and ``n_out * w_acc`` accumulator FFs;
   constant shift-and-add multipliers cannot be shared and are counted in full.
 
-A DeepSets network (:class:`~qtrigger.emulate_sets.SetNetwork`): hls4ml's io_parallel pointwise
+A DeepSets network (:class:`~qtrigger.emulate.sets.SetNetwork`): hls4ml's io_parallel pointwise
 convolution unrolls the phi layers over the constituent slots, so each phi layer counts ``cap``
 times (``instances``); the global pooling adds ``cap - 1`` accumulator-width adders per channel
 (mean; the division by the power-of-two cap is wiring) or compare-and-select pairs (max), depth
@@ -94,7 +94,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from qtrigger.device import DEFAULT_PART, DeviceFamily, device_family, device_resources, usable_clock_ns
-from qtrigger.emulate import DenseStage, QuantizedNetwork
+from qtrigger.emulate.network import DenseStage, QuantizedNetwork
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qtrigger.emulate import QuantizedNetwork
+from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.estimate.latency import Estimate, check_budget, estimate_latency_strategy, per_event
 
 

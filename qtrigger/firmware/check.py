@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.config import HLSConfig
-from qtrigger.emulate import QuantizedNetwork, extract_network, has_input_quantizer, input_type_from_data
-from qtrigger.emulate_sets import extract_set_network, is_set_model
+from qtrigger.emulate.network import QuantizedNetwork, extract_network, has_input_quantizer, input_type_from_data
+from qtrigger.emulate.sets import extract_set_network, is_set_model
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.inputs import load_inputs, load_keras_model, validate_array
 from qtrigger.firmware.csim import REFERENCE, compare_codes, csim_predict_codes, float32_reference_codes, stress_inputs

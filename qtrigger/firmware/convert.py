@@ -1,6 +1,6 @@
 """hls4ml conversion: the layer configuration and the written, compiled project.
 
-Precisions come from :class:`~qtrigger.emulate.QuantizedNetwork` (derived from the QKeras
+Precisions come from :class:`~qtrigger.emulate.network.QuantizedNetwork` (derived from the QKeras
 quantizers and the trained weights), never typed by hand. The input type rounds half to
 even and saturates (``RND_CONV, SAT``) exactly as the QKeras input quantizer does, so
 float inputs are converted as QKeras converts them instead of being truncated first.
@@ -18,7 +18,7 @@ import numpy as np
 
 from qtrigger.firmware.adapter import config_from_keras_model, convert_from_keras_model
 from qtrigger.config import HLSConfig
-from qtrigger.emulate import QuantizedNetwork
+from qtrigger.emulate.network import QuantizedNetwork
 
 
 _CPP_RESERVED = set(
@@ -73,7 +73,7 @@ def with_cpp_layer_names(model) -> tuple[object, dict[str, str]]:
 
     import h5py
 
-    from qtrigger.model import load_model
+    from qtrigger.models.build import load_model
 
     with tempfile.TemporaryDirectory(prefix="qtrigger-names-") as tmp:
         path = Path(tmp) / "renamed.h5"

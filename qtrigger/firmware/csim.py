@@ -1,7 +1,7 @@
 """C-simulation of a converted project, the code-by-code comparison, and the stress inputs.
 
 Every comparison is on integer codes of the network's output type against the exact
-int64 emulation (:meth:`~qtrigger.emulate.QuantizedNetwork.forward_codes`). This module
+int64 emulation (:meth:`~qtrigger.emulate.network.QuantizedNetwork.forward_codes`). This module
 is the one owner of the stress inputs (rows on input rounding ties and beyond the input
 type's range) used by the C-simulation check and by the RTL check.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qtrigger.emulate import QuantizedNetwork
+from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.fixedpoint import FixedType
 
 REFERENCE = "integer emulation (exact, int64)"

@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.emulate import QuantizedNetwork
+from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.errors import QTriggerError
-from qtrigger.event_inputs import PHI_HALF_TURN
+from qtrigger.inputs.event import PHI_HALF_TURN
 from qtrigger.fixedpoint import FixedType
 
 TOP = "qtrigger_event_seed"
@@ -71,7 +71,7 @@ class ChainLayout:
         """Input port values per event: valid bits, pT words, slot words, threshold code × score LSB.
 
         ``thresholds`` are already in output units (code × LSB). A ``Jet_pt`` slot word must equal
-        the slot's pT word (as :func:`qtrigger.event_inputs.build_event_inputs` writes it).
+        the slot's pT word (as :func:`qtrigger.inputs.event.build_event_inputs` writes it).
         """
         n = len(jets.pt)
         valid = jets.valid[:, :self.n_slots]
@@ -148,7 +148,7 @@ def _ht_count_preselection(valid, pt, spec, preselection, hw):
 
 def _delta_phi(phi, lead, valid_slot, valid_lead, spec, hw):
     """phi - phi_0 in phi codes, wrapped at +-720, saturated to the phi word; 0 for an empty slot."""
-    from qtrigger.preprocess import feature_code_range
+    from qtrigger.inputs.codes import feature_code_range
 
     d = _select(valid_slot, phi, 0, hw) - _select(valid_lead, lead, 0, hw)
     d = _select(_below(d, PHI_HALF_TURN), d, d - 2 * PHI_HALF_TURN, hw)
@@ -202,10 +202,10 @@ def expected_outputs(preselection, jets, slot_words: np.ndarray, thresholds: np.
     """Per event the Python chain's [accept, HT, score] (score and threshold in output units).
 
     The same chain as :func:`qtrigger.trigger.event_decision.python_event_decisions` with a threshold
-    per event: words → codes (:func:`~qtrigger.event_inputs.codes_from_words`) → exact network, and
+    per event: words → codes (:func:`~qtrigger.inputs.event.codes_from_words`) → exact network, and
     accept = the seed's preselection and score code >= threshold code.
     """
-    from qtrigger.event_inputs import codes_from_words
+    from qtrigger.inputs.event import codes_from_words
 
     codes, _ = codes_from_words(slot_words, jets, spec)
     lsb = network.output_type.lsb
@@ -228,7 +228,7 @@ def chain_stimulus(seeds: list, real_sets: dict, spec, preprocessor, network: Qu
     -1/0/+1 (the comparator's edges); random events at the word limits and preselection thresholds
     (:func:`~qtrigger.trigger.event_decision.random_event_words`), also at their own score -1/0/+1.
     """
-    from qtrigger.event_inputs import codes_from_words
+    from qtrigger.inputs.event import codes_from_words
     from qtrigger.trigger.event_decision import random_event_words
 
     out_type = network.output_type
@@ -333,7 +333,7 @@ def save_decision_events(path, sets: dict) -> Path:
 
 def load_decision_events(path) -> dict:
     """The sets of :func:`save_decision_events` (scores unset)."""
-    from qtrigger.trigger.events import NO_CODE, SeedJets
+    from qtrigger.inputs.seed_jets import NO_CODE, SeedJets
 
     path = Path(path)
     if not path.is_file():
@@ -363,8 +363,8 @@ def run_seeds(trigger_metrics: dict) -> list:
 def event_chain_rtl_for_run(run, out_dir, *, synthesize: bool = True, max_events: int | None = None):
     """:func:`event_chain_rtl` for a finished event-level run (``qtrigger hls rtl RUN``): its network, quoted
     seeds and ``decision_events.npz``; ``max_events`` caps each real set."""
-    from qtrigger.emulate import extract_network
-    from qtrigger.event_inputs import EventInputSpec
+    from qtrigger.emulate.network import extract_network
+    from qtrigger.inputs.event import EventInputSpec
 
     seeds = run_seeds(run.result.trigger)
     if not seeds:

@@ -73,7 +73,7 @@ def load_keras_model(path):
     with h5py.File(path, "r") as handle:
         if "model_config" not in handle.attrs:
             raise QTriggerError(f"{path}: HDF5 without a model_config (weights only?); {_MODEL_HINT}")
-    from qtrigger.model import load_model
+    from qtrigger.models.build import load_model
 
     try:
         return load_model(path)

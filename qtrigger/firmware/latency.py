@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.firmware.rtl import _environment, verilator_environment, verilator_version
-from qtrigger.emulate import QuantizedNetwork
+from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.errors import QTriggerError
 
 REGISTERS = ("L counts clock edges from the one that loads the top-level input register (stage0_inp <= model_inp) "

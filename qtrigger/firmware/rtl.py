@@ -1,7 +1,7 @@
 """RTL of the whole network from da4ml, built with Verilator and checked against the exact model.
 
 da4ml has no QKeras front end, so the whole network (input quantizer, every dense layer,
-every activation) is traced here from the :class:`~qtrigger.emulate.QuantizedNetwork`'s
+every activation) is traced here from the :class:`~qtrigger.emulate.network.QuantizedNetwork`'s
 integer weights and fixed-point types, written as pipelined Verilog by da4ml, compiled
 with Verilator and simulated (:func:`rtl_check`). Its pipeline stages and register bits
 (``da4ml_verilog``) describe that Verilog, not the HLS design; the cost of hls4ml's own
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.device import CLOCK_UNCERTAINTY, DEFAULT_PART, device_family
-from qtrigger.emulate import QuantizedNetwork, dense_codes, requantize
+from qtrigger.emulate.network import QuantizedNetwork, dense_codes, requantize
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
 
@@ -563,10 +563,10 @@ def rtl_check_run(run_dir, *, rounding: str = "half_even", ties: int = 2000, ove
     removed afterwards). Everything is checked before TensorFlow or Verilator is started.
     """
     from qtrigger.config import load_config
-    from qtrigger.emulate import extract_network
-    from qtrigger.model import load_model
-    from qtrigger.report import write_json
-    from qtrigger.results import read_test_jets
+    from qtrigger.emulate.network import extract_network
+    from qtrigger.models.build import load_model
+    from qtrigger.run.report import write_json
+    from qtrigger.run.results import read_test_jets
 
     run_dir = Path(run_dir)
     model_path, jets_path = run_dir / "model_qat.h5", run_dir / "test_jets.npz"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.emulate import QuantizedNetwork
+from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.errors import QTriggerError
 
 ARTEFACT = "da4ml Verilog"
@@ -224,7 +224,7 @@ def rtl_stage_for_run(run_dir, output=None, overwrite: bool = False, jets: int |
 
     from qtrigger.config import load_config
     from qtrigger.firmware.synth import require_yosys
-    from qtrigger.results import FinishedRun
+    from qtrigger.run.results import FinishedRun
     from qtrigger.rundir import write_json
 
     run_dir = Path(run_dir)
@@ -242,7 +242,7 @@ def rtl_stage_for_run(run_dir, output=None, overwrite: bool = False, jets: int |
     run = FinishedRun.load(run_dir)
     if overwrite and out.exists():
         shutil.rmtree(out)
-    from qtrigger.emulate import extract_network
+    from qtrigger.emulate.network import extract_network
 
     if config.features.level == "event" and (run.result.trigger or {}).get("at_rate"):
         from qtrigger.firmware.event_rtl import event_chain_rtl_for_run

@@ -1,6 +1,6 @@
 """DeepSets models as users save them, rewritten into the one chain qtrigger proves exact.
 
-The canonical chain (:func:`qtrigger.emulate_sets.extract_set_network`) is one
+The canonical chain (:func:`qtrigger.emulate.sets.extract_set_network`) is one
 ``(constituents, features)`` input → input quantizer → bias-free per-constituent QDense /
 QActivation layers → global pooling → QDense head. Two other common spellings are accepted
 and rewritten before anything is converted:
@@ -150,7 +150,7 @@ def _rebuild(model, chain: list, x_name: str, x_shape: tuple):
     """A functional model: Input(``x_shape``) → each chain layer (TimeDistributed unwrapped), weights copied."""
     import tf_keras as keras
 
-    from qtrigger.model import custom_objects
+    from qtrigger.models.build import custom_objects
 
     inputs = keras.Input(x_shape, name=x_name)
     tensor = inputs

@@ -22,7 +22,7 @@ import numpy as np
 
 from qtrigger.cluster import dask_client
 from qtrigger.errors import QTriggerError
-from qtrigger.samples import combine_same_bin
+from qtrigger.data.samples import combine_same_bin
 from qtrigger.generate.events import (  # noqa: F401  (PROCESSES and the physics helpers are public here)
     PROCESSES,
     ChargeTable,
@@ -254,7 +254,7 @@ def _merge_parts(parts: list[Path], target: Path, runs: dict, step: int = 20000)
 
 
 def combine_runs(runs: list[dict]) -> dict:
-    """Deprecated alias of :func:`qtrigger.samples.combine_same_bin` (files of one bin)."""
+    """Deprecated alias of :func:`qtrigger.data.samples.combine_same_bin` (files of one bin)."""
     return combine_same_bin(runs)
 
 

@@ -47,7 +47,7 @@ def run_trial(spec: dict) -> dict:
     log_path = trial_dir / "trial.log"
     with _output_to(log_path) if _alone_in_process() else contextlib.nullcontext():
         try:
-            from qtrigger.pipeline import run
+            from qtrigger.run.pipeline import run
 
             quiet_tensorflow()
             config = validate_config(spec["config"], source=f"trial {spec['hash']}")
@@ -177,7 +177,7 @@ def _now() -> str:
 
 def summarise_metrics(metrics) -> dict:
     """The numbers a scan compares, flat (from a RunResult or its metrics dict); a missing metric is None."""
-    from qtrigger.results import RunResult
+    from qtrigger.run.results import RunResult
 
     result = metrics if isinstance(metrics, RunResult) else RunResult.from_json(metrics)
     trigger, qat = result.trigger or {}, result.qat

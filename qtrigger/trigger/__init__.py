@@ -20,8 +20,8 @@ from qtrigger.trigger.decision import (
     write_decision_hls,
 )
 from qtrigger.trigger.efficiency import EfficiencyResult, efficiencies
-from qtrigger.trigger.events import event_fires, event_keys, events_of, leading_jet_pt
-from qtrigger.samples import RUNS_OPTIONAL, RUNS_REQUIRED, RUNS_XSEC, SampleInfo, read_sample_info
+from qtrigger.inputs.seed_jets import event_fires, event_keys, events_of, leading_jet_pt
+from qtrigger.data.samples import RUNS_OPTIONAL, RUNS_REQUIRED, RUNS_XSEC, SampleInfo, read_sample_info
 from qtrigger.trigger.plots import (
     ONE_SIGMA,
     STEP_NOTE,

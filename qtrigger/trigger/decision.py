@@ -11,7 +11,7 @@ import numpy as np
 
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
-from qtrigger.trigger.events import _check_jets
+from qtrigger.inputs.seed_jets import _check_jets
 
 
 def ap_types_dir() -> Path:
@@ -413,7 +413,7 @@ def _python_seed_decisions(seed, jets, words, n_scored: int, score_type: FixedTy
 
 def random_seed_jets(seed, words, score_type: FixedType, n_slots: int, n_scored: int, n_events: int, seed_rng: int = 0):
     """Random events for the seed check: pT and score codes concentrated at the thresholds and the word limits."""
-    from qtrigger.trigger.events import SeedJets
+    from qtrigger.inputs.seed_jets import SeedJets
 
     rng = np.random.default_rng(seed_rng)
     counts = rng.integers(0, n_slots + 1, n_events)
@@ -450,7 +450,7 @@ def check_seed_csim(directory, project_name: str, seed, words, score_type: Fixed
                     jets=None, n_events: int = 20_000, seed_rng: int = 0) -> dict:
     """Compile the seed's accept bit with g++ and compare accept/count/HT per event with Python.
 
-    ``jets`` (a :class:`~qtrigger.trigger.events.SeedJets`) gives real events; random events
+    ``jets`` (a :class:`~qtrigger.inputs.seed_jets.SeedJets`) gives real events; random events
     concentrated at the thresholds and word limits are always added. Returns counts of events and
     disagreements (accept vs the C++, and :meth:`Seed.fires` vs the Python reference).
     """

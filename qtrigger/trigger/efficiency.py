@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from qtrigger.trigger.events import _check_jets, event_fires
+from qtrigger.inputs.seed_jets import _check_jets, event_fires
 from qtrigger.trigger.rates import weighted_fraction
 
 

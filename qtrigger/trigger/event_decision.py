@@ -6,7 +6,7 @@ the phi code), computes HT (saturating), the jet count, Delta-phi to the leading
 +-720 codes, saturated to the phi word), places every input code on the network's input type
 (``code * 2^-shift``), runs the hls4ml network of the run's project and accepts when the preselection
 passes and the output code is >= the seed's score code. A g++ build of it is compared with the
-Python chain (:func:`qtrigger.event_inputs.codes_from_words`, the exact integer network,
+Python chain (:func:`qtrigger.inputs.event.codes_from_words`, the exact integer network,
 :meth:`~qtrigger.trigger.seeds.Seed.fires`) on real events plus random events at the word limits
 and thresholds.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.errors import QTriggerError
-from qtrigger.event_inputs import EventInputSpec, codes_from_words
-from qtrigger.preprocess import feature_code_range
+from qtrigger.inputs.event import EventInputSpec, codes_from_words
+from qtrigger.inputs.codes import feature_code_range
 from qtrigger.trigger.decision import _run, ap_types_dir, test_driver
-from qtrigger.trigger.events import SeedJets
+from qtrigger.inputs.seed_jets import SeedJets
 
 
 def _header(project: str, seed, spec: EventInputSpec, shifts: list[int], score_type) -> str:

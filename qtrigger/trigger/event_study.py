@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.errors import QTriggerError
-from qtrigger.event_inputs import build_event_inputs, check_input_words, read_event_table
-from qtrigger.samples import read_sample_info
+from qtrigger.inputs.event import build_event_inputs, check_input_words, read_event_table
+from qtrigger.data.samples import read_sample_info
 from qtrigger.trigger.efficiency import efficiency_of, paired_gain
-from qtrigger.trigger.events import SeedJets
+from qtrigger.inputs.seed_jets import SeedJets
 from qtrigger.trigger.rates import split_events, weighted_rate
 from qtrigger.trigger.seeds import best_rows, outer_grid, search_family
 from qtrigger.trigger.study import (
@@ -82,7 +82,7 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
                         project_name: str | None = None, keep_decision_events: bool = False) -> TriggerResult:
     """Seeds tuned on the calibration half of the rate sample and quoted on held-out events (module docstring).
 
-    ``data``: :class:`~qtrigger.event_pipeline.EventData`; ``score_fn(inputs) -> codes`` scores
+    ``data``: :class:`~qtrigger.run.event_pipeline.EventData`; ``score_fn(inputs) -> codes`` scores
     events with the exact integer network; ``score_type`` is its output FixedType.
     ``run_trigger``: a finished run's ``trigger`` metrics whose seeds are applied unchanged to
     every event of this rate sample (``rate_at_run_threshold``, with pulls). With ``network``,
@@ -90,7 +90,7 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
     the hls4ml network and compared with Python (``decision_hls``). ``keep_decision_events`` writes the
     events of that check to ``<run_dir>/decision_events.npz`` (the event seed's RTL streams them).
     """
-    from qtrigger.event_pipeline import check_rate_bins, preselection_seed
+    from qtrigger.run.event_pipeline import check_rate_bins, preselection_seed
 
     t, table, split = config.trigger, data.table, data.split
     words = jet_words(config)
@@ -228,7 +228,7 @@ class ReferenceQuote:
 
 def _gbdt_quotes(config, data, ev, rate_x, targets) -> dict[float, ReferenceQuote]:
     """The float GBDT reference seed per target: same inputs, training events, weights and preselection."""
-    from qtrigger.train import balanced
+    from qtrigger.models.train import balanced
     from qtrigger.trigger.references import bdt_reference
 
     split, x, y = data.split, data.inputs, data.labels
@@ -271,7 +271,7 @@ def _plots(directory: Path, ev, point, reference: ReferenceQuote | None, words, 
 def plot_score_distributions(path: Path, ev, seed, score_lsb: float) -> Path:
     """Event-score distributions of preselected signal test events and held-out rate events (weighted)."""
     from qtrigger.plotting import label_simulation, save, style
-    from qtrigger.trigger.events import NO_CODE
+    from qtrigger.inputs.seed_jets import NO_CODE
 
     plt = style()
     fig, ax = plt.subplots(figsize=(9, 6))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.trigger.events import _no_key, event_keys
+from qtrigger.inputs.seed_jets import _no_key, event_keys
 from qtrigger.trigger.rates import RateFn, _tail_sums, binomial_fraction, rates_at
 
 STEP_NOTE = "particle-level jets, no detector response: a pT-cut seed is a step, not a turn-on"
@@ -132,7 +132,7 @@ def plot_event_efficiency(path, leading_pt, fires, bins, xlabel: str = r"leading
 
 def _seed_curve(seed, background, held_out, signal_jets, signal_events, max_points: int = 300) -> dict:
     """Held-out rate and signal efficiency as the seed's tuned threshold moves (other thresholds fixed)."""
-    from qtrigger.trigger.events import NO_CODE
+    from qtrigger.inputs.seed_jets import NO_CODE
 
     keys = seed.keys(background)[held_out.events]
     observed = np.unique(keys[keys != NO_CODE])

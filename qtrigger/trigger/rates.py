@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from qtrigger.errors import QTriggerError
-from qtrigger.samples import SampleInfo
+from qtrigger.data.samples import SampleInfo
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class SampleRate:
             _require_xsec(self.info)
             if self.info.is_stitched:
                 raise QTriggerError(f"{self.info.where()} is stitched from pTHat bins: its genEventSumw mixes bins; "
-                                    "rate it with absolute weights (qtrigger.samples.event_xsec_weights_mb, WeightedRate)")
+                                    "rate it with absolute weights (qtrigger.data.samples.event_xsec_weights_mb, WeightedRate)")
             if self.info.is_minbias:
                 log.warning("cross-section rate of a minimum-bias sample counts interactions, not crossings; "
                             "use method='zero_bias'")
@@ -240,7 +240,7 @@ class WeightedRate:
     """The rate of events of one sample (or one half of it): ``R = scale_hz * sum_fired w / sum w``.
 
     Cross-section normalisation: ``w`` are absolute weights in mb
-    (:func:`qtrigger.samples.event_xsec_weights_mb`) and ``scale_hz = L * sum w`` (the total
+    (:func:`qtrigger.data.samples.event_xsec_weights_mb`) and ``scale_hz = L * sum w`` (the total
     cross-section when each pTHat bin is normalised on the events given). Zero bias: unit
     weights, ``scale_hz = f_rev * n_bunches``. Errors: weighted binomial (:func:`weighted_fraction`).
     ``events`` selects this sample's events from per-event arrays over a whole table.
@@ -299,7 +299,7 @@ def weighted_rate(info: SampleInfo, method: str, events: np.ndarray, event_file:
     ``event_file`` indexes ``files`` per event (``JetTable.event_file``/``JetTable.files``);
     ``gen_weight`` is the per-event ``genWeight``.
     """
-    from qtrigger.samples import event_xsec_weights_mb
+    from qtrigger.data.samples import event_xsec_weights_mb
 
     events = np.asarray(events, dtype=bool)
     if not events.any():

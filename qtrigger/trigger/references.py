@@ -8,7 +8,7 @@ import numpy as np
 
 from qtrigger.metrics import roc_auc
 from qtrigger.trigger.efficiency import EfficiencyResult, efficiencies
-from qtrigger.trigger.events import event_keys
+from qtrigger.inputs.seed_jets import event_keys
 from qtrigger.trigger.rates import RateFn
 from qtrigger.trigger.thresholds import _search
 

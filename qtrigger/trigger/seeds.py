@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from qtrigger.trigger.events import NO_CODE, JetWords, SeedJets, nth_largest
+from qtrigger.inputs.seed_jets import NO_CODE, JetWords, SeedJets, nth_largest
 from qtrigger.trigger.rates import WeightedRate
 
 NETWORK_FAMILIES = ("jets_tagged", "ht_tagged", "ht_ntag", "event_network")

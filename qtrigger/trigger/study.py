@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.errors import QTriggerError
-from qtrigger.samples import read_sample_info
+from qtrigger.data.samples import read_sample_info
 from qtrigger.trigger.efficiency import PairedGain, efficiency_of, paired_gain
-from qtrigger.trigger.events import NO_CODE, JetWords, SeedJets, leading_jet_pt, leading_rank, seed_jets
+from qtrigger.inputs.seed_jets import NO_CODE, JetWords, SeedJets, leading_jet_pt, leading_rank, seed_jets
 from qtrigger.trigger.rates import WeightedRate, split_events, weighted_rate
 from qtrigger.trigger.seeds import (
     KINEMATIC_FAMILIES,
@@ -201,8 +201,8 @@ def check_rate_files(config) -> list[str]:
 
 def read_rate_sample(config, preprocessor, files: list[str]):
     """(JetTable, network inputs) of the rate sample, read with the run's selection and preprocessing."""
-    from qtrigger.data import read_jets
-    from qtrigger.preprocess import run_inputs
+    from qtrigger.data.reader import read_jets
+    from qtrigger.inputs.codes import run_inputs
 
     d = config.data
     table = read_jets({"rate": files}, config.features.jet_branches or ["Jet_pt"], truth_branch=config.labels.branch,
@@ -564,7 +564,7 @@ def study_from_run(config, prepared, network, exact_codes, artefacts, run_dir, h
     """The study on a run's chosen score (``trigger.score``: csim, qat or float twin).
 
     ``score_of(config, codes)`` turns network output codes into the trigger score
-    (``qtrigger.pipeline.trigger_score``); other jets are scored with the exact integer model.
+    (``qtrigger.run.pipeline.trigger_score``); other jets are scored with the exact integer model.
     """
     t = config.trigger
     if t.score == "float" and "float twin" in artefacts["scores"]:

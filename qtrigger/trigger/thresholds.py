@@ -12,7 +12,7 @@ import numpy as np
 
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
-from qtrigger.trigger.events import _no_key, event_keys
+from qtrigger.inputs.seed_jets import _no_key, event_keys
 from qtrigger.trigger.rates import RateFn, rates_at
 
 

@@ -155,7 +155,7 @@ def run_inputs(config, table, preprocessor: Preprocessor) -> tuple[np.ndarray, d
     feature's saturated fraction: summary features, or the jets' constituents for ``features.level:
     constituent`` runs."""
     if config.features.level == "constituent":
-        from qtrigger.constituents import constituent_codes
+        from qtrigger.inputs.constituent import constituent_codes
 
         cands = constituent_codes(table, config.features, config.model.constituents, config.data.tree,
                                   config.data.step_size)

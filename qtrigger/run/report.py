@@ -9,7 +9,7 @@ import numpy as np
 from qtrigger.config import RunConfig
 from qtrigger.metrics import roc_curve
 from qtrigger.plotting import label_simulation, save, style
-from qtrigger.results import RunResult
+from qtrigger.run.results import RunResult
 from qtrigger.rundir import atomic_write_text, json_default, write_json
 
 _style = style  # earlier name, still imported by other modules
@@ -310,7 +310,7 @@ def results_table(metrics: RunResult | dict) -> str:
     result = as_result(metrics)
     text = _text_table(results_rows(result), ("Quantity", "Measured", "How"))
     if (result.trigger or {}).get("enabled"):
-        from qtrigger.trigger_study import seed_target_rows
+        from qtrigger.trigger.summary import seed_target_rows
 
         text += "\n\nSeed document targets (from measured values; sample: generated test events)\n"
         text += _text_table(seed_target_rows(result.to_json()), ("Quantity", "Target", "Measured", "Status"))
@@ -329,7 +329,7 @@ def _trigger_section(result: RunResult) -> str:
     t = result.trigger
     if not t or not t.get("enabled"):
         return ""
-    from qtrigger.trigger_study import seed_target_rows
+    from qtrigger.trigger.summary import seed_target_rows
 
     targets = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in seed_target_rows(result.to_json()))
     lines = trigger_text(t)

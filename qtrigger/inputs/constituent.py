@@ -1,9 +1,9 @@
 """Jet constituents as the trigger sees them: the leading particle candidates of each jet, fixed-point words.
 
-The third input builder beside :mod:`qtrigger.preprocess` (a jet's summary features) and
-:mod:`qtrigger.event_inputs` (an event's leading jets). It reads the generator's candidate
+The third input builder beside :mod:`qtrigger.inputs.codes` (a jet's summary features) and
+:mod:`qtrigger.inputs.event` (an event's leading jets). It reads the generator's candidate
 collection (``JetCand_{pt,eta,phi,charge,class,d0,z0,jetIdx}`` and ``PV_z``, see
-docs/generation.md) for the jets of a :class:`~qtrigger.data.JetTable` and returns, per jet,
+docs/generation.md) for the jets of a :class:`~qtrigger.data.reader.JetTable` and returns, per jet,
 a fixed-size, pT-ordered, zero-padded array of integer codes with a mask (awkward/numpy, no
 Python loops over events, jets or candidates).
 
@@ -54,7 +54,7 @@ class Constituents:
 
 
 def _tree_keys(path: str, tree: str) -> set[str]:
-    from qtrigger.data import open_events_tree
+    from qtrigger.data.reader import open_events_tree
 
     return set(open_events_tree(path, tree).keys())
 
@@ -76,7 +76,7 @@ def check_constituent_branches(files: list[str], tree: str = "Events") -> None:
 
 def quantize_field(values: np.ndarray, fmt: FeatureFormat) -> tuple[np.ndarray, np.ndarray]:
     """Values to codes of ``fmt`` (round half to even, saturate) and which saturated."""
-    from qtrigger.preprocess import feature_code_range
+    from qtrigger.inputs.codes import feature_code_range
 
     lo, hi = feature_code_range(fmt.bits, fmt.signed)
     raw = np.rint(np.asarray(values, np.float64) / fmt.lsb)
@@ -92,7 +92,7 @@ def _file_candidates(path: str, entries: np.ndarray, jet_index: np.ndarray, tree
     """Candidate fields (physical) of the given (entry, jet index) jets of one file, with their jet's position."""
     import awkward as ak
 
-    from qtrigger.data import _iterate_file
+    from qtrigger.data.reader import _iterate_file
 
     keys = entries * KEY_STRIDE + jet_index
     order = np.argsort(keys, kind="stable")
@@ -185,7 +185,7 @@ def constituent_codes(table, features, cap: int, tree: str = "Events", step_size
 def constituent_inputs(table, features, cap: int, train: np.ndarray, tree: str = "Events",
                        step_size: str | int = "50 MB"):
     """Network inputs of a constituent network: ``(jets, cap, len(features.names))`` and the fitted
-    :class:`~qtrigger.preprocess.Preprocessor` (padded slots are 0 in every field).
+    :class:`~qtrigger.inputs.codes.Preprocessor` (padded slots are 0 in every field).
 
     Unless ``features.shifts`` gives them, the power-of-two shifts come from a robust spread of each
     field over the filled slots of the ``train`` jets, half the 16th..84th percentile range (one
@@ -193,7 +193,7 @@ def constituent_inputs(table, features, cap: int, train: np.ndarray, tree: str =
     centimetres of d0 would set the d0 scale and squeeze the prompt and b-decay tracks (tens to
     hundreds of um) far below 1.
     """
-    from qtrigger.preprocess import Preprocessor
+    from qtrigger.inputs.codes import Preprocessor
 
     cands = constituent_codes(table, features, cap, tree, step_size)
     filled_train = cands.codes[train][cands.mask[train]]

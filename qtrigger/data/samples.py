@@ -127,7 +127,7 @@ def read_runs(path: str) -> dict:
     where stored, ``xsec``/``xsec_err`` (event-weighted over entries), ``minbias``,
     ``pthat`` (pthatMin), ``pthat_max``, ``filter_eff``.
     """
-    from qtrigger.data import open_events_tree
+    from qtrigger.data.reader import open_events_tree
 
     runs = open_events_tree(path, "Runs")
     present = set(runs.keys())
@@ -315,7 +315,7 @@ def event_xsec_weights_mb(info: SampleInfo, event_file: np.ndarray, gen_weight: 
     """Absolute per-event cross-section weights ``sigma_b eps_b w / W_b`` in mb (module docstring).
 
     ``event_file``: per event, its file path, or an integer index into ``files`` (default
-    ``info.files``; e.g. :attr:`qtrigger.data.JetTable.files` with ``JetTable.event_file``).
+    ``info.files``; e.g. :attr:`qtrigger.data.reader.JetTable.files` with ``JetTable.event_file``).
     ``gen_weight``: per-event ``genWeight``. Summed over all events of the sample the weights
     give ``info.xsec_mb``; over a random subset, each bin's subset sums to ``sigma_b eps_b``.
     """

@@ -1,7 +1,7 @@
 """Event decisions from per-jet values: eligible jets, the ``min_jets``-th largest value (event key).
 
 Jets are flat per-jet arrays plus ``jet_event`` (index of the jet's event in the per-event
-arrays, as in :class:`qtrigger.data.JetTable`); per-event arrays include events without jets.
+arrays, as in :class:`qtrigger.data.reader.JetTable`); per-event arrays include events without jets.
 An event fires at threshold ``t`` iff its key (the ``min_jets``-th largest eligible value) is
 ``>= t``; firing sets are nested in ``t``, so rates for every threshold follow from one sort.
 """
@@ -74,7 +74,7 @@ def _no_key(keys: np.ndarray):
 
 
 def events_of(table, samples: list[str] | str) -> np.ndarray:
-    """Per-event mask of the events of the named samples of a :class:`~qtrigger.data.JetTable`."""
+    """Per-event mask of the events of the named samples of a :class:`~qtrigger.data.reader.JetTable`."""
     names = [samples] if isinstance(samples, str) else list(samples)
     unknown = [s for s in names if s not in table.samples]
     if unknown:

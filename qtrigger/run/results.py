@@ -177,7 +177,7 @@ class FinishedRun:
     def load(cls, directory: str | Path) -> "FinishedRun":
         """Open ``runs/<name>/``; missing, unfinished (``.partial``) or corrupt runs are one-line errors."""
         from qtrigger.config import load_config
-        from qtrigger.preprocess import Preprocessor
+        from qtrigger.inputs.codes import Preprocessor
 
         directory = Path(directory)
         if _STAGING.match(directory.name):
@@ -224,7 +224,7 @@ class FinishedRun:
 
     def load_model(self, which: str = "qat"):
         """The saved Keras model (``qat`` or ``float``), with a one-line error if it cannot be read."""
-        from qtrigger.model import load_model
+        from qtrigger.models.build import load_model
 
         path = self.directory / f"model_{which}.h5"
         if not path.is_file():

@@ -1,7 +1,7 @@
 """One run end to end, and applying a finished run to other files.
 
 Stages pass plain objects: RunConfig → JetTable → PreparedData → trained models →
-QuantizedNetwork → HLSProject/CsimComparison → :class:`~qtrigger.results.RunResult` → run directory.
+QuantizedNetwork → HLSProject/CsimComparison → :class:`~qtrigger.run.results.RunResult` → run directory.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.config import RunConfig, config_to_dict, resolve_sample_files
-from qtrigger.data import EventSplit, JetTable, make_labels, read_jets, split_by_event
+from qtrigger.data.reader import EventSplit, JetTable, make_labels, read_jets, split_by_event
 from qtrigger.errors import QTriggerError
 from qtrigger.metrics import (
     auc_unavailable_reason,
@@ -23,8 +23,8 @@ from qtrigger.metrics import (
     threshold_for_background_efficiency,
     working_point,
 )
-from qtrigger.preprocess import Preprocessor, run_inputs, saturation_warnings, to_feature_codes
-from qtrigger.results import DataSummary, ModelSummary, RunResult, ScoreMetrics
+from qtrigger.inputs.codes import Preprocessor, run_inputs, saturation_warnings, to_feature_codes
+from qtrigger.run.results import DataSummary, ModelSummary, RunResult, ScoreMetrics
 
 log = logging.getLogger("qtrigger")
 
@@ -42,7 +42,7 @@ class PreparedData:
 
 def load_jets(config: RunConfig, samples: dict[str, list[str]] | None = None, progress: bool = False) -> JetTable:
     """Read the configured (or given) samples with the configured selection (constituent runs: the
-    jets only, their constituents come from :func:`qtrigger.constituents.constituent_inputs`)."""
+    jets only, their constituents come from :func:`qtrigger.inputs.constituent.constituent_inputs`)."""
     samples = samples or resolve_sample_files(config)
     return read_jets(
         samples,
@@ -64,7 +64,7 @@ def prepare_data(config: RunConfig, progress: bool = False) -> PreparedData:
     labels = jet_labels(config, table)
     split = split_by_event(table, config.data.split.train, config.data.split.val, config.data.split.seed)
     if config.features.level == "constituent":
-        from qtrigger.constituents import constituent_inputs
+        from qtrigger.inputs.constituent import constituent_inputs
 
         inputs, preprocessor = constituent_inputs(table, config.features, config.model.constituents, split.train,
                                                   config.data.tree, config.data.step_size)
@@ -146,9 +146,9 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
     input, output folder and tool is checked before any work; the outputs are locked for
     the whole run and appear only when complete.
     """
-    from qtrigger import report
-    from qtrigger.preflight import check_run_inputs
-    from qtrigger.preprocess import training_saturation
+    from qtrigger.run import report
+    from qtrigger.run.preflight import check_run_inputs
+    from qtrigger.inputs.codes import training_saturation
     from qtrigger.rundir import claimed_outputs, write_provenance
 
     if not isinstance(config, RunConfig):
@@ -161,8 +161,8 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
     started = time.perf_counter()
     with claimed_outputs(run_dir, hls_dir, overwrite) as staged:
         event_level = config.features.level == "event"
-        if event_level:  # one input row per event (qtrigger.event_pipeline)
-            from qtrigger.event_pipeline import prepare_event_data
+        if event_level:  # one input row per event (qtrigger.run.event_pipeline)
+            from qtrigger.run.event_pipeline import prepare_event_data
 
             prepared = prepare_event_data(config)
         else:
@@ -170,14 +170,14 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
             n_classes = 1 if config.labels.mode == "binary" else len(config.labels.class_names)
             _check_trainable(config, prepared, max(2, n_classes))
         warnings = training_saturation(prepared.preprocessor.saturated_fraction, config.features.saturation_intended)
-        from qtrigger.train import configure_tensorflow
+        from qtrigger.models.train import configure_tensorflow
 
         configure_tensorflow(config.training.seed, config.training.threads)
         write_provenance(staged.run_dir, config_to_dict(config), config.training.threads, config.training.seed,
                          staged.run_id)
         prepared.preprocessor.save(staged.run_dir / "preprocessing.json")
         if event_level:
-            from qtrigger.event_pipeline import event_stages
+            from qtrigger.run.event_pipeline import event_stages
 
             result, artefacts = event_stages(config, prepared, staged.run_dir, staged.hls_dir)
         else:
@@ -193,8 +193,8 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
 
 def _train_convert_compare(config, prepared, n_classes, run_dir, hls_dir) -> tuple[RunResult, dict]:
     """Train both models, C-simulate the QAT one, run the trigger study; return (result, plot inputs)."""
-    from qtrigger.check import precision_profile
-    from qtrigger.emulate_sets import extract_any_network
+    from qtrigger.firmware.check import precision_profile
+    from qtrigger.emulate.sets import extract_any_network
 
     x, y, split = prepared.inputs, prepared.labels, prepared.split
     n_out = 1 if config.labels.mode == "binary" else n_classes
@@ -252,8 +252,8 @@ def _fit(config, prepared, n_out: int, quantized: bool, weights, val_weights=Non
     :class:`PreparedData` or event-level ``EventData``); ``weights``/``val_weights`` per train/val row.
     ``init_from``: a trained model whose Dense kernels and biases the new model starts from.
     """
-    from qtrigger.model import build_model, copy_dense_weights
-    from qtrigger.train import train
+    from qtrigger.models.build import build_model, copy_dense_weights
+    from qtrigger.models.train import train
 
     x, y, split, t = prepared.inputs, prepared.labels, prepared.split, config.training
     input_type = prepared.preprocessor.input_type if quantized else None
@@ -265,7 +265,7 @@ def _fit(config, prepared, n_out: int, quantized: bool, weights, val_weights=Non
 
 
 def _model_summary(qat, network, input_type) -> ModelSummary:
-    from qtrigger.model import count_parameters
+    from qtrigger.models.build import count_parameters
 
     params, nonzero = count_parameters(qat.model)
     summary = ModelSummary(
@@ -333,7 +333,7 @@ def training_weights(config: RunConfig, prepared: PreparedData) -> np.ndarray | 
             in_sample = samples == sample
             weights[in_sample] /= weights[in_sample].mean()
     if config.training.reweight_pt_eta:
-        from qtrigger.train import pt_eta_weights
+        from qtrigger.models.train import pt_eta_weights
 
         weights *= pt_eta_weights(table.extra["pt"][mask], np.abs(table.extra["eta"][mask]),
                                   signal_mask(config, prepared.labels[mask]))
@@ -410,13 +410,13 @@ def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress:
     saturating their input word far more often than on the training split are reported
     in ``warnings`` (and logged).
     """
-    from qtrigger.emulate_sets import extract_any_network
-    from qtrigger.results import FinishedRun
+    from qtrigger.emulate.sets import extract_any_network
+    from qtrigger.run.results import FinishedRun
 
     finished = FinishedRun.load(run_dir)
     config = finished.config.model_copy(update={"data": finished.config.data.model_copy(update={"max_events": max_events})})
     if config.features.level == "event":
-        from qtrigger.event_pipeline import evaluate_event_files
+        from qtrigger.run.event_pipeline import evaluate_event_files
 
         return evaluate_event_files(finished, config, list(files), csim=csim, max_events=max_events)
     table = load_jets(config, samples={"data": list(files)}, progress=progress)
@@ -463,8 +463,8 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     ``output_dir`` (default ``runs/<run>/evaluations/<background file stem>``).
     """
     from qtrigger.config import validate_config
-    from qtrigger.emulate_sets import extract_any_network
-    from qtrigger.results import FinishedRun
+    from qtrigger.emulate.sets import extract_any_network
+    from qtrigger.run.results import FinishedRun
     from qtrigger.rundir import write_json
     from qtrigger.trigger.study import trigger_study
 
@@ -479,7 +479,7 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     config = validate_config(raw, source=f"{run_dir}/config.resolved.yaml")
     out = Path(output_dir) if output_dir else run_dir / "evaluations" / Path(background_files[0]).stem
     if config.features.level == "event":
-        from qtrigger.event_pipeline import evaluate_event_trigger
+        from qtrigger.run.event_pipeline import evaluate_event_trigger
 
         result = evaluate_event_trigger(finished, config, list(background_files), out)
         write_json(out / "trigger.json", result)

@@ -11,7 +11,7 @@ from glob import glob
 from pathlib import Path
 
 from qtrigger.errors import QTriggerError
-from qtrigger.results import FinishedRun
+from qtrigger.run.results import FinishedRun
 from qtrigger.rundir import _host, write_json
 
 
@@ -43,7 +43,7 @@ def evaluate_files(run_dir: str | Path, data: list[str] | None = None, signal: l
         read_sample_info(background)  # the Runs tree normalises the rate: check it before any work
     out: dict = {}
     if data:
-        from qtrigger.pipeline import evaluate
+        from qtrigger.run.pipeline import evaluate
 
         out["data"] = evaluate(finished.directory, data, csim=csim, progress=progress, max_events=max_events)
     if signal:
@@ -52,7 +52,7 @@ def evaluate_files(run_dir: str | Path, data: list[str] | None = None, signal: l
 
 
 def _check_event_files(finished: FinishedRun, files: list[str]) -> None:
-    from qtrigger.data import check_branches
+    from qtrigger.data.reader import check_branches
 
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
@@ -61,14 +61,14 @@ def _check_event_files(finished: FinishedRun, files: list[str]) -> None:
     branches = list(dict.fromkeys([*config.features.jet_branches, config.labels.branch, "Jet_pt", "Jet_eta"]))
     check_branches(files, branches, config.data.tree)
     if config.features.level == "constituent":  # its fields come from JetCand_*
-        from qtrigger.constituents import check_constituent_branches
+        from qtrigger.inputs.constituent import check_constituent_branches
 
         check_constituent_branches(files, config.data.tree)
 
 
 def _evaluate_trigger_staged(run_dir: Path, signal: list[str], background: list[str], normalisation: str | None) -> dict:
     """The trigger study into ``evaluations/<background stem>/``, written to a staging folder first."""
-    from qtrigger.pipeline import evaluate_trigger
+    from qtrigger.run.pipeline import evaluate_trigger
 
     parent = run_dir / "evaluations"
     created_parent = not parent.exists()
@@ -149,10 +149,10 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
               overrides: list[str] | None = None, write: bool = True):
     """``qtrigger hls check``: bit-exactness of a run's network (or a saved QKeras model) in C-simulation.
 
-    Returns the :class:`~qtrigger.check.CheckResult`; for a run without overrides it is
+    Returns the :class:`~qtrigger.firmware.check.CheckResult`; for a run without overrides it is
     also written to ``<run>/hls_check.json`` when ``write``.
     """
-    from qtrigger.check import hls_check as check_model
+    from qtrigger.firmware.check import hls_check as check_model
     from qtrigger.config import HLSConfig
 
     if bool(run_dir) == bool(model):
@@ -161,8 +161,8 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
     if model:
         if not inputs:
             raise QTriggerError("hls check --model needs --inputs FILE.npy (network inputs, one row per event)")
-        from qtrigger.model import load_model
-        from qtrigger.results import _check_hdf5
+        from qtrigger.models.build import load_model
+        from qtrigger.run.results import _check_hdf5
 
         if not Path(model).is_file():
             raise QTriggerError(f"{model}: no such model file")
@@ -192,7 +192,7 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
 
 def hls_build(run_or_project: str | Path, steps: dict[str, bool]) -> Path:
     """``qtrigger hls build``: the vendor build of a run's (or a loose) HLS project; returns the project folder."""
-    from qtrigger import hardware
+    from qtrigger.firmware import vendor
 
     path = Path(run_or_project)
     if (path / "metrics.json").is_file():
@@ -204,24 +204,25 @@ def hls_build(run_or_project: str | Path, steps: dict[str, bool]) -> Path:
         raise QTriggerError(f"{run_or_project}: HLS project {project} does not exist")
     if not any(steps.values()):
         steps = dict(steps, synth=True)
-    hardware.build_project(project, backend=backend, **steps)
+    vendor.build_project(project, backend=backend, **steps)
     return project
 
 
 def hls_report(run_or_project: str | Path, project: str | Path | None = None) -> dict:
     """``qtrigger hls report``: read vendor reports; for a run, record them in its ``metrics.json``."""
-    from qtrigger import hardware
+    from qtrigger.estimate.latency import check_budget
+    from qtrigger.firmware import vendor
 
     path = Path(run_or_project)
     finished = FinishedRun.load(path) if (path / "metrics.json").is_file() else None
     folder = Path(project) if project else (finished.hls_project_dir if finished else path)
-    reports = hardware.read_reports(folder)
+    reports = vendor.read_reports(folder)
     if finished is not None:
         budget = (finished.result.hls.get("budget", {}).get("checks", {}).get("latency_ns", {}).get("budget", 100.0))
         finished.result.hls["synth"] = {
             "hls_report": reports["hls_report"],
             "synthesis_report": reports.get("synthesis_report"),
-            "budget": hardware.check_budget(reports["hls_report"], budget),
+            "budget": check_budget(reports["hls_report"], budget),
         }
         finished.save_result()
     return reports

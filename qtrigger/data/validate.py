@@ -1,6 +1,6 @@
 """``qtrigger data validate``: a generated sample against a NanoAOD file, feature by feature.
 
-Both files go through the same reader (:func:`qtrigger.data.read_jets`), so reading them
+Both files go through the same reader (:func:`qtrigger.data.reader.read_jets`), so reading them
 at all proves the schema matches. The output is an overlay plot per feature, a mean/std
 table (``validation.md``, ``validation.json``) and the checks that must hold for
 generated jets: energy fractions in [0, 1] summing to 1, hadronFlavour only 0/4/5.
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.config import SEED_FEATURES
-from qtrigger.data import JetTable, read_jets
+from qtrigger.data.reader import JetTable, read_jets
 
 FRACTIONS = ["Jet_chHEF", "Jet_neHEF", "Jet_chEmEF", "Jet_neEmEF", "Jet_muEF"]
 
@@ -35,10 +35,10 @@ FLAVOURS = {"b": 5, "c": 4, "light": 0}
 def impact_parameters(table: JetTable) -> dict | None:
     """Charged-candidate d0 (um) and dz = z0 - PV_z (cm) by jet hadron flavour, or None without ``JetCand_*``.
 
-    Values are the reader's fixed-point words (:mod:`qtrigger.constituents`: 5 um and 100 um LSBs,
+    Values are the reader's fixed-point words (:mod:`qtrigger.inputs.constituent`: 5 um and 100 um LSBs,
     d0 saturating at +-1.02 cm), i.e. what a tagger sees.
     """
-    from qtrigger.constituents import has_constituents, read_constituents
+    from qtrigger.inputs.constituent import has_constituents, read_constituents
 
     if not all(has_constituents(path) for path in table.files):
         return None

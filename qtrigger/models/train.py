@@ -86,8 +86,8 @@ def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingCo
     """
     import tf_keras as keras
 
-    from qtrigger.batchnorm import fold_batchnorm
-    from qtrigger.model import apply_pruning, strip_pruning
+    from qtrigger.models.batchnorm import fold_batchnorm
+    from qtrigger.models.build import apply_pruning, strip_pruning
 
     steps = int(np.ceil(len(x_train) / cfg.batch_size))
     pruned = pruning is not None and pruning.active
@@ -169,7 +169,7 @@ def batchnorm_freeze_step(model, steps_per_epoch: int, epochs: int, pruned_from_
     half the epochs without pruning. A freeze step at or beyond the last training step is
     an error: the model early stopping restores must have frozen statistics.
     """
-    from qtrigger.batchnorm import is_batchnorm_layer
+    from qtrigger.models.batchnorm import is_batchnorm_layer
     from qtrigger.errors import QTriggerError
 
     layers = [layer for layer in model.layers if is_batchnorm_layer(layer)]

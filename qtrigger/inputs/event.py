@@ -1,17 +1,17 @@
 """Event inputs as the seed firmware sees them: the leading jets' words, Delta-phi, HT and the jet count.
 
 The event-level input builder (``features.level: event``), beside the per-jet one in
-:mod:`qtrigger.preprocess`. Per event, the seed's jet slots (:func:`qtrigger.trigger.events.seed_jets`:
+:mod:`qtrigger.inputs.codes`. Per event, the seed's jet slots (:func:`qtrigger.inputs.seed_jets.seed_jets`:
 selected jets with pT >= the seed's minimum, sorted by pT code, ties keep the earlier jet) give
 
 - for each of the leading ``features.event_jets`` slots, one integer code per ``features.names``
-  entry: ``Jet_pt`` is the seed's pT word (truncated, :class:`~qtrigger.trigger.events.JetWords`),
+  entry: ``Jet_pt`` is the seed's pT word (truncated, :class:`~qtrigger.inputs.seed_jets.JetWords`),
   ``Jet_phi`` becomes Delta-phi to the leading jet in phi codes (``phi_j - phi_0``; subtract 1440 if
   >= 720, add 1440 if < -720), every other feature its own word (rounded half to even, saturated,
   ``features.formats``); missing jets are all-zero words;
 - ``ht``: the seed's HT word; ``n_jets``: the number of filled seed slots.
 
-Every input is a fixed-point code at the source; :class:`~qtrigger.preprocess.Preprocessor` then
+Every input is a fixed-point code at the source; :class:`~qtrigger.inputs.codes.Preprocessor` then
 puts them on the QKeras input quantizer's grid exactly as for per-jet inputs.
 """
 
@@ -24,8 +24,8 @@ import numpy as np
 
 from qtrigger.config import ANGLE_LSB, FeatureFormat, FeaturesConfig
 from qtrigger.errors import QTriggerError
-from qtrigger.preprocess import feature_code_range
-from qtrigger.trigger.events import JetWords, SeedJets, seed_jets
+from qtrigger.inputs.codes import feature_code_range
+from qtrigger.inputs.seed_jets import JetWords, SeedJets, seed_jets
 
 PHI_HALF_TURN = 720  # pi in phi codes (LSB pi/720)
 LEPTON_LIKE_BRANCHES = ("Jet_chEmEF", "Jet_muEF")
@@ -81,7 +81,7 @@ class EventInputSpec:
         return out
 
     def features_config(self, shifts: dict[str, int] | None = None) -> FeaturesConfig:
-        """A :class:`FeaturesConfig` over the event inputs, for :class:`~qtrigger.preprocess.Preprocessor`."""
+        """A :class:`FeaturesConfig` over the event inputs, for :class:`~qtrigger.inputs.codes.Preprocessor`."""
         return FeaturesConfig(names=self.names, formats=self.input_formats, shifts=shifts)
 
     @property
@@ -156,11 +156,11 @@ def codes_from_words(slot_words: np.ndarray, jets: SeedJets, spec: EventInputSpe
 
 
 def build_event_inputs(table, spec: EventInputSpec) -> EventInputs:
-    """The event inputs of every event of a :class:`~qtrigger.data.JetTable` (events without jets: zeros).
+    """The event inputs of every event of a :class:`~qtrigger.data.reader.JetTable` (events without jets: zeros).
 
     The table must hold the ``spec.jet_features`` columns (``read_event_table``).
     """
-    from qtrigger.trigger.events import leading_rank
+    from qtrigger.inputs.seed_jets import leading_rank
 
     if "Jet_phi" in spec.jet_features and not math.isclose(spec.formats["Jet_phi"].lsb, ANGLE_LSB):
         raise QTriggerError(f"key features.formats.Jet_phi: an event input needs the phi LSB pi/720 "
@@ -222,7 +222,7 @@ def check_input_words(inputs: EventInputs, where: str) -> None:
 
 def read_event_table(config, samples: dict[str, list[str]], max_events: int | None = None):
     """Read jets of ``{sample: files}`` with the run's jet selection and every branch the builder needs."""
-    from qtrigger.data import read_jets
+    from qtrigger.data.reader import read_jets
 
     d = config.data
     spec = EventInputSpec.from_config(config)

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from qtrigger.config import RunConfig, resolve_sample_files
-from qtrigger.data import WEIGHT_BRANCH, check_branches, open_events_tree
+from qtrigger.data.reader import WEIGHT_BRANCH, check_branches, open_events_tree
 from qtrigger.errors import QTriggerError
 from qtrigger.rundir import check_name
 
@@ -27,7 +27,7 @@ def check_run_inputs(config: RunConfig) -> dict[str, list[str]]:
     for name, files in samples.items():
         check_branches(files, branches, config.data.tree)
         if constituent:
-            from qtrigger.constituents import check_constituent_branches
+            from qtrigger.inputs.constituent import check_constituent_branches
 
             check_constituent_branches(files, config.data.tree)
         if sum(open_events_tree(path, config.data.tree).num_entries for path in files) == 0:
@@ -54,7 +54,7 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
         check_branches([path], list(dict.fromkeys([*config.features.jet_branches, "Jet_pt", "Jet_eta", WEIGHT_BRANCH])),
                        config.data.tree)
     if config.features.level == "constituent" and rate_files:
-        from qtrigger.constituents import check_constituent_branches
+        from qtrigger.inputs.constituent import check_constituent_branches
 
         check_constituent_branches(rate_files, config.data.tree)
     background = rate_files or training_background
@@ -65,7 +65,7 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
         raise QTriggerError(f"trigger.normalisation cross_section: the Runs tree of {info.where()} has no genXsec_mb; "
                             "set trigger.normalisation: zero_bias (minimum-bias sample) or trigger.enabled: false")
     if config.features.level == "event" and rate_files:
-        from qtrigger.event_pipeline import check_rate_bins
+        from qtrigger.run.event_pipeline import check_rate_bins
 
         check_rate_bins(config, info)
     if config.trigger.normalisation == "zero_bias" and not info.is_minbias:

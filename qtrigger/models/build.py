@@ -30,7 +30,7 @@ def build_model(
     """A tf-keras model: [input quantizer] → (Dense [→ BN] → ReLU [→ Dropout]) × N → Dense logits.
 
     ``quantized=False`` gives the float twin (same architecture, quantizers off). With
-    ``model_cfg.batchnorm`` the QAT hidden layers are :class:`~qtrigger.batchnorm.QDenseBatchnorm`
+    ``model_cfg.batchnorm`` the QAT hidden layers are :class:`~qtrigger.models.batchnorm.QDenseBatchnorm`
     (BN folded into the quantized weights) and the float twin has Dense → BatchNormalization.
     """
     import tf_keras as keras
@@ -157,7 +157,7 @@ def folded_dense(units: int, name: str, q, model_cfg: ModelConfig, in_type: Fixe
     its folded bias takes the layer's accumulator type (``accumulator_bias_bits`` of ``in_type`` x ``n_in``)."""
     from qkeras import quantized_bits
 
-    from qtrigger.batchnorm import QDenseBatchnorm, accumulator_bias_bits
+    from qtrigger.models.batchnorm import QDenseBatchnorm, accumulator_bias_bits
 
     bias_bits, bias_integer = accumulator_bias_bits(in_type, n_in, q.weight_bits, q.weight_integer)
     return QDenseBatchnorm(units, kernel_quantizer=quantized_bits(q.weight_bits, q.weight_integer, alpha=1),
@@ -238,7 +238,7 @@ def custom_objects() -> dict:
     """Everything needed to load a saved QKeras/tfmot model (including QDenseBatchnorm)."""
     from qkeras.utils import _add_supported_quantized_objects
 
-    from qtrigger.batchnorm import custom_objects as batchnorm_objects
+    from qtrigger.models.batchnorm import custom_objects as batchnorm_objects
 
     objects: dict = {}
     _add_supported_quantized_objects(objects)
@@ -254,7 +254,7 @@ def load_model(path):
     """
     import tf_keras as keras
 
-    from qtrigger.batchnorm import fold_batchnorm
+    from qtrigger.models.batchnorm import fold_batchnorm
 
     objects = custom_objects()
     with keras.utils.custom_object_scope(objects):  # in scope: wrappers (TimeDistributed) deserialize their layer

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qtrigger.emulate import (DenseStage, _is_quantizer_activation, dense_chain, input_layer_name, requantize,
+from qtrigger.emulate.network import (DenseStage, _is_quantizer_activation, dense_chain, input_layer_name, requantize,
                               run_stages)
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType, qkeras_quantizer_type, type_for_range
@@ -54,7 +54,7 @@ class Pooling:
 
 @dataclass
 class SetNetwork:
-    """A DeepSets network in integer form; used wherever a :class:`~qtrigger.emulate.QuantizedNetwork` is."""
+    """A DeepSets network in integer form; used wherever a :class:`~qtrigger.emulate.network.QuantizedNetwork` is."""
 
     input_name: str
     input_quantizer_name: str | None
@@ -139,8 +139,8 @@ def extract_set_network(model) -> SetNetwork:
 
 def extract_any_network(model):
     """The integer reference of a trained model: :class:`SetNetwork` for a DeepSets model, else the MLP's
-    :class:`~qtrigger.emulate.QuantizedNetwork`."""
-    from qtrigger.emulate import extract_network
+    :class:`~qtrigger.emulate.network.QuantizedNetwork`."""
+    from qtrigger.emulate.network import extract_network
 
     return extract_set_network(model) if is_set_model(model) else extract_network(model)
 

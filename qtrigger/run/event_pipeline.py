@@ -1,6 +1,6 @@
 """An event-level run (``features.level: event``): the network decides the event.
 
-Stages, as for per-jet runs: read jets → :func:`~qtrigger.event_inputs.build_event_inputs`
+Stages, as for per-jet runs: read jets → :func:`~qtrigger.inputs.event.build_event_inputs`
 (one row of fixed-point codes per event) → preselection (``trigger.preselection``, a fixed
 seed of the ``ht`` family) → split by event → train QAT (+ float twin) on preselected train
 events with physical per-event weights, validating and early-stopping on preselected validation
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.data import EventSplit, JetTable, split_by_event
+from qtrigger.data.reader import EventSplit, JetTable, split_by_event
 from qtrigger.errors import QTriggerError
-from qtrigger.event_inputs import EventInputs, EventInputSpec, build_event_inputs, check_input_words, read_event_table
-from qtrigger.preprocess import Preprocessor
-from qtrigger.results import DataSummary, RunResult, ScoreMetrics
+from qtrigger.inputs.event import EventInputs, EventInputSpec, build_event_inputs, check_input_words, read_event_table
+from qtrigger.inputs.codes import Preprocessor
+from qtrigger.run.results import DataSummary, RunResult, ScoreMetrics
 
 MIN_EVENTS_PER_CLASS = 10
 
@@ -81,7 +81,7 @@ def event_labels(config, table: JetTable) -> np.ndarray:
 def event_weights(config, table: JetTable, labels: np.ndarray) -> np.ndarray:
     """Physical per-event weights (``training.event_weights``): xsec = absolute stitched weights for
     background samples, genWeight (normalised per sample) for signal; gen_weight = genWeight per sample."""
-    from qtrigger.samples import event_xsec_weights_mb, read_sample_info
+    from qtrigger.data.samples import event_xsec_weights_mb, read_sample_info
 
     weights = np.ones(table.n_events)
     mode = config.training.event_weights
@@ -143,7 +143,7 @@ def check_preselection(config, labels: np.ndarray, preselected: np.ndarray, wher
 
 def _fit(config, data: EventData, quantized: bool):
     """One logit per event, trained and validated with the events' physical weights."""
-    from qtrigger.pipeline import _fit as fit
+    from qtrigger.run.pipeline import _fit as fit
 
     return fit(config, data, 1, quantized, data.weights[data.split.train], data.weights[data.split.val])
 
@@ -172,7 +172,7 @@ def _metrics(data: EventData, scores_test: np.ndarray) -> ScoreMetrics:
     keep = data.preselected[test]
     signal = data.is_signal[test][keep]
     w = data.weights[test][keep]
-    from qtrigger.train import balanced
+    from qtrigger.models.train import balanced
 
     auc = weighted_auc(signal, scores_test[keep], balanced(w, signal.astype(np.int64), 2))
     return ScoreMetrics(auc=auc, auc_note="event AUC on preselected test events, weighted as the training "
@@ -202,9 +202,9 @@ def _summary(config, data: EventData) -> DataSummary:
 
 def event_stages(config, data: EventData, run_dir, hls_dir) -> tuple[RunResult, dict]:
     """Train QAT (+ float twin), C-simulate every test event, run the event trigger study."""
-    from qtrigger.check import precision_profile
-    from qtrigger.emulate import extract_network
-    from qtrigger.pipeline import _firmware, _model_summary, _rtl
+    from qtrigger.firmware.check import precision_profile
+    from qtrigger.emulate.network import extract_network
+    from qtrigger.run.pipeline import _firmware, _model_summary, _rtl
     from qtrigger.trigger.event_study import event_trigger_study
 
     split = data.split
@@ -282,7 +282,7 @@ def check_rate_bins(config, info) -> None:
     A sample generated above pTHat c is complete only for leading jets above ``trigger.bias_factor`` x c;
     the preselection must not accept events below that.
     """
-    from qtrigger.samples import generator_cut_gev
+    from qtrigger.data.samples import generator_cut_gev
 
     cut = generator_cut_gev(info)
     if cut is None:
@@ -304,7 +304,7 @@ def evaluate_event_trigger(finished, config, background_files: list[str], out) -
     No GBDT reference (it needs training).
     """
     from qtrigger.config import resolve_sample_files
-    from qtrigger.emulate import extract_network
+    from qtrigger.emulate.network import extract_network
     from qtrigger.trigger.event_study import event_trigger_study
 
     spec = EventInputSpec.from_config(config)
@@ -330,8 +330,8 @@ def evaluate_event_files(finished, config, files: list[str], csim: bool = True, 
     about. There is no per-event truth in a file, so no AUC (use ``--signal/--background`` for the trigger study)."""
     import logging
 
-    from qtrigger.emulate import extract_network
-    from qtrigger.event_inputs import NARROW_WORD_FRACTION
+    from qtrigger.emulate.network import extract_network
+    from qtrigger.inputs.event import NARROW_WORD_FRACTION
 
     spec = EventInputSpec.from_config(config)
     table = read_event_table(config, {"data": list(files)}, max_events)
@@ -352,7 +352,7 @@ def evaluate_event_files(finished, config, files: list[str], csim: bool = True, 
                                                "--signal/--background for its trigger study"},
               "warnings": warnings}
     if csim:
-        from qtrigger.pipeline import csim_in_temporary_project
+        from qtrigger.run.pipeline import csim_in_temporary_project
 
         hls = config.hls.model_copy(update={"jets_per_event": 1})
         result["csim"] = csim_in_temporary_project(model, network, hls, config.name, x, codes)

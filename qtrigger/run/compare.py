@@ -17,7 +17,7 @@ import numpy as np
 
 from qtrigger.errors import QTriggerError
 from qtrigger.metrics import roc_auc, threshold_for_background_efficiency, working_point
-from qtrigger.results import FinishedRun
+from qtrigger.run.results import FinishedRun
 
 MIN_WIDTH, MAX_WIDTH = 2, 1024  # PTQ ap_fixed<W, I> total widths compare accepts
 
@@ -66,9 +66,9 @@ def _row(name, signal, scores, target_bkg, bits, nonzero, mismatched=None) -> di
 def compare_run(run_dir: str | Path, widths: list[int] | None = None, write: bool = True) -> dict:
     """Build the comparison table for a finished run; optionally write it into the run."""
     from qtrigger import firmware
-    from qtrigger.emulate import extract_network
-    from qtrigger.model import count_parameters
-    from qtrigger.pipeline import trigger_score
+    from qtrigger.emulate.network import extract_network
+    from qtrigger.models.build import count_parameters
+    from qtrigger.run.pipeline import trigger_score
 
     run_dir = Path(run_dir)
     check_widths(widths)
@@ -133,7 +133,7 @@ def comparison_table(result: dict) -> str:
 
 
 def _write_into_run(run_dir: Path, result: dict) -> None:
-    from qtrigger.report import write_json
+    from qtrigger.run.report import write_json
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     metrics["compare"] = result
