@@ -72,29 +72,64 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def test_module_level_imports_are_acyclic():
-    graph: dict[str, set[str]] = {}
-    for path in _sources():
-        name = _module_name(path)
-        deps = set()
-        for node in ast.parse(path.read_text()).body:  # module level only: function-local imports are lazy
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("qtrigger"):
-                deps.add(node.module)
-            elif isinstance(node, ast.Import):
-                deps.update(a.name for a in node.names if a.name.startswith("qtrigger"))
-        graph[name] = {d for d in deps if d in {_module_name(p) for p in _sources()} and d != name}
-    state: dict[str, int] = {}
+# The flow, lowest first: a module may import its own package or one listed before it. Root modules other than
+# the front door (`__init__`, `__main__`) are the cross-cutting helpers every stage may use.
+FLOW = ("<root>", "config", "data", "generate", "inputs", "models", "emulate", "firmware", "estimate", "trigger",
+        "run", "scan", "cli", "<front>")
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    if module in ("qtrigger", "qtrigger.__main__"):
+        return FLOW.index("<front>")
+    if len(parts) == 2 and not (PACKAGE / parts[1]).is_dir():
+        return FLOW.index("<root>")
+    return FLOW.index(parts[1])
+
+
+def _imported_modules(path: Path, modules: set[str]) -> set[str]:
+    """Every qtrigger module ``path`` imports, at module level or inside a function; ``from P import m`` counts as
+    an import of the submodule ``P.m`` where one exists."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names)
+    return {m for m in found if m in modules and m != name}
+
+
+def _import_graph() -> dict[str, set[str]]:
+    modules = {_module_name(p) for p in _sources()}
+    return {_module_name(p): _imported_modules(p, modules) for p in _sources()}
+
+
+def test_imports_follow_the_flow():
+    """No import (function-level ones included) points up the flow of packages."""
+    upward = sorted(f"{a} -> {b}" for a, deps in _import_graph().items() for b in deps if _layer(b) > _layer(a))
+    assert upward == [], "imports against the flow " + str(FLOW) + ":\n" + "\n".join(upward)
+
+
+def test_imports_are_acyclic():
+    """No import cycle, counting imports inside functions."""
+    graph, state = _import_graph(), {}
 
     def visit(node, stack):
         state[node] = 1
-        for dep in graph.get(node, ()):
+        for dep in sorted(graph.get(node, ())):
             if state.get(dep) == 1:
                 raise AssertionError("import cycle: " + " -> ".join(stack + [node, dep]))
             if dep not in state:
                 visit(dep, stack + [node])
         state[node] = 2
 
-    for module in graph:
+    for module in sorted(graph):
         if module not in state:
             visit(module, [])
 

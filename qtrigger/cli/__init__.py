@@ -21,6 +21,7 @@ from qtrigger.cli import compare, data, evaluate, hls, run, scan
 from qtrigger.errors import QTriggerError, one_line
 
 COMMANDS = (run, evaluate, compare, hls, scan, data)
+DESCRIPTION = "qtrigger: from NanoAOD jets to a bit-exact, quantization-aware L1 trigger network."
 # OSErrors that are the environment's answer about a named file, not a bug in qtrigger.
 USER_ERRNOS = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
                errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
@@ -29,9 +30,7 @@ USER_ERRNOS = {errno.EACCES: "permission denied", errno.EPERM: "operation not pe
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    import qtrigger
-
-    parser = argparse.ArgumentParser(prog="qtrigger", description=qtrigger.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="qtrigger", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
         module.add_parser(commands)

@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-import qtrigger  # noqa: F401  (TF_USE_LEGACY_KERAS)
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType, qkeras_quantizer_type
 

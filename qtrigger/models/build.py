@@ -7,7 +7,6 @@ Outputs are logits: there is no softmax anywhere in the firmware path.
 
 from __future__ import annotations
 
-import qtrigger  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from qtrigger.config import ModelConfig, PruningConfig, QuantizationConfig
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType

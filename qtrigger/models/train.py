@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import qtrigger  # noqa: F401  (TF_USE_LEGACY_KERAS)
 from qtrigger.config import PruningConfig, TrainingConfig
 
 

@@ -26,11 +26,3 @@ __all__ = [
     "summarise_metrics", "summary_text", "trial_hash", "validate_scan_config", "write_outputs", "write_result",
 ]
 
-
-def __getattr__(name: str):
-    # argparse lives in qtrigger.cli.scan; these names stay importable from here for one release
-    if name in ("add_arguments", "run_from_args"):
-        from qtrigger.cli import scan as cli_scan
-
-        return getattr(cli_scan, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
