@@ -46,8 +46,8 @@ _VERBS = {
     "hls_check": "qtrigger.run.commands",
     "generate_sample": "qtrigger.generate",
     "run_scan": "qtrigger.scan",
-    "FinishedRun": "qtrigger.run.results",
-    "RunResult": "qtrigger.run.results",
+    "FinishedRun": "qtrigger.run.finished",
+    "RunResult": "qtrigger.results",
     "QTriggerError": "qtrigger.errors",
 }
 __all__ = sorted(_VERBS)

@@ -36,6 +36,18 @@ SEED_FEATURES = [
 ANGLE_LSB = math.pi / 720  # CMS Phase-2 correlator-layer eta/phi LSB
 
 
+# The names ``features.level`` and ``model.form`` may take: the built-in ones, and any a user registers
+# (``qtrigger.levels.register_level``, ``qtrigger.models.build.register_form``) before loading a config.
+KNOWN_LEVELS: set[str] = {"jet", "event", "constituent"}
+KNOWN_FORMS: set[str] = {"mlp", "deepsets"}
+
+
+def _registered(name: str, known: set[str], what: str) -> str:
+    if name not in known:
+        raise ValueError(f"{name!r} is not a registered {what} (expected one of {sorted(known)})")
+    return name
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -147,8 +159,13 @@ class FeaturesConfig(_Strict):
     formats: dict[str, FeatureFormat] = Field(default_factory=dict)
     shifts: dict[str, int] | None = None
     saturation_intended: list[str] = Field(default_factory=list)  # features allowed to saturate > 10 % of jets
-    level: Literal["jet", "event", "constituent"] = "jet"
+    level: str = "jet"
     event_jets: int = Field(6, ge=1, le=32)
+
+    @field_validator("level")
+    @classmethod
+    def _registered_level(cls, level: str) -> str:
+        return _registered(level, KNOWN_LEVELS, "input level")
 
     @model_validator(mode="after")
     def _event_kinematics(self):
@@ -269,7 +286,7 @@ class ModelConfig(_Strict):
     ``batchnorm`` folds into the ``rho`` layers only (a folded bias in phi would make padded slots nonzero).
     """
 
-    form: Literal["mlp", "deepsets"] = "mlp"
+    form: str = "mlp"
     hidden: list[int] = Field(default_factory=lambda: [32, 16], min_length=1)
     dropout: float = Field(0.0, ge=0, lt=1)
     batchnorm: bool = False
@@ -280,6 +297,11 @@ class ModelConfig(_Strict):
     rho: list[int] = Field(default_factory=lambda: [16])
     pooling: Literal["mean", "max"] = "mean"
     constituents: int = Field(16, ge=1, le=256)
+
+    @field_validator("form")
+    @classmethod
+    def _registered_form(cls, form: str) -> str:
+        return _registered(form, KNOWN_FORMS, "model form")
 
     @field_validator("hidden", "phi", "rho")
     @classmethod

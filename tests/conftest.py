@@ -118,7 +118,7 @@ def runs(default_sample, tmp_path_factory):
     """
     from qtrigger.config import validate_config
     from qtrigger.run.pipeline import run
-    from qtrigger.run.results import FinishedRun
+    from qtrigger.run.finished import FinishedRun
 
     with built_once(tmp_path_factory, "runs") as (tmp, build):
         raw = small_config_dict(default_sample, tmp)

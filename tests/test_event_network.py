@@ -162,7 +162,7 @@ def _jets(pt_codes, ht=None, scores=None):
 
 
 def test_preselection_is_an_ht_seed_and_event_network_keys():
-    from qtrigger.run.event_pipeline import preselection_seed
+    from qtrigger.trigger.preselection import preselection_seed
 
     config = validate_config(raw_config())
     words = JetWords(ht_jet_pt_gev=20.0)
@@ -225,7 +225,7 @@ def test_config_errors_are_one_line():
 
 
 def test_preselection_keeping_no_signal_is_refused():
-    from qtrigger.run.event_pipeline import check_preselection
+    from qtrigger.trigger.preselection import check_preselection
 
     config = validate_config(raw_config())
     labels = np.array([1, 1, 0, 0])
@@ -240,7 +240,7 @@ def test_preselection_keeping_no_signal_is_refused():
 def test_rate_sample_without_the_needed_bins_is_refused():
     from types import SimpleNamespace
 
-    from qtrigger.run.event_pipeline import check_rate_bins, preselection_leading_jet_gev
+    from qtrigger.trigger.preselection import check_rate_bins, preselection_leading_jet_gev
 
     config = validate_config(raw_config())
     assert preselection_leading_jet_gev(config) == 20.0
@@ -349,7 +349,7 @@ def test_event_run_metrics_keys_and_definitions(event_run):
 
 @pytest.mark.slow
 def test_event_run_evaluate_applies_run_thresholds_with_pulls(event_run):
-    from qtrigger.run.pipeline import evaluate_trigger
+    from qtrigger.run.evaluation import evaluate_trigger
 
     run_dir, m, tmp = event_run
     out = evaluate_trigger(run_dir, [str(REPO / "data/default/ttbar.root")],
@@ -367,7 +367,7 @@ def test_event_accept_bit_check_catches_a_missing_dphi_wrap(event_run, monkeypat
     """The same check with the C++ Delta-phi wrap removed must report disagreements."""
     import qtrigger.trigger.event_decision as decision
     from qtrigger.emulate.network import extract_network
-    from qtrigger.run.results import FinishedRun
+    from qtrigger.run.finished import FinishedRun
     from qtrigger.trigger.working_points import seed_from_dict
 
     run_dir, m, tmp = event_run
@@ -424,7 +424,7 @@ def test_bad_event_input_is_one_line_exit_2_before_training(tmp_path, monkeypatc
 @pytest.mark.slow
 def test_event_run_evaluate_data_on_the_real_nanoaod(event_run):
     """``qtrigger evaluate RUN --data F`` for an event run: every event of the real CMS file, C-sim exact."""
-    from qtrigger.run.pipeline import evaluate
+    from qtrigger.run.evaluation import evaluate
 
     real = REPO.parent / "shared" / "data" / "nanoAOD_2015_CMS_Open_Data_ttbar.root"
     if not real.is_file():
@@ -465,7 +465,7 @@ def test_event_rtl_check_fails_for_a_wrong_chain(event_run, monkeypatch):
     from qtrigger.firmware import event_rtl
     from qtrigger.firmware.latency import find_latency, run_stream
     from qtrigger.firmware.rtl import default_latency_cutoff
-    from qtrigger.run.results import FinishedRun
+    from qtrigger.run.finished import FinishedRun
 
     run_dir, m, tmp = event_run
     run = FinishedRun.load(run_dir)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from qtrigger.run.pipeline import evaluate
+from qtrigger.run.evaluation import evaluate
 
 from conftest import REPO, small_config_dict
 
@@ -182,7 +182,7 @@ def _lsb(type_text: str) -> float:
 
 def test_evaluate_trigger_on_other_files(runs, default_sample, tmp_path):
     from qtrigger.errors import QTriggerError
-    from qtrigger.run.pipeline import evaluate_trigger
+    from qtrigger.run.evaluation import evaluate_trigger
 
     config, metrics, tmp = runs["default_6bit"]
     run_dir = tmp / "runs" / config.name

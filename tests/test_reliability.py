@@ -78,7 +78,8 @@ import yaml
 
 from qtrigger.config import validate_config
 from qtrigger.errors import QTriggerError
-from qtrigger.run.results import FinishedRun
+from qtrigger.levels import level_for
+from qtrigger.run.finished import FinishedRun
 from qtrigger.rundir import OutputLock, claimed_outputs, read_run_id
 
 from conftest import REPO, small_config_dict
@@ -536,13 +537,16 @@ def test_messages_missing_runs_tree_before_work(tmp_path, default_sample):
 
 
 def test_messages_one_class_labels(tmp_path, default_sample):
-    from qtrigger.run.pipeline import _check_trainable, prepare_data
+    from qtrigger.levels.jet import check_trainable
+    from qtrigger.run.pipeline import prepare_data
 
     raw = tiny_config(tmp_path, default_sample)
     raw["labels"] = {"signal": [99]}  # no jet has hadronFlavour 99
     config = validate_config(raw)
     with pytest.raises(QTriggerError, match=r"labels: no signal jets among \d+ selected jets"):
-        _check_trainable(config, prepare_data(config), 2)
+        prepare_data(config)
+    with pytest.raises(QTriggerError, match=r"labels: no signal jets among \d+ selected jets"):
+        check_trainable(config, level_for(config).rows(config))
 
 
 def test_malformed_yaml_line_number(tmp_path):
@@ -611,7 +615,7 @@ def trained_run(runs):
 def test_case9_evaluate_reads_every_event_by_default(trained_run, tmp_path):
     import uproot
 
-    from qtrigger.run.pipeline import evaluate
+    from qtrigger.run.evaluation import evaluate
 
     run_dir, _ = trained_run
     data = make_events_file(tmp_path / "many.root", n_events=2000)
@@ -623,7 +627,7 @@ def test_case9_evaluate_reads_every_event_by_default(trained_run, tmp_path):
 
 @pytest.mark.slow
 def test_case10_saturation_recorded_and_warned(trained_run, tmp_path):
-    from qtrigger.run.pipeline import evaluate
+    from qtrigger.run.evaluation import evaluate
 
     run_dir, _ = trained_run
     recorded = json.loads((run_dir / "preprocessing.json").read_text())["saturated_fraction"]
@@ -767,9 +771,9 @@ def test_i19_override_unknown_layer_named():
 
 @pytest.mark.parametrize("widths", [["0"], ["8", "-3"]])
 def test_i19_compare_bad_widths_before_compiling(tmp_path, qtrigger_cli, monkeypatch, widths):
-    import qtrigger.run.results
+    import qtrigger.run.finished
 
-    monkeypatch.setattr(qtrigger.run.results.FinishedRun, "load", lambda *a: pytest.fail("opened the run"))
+    monkeypatch.setattr(qtrigger.run.finished.FinishedRun, "load", lambda *a: pytest.fail("opened the run"))
     result = qtrigger_cli("compare", copied_run(tmp_path), "--widths", *widths)
     bad = " ".join(w for w in widths if int(w) < 2)
     assert result.returncode == 2
@@ -851,19 +855,19 @@ def test_i19_target_rate_above_total_rate(tmp_path, default_sample, key, value):
 
 def test_i19_too_few_events_of_a_class_in_a_split(tmp_path, default_sample):
     """A one-event signal sample: refused before training (the jets' test split is the first to fall short)."""
-    from qtrigger.run.pipeline import _check_events_per_role, _check_trainable, prepare_data
+    from qtrigger.levels.jet import check_events_per_role, check_trainable
 
     raw = tiny_config(tmp_path, default_sample)
     raw["data"]["samples"][0]["files"] = [make_events_file(tmp_path / "one.root", n_events=1, source="ttbar")]
     config = validate_config(raw)
-    prepared = prepare_data(config)
+    prepared = level_for(config).rows(config)
     with pytest.raises(QTriggerError, match=r"^test split has too few jets to measure on \(per class: \[\d+, [0-9]\]; "
                                             r"need >= 10 of each\); use a larger sample$"):
-        _check_trainable(config, prepared, 2)
+        check_trainable(config, prepared)
     with pytest.raises(QTriggerError, match=r"^(train|val|test) split has [01] events of the signal sample\(s\) "
                                             r"\['ttbar'\] \(need >= 10; efficiencies and rates are quoted on them\); "
                                             "use a larger sample$"):
-        _check_events_per_role(config, prepared)
+        check_events_per_role(config, prepared)
 
 
 @pytest.mark.parametrize("source", ["shipped_half", "written_half_and_tail"])

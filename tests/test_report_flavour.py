@@ -3,7 +3,7 @@
 import numpy as np
 
 from qtrigger.run.report import _flavour_rows, plot_flavour_roc
-from qtrigger.run.results import ScoreMetrics
+from qtrigger.results import ScoreMetrics
 
 
 def test_flavour_rows_and_plot(tmp_path):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from qtrigger.errors import QTriggerError
-from qtrigger.run.results import FinishedRun, RunResult
+from qtrigger.results import RunResult
+from qtrigger.run.finished import FinishedRun
 
 from conftest import REPO
 
@@ -75,7 +76,7 @@ def _module_name(path: Path) -> str:
 # The flow, lowest first: a module may import its own package or one listed before it. Root modules other than
 # the front door (`__init__`, `__main__`) are the cross-cutting helpers every stage may use.
 FLOW = ("<root>", "config", "data", "generate", "inputs", "models", "emulate", "firmware", "estimate", "trigger",
-        "run", "scan", "cli", "<front>")
+        "levels", "run", "scan", "cli", "<front>")
 
 
 def _layer(module: str) -> int:

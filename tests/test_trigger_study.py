@@ -59,7 +59,7 @@ def test_metrics_have_the_held_out_keys(seed_run):
 
 
 def test_evaluate_reports_the_run_thresholds_on_another_background(seed_run, default_sample, tmp_path):
-    from qtrigger.run.pipeline import evaluate_trigger
+    from qtrigger.run.evaluation import evaluate_trigger
 
     config, metrics, tmp = seed_run
     result = evaluate_trigger(tmp / "runs" / "seed", [default_sample["ttbar"]], [default_sample["qcd"]],

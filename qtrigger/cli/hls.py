@@ -58,7 +58,7 @@ def handle_rtl_check(args) -> int:
     """``hls rtl-check``: 0 when the RTL equals the reference on every row, else 1."""
     import json
 
-    from qtrigger.firmware.rtl import rtl_check_run
+    from qtrigger.run.rtl import rtl_check_run
 
     checked = rtl_check_run(args.run, rounding=args.rounding, ties=args.ties, overrange=args.overrange,
                             jets=args.jets, work_dir=args.output)
@@ -70,7 +70,7 @@ def handle_rtl(args) -> int:
     """``hls rtl``: 0 when the latency was found and the RTL equals the trained model on every row, else 1."""
     import json
 
-    from qtrigger.firmware.rtl_stage import rtl_stage_for_run
+    from qtrigger.run.rtl import rtl_stage_for_run
 
     result = rtl_stage_for_run(args.run, args.output, args.overwrite, args.jets, synthesize=not args.no_synth)
     print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())

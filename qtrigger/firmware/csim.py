@@ -8,12 +8,15 @@ type's range) used by the C-simulation check and by the RTL check.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from qtrigger.emulate.network import QuantizedNetwork
+from qtrigger.firmware.convert import convert
 from qtrigger.fixedpoint import FixedType
 
 REFERENCE = "integer emulation (exact, int64)"
@@ -172,3 +175,12 @@ def run_csim(project, network: QuantizedNetwork, qat_model, x_test: np.ndarray, 
                                network.output_type)
     f32 = compare_codes(float32_reference_codes(qat_model, network, x_test), exact_codes, network.output_type)
     return CsimResult(comparison, stress_cmp, f32, project.compile_seconds, time.perf_counter() - start)
+
+
+def csim_in_temporary_project(model, network: QuantizedNetwork, hls, name: str, x: np.ndarray,
+                              exact_codes: np.ndarray) -> dict:
+    """Convert ``model`` into a throw-away HLS project, C-simulate ``x`` and compare with ``exact_codes`` (summary)."""
+    with tempfile.TemporaryDirectory(prefix="qtrigger-eval-") as tmp:
+        project = convert(model, network, hls, Path(tmp), name)
+        comparison = compare_codes(csim_predict_codes(project, network, x), exact_codes, network.output_type)
+    return comparison.summary()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.cluster import dask_client
+from qtrigger.runtime import dask_client
 from qtrigger.errors import QTriggerError
 from qtrigger.data.samples import combine_same_bin
 from qtrigger.generate.events import (  # noqa: F401  (PROCESSES and the physics helpers are public here)

@@ -148,17 +148,3 @@ class Preprocessor:
                 len(preprocessor.code_max), len(preprocessor.lsb)}) != 1:
             raise ValueError("per-feature lists differ in length")
         return preprocessor
-
-
-def run_inputs(config, table, preprocessor: Preprocessor) -> tuple[np.ndarray, dict[str, float]]:
-    """A finished run's network inputs for the jets of ``table`` (read with the run's features) and each
-    feature's saturated fraction: summary features, or the jets' constituents for ``features.level:
-    constituent`` runs."""
-    if config.features.level == "constituent":
-        from qtrigger.inputs.constituent import constituent_codes
-
-        cands = constituent_codes(table, config.features, config.model.constituents, config.data.tree,
-                                  config.data.step_size)
-        return preprocessor.transform(cands.codes), dict(cands.saturated)
-    codes = to_feature_codes(table.features, config.features, table.feature_names)
-    return preprocessor.transform(codes), saturated_fractions(table.features, config.features, table.feature_names)

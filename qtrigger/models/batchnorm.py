@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from qtrigger.config import ModelConfig
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType, qkeras_quantizer_type
 
@@ -242,3 +243,15 @@ def fold_batchnorm(model, enforce_clip_limit: bool = True) -> tuple[object, list
     for old, new in zip(model.layers, stripped.layers):
         new.set_weights(exported.get(old.name, old.get_weights()))
     return stripped, reports
+
+
+def folded_dense(units: int, name: str, q, model_cfg: ModelConfig, in_type: FixedType, n_in: int, init):
+    """A QDenseBatchnorm (batch normalization folded into the quantized weights) with layer quantizers ``q``;
+    its folded bias takes the layer's accumulator type (``accumulator_bias_bits`` of ``in_type`` x ``n_in``)."""
+    from qkeras import quantized_bits
+
+    bias_bits, bias_integer = accumulator_bias_bits(in_type, n_in, q.weight_bits, q.weight_integer)
+    return QDenseBatchnorm(units, kernel_quantizer=quantized_bits(q.weight_bits, q.weight_integer, alpha=1),
+                           bias_quantizer=quantized_bits(bias_bits, bias_integer, alpha=1), kernel_initializer=init,
+                           freeze_step=model_cfg.batchnorm_freeze_step, max_clipped=model_cfg.batchnorm_max_clipped,
+                           name=name)

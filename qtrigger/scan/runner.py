@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from qtrigger.cluster import dask_client
+from qtrigger.runtime import dask_client
 from qtrigger.errors import QTriggerError, one_line
 from qtrigger.rundir import atomic_write_text
 from qtrigger.scan.plan import (FAIL_ONCE_ENV, ScanConfig, Trial, load_scan_config, plan_rung, plan_trials,

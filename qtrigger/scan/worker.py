@@ -177,7 +177,7 @@ def _now() -> str:
 
 def summarise_metrics(metrics) -> dict:
     """The numbers a scan compares, flat (from a RunResult or its metrics dict); a missing metric is None."""
-    from qtrigger.run.results import RunResult
+    from qtrigger.results import RunResult
 
     result = metrics if isinstance(metrics, RunResult) else RunResult.from_json(metrics)
     trigger, qat = result.trigger or {}, result.qat

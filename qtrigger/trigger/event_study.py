@@ -23,6 +23,7 @@ from qtrigger.errors import QTriggerError
 from qtrigger.inputs.event import build_event_inputs, check_input_words, read_event_table
 from qtrigger.data.samples import read_sample_info
 from qtrigger.trigger.efficiency import efficiency_of, paired_gain
+from qtrigger.trigger.preselection import check_rate_bins, preselection_seed
 from qtrigger.inputs.seed_jets import SeedJets
 from qtrigger.trigger.rates import split_events, weighted_rate
 from qtrigger.trigger.seeds import best_rows, outer_grid, search_family
@@ -82,7 +83,7 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
                         project_name: str | None = None, keep_decision_events: bool = False) -> TriggerResult:
     """Seeds tuned on the calibration half of the rate sample and quoted on held-out events (module docstring).
 
-    ``data``: :class:`~qtrigger.run.event_pipeline.EventData`; ``score_fn(inputs) -> codes`` scores
+    ``data``: :class:`~qtrigger.levels.event.EventData`; ``score_fn(inputs) -> codes`` scores
     events with the exact integer network; ``score_type`` is its output FixedType.
     ``run_trigger``: a finished run's ``trigger`` metrics whose seeds are applied unchanged to
     every event of this rate sample (``rate_at_run_threshold``, with pulls). With ``network``,
@@ -90,8 +91,6 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
     the hls4ml network and compared with Python (``decision_hls``). ``keep_decision_events`` writes the
     events of that check to ``<run_dir>/decision_events.npz`` (the event seed's RTL streams them).
     """
-    from qtrigger.run.event_pipeline import check_rate_bins, preselection_seed
-
     t, table, split = config.trigger, data.table, data.split
     words = jet_words(config)
     main = data.built.jets.with_event_score(score_fn(data.inputs))
@@ -156,7 +155,7 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
     decision_sets = _decision_sets({"signal test events": (main, data.built.slot_words, quoted),
                                     "held-out rate events": (rate_jets, rate_words, held_out_events)})
     if keep_decision_events and run_dir is not None:
-        from qtrigger.firmware.event_rtl import DECISION_EVENTS_FILE, save_decision_events
+        from qtrigger.trigger.event_rtl import DECISION_EVENTS_FILE, save_decision_events
 
         save_decision_events(Path(run_dir) / DECISION_EVENTS_FILE, decision_sets)
     if network is not None and hls_dir is not None and project_name:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.errors import QTriggerError
+from qtrigger.data.reader import read_jets
 from qtrigger.data.samples import read_sample_info
 from qtrigger.trigger.efficiency import PairedGain, efficiency_of, paired_gain
 from qtrigger.inputs.seed_jets import NO_CODE, JetWords, SeedJets, leading_jet_pt, leading_rank, seed_jets
@@ -199,16 +200,13 @@ def check_rate_files(config) -> list[str]:
     return files
 
 
-def read_rate_sample(config, preprocessor, files: list[str]):
-    """(JetTable, network inputs) of the rate sample, read with the run's selection and preprocessing."""
-    from qtrigger.data.reader import read_jets
-    from qtrigger.inputs.codes import run_inputs
-
+def read_rate_sample(config, prepared, files: list[str]):
+    """(JetTable, network inputs) of the rate sample, read with the run's selection and its level's inputs."""
     d = config.data
     table = read_jets({"rate": files}, config.features.jet_branches or ["Jet_pt"], truth_branch=config.labels.branch,
                       pt_min=d.selection.pt_min, abs_eta_max=d.selection.abs_eta_max, tree=d.tree,
                       step_size=d.step_size, max_events=None, on_nonfinite=d.on_nonfinite, progress=False)
-    return table, run_inputs(config, table, preprocessor)[0]
+    return table, prepared.level.inputs_of(config, table, prepared.preprocessor)[0]
 
 
 def offline_selection(table, min_jets: int, jet_pt: float) -> np.ndarray:
@@ -343,7 +341,7 @@ def _rate_sample(config, prepared, score_fn, background):
         if score_fn is None:
             raise QTriggerError("trigger.rate_files needs the network to score the rate sample; "
                                 "call the study with score_fn")
-        table, x = read_rate_sample(config, prepared.preprocessor, files)
+        table, x = read_rate_sample(config, prepared, files)
         return table, np.asarray(score_fn(x), dtype=np.int64), x, np.ones(table.n_events, bool), \
             f"trigger.rate_files ({', '.join(files)}), all {table.n_events:,} events"
     table = prepared.table

@@ -358,22 +358,3 @@ def run_seeds(trigger_metrics: dict) -> list:
     at_rate = (trigger_metrics or {}).get("at_rate") or {}
     return [seed_from_dict(point["event_network"]["seed"]) for point in at_rate.values()
             if (point.get("event_network") or {}).get("seed", {}).get("score_code") is not None]
-
-
-def event_chain_rtl_for_run(run, out_dir, *, synthesize: bool = True, max_events: int | None = None):
-    """:func:`event_chain_rtl` for a finished event-level run (``qtrigger hls rtl RUN``): its network, quoted
-    seeds and ``decision_events.npz``; ``max_events`` caps each real set."""
-    from qtrigger.emulate.network import extract_network
-    from qtrigger.inputs.event import EventInputSpec
-
-    seeds = run_seeds(run.result.trigger)
-    if not seeds:
-        raise QTriggerError(f"{run.directory}: no quoted event_network seed in metrics.json (trigger study off?)")
-    sets = load_decision_events(Path(run.directory) / DECISION_EVENTS_FILE)
-    if max_events is not None:
-        sets = {name: (jets.take(np.arange(min(max_events, len(words)))), words[:max_events])
-                for name, (jets, words) in sets.items()}
-    network = extract_network(run.load_model("qat"))
-    spec = EventInputSpec.from_config(run.config)
-    return event_chain_rtl(network, spec, run.preprocessor, seeds, sets, run.config.hls, out_dir,
-                           synthesize=synthesize)

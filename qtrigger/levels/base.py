@@ -1,0 +1,162 @@
+"""The interface every input level implements, and the registry that picks one from ``features.level``.
+
+An input level answers the questions a run asks of its inputs, so that :mod:`qtrigger.run.pipeline`
+never asks which level it runs:
+
+- :meth:`InputLevel.check_files`: its own preflight (the branches it reads), before any work;
+- :meth:`InputLevel.prepare`: the inputs, labels and split of the training samples (a :class:`Prepared`);
+- :meth:`InputLevel.fit_weights`, :meth:`InputLevel.scores`, :meth:`InputLevel.score_metrics`,
+  :meth:`InputLevel.summary`, :meth:`InputLevel.save_test_rows`: what training and the report need;
+- :meth:`InputLevel.inputs_of`: network inputs of other files (``evaluate``, the rate sample);
+- :meth:`InputLevel.trigger`, :meth:`InputLevel.rtl`: the trigger study and the RTL of the decision;
+- :meth:`InputLevel.evaluate_files`, :meth:`InputLevel.evaluate_trigger`: ``qtrigger evaluate``.
+
+A new level is one module with a subclass and one :func:`register_level` call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qtrigger.config import KNOWN_LEVELS, RunConfig
+from qtrigger.data.reader import EventSplit, JetTable
+from qtrigger.errors import QTriggerError
+from qtrigger.emulate.sets import extract_any_network
+from qtrigger.firmware.rtl_stage import RtlResult, rtl_stage
+from qtrigger.inputs.codes import Preprocessor
+
+
+@dataclass
+class Prepared:
+    """Network rows with labels, split by event, and the level that built them.
+
+    ``inputs``: every row's fixed-point network inputs; ``split`` selects rows (jets or events) per part;
+    ``level`` reads more files the same way (``level.inputs_of``), e.g. for the trigger's rate sample.
+    """
+
+    table: JetTable
+    labels: np.ndarray
+    split: EventSplit
+    inputs: np.ndarray
+    preprocessor: Preprocessor
+    level: Any = None
+
+
+class InputLevel:
+    """What a run needs from one input level (see the module docstring). Subclasses set ``name``."""
+
+    name: str = ""
+
+    def check_files(self, config: RunConfig, files: list[str], rate_sample: bool) -> None:
+        """One-line error when ``files`` lack what this level reads (training samples or the rate sample)."""
+
+    def check_rate_sample(self, config: RunConfig, info) -> None:
+        """One-line error when the rate sample (its ``Runs`` info) cannot serve this level's trigger study."""
+
+    def prepare(self, config: RunConfig, progress: bool = False) -> Prepared:
+        """Read the configured samples; labels, split by event, inputs with shifts fitted on train."""
+        raise NotImplementedError
+
+    def n_outputs(self, config: RunConfig) -> int:
+        """Logits of the network."""
+        return 1 if config.labels.mode == "binary" else len(config.labels.class_names)
+
+    def fit_weights(self, config: RunConfig, prepared: Prepared) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Per-row weights of the train and validation rows (None: unweighted)."""
+        return None, None
+
+    def scores(self, config: RunConfig, logits: np.ndarray) -> np.ndarray:
+        """The trigger score of each row from the network's logits (no softmax)."""
+        raise NotImplementedError
+
+    def test_signal(self, config: RunConfig, prepared: Prepared) -> np.ndarray:
+        """Per test row: counts as signal."""
+        raise NotImplementedError
+
+    def score_metrics(self, config: RunConfig, prepared: Prepared, scores: np.ndarray, threshold: float | None = None):
+        """The test rows' :class:`~qtrigger.results.ScoreMetrics` for ``scores``."""
+        raise NotImplementedError
+
+    def csim_metrics(self, config: RunConfig, prepared: Prepared, scores: np.ndarray, qat_metrics) -> dict:
+        """Keys appended to ``metrics.json`` → ``csim`` for the C-simulation's scores."""
+        return {}
+
+    def summary(self, config: RunConfig, prepared: Prepared):
+        """The :class:`~qtrigger.results.DataSummary` of what was read and how it was split."""
+        raise NotImplementedError
+
+    def artefacts(self, config: RunConfig, prepared: Prepared) -> dict:
+        """Extra inputs of the run's plots."""
+        return {}
+
+    def save_test_rows(self, path: Path, config: RunConfig, prepared: Prepared, signal: np.ndarray) -> None:
+        """The test rows as the network saw them (``test_jets.npz``)."""
+        raise NotImplementedError
+
+    def hls_config(self, config: RunConfig):
+        """The ``hls`` section the network's firmware is built with."""
+        return config.hls
+
+    def inputs_of(self, config: RunConfig, table: JetTable, preprocessor: Preprocessor) -> tuple[np.ndarray, dict]:
+        """A finished run's network inputs for the rows of ``table`` and each input's saturated fraction."""
+        raise NotImplementedError
+
+    def trigger(self, config: RunConfig, prepared: Prepared, network, artefacts: dict, run_dir: Path, hls_dir: Path,
+                project_name: str) -> dict:
+        """The trigger study on the trained network (``metrics.json`` → ``trigger``)."""
+        raise NotImplementedError
+
+    def rtl(self, config: RunConfig, prepared: Prepared, network, trigger: dict | None, run_dir: Path,
+            hls_dir: Path) -> dict:
+        """The network's (or the whole decision's) RTL: latency, II, RTL = reference, yosys counts."""
+        raise NotImplementedError
+
+    def rtl_of_run(self, run, out_dir: Path, synthesize: bool = True, max_rows: int | None = None) -> RtlResult:
+        """The RTL stage of a finished run (``qtrigger hls rtl RUN``): by default its network on its test rows."""
+        network = extract_any_network(run.load_model("qat"))
+        x = run.test_jets()["inputs"]
+        return rtl_stage(network, x[:max_rows] if max_rows is not None else x, run.config.hls, out_dir,
+                         synthesize=synthesize)
+
+    def evaluate_files(self, finished, config: RunConfig, files: list[str], csim: bool, max_events: int | None,
+                       progress: bool) -> dict:
+        """A finished run applied to other files (``qtrigger evaluate RUN --data F``)."""
+        raise NotImplementedError
+
+    def evaluate_trigger(self, finished, config: RunConfig, background_files: list[str], out: Path) -> dict:
+        """A finished run's trigger study on other signal and background files."""
+        raise NotImplementedError
+
+
+def network_rtl(config: RunConfig, hls, network, x_test: np.ndarray, hls_dir: Path) -> dict:
+    """da4ml Verilog of the network beside its HLS project (built with ``hls``): latency/II, RTL = reference,
+    yosys counts (``metrics.json`` → ``rtl``)."""
+    rtl = rtl_stage(network, x_test, hls, Path(hls_dir) / "rtl", synthesize=hls.rtl_synthesis,
+                    seed=config.training.seed)
+    print(rtl.summary())
+    out = rtl.to_json()
+    out["directory"] = str(Path(config.hls.output_dir) / str(config.name) / "rtl")
+    return out
+
+
+LEVELS: dict[str, InputLevel] = {}
+
+
+def register_level(level: InputLevel) -> InputLevel:
+    """Make ``level`` selectable as ``features.level: <level.name>``."""
+    LEVELS[level.name] = level
+    KNOWN_LEVELS.add(level.name)
+    return level
+
+
+def level_for(config: RunConfig) -> InputLevel:
+    """The registered input level of ``config.features.level``."""
+    try:
+        return LEVELS[config.features.level]
+    except KeyError:
+        raise QTriggerError(f"key features.level: {config.features.level!r} is not a registered input level "
+                            f"(expected one of {sorted(LEVELS)})") from None
