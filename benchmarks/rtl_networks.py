@@ -73,7 +73,7 @@ def measure_point(config, prepared, tmp: Path, jets: int) -> dict:
     from qtrigger.estimate import latency as hardware
     from qtrigger.estimate.da import da_estimate
     from qtrigger.emulate.network import extract_network
-    from qtrigger.run.pipeline import fit as _fit
+    from qtrigger.runs.pipeline import fit as _fit
     from qtrigger.firmware.rtl import rtl_stimulus, verilog_summary
     from qtrigger.firmware.latency import measure_latency
     from qtrigger.firmware.rtl_stage import TOP, write_rtl_project
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
         return emit({"points": rows, "summary": summarize(rows)}, args.out)
 
     from qtrigger.config import load_config
-    from qtrigger.run.pipeline import prepare_data
+    from qtrigger.runs.pipeline import prepare_data
     from qtrigger.models.train import configure_tensorflow
 
     base = load_config(args.config)

@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from qtrigger.config import load_config
-from qtrigger.run.pipeline import run
+from qtrigger.runs.pipeline import run
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ import sys
 import tempfile
 
 from qtrigger.config import SEED_FEATURES, load_config
-from qtrigger.run.pipeline import run
+from qtrigger.runs.pipeline import run
 
 VARIANTS = {
     "baseline (10 features)": [],

@@ -44,7 +44,7 @@ def main() -> int:
     print()
     print("\n".join(trigger_summary_lines(trigger)))
     if args.background:
-        from qtrigger.run.evaluation import evaluate_trigger
+        from qtrigger.runs.evaluation import evaluate_trigger
 
         if not args.signal:
             parser.error("--background needs --signal")

@@ -40,13 +40,13 @@ __version__ = "0.1.0"
 
 _VERBS = {
     "load_config": "qtrigger.config",
-    "run": "qtrigger.run.pipeline",
-    "evaluate": "qtrigger.run.pipeline",
-    "compare_run": "qtrigger.run.compare",
-    "hls_check": "qtrigger.run.commands",
+    "run": "qtrigger.runs.pipeline",
+    "evaluate": "qtrigger.runs.evaluation",
+    "compare_run": "qtrigger.runs.compare",
+    "hls_check": "qtrigger.runs.commands",
     "generate_sample": "qtrigger.generate",
     "run_scan": "qtrigger.scan",
-    "FinishedRun": "qtrigger.run.finished",
+    "FinishedRun": "qtrigger.runs.finished",
     "RunResult": "qtrigger.results",
     "QTriggerError": "qtrigger.errors",
 }

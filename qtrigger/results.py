@@ -1,6 +1,6 @@
 """Typed results of a run: one section per stage, gathered in :class:`RunResult` (written as ``metrics.json``).
 
-Finished run directories are opened by :class:`qtrigger.run.finished.FinishedRun`."""
+Finished run directories are opened by :class:`qtrigger.runs.finished.FinishedRun`."""
 
 from __future__ import annotations
 

@@ -238,7 +238,7 @@ def trained(default_sample):
     """A pruned QAT model with folded batch norm, trained on a slice of the default sample."""
     from qtrigger.config import validate_config
     from qtrigger.models.build import build_model
-    from qtrigger.run.pipeline import prepare_data
+    from qtrigger.runs.pipeline import prepare_data
     from qtrigger.models.train import configure_tensorflow, train
 
     raw = {"data": {"samples": [{"name": "ttbar", "files": [default_sample["ttbar"]], "role": "signal"},
@@ -299,7 +299,7 @@ def test_saved_bn_model_is_exact_through_hls_check(trained, tmp_path):
 @pytest.mark.slow
 def test_seed_config_run_is_exact(default_sample, tmp_path):
     from qtrigger.config import validate_config
-    from qtrigger.run.pipeline import run
+    from qtrigger.runs.pipeline import run
 
     import yaml
 

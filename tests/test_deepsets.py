@@ -283,7 +283,7 @@ def saved_deepsets(tmp_path_factory):
 def test_hls_check_3d_inputs_refused_before_conversion(saved_deepsets, tmp_path, array, message, monkeypatch):
     import sys
 
-    from qtrigger.run.commands import hls_check
+    from qtrigger.runs.commands import hls_check
 
     monkeypatch.setattr(sys.modules["qtrigger.firmware.convert"], "convert", lambda *a, **k: pytest.fail("converted"))
     np.save(tmp_path / "x.npy", array)
@@ -295,7 +295,7 @@ def test_hls_check_3d_inputs_refused_before_conversion(saved_deepsets, tmp_path,
 @pytest.mark.slow
 def test_hls_check_saved_deepsets_with_3d_inputs_is_bit_exact(saved_deepsets, tmp_path):
     """``qtrigger hls check --model deepsets.h5 --inputs jets.npy`` (3-D): bit-exact on jets and stress jets."""
-    from qtrigger.run.commands import hls_check
+    from qtrigger.runs.commands import hls_check
 
     x, _ = synthetic_jets(INPUT_TYPE, 300, CAP, FEATURES, 31)
     np.save(tmp_path / "jets.npy", x)
@@ -365,7 +365,7 @@ def test_mask_after_a_phi_bias_refused_in_one_line():
 @pytest.mark.slow
 def test_hls_check_saved_user_spelling_with_npz_is_bit_exact(tmp_path):
     """``hls check --model user.h5 --inputs jets.npz`` (TimeDistributed φ, mask input): 0 mismatches."""
-    from qtrigger.run.commands import hls_check
+    from qtrigger.runs.commands import hls_check
 
     _user_spelling().save(tmp_path / "user.h5", save_format="h5")
     x, mask = synthetic_jets(INPUT_TYPE, 300, CAP, FEATURES, 12)

@@ -31,7 +31,7 @@ def test_constituent_level_config_rules(override, message):
 
 def test_constituent_trigger_needs_constituents_in_the_rate_sample(tmp_path):
     """The shipped rate sample is made with --no-candidates: refused before any work, naming the file."""
-    from qtrigger.run.preflight import check_run_inputs
+    from qtrigger.runs.preflight import check_run_inputs
 
     config = load_config(CONFIG, ["trigger.enabled=true", "trigger.rate_files=[data/rate/qcd_bins/qcd_pthat30to40.root]",
                                   f"output_dir={tmp_path / 'runs'}", f"hls.output_dir={tmp_path / 'hls'}"])
@@ -68,7 +68,7 @@ def test_constituent_run_is_exact_and_order_free(tmp_path):
     from qtrigger import generate
     from qtrigger.emulate.sets import extract_set_network
     from qtrigger.models.build import load_model
-    from qtrigger.run.pipeline import run
+    from qtrigger.runs.pipeline import run
 
     (tmp_path / "rate").mkdir()
     generate.generate_sample("qcd", [300, 200], 31, tmp_path / "rate" / "qcd", pthat_bins="30,60", workers=0,
@@ -96,7 +96,7 @@ def test_constituent_run_is_exact_and_order_free(tmp_path):
     report = (tmp_path / "runs" / "ds" / "report.md").read_text()
     assert "| b vs light AUC |" in report and (tmp_path / "runs" / "ds" / "plots" / "roc_flavour.png").is_file()
     # evaluate reads other files through their constituents, and names a file without them
-    from qtrigger.run.commands import evaluate_files
+    from qtrigger.runs.commands import evaluate_files
 
     run_dir = tmp_path / "runs" / "ds"
     other = evaluate_files(run_dir, data=[str(REPO / "data" / "default" / "ttbar.root")], csim=False, max_events=300)

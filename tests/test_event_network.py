@@ -349,7 +349,7 @@ def test_event_run_metrics_keys_and_definitions(event_run):
 
 @pytest.mark.slow
 def test_event_run_evaluate_applies_run_thresholds_with_pulls(event_run):
-    from qtrigger.run.evaluation import evaluate_trigger
+    from qtrigger.runs.evaluation import evaluate_trigger
 
     run_dir, m, tmp = event_run
     out = evaluate_trigger(run_dir, [str(REPO / "data/default/ttbar.root")],
@@ -367,7 +367,7 @@ def test_event_accept_bit_check_catches_a_missing_dphi_wrap(event_run, monkeypat
     """The same check with the C++ Delta-phi wrap removed must report disagreements."""
     import qtrigger.trigger.event_decision as decision
     from qtrigger.emulate.network import extract_network
-    from qtrigger.run.finished import FinishedRun
+    from qtrigger.runs.finished import FinishedRun
     from qtrigger.trigger.working_points import seed_from_dict
 
     run_dir, m, tmp = event_run
@@ -424,7 +424,7 @@ def test_bad_event_input_is_one_line_exit_2_before_training(tmp_path, monkeypatc
 @pytest.mark.slow
 def test_event_run_evaluate_data_on_the_real_nanoaod(event_run):
     """``qtrigger evaluate RUN --data F`` for an event run: every event of the real CMS file, C-sim exact."""
-    from qtrigger.run.evaluation import evaluate
+    from qtrigger.runs.evaluation import evaluate
 
     real = REPO.parent / "shared" / "data" / "nanoAOD_2015_CMS_Open_Data_ttbar.root"
     if not real.is_file():
@@ -462,10 +462,10 @@ def test_event_rtl_check_fails_for_a_wrong_chain(event_run, monkeypatch):
 
     import qtrigger.inputs.event as event_inputs
     from qtrigger.emulate.network import extract_network
-    from qtrigger.firmware import event_rtl
+    from qtrigger.trigger import event_rtl
     from qtrigger.firmware.latency import find_latency, run_stream
     from qtrigger.firmware.rtl import default_latency_cutoff
-    from qtrigger.run.finished import FinishedRun
+    from qtrigger.runs.finished import FinishedRun
 
     run_dir, m, tmp = event_run
     run = FinishedRun.load(run_dir)
@@ -492,7 +492,7 @@ def test_event_rtl_check_fails_for_a_wrong_chain(event_run, monkeypatch):
 
 
 def test_decision_events_round_trip_and_event_rtl_refusals(spec, tmp_path):
-    from qtrigger.firmware import event_rtl
+    from qtrigger.trigger import event_rtl
     from qtrigger.trigger.event_decision import random_event_words
 
     seed = Seed("event_network", 2, 80, 5, 400)

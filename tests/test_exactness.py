@@ -8,7 +8,7 @@ from qtrigger.emulate.network import extract_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.check import hls_check, precision_profile
 from qtrigger.models.build import build_model
-from qtrigger.run.pipeline import prepare_data
+from qtrigger.runs.pipeline import prepare_data
 from qtrigger.models.train import train
 
 from conftest import small_config_dict

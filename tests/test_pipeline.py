@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from qtrigger.run.evaluation import evaluate
+from qtrigger.runs.evaluation import evaluate
 
 from conftest import REPO, small_config_dict
 
@@ -138,7 +138,7 @@ def test_hls_check_cli_exact_and_diagnosis(runs):
 
 
 def test_compare_float_qat_ptq_csim(runs):
-    from qtrigger.run.compare import compare_run
+    from qtrigger.runs.compare import compare_run
 
     config, metrics, tmp = runs["default_6bit"]
     run_dir = tmp / "runs" / config.name
@@ -182,7 +182,7 @@ def _lsb(type_text: str) -> float:
 
 def test_evaluate_trigger_on_other_files(runs, default_sample, tmp_path):
     from qtrigger.errors import QTriggerError
-    from qtrigger.run.evaluation import evaluate_trigger
+    from qtrigger.runs.evaluation import evaluate_trigger
 
     config, metrics, tmp = runs["default_6bit"]
     run_dir = tmp / "runs" / config.name

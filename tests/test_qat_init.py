@@ -56,7 +56,7 @@ def test_unsupported_models_are_refused(default_sample, tmp_path):
 def test_fine_tuned_run_trains_the_twin_first_and_reports_both(default_sample, tmp_path, monkeypatch):
     """A tiny run: the float model is trained first, QAT starts from it; both AUCs are reported."""
     from qtrigger.models import build as model_module
-    from qtrigger.run.pipeline import run
+    from qtrigger.runs.pipeline import run
 
     copied = []
     original = model_module.copy_dense_weights

@@ -79,7 +79,7 @@ import yaml
 from qtrigger.config import validate_config
 from qtrigger.errors import QTriggerError
 from qtrigger.levels import level_for
-from qtrigger.run.finished import FinishedRun
+from qtrigger.runs.finished import FinishedRun
 from qtrigger.rundir import OutputLock, claimed_outputs, read_run_id
 
 from conftest import REPO, small_config_dict
@@ -406,7 +406,7 @@ def test_truncated_root_file(tmp_path):
 @pytest.mark.parametrize("key", ["output_dir", "hls.output_dir"])
 def test_unwritable_output_simulated(tmp_path, default_sample, monkeypatch, key):
     """simulated: EACCES injected (CI runs as root, which may write anywhere)."""
-    from qtrigger.run.preflight import check_run_inputs
+    from qtrigger.runs.preflight import check_run_inputs
 
     raw = tiny_config(tmp_path, default_sample)
     config = validate_config(raw)
@@ -429,7 +429,7 @@ def test_unwritable_output_simulated(tmp_path, default_sample, monkeypatch, key)
 @pytest.mark.simulated
 def test_disk_full_simulated(tmp_path, default_sample, monkeypatch, capsys):
     """simulated: ENOSPC injected while a run writes; exit 2, previous run intact, no staging left."""
-    import qtrigger.run.pipeline as pipeline
+    import qtrigger.runs.pipeline as pipeline
 
     previous = existing_run(tmp_path / "runs", "tiny")
     path = write_yaml(tmp_path / "tiny.yaml", tiny_config(tmp_path, default_sample))
@@ -450,7 +450,7 @@ def test_disk_full_simulated(tmp_path, default_sample, monkeypatch, capsys):
 
 
 def test_missing_gxx_before_work(tmp_path, default_sample, monkeypatch):
-    from qtrigger.run import preflight
+    from qtrigger.runs import preflight
     config = validate_config(tiny_config(tmp_path, default_sample))
     monkeypatch.setattr(preflight.shutil, "which", lambda name: None)
     with pytest.raises(QTriggerError, match="g\\+\\+ not found on PATH"):
@@ -458,7 +458,7 @@ def test_missing_gxx_before_work(tmp_path, default_sample, monkeypatch):
 
 
 def test_verilator_only_when_config_asks(tmp_path, default_sample):
-    from qtrigger.run.preflight import required_tools
+    from qtrigger.runs.preflight import required_tools
 
     assert required_tools(validate_config(tiny_config(tmp_path, default_sample))) == ["g++"]
 
@@ -470,7 +470,7 @@ def test_verilator_only_when_config_asks(tmp_path, default_sample):
     (np.array([[1.0, np.nan], [0.0, np.inf]]), "2 rows hold NaN/inf"),
 ])
 def test_bad_inputs_one_line(tmp_path, array, message):
-    from qtrigger.run.commands import load_inputs
+    from qtrigger.runs.commands import load_inputs
 
     path = tmp_path / "x.npy"
     np.save(path, array)
@@ -519,7 +519,7 @@ def test_scan_zero_workers(flag, qtrigger_cli):
 # --------------------------------------------------------------------------- messages
 
 def test_messages_zero_event_file_before_work(tmp_path, default_sample):
-    from qtrigger.run.preflight import check_run_inputs
+    from qtrigger.runs.preflight import check_run_inputs
 
     raw = tiny_config(tmp_path, default_sample)
     raw["data"]["samples"][1]["files"] = [make_events_file(tmp_path / "empty.root", n_events=0)]
@@ -528,7 +528,7 @@ def test_messages_zero_event_file_before_work(tmp_path, default_sample):
 
 
 def test_messages_missing_runs_tree_before_work(tmp_path, default_sample):
-    from qtrigger.run.preflight import check_run_inputs
+    from qtrigger.runs.preflight import check_run_inputs
 
     raw = tiny_config(tmp_path, default_sample)
     raw["data"]["samples"][1]["files"] = [make_events_file(tmp_path / "noruns.root", runs=False)]
@@ -538,7 +538,7 @@ def test_messages_missing_runs_tree_before_work(tmp_path, default_sample):
 
 def test_messages_one_class_labels(tmp_path, default_sample):
     from qtrigger.levels.jet import check_trainable
-    from qtrigger.run.pipeline import prepare_data
+    from qtrigger.runs.pipeline import prepare_data
 
     raw = tiny_config(tmp_path, default_sample)
     raw["labels"] = {"signal": [99]}  # no jet has hadronFlavour 99
@@ -559,7 +559,7 @@ def test_malformed_yaml_line_number(tmp_path):
 
 
 def test_bug_exit_3(tmp_path, monkeypatch, capsys):
-    import qtrigger.run.pipeline as pipeline
+    import qtrigger.runs.pipeline as pipeline
 
     def broken(*args, **kwargs):
         return {}["missing"]
@@ -615,7 +615,7 @@ def trained_run(runs):
 def test_case9_evaluate_reads_every_event_by_default(trained_run, tmp_path):
     import uproot
 
-    from qtrigger.run.evaluation import evaluate
+    from qtrigger.runs.evaluation import evaluate
 
     run_dir, _ = trained_run
     data = make_events_file(tmp_path / "many.root", n_events=2000)
@@ -627,7 +627,7 @@ def test_case9_evaluate_reads_every_event_by_default(trained_run, tmp_path):
 
 @pytest.mark.slow
 def test_case10_saturation_recorded_and_warned(trained_run, tmp_path):
-    from qtrigger.run.evaluation import evaluate
+    from qtrigger.runs.evaluation import evaluate
 
     run_dir, _ = trained_run
     recorded = json.loads((run_dir / "preprocessing.json").read_text())["saturated_fraction"]
@@ -655,7 +655,7 @@ def test_hls_config_records_final_path(trained_run):
 
 @pytest.mark.slow
 def test_inputs_of_wrong_width_refused_before_conversion(trained_run, tmp_path):
-    from qtrigger.run.commands import hls_check
+    from qtrigger.runs.commands import hls_check
 
     run_dir, _ = trained_run
     np.save(tmp_path / "x.npy", np.zeros((5, 7)))
@@ -761,7 +761,7 @@ def test_i19_override_garbage_is_a_user_error(tmp_path, qtrigger_cli):
 def test_i19_override_unknown_layer_named():
     from types import SimpleNamespace
 
-    from qtrigger.run.commands import check_override_layers
+    from qtrigger.runs.commands import check_override_layers
 
     model = SimpleNamespace(layers=[SimpleNamespace(name=n) for n in ("inputs", "dense_0", "output")])
     check_override_layers({"dense_0": {"accum": "ap_fixed<12,4>"}}, model)
@@ -771,9 +771,9 @@ def test_i19_override_unknown_layer_named():
 
 @pytest.mark.parametrize("widths", [["0"], ["8", "-3"]])
 def test_i19_compare_bad_widths_before_compiling(tmp_path, qtrigger_cli, monkeypatch, widths):
-    import qtrigger.run.finished
+    import qtrigger.runs.finished
 
-    monkeypatch.setattr(qtrigger.run.finished.FinishedRun, "load", lambda *a: pytest.fail("opened the run"))
+    monkeypatch.setattr(qtrigger.runs.finished.FinishedRun, "load", lambda *a: pytest.fail("opened the run"))
     result = qtrigger_cli("compare", copied_run(tmp_path), "--widths", *widths)
     bad = " ".join(w for w in widths if int(w) < 2)
     assert result.returncode == 2
@@ -839,7 +839,7 @@ def test_i19_shifts_for_unknown_feature_refused(tmp_path, default_sample):
 
 @pytest.mark.parametrize("key, value", [("target_rate_hz", 1e12), ("extra_rates_hz", [30e3, 2e8])])
 def test_i19_target_rate_above_total_rate(tmp_path, default_sample, key, value):
-    from qtrigger.run.preflight import check_run_inputs
+    from qtrigger.runs.preflight import check_run_inputs
 
     raw = tiny_config(tmp_path, default_sample)
     raw["trigger"] = {key: value}
@@ -941,7 +941,7 @@ def test_i19_mev_inputs_refused_before_training(tmp_path, default_sample, qtrigg
 
 
 def test_i19_saturation_warning_in_report_and_terminal():
-    from qtrigger.run.report import render_report, warnings_text
+    from qtrigger.runs.report import render_report, warnings_text
 
     run = FinishedRun.load(V01_RUN)
     assert warnings_text(run.result) == "" and "Warning" not in render_report(run.config, run.result)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from qtrigger.run.report import _flavour_rows, plot_flavour_roc
+from qtrigger.runs.report import _flavour_rows, plot_flavour_roc
 from qtrigger.results import ScoreMetrics
 
 

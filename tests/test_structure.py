@@ -12,7 +12,7 @@ import pytest
 
 from qtrigger.errors import QTriggerError
 from qtrigger.results import RunResult
-from qtrigger.run.finished import FinishedRun
+from qtrigger.runs.finished import FinishedRun
 
 from conftest import REPO
 
@@ -76,7 +76,7 @@ def _module_name(path: Path) -> str:
 # The flow, lowest first: a module may import its own package or one listed before it. Root modules other than
 # the front door (`__init__`, `__main__`) are the cross-cutting helpers every stage may use.
 FLOW = ("<root>", "config", "data", "generate", "inputs", "models", "emulate", "firmware", "estimate", "trigger",
-        "levels", "run", "scan", "cli", "<front>")
+        "levels", "runs", "scan", "cli", "<front>")
 
 
 def _layer(module: str) -> int:
@@ -179,7 +179,7 @@ def test_run_result_mapping_interface(tmp_path):
 
 
 def test_results_table_reads_typed_result(tmp_path):
-    from qtrigger.run.report import results_table
+    from qtrigger.runs.report import results_table
 
     run = FinishedRun.load(_copy(tmp_path, "runs") / "v01_run")
     table = results_table(run.result)

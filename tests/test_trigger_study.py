@@ -14,7 +14,7 @@ RATE_FILES = [str(p) for p in sorted((REPO / "data" / "rate" / "qcd_bins").glob(
 @pytest.fixture(scope="module")
 def seed_run(default_sample, tmp_path_factory):
     from qtrigger.config import validate_config
-    from qtrigger.run.pipeline import run
+    from qtrigger.runs.pipeline import run
 
     tmp = tmp_path_factory.mktemp("seed_run")
     raw = small_config_dict(default_sample, tmp, labels={"source": "sample"},
@@ -59,7 +59,7 @@ def test_metrics_have_the_held_out_keys(seed_run):
 
 
 def test_evaluate_reports_the_run_thresholds_on_another_background(seed_run, default_sample, tmp_path):
-    from qtrigger.run.evaluation import evaluate_trigger
+    from qtrigger.runs.evaluation import evaluate_trigger
 
     config, metrics, tmp = seed_run
     result = evaluate_trigger(tmp / "runs" / "seed", [default_sample["ttbar"]], [default_sample["qcd"]],

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from qtrigger.run.validate import validate_sample
+from qtrigger.runs.validate import validate_sample
 
 pytest.importorskip("pythia8mc", reason="generator extra not installed (pip install '.[generate]')")
 

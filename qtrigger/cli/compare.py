@@ -13,7 +13,7 @@ def add_parser(commands) -> None:
 
 def handle(args) -> int:
     """Compare and print the table."""
-    from qtrigger.run.compare import compare_run, comparison_table
+    from qtrigger.runs.compare import compare_run, comparison_table
 
     print(comparison_table(compare_run(args.run, args.widths)))
     return 0

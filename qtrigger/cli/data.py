@@ -25,7 +25,7 @@ def handle_validate(args) -> int:
     """Validate and print the summary."""
     import json
 
-    from qtrigger.run.validate import validate_sample
+    from qtrigger.runs.validate import validate_sample
 
     result = validate_sample(args.generated, args.reference, args.output)
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "features"} for k, v in result.items()}, indent=2))

@@ -22,8 +22,8 @@ def handle(args) -> int:
     """Evaluate and print the summary (or JSON)."""
     import json
 
-    from qtrigger.run.commands import evaluate_files
-    from qtrigger.run.report import evaluation_text, trigger_text
+    from qtrigger.runs.commands import evaluate_files
+    from qtrigger.runs.report import evaluation_text, trigger_text
 
     result = evaluate_files(args.run, data=args.data, signal=args.signal, background=args.background,
                             normalisation=args.normalisation, csim=not args.no_csim, max_events=args.max_events)

@@ -58,7 +58,7 @@ def handle_rtl_check(args) -> int:
     """``hls rtl-check``: 0 when the RTL equals the reference on every row, else 1."""
     import json
 
-    from qtrigger.run.rtl import rtl_check_run
+    from qtrigger.runs.rtl import rtl_check_run
 
     checked = rtl_check_run(args.run, rounding=args.rounding, ties=args.ties, overrange=args.overrange,
                             jets=args.jets, work_dir=args.output)
@@ -70,7 +70,7 @@ def handle_rtl(args) -> int:
     """``hls rtl``: 0 when the latency was found and the RTL equals the trained model on every row, else 1."""
     import json
 
-    from qtrigger.run.rtl import rtl_stage_for_run
+    from qtrigger.runs.rtl import rtl_stage_for_run
 
     result = rtl_stage_for_run(args.run, args.output, args.overwrite, args.jets, synthesize=not args.no_synth)
     print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
@@ -81,7 +81,7 @@ def handle_check(args) -> int:
     """0 when bit-exact, 1 when not."""
     import json
 
-    from qtrigger.run.commands import hls_check
+    from qtrigger.runs.commands import hls_check
 
     result = hls_check(args.run, args.model, args.inputs, args.override)
     print(json.dumps(result.as_dict(), indent=2, default=str) if args.json else result.summary())
@@ -90,7 +90,7 @@ def handle_check(args) -> int:
 
 def handle_build(args) -> int:
     """Run the vendor build."""
-    from qtrigger.run.commands import hls_build
+    from qtrigger.runs.commands import hls_build
 
     hls_build(args.run, {step: getattr(args, step) for step in BUILD_STEPS})
     print(f"built; read the reports with: qtrigger hls report {args.run}")
@@ -101,7 +101,7 @@ def handle_report(args) -> int:
     """Read the reports (recorded into the run's metrics.json) and print them."""
     import json
 
-    from qtrigger.run.commands import hls_report
+    from qtrigger.runs.commands import hls_report
 
     print(json.dumps(hls_report(args.run, args.project), indent=2))
     return 0

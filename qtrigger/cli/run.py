@@ -16,8 +16,8 @@ def add_parser(commands) -> None:
 
 def handle(args) -> int:
     """Run the config and print the results table."""
-    from qtrigger.run.pipeline import run
-    from qtrigger.run.report import results_table, trigger_text, warnings_text
+    from qtrigger.runs.pipeline import run
+    from qtrigger.runs.report import results_table, trigger_text, warnings_text
 
     result = run(args.config, args.overrides, overwrite=args.overwrite, progress=not args.no_progress)
     print()

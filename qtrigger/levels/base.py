@@ -1,6 +1,6 @@
 """The interface every input level implements, and the registry that picks one from ``features.level``.
 
-An input level answers the questions a run asks of its inputs, so that :mod:`qtrigger.run.pipeline`
+An input level answers the questions a run asks of its inputs, so that :mod:`qtrigger.runs.pipeline`
 never asks which level it runs:
 
 - :meth:`InputLevel.check_files`: its own preflight (the branches it reads), before any work;
@@ -35,7 +35,7 @@ class Prepared:
     """Network rows with labels, split by event, and the level that built them.
 
     ``inputs``: every row's fixed-point network inputs; ``split`` selects rows (jets or events) per part;
-    ``level`` reads more files the same way (``level.inputs_of``), e.g. for the trigger's rate sample.
+    ``input_level`` reads more files the same way (``input_level.inputs_of``), e.g. for the trigger's rate sample.
     """
 
     table: JetTable
@@ -43,7 +43,7 @@ class Prepared:
     split: EventSplit
     inputs: np.ndarray
     preprocessor: Preprocessor
-    level: Any = None
+    input_level: Any = None
 
 
 class InputLevel:
@@ -51,8 +51,9 @@ class InputLevel:
 
     name: str = ""
 
-    def check_files(self, config: RunConfig, files: list[str], rate_sample: bool) -> None:
-        """One-line error when ``files`` lack what this level reads (training samples or the rate sample)."""
+    def check_files(self, config: RunConfig, files: list[str], training: bool) -> None:
+        """One-line error when ``files`` lack what this level reads (``training``: a training sample, else a rate
+        sample or a file to evaluate)."""
 
     def check_rate_sample(self, config: RunConfig, info) -> None:
         """One-line error when the rate sample (its ``Runs`` info) cannot serve this level's trigger study."""

@@ -17,7 +17,7 @@ class ConstituentLevel(JetLevel):
 
     name = "constituent"
 
-    def check_files(self, config, files, rate_sample):
+    def check_files(self, config, files, training):
         check_constituent_branches(files, config.data.tree)
 
     def fit_inputs(self, config, table, train: np.ndarray):

@@ -123,8 +123,8 @@ class EventLevel(InputLevel):
 
     name = "event"
 
-    def check_files(self, config, files, rate_sample):
-        if not rate_sample:
+    def check_files(self, config, files, training):
+        if training:
             check_branches(files, ["Jet_chEmEF", "Jet_muEF"], config.data.tree)  # the lepton-like flag
 
     def check_rate_sample(self, config, info):

@@ -47,7 +47,7 @@ def run_trial(spec: dict) -> dict:
     log_path = trial_dir / "trial.log"
     with _output_to(log_path) if _alone_in_process() else contextlib.nullcontext():
         try:
-            from qtrigger.run.pipeline import run
+            from qtrigger.runs.pipeline import run
 
             quiet_tensorflow()
             config = validate_config(spec["config"], source=f"trial {spec['hash']}")

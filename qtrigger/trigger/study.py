@@ -206,7 +206,7 @@ def read_rate_sample(config, prepared, files: list[str]):
     table = read_jets({"rate": files}, config.features.jet_branches or ["Jet_pt"], truth_branch=config.labels.branch,
                       pt_min=d.selection.pt_min, abs_eta_max=d.selection.abs_eta_max, tree=d.tree,
                       step_size=d.step_size, max_events=None, on_nonfinite=d.on_nonfinite, progress=False)
-    return table, prepared.level.inputs_of(config, table, prepared.preprocessor)[0]
+    return table, prepared.input_level.inputs_of(config, table, prepared.preprocessor)[0]
 
 
 def offline_selection(table, min_jets: int, jet_pt: float) -> np.ndarray:
@@ -562,7 +562,7 @@ def study_from_run(config, prepared, network, exact_codes, artefacts, run_dir, h
     """The study on a run's chosen score (``trigger.score``: csim, qat or float twin).
 
     ``score_of(config, codes)`` turns network output codes into the trigger score
-    (``qtrigger.run.pipeline.trigger_score``); other jets are scored with the exact integer model.
+    (``qtrigger.runs.pipeline.trigger_score``); other jets are scored with the exact integer model.
     """
     t = config.trigger
     if t.score == "float" and "float twin" in artefacts["scores"]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from qtrigger.config import validate_config
 from qtrigger.levels import level_for
-from qtrigger.run.finished import FinishedRun
+from qtrigger.runs.finished import FinishedRun
 from qtrigger.rundir import write_json
 
 

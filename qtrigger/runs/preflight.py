@@ -30,7 +30,7 @@ def check_run_inputs(config: RunConfig) -> dict[str, list[str]]:
     branches = list(dict.fromkeys([*config.features.jet_branches, config.labels.branch, "Jet_pt", "Jet_eta"]))
     for name, files in samples.items():
         check_branches(files, branches, config.data.tree)
-        level.check_files(config, files, rate_sample=False)
+        level.check_files(config, files, training=True)
         if sum(open_events_tree(path, config.data.tree).num_entries for path in files) == 0:
             raise QTriggerError(f"sample {name}: no events in tree {config.data.tree!r} of {', '.join(files)}")
     _check_trigger_inputs(config, samples)
@@ -52,7 +52,7 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
         check_branches([path], list(dict.fromkeys([*config.features.jet_branches, "Jet_pt", "Jet_eta", WEIGHT_BRANCH])),
                        config.data.tree)
     if rate_files:
-        level_for(config).check_files(config, rate_files, rate_sample=True)
+        level_for(config).check_files(config, rate_files, training=False)
     background = rate_files or training_background
     if not background:
         return

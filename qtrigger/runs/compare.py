@@ -17,7 +17,7 @@ import numpy as np
 
 from qtrigger.errors import QTriggerError
 from qtrigger.metrics import roc_auc, threshold_for_background_efficiency, working_point
-from qtrigger.run.finished import FinishedRun
+from qtrigger.runs.finished import FinishedRun
 
 MIN_WIDTH, MAX_WIDTH = 2, 1024  # PTQ ap_fixed<W, I> total widths compare accepts
 
@@ -133,7 +133,7 @@ def comparison_table(result: dict) -> str:
 
 
 def _write_into_run(run_dir: Path, result: dict) -> None:
-    from qtrigger.run.report import write_json
+    from qtrigger.runs.report import write_json
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     metrics["compare"] = result

@@ -11,7 +11,8 @@ from glob import glob
 from pathlib import Path
 
 from qtrigger.errors import QTriggerError
-from qtrigger.run.finished import FinishedRun
+from qtrigger.levels import level_for
+from qtrigger.runs.finished import FinishedRun
 from qtrigger.rundir import _host, write_json
 
 
@@ -43,7 +44,7 @@ def evaluate_files(run_dir: str | Path, data: list[str] | None = None, signal: l
         read_sample_info(background)  # the Runs tree normalises the rate: check it before any work
     out: dict = {}
     if data:
-        from qtrigger.run.evaluation import evaluate
+        from qtrigger.runs.evaluation import evaluate
 
         out["data"] = evaluate(finished.directory, data, csim=csim, progress=progress, max_events=max_events)
     if signal:
@@ -60,15 +61,12 @@ def _check_event_files(finished: FinishedRun, files: list[str]) -> None:
     config = finished.config
     branches = list(dict.fromkeys([*config.features.jet_branches, config.labels.branch, "Jet_pt", "Jet_eta"]))
     check_branches(files, branches, config.data.tree)
-    if config.features.level == "constituent":  # its fields come from JetCand_*
-        from qtrigger.inputs.constituent import check_constituent_branches
-
-        check_constituent_branches(files, config.data.tree)
+    level_for(config).check_files(config, files, training=False)
 
 
 def _evaluate_trigger_staged(run_dir: Path, signal: list[str], background: list[str], normalisation: str | None) -> dict:
     """The trigger study into ``evaluations/<background stem>/``, written to a staging folder first."""
-    from qtrigger.run.evaluation import evaluate_trigger
+    from qtrigger.runs.evaluation import evaluate_trigger
 
     parent = run_dir / "evaluations"
     created_parent = not parent.exists()
@@ -162,7 +160,7 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
         if not inputs:
             raise QTriggerError("hls check --model needs --inputs FILE.npy (network inputs, one row per event)")
         from qtrigger.models.build import load_model
-        from qtrigger.run.finished import _check_hdf5
+        from qtrigger.runs.finished import _check_hdf5
 
         if not Path(model).is_file():
             raise QTriggerError(f"{model}: no such model file")

@@ -17,7 +17,7 @@ from qtrigger.firmware.rtl_stage import RtlResult
 from qtrigger.firmware.synth import require_yosys
 from qtrigger.levels import level_for
 from qtrigger.models.build import load_model
-from qtrigger.run.finished import FinishedRun, read_test_jets
+from qtrigger.runs.finished import FinishedRun, read_test_jets
 from qtrigger.rundir import write_json
 
 

@@ -24,8 +24,8 @@ from qtrigger.levels import Prepared, level_for
 from qtrigger.models.build import build_model, copy_dense_weights, count_parameters
 from qtrigger.models.train import configure_tensorflow, train
 from qtrigger.results import ModelSummary, RunResult
-from qtrigger.run import report
-from qtrigger.run.preflight import check_run_inputs
+from qtrigger.runs import report
+from qtrigger.runs.preflight import check_run_inputs
 from qtrigger.rundir import claimed_outputs, write_provenance
 
 
@@ -68,7 +68,7 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
 def run_stages(config: RunConfig, prepared: Prepared, run_dir: Path, hls_dir: Path) -> tuple[RunResult, dict]:
     """Train, take the exact reference, build and C-simulate the firmware, run the trigger study and the RTL;
     return the result and the plots' inputs."""
-    level = prepared.level
+    level = prepared.input_level
     qat, twin = train_models(config, prepared)
     qat.model.save(run_dir / "model_qat.h5")
     network = extract_any_network(qat.model)
@@ -108,8 +108,8 @@ def run_stages(config: RunConfig, prepared: Prepared, run_dir: Path, hls_dir: Pa
 def train_models(config: RunConfig, prepared: Prepared):
     """The QAT model and (``training.float_twin``) its float twin; with ``training.qat_init: float_twin`` the twin
     is trained first and QAT starts from its weights."""
-    n_out = prepared.level.n_outputs(config)
-    weights = prepared.level.fit_weights(config, prepared)
+    n_out = prepared.input_level.n_outputs(config)
+    weights = prepared.input_level.fit_weights(config, prepared)
     fine_tune = config.training.qat_init == "float_twin"
     twin = fit(config, prepared, n_out, False, *weights) if fine_tune else None
     qat = fit(config, prepared, n_out, True, *weights, init_from=twin.model if fine_tune else None)
