@@ -22,6 +22,7 @@ from qtrigger.errors import QTriggerError
 from qtrigger.event_inputs import EventInputs, EventInputSpec, build_event_inputs, check_input_words, read_event_table
 from qtrigger.preprocess import Preprocessor
 from qtrigger.results import DataSummary, RunResult, ScoreMetrics
+from qtrigger.rundir import RTL_PROJECT, write_stamp
 
 MIN_EVENTS_PER_CLASS = 10
 
@@ -256,9 +257,10 @@ def _event_rtl(config, data: EventData, network, trigger: dict, run_dir, hls_dir
     """The whole event seed (jet words → accept bit) as da4ml Verilog: latency/II, = Python, yosys (``rtl``)."""
     from qtrigger.firmware.event_rtl import DECISION_EVENTS_FILE, event_chain_rtl, load_decision_events, run_seeds
 
-    sets = load_decision_events(Path(run_dir) / DECISION_EVENTS_FILE)
+    sets = load_decision_events(Path(run_dir) / DECISION_EVENTS_FILE, data.spec)
     rtl = event_chain_rtl(network, data.spec, data.preprocessor, run_seeds(trigger), sets, config.hls,
                           hls_dir / "rtl", synthesize=config.hls.rtl_synthesis, rng_seed=config.training.seed)
+    write_stamp(hls_dir / "rtl", RTL_PROJECT)  # hls rtl --overwrite may replace it
     print(rtl.summary())
     out = rtl.to_json()
     out["directory"] = str(Path(config.hls.output_dir) / str(config.name) / "rtl")

@@ -25,6 +25,7 @@ from qtrigger.metrics import (
 )
 from qtrigger.preprocess import Preprocessor, run_inputs, saturation_warnings, to_feature_codes
 from qtrigger.results import DataSummary, ModelSummary, RunResult, ScoreMetrics
+from qtrigger.rundir import RTL_PROJECT, write_stamp
 
 log = logging.getLogger("qtrigger")
 
@@ -303,6 +304,7 @@ def _rtl(config, network, x_test, hls_dir) -> dict:
 
     rtl = rtl_stage(network, x_test, config.hls, hls_dir / "rtl", synthesize=config.hls.rtl_synthesis,
                     seed=config.training.seed)
+    write_stamp(hls_dir / "rtl", RTL_PROJECT)  # hls rtl --overwrite may replace it
     print(rtl.summary())
     out = rtl.to_json()
     out["directory"] = str(Path(config.hls.output_dir) / str(config.name) / "rtl")

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.emulate import QuantizedNetwork
+from qtrigger.emulate import QuantizedNetwork, extract_network
 from qtrigger.errors import QTriggerError
+from qtrigger.firmware.event_rtl import event_chain_inputs, event_chain_rtl_for_run
+from qtrigger.rundir import RTL_PROJECT, check_replaceable, claimed_folder, write_json
 
 ARTEFACT = "da4ml Verilog"
 TOP = "qtrigger_net"
@@ -219,13 +221,17 @@ def rtl_stage(network: QuantizedNetwork, x_test: np.ndarray, hls_cfg, out_dir, *
 
 def rtl_stage_for_run(run_dir, output=None, overwrite: bool = False, jets: int | None = None,
                       synthesize: bool = True) -> RtlResult:
-    """The RTL stage on a finished run; writes ``<run>/rtl.json``. Synthesis requires yosys here."""
-    import shutil
+    """The RTL stage on a finished run; writes ``<run>/rtl.json``. Synthesis requires yosys here.
 
+    Everything is checked before any work: ``jets``, the output folder (never the run folder or a
+    folder around it; an existing one is replaced only with ``overwrite`` and only when it is a
+    qtrigger RTL project, :data:`~qtrigger.rundir.RTL_PROJECT`), yosys, the run and its inputs
+    (an event-level run's ``decision_events.npz``). The project is built in a staging folder
+    and appears, stamped, only when complete; a failure leaves the previous one untouched.
+    """
     from qtrigger.config import load_config
     from qtrigger.firmware.synth import require_yosys
     from qtrigger.results import FinishedRun
-    from qtrigger.rundir import write_json
 
     run_dir = Path(run_dir)
     if jets is not None and jets < 1:
@@ -234,24 +240,31 @@ def rtl_stage_for_run(run_dir, output=None, overwrite: bool = False, jets: int |
         FinishedRun.load(run_dir)  # raises its one-line error
     config = load_config(run_dir / "config.resolved.yaml", check_files=False)
     out = Path(output) if output else Path(config.hls.output_dir) / (config.name or run_dir.name) / "rtl"
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise QTriggerError(f"{out}: exists and is not empty; pass --overwrite to replace it or --output DIR")
+    check_rtl_output(out, run_dir)
+    check_replaceable(out.absolute(), overwrite, RTL_PROJECT, empty_ok=True)
     if synthesize:
         require_yosys()  # an explicit synthesis command fails without yosys, before any work
-    run = FinishedRun.load(run_dir)
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    from qtrigger.emulate import extract_network
-
-    if config.features.level == "event" and (run.result.trigger or {}).get("at_rate"):
-        from qtrigger.firmware.event_rtl import event_chain_rtl_for_run
-
-        result = event_chain_rtl_for_run(run, out, synthesize=synthesize, max_events=jets)
-    else:
-        network = extract_network(run.load_model("qat"))
-        x = run.test_jets()["inputs"]
-        x = x[:jets] if jets is not None else x
-        result = rtl_stage(network, x, config.hls, out, synthesize=synthesize)
-    write_json(Path(run_dir) / "rtl.json", result.to_json())
+    build = _rtl_builder(FinishedRun.load(run_dir), jets, synthesize)
+    with claimed_folder(out, overwrite, RTL_PROJECT, empty_ok=True) as (staging, _):
+        result = build(staging)
+    result.directory = str(out.absolute())
+    write_json(run_dir / "rtl.json", result.to_json())
     return result
+
+
+def check_rtl_output(out: Path, run_dir: Path) -> None:
+    """The RTL project's folder must be neither the run folder, nor inside it, nor around it."""
+    a, b = Path(out).resolve(), Path(run_dir).resolve()
+    if a == b or b in a.parents or a in b.parents:
+        raise QTriggerError(f"--output {out}: overlaps the run folder {run_dir}; the RTL project needs a folder of its "
+                            "own (default: <hls.output_dir>/<run name>/rtl)")
+
+
+def _rtl_builder(run, jets: int | None, synthesize: bool):
+    """A function that writes the run's RTL project into a given folder; its inputs are read and checked now."""
+    if run.config.features.level == "event" and (run.result.trigger or {}).get("at_rate"):
+        inputs = event_chain_inputs(run, max_events=jets)
+        return lambda out: event_chain_rtl_for_run(run, inputs, out, synthesize=synthesize)
+    x = run.test_jets()["inputs"]
+    x = x[:jets] if jets is not None else x
+    return lambda out: rtl_stage(extract_network(run.load_model("qat")), x, run.config.hls, out, synthesize=synthesize)
