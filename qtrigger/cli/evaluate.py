@@ -14,6 +14,8 @@ def add_parser(commands) -> None:
     evaluate.add_argument("--background", nargs="+", metavar="FILE", help="background ROOT files for the rate")
     evaluate.add_argument("--normalisation", choices=["cross_section", "zero_bias"], help="rate normalisation")
     evaluate.add_argument("--no-csim", action="store_true", help="skip the C-simulation check")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="replace this trigger evaluation's folder (same signal, background, normalisation)")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.set_defaults(handler=handle)
 
@@ -26,9 +28,12 @@ def handle(args) -> int:
     from qtrigger.runs.report import evaluation_text, trigger_text
 
     result = evaluate_files(args.run, data=args.data, signal=args.signal, background=args.background,
-                            normalisation=args.normalisation, csim=not args.no_csim, max_events=args.max_events)
+                            normalisation=args.normalisation, csim=not args.no_csim, max_events=args.max_events,
+                            overwrite=args.overwrite)
     if "data" in result:
         print(json.dumps(result["data"], indent=2) if args.json else evaluation_text(result["data"]))
     if "trigger" in result:
         print(json.dumps(result["trigger"], indent=2, default=str) if args.json else trigger_text(result["trigger"]))
+        if not args.json:
+            print(f"trigger study written to {result['trigger_directory']}")
     return 0

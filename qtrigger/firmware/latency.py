@@ -150,7 +150,7 @@ def unpack_words(words: np.ndarray, layout: PortLayout) -> np.ndarray:
 
 def build_harness(project_dir, top: str, pipe, nproc: int = 2) -> Path:
     """Verilate ``<top>_wrapper`` with the harness; returns the executable's path."""
-    project_dir = Path(project_dir)
+    project_dir = Path(project_dir).absolute()  # Verilator runs in sim_latency/: no path may be relative
     wrapper = project_dir / "src" / f"{top}_wrapper.v"
     if not wrapper.is_file():
         raise QTriggerError(f"{wrapper}: no such file (write the da4ml RTL project first)")

@@ -268,7 +268,7 @@ def verilator_environment(directory: Path) -> dict[str, str]:
             raise QTriggerError(f"the RTL check needs `{tool}` on PATH (Verilator's build uses it)")
     if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
         raise QTriggerError("the RTL check needs a C++ compiler (c++/g++) on PATH")
-    bin_dir = Path(directory) / "bin"
+    bin_dir = Path(directory).absolute() / "bin"  # on PATH while tools run in other working directories
     bin_dir.mkdir(parents=True, exist_ok=True)
     wrapper = bin_dir / "verilator"
     wrapper.write_text(f'#!/bin/sh\nVERILATOR_ROOT="{root}"\nexport VERILATOR_ROOT\nexec "{root}/bin/verilator" "$@"\n')

@@ -41,10 +41,12 @@ from qtrigger.generate.tracks import Resolution, TrackRandom  # noqa: F401
 from qtrigger.generate.output import (  # noqa: F401
     CAND_FIELDS,
     EVENT_FIELDS,
+    GENERATED_MARK,
     JET_FIELDS,
     OUTPUT_COMPRESSION,
     PART_COMPRESSION,
     RUNS_FIELDS,
+    is_generated_file,
     open_output,
     write_runs,
 )
@@ -304,10 +306,20 @@ def _validate(process, events_per_bin, seed, jobs, pileup, bias_pow, batch_size,
 
 
 def _check_outputs(outputs: list[Path], overwrite: bool) -> None:
-    existing = [str(p) for p in outputs if p.exists()]
+    """Before any work: no output is a folder; an existing one is replaced only with ``overwrite`` and only when
+    it is a file this generator wrote (:func:`~qtrigger.generate.output.is_generated_file`)."""
+    for path in outputs:
+        if path.is_dir():
+            raise QTriggerError(f"output {path} is a folder; expected the path of a ROOT file to write "
+                                "(with --pthat-bins, -o DIR/ writes one file per bin into DIR)")
+    existing = [str(p) for p in outputs if os.path.lexists(p)]
     if existing and not overwrite:
         verb = "exists" if len(existing) == 1 else "exist"
         raise QTriggerError(f"output {', '.join(existing)} already {verb} (use --overwrite to replace it)")
+    for path in existing:
+        if Path(path).is_symlink() or not is_generated_file(Path(path)):
+            raise QTriggerError(f"--overwrite refused: {path} is not a ROOT file written by qtrigger data generate "
+                                f"(no Runs tree with {', '.join(GENERATED_MARK)}); move it away or choose another name")
     for parent in {p.parent for p in outputs}:
         if not parent.is_dir():
             raise QTriggerError(f"output directory {parent} does not exist")

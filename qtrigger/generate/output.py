@@ -107,5 +107,19 @@ def open_output(path: Path, compression, candidates: bool = True):
     return file, events, runs
 
 
+GENERATED_MARK = ("seed", "pthatMin", "pthatMax", "genXsec_mb")  # Runs branches every generated file has
+
+
+def is_generated_file(path: Path) -> bool:
+    """True for a ROOT file this generator wrote (a ``Runs`` tree with :data:`GENERATED_MARK` branches)."""
+    import uproot
+
+    try:
+        with uproot.open(path) as handle:
+            return "Runs" in handle and set(GENERATED_MARK) <= set(handle["Runs"].keys())
+    except (OSError, ValueError, KeyError, uproot.deserialization.DeserializationError):
+        return False  # not readable as ROOT: not written by us
+
+
 def write_runs(runs_tree, runs: dict) -> None:
     runs_tree.extend({k: np.array([runs[k]], dtype=dtype) for k, dtype in RUNS_FIELDS.items()})

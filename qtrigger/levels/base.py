@@ -26,8 +26,9 @@ from qtrigger.config import KNOWN_LEVELS, RunConfig
 from qtrigger.data.reader import EventSplit, JetTable
 from qtrigger.errors import QTriggerError
 from qtrigger.emulate.sets import extract_any_network
-from qtrigger.firmware.rtl_stage import RtlResult, rtl_stage
+from qtrigger.firmware.rtl_stage import rtl_stage
 from qtrigger.inputs.codes import Preprocessor
+from qtrigger.rundir import RTL_PROJECT, write_stamp
 
 
 @dataclass
@@ -116,12 +117,13 @@ class InputLevel:
         """The network's (or the whole decision's) RTL: latency, II, RTL = reference, yosys counts."""
         raise NotImplementedError
 
-    def rtl_of_run(self, run, out_dir: Path, synthesize: bool = True, max_rows: int | None = None) -> RtlResult:
-        """The RTL stage of a finished run (``qtrigger hls rtl RUN``): by default its network on its test rows."""
-        network = extract_any_network(run.load_model("qat"))
+    def rtl_builder(self, run, max_rows: int | None, synthesize: bool):
+        """For ``qtrigger hls rtl RUN``: a function writing the finished run's RTL project into a given folder, its
+        inputs read and checked now (before any work). By default the network on the run's test rows."""
         x = run.test_jets()["inputs"]
-        return rtl_stage(network, x[:max_rows] if max_rows is not None else x, run.config.hls, out_dir,
-                         synthesize=synthesize)
+        x = x[:max_rows] if max_rows is not None else x
+        return lambda out: rtl_stage(extract_any_network(run.load_model("qat")), x, run.config.hls, out,
+                                     synthesize=synthesize)
 
     def evaluate_files(self, finished, config: RunConfig, files: list[str], csim: bool, max_events: int | None,
                        progress: bool) -> dict:
@@ -138,6 +140,7 @@ def network_rtl(config: RunConfig, hls, network, x_test: np.ndarray, hls_dir: Pa
     yosys counts (``metrics.json`` → ``rtl``)."""
     rtl = rtl_stage(network, x_test, hls, Path(hls_dir) / "rtl", synthesize=hls.rtl_synthesis,
                     seed=config.training.seed)
+    write_stamp(Path(hls_dir) / "rtl", RTL_PROJECT)  # hls rtl --overwrite may replace it
     print(rtl.summary())
     out = rtl.to_json()
     out["directory"] = str(Path(config.hls.output_dir) / str(config.name) / "rtl")

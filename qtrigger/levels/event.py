@@ -36,7 +36,15 @@ from qtrigger.levels.base import InputLevel, Prepared, network_rtl
 from qtrigger.metrics import MIN_JETS_PER_CLASS
 from qtrigger.models.train import balanced
 from qtrigger.results import DataSummary, ScoreMetrics
-from qtrigger.trigger.event_rtl import DECISION_EVENTS_FILE, event_chain_rtl, load_decision_events, run_seeds
+from qtrigger.rundir import RTL_PROJECT, write_stamp
+from qtrigger.trigger.event_rtl import (
+    DECISION_EVENTS_FILE,
+    event_chain_inputs,
+    event_chain_rtl,
+    event_chain_rtl_for_run,
+    load_decision_events,
+    run_seeds,
+)
 from qtrigger.trigger.event_study import event_trigger_study
 from qtrigger.trigger.preselection import check_preselection, check_rate_bins, preselect
 
@@ -216,30 +224,23 @@ class EventLevel(InputLevel):
         """The whole event seed (jet words → accept bit) as da4ml Verilog; without a trigger study, the network."""
         if not config.trigger.enabled:
             return network_rtl(config, self.hls_config(config), network, prepared.inputs[prepared.split.test], hls_dir)
-        sets = load_decision_events(Path(run_dir) / DECISION_EVENTS_FILE)
+        sets = load_decision_events(Path(run_dir) / DECISION_EVENTS_FILE, prepared.spec)
         hls = self.hls_config(config)
         rtl = event_chain_rtl(network, prepared.spec, prepared.preprocessor, run_seeds(trigger), sets, hls,
                               Path(hls_dir) / "rtl", synthesize=hls.rtl_synthesis, rng_seed=config.training.seed)
+        write_stamp(Path(hls_dir) / "rtl", RTL_PROJECT)  # hls rtl --overwrite may replace it
         print(rtl.summary())
         out = rtl.to_json()
         out["directory"] = str(Path(config.hls.output_dir) / str(config.name) / "rtl")
         return out
 
-    def rtl_of_run(self, run, out_dir, synthesize=True, max_rows=None):
-        """The whole event seed of a finished run with a trigger study: its network, quoted seeds and
-        ``decision_events.npz`` (``max_rows`` caps each real set); without one, the network alone."""
+    def rtl_builder(self, run, max_rows, synthesize):
+        """The whole event seed of a finished run with a trigger study (its network, quoted seeds and checked
+        ``decision_events.npz``, ``max_rows`` per real set); without one, the network alone."""
         if not (run.result.trigger or {}).get("at_rate"):
-            return super().rtl_of_run(run, out_dir, synthesize, max_rows)
-        seeds = run_seeds(run.result.trigger)
-        if not seeds:
-            raise QTriggerError(f"{run.directory}: no quoted event_network seed in metrics.json (trigger study off?)")
-        sets = load_decision_events(Path(run.directory) / DECISION_EVENTS_FILE)
-        if max_rows is not None:
-            sets = {name: (jets.take(np.arange(min(max_rows, len(words)))), words[:max_rows])
-                    for name, (jets, words) in sets.items()}
-        network = extract_network(run.load_model("qat"))
-        return event_chain_rtl(network, EventInputSpec.from_config(run.config), run.preprocessor, seeds, sets,
-                               run.config.hls, out_dir, synthesize=synthesize)
+            return super().rtl_builder(run, max_rows, synthesize)
+        inputs = event_chain_inputs(run, max_events=max_rows)
+        return lambda out: event_chain_rtl_for_run(run, inputs, out, synthesize=synthesize)
 
     def evaluate_files(self, finished, config, files, csim, max_events, progress):
         """Every event scored by the exact network and (``csim``) its C-simulation; no AUC (a file has no

@@ -5,7 +5,8 @@ Each is a plain function a notebook can call; the CLI only parses arguments and 
 
 from __future__ import annotations
 
-import shutil
+import hashlib
+import json
 import tempfile
 from glob import glob
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 from qtrigger.errors import QTriggerError
 from qtrigger.levels import level_for
 from qtrigger.runs.finished import FinishedRun
-from qtrigger.rundir import _host, write_json
+from qtrigger.rundir import EVALUATION, check_replaceable, claimed_folder, write_json
 
 
 def expand_globs(patterns: list[str] | None) -> list[str]:
@@ -23,11 +24,13 @@ def expand_globs(patterns: list[str] | None) -> list[str]:
 
 def evaluate_files(run_dir: str | Path, data: list[str] | None = None, signal: list[str] | None = None,
                    background: list[str] | None = None, normalisation: str | None = None, csim: bool = True,
-                   max_events: int | None = None, progress: bool = False) -> dict:
+                   max_events: int | None = None, progress: bool = False, overwrite: bool = False) -> dict:
     """``qtrigger evaluate``: classifier metrics on ``data`` files and/or the trigger study on signal/background.
 
-    Returns ``{"data": ..., "trigger": ...}`` (the parts asked for). Every file is checked
-    before any work; a failed trigger evaluation leaves no ``evaluations/`` folder behind.
+    Returns ``{"data": ..., "trigger": ..., "trigger_directory": ...}`` (the parts asked for). Every
+    file and the evaluation's folder (:func:`evaluation_name`) are checked before any work; an
+    existing evaluation of the same files is replaced only with ``overwrite``; a failed trigger
+    evaluation leaves no ``evaluations/`` folder behind.
     """
     if bool(signal) != bool(background):
         raise QTriggerError("evaluate: give both --signal and --background for the trigger study")
@@ -42,14 +45,25 @@ def evaluate_files(run_dir: str | Path, data: list[str] | None = None, signal: l
         from qtrigger.trigger import read_sample_info
 
         read_sample_info(background)  # the Runs tree normalises the rate: check it before any work
+        folder = finished.directory / "evaluations" / evaluation_name(signal, background, normalisation)
+        check_replaceable(folder, overwrite, EVALUATION)
     out: dict = {}
     if data:
         from qtrigger.runs.evaluation import evaluate
 
         out["data"] = evaluate(finished.directory, data, csim=csim, progress=progress, max_events=max_events)
     if signal:
-        out["trigger"] = _evaluate_trigger_staged(finished.directory, signal, background, normalisation)
+        out["trigger"] = _evaluate_trigger_staged(finished.directory, folder, signal, background, normalisation,
+                                                  overwrite)
+        out["trigger_directory"] = str(folder)
     return out
+
+
+def evaluation_name(signal: list[str], background: list[str], normalisation: str | None) -> str:
+    """``<first background's stem>-<8 hex digits>``: the digits hash the resolved signal and background paths
+    and the normalisation, so evaluations of different files never share a folder."""
+    inputs = [[str(Path(f).resolve()) for f in signal], [str(Path(f).resolve()) for f in background], normalisation]
+    return f"{Path(background[0]).stem}-{hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:8]}"
 
 
 def _check_event_files(finished: FinishedRun, files: list[str]) -> None:
@@ -64,25 +78,13 @@ def _check_event_files(finished: FinishedRun, files: list[str]) -> None:
     level_for(config).check_files(config, files, training=False)
 
 
-def _evaluate_trigger_staged(run_dir: Path, signal: list[str], background: list[str], normalisation: str | None) -> dict:
-    """The trigger study into ``evaluations/<background stem>/``, written to a staging folder first."""
+def _evaluate_trigger_staged(run_dir: Path, folder: Path, signal: list[str], background: list[str],
+                             normalisation: str | None, overwrite: bool) -> dict:
+    """The trigger study into ``folder``, written to a staging folder first and stamped as an evaluation."""
     from qtrigger.runs.evaluation import evaluate_trigger
 
-    parent = run_dir / "evaluations"
-    created_parent = not parent.exists()
-    final = parent / Path(background[0]).stem
-    staging = parent / f".{final.name}.partial-{_host()}"
-    try:
-        staging.mkdir(parents=True, exist_ok=True)
-        result = evaluate_trigger(run_dir, signal, background, normalisation, output_dir=staging)
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-        return result
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created_parent and parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
+    with claimed_folder(folder, overwrite, EVALUATION) as (staging, _):
+        return evaluate_trigger(run_dir, signal, background, normalisation, output_dir=staging)
 
 
 def parse_precision_overrides(texts: list[str]) -> dict[str, dict[str, str]]:

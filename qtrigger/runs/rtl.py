@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +17,20 @@ from qtrigger.firmware.synth import require_yosys
 from qtrigger.levels import level_for
 from qtrigger.models.build import load_model
 from qtrigger.runs.finished import FinishedRun, read_test_jets
-from qtrigger.rundir import write_json
+from qtrigger.rundir import RTL_PROJECT, check_replaceable, claimed_folder, write_json
 
 
 def rtl_stage_for_run(run_dir, output=None, overwrite: bool = False, jets: int | None = None,
                       synthesize: bool = True) -> RtlResult:
     """The RTL stage on a finished run (its level's design: the network, or an event run's whole seed); writes
-    ``<run>/rtl.json``. Synthesis requires yosys here."""
+    ``<run>/rtl.json``. Synthesis requires yosys here.
+
+    Everything is checked before any work: ``jets``, the output folder (never the run folder or a
+    folder around it; an existing one is replaced only with ``overwrite`` and only when it is a
+    qtrigger RTL project, :data:`~qtrigger.rundir.RTL_PROJECT`), yosys, the run and its inputs
+    (an event-level run's ``decision_events.npz``). The project is built in a staging folder
+    and appears, stamped, only when complete; a failure leaves the previous one untouched.
+    """
     run_dir = Path(run_dir)
     if jets is not None and jets < 1:
         raise QTriggerError(f"--jets {jets}: expected a positive number of jets")
@@ -32,17 +38,24 @@ def rtl_stage_for_run(run_dir, output=None, overwrite: bool = False, jets: int |
         FinishedRun.load(run_dir)  # raises its one-line error
     config = load_config(run_dir / "config.resolved.yaml", check_files=False)
     out = Path(output) if output else Path(config.hls.output_dir) / (config.name or run_dir.name) / "rtl"
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise QTriggerError(f"{out}: exists and is not empty; pass --overwrite to replace it or --output DIR")
+    check_rtl_output(out, run_dir)
+    check_replaceable(out.absolute(), overwrite, RTL_PROJECT, empty_ok=True)
     if synthesize:
         require_yosys()  # an explicit synthesis command fails without yosys, before any work
-    run = FinishedRun.load(run_dir)
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    result = level_for(config).rtl_of_run(run, out, synthesize=synthesize, max_rows=jets)
-    write_json(Path(run_dir) / "rtl.json", result.to_json())
+    build = level_for(config).rtl_builder(FinishedRun.load(run_dir), jets, synthesize)
+    with claimed_folder(out, overwrite, RTL_PROJECT, empty_ok=True) as (staging, _):
+        result = build(staging)
+    result.directory = str(out.absolute())
+    write_json(run_dir / "rtl.json", result.to_json())
     return result
+
+
+def check_rtl_output(out: Path, run_dir: Path) -> None:
+    """The RTL project's folder must be neither the run folder, nor inside it, nor around it."""
+    a, b = Path(out).resolve(), Path(run_dir).resolve()
+    if a == b or b in a.parents or a in b.parents:
+        raise QTriggerError(f"--output {out}: overlaps the run folder {run_dir}; the RTL project needs a folder of its "
+                            "own (default: <hls.output_dir>/<run name>/rtl)")
 
 
 @dataclass

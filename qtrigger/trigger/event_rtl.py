@@ -31,15 +31,17 @@ read-offset search of :mod:`qtrigger.firmware.latency`, counts mismatches agains
 from __future__ import annotations
 
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
 
 import numpy as np
 
-from qtrigger.emulate.network import QuantizedNetwork
+from qtrigger.emulate.network import QuantizedNetwork, extract_network
 from qtrigger.errors import QTriggerError
-from qtrigger.inputs.event import PHI_HALF_TURN
+from qtrigger.inputs.event import PHI_HALF_TURN, EventInputSpec
 from qtrigger.fixedpoint import FixedType
 
 TOP = "qtrigger_event_seed"
@@ -331,24 +333,41 @@ def save_decision_events(path, sets: dict) -> Path:
     return Path(path)
 
 
-def load_decision_events(path) -> dict:
-    """The sets of :func:`save_decision_events` (scores unset)."""
+def load_decision_events(path, spec=None) -> dict:
+    """The sets of :func:`save_decision_events` (scores unset); a missing, corrupt or (with ``spec``, an
+    :class:`~qtrigger.inputs.event.EventInputSpec`) wrongly shaped file is a one-line error naming it."""
     from qtrigger.inputs.seed_jets import NO_CODE, SeedJets
 
     path = Path(path)
     if not path.is_file():
         raise QTriggerError(f"{path}: no such file (an event-level run writes it in its trigger study; re-run it)")
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             out = {}
             for k, name in enumerate(data["names"].tolist()):
-                pt = data[f"pt_{k}"].astype(np.int64)
-                jets = SeedJets(pt, np.full(pt.shape, NO_CODE, np.int64), data[f"valid_{k}"].astype(bool),
-                                data[f"ht_{k}"].astype(np.int64), 0)
-                out[name] = (jets, data[f"words_{k}"].astype(np.int64))
-    except (OSError, ValueError, KeyError) as err:
+                arrays = {key: data[f"{key}_{k}"] for key in ("pt", "valid", "ht", "words")}
+                _check_decision_arrays(path, name, arrays, spec)
+                pt = arrays["pt"].astype(np.int64)
+                jets = SeedJets(pt, np.full(pt.shape, NO_CODE, np.int64), arrays["valid"].astype(bool),
+                                arrays["ht"].astype(np.int64), 0)
+                out[name] = (jets, arrays["words"].astype(np.int64))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise QTriggerError(f"{path}: not a readable decision-events file ({type(err).__name__}: {err})") from None
     return out
+
+
+def _check_decision_arrays(path: Path, name: str, arrays: dict, spec) -> None:
+    """Each set's arrays hold integers; with ``spec``, one row per event shaped as its slots and words."""
+    n = len(arrays["ht"]) if arrays["ht"].ndim == 1 else -1
+    shapes = {"ht": (n,), "pt": (n, spec.n_slots), "valid": (n, spec.n_slots),
+              "words": (n, spec.n_jets, len(spec.jet_features))} if spec is not None else {}
+    for key in ("ht", "pt", "valid", "words"):
+        array, shape = arrays[key], shapes.get(key)
+        integers = np.issubdtype(array.dtype, np.integer) or array.dtype == bool
+        if not integers or (shape is not None and array.shape != shape):
+            wanted = "(" + ", ".join(["events", *map(str, shape[1:])]) + ")" if shape else "any shape"
+            raise QTriggerError(f"{path}: set {name!r}: {key} array of shape {array.shape} and dtype {array.dtype}; "
+                                f"expected integers of shape {wanted} (the run's event inputs)")
 
 
 def run_seeds(trigger_metrics: dict) -> list:
@@ -358,3 +377,26 @@ def run_seeds(trigger_metrics: dict) -> list:
     at_rate = (trigger_metrics or {}).get("at_rate") or {}
     return [seed_from_dict(point["event_network"]["seed"]) for point in at_rate.values()
             if (point.get("event_network") or {}).get("seed", {}).get("score_code") is not None]
+
+
+def event_chain_inputs(run, max_events: int | None = None) -> tuple[list, dict]:
+    """The quoted seeds and the checked ``decision_events.npz`` sets of a finished event-level run (before any
+    work: a missing seed or an unreadable or wrongly shaped file is a one-line error); ``max_events`` caps each set."""
+    seeds = run_seeds(run.result.trigger)
+    if not seeds:
+        raise QTriggerError(f"{run.directory}: no quoted event_network seed in metrics.json (trigger study off?)")
+    sets = load_decision_events(Path(run.directory) / DECISION_EVENTS_FILE, EventInputSpec.from_config(run.config))
+    if max_events is not None:
+        sets = {name: (jets.take(np.arange(min(max_events, len(words)))), words[:max_events])
+                for name, (jets, words) in sets.items()}
+    return seeds, sets
+
+
+def event_chain_rtl_for_run(run, inputs: tuple[list, dict], out_dir, *, synthesize: bool = True):
+    """:func:`event_chain_rtl` for a finished event-level run (``qtrigger hls rtl RUN``): its network and the
+    seeds and events of :func:`event_chain_inputs`."""
+    seeds, sets = inputs
+    network = extract_network(run.load_model("qat"))
+    spec = EventInputSpec.from_config(run.config)
+    return event_chain_rtl(network, spec, run.preprocessor, seeds, sets, run.config.hls, out_dir,
+                           synthesize=synthesize)
