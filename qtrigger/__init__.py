@@ -12,23 +12,23 @@ Entry verbs (each is also a CLI command, ``qtrigger --help``; imported lazily, s
 - :func:`run_scan`         design-space scan on dask.distributed
 - :class:`FinishedRun`     open a finished run directory; :class:`RunResult` its ``metrics.json``
 
-Modules, in data-flow order:
+Packages, in data-flow order (an import may only point down this list; tests/test_structure.py):
 
-- ``config``      YAML → validated :class:`~qtrigger.config.RunConfig`; ``preflight``: inputs/tools checked up front
-- ``data``        ROOT ``Events`` → :class:`~qtrigger.data.reader.JetTable` (one row per jet), labels, event split
-- ``preprocess``  physical values → fixed-point codes → network inputs (power-of-two shifts)
-- ``event_inputs``  per event: the seed's jet words → Δφ, HT, jet count codes (``features.level: event``);
-  ``event_pipeline``: an event-level run (preselection, physical event weights, event trigger study)
-- ``model``, ``train``  QKeras MLP and float twin, tfmot pruning, seeded training
-- ``fixedpoint``, ``emulate``  fixed-point types; exact integer emulation of the quantized network
-- ``firmware``, ``check``  hls4ml conversion (via ``hls4ml_compat``), C-simulation, bit-exactness diagnosis
-- ``hardware``, ``da``  latency/resource estimates, vendor reports and builds; da4ml and Verilator
-- ``trigger``, ``trigger_study``  event-level seed, rates, threshold codes, references
-- ``metrics``, ``results``, ``report``, ``plotting``  ROC/AUC, typed run results, run report, plot style
-- ``rundir``, ``runtime``  locked, staged outputs and provenance; process set-up (signals, logs)
-- ``commands``, ``compare``, ``validate``  verbs on finished runs and files
-- ``scan``        design-space scans; ``generate``: physics sample generator (extra ``.[generate]``)
-- ``cli``         argument parsing only, one module per command group
+- root helpers  ``errors``, ``runtime`` (signals, dask client), ``device``, ``fixedpoint``, ``metrics``,
+  ``plotting``, ``rundir`` (locked, staged, stamped outputs), ``results`` (typed stage results, ``metrics.json``)
+- ``config``    YAML → validated :class:`~qtrigger.config.RunConfig`
+- ``data``      ROOT ``Events`` → :class:`~qtrigger.data.reader.JetTable`, ``Runs`` trees and stitching
+- ``generate``  Pythia 8 + FastJet samples in the NanoAOD schema (extra ``.[generate]``)
+- ``inputs``    fixed-point words at the source: per-jet features, seed jets, event rows, constituents
+- ``models``    model forms (MLP, DeepSets), batch-norm folding, pruning, training
+- ``emulate``   the exact int64 reference of a trained network
+- ``firmware``  hls4ml conversion, C-simulation, ``hls check``, da4ml RTL, Verilator, yosys, vendor builds
+- ``estimate``  latency and resource estimates without a vendor tool
+- ``trigger``   seeds, rates, working points, trigger studies, accept bits, the event seed's RTL
+- ``levels``    input levels (``features.level``): what a run asks of its rows, one module per level
+- ``runs``      the run pipeline, preflight, report, finished runs and the verbs on them
+- ``scan``      design-space scans on dask.distributed
+- ``cli``       argument parsing only, one module per command group
 """
 
 import os as _os
@@ -36,7 +36,7 @@ import os as _os
 # tf-keras (Keras 2 API) must be chosen before TensorFlow is first imported.
 _os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _VERBS = {
     "load_config": "qtrigger.config",

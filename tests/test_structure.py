@@ -203,3 +203,58 @@ def test_sections_keep_keys_added_by_newer_stages(tmp_path):
     result = RunResult.from_json(metrics)
     assert result.model.extra == {"batchnorm": {"folded_layers": 2}}
     assert result.to_json() == metrics and list(result.to_json()) == list(metrics)
+
+
+# --------------------------------------------------------------------------- variations live in their registries
+
+# Where the names of a variation may be read: the config schema and the registries that dispatch on them.
+VARIATION_READERS = {"level": ("qtrigger/config.py", "qtrigger/config/", "qtrigger/levels/base.py"),
+                     "form": ("qtrigger/config.py", "qtrigger/config/", "qtrigger/models/build.py"),
+                     "method": ("qtrigger/config.py", "qtrigger/config/", "qtrigger/models/build.py")}
+
+
+def _quantization_aliases(tree: ast.AST) -> set[str]:
+    """Names bound to a ``.quantization`` section (``q = config.quantization``)."""
+    return {target.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Attribute) and node.value.attr == "quantization"
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
+def _variation_reads(path: Path) -> list[str]:
+    """``x.level`` / ``x.form`` anywhere, ``<quantization>.method`` and ``getattr(x, "level"|"form")`` in ``path``."""
+    tree = ast.parse(path.read_text())
+    aliases = _quantization_aliases(tree) | {"quantization", "quant_cfg"}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("level", "form"):
+            found.append((node.attr, node.lineno))
+        elif isinstance(node, ast.Attribute) and node.attr == "method":
+            base = node.value
+            name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", None)
+            if name in aliases:
+                found.append(("method", node.lineno))
+        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr" and len(node.args) > 1
+              and isinstance(node.args[1], ast.Constant) and node.args[1].value in ("level", "form")):
+            found.append((node.args[1].value, node.lineno))
+    rel = path.relative_to(REPO).as_posix()
+    return [f"{rel}:{line} reads .{what}" for what, line in found
+            if not any(rel == allowed or rel.startswith(allowed) for allowed in VARIATION_READERS[what])]
+
+
+def test_variations_are_read_only_by_their_registries():
+    """The pipeline never asks which input level, model form or quantization method it runs."""
+    offenders = [hit for path in _sources() for hit in _variation_reads(path)]
+    assert offenders == []
+
+
+def test_variation_reads_are_detected(tmp_path):
+    """The check above sees direct reads, aliases and getattr."""
+    probe = PACKAGE / "_probe_variation.py"
+    probe.write_text("def f(config):\n    features = config.features\n    q = config.quantization\n"
+                     "    return features.level, config.model.form, q.method, getattr(features, 'level')\n")
+    try:
+        hits = _variation_reads(probe)
+    finally:
+        probe.unlink()
+    assert [h.split(" reads ")[1] for h in hits] == [".level", ".form", ".method", ".level"] or \
+        sorted(h.split(" reads ")[1] for h in hits) == [".form", ".level", ".level", ".method"]

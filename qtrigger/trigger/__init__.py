@@ -1,13 +1,13 @@
-"""Trigger physics on per-jet scores, shaped like the data flow.
+"""Trigger physics (after ``estimate``, before ``levels``): seeds, rates and efficiencies on firmware codes.
 
-``events`` (event keys, decisions, HT) -> ``rates`` (normalisation, errors, n_eff) ->
-``thresholds`` (calibration) -> ``efficiency`` (Clopper-Pearson, paired gains) ->
-``seeds`` (menu families and their grid search) -> ``study`` (one run's typed
-:class:`TriggerResult`) -> ``summary`` (CLI lines, target verdicts). ``references`` holds the
-pT-cut and BDT baselines, ``decision`` the accept-bit HLS C++ and its g++ check, ``plots`` the
-figures. Event-level networks: ``event_study`` (the ``event_network`` seed beside the kinematic
-seeds, the GBDT reference, no-lepton gains) and ``event_decision`` (its accept bit around the
-hls4ml network, in g++). Everything here is numpy/scipy/scikit-learn/uproot (no TensorFlow).
+``rates`` (normalisation, errors, n_eff) -> ``thresholds`` (calibration) -> ``efficiency``
+(Clopper-Pearson, paired gains) -> ``seeds`` (menu families and their grid search) -> ``working_points``
+(tuned on the calibration half, quoted on the held-out half) -> ``study`` (a per-jet run's typed
+:class:`TriggerResult`) and ``event_study`` (an event-level run's) -> ``summary`` (CLI lines, target
+verdicts). ``preselection`` is the event network's fixed ``ht`` seed; ``references`` holds the pT-cut,
+BDT and GBDT baselines; ``decision`` and ``event_decision`` the accept-bit HLS C++ and its g++ check;
+``event_rtl`` the whole event seed as da4ml Verilog; ``plots`` the figures. The jets' words and event
+keys come from :mod:`qtrigger.inputs.seed_jets`. No TensorFlow here.
 
 Caveat: the jets are particle-level (no detector response): a pT-threshold seed's per-jet
 efficiency vs jet pT is a step at the cut, not a physical turn-on.
