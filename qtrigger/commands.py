@@ -11,8 +11,10 @@ from glob import glob
 from pathlib import Path
 
 from qtrigger.errors import QTriggerError
+from qtrigger.preflight import check_rate_normalisation
 from qtrigger.results import FinishedRun
 from qtrigger.rundir import _host, write_json
+from qtrigger.samples import read_sample_info
 
 
 def expand_globs(patterns: list[str] | None) -> list[str]:
@@ -38,9 +40,7 @@ def evaluate_files(run_dir: str | Path, data: list[str] | None = None, signal: l
     data, signal, background = expand_globs(data), expand_globs(signal), expand_globs(background)
     _check_event_files(finished, data + signal + background)
     if background:
-        from qtrigger.trigger import read_sample_info
-
-        read_sample_info(background)  # the Runs tree normalises the rate: check it before any work
+        _check_background(finished, background, normalisation)
     out: dict = {}
     if data:
         from qtrigger.pipeline import evaluate
@@ -49,6 +49,15 @@ def evaluate_files(run_dir: str | Path, data: list[str] | None = None, signal: l
     if signal:
         out["trigger"] = _evaluate_trigger_staged(finished.directory, signal, background, normalisation)
     return out
+
+
+def _check_background(finished: FinishedRun, background: list[str], normalisation: str | None) -> None:
+    """The Runs tree normalises the rate and the run's target rates lie below its total rate: before any work."""
+    info = read_sample_info(background)
+    trigger = finished.config.trigger
+    if normalisation:
+        trigger = trigger.model_copy(update={"normalisation": normalisation})
+    check_rate_normalisation(trigger, info, "the --background sample", f"evaluate: run {finished.config.name}: ")
 
 
 def _check_event_files(finished: FinishedRun, files: list[str]) -> None:
