@@ -500,6 +500,8 @@ class TriggerConfig(_Strict):
     offline_jet_pt: float = Field(30.0, ge=0)
     bias_factor: float = Field(1.5, ge=1)
     bias_fraction_max: float = Field(0.01, ge=0, le=1)
+    # a quoted rate with nothing fired or fewer effective fired events is unresolved: a 68 % CL upper limit
+    min_n_eff: float = Field(10.0, gt=0)
 
     @field_validator("grid_tag_efficiencies")
     @classmethod

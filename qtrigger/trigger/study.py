@@ -43,6 +43,7 @@ from qtrigger.trigger.working_points import (
     efficiency_verdict,
     quote,
     rate_verdict,
+    run_threshold_extra,
 )
 
 SEED_TARGETS = {"rate_hz": 100e3, "signal_efficiency": 0.95, "background_rejection": 0.99, "latency_ns_l1": 4000.0}
@@ -71,8 +72,8 @@ class RatePointResult:
         """JSON-ready."""
         net = self.network.as_dict(words, score_lsb)
         return {
-            **{k: net[k] for k in ("rate_hz", "rate_hz_err", "n_eff_fired", "signal_efficiency",
-                                   "signal_efficiency_err", "signal_efficiency_band")},
+            **{k: net[k] for k in ("rate_hz", "rate_hz_err", "n_eff_fired", "resolved", "rate_upper_limit_hz",
+                                   "signal_efficiency", "signal_efficiency_err", "signal_efficiency_band")},
             "target_rate_hz": self.target_rate_hz, "seed": net["seed"], "network": net,
             "kinematic": None if self.kinematic is None else self.kinematic.as_dict(words, None),
             "baselines": {k: v.as_dict(words, None) for k, v in self.baselines.items()},
@@ -123,6 +124,8 @@ class TriggerResult:
             "threshold": None if main.network.seed.score_code is None else
             main.network.seed.score_code * (self.score_lsb or 1.0 / FLOAT_CODE_SCALE),
             "rate_hz": net.rate.rate_hz, "rate_hz_err": net.rate.rate_err_hz, "n_eff_fired": net.rate.n_eff_fired,
+            "resolved": net.rate.resolved, "rate_upper_limit_hz": head["rate_upper_limit_hz"],
+            "min_n_eff": net.rate.min_n_eff,
             "signal_efficiency": net.efficiency.value, "signal_efficiency_err": net.efficiency.err,
             "signal_efficiency_band": list(net.band),
             "signal_efficiency_text": net.efficiency.text(),
@@ -139,8 +142,7 @@ class TriggerResult:
             "signal_test_events": int(net.efficiency.total),
         }
         if cut is not None:
-            out["cut_baseline"] = {"pt_threshold": self.words.gev(cut.seed.jet_pt_code), "rate_hz": cut.rate.rate_hz,
-                                   "rate_hz_err": cut.rate.rate_err_hz, "n_eff_fired": cut.rate.n_eff_fired,
+            out["cut_baseline"] = {"pt_threshold": self.words.gev(cut.seed.jet_pt_code), **cut.rate.as_dict(),
                                    "signal_efficiency": cut.efficiency.value,
                                    "signal_efficiency_err": cut.efficiency.err}
             out["gain_over_cut"] = net.efficiency.value - cut.efficiency.value
@@ -379,7 +381,7 @@ def trigger_study(config, prepared, jet_codes: np.ndarray, score_type, run_dir: 
     info = read_sample_info(rate_files)
     calibration_events, held_out_events = split_events(rate_events, t.rate_split_seed)
     rate_args = (rate_table.event_file, rate_table.event_weight, rate_table.files)
-    kw = dict(lumi_cm2s=t.lumi_cm2s, n_bunches=t.n_bunches)
+    kw = dict(lumi_cm2s=t.lumi_cm2s, n_bunches=t.n_bunches, min_n_eff=t.min_n_eff)
     calibration = weighted_rate(info, t.normalisation, calibration_events, *rate_args, **kw)
     held_out = weighted_rate(info, t.normalisation, held_out_events, *rate_args, **kw)
     leading = leading_jet_pt(rate_table.extra["pt"], rate_table.event, rate_table.n_events)
@@ -412,11 +414,7 @@ def trigger_study(config, prepared, jet_codes: np.ndarray, score_type, run_dir: 
     if run_trigger is not None:
         everything = weighted_rate(info, t.normalisation, rate_events, *rate_args, **kw)
         checked = rate_at_run_thresholds(run_trigger, rate_jets, everything)
-        main_check = checked.get(khz_key(targets[0]), {})
-        result.extra = {"rate_at_run_threshold": checked,
-                        "rate_at_run_threshold_hz": main_check.get("rate_hz"),
-                        "rate_at_run_threshold_hz_err": main_check.get("rate_hz_err"),
-                        "rate_at_run_threshold_n_eff_fired": main_check.get("n_eff_fired")}
+        result.extra = run_threshold_extra(checked, khz_key(targets[0]))
     if run_dir is not None:
         from qtrigger.trigger.plots import study_plots
 

@@ -2,7 +2,9 @@
 
 A seed chosen on the calibration half (:mod:`qtrigger.trigger.seeds`) is quoted here:
 
-- rate, error and ``n_eff_fired`` on the held-out half of the rate sample;
+- rate, error and ``n_eff_fired`` on the held-out half of the rate sample; a rate with nothing
+  fired or ``n_eff_fired`` below ``trigger.min_n_eff`` is *unresolved*: quoted as its 68 % CL upper
+  limit (the next events to fire set its scale, :mod:`qtrigger.trigger.rates`), never "met";
 - per-event signal efficiency on the quoted signal events (Clopper-Pearson 68.3 %; a 95 %
   upper limit when nothing fires), against all events and against a stated offline selection;
 - the *band*: the tuned threshold moved to the lowest codes whose held-out rate is
@@ -117,7 +119,7 @@ def quote(row: ScanRow, label: str, background: SeedJets, held_out: WeightedRate
     seed = row.seed
     keys = seed.keys(background)
     fires_background = keys >= seed.tuned_code()
-    point = held_out.of(fires_background)
+    point = held_out.point(keys, seed.tuned_code())
     signal_keys = seed.keys(signal.jets)
     fires_signal = signal_keys >= seed.tuned_code()
     efficiency = efficiency_of(fires_signal[signal.events])
@@ -137,7 +139,10 @@ def quote(row: ScanRow, label: str, background: SeedJets, held_out: WeightedRate
 
 def rate_verdict(rate: RatePoint, target_hz: float) -> str:
     """``met`` if the held-out rate is within 1 sigma of (or below) the target, ``not met`` beyond
-    2 sigma above it, ``undetermined`` in between."""
+    2 sigma above it, ``undetermined`` in between; ``unresolved`` (never met) when the sample cannot
+    resolve the rate (:attr:`RatePoint.resolved`)."""
+    if not rate.resolved:
+        return "unresolved"
     excess = rate.rate_hz - target_hz
     if excess <= rate.rate_err_hz:
         return "met"
@@ -167,10 +172,22 @@ def rate_at_run_thresholds(trigger_json: dict, rate_jets: SeedJets, rate: Weight
     out = {}
     for key, point in trigger_json.get("at_rate", {}).items():
         seed = seed_from_dict(point["seed"])
-        measured = rate.of(seed.fires(rate_jets))
+        measured = rate.point(seed.keys(rate_jets), seed.tuned_code())
         sigma = float(np.hypot(measured.rate_err_hz, point["rate_hz_err"]))
-        out[key] = {"seed": point["seed"]["description"], "rate_hz": measured.rate_hz,
-                    "rate_hz_err": measured.rate_err_hz, "n_eff_fired": measured.n_eff_fired,
+        comparable = sigma > 0 and measured.resolved and point.get("resolved", True)
+        out[key] = {"seed": point["seed"]["description"], **measured.as_dict(),
                     "run_rate_hz": point["rate_hz"], "run_rate_hz_err": point["rate_hz_err"],
-                    "pull": (measured.rate_hz - point["rate_hz"]) / sigma if sigma > 0 else None}
+                    "run_resolved": point.get("resolved", True),
+                    "pull": (measured.rate_hz - point["rate_hz"]) / sigma if comparable else None}
     return out
+
+
+def run_threshold_extra(checked: dict, key: str) -> dict:
+    """The ``trigger`` metrics keys of the run's seeds on another background (main point ``key`` flattened)."""
+    main = checked.get(key, {})
+    return {"rate_at_run_threshold": checked, "rate_at_run_threshold_hz": main.get("rate_hz"),
+            "rate_at_run_threshold_hz_err": main.get("rate_hz_err"),
+            "rate_at_run_threshold_n_eff_fired": main.get("n_eff_fired"),
+            "rate_at_run_threshold_resolved": main.get("resolved"),
+            "rate_at_run_threshold_upper_limit_hz": main.get("rate_upper_limit_hz"),
+            "rate_at_run_threshold_min_n_eff": main.get("min_n_eff")}
