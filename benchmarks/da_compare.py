@@ -4,7 +4,7 @@ For the run's QKeras model: the analytic Latency-strategy estimate
 (``qtrigger.estimate.latency.estimate_latency_strategy``), the hls4ml DA conversion's kernel cost
 (``qtrigger.estimate.da.da_estimate``), the C-simulation mismatches of both conversions against
 the exact integer reference on the run's test jets, and the open-source RTL check of
-da4ml's standalone Verilog (``qtrigger.firmware.rtl.rtl_check``; needs ``pip install '.[rtl]'``).
+da4ml's standalone Verilog (``qtrigger.firmware.rtl_check.rtl_check``; needs ``pip install '.[rtl]'``).
 Every figure keeps its ``verification`` tag: none of them is a Vivado/Vitis result.
 
 Usage: python benchmarks/da_compare.py [RUN_DIR] [--jets N] [--no-rtl] [--rounding half_up|half_even]
@@ -33,7 +33,7 @@ def compare(run_dir: Path, jets: int | None = None, rtl: bool = True, rounding: 
     from qtrigger.emulate.network import extract_network
     from qtrigger.estimate.da import da_estimate
     from qtrigger.estimate.latency import estimate_latency_strategy
-    from qtrigger.firmware.rtl import rtl_check
+    from qtrigger.firmware.rtl_check import rtl_check
     from qtrigger.models.build import load_model
 
     config = load_config(run_dir / "config.resolved.yaml", check_files=False)

@@ -74,7 +74,8 @@ def measure_point(config, prepared, tmp: Path, jets: int) -> dict:
     from qtrigger.estimate.da import da_estimate
     from qtrigger.emulate.network import extract_network
     from qtrigger.runs.pipeline import fit as _fit
-    from qtrigger.firmware.rtl import rtl_stimulus, verilog_summary
+    from qtrigger.firmware.rtl import verilog_summary
+    from qtrigger.firmware.rtl_check import rtl_stimulus
     from qtrigger.firmware.latency import measure_latency
     from qtrigger.firmware.rtl_stage import TOP, write_rtl_project
     from qtrigger.firmware.synth import require_yosys, synthesize

@@ -105,7 +105,8 @@ def test_da_estimate_rejects_latency_project(tiny, tmp_path):
 def test_da4ml_trace_rounding_modes_against_references(tiny):
     """da4ml's interpreter: half_up equals the half-up integer reference, half_even equals QKeras."""
     require("da4ml")
-    from qtrigger.firmware.rtl import da4ml_trace, rounding_reference, rtl_stimulus
+    from qtrigger.firmware.rtl import da4ml_trace, rounding_reference
+    from qtrigger.firmware.rtl_check import rtl_stimulus
 
     _, network, x = tiny
     for rounding in ("half_up", "half_even"):
@@ -129,7 +130,7 @@ def test_rtl_check_verilator_zero_mismatches(tiny, tmp_path):
     """
     require("da4ml")
     require("verilator")
-    from qtrigger.firmware.rtl import rtl_check
+    from qtrigger.firmware.rtl_check import rtl_check
 
     _, network, x = tiny
     result = rtl_check(network, x, tmp_path / "rtl", n_ties=500, n_overrange=300, clock_period_ns=5.0,

@@ -53,7 +53,8 @@ def test_stress_rows_sit_on_ties_and_beyond_the_range():
 
 def test_rtl_stimulus_uses_the_shared_tie_rows():
     from qtrigger.emulate.network import QuantizedNetwork
-    from qtrigger.firmware.rtl import raw_input_type, rtl_stimulus
+    from qtrigger.firmware.rtl import raw_input_type
+    from qtrigger.firmware.rtl_check import rtl_stimulus
 
     t = FixedType(10, 4, True, "RND_CONV", "SAT")
     network = QuantizedNetwork("in", "in_q", t, [])

@@ -259,7 +259,7 @@ def test_latency_search_rejects_a_wrong_model(staged, small):
 def test_rtl_check_defaults_to_qkeras_rounding(small, tmp_path):
     require("da4ml")
     require("verilator")
-    from qtrigger.firmware.rtl import rtl_check, rtl_summary
+    from qtrigger.firmware.rtl_check import rtl_check, rtl_summary
 
     network, x = small
     result = rtl_check(network, x[:500], tmp_path / "chk", n_ties=500, n_overrange=200)

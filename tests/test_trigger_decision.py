@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from qtrigger.fixedpoint import FixedType
-from qtrigger.trigger.decision import check_seed_csim, write_seed_hls
+from qtrigger.trigger.seed_decision import check_seed_csim, write_seed_hls
 from qtrigger.inputs.seed_jets import JetWords
 from qtrigger.trigger.seeds import Seed
 

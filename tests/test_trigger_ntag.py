@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from qtrigger.fixedpoint import FixedType
-from qtrigger.trigger.decision import _python_seed_decisions, check_seed_csim, random_seed_jets, write_seed_hls
+from qtrigger.trigger.seed_decision import _python_seed_decisions, check_seed_csim, random_seed_jets, write_seed_hls
 from qtrigger.inputs.seed_jets import NO_CODE, JetWords, SeedJets
 from qtrigger.trigger.rates import WeightedRate, split_events
 from qtrigger.trigger.seeds import GridSpec, Seed, best_rows, outer_grid, score_grid, search_family, tag_grid

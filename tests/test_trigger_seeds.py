@@ -7,7 +7,7 @@ import pytest
 
 from qtrigger.fixedpoint import FixedType
 from qtrigger.data.samples import read_sample_info
-from qtrigger.trigger.decision import _python_seed_decisions, random_seed_jets
+from qtrigger.trigger.seed_decision import _python_seed_decisions, random_seed_jets
 from qtrigger.trigger.efficiency import clopper_pearson, paired_gain, weighted_efficiency
 from qtrigger.inputs.seed_jets import NO_CODE, JetWords, SeedJets, seed_jets
 from qtrigger.trigger.rates import WeightedRate, split_events

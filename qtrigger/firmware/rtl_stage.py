@@ -191,7 +191,8 @@ def rtl_stage(network: QuantizedNetwork, x_test: np.ndarray, hls_cfg, out_dir, *
     ``time_multiplexing``. Raises QTriggerError for a non-empty ``out_dir``, bad inputs or
     missing da4ml/Verilator; a missing yosys only skips synthesis (``synth_note``).
     """
-    from qtrigger.firmware.rtl import _require_da4ml, _verilator_root, rtl_stimulus, verilog_summary
+    from qtrigger.firmware.rtl import _require_da4ml, _verilator_root, verilog_summary
+    from qtrigger.firmware.rtl_check import rtl_stimulus
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):

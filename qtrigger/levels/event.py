@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from qtrigger.config import RunConfig, resolve_sample_files
+from qtrigger.config import resolve_sample_files
 from qtrigger.data.reader import EventSplit, JetTable, check_branches, split_by_event
 from qtrigger.data.samples import event_xsec_weights_mb, read_sample_info
 from qtrigger.emulate.network import extract_network

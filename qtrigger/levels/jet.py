@@ -8,7 +8,6 @@ level with other inputs per jet.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 

@@ -127,4 +127,4 @@ def _check_hdf5(path: Path) -> None:
                             "save it with tf_keras: run your training with TF_USE_LEGACY_KERAS=1 and model.save('M.h5')")
 
 
-__all__ = ["DataSummary", "FinishedRun", "ModelSummary", "RUN_ID_FILE", "RunResult", "ScoreMetrics"]
+__all__ = ["FinishedRun", "RUN_ID_FILE", "read_test_jets"]

@@ -11,7 +11,8 @@ from pathlib import Path
 from qtrigger.config import load_config
 from qtrigger.emulate.network import extract_network
 from qtrigger.errors import QTriggerError
-from qtrigger.firmware.rtl import ROUNDINGS, _require_da4ml, _verilator_root, rtl_check, rtl_summary
+from qtrigger.firmware.rtl import ROUNDINGS, _require_da4ml, _verilator_root
+from qtrigger.firmware.rtl_check import rtl_check, rtl_summary
 from qtrigger.firmware.rtl_stage import RtlResult
 from qtrigger.firmware.synth import require_yosys
 from qtrigger.levels import level_for

@@ -537,7 +537,7 @@ def _bdt(config, prepared, ev: _Events, rate_table, rate_x, targets, network_see
 
 
 def _decision_hls(hls_dir, project_name, seed: Seed, words, score_type, ev: _Events) -> dict:
-    from qtrigger.trigger.decision import check_seed_csim, write_seed_hls
+    from qtrigger.trigger.seed_decision import check_seed_csim, write_seed_hls
 
     n_slots, n_scored = ev.main.pt.shape[1], ev.main.n_scored
     write_seed_hls(hls_dir, project_name, seed, words, score_type, n_slots, n_scored)
