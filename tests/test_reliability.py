@@ -60,6 +60,15 @@ Issue 19 (rows "i19"; tests test_i19_*):
 | i19  | Jet_eta with one jet fewer per event than Jet_pt       | exit 2 naming branch, entry and both counts           | test_i19_jagged_branches_disagree      |
 | i19  | layer names with '-', '/', '.', a leading digit        | sanitized for C++ (mapping in the check's notes and   | test_i19_cpp_layer_names_mapping,      |
 |      |                                                        | layer_names), bit-exact, exit 0 (was exit 3)          | test_i19_layer_names_not_cpp_* (slow)  |
+
+Issue 27 (rows i27; tests test_i27_*):
+
+| case | input / fault                                          | expected outcome                                      | test                                   |
+|------|--------------------------------------------------------|-------------------------------------------------------|----------------------------------------|
+| i27  | hls check on DeepSets whose φ QDense has a bias: mean/ | bit-exact (was refused "use use_bias=False"): padded  | tests/test_hls_check.py::test_i27_*    |
+|      | max, TimeDistributed/3-D QDense, functional/Sequential,| slots give φ(0); 0 mismatches on jets with all-padding|  (hls4ml compiles: slow)               |
+|      | no input quantizer; a 0/1 mask multiplied after φ bias | and one-constituent jets and on stress jets; mask kept|                                        |
+|      |                                                        | in firmware; twice-multiplied mask refused in 1 line  |                                        |
 """
 
 import errno
