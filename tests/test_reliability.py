@@ -81,6 +81,10 @@ Issue 27 (rows "i27"; tests test_i27_*):
 |      |                                                        | in metrics.json, terminal, seed table, report rows    |                                        |
 | EV18 | evaluate a per-jet run on one 300+ GeV pTHat file      | exit 2 before work naming the run's target (100 kHz)  | test_i27_evaluate_refuses_a_target_*   |
 |      | (total rate 174 Hz) at 100 / 30 / 10 kHz               | and the background's total rate, as `run` refuses it  |                                        |
+| DS-b | hls check on DeepSets whose φ QDense has a bias: mean/ | bit-exact (was refused "use use_bias=False"): padded  | tests/test_hls_check.py::test_i27_*    |
+|      | max, TimeDistributed/3-D QDense, functional/Sequential,| slots give φ(0); 0 mismatches on jets with all-padding|  (hls4ml compiles: slow)               |
+|      | no input quantizer; a 0/1 mask multiplied after φ bias | and one-constituent jets and on stress jets; mask kept|                                        |
+|      |                                                        | in firmware; twice-multiplied mask refused in 1 line  |                                        |
 """
 
 import errno
