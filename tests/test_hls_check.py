@@ -20,6 +20,10 @@ Expected outcome per case (issue 11):
 
 Fast lane: file and layer validation (no compilation). Slow: every model form compiled
 and C-simulated (about 25 s per model on one core).
+
+Issue 27 (test_i27_*): DeepSets whose φ QDense layers have a bias, in users' spellings (mean/max
+pooling, TimeDistributed or 3-D QDense, functional or Sequential, a mask multiplied after the bias):
+the integer reference equals Keras (padded slots give φ(0)) and hls check is bit-exact.
 """
 
 import numpy as np
@@ -366,3 +370,195 @@ def test_bad_model_file_one_line_before_conversion(case, saved_model, tmp_path, 
 def test_missing_inputs_file(saved_model, tmp_path):
     with pytest.raises(QTriggerError, match=r"nothing\.npy: no such file; expected a \.npy array"):
         check_model_files(saved_model, tmp_path / "nothing.npy", HLSConfig(), tmp_path / "prj")
+
+
+# ---------------------------------------------------------------- issue 27: DeepSets with φ biases, as users write them
+# φ runs on every slot, padding included: a padded slot gives φ(0) = act(bias), which Keras averages in (or takes
+# into the max); a mask multiplied into φ zeroes its slots where the model multiplies it. Tiny models: φ [4],
+# 8 slots, 3 features; one hls4ml compile per spelling.
+
+I27_CAP, I27_FEATURES = 8, 3
+I27_SPELLINGS = ["functional_mean_td", "functional_max_3d_signed", "sequential_max_td_no_quantizer",
+                 "sequential_mean_3d"]
+
+
+def _i27_input_type():
+    from qtrigger.fixedpoint import FixedType
+
+    return FixedType(8, 4, True)
+
+
+def _phi(units, name, activation=None):
+    """A QDense with a nonzero bias (quantized to 6 bits): φ(0) = act(bias) != 0 on padded slots."""
+    import tf_keras as keras
+    from qkeras import QDense
+
+    return QDense(units, kernel_quantizer=qb(6, 0), bias_quantizer=qb(6, 0), activation=activation, name=name,
+                  bias_initializer=keras.initializers.RandomUniform(-1.0, 1.0))
+
+
+def i27_model(spelling: str):
+    """A φ-with-bias DeepSets in one of the spellings users write (mean/max, TimeDistributed/3-D Dense, both APIs)."""
+    import tf_keras as keras
+    from qkeras import QActivation, quantized_relu
+
+    keras.utils.set_random_seed(27)
+    td, in_q = keras.layers.TimeDistributed, QActivation(qb(8, 3), name="in_q")
+    mean, top = keras.layers.GlobalAveragePooling1D(name="pool"), keras.layers.GlobalMaxPooling1D(name="pool")
+    layers = {
+        "functional_mean_td": [in_q, td(_phi(4, "phi0"), name="phi_td"),
+                               QActivation(quantized_relu(6, 2), name="phi_relu"), mean, _phi(1, "out")],
+        "functional_max_3d_signed": [in_q, _phi(4, "phi0", "quantized_relu(6,2)"), _phi(4, "phi1"),
+                                     QActivation(qb(6, 2), name="phi_q"), top, _phi(4, "rho", "relu"), _phi(2, "out")],
+        "sequential_max_td_no_quantizer": [td(_phi(4, "phi0", "quantized_relu(6,2)"), name="phi_td"), top,
+                                           _phi(1, "out")],
+        "sequential_mean_3d": [in_q, _phi(4, "phi0"), keras.layers.Activation("relu", name="phi_relu"), mean,
+                               _phi(1, "out")],
+    }[spelling]
+    if spelling.startswith("sequential"):
+        return keras.Sequential([keras.Input((I27_CAP, I27_FEATURES))] + layers)
+    x = inputs = keras.Input((I27_CAP, I27_FEATURES), name="cands")
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, x)
+
+
+def i27_jets(n=300, seed=0, padding=0.0):
+    """Random jets (0 to 8 real slots), all-padding jets and one-constituent jets; (x, 0/1 mask).
+
+    ``padding`` fills the padded slots (nonzero: only a mask removes it).
+    """
+    from qtrigger.firmware.sets import synthetic_jets
+
+    t = _i27_input_type()
+    x, mask = synthetic_jets(t, n, I27_CAP, I27_FEATURES, seed)
+    single, single_mask = synthetic_jets(t, n // 4, I27_CAP, I27_FEATURES, seed + 1, max_real=1)
+    x = np.concatenate([x, np.zeros((n // 4, I27_CAP, I27_FEATURES)), single])
+    mask = np.concatenate([mask, np.zeros((n // 4, I27_CAP), bool), single_mask]).astype(np.float64)
+    return x + padding * (1 - mask[..., None]), mask
+
+
+def _i27_network(model, x):
+    """(the user's model rewritten, its exact integer network) as hls check builds them."""
+    from qtrigger.emulate.network import has_input_quantizer, input_type_from_data
+    from qtrigger.emulate.sets import extract_set_network
+    from qtrigger.firmware.set_spellings import canonical_set_model
+
+    canonical, _ = canonical_set_model(model)
+    input_type = None if has_input_quantizer(canonical) else input_type_from_data(x)
+    return canonical, extract_set_network(canonical, input_type)
+
+
+@pytest.mark.parametrize("spelling", I27_SPELLINGS)
+def test_i27_phi_bias_reference_equals_keras_padding_gives_phi_of_zero(spelling):
+    """The integer reference == the user's Keras model on every jet (all-padding and one-constituent ones too); an
+    all-padding jet pools φ(0) != 0, and a reference that took padded slots as 0 would differ from Keras on jets
+    with padding (and only there)."""
+    import dataclasses
+
+    from qtrigger.emulate.sets import MaskProduct
+
+    model = i27_model(spelling)
+    x, mask = i27_jets()
+    _, net = _i27_network(model, x)
+    keras_codes = net.output_type.nearest_codes(model.predict(x.astype(np.float32), verbose=0))
+    assert np.count_nonzero(net.forward_codes(x) != keras_codes) == 0
+    _, trace = net.forward_codes(np.zeros((1, I27_CAP, I27_FEATURES)), return_all=True)
+    last = net.phi[-1]
+    phi0_codes, phi0_type = trace[last.activation_name or last.name]
+    pooled = trace["pool"][0][0] * net.pooling.result_type.lsb
+    assert np.any(phi0_codes != 0) and np.array_equal(pooled, phi0_codes[0, 0] * phi0_type.lsb)  # every slot φ(0)
+    zeroed = MaskProduct("padding_as_zero", "mask", len(net.phi) - 1, False, phi0_codes.shape[-1], phi0_type)
+    careless = dataclasses.replace(net, mask=zeroed)  # padded slots zeroed after φ
+    differs = (careless.forward_codes(np.concatenate([x, mask[..., None]], axis=2)) != keras_codes).any(axis=1)
+    padded = mask.sum(axis=1) < I27_CAP
+    assert differs[padded].sum() > 0 and differs[~padded].sum() == 0 and (~padded).sum() > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spelling", I27_SPELLINGS)
+def test_i27_hls_check_phi_bias_deepsets_bit_exact(spelling, tmp_path):
+    """``hls check`` on φ-with-bias DeepSets: 0 mismatches on random jets (with all-padding and one-constituent
+    jets) and on 1,000 stress jets (ties, saturation, one constituent, shuffled slots, all padding)."""
+    model = i27_model(spelling)
+    x, mask = i27_jets(seed=3)
+    assert (mask.sum(axis=1) == 0).sum() >= 75 and (mask.sum(axis=1) == 1).sum() >= 50
+    result = hls_check(model, x, HLSConfig(), tmp_path / "prj", "i27", n_stress=1000)
+    assert result.events == len(x) and result.mismatched_events == 0 and result.max_abs_diff_lsb == 0, result.summary()
+    assert result.stress_events == 1000 and result.stress_mismatched_events == 0, result.summary()
+    assert result.qkeras_float32_mismatched_events == 0 and result.exact, result.summary()
+    assert result.input_type_source.startswith("grid" if "no_quantizer" in spelling else "model input quantizer")
+
+
+def i27_masked_model(where: str = "after_activation", twice: bool = False):
+    """Functional, TimeDistributed φ with a bias and a (cap,) mask input reshaped to (cap, 1) and multiplied in
+    ``before_activation``, ``after_activation`` (then mean pooling) or before a second φ layer with a bias."""
+    import tf_keras as keras
+    from qkeras import QActivation, quantized_relu
+
+    keras.utils.set_random_seed(28)
+    cands, mask = keras.Input((I27_CAP, I27_FEATURES), name="cands"), keras.Input((I27_CAP,), name="mask")
+    m = keras.layers.Reshape((I27_CAP, 1), name="mask_r")(mask)
+    t = QActivation(qb(8, 3), name="in_q")(cands)
+    t = keras.layers.TimeDistributed(_phi(4, "phi0"), name="phi_td")(t)
+    if where == "before_activation":
+        t = keras.layers.Multiply(name="masked")([m, t])
+    t = QActivation(quantized_relu(6, 2), name="phi_relu")(t)
+    if where != "before_activation":
+        t = keras.layers.Multiply(name="masked")([t, m])
+    if where == "before_phi_bias":
+        t = _phi(4, "phi1", "quantized_relu(6,2)")(t)
+    if twice:
+        t = keras.layers.Multiply(name="masked_again")([t, m])
+    t = keras.layers.GlobalAveragePooling1D(name="pool")(t)
+    return keras.Model([cands, mask], _phi(1, "out")(t))
+
+
+@pytest.mark.parametrize("where", ["before_activation", "after_activation", "before_phi_bias"])
+def test_i27_mask_after_phi_bias_kept_equals_keras(where):
+    """A mask multiplied after a φ bias stays in the model (second input, the mask repeated per value): the
+    reference == the user's Keras model with garbage in the padded slots; moving the mask to the input (the
+    bias-free rewrite) would differ from Keras."""
+    from qtrigger.emulate.sets import extract_set_network
+    from qtrigger.firmware.set_spellings import canonical_set_model
+
+    model = i27_masked_model(where)
+    x, mask = i27_jets(padding=1.5)
+    canonical, spelling = canonical_set_model(model)
+    assert spelling.mask_kept and spelling.array_shape == (I27_CAP, I27_FEATURES + 1)
+    assert [tuple(t.shape[1:]) for t in canonical.inputs] == [(I27_CAP, I27_FEATURES), (I27_CAP, 4)]
+    assert spelling.notes[-1].startswith("mask input mask kept: multiplied into the output of ")
+    net = extract_set_network(canonical)
+    assert (net.mask.stage, net.mask.before_activation) == (0, where == "before_activation")
+    packed = spelling.inputs({"cands": x, "mask": mask}, "jets.npz")
+    keras_codes = net.output_type.nearest_codes(model.predict([x, mask], verbose=0))
+    assert np.count_nonzero(net.forward_codes(packed) != keras_codes) == 0
+    assert np.array_equal(canonical.predict(net.model_inputs(packed), verbose=0), model.predict([x, mask], verbose=0))
+    moved = net.output_type.nearest_codes(model.predict([x * mask[..., None], np.ones_like(mask)], verbose=0))
+    assert np.count_nonzero((moved != keras_codes).any(axis=1)) > 0
+
+
+def test_i27_mask_twice_after_phi_bias_refused_in_one_line(tmp_path, monkeypatch):
+    """Two mask products after a φ bias: refused in one line naming the layer, before any conversion."""
+    x, mask = i27_jets(n=8)
+    _forbid_conversion(monkeypatch)
+    with pytest.raises(QTriggerError, match=r"layer masked_again: the mask is multiplied in 2 times after layers with "
+                                            r"a bias; multiply it in once") as err:
+        hls_check(i27_masked_model(twice=True), {"cands": x, "mask": mask}, HLSConfig(), tmp_path / "prj")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_i27_hls_check_saved_masked_phi_bias_bit_exact(tmp_path):
+    """``hls check --model user.h5 --inputs jets.npz`` (mask kept after a φ bias, padding filled with 1.5):
+    0 mismatches on jets and 4,000 stress jets (all-padding under a zero mask too)."""
+    from qtrigger.runs.commands import hls_check as cli_check
+
+    i27_masked_model().save(tmp_path / "user.h5", save_format="h5")
+    x, mask = i27_jets(seed=5, padding=1.5)
+    np.savez(tmp_path / "jets.npz", cands=x, mask=mask)
+    result = cli_check(model=tmp_path / "user.h5", inputs=tmp_path / "jets.npz")
+    assert result.events == len(x) and result.mismatched_events == 0, result.summary()
+    assert result.stress_events == 4000 and result.stress_mismatched_events == 0, result.summary()
+    assert result.qkeras_float32_mismatched_events == 0 and result.exact, result.summary()
+    assert sum("mask input mask kept" in note for note in result.notes) == 1

@@ -81,6 +81,10 @@ Issue 27 (rows "i27"; tests test_i27_*):
 |      |                                                        | in metrics.json, terminal, seed table, report rows    |                                        |
 | EV18 | evaluate a per-jet run on one 300+ GeV pTHat file      | exit 2 before work naming the run's target (100 kHz)  | test_i27_evaluate_refuses_a_target_*   |
 |      | (total rate 174 Hz) at 100 / 30 / 10 kHz               | and the background's total rate, as `run` refuses it  |                                        |
+| DS-b | hls check on DeepSets whose φ QDense has a bias: mean/ | bit-exact (was refused "use use_bias=False"): padded  | tests/test_hls_check.py::test_i27_*    |
+|      | max, TimeDistributed/3-D QDense, functional/Sequential,| slots give φ(0); 0 mismatches on jets with all-padding|  (hls4ml compiles: slow)               |
+|      | no input quantizer; a 0/1 mask multiplied after φ bias | and one-constituent jets and on stress jets; mask kept|                                        |
+|      |                                                        | in firmware; twice-multiplied mask refused in 1 line  |                                        |
 """
 
 import errno
@@ -1291,7 +1295,7 @@ def test_i27_rate_floor_unit():
 def test_i27_target_below_the_sample_floor_is_unresolved_everywhere():
     """EV17: trigger.target_rate_hz = 1e-3 tunes every seed past the last event; each is quoted as "< 1.14 x 5.8 Hz"
     (68 % CL), unresolved and not met, in metrics.json, the terminal lines, the seed table and the report rows."""
-    from qtrigger.report import _trigger_rows
+    from qtrigger.runs.report import _trigger_rows
     from qtrigger.trigger.seeds import Seed, search_family
     from qtrigger.trigger.study import RatePointResult, TriggerResult
     from qtrigger.trigger.summary import seed_target_rows, trigger_summary_lines

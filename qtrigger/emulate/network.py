@@ -51,6 +51,10 @@ class QuantizedNetwork:
         """Precisions of layers that are not Dense stages (none in an MLP)."""
         return {}
 
+    def model_inputs(self, x: np.ndarray) -> np.ndarray:
+        """What the Keras and the hls4ml model take for inputs ``x``: ``x`` itself (contiguous float64)."""
+        return np.ascontiguousarray(x, dtype=np.float64)
+
     def input_codes(self, x: np.ndarray) -> np.ndarray:
         """Float inputs → input codes, rounding and saturating exactly as the input quantizer."""
         return self.input_type.quantize_codes(x)

@@ -104,7 +104,7 @@ def hls_check(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: s
     from qtrigger.firmware.set_spellings import canonical_set_model
 
     model, spelling = canonical_set_model(model)  # TimeDistributed / mask-multiply DeepSets → one chain
-    x = validate_array(spelling.inputs(x, source), model_input_shape(model), source)
+    x = validate_array(spelling.inputs(x, source), spelling.array_shape or model_input_shape(model), source)
     model, renamed = with_cpp_layer_names(model)
     overrides = {renamed.get(layer, layer): fields for layer, fields in (precision_overrides or {}).items()}
     result = _check_exact(model, x, hls_cfg, Path(directory), name, overrides, n_stress, seed, max_traced)
@@ -120,18 +120,12 @@ def _check_exact(model, x, hls_cfg, directory: Path, name, precision_overrides, 
     from qtrigger.firmware.convert import convert
 
     model, notes = logits_model(model)
-    if is_set_model(model):
-        network, source = extract_set_network(model), "model input quantizer"
-    elif has_input_quantizer(model):
-        network, source = extract_network(model), "model input quantizer"
-    else:
-        network = extract_network(model, input_type_from_data(x))
-        source = "grid of the given inputs (the model has no input quantizer)"
+    network, source = _exact_network(model, x)
     project = convert(model, network, hls_cfg, Path(directory), name, precision_overrides=precision_overrides or {})
     exact = network.forward_codes(x)
     real = compare_codes(csim_predict_codes(project, network, x, strict=False), exact, network.output_type)
-    stress = (set_stress_inputs(network.input_type, x, n_stress, seed) if is_set_model(model)
-              else stress_inputs(network, x, n=n_stress, seed=seed))
+    stress = (set_stress_inputs(network.input_type, x, n_stress, seed, mask_channel=network.mask is not None)
+              if is_set_model(model) else stress_inputs(network, x, n=n_stress, seed=seed))
     stress_cmp = compare_codes(csim_predict_codes(project, network, stress, strict=False),
                                network.forward_codes(stress), network.output_type)
     f32 = compare_codes(float32_reference_codes(model, network, x), exact, network.output_type)
@@ -146,6 +140,16 @@ def _check_exact(model, x, hls_cfg, directory: Path, name, precision_overrides, 
         differing = np.concatenate([x[real.differing_rows()], stress[stress_cmp.differing_rows()]])
         result.first_bad_layer = diagnose(project, network, differing[:max_traced])
     return result
+
+
+def _exact_network(model, x: np.ndarray):
+    """(the exact integer network of ``model``, where its input type comes from): the model's input quantizer,
+    else the smallest grid holding every given input (a DeepSets' kept mask feature left out)."""
+    extract = extract_set_network if is_set_model(model) else extract_network
+    if has_input_quantizer(model):
+        return extract(model), "model input quantizer"
+    features = x[..., :-1] if is_set_model(model) and len(model.inputs) == 2 else x
+    return extract(model, input_type_from_data(features)), "grid of the given inputs (the model has no input quantizer)"
 
 
 def check_model_files(model_path, inputs_path, hls_cfg: HLSConfig, directory, name: str = "check",
@@ -204,7 +208,7 @@ def diagnose(project, network: QuantizedNetwork, x: np.ndarray) -> LayerDiagnosi
     for layer in project.model.get_layers():
         layer.set_attr("trace", True)
     with keras2_frontend():
-        _, traces = project.model.trace(np.ascontiguousarray(x, dtype=np.float64))
+        _, traces = project.model.trace(network.model_inputs(x))
     _, exact_trace = network.forward_codes(x, return_all=True)
     for layer_name, (codes, exact_type) in exact_trace.items():
         if layer_name not in traces:

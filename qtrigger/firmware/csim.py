@@ -56,7 +56,7 @@ def csim_predict_codes(project, network: QuantizedNetwork, x: np.ndarray, strict
     With ``strict``, an output off the grid of the exact output type raises; otherwise it
     is rounded to the nearest code (used when diagnosing deliberately altered types).
     """
-    outputs = np.asarray(project.model.predict(np.ascontiguousarray(x, dtype=np.float64)), dtype=np.float64)
+    outputs = np.asarray(project.model.predict(network.model_inputs(x)), dtype=np.float64)
     outputs = outputs.reshape(len(x), -1)
     off_grid = network.output_type.count_off_grid(outputs)
     if off_grid and strict:
@@ -80,7 +80,9 @@ def compare_codes(csim_codes: np.ndarray, reference_codes: np.ndarray, output_ty
 
 def float32_reference_codes(model, network: QuantizedNetwork, x: np.ndarray) -> np.ndarray:
     """QKeras (float32) outputs as codes of the output type, rounded to the nearest code."""
-    outputs = np.asarray(model.predict(x.astype(np.float32), batch_size=8192, verbose=0), np.float64)
+    inputs = network.model_inputs(x)  # one array, or [constituents, mask] for a DeepSets with a kept mask
+    inputs = [a.astype(np.float32) for a in inputs] if isinstance(inputs, list) else inputs.astype(np.float32)
+    outputs = np.asarray(model.predict(inputs, batch_size=8192, verbose=0), np.float64)
     return network.output_type.nearest_codes(outputs.reshape(len(x), -1))
 
 

@@ -49,23 +49,32 @@ def stress_jets(input_type: FixedType, cap: int, n_features: int, n: int, seed: 
     return np.concatenate([empty, single, duplicated, ties, saturated, full, full_cap])
 
 
-def set_stress_inputs(input_type: FixedType, x: np.ndarray, n: int, seed: int) -> np.ndarray:
+def set_stress_inputs(input_type: FixedType, x: np.ndarray, n: int, seed: int,
+                      mask_channel: bool = False) -> np.ndarray:
     """``n`` stress jets drawn from real jets ``x``: rounding ties and saturation on their real slots,
     only the first real constituent kept, slots shuffled, and all-padding jets.
 
-    A real slot is one with any nonzero feature (an all-zero constituent acts as padding: φ(0) = 0).
+    A real slot is one with any nonzero feature (an all-zero slot is padding: φ(0), as in Keras).
+    With ``mask_channel`` the last feature is a kept 0/1 mask (:class:`qtrigger.emulate.sets.MaskProduct`):
+    it marks the real slots, ties and saturation leave it alone, and the all-padding jets keep their
+    constituents' values under an all-zero mask.
     """
     rng = np.random.default_rng(seed)
     base = x[rng.integers(0, len(x), size=max(5, n))]
-    real = (base != 0).any(axis=2)
+    n_features = base.shape[2] - int(mask_channel)
+    real = base[..., -1] > 0 if mask_channel else (base != 0).any(axis=2)
     parts = np.array_split(np.arange(len(base)), 5)
-    ties = (base + input_type.lsb / 2 * rng.choice([-1.0, 1.0], size=base.shape)) * real[..., None]
+    ties = base.copy()
+    ties[..., :n_features] = (base[..., :n_features] + input_type.lsb / 2 * rng.choice(
+        [-1.0, 1.0], size=base[..., :n_features].shape)) * real[..., None]
     saturated = base.copy()
     m = len(base)
-    where = np.arange(m), rng.integers(0, base.shape[1], m), rng.integers(0, base.shape[2], m)
+    where = np.arange(m), rng.integers(0, base.shape[1], m), rng.integers(0, n_features, m)
     saturated[where] = rng.choice([-1.0, 1.0], m) * input_type.max_value * rng.uniform(1, 4, m)
     first = base * (np.arange(base.shape[1])[None, :] == real.argmax(axis=1)[:, None])[..., None]
     shuffled = scatter_padding(base, real, seed)[0]
     empty = np.zeros_like(base)
+    if mask_channel:
+        empty[..., :n_features] = base[..., :n_features]
     pieces = [ties, saturated, first, shuffled, empty]
     return np.concatenate([piece[index] for piece, index in zip(pieces, parts)])[:n]

@@ -184,16 +184,16 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
         keras_model, hls_cfg, name = finished.load_model("qat"), finished.config.hls, finished.config.name
     from qtrigger.firmware.set_spellings import canonical_set_model
 
-    keras_model, spelling = canonical_set_model(keras_model)  # TimeDistributed / mask-multiply DeepSets
-    x = spelling.inputs(x, str(inputs))
-    check_override_layers(precision, keras_model)
-    shape = tuple(keras_model.inputs[0].shape[1:])
-    if x.shape[1:] != shape:
-        what = f"{x.shape[1]} features per row" if x.ndim == 2 else f"jets of shape {x.shape[1:]}"
+    source = str(inputs) if inputs else f"{run_dir} test jets"
+    canonical, spelling = canonical_set_model(keras_model)  # TimeDistributed / mask-multiply DeepSets
+    combined = spelling.inputs(x, source)
+    check_override_layers(precision, canonical)
+    shape = spelling.array_shape or tuple(canonical.inputs[0].shape[1:])
+    if combined.shape[1:] != shape:
+        what = f"{combined.shape[1]} features per row" if combined.ndim == 2 else f"jets of shape {combined.shape[1:]}"
         raise QTriggerError(f"{inputs}: {what}, the model takes {shape[-1] if len(shape) == 1 else shape}")
-    with tempfile.TemporaryDirectory(prefix="qtrigger-check-") as tmp:
-        result = check_model(keras_model, x, hls_cfg, Path(tmp), name, precision_overrides=precision)
-    result.notes[:0] = spelling.notes
+    with tempfile.TemporaryDirectory(prefix="qtrigger-check-") as tmp:  # hls_check canonicalizes again (notes)
+        result = check_model(keras_model, x, hls_cfg, Path(tmp), name, precision_overrides=precision, source=source)
     if run_dir and not precision and write:
         write_json(Path(run_dir) / "hls_check.json", result.as_dict())
     return result
