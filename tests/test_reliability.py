@@ -1297,7 +1297,7 @@ def test_i27_target_below_the_sample_floor_is_unresolved_everywhere():
     (68 % CL), unresolved and not met, in metrics.json, the terminal lines, the seed table and the report rows."""
     from qtrigger.runs.report import _trigger_rows
     from qtrigger.trigger.seeds import Seed, search_family
-    from qtrigger.trigger.study import RatePointResult, TriggerResult
+    from qtrigger.trigger.menu import RatePointResult, TriggerResult
     from qtrigger.trigger.summary import seed_target_rows, trigger_summary_lines
     from qtrigger.trigger.working_points import quote, rate_at_run_thresholds
 

@@ -281,7 +281,7 @@ def test_seed_jets_rejects_more_scored_than_slots():
 def test_trigger_config_refuses_bad_rate_settings_in_one_line(tmp_path):
     from qtrigger.config import validate_config
     from qtrigger.errors import QTriggerError
-    from qtrigger.trigger.study import check_rate_files
+    from qtrigger.trigger.menu import check_rate_files
 
     base = {"data": {"samples": [{"name": "s", "files": ["x.root"], "role": "signal"}]}}
     for trigger, message in [({"rate_files": []}, "rate_files is empty"),

@@ -14,7 +14,7 @@ from qtrigger.firmware.rtl import _require_da4ml, _verilator_root
 from qtrigger.levels import level_for
 from qtrigger.rundir import check_name
 from qtrigger.trigger.rates import LHC_F_REV_HZ, MB_TO_CM2, _files_text
-from qtrigger.trigger.study import check_rate_files
+from qtrigger.trigger.menu import check_rate_files
 
 # Config keys (dotted) that, when true, make a run call a tool beyond g++.
 TOOL_SWITCHES = {

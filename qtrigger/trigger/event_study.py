@@ -27,20 +27,7 @@ from qtrigger.trigger.preselection import check_rate_bins, preselection_seed
 from qtrigger.inputs.seed_jets import SeedJets
 from qtrigger.trigger.rates import split_events, weighted_rate
 from qtrigger.trigger.seeds import best_rows, outer_grid, search_family
-from qtrigger.trigger.study import (
-    FLOAT_CODE_SCALE,
-    TriggerResult,
-    _bias_warning,
-    _Events,
-    _facts,
-    check_rate_files,
-    grid_spec,
-    jet_words,
-    khz_key,
-    menu_points,
-    offline_selection,
-    scan_summary,
-)
+from qtrigger.trigger.menu import FLOAT_CODE_SCALE, TriggerResult, _bias_warning, _Events, _facts, check_rate_files, grid_spec, jet_words, khz_key, menu_points, offline_selection, scan_summary
 from qtrigger.trigger.working_points import (
     SeedQuote,
     SignalEvents,
