@@ -70,15 +70,15 @@ def ratio(estimate, measured):
 def measure_point(config, prepared, tmp: Path, jets: int) -> dict:
     """Train one point and put every estimate next to the yosys counts and the measured latency."""
     from qtrigger import firmware
+    from qtrigger.emulate.network import extract_network
     from qtrigger.estimate import latency as hardware
     from qtrigger.estimate.da import da_estimate
-    from qtrigger.emulate.network import extract_network
-    from qtrigger.runs.pipeline import fit as _fit
+    from qtrigger.firmware.latency import measure_latency
     from qtrigger.firmware.rtl import verilog_summary
     from qtrigger.firmware.rtl_check import rtl_stimulus
-    from qtrigger.firmware.latency import measure_latency
     from qtrigger.firmware.rtl_stage import TOP, write_rtl_project
     from qtrigger.firmware.synth import require_yosys, synthesize
+    from qtrigger.runs.pipeline import fit as _fit
 
     start = time.perf_counter()
     qat = _fit(config, prepared, 1, True, None)
@@ -146,8 +146,8 @@ def main(argv=None) -> int:
         return emit({"points": rows, "summary": summarize(rows)}, args.out)
 
     from qtrigger.config import load_config
-    from qtrigger.runs.pipeline import prepare_data
     from qtrigger.models.train import configure_tensorflow
+    from qtrigger.runs.pipeline import prepare_data
 
     base = load_config(args.config)
     configure_tensorflow(base.training.seed, 1)

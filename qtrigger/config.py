@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from qtrigger.device import DEFAULT_PART
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import parse_fixed
-from qtrigger.rundir import NAME_PATTERN, NAME_RULE
+from qtrigger.rundir import NAME_PATTERN, NAME_RULE, check_distinct
 
 SEED_FEATURES = [
     "Jet_pt",
@@ -639,8 +639,6 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _separate_outputs(self):
         if self.name is not None:
-            from qtrigger.rundir import check_distinct
-
             try:
                 check_distinct(Path(self.output_dir) / self.name, Path(self.hls.output_dir) / self.name)
             except QTriggerError as err:

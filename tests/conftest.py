@@ -117,8 +117,8 @@ def runs(default_sample, tmp_path_factory):
     and stress assertions, without a whole run each).
     """
     from qtrigger.config import validate_config
-    from qtrigger.runs.pipeline import run
     from qtrigger.runs.finished import FinishedRun
+    from qtrigger.runs.pipeline import run
 
     with built_once(tmp_path_factory, "runs") as (tmp, build):
         raw = small_config_dict(default_sample, tmp)

@@ -151,9 +151,9 @@ def test_tfmot_wraps_the_layer_and_prunes_the_unfolded_kernel():
 # --- export ------------------------------------------------------------------------------------------
 
 def test_fold_exports_qdense_bit_for_bit_on_grid():
-    from qtrigger.models.batchnorm import fold_batchnorm
     from qtrigger.emulate.network import extract_network
     from qtrigger.fixedpoint import qkeras_quantizer_type
+    from qtrigger.models.batchnorm import fold_batchnorm
 
     model = _bn_model()
     x = _inputs()
@@ -238,8 +238,8 @@ def trained(default_sample):
     """A pruned QAT model with folded batch norm, trained on a slice of the default sample."""
     from qtrigger.config import validate_config
     from qtrigger.models.build import build_model
-    from qtrigger.runs.pipeline import prepare_data
     from qtrigger.models.train import configure_tensorflow, train
+    from qtrigger.runs.pipeline import prepare_data
 
     raw = {"data": {"samples": [{"name": "ttbar", "files": [default_sample["ttbar"]], "role": "signal"},
                                 {"name": "qcd", "files": [default_sample["qcd"]], "role": "background"}],
@@ -298,10 +298,10 @@ def test_saved_bn_model_is_exact_through_hls_check(trained, tmp_path):
 
 @pytest.mark.slow
 def test_seed_config_run_is_exact(default_sample, tmp_path):
+    import yaml
+
     from qtrigger.config import validate_config
     from qtrigger.runs.pipeline import run
-
-    import yaml
 
     raw = yaml.safe_load((REPO / "configs" / "seed_ultralight.yaml").read_text())
     raw.update(name="seed", output_dir=str(tmp_path / "runs"))

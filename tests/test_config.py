@@ -1,10 +1,9 @@
 import pytest
 import yaml
 
+from conftest import REPO
 from qtrigger.config import load_config
 from qtrigger.errors import QTriggerError
-
-from conftest import REPO
 
 
 def write(tmp_path, raw):

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from qtrigger.inputs.constituent import CONSTITUENT_FORMATS, read_constituents, wrap_angle
 from qtrigger.data.reader import read_jets
 from qtrigger.errors import QTriggerError
+from qtrigger.inputs.constituent import CONSTITUENT_FORMATS, read_constituents, wrap_angle
 
 
 def write_events(path, jets: list[list[tuple]], cands: list[list[tuple]], pv_z: list[float], with_cands=True):

@@ -215,8 +215,8 @@ def test_narrow_pooling_accumulator_is_diagnosed(tmp_path):
 def test_rho_batchnorm_folds_and_stays_exact_in_csim(tmp_path):
     """model.batchnorm on a DeepSets: QDenseBatchnorm in rho, trained, folded to QDense; phi stays bias-free;
     C-simulation equals the integer reference on jets and stress jets."""
-    from qtrigger.firmware.check import hls_check
     from qtrigger.config import HLSConfig, PruningConfig, TrainingConfig
+    from qtrigger.firmware.check import hls_check
     from qtrigger.models.build import build_model
     from qtrigger.models.train import train
 

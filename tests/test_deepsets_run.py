@@ -43,8 +43,8 @@ def test_constituent_trigger_needs_constituents_in_the_rate_sample(tmp_path):
 def test_deepsets_estimate_counts_phi_once_per_slot():
     """hls4ml's io_parallel pointwise convolution unrolls phi over the slots: the estimate's phi layers are
     cap copies of the same dense layer; the pooling is cap - 1 adders per channel; rho counts once."""
-    from qtrigger.estimate.latency import estimate_latency_strategy
     from qtrigger.emulate.sets import extract_set_network
+    from qtrigger.estimate.latency import estimate_latency_strategy
     from qtrigger.fixedpoint import FixedType
     from qtrigger.models.build import build_model
 

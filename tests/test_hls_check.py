@@ -29,12 +29,11 @@ the integer reference equals Keras (padded slots give φ(0)) and hls check is bi
 import numpy as np
 import pytest
 
+from conftest import small_config_dict
 from qtrigger.config import HLSConfig, validate_config
 from qtrigger.emulate.network import extract_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.check import check_model_files, hls_check, logits_model
-
-from conftest import small_config_dict
 
 
 def qb(bits, integer):

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from qtrigger.runs.evaluation import evaluate
-
 from conftest import REPO, small_config_dict
+from qtrigger.runs.evaluation import evaluate
 
 pytestmark = pytest.mark.slow
 

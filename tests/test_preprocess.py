@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from qtrigger.config import ANGLE_LSB, FeaturesConfig, SEED_FEATURES
+from qtrigger.config import ANGLE_LSB, SEED_FEATURES, FeaturesConfig
 from qtrigger.inputs.codes import Preprocessor, to_feature_codes
 
 

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
+from conftest import small_config_dict
 from qtrigger.config import validate_config
 from qtrigger.errors import QTriggerError
-
-from conftest import small_config_dict
 
 
 def models(default_sample, tmp_path, hidden=(8,)):
@@ -55,7 +54,7 @@ def test_unsupported_models_are_refused(default_sample, tmp_path):
 @pytest.mark.slow
 def test_fine_tuned_run_trains_the_twin_first_and_reports_both(default_sample, tmp_path, monkeypatch):
     """A tiny run: the float model is trained first, QAT starts from it; both AUCs are reported."""
-    from qtrigger.models import build as model_module
+    from qtrigger.runs import pipeline as model_module  # where the pipeline calls copy_dense_weights
     from qtrigger.runs.pipeline import run
 
     copied = []

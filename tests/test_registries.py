@@ -4,14 +4,13 @@ under qtrigger/, they run through training, the exact integer reference and C-si
 import numpy as np
 import pytest
 
+from conftest import small_config_dict
 from qtrigger.config import validate_config
 from qtrigger.errors import QTriggerError
 from qtrigger.levels import register_level
 from qtrigger.levels.base import LEVELS
 from qtrigger.levels.jet import JetLevel
 from qtrigger.models.build import MODEL_FORMS, register_form
-
-from conftest import small_config_dict
 
 
 class ReversedFeaturesLevel(JetLevel):

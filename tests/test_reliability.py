@@ -101,13 +101,12 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import REPO, small_config_dict
 from qtrigger.config import validate_config
 from qtrigger.errors import QTriggerError
 from qtrigger.levels import level_for
-from qtrigger.runs.finished import FinishedRun
 from qtrigger.rundir import OutputLock, claimed_outputs, read_run_id
-
-from conftest import REPO, small_config_dict
+from qtrigger.runs.finished import FinishedRun
 
 V01_RUN = REPO / "tests" / "data" / "v0_1" / "runs" / "v01_run"
 PY = [sys.executable, "-m", "qtrigger.cli"]
@@ -944,7 +943,7 @@ def test_i19_saturation_intended_names_features(tmp_path, default_sample):
 
 
 def test_i19_mev_inputs_refused_before_training(tmp_path, default_sample, qtrigger_cli, monkeypatch):
-    import qtrigger.models.train
+    import qtrigger.runs.pipeline
 
     def mev(jets):
         jets["pt"], jets["mass"] = jets["pt"] * 1000.0, jets["mass"] * 1000.0
@@ -955,7 +954,7 @@ def test_i19_mev_inputs_refused_before_training(tmp_path, default_sample, qtrigg
         sample["files"] = [make_events_file(tmp_path / f"{sample['name']}_mev.root", n_events=600, mutate=mev,
                                             source=sample["name"])]
     path = write_yaml(tmp_path / "c.yaml", raw)
-    monkeypatch.setattr(qtrigger.models.train, "configure_tensorflow", lambda *a: pytest.fail("reached training"))
+    monkeypatch.setattr(qtrigger.runs.pipeline, "configure_tensorflow", lambda *a: pytest.fail("reached training"))
     before = _tree_listing(tmp_path)
     result = qtrigger_cli("run", path, "--no-progress", "--set", "trigger.enabled=false")
     assert result.returncode == 2
@@ -1047,8 +1046,8 @@ def fake_event_run(tmp_path) -> Path:
     a decision_events.npz of 5 events): enough for every check `hls rtl` makes before it builds anything."""
     from qtrigger.config import load_config
     from qtrigger.inputs.event import EventInputSpec
-    from qtrigger.trigger.event_rtl import save_decision_events
     from qtrigger.inputs.seed_jets import NO_CODE, SeedJets
+    from qtrigger.trigger.event_rtl import save_decision_events
 
     run_dir = copied_run(tmp_path)
     raw = yaml.safe_load((REPO / "configs" / "l1_ttbar_event.yaml").read_text())
@@ -1070,13 +1069,13 @@ def test_i27_ev11_each_trigger_evaluation_gets_its_own_folder(tmp_path, qtrigger
     """Backgrounds a/bkg.root and b/bkg.root: two folders, the first kept byte for byte; a rerun needs --overwrite.
 
     The trigger study itself is stubbed (it is tested in tests/test_pipeline.py); the folders are real."""
-    import qtrigger.runs.evaluation
+    import qtrigger.runs.commands
 
     def study(run_dir, signal, background, normalisation=None, output_dir=None):
         (Path(output_dir) / "trigger.json").write_text(json.dumps({"background": background}))
         return {"background": background}
 
-    monkeypatch.setattr(qtrigger.runs.evaluation, "evaluate_trigger", study)
+    monkeypatch.setattr(qtrigger.runs.commands, "evaluate_trigger", study)
     run_dir = copied_run(tmp_path)
     signal = make_events_file(tmp_path / "sig.root", n_events=50, source="ttbar")
     for folder in ("a", "b"):
@@ -1296,8 +1295,8 @@ def test_i27_target_below_the_sample_floor_is_unresolved_everywhere():
     """EV17: trigger.target_rate_hz = 1e-3 tunes every seed past the last event; each is quoted as "< 1.14 x 5.8 Hz"
     (68 % CL), unresolved and not met, in metrics.json, the terminal lines, the seed table and the report rows."""
     from qtrigger.runs.report import _trigger_rows
-    from qtrigger.trigger.seeds import Seed, search_family
     from qtrigger.trigger.menu import RatePointResult, TriggerResult
+    from qtrigger.trigger.seeds import Seed, search_family
     from qtrigger.trigger.summary import seed_target_rows, trigger_summary_lines
     from qtrigger.trigger.working_points import quote, rate_at_run_thresholds
 

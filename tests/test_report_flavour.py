@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from qtrigger.runs.report import _flavour_rows, plot_flavour_roc
 from qtrigger.results import ScoreMetrics
+from qtrigger.runs.report import _flavour_rows, plot_flavour_roc
 
 
 def test_flavour_rows_and_plot(tmp_path):

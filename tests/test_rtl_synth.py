@@ -15,10 +15,10 @@ import pytest
 
 from qtrigger.config import HLSConfig, ModelConfig, QuantizationConfig
 from qtrigger.errors import QTriggerError
-from qtrigger.fixedpoint import FixedType
 from qtrigger.firmware.latency import PortLayout, find_latency, pack_rows, unpack_words
 from qtrigger.firmware.rtl_stage import per_event, rtl_stage
 from qtrigger.firmware.synth import CAVEATS, cell_counts, parse_ltp, parse_stat_json, synthesis_script
+from qtrigger.fixedpoint import FixedType
 
 INPUT_TYPE = FixedType(10, 4, True, "RND_CONV", "SAT")
 
@@ -139,8 +139,8 @@ def _args(run, **kw):
 
 
 def test_rtl_command_checks_before_work(tmp_path, default_sample, monkeypatch):
-    from qtrigger.firmware import synth as rtl_synth
     from qtrigger.cli.hls import handle_rtl as run_rtl_from_args
+    from qtrigger.firmware import synth as rtl_synth
 
     with pytest.raises(QTriggerError, match="not a finished run directory"):
         run_rtl_from_args(_args(tmp_path))
@@ -240,8 +240,8 @@ def test_latency_search_rejects_a_wrong_model(staged, small):
 
     from da4ml.trace import to_pipeline
 
-    from qtrigger.firmware.rtl import da4ml_trace, default_latency_cutoff
     from qtrigger.firmware.latency import run_stream
+    from qtrigger.firmware.rtl import da4ml_trace, default_latency_cutoff
 
     network, x = small
     comb, _ = da4ml_trace(network, "half_even")

@@ -7,13 +7,13 @@ import pytest
 
 uproot = pytest.importorskip("uproot")
 
-from qtrigger.errors import QTriggerError  # noqa: E402
 from qtrigger.data.samples import (  # noqa: E402
     event_bin_index,
     event_xsec_weights_mb,
     generator_cut_gev,
     read_sample_info,
 )
+from qtrigger.errors import QTriggerError  # noqa: E402
 
 FIELDS = {"genEventCount": np.int64, "genEventSumw": np.float64, "genEventSumw2": np.float64,
           "genXsec_mb": np.float64, "genXsecErr_mb": np.float64, "isMinBias": np.int32,

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import REPO, small_config_dict
 from qtrigger import scan as scanmod
 from qtrigger.errors import QTriggerError
 from qtrigger.scan import (
@@ -18,8 +19,6 @@ from qtrigger.scan import (
     scan_directory,
     trial_hash,
 )
-
-from conftest import REPO, small_config_dict
 
 
 def write_scan(tmp_path: Path, default_sample: dict, name: str = "tiny", axes=None, csim: bool = False, **extra) -> Path:

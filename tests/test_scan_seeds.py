@@ -5,13 +5,12 @@ import contextlib
 import pandas as pd
 import pytest
 import yaml
+from test_scan import no_cluster, write_search
 
 from qtrigger import scan as scanmod
 from qtrigger.errors import QTriggerError
 from qtrigger.scan import load_scan_config, plan_trials, run_scan, scan_directory
 from qtrigger.scan.seeds import point_id
-
-from test_scan import no_cluster, write_search
 
 SEEDS = [1, 2, 3]
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from qtrigger.errors import QTriggerError
 from qtrigger.results import RunResult
 from qtrigger.runs.finished import FinishedRun
-
-from conftest import REPO
 
 PACKAGE = REPO / "qtrigger"
 V01 = REPO / "tests" / "data" / "v0_1"

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from qtrigger.fixedpoint import FixedType
-from qtrigger.trigger.seed_decision import check_seed_csim, write_seed_hls
 from qtrigger.inputs.seed_jets import JetWords
+from qtrigger.trigger.seed_decision import check_seed_csim, write_seed_hls
 from qtrigger.trigger.seeds import Seed
 
 WORDS = JetWords(pt_lsb_gev=0.25, pt_bits=12, ht_bits=12, ht_jet_pt_gev=30.0)
@@ -29,7 +29,7 @@ def test_seed_decision_is_bit_exact(tmp_path, seed):
 @pytest.mark.slow
 def test_seed_decision_check_detects_a_wrong_header(tmp_path, monkeypatch):
     """A header whose HT saturates one code too early must be caught."""
-    from qtrigger.trigger import decision
+    from qtrigger.trigger import seed_decision as decision
 
     real = decision._seed_header
 

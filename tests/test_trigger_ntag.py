@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from qtrigger.fixedpoint import FixedType
-from qtrigger.trigger.seed_decision import _python_seed_decisions, check_seed_csim, random_seed_jets, write_seed_hls
 from qtrigger.inputs.seed_jets import NO_CODE, JetWords, SeedJets
 from qtrigger.trigger.rates import WeightedRate, split_events
+from qtrigger.trigger.seed_decision import _python_seed_decisions, check_seed_csim, random_seed_jets, write_seed_hls
 from qtrigger.trigger.seeds import GridSpec, Seed, best_rows, outer_grid, score_grid, search_family, tag_grid
 from qtrigger.trigger.working_points import seed_from_dict
 from tests.test_trigger_seeds import _toy_sample, _unit_rate
@@ -177,7 +177,7 @@ def test_ht_ntag_decision_is_bit_exact_on_random_and_toy_events(tmp_path, seed):
 
 @pytest.mark.slow
 def test_ht_ntag_decision_check_detects_a_wrong_tag_count(tmp_path, monkeypatch):
-    from qtrigger.trigger import decision
+    from qtrigger.trigger import seed_decision as decision
 
     real = decision._seed_header
     monkeypatch.setattr(decision, "_seed_header", lambda *a: real(*a).replace("static const int MIN_TAGGED = 2;",

@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from qtrigger.fixedpoint import FixedType
 from qtrigger.data.samples import read_sample_info
-from qtrigger.trigger.seed_decision import _python_seed_decisions, random_seed_jets
-from qtrigger.trigger.efficiency import clopper_pearson, paired_gain, weighted_efficiency
+from qtrigger.fixedpoint import FixedType
 from qtrigger.inputs.seed_jets import NO_CODE, JetWords, SeedJets, seed_jets
+from qtrigger.trigger.efficiency import clopper_pearson, paired_gain, weighted_efficiency
 from qtrigger.trigger.rates import WeightedRate, split_events
+from qtrigger.trigger.seed_decision import _python_seed_decisions, random_seed_jets
 from qtrigger.trigger.seeds import (
     GridSpec,
     Seed,

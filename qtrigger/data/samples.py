@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qtrigger.data.reader import open_events_tree
 from qtrigger.errors import QTriggerError
 
 RUNS_REQUIRED = ("genEventCount", "genEventSumw", "genEventSumw2")
@@ -127,7 +128,6 @@ def read_runs(path: str) -> dict:
     where stored, ``xsec``/``xsec_err`` (event-weighted over entries), ``minbias``,
     ``pthat`` (pthatMin), ``pthat_max``, ``filter_eff``.
     """
-    from qtrigger.data.reader import open_events_tree
 
     runs = open_events_tree(path, "Runs")
     present = set(runs.keys())

@@ -23,8 +23,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qtrigger.emulate.network import (DenseStage, _is_quantizer_activation, dense_codes, dense_chain, input_layer_name,
-                              requantize, run_stages)
+from qtrigger.emulate.network import (
+    DenseStage,
+    _is_quantizer_activation,
+    dense_chain,
+    dense_codes,
+    extract_network,
+    input_layer_name,
+    requantize,
+    run_stages,
+)
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType, qkeras_quantizer_type, type_for_range
 
@@ -209,7 +217,6 @@ def extract_set_network(model, input_type: FixedType | None = None) -> SetNetwor
 def extract_any_network(model):
     """The integer reference of a trained model: :class:`SetNetwork` for a DeepSets model, else the MLP's
     :class:`~qtrigger.emulate.network.QuantizedNetwork`."""
-    from qtrigger.emulate.network import extract_network
 
     return extract_set_network(model) if is_set_model(model) else extract_network(model)
 

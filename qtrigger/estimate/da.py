@@ -25,6 +25,9 @@ import numpy as np
 from qtrigger.device import DEFAULT_PART, device_family, usable_clock_ns
 from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.errors import QTriggerError
+from qtrigger.estimate.latency import activation_cost
+from qtrigger.firmware.csim import compare_codes, csim_predict_codes
+from qtrigger.firmware.rtl import da4ml_trace, default_latency_cutoff, verilog_summary
 
 METHOD = "da4ml-kernel-cost"
 
@@ -129,7 +132,6 @@ def da_estimate(project_or_hls_model, network: QuantizedNetwork, clock_period_ns
     ``include_verilog``, da4ml's standalone Verilog of the whole network is traced (no
     compilation) and summarised under ``da4ml_verilog`` — a different artefact.
     """
-    from qtrigger.estimate.latency import activation_cost
 
     if not clock_period_ns or clock_period_ns <= 0:
         raise QTriggerError(f"clock_period_ns={clock_period_ns!r}: expected a positive clock period in ns")
@@ -185,16 +187,12 @@ def da_estimate(project_or_hls_model, network: QuantizedNetwork, clock_period_ns
         ),
     }
     if x is not None:
-        from qtrigger.firmware.csim import compare_codes, csim_predict_codes
-
         if not hasattr(project_or_hls_model, "model"):
             raise QTriggerError("da_estimate(x=...): pass the HLSProject (compiled) to C-simulate")
         comparison = compare_codes(csim_predict_codes(project_or_hls_model, network, x),
                                    network.forward_codes(x), network.output_type)
         result["csim"] = comparison.summary()
     if include_verilog:
-        from qtrigger.firmware.rtl import da4ml_trace, default_latency_cutoff, verilog_summary
-
         comb = da4ml_trace(network)[0]
         cutoff = default_latency_cutoff(network, clock_period_ns, part)
         result["da4ml_verilog"] = verilog_summary(comb, cutoff, clock_period_ns)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qtrigger.emulate.network import QuantizedNetwork
+from qtrigger.estimate.da import da_estimate
 from qtrigger.estimate.latency import Estimate, check_budget, estimate_latency_strategy, per_event
 
 
@@ -29,7 +30,6 @@ class HardwareEstimate:
 
     def add_da(self, project, network: QuantizedNetwork, hls_cfg) -> "HardwareEstimate":
         """Add hls4ml's DA kernel cost of the converted ``project`` (``estimate_da``)."""
-        from qtrigger.estimate.da import da_estimate
 
         self.da = da_estimate(project, network, hls_cfg.clock_period_ns, part=hls_cfg.part)
         return self

@@ -20,9 +20,13 @@ from qtrigger.config import HLSConfig
 from qtrigger.emulate.network import QuantizedNetwork, extract_network, has_input_quantizer, input_type_from_data
 from qtrigger.emulate.sets import extract_set_network, is_set_model
 from qtrigger.errors import QTriggerError
-from qtrigger.firmware.inputs import load_inputs, load_keras_model, validate_array
+from qtrigger.firmware.adapter import keras2_frontend
+from qtrigger.firmware.convert import convert, with_cpp_layer_names
 from qtrigger.firmware.csim import REFERENCE, compare_codes, csim_predict_codes, float32_reference_codes, stress_inputs
+from qtrigger.firmware.inputs import load_inputs, load_keras_model, validate_array
+from qtrigger.firmware.set_spellings import canonical_set_model
 from qtrigger.firmware.sets import set_stress_inputs
+from qtrigger.fixedpoint import parse_fixed
 
 
 @dataclass
@@ -100,8 +104,6 @@ def hls_check(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: s
     is not on a fixed-point grid). Inputs and layers are checked before any conversion; ``x`` may be
     ``{input name: array}`` for a DeepSets with a mask input, and ``source`` names it in errors.
     """
-    from qtrigger.firmware.convert import with_cpp_layer_names
-    from qtrigger.firmware.set_spellings import canonical_set_model
 
     model, spelling = canonical_set_model(model)  # TimeDistributed / mask-multiply DeepSets → one chain
     x = validate_array(spelling.inputs(x, source), spelling.array_shape or model_input_shape(model), source)
@@ -117,7 +119,6 @@ def hls_check(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: s
 
 def _check_exact(model, x, hls_cfg, directory: Path, name, precision_overrides, n_stress, seed, max_traced) -> CheckResult:
     """:func:`hls_check` on a model whose layer names are C++ identifiers."""
-    from qtrigger.firmware.convert import convert
 
     model, notes = logits_model(model)
     network, source = _exact_network(model, x)
@@ -203,7 +204,6 @@ def model_input_shape(model) -> tuple[int, ...]:
 
 def diagnose(project, network: QuantizedNetwork, x: np.ndarray) -> LayerDiagnosis | None:
     """Trace ``x`` through the C-simulation and find the first layer that differs from the exact model."""
-    from qtrigger.firmware.adapter import keras2_frontend
 
     for layer in project.model.get_layers():
         layer.set_attr("trace", True)
@@ -230,7 +230,6 @@ def diagnose(project, network: QuantizedNetwork, x: np.ndarray) -> LayerDiagnosi
 
 def _fixed_type_of(hls_layer):
     """The result type of an hls4ml layer as a FixedType (None if not fixed point)."""
-    from qtrigger.fixedpoint import parse_fixed
 
     precision = hls_layer.get_output_variable().type.precision
     try:

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.firmware.adapter import config_from_keras_model, convert_from_keras_model
 from qtrigger.config import HLSConfig
 from qtrigger.emulate.network import QuantizedNetwork
-
+from qtrigger.firmware.adapter import config_from_keras_model, convert_from_keras_model
+from qtrigger.fixedpoint import parse_fixed
+from qtrigger.models.build import load_model
 
 _CPP_RESERVED = set(
     "alignas alignof and asm auto bool break case catch char class const constexpr continue default delete do double "
@@ -73,7 +74,6 @@ def with_cpp_layer_names(model) -> tuple[object, dict[str, str]]:
 
     import h5py
 
-    from qtrigger.models.build import load_model
 
     with tempfile.TemporaryDirectory(prefix="qtrigger-names-") as tmp:
         path = Path(tmp) / "renamed.h5"
@@ -106,7 +106,6 @@ def hls_layer_config(model, network: QuantizedNetwork, hls_cfg: HLSConfig, preci
     ``precision_overrides`` (``{layer: {field: "ap_fixed<W,I>"}}``) replaces derived types;
     it exists for diagnosis (what would a hand-typed accumulator do), not for normal runs.
     """
-    from qtrigger.fixedpoint import parse_fixed
 
     config = config_from_keras_model(
         model, granularity="name", backend=hls_cfg.backend, default_precision=parse_fixed(hls_cfg.default_precision).hls()

@@ -17,6 +17,7 @@ import numpy as np
 
 from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.firmware.convert import convert
+from qtrigger.firmware.sets import set_stress_inputs
 from qtrigger.fixedpoint import FixedType
 
 REFERENCE = "integer emulation (exact, int64)"
@@ -168,7 +169,6 @@ def run_csim(project, network: QuantizedNetwork, qat_model, x_test: np.ndarray, 
     comparison = compare_codes(csim_predict_codes(project, network, x_test), exact_codes, network.output_type)
     n_stress = min(20000, 4 * len(x_test))
     if x_test.ndim == 3:  # a constituent network: stress jets (padding, ties, saturation; qtrigger.firmware.sets)
-        from qtrigger.firmware.sets import set_stress_inputs
 
         stress = set_stress_inputs(network.input_type, x_test, n_stress, seed)
     else:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.errors import QTriggerError
+from qtrigger.models.build import load_model
 
 _MODEL_HINT = "expected a Keras model saved as HDF5 (model.save('model.h5'))"
 
@@ -73,7 +74,6 @@ def load_keras_model(path):
     with h5py.File(path, "r") as handle:
         if "model_config" not in handle.attrs:
             raise QTriggerError(f"{path}: HDF5 without a model_config (weights only?); {_MODEL_HINT}")
-    from qtrigger.models.build import load_model
 
     try:
         return load_model(path)

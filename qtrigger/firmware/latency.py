@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.firmware.rtl import _environment, verilator_environment, verilator_version
 from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.errors import QTriggerError
+from qtrigger.firmware.rtl import _environment, verilator_environment, verilator_version
 
 REGISTERS = ("L counts clock edges from the one that loads the top-level input register (stage0_inp <= model_inp) "
              "to the one that loads the top-level output register (model_out); both registers are included")

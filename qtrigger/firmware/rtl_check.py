@@ -15,10 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
+from qtrigger.device import DEFAULT_PART
 from qtrigger.emulate.network import QuantizedNetwork, dense_codes, requantize
 from qtrigger.errors import QTriggerError
-from qtrigger.device import DEFAULT_PART
-from qtrigger.firmware.rtl import RAW_EXTRA_BITS, _environment, _require_da4ml, da4ml_trace, default_latency_cutoff, rounding_reference, verilator_environment, verilator_version, verilog_summary
+from qtrigger.firmware.csim import overrange_values, tie_rows
+from qtrigger.firmware.rtl import (
+    RAW_EXTRA_BITS,
+    _environment,
+    _require_da4ml,
+    da4ml_trace,
+    default_latency_cutoff,
+    rounding_reference,
+    verilator_environment,
+    verilator_version,
+    verilog_summary,
+)
 from qtrigger.fixedpoint import FixedType
 
 
@@ -36,7 +47,6 @@ def rtl_stimulus(network: QuantizedNetwork, x: np.ndarray, raw: FixedType, n_tie
     to +-(1..3.5) x the input type's largest value (saturation; the raw word clips a
     negative value of an unsigned input at 0). Drawn by :mod:`qtrigger.firmware.csim`.
     """
-    from qtrigger.firmware.csim import overrange_values, tie_rows
 
     rng = np.random.default_rng(seed)
     x = np.asarray(x, np.float64)

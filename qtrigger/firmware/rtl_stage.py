@@ -21,6 +21,10 @@ import numpy as np
 
 from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.errors import QTriggerError
+from qtrigger.firmware.latency import measure_latency
+from qtrigger.firmware.rtl import _require_da4ml, _verilator_root, da4ml_trace, default_latency_cutoff, verilog_summary
+from qtrigger.firmware.rtl_check import rtl_stimulus
+from qtrigger.firmware.synth import synthesize_or_note
 
 ARTEFACT = "da4ml Verilog"
 TOP = "qtrigger_net"
@@ -157,7 +161,6 @@ def write_rtl_project(network: QuantizedNetwork, out_dir, clock_period_ns: float
     from da4ml.codegen import VerilogModel
     from da4ml.trace import to_pipeline
 
-    from qtrigger.firmware.rtl import da4ml_trace, default_latency_cutoff
 
     comb, raw = da4ml_trace(network, ROUNDING)
     cutoff = float(default_latency_cutoff(network, clock_period_ns, part))
@@ -170,8 +173,6 @@ def measure_and_synthesize(out_dir, top: str, pipe, reference, sets: dict, clock
                            seconds: dict, nproc: int = 2):
     """Latency/II and mismatches in Verilator (:func:`~qtrigger.firmware.latency.measure_latency`), then
     yosys when asked and installed. Adds the timings to ``seconds``; returns (latency, synth, synth note)."""
-    from qtrigger.firmware.latency import measure_latency
-    from qtrigger.firmware.synth import synthesize_or_note
 
     latency = measure_latency(out_dir, top, pipe, reference, sets, clock_ns, nproc=nproc)
     seconds.update(latency.seconds)
@@ -191,8 +192,6 @@ def rtl_stage(network: QuantizedNetwork, x_test: np.ndarray, hls_cfg, out_dir, *
     ``time_multiplexing``. Raises QTriggerError for a non-empty ``out_dir``, bad inputs or
     missing da4ml/Verilator; a missing yosys only skips synthesis (``synth_note``).
     """
-    from qtrigger.firmware.rtl import _require_da4ml, _verilator_root, verilog_summary
-    from qtrigger.firmware.rtl_check import rtl_stimulus
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):

@@ -29,6 +29,7 @@ import numpy as np
 
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.inputs import validate_array
+from qtrigger.models.build import custom_objects
 
 WRAPPER = "TimeDistributed"
 MASK_MERGE = "Multiply"
@@ -188,7 +189,6 @@ def _rebuild(model, chain: list, x_name: str, x_shape: tuple, kept=None):
     with a ``kept`` product also a mask Input(constituents, width) multiplied in at its place."""
     import tf_keras as keras
 
-    from qtrigger.models.build import custom_objects
 
     inputs = [keras.Input(x_shape, name=x_name)]
     tensor = inputs[0]

@@ -20,7 +20,6 @@ from pathlib import Path
 from qtrigger.errors import QTriggerError, one_line
 
 
-
 def _number(value, what: str, source: Path, kind=int):
     """A report field as int/float; 'undef' (unbounded latency) → None."""
     text = str(value).strip() if value is not None else ""

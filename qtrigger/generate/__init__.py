@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.runtime import dask_client
-from qtrigger.errors import QTriggerError
 from qtrigger.data.samples import combine_same_bin
+from qtrigger.errors import QTriggerError
 from qtrigger.generate.events import (  # noqa: F401  (PROCESSES and the physics helpers are public here)
     PROCESSES,
     ChargeTable,
@@ -34,10 +33,9 @@ from qtrigger.generate.events import (  # noqa: F401  (PROCESSES and the physics
     merge_inputs,
     next_batch,
     pileup_inputs,
-    to_awkward,
     process_settings,
+    to_awkward,
 )
-from qtrigger.generate.tracks import Resolution, TrackRandom  # noqa: F401
 from qtrigger.generate.output import (  # noqa: F401
     CAND_FIELDS,
     EVENT_FIELDS,
@@ -50,6 +48,8 @@ from qtrigger.generate.output import (  # noqa: F401
     open_output,
     write_runs,
 )
+from qtrigger.generate.tracks import Resolution, TrackRandom  # noqa: F401
+from qtrigger.runtime import dask_client
 
 SEED_MAX = 450_000_000  # Pythia accepts up to 900,000,000; the upper half is for pileup
 PILEUP_SEED_OFFSET = 450_000_000

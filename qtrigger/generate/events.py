@@ -7,7 +7,6 @@ docs/generation.md.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from qtrigger.errors import QTriggerError

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 JET_FIELDS = {
     "pt": np.float32,
     "eta": np.float32,

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from qtrigger.config import CONSTITUENT_FORMATS, FeatureFormat
+from qtrigger.data.reader import _iterate_file, open_events_tree
 from qtrigger.errors import QTriggerError
+from qtrigger.inputs.codes import Preprocessor, feature_code_range
 
 CAND_BRANCHES = ("JetCand_pt", "JetCand_eta", "JetCand_phi", "JetCand_charge", "JetCand_class", "JetCand_d0",
                  "JetCand_z0", "JetCand_jetIdx")
@@ -54,8 +56,6 @@ class Constituents:
 
 
 def _tree_keys(path: str, tree: str) -> set[str]:
-    from qtrigger.data.reader import open_events_tree
-
     return set(open_events_tree(path, tree).keys())
 
 
@@ -76,7 +76,6 @@ def check_constituent_branches(files: list[str], tree: str = "Events") -> None:
 
 def quantize_field(values: np.ndarray, fmt: FeatureFormat) -> tuple[np.ndarray, np.ndarray]:
     """Values to codes of ``fmt`` (round half to even, saturate) and which saturated."""
-    from qtrigger.inputs.codes import feature_code_range
 
     lo, hi = feature_code_range(fmt.bits, fmt.signed)
     raw = np.rint(np.asarray(values, np.float64) / fmt.lsb)
@@ -92,7 +91,6 @@ def _file_candidates(path: str, entries: np.ndarray, jet_index: np.ndarray, tree
     """Candidate fields (physical) of the given (entry, jet index) jets of one file, with their jet's position."""
     import awkward as ak
 
-    from qtrigger.data.reader import _iterate_file
 
     keys = entries * KEY_STRIDE + jet_index
     order = np.argsort(keys, kind="stable")
@@ -193,7 +191,6 @@ def constituent_inputs(table, features, cap: int, train: np.ndarray, tree: str =
     centimetres of d0 would set the d0 scale and squeeze the prompt and b-decay tracks (tens to
     hundreds of um) far below 1.
     """
-    from qtrigger.inputs.codes import Preprocessor
 
     cands = constituent_codes(table, features, cap, tree, step_size)
     filled_train = cands.codes[train][cands.mask[train]]

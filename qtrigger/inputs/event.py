@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from qtrigger.config import ANGLE_LSB, FeatureFormat, FeaturesConfig
+from qtrigger.data.reader import read_jets
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.codes import feature_code_range
-from qtrigger.inputs.seed_jets import JetWords, SeedJets, seed_jets
+from qtrigger.inputs.seed_jets import JetWords, SeedJets, leading_rank, seed_jets
 
 PHI_HALF_TURN = 720  # pi in phi codes (LSB pi/720)
 LEPTON_LIKE_BRANCHES = ("Jet_chEmEF", "Jet_muEF")
@@ -160,7 +161,6 @@ def build_event_inputs(table, spec: EventInputSpec) -> EventInputs:
 
     The table must hold the ``spec.jet_features`` columns (``read_event_table``).
     """
-    from qtrigger.inputs.seed_jets import leading_rank
 
     if "Jet_phi" in spec.jet_features and not math.isclose(spec.formats["Jet_phi"].lsb, ANGLE_LSB):
         raise QTriggerError(f"key features.formats.Jet_phi: an event input needs the phi LSB pi/720 "
@@ -222,7 +222,6 @@ def check_input_words(inputs: EventInputs, where: str) -> None:
 
 def read_event_table(config, samples: dict[str, list[str]], max_events: int | None = None):
     """Read jets of ``{sample: files}`` with the run's jet selection and every branch the builder needs."""
-    from qtrigger.data.reader import read_jets
 
     d = config.data
     spec = EventInputSpec.from_config(config)

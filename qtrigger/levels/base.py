@@ -24,8 +24,8 @@ import numpy as np
 
 from qtrigger.config import KNOWN_LEVELS, RunConfig
 from qtrigger.data.reader import EventSplit, JetTable
-from qtrigger.errors import QTriggerError
 from qtrigger.emulate.sets import extract_any_network
+from qtrigger.errors import QTriggerError
 from qtrigger.firmware.rtl_stage import rtl_stage
 from qtrigger.inputs.codes import Preprocessor
 from qtrigger.rundir import RTL_PROJECT, write_stamp

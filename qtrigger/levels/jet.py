@@ -18,8 +18,8 @@ from qtrigger.errors import QTriggerError
 from qtrigger.firmware.csim import csim_in_temporary_project
 from qtrigger.inputs.codes import Preprocessor, saturated_fractions, saturation_warnings, to_feature_codes
 from qtrigger.levels.base import InputLevel, Prepared, network_rtl
-from qtrigger.models.train import pt_eta_weights
 from qtrigger.levels.scores import add_flavour_aucs, jet_score_metrics, trigger_score
+from qtrigger.models.train import pt_eta_weights
 from qtrigger.results import DataSummary
 from qtrigger.trigger.study import study_from_run, trigger_study
 

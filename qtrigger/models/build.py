@@ -13,6 +13,8 @@ from typing import Any
 from qtrigger.config import KNOWN_FORMS, ModelConfig, PruningConfig, QuantizationConfig
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
+from qtrigger.models.batchnorm import custom_objects as batchnorm_objects
+from qtrigger.models.batchnorm import fold_batchnorm
 from qtrigger.models.deepsets import build_deepsets
 from qtrigger.models.mlp import build_mlp
 
@@ -118,7 +120,6 @@ def custom_objects() -> dict:
     """Everything needed to load a saved QKeras/tfmot model (including QDenseBatchnorm)."""
     from qkeras.utils import _add_supported_quantized_objects
 
-    from qtrigger.models.batchnorm import custom_objects as batchnorm_objects
 
     objects: dict = {}
     _add_supported_quantized_objects(objects)
@@ -134,7 +135,6 @@ def load_model(path):
     """
     import tf_keras as keras
 
-    from qtrigger.models.batchnorm import fold_batchnorm
 
     objects = custom_objects()
     with keras.utils.custom_object_scope(objects):  # in scope: wrappers (TimeDistributed) deserialize their layer

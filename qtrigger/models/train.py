@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qtrigger.config import PruningConfig, TrainingConfig
+from qtrigger.errors import QTriggerError
+from qtrigger.models.batchnorm import fold_batchnorm, is_batchnorm_layer
+from qtrigger.models.build import apply_pruning, strip_pruning
 
 
 def configure_tensorflow(seed: int, threads: int) -> None:
@@ -30,7 +33,6 @@ def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     if (counts == 0).any():
         missing = [int(i) for i in np.flatnonzero(counts == 0)]
-        from qtrigger.errors import QTriggerError
 
         raise QTriggerError(f"training split has no jets of class {missing}; need more data or other labels")
     return {i: float(len(labels) / (n_classes * c)) for i, c in enumerate(counts)}
@@ -85,8 +87,6 @@ def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingCo
     """
     import tf_keras as keras
 
-    from qtrigger.models.batchnorm import fold_batchnorm
-    from qtrigger.models.build import apply_pruning, strip_pruning
 
     steps = int(np.ceil(len(x_train) / cfg.batch_size))
     pruned = pruning is not None and pruning.active
@@ -168,8 +168,6 @@ def batchnorm_freeze_step(model, steps_per_epoch: int, epochs: int, pruned_from_
     half the epochs without pruning. A freeze step at or beyond the last training step is
     an error: the model early stopping restores must have frozen statistics.
     """
-    from qtrigger.models.batchnorm import is_batchnorm_layer
-    from qtrigger.errors import QTriggerError
 
     layers = [layer for layer in model.layers if is_batchnorm_layer(layer)]
     if not layers:

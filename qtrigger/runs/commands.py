@@ -11,12 +11,21 @@ import tempfile
 from glob import glob
 from pathlib import Path
 
-from qtrigger.errors import QTriggerError
-from qtrigger.levels import level_for
-from qtrigger.runs.finished import FinishedRun
-from qtrigger.runs.preflight import check_rate_normalisation
-from qtrigger.rundir import EVALUATION, check_replaceable, claimed_folder, write_json
+from qtrigger.config import HLSConfig
+from qtrigger.data.reader import check_branches
 from qtrigger.data.samples import read_sample_info
+from qtrigger.errors import QTriggerError
+from qtrigger.estimate.latency import check_budget
+from qtrigger.firmware import vendor
+from qtrigger.firmware.check import hls_check as check_model
+from qtrigger.firmware.set_spellings import canonical_set_model
+from qtrigger.fixedpoint import parse_fixed
+from qtrigger.levels import level_for
+from qtrigger.models.build import load_model
+from qtrigger.rundir import EVALUATION, check_replaceable, claimed_folder, write_json
+from qtrigger.runs.evaluation import evaluate, evaluate_trigger
+from qtrigger.runs.finished import FinishedRun, _check_hdf5
+from qtrigger.runs.preflight import check_rate_normalisation
 
 
 def expand_globs(patterns: list[str] | None) -> list[str]:
@@ -49,8 +58,6 @@ def evaluate_files(run_dir: str | Path, data: list[str] | None = None, signal: l
         check_replaceable(folder, overwrite, EVALUATION)
     out: dict = {}
     if data:
-        from qtrigger.runs.evaluation import evaluate
-
         out["data"] = evaluate(finished.directory, data, csim=csim, progress=progress, max_events=max_events)
     if signal:
         out["trigger"] = _evaluate_trigger_staged(finished.directory, folder, signal, background, normalisation,
@@ -76,8 +83,6 @@ def _check_background(finished: FinishedRun, background: list[str], normalisatio
 
 
 def _check_event_files(finished: FinishedRun, files: list[str]) -> None:
-    from qtrigger.data.reader import check_branches
-
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
         raise QTriggerError(f"evaluate: no such file: {', '.join(missing)}")
@@ -90,7 +95,6 @@ def _check_event_files(finished: FinishedRun, files: list[str]) -> None:
 def _evaluate_trigger_staged(run_dir: Path, folder: Path, signal: list[str], background: list[str],
                              normalisation: str | None, overwrite: bool) -> dict:
     """The trigger study into ``folder``, written to a staging folder first and stamped as an evaluation."""
-    from qtrigger.runs.evaluation import evaluate_trigger
 
     with claimed_folder(folder, overwrite, EVALUATION) as (staging, _):
         return evaluate_trigger(run_dir, signal, background, normalisation, output_dir=staging)
@@ -98,7 +102,6 @@ def _evaluate_trigger_staged(run_dir: Path, folder: Path, signal: list[str], bac
 
 def parse_precision_overrides(texts: list[str]) -> dict[str, dict[str, str]]:
     """``LAYER.FIELD=TYPE`` strings → ``{layer: {field: type}}``; a malformed TYPE is a one-line error."""
-    from qtrigger.fixedpoint import parse_fixed
 
     overrides: dict[str, dict[str, str]] = {}
     for text in texts:
@@ -161,8 +164,6 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
     Returns the :class:`~qtrigger.firmware.check.CheckResult`; for a run without overrides it is
     also written to ``<run>/hls_check.json`` when ``write``.
     """
-    from qtrigger.firmware.check import hls_check as check_model
-    from qtrigger.config import HLSConfig
 
     if bool(run_dir) == bool(model):
         raise QTriggerError("hls check: give a run directory or --model FILE.h5 --inputs FILE.npy")
@@ -170,8 +171,6 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
     if model:
         if not inputs:
             raise QTriggerError("hls check --model needs --inputs FILE.npy (network inputs, one row per event)")
-        from qtrigger.models.build import load_model
-        from qtrigger.runs.finished import _check_hdf5
 
         if not Path(model).is_file():
             raise QTriggerError(f"{model}: no such model file")
@@ -182,7 +181,6 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
         finished = FinishedRun.load(run_dir)
         x = load_inputs(inputs) if inputs else finished.test_jets()["inputs"]
         keras_model, hls_cfg, name = finished.load_model("qat"), finished.config.hls, finished.config.name
-    from qtrigger.firmware.set_spellings import canonical_set_model
 
     source = str(inputs) if inputs else f"{run_dir} test jets"
     canonical, spelling = canonical_set_model(keras_model)  # TimeDistributed / mask-multiply DeepSets
@@ -201,7 +199,6 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
 
 def hls_build(run_or_project: str | Path, steps: dict[str, bool]) -> Path:
     """``qtrigger hls build``: the vendor build of a run's (or a loose) HLS project; returns the project folder."""
-    from qtrigger.firmware import vendor
 
     path = Path(run_or_project)
     if (path / "metrics.json").is_file():
@@ -219,8 +216,6 @@ def hls_build(run_or_project: str | Path, steps: dict[str, bool]) -> Path:
 
 def hls_report(run_or_project: str | Path, project: str | Path | None = None) -> dict:
     """``qtrigger hls report``: read vendor reports; for a run, record them in its ``metrics.json``."""
-    from qtrigger.estimate.latency import check_budget
-    from qtrigger.firmware import vendor
 
     path = Path(run_or_project)
     finished = FinishedRun.load(path) if (path / "metrics.json").is_file() else None

@@ -15,16 +15,22 @@ from pathlib import Path
 
 import numpy as np
 
+from qtrigger import firmware
+from qtrigger.emulate.network import extract_network
 from qtrigger.errors import QTriggerError
+from qtrigger.firmware import adapter
+from qtrigger.levels.scores import trigger_score
 from qtrigger.metrics import roc_auc, threshold_for_background_efficiency, working_point
+from qtrigger.models.build import count_parameters
+from qtrigger.plotting import style
 from qtrigger.runs.finished import FinishedRun
+from qtrigger.runs.report import write_json
 
 MIN_WIDTH, MAX_WIDTH = 2, 1024  # PTQ ap_fixed<W, I> total widths compare accepts
 
 
 def ptq_outputs(float_model, x: np.ndarray, width: int, integer: int, hls_cfg, directory: Path) -> np.ndarray:
     """C-simulation outputs of the float model converted at uniform ``ap_fixed<width, integer>``."""
-    from qtrigger.firmware import adapter
 
     precision = f"fixed<{width},{integer}>"
     config = adapter.config_from_keras_model(float_model, granularity="model", backend=hls_cfg.backend,
@@ -65,10 +71,6 @@ def _row(name, signal, scores, target_bkg, bits, nonzero, mismatched=None) -> di
 
 def compare_run(run_dir: str | Path, widths: list[int] | None = None, write: bool = True) -> dict:
     """Build the comparison table for a finished run; optionally write it into the run."""
-    from qtrigger import firmware
-    from qtrigger.emulate.network import extract_network
-    from qtrigger.models.build import count_parameters
-    from qtrigger.levels.scores import trigger_score
 
     run_dir = Path(run_dir)
     check_widths(widths)
@@ -133,8 +135,6 @@ def comparison_table(result: dict) -> str:
 
 
 def _write_into_run(run_dir: Path, result: dict) -> None:
-    from qtrigger.runs.report import write_json
-
     metrics = json.loads((run_dir / "metrics.json").read_text())
     metrics["compare"] = result
     write_json(run_dir / "metrics.json", metrics)
@@ -149,7 +149,6 @@ def _write_into_run(run_dir: Path, result: dict) -> None:
 
 def plot_comparison(path: Path, result: dict) -> None:
     """AUC of PTQ versus bit width, with the float, QAT and C-simulation levels."""
-    from qtrigger.plotting import style
 
     plt = style()
     fig, ax = plt.subplots(figsize=(8, 6))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from qtrigger.config import validate_config
 from qtrigger.levels import level_for
-from qtrigger.runs.finished import FinishedRun
 from qtrigger.rundir import write_json
+from qtrigger.runs.finished import FinishedRun
 
 
 def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress: bool = False,

@@ -13,6 +13,7 @@ import numpy as np
 from qtrigger.config import load_config
 from qtrigger.errors import QTriggerError, one_line
 from qtrigger.inputs.codes import Preprocessor
+from qtrigger.models.build import load_model
 from qtrigger.results import RunResult
 from qtrigger.rundir import RUN_ID_FILE, read_json, read_run_id, write_json
 
@@ -77,7 +78,6 @@ class FinishedRun:
 
     def load_model(self, which: str = "qat"):
         """The saved Keras model (``qat`` or ``float``), with a one-line error if it cannot be read."""
-        from qtrigger.models.build import load_model
 
         path = self.directory / f"model_{which}.h5"
         if not path.is_file():

@@ -24,9 +24,9 @@ from qtrigger.levels import Prepared, level_for
 from qtrigger.models.build import build_model, copy_dense_weights, count_parameters
 from qtrigger.models.train import configure_tensorflow, train
 from qtrigger.results import ModelSummary, RunResult
+from qtrigger.rundir import claimed_outputs, write_provenance
 from qtrigger.runs import report
 from qtrigger.runs.preflight import check_run_inputs
-from qtrigger.rundir import claimed_outputs, write_provenance
 
 
 def prepare_data(config: RunConfig, progress: bool = False) -> Prepared:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from qtrigger.config import RunConfig, TriggerConfig, resolve_sample_files
 from qtrigger.data.reader import WEIGHT_BRANCH, check_branches, open_events_tree
-from qtrigger.errors import QTriggerError
 from qtrigger.data.samples import read_sample_info
+from qtrigger.errors import QTriggerError
 from qtrigger.firmware.rtl import _require_da4ml, _verilator_root
 from qtrigger.levels import level_for
 from qtrigger.rundir import check_name
-from qtrigger.trigger.rates import LHC_F_REV_HZ, MB_TO_CM2, _files_text
 from qtrigger.trigger.menu import check_rate_files
+from qtrigger.trigger.rates import LHC_F_REV_HZ, MB_TO_CM2, _files_text
 
 # Config keys (dotted) that, when true, make a run call a tool beyond g++.
 TOOL_SWITCHES = {

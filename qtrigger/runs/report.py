@@ -11,7 +11,7 @@ from qtrigger.metrics import roc_curve
 from qtrigger.plotting import label_simulation, save, style
 from qtrigger.results import RunResult
 from qtrigger.rundir import atomic_write_text, json_default, write_json
-from qtrigger.trigger.summary import hz_text, rate_text
+from qtrigger.trigger.summary import hz_text, rate_text, seed_target_rows, trigger_summary_lines
 
 _style = style  # earlier name, still imported by other modules
 _json_default = json_default
@@ -320,8 +320,6 @@ def results_table(metrics: RunResult | dict) -> str:
     result = as_result(metrics)
     text = _text_table(results_rows(result), ("Quantity", "Measured", "How"))
     if (result.trigger or {}).get("enabled"):
-        from qtrigger.trigger.summary import seed_target_rows
-
         text += "\n\nSeed document targets (from measured values; sample: generated test events)\n"
         text += _text_table(seed_target_rows(result.to_json()), ("Quantity", "Target", "Measured", "Status"))
     return text
@@ -339,7 +337,6 @@ def _trigger_section(result: RunResult) -> str:
     t = result.trigger
     if not t or not t.get("enabled"):
         return ""
-    from qtrigger.trigger.summary import seed_target_rows
 
     targets = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in seed_target_rows(result.to_json()))
     lines = trigger_text(t)
@@ -425,7 +422,6 @@ def _working_point_text(config: RunConfig, result: RunResult) -> str:
 
 def trigger_text(t: dict) -> str:
     """The trigger study for the terminal: per rate point the best network and kinematic seeds, warnings."""
-    from qtrigger.trigger.summary import trigger_summary_lines
 
     return "\n".join(trigger_summary_lines(t))
 

@@ -17,8 +17,8 @@ from qtrigger.firmware.rtl_stage import RtlResult
 from qtrigger.firmware.synth import require_yosys
 from qtrigger.levels import level_for
 from qtrigger.models.build import load_model
-from qtrigger.runs.finished import FinishedRun, read_test_jets
 from qtrigger.rundir import RTL_PROJECT, check_replaceable, claimed_folder, write_json
+from qtrigger.runs.finished import FinishedRun, read_test_jets
 
 
 def rtl_stage_for_run(run_dir, output=None, overwrite: bool = False, jets: int | None = None,

@@ -14,6 +14,9 @@ import numpy as np
 
 from qtrigger.config import SEED_FEATURES
 from qtrigger.data.reader import JetTable, read_jets
+from qtrigger.inputs.constituent import has_constituents, read_constituents
+from qtrigger.plotting import label_simulation, save, style
+from qtrigger.rundir import atomic_write_text, write_json
 
 FRACTIONS = ["Jet_chHEF", "Jet_neHEF", "Jet_chEmEF", "Jet_neEmEF", "Jet_muEF"]
 
@@ -38,7 +41,6 @@ def impact_parameters(table: JetTable) -> dict | None:
     Values are the reader's fixed-point words (:mod:`qtrigger.inputs.constituent`: 5 um and 100 um LSBs,
     d0 saturating at +-1.02 cm), i.e. what a tagger sees.
     """
-    from qtrigger.inputs.constituent import has_constituents, read_constituents
 
     if not all(has_constituents(path) for path in table.files):
         return None
@@ -60,7 +62,6 @@ def impact_parameters(table: JetTable) -> dict | None:
 
 def plot_impact_parameters(path: Path, ip: dict) -> Path:
     """d0 and dz of charged candidates for b, c and light jets (unit area, log scale)."""
-    from qtrigger.plotting import label_simulation, save, style
 
     plt = style()
     fig, axes = plt.subplots(1, 2, figsize=(18, 7))
@@ -110,9 +111,6 @@ def validate_sample(generated: list[str], reference: list[str], output_dir: str 
 
 
 def _write(directory: Path, gen: JetTable, ref: JetTable, result: dict) -> None:
-    from qtrigger.plotting import label_simulation, save, style
-    from qtrigger.rundir import atomic_write_text, write_json
-
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / "validation.json", result)
     plt = style()

@@ -5,15 +5,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-
-from qtrigger.scan.plan import COST_LABELS, Budgets, ScanConfig, Trial, _compact
+from qtrigger.plotting import label_simulation, save, style
 from qtrigger.rundir import atomic_path, atomic_write_text
+from qtrigger.scan.plan import COST_LABELS, Budgets, ScanConfig, Trial, _compact
 from qtrigger.scan.search import SEED_KEY
 from qtrigger.scan.seeds import point_id, worst_of_seeds
 from qtrigger.scan.worker import _read_result
-
-
-
 
 # ----------------------------------------------------------------------------------------
 # Results: table, Pareto fronts, plot, report
@@ -172,7 +169,6 @@ def mark_fronts(scan: ScanConfig, table) -> tuple[dict[str, str], dict[str, list
 
 def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) -> None:
     """Signal efficiency vs cost (LUTs, latency; or non-zero parameters), front joined, budget fits marked."""
-    from qtrigger.plotting import label_simulation, save, style
 
     plt = style()
     columns = list(dict.fromkeys(cost_axes.values()))  # one panel when both fall back to parameters

@@ -14,13 +14,21 @@ from typing import Any
 
 import yaml
 
-from qtrigger.runtime import dask_client
 from qtrigger.errors import QTriggerError, one_line
 from qtrigger.rundir import atomic_write_text
-from qtrigger.scan.plan import (FAIL_ONCE_ENV, ScanConfig, Trial, load_scan_config, plan_rung, plan_trials,
-                                resolve_base_path, scan_directory)
-from qtrigger.scan.search import survivors
+from qtrigger.runtime import dask_client
+from qtrigger.scan.plan import (
+    FAIL_ONCE_ENV,
+    ScanConfig,
+    Trial,
+    load_scan_config,
+    plan_rung,
+    plan_trials,
+    resolve_base_path,
+    scan_directory,
+)
 from qtrigger.scan.results import _cell, write_outputs
+from qtrigger.scan.search import survivors
 from qtrigger.scan.worker import _count_lines, _now, _read_result, run_trial, write_result
 
 log = logging.getLogger("qtrigger.scan")

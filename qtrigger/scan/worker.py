@@ -12,10 +12,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-
 from qtrigger.config import validate_config
 from qtrigger.errors import QTriggerError, one_line
+from qtrigger.results import RunResult
 from qtrigger.rundir import atomic_write_text, json_default, remove_stale_staging
+from qtrigger.runs.pipeline import run
 from qtrigger.runtime import quiet_tensorflow
 from qtrigger.scan.plan import FAIL_ONCE_ENV
 
@@ -47,8 +48,6 @@ def run_trial(spec: dict) -> dict:
     log_path = trial_dir / "trial.log"
     with _output_to(log_path) if _alone_in_process() else contextlib.nullcontext():
         try:
-            from qtrigger.runs.pipeline import run
-
             quiet_tensorflow()
             config = validate_config(spec["config"], source=f"trial {spec['hash']}")
             metrics = run(config, overwrite=True, progress=False)
@@ -177,7 +176,6 @@ def _now() -> str:
 
 def summarise_metrics(metrics) -> dict:
     """The numbers a scan compares, flat (from a RunResult or its metrics dict); a missing metric is None."""
-    from qtrigger.results import RunResult
 
     result = metrics if isinstance(metrics, RunResult) else RunResult.from_json(metrics)
     trigger, qat = result.trigger or {}, result.qat

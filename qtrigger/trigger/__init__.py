@@ -13,10 +13,10 @@ Caveat: the jets are particle-level (no detector response): a pT-threshold seed'
 efficiency vs jet pT is a step at the cut, not a physical turn-on.
 """
 
+from qtrigger.data.samples import RUNS_OPTIONAL, RUNS_REQUIRED, RUNS_XSEC, SampleInfo, read_sample_info
+from qtrigger.inputs.seed_jets import event_fires, event_keys, events_of, leading_jet_pt
 from qtrigger.trigger.decision import ap_types_dir, check_decision_csim, random_decision_events, write_decision_hls
 from qtrigger.trigger.efficiency import EfficiencyResult, efficiencies
-from qtrigger.inputs.seed_jets import event_fires, event_keys, events_of, leading_jet_pt
-from qtrigger.data.samples import RUNS_OPTIONAL, RUNS_REQUIRED, RUNS_XSEC, SampleInfo, read_sample_info
 from qtrigger.trigger.plots import (
     ONE_SIGMA,
     STEP_NOTE,

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.errors import QTriggerError
-from qtrigger.inputs.event import EventInputSpec, codes_from_words
 from qtrigger.inputs.codes import feature_code_range
-from qtrigger.trigger.decision import _run, ap_types_dir, test_driver
+from qtrigger.inputs.event import EventInputSpec, codes_from_words
 from qtrigger.inputs.seed_jets import SeedJets
+from qtrigger.trigger.decision import _run, ap_types_dir, test_driver
 
 
 def _header(project: str, seed, spec: EventInputSpec, shifts: list[int], score_type) -> str:

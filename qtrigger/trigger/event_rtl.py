@@ -41,8 +41,23 @@ import numpy as np
 
 from qtrigger.emulate.network import QuantizedNetwork, extract_network
 from qtrigger.errors import QTriggerError
-from qtrigger.inputs.event import PHI_HALF_TURN, EventInputSpec
+from qtrigger.firmware.rtl import (
+    HWCONFIG,
+    SOLVER_OPTIONS,
+    _kif,
+    _require_da4ml,
+    _verilator_root,
+    default_latency_cutoff,
+    trace_network,
+    verilog_summary,
+)
+from qtrigger.firmware.rtl_stage import RtlResult, measure_and_synthesize
 from qtrigger.fixedpoint import FixedType
+from qtrigger.inputs.codes import feature_code_range
+from qtrigger.inputs.event import PHI_HALF_TURN, EventInputSpec, codes_from_words
+from qtrigger.inputs.seed_jets import NO_CODE, SeedJets
+from qtrigger.trigger.event_decision import random_event_words
+from qtrigger.trigger.working_points import seed_from_dict
 
 TOP = "qtrigger_event_seed"
 ARTEFACT = "da4ml Verilog of the event_network seed: jet words -> HT, jet count, Delta-phi, preselection -> " \
@@ -117,7 +132,6 @@ def _input_ports(network: QuantizedNetwork, spec, layout: ChainLayout):
     """The da4ml input array: valid bits, pT words, slot words (each its own word's range), threshold."""
     from da4ml.trace import FixedVariableArray, HWConfig
 
-    from qtrigger.firmware.rtl import HWCONFIG, SOLVER_OPTIONS, _kif
 
     k_out, i_out, f_out = _kif(network.output_type)
     kifs = [(0, 1, 0)] * layout.n_slots + [(0, spec.words.pt_bits, 0)] * layout.n_slots
@@ -150,7 +164,6 @@ def _ht_count_preselection(valid, pt, spec, preselection, hw):
 
 def _delta_phi(phi, lead, valid_slot, valid_lead, spec, hw):
     """phi - phi_0 in phi codes, wrapped at +-720, saturated to the phi word; 0 for an empty slot."""
-    from qtrigger.inputs.codes import feature_code_range
 
     d = _select(valid_slot, phi, 0, hw) - _select(valid_lead, lead, 0, hw)
     d = _select(_below(d, PHI_HALF_TURN), d, d - 2 * PHI_HALF_TURN, hw)
@@ -183,7 +196,6 @@ def trace_event_chain(network: QuantizedNetwork, spec, shifts, preselection, lay
     ``event_network`` :class:`~qtrigger.trigger.seeds.Seed` (its score threshold is not used: a port)."""
     from da4ml.trace import FixedVariableArray, comb_trace
 
-    from qtrigger.firmware.rtl import SOLVER_OPTIONS, trace_network
 
     inputs = _input_ports(network, spec, layout)
     v = list(inputs._vars.ravel())
@@ -207,7 +219,6 @@ def expected_outputs(preselection, jets, slot_words: np.ndarray, thresholds: np.
     per event: words → codes (:func:`~qtrigger.inputs.event.codes_from_words`) → exact network, and
     accept = the seed's preselection and score code >= threshold code.
     """
-    from qtrigger.inputs.event import codes_from_words
 
     codes, _ = codes_from_words(slot_words, jets, spec)
     lsb = network.output_type.lsb
@@ -230,8 +241,6 @@ def chain_stimulus(seeds: list, real_sets: dict, spec, preprocessor, network: Qu
     -1/0/+1 (the comparator's edges); random events at the word limits and preselection thresholds
     (:func:`~qtrigger.trigger.event_decision.random_event_words`), also at their own score -1/0/+1.
     """
-    from qtrigger.inputs.event import codes_from_words
-    from qtrigger.trigger.event_decision import random_event_words
 
     out_type = network.output_type
     rng = np.random.default_rng(rng_seed)
@@ -277,8 +286,6 @@ def event_chain_rtl(network: QuantizedNetwork, spec, preprocessor, seeds: list, 
     from da4ml.codegen import VerilogModel
     from da4ml.trace import to_pipeline
 
-    from qtrigger.firmware.rtl import _require_da4ml, _verilator_root, default_latency_cutoff, verilog_summary
-    from qtrigger.firmware.rtl_stage import RtlResult, measure_and_synthesize
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -336,7 +343,6 @@ def save_decision_events(path, sets: dict) -> Path:
 def load_decision_events(path, spec=None) -> dict:
     """The sets of :func:`save_decision_events` (scores unset); a missing, corrupt or (with ``spec``, an
     :class:`~qtrigger.inputs.event.EventInputSpec`) wrongly shaped file is a one-line error naming it."""
-    from qtrigger.inputs.seed_jets import NO_CODE, SeedJets
 
     path = Path(path)
     if not path.is_file():
@@ -372,7 +378,6 @@ def _check_decision_arrays(path: Path, name: str, arrays: dict, spec) -> None:
 
 def run_seeds(trigger_metrics: dict) -> list:
     """The quoted ``event_network`` seeds of a run's ``trigger`` metrics, in rate order."""
-    from qtrigger.trigger.working_points import seed_from_dict
 
     at_rate = (trigger_metrics or {}).get("at_rate") or {}
     return [seed_from_dict(point["event_network"]["seed"]) for point in at_rate.values()

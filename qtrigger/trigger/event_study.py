@@ -19,15 +19,34 @@ from pathlib import Path
 
 import numpy as np
 
+from qtrigger.data.samples import read_sample_info
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.event import build_event_inputs, check_input_words, read_event_table
-from qtrigger.data.samples import read_sample_info
+from qtrigger.inputs.seed_jets import NO_CODE, SeedJets
+from qtrigger.models.train import balanced
+from qtrigger.plotting import label_simulation, save, style
 from qtrigger.trigger.efficiency import efficiency_of, paired_gain
+from qtrigger.trigger.event_decision import check_event_seed_csim
+from qtrigger.trigger.event_rtl import DECISION_EVENTS_FILE, save_decision_events
+from qtrigger.trigger.menu import (
+    FLOAT_CODE_SCALE,
+    TriggerResult,
+    _bias_warning,
+    _Events,
+    _facts,
+    check_rate_files,
+    grid_spec,
+    jet_words,
+    khz_key,
+    menu_points,
+    offline_selection,
+    scan_summary,
+)
+from qtrigger.trigger.plots import _seed_curve, plot_rate_vs_efficiency, study_plots
 from qtrigger.trigger.preselection import check_rate_bins, preselection_seed
-from qtrigger.inputs.seed_jets import SeedJets
 from qtrigger.trigger.rates import split_events, weighted_rate
+from qtrigger.trigger.references import bdt_reference
 from qtrigger.trigger.seeds import best_rows, outer_grid, search_family
-from qtrigger.trigger.menu import FLOAT_CODE_SCALE, TriggerResult, _bias_warning, _Events, _facts, check_rate_files, grid_spec, jet_words, khz_key, menu_points, offline_selection, scan_summary
 from qtrigger.trigger.working_points import (
     SeedQuote,
     SignalEvents,
@@ -150,8 +169,6 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
     decision_sets = _decision_sets({"signal test events": (main, data.built.slot_words, quoted),
                                     "held-out rate events": (rate_jets, rate_words, held_out_events)})
     if keep_decision_events and run_dir is not None:
-        from qtrigger.trigger.event_rtl import DECISION_EVENTS_FILE, save_decision_events
-
         save_decision_events(Path(run_dir) / DECISION_EVENTS_FILE, decision_sets)
     if network is not None and hls_dir is not None and project_name:
         result.decision_hls = _decision_hls(hls_dir, project_name, points[0].network.seed, data, network,
@@ -179,7 +196,6 @@ def _decision_sets(sets: dict) -> dict:
 
 def _decision_hls(hls_dir, project_name, seed, data, network, real, words, score_type) -> dict:
     """The event_network accept bit (jet words, Delta-phi, HT, preselection, hls4ml network) in g++ vs Python."""
-    from qtrigger.trigger.event_decision import check_event_seed_csim
 
     try:
         check = check_event_seed_csim(hls_dir, project_name, seed, data.spec, data.preprocessor, network, real,
@@ -218,8 +234,6 @@ class ReferenceQuote:
 
 def _gbdt_quotes(config, data, ev, rate_x, targets) -> dict[float, ReferenceQuote]:
     """The float GBDT reference seed per target: same inputs, training events, weights and preselection."""
-    from qtrigger.models.train import balanced
-    from qtrigger.trigger.references import bdt_reference
 
     split, x, y = data.split, data.inputs, data.labels
     w = balanced(data.weights[split.train], y[split.train], 2)
@@ -242,7 +256,6 @@ def _gbdt_quotes(config, data, ev, rate_x, targets) -> dict[float, ReferenceQuot
 def _plots(directory: Path, ev, point, reference: ReferenceQuote | None, words, score_lsb) -> None:
     """Rate vs efficiency (held-out) for the event network, the GBDT reference and the best kinematic seed;
     the event-score distributions; efficiency vs leading-jet pT and HT."""
-    from qtrigger.trigger.plots import _seed_curve, plot_rate_vs_efficiency, study_plots
 
     study_plots(directory, ev, point, words, score_lsb)
     curves = {"event network: " + point.network.seed.describe(words, score_lsb):
@@ -260,8 +273,6 @@ def _plots(directory: Path, ev, point, reference: ReferenceQuote | None, words, 
 
 def plot_score_distributions(path: Path, ev, seed, score_lsb: float) -> Path:
     """Event-score distributions of preselected signal test events and held-out rate events (weighted)."""
-    from qtrigger.plotting import label_simulation, save, style
-    from qtrigger.inputs.seed_jets import NO_CODE
 
     plt = style()
     fig, ax = plt.subplots(figsize=(9, 6))

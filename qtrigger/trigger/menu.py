@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.errors import QTriggerError
 from qtrigger.data.reader import read_jets
-from qtrigger.trigger.efficiency import PairedGain, paired_gain
+from qtrigger.errors import QTriggerError
 from qtrigger.inputs.seed_jets import JetWords, SeedJets, leading_rank, seed_jets
+from qtrigger.trigger.efficiency import PairedGain, paired_gain
 from qtrigger.trigger.rates import WeightedRate
 from qtrigger.trigger.seeds import (
     KINEMATIC_FAMILIES,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.inputs.seed_jets import _no_key, event_keys
+from qtrigger.inputs.seed_jets import NO_CODE, _no_key, event_keys
+from qtrigger.plotting import SIMULATION_LABEL, style
 from qtrigger.trigger.rates import RateFn, _tail_sums, binomial_fraction, rates_at
 
 STEP_NOTE = "particle-level jets, no detector response: a pT-cut seed is a step, not a turn-on"
@@ -59,14 +60,10 @@ def binned_efficiency(x: np.ndarray, passed: np.ndarray, bins) -> dict[str, np.n
 
 
 def _pyplot():
-    from qtrigger.plotting import style
-
     return style()
 
 
 def _finish(plt, fig, ax, path, note: str | None) -> Path:
-    from qtrigger.plotting import SIMULATION_LABEL
-
     ax.set_title(f"{SIMULATION_LABEL}" + (f": {note}" if note else ""), fontsize=12, loc="left")
     ax.legend(fontsize=14)
     path = Path(path)
@@ -132,7 +129,6 @@ def plot_event_efficiency(path, leading_pt, fires, bins, xlabel: str = r"leading
 
 def _seed_curve(seed, background, held_out, signal_jets, signal_events, max_points: int = 300) -> dict:
     """Held-out rate and signal efficiency as the seed's tuned threshold moves (other thresholds fixed)."""
-    from qtrigger.inputs.seed_jets import NO_CODE
 
     keys = seed.keys(background)[held_out.events]
     observed = np.unique(keys[keys != NO_CODE])

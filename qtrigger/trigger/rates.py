@@ -28,8 +28,8 @@ from typing import Callable
 import numpy as np
 from scipy.special import gammaincinv
 
+from qtrigger.data.samples import SampleInfo, event_xsec_weights_mb
 from qtrigger.errors import QTriggerError
-from qtrigger.data.samples import SampleInfo
 from qtrigger.inputs.seed_jets import NO_CODE
 
 log = logging.getLogger(__name__)
@@ -363,7 +363,6 @@ def weighted_rate(info: SampleInfo, method: str, events: np.ndarray, event_file:
     ``event_file`` indexes ``files`` per event (``JetTable.event_file``/``JetTable.files``);
     ``gen_weight`` is the per-event ``genWeight``; ``min_n_eff`` marks its rates resolved.
     """
-    from qtrigger.data.samples import event_xsec_weights_mb
 
     events = np.asarray(events, dtype=bool)
     if not events.any():

@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from qtrigger.inputs.seed_jets import event_keys
 from qtrigger.metrics import roc_auc
 from qtrigger.trigger.efficiency import EfficiencyResult, efficiencies
-from qtrigger.inputs.seed_jets import event_keys
 from qtrigger.trigger.rates import RateFn
 from qtrigger.trigger.thresholds import _search
 

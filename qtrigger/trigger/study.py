@@ -16,11 +16,35 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.errors import QTriggerError
 from qtrigger.data.samples import read_sample_info
-from qtrigger.trigger.efficiency import efficiency_of
+from qtrigger.errors import QTriggerError
 from qtrigger.inputs.seed_jets import NO_CODE, SeedJets, leading_jet_pt, leading_rank
+from qtrigger.trigger.efficiency import efficiency_of
+from qtrigger.trigger.menu import (
+    DECISION_CHECK_EVENTS,
+    FLOAT_CODE_SCALE,
+    RatePointResult,
+    TriggerResult,
+    _bias_warning,
+    _Events,
+    _facts,
+    _jets_of,
+    _sample_roles,
+    _take,
+    check_rate_files,
+    jet_words,
+    khz_key,
+    menu_points,
+    min_jet_pt,
+    offline_selection,
+    read_rate_sample,
+    scan_summary,
+    tag_reference_jets,
+)
+from qtrigger.trigger.plots import plot_jet_efficiency, study_plots
 from qtrigger.trigger.rates import split_events, weighted_rate
+from qtrigger.trigger.references import bdt_reference
+from qtrigger.trigger.seed_decision import check_seed_csim, write_seed_hls
 from qtrigger.trigger.seeds import (
     Seed,
     best_rows,
@@ -31,31 +55,9 @@ from qtrigger.trigger.seeds import (
 from qtrigger.trigger.working_points import (
     SignalEvents,
     bias_region,
-    rate_at_run_thresholds,
     quote,
+    rate_at_run_thresholds,
     run_threshold_extra,
-)
-
-from qtrigger.trigger.menu import (
-    FLOAT_CODE_SCALE,
-    DECISION_CHECK_EVENTS,
-    khz_key,
-    RatePointResult,
-    TriggerResult,
-    _sample_roles,
-    jet_words,
-    min_jet_pt,
-    check_rate_files,
-    read_rate_sample,
-    offline_selection,
-    _jets_of,
-    _take,
-    _Events,
-    tag_reference_jets,
-    menu_points,
-    scan_summary,
-    _bias_warning,
-    _facts,
 )
 
 
@@ -139,8 +141,6 @@ def trigger_study(config, prepared, jet_codes: np.ndarray, score_type, run_dir: 
         checked = rate_at_run_thresholds(run_trigger, rate_jets, everything)
         result.extra = run_threshold_extra(checked, khz_key(targets[0]))
     if run_dir is not None:
-        from qtrigger.trigger.plots import study_plots
-
         study_plots(Path(run_dir) / "plots", ev, points[0], words, score_lsb)
         _jet_plots(Path(run_dir) / "plots", config, table, main, points[0], quoted, prepared.labels, words)
     return result
@@ -174,7 +174,6 @@ def _per_jet(config, table, seed: Seed, main, rate_jets, quoted, held_out_events
 
 def _jet_plots(plots: Path, config, table, main: SeedJets, point: RatePointResult, quoted, labels, words) -> None:
     """Per-jet efficiency vs pT and |eta| of signal test jets: network tag vs the single-jet pT cut."""
-    from qtrigger.trigger.plots import plot_jet_efficiency
 
     seed, cut = point.network.seed, point.baselines.get("single_jet")
     if seed.score_code is None or cut is None:
@@ -192,7 +191,6 @@ def _bdt(config, prepared, ev: _Events, rate_table, rate_x, targets, network_see
 
     A constituent network's (jets, slots, fields) inputs reach the BDT flattened, slot by slot.
     """
-    from qtrigger.trigger.references import bdt_reference
 
     split, y = prepared.split, prepared.labels
     x = prepared.inputs.reshape(len(prepared.inputs), -1)
@@ -227,8 +225,6 @@ def _bdt(config, prepared, ev: _Events, rate_table, rate_x, targets, network_see
 
 
 def _decision_hls(hls_dir, project_name, seed: Seed, words, score_type, ev: _Events) -> dict:
-    from qtrigger.trigger.seed_decision import check_seed_csim, write_seed_hls
-
     n_slots, n_scored = ev.main.pt.shape[1], ev.main.n_scored
     write_seed_hls(hls_dir, project_name, seed, words, score_type, n_slots, n_scored)
     rows_signal = np.flatnonzero(ev.signal.events)[:DECISION_CHECK_EVENTS]

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qtrigger.trigger.efficiency import Efficiency, efficiency_of
+from qtrigger.data.samples import generator_cut_gev
 from qtrigger.inputs.seed_jets import JetWords, SeedJets
+from qtrigger.trigger.efficiency import Efficiency, efficiency_of
 from qtrigger.trigger.rates import RatePoint, WeightedRate
 from qtrigger.trigger.seeds import ScanRow, Seed, lowest_code_at_rate
 
@@ -90,7 +91,6 @@ def bias_region(info, leading_jet_pt: np.ndarray, factor: float) -> BiasRegion:
 
     ``leading_jet_pt`` is per event (NaN for events without a jet, never in the region).
     """
-    from qtrigger.data.samples import generator_cut_gev
 
     cut = generator_cut_gev(info)
     leading = np.nan_to_num(np.asarray(leading_jet_pt, dtype=np.float64), nan=np.inf)
