@@ -71,10 +71,32 @@ def test_multiclass_needs_score(tmp_path, real_nanoaod):
         load_config(write(tmp_path, raw))
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("l1_*.yaml")), ids=lambda p: p.name)
-def test_shipped_run_configs_validate(path):
+RUN_CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if not p.name.startswith("scan_"))
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: p.name)
+def test_shipped_run_configs_validate(path, monkeypatch):
+    """Every shipped run config loads, picks a registered level and form, and passes the preflight a run does
+    before any work (files, branches, Runs trees, rate-sample bins, tools)."""
+    from qtrigger.levels import level_for
+    from qtrigger.models.build import MODEL_FORMS
+    from qtrigger.runs import preflight
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(preflight, "required_tools", lambda config: ["g++"])  # Verilator: the RTL tests' business
     config = load_config(path, check_files=True)
     assert config.name == path.stem
+    assert level_for(config).name == config.features.level and config.model.form in MODEL_FORMS
+    samples = preflight.check_run_inputs(config)
+    assert set(samples) == {s.name for s in config.data.samples}
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("scan_*.yaml")), ids=lambda p: p.name)
+def test_shipped_scan_configs_validate(path, monkeypatch):
+    from qtrigger.scan import load_scan_config
+
+    monkeypatch.chdir(REPO)
+    assert load_scan_config(path) is not None
 
 
 def test_sample_labels_need_binary(tmp_path, real_nanoaod):
