@@ -15,7 +15,8 @@ Entry verbs (each is also a CLI command, ``qtrigger --help``; imported lazily, s
 Packages, in data-flow order (an import may only point down this list; tests/test_structure.py):
 
 - root helpers  ``errors``, ``runtime`` (signals, dask client), ``device``, ``fixedpoint``, ``metrics``,
-  ``plotting``, ``rundir`` (locked, staged, stamped outputs), ``results`` (typed stage results, ``metrics.json``)
+  ``plotting``, ``results`` (typed stage results, ``metrics.json``)
+- ``rundir``    outputs that appear only when complete: atomic files, locks, staging, stamps, provenance
 - ``config``    YAML → validated :class:`~qtrigger.config.RunConfig`
 - ``data``      ROOT ``Events`` → :class:`~qtrigger.data.reader.JetTable`, ``Runs`` trees and stitching
 - ``generate``  Pythia 8 + FastJet samples in the NanoAOD schema (extra ``.[generate]``)

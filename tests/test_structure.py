@@ -74,8 +74,8 @@ def _module_name(path: Path) -> str:
 
 # The flow, lowest first: a module may import its own package or one listed before it. Root modules other than
 # the front door (`__init__`, `__main__`) are the cross-cutting helpers every stage may use.
-FLOW = ("<root>", "config", "data", "generate", "inputs", "models", "emulate", "firmware", "estimate", "trigger",
-        "levels", "runs", "scan", "cli", "<front>")
+FLOW = ("<root>", "rundir", "config", "data", "generate", "inputs", "models", "emulate", "firmware", "estimate",
+        "trigger", "levels", "runs", "scan", "cli", "<front>")
 
 
 def _layer(module: str) -> int:

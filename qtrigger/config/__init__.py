@@ -1,0 +1,77 @@
+"""Run configuration (first in the flow): YAML files in ``configs/`` validated into one :class:`RunConfig`.
+
+Every key is validated once, here: unknown keys, wrong types, malformed fixed-point
+strings, unsafe names and missing input files become a one-line :class:`QTriggerError`
+naming the key. ``--set a.b=value`` overrides go through the same validation.
+"""
+
+from qtrigger.config.base import ANGLE_LSB, KNOWN_FORMS, KNOWN_LEVELS, SEED_FEATURES
+from qtrigger.config.inputs import (
+    CONSTITUENT_FORMATS,
+    DEFAULT_FORMATS,
+    DataConfig,
+    FeatureFormat,
+    FeaturesConfig,
+    LabelsConfig,
+    Sample,
+    ScoreConfig,
+    Selection,
+    Split,
+)
+from qtrigger.config.load import (
+    apply_override,
+    config_to_dict,
+    format_validation_error,
+    load_config,
+    parse_yaml,
+    read_yaml_mapping,
+    resolve_sample_files,
+    set_dotted,
+    validate_config,
+)
+from qtrigger.config.run import RunConfig
+from qtrigger.config.training import (
+    QUANT_KEYS,
+    LayerQuantization,
+    ModelConfig,
+    PruningConfig,
+    QuantizationConfig,
+    TrainingConfig,
+)
+from qtrigger.config.trigger import HLSConfig, Preselection, TriggerConfig
+
+__all__ = [
+    "ANGLE_LSB",
+    "CONSTITUENT_FORMATS",
+    "DEFAULT_FORMATS",
+    "DataConfig",
+    "FeatureFormat",
+    "FeaturesConfig",
+    "HLSConfig",
+    "KNOWN_FORMS",
+    "KNOWN_LEVELS",
+    "LabelsConfig",
+    "LayerQuantization",
+    "ModelConfig",
+    "Preselection",
+    "PruningConfig",
+    "QUANT_KEYS",
+    "QuantizationConfig",
+    "RunConfig",
+    "SEED_FEATURES",
+    "Sample",
+    "ScoreConfig",
+    "Selection",
+    "Split",
+    "TrainingConfig",
+    "TriggerConfig",
+    "apply_override",
+    "config_to_dict",
+    "format_validation_error",
+    "load_config",
+    "parse_yaml",
+    "read_yaml_mapping",
+    "resolve_sample_files",
+    "set_dotted",
+    "validate_config",
+]

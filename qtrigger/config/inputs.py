@@ -1,0 +1,225 @@
+"""Config sections of what a network reads: ``data`` (samples, selection, split), ``features`` (words, shifts,
+input level) and ``labels``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from qtrigger.config.base import ANGLE_LSB, KNOWN_LEVELS, SEED_FEATURES, _registered, _Strict
+
+
+class Sample(_Strict):
+    """A named group of ROOT files (paths or globs)."""
+
+    name: str
+    files: list[str] = Field(min_length=1)
+    role: Literal["signal", "background", "mixed"] = "mixed"
+
+
+class Selection(_Strict):
+    """Per-jet selection applied before anything else."""
+
+    pt_min: float = 20.0
+    abs_eta_max: float = 2.5
+
+
+class Split(_Strict):
+    """Fractions of *events* (never jets) for train/val/test, and the split seed."""
+
+    train: float = Field(0.6, gt=0, lt=1)
+    val: float = Field(0.2, gt=0, lt=1)
+    test: float = Field(0.2, gt=0, lt=1)
+    seed: int = 12345
+
+    @model_validator(mode="after")
+    def _sum_to_one(self):
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train+val+test must sum to 1, got {total:g}")
+        return self
+
+
+class DataConfig(_Strict):
+    """Where the jets come from and how they are selected and split."""
+
+    samples: list[Sample] = Field(min_length=1)
+    tree: str = "Events"
+    step_size: str | int = "50 MB"
+    max_events: int | None = Field(None, gt=0)
+    selection: Selection = Selection()
+    split: Split = Split()
+    on_nonfinite: Literal["drop", "error"] = "drop"
+
+    @field_validator("samples")
+    @classmethod
+    def _unique_names(cls, samples):
+        names = [s.name for s in samples]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"sample names must be unique; repeated: {repeated}")
+        return samples
+
+
+class FeatureFormat(_Strict):
+    """The word a feature arrives in at the firmware: integer code = round(value / lsb)."""
+
+    lsb: float = Field(gt=0)
+    bits: int = Field(ge=1, le=32)
+    signed: bool = False
+
+
+DEFAULT_FORMATS: dict[str, FeatureFormat] = {
+    "Jet_pt": FeatureFormat(lsb=0.25, bits=14, signed=False),
+    "Jet_eta": FeatureFormat(lsb=ANGLE_LSB, bits=12, signed=True),
+    "Jet_phi": FeatureFormat(lsb=ANGLE_LSB, bits=11, signed=True),
+    "Jet_mass": FeatureFormat(lsb=0.25, bits=12, signed=False),
+    "Jet_chHEF": FeatureFormat(lsb=2.0**-8, bits=9, signed=False),
+    "Jet_neHEF": FeatureFormat(lsb=2.0**-8, bits=9, signed=False),
+    "Jet_chEmEF": FeatureFormat(lsb=2.0**-8, bits=9, signed=False),
+    "Jet_neEmEF": FeatureFormat(lsb=2.0**-8, bits=9, signed=False),
+    "Jet_muEF": FeatureFormat(lsb=2.0**-8, bits=9, signed=False),
+    "Jet_nConstituents": FeatureFormat(lsb=1.0, bits=8, signed=False),
+    # generated track summaries (docs/generation.md): counts saturate at 31, significance at 63.75
+    "Jet_nDispTrk": FeatureFormat(lsb=1.0, bits=5, signed=False),
+    # lifetime-signed significances of prompt tracks (|d0| < 1 mm, clipped at 0): 50 at 20 um, saturate at 63.75
+    "Jet_maxD0Sig": FeatureFormat(lsb=0.25, bits=8, signed=False),
+    "Jet_d0Sig2": FeatureFormat(lsb=0.25, bits=8, signed=False),
+    "Jet_d0Sig3": FeatureFormat(lsb=0.25, bits=8, signed=False),
+    "Jet_dispTrkPt": FeatureFormat(lsb=0.25, bits=12, signed=False),
+}
+# Words of a jet's constituents (qtrigger.inputs.constituent; features.level: constituent).
+CONSTITUENT_FORMATS: dict[str, FeatureFormat] = {
+    "pt": FeatureFormat(lsb=0.25, bits=10, signed=False),  # up to 255.75 GeV
+    "deta": FeatureFormat(lsb=ANGLE_LSB, bits=9, signed=True),  # +-1.1
+    "dphi": FeatureFormat(lsb=ANGLE_LSB, bits=9, signed=True),
+    "charge": FeatureFormat(lsb=1.0, bits=2, signed=True),
+    "class": FeatureFormat(lsb=1.0, bits=3, signed=False),
+    "d0": FeatureFormat(lsb=5e-4, bits=12, signed=True),  # 5 um LSB, +-1.02 cm
+    "dz": FeatureFormat(lsb=0.01, bits=12, signed=True),  # 100 um LSB, +-20.5 cm
+}
+
+
+class FeaturesConfig(_Strict):
+    """Input features and their fixed-point words; shifts are fitted unless given.
+
+    ``level: jet`` (default): one network input row per jet, the ``names`` features.
+    ``level: event``: one row per event (:mod:`qtrigger.inputs.event`): the leading
+    ``event_jets`` seed jets, each with the ``names`` features (``Jet_pt`` is the seed's pT
+    word, ``Jet_phi`` becomes the Delta-phi to the leading jet), then HT and the jet count.
+    ``level: constituent``: one (constituents, features) array per jet for a ``model.form:
+    deepsets`` network; ``names`` are constituent fields (:data:`CONSTITUENT_FORMATS`: pt, deta,
+    dphi, charge, class, d0, dz), read by :mod:`qtrigger.inputs.constituent` from ``JetCand_*``.
+    """
+
+    names: list[str] = Field(default_factory=lambda: list(SEED_FEATURES), min_length=1)
+    formats: dict[str, FeatureFormat] = Field(default_factory=dict)
+    shifts: dict[str, int] | None = None
+    saturation_intended: list[str] = Field(default_factory=list)  # features allowed to saturate > 10 % of jets
+    level: str = "jet"
+    event_jets: int = Field(6, ge=1, le=32)
+
+    @field_validator("level")
+    @classmethod
+    def _registered_level(cls, level: str) -> str:
+        return _registered(level, KNOWN_LEVELS, "input level")
+
+    @model_validator(mode="after")
+    def _event_kinematics(self):
+        if self.level == "event":
+            missing = [n for n in ("Jet_pt", "Jet_eta", "Jet_phi") if n not in self.names]
+            if missing:
+                raise ValueError(f"level event needs {missing} in features.names (pT, eta, Delta-phi per jet slot)")
+        return self
+
+    @model_validator(mode="after")
+    def _constituent_fields(self):
+        if self.level == "constituent":
+            unknown = [n for n in self.names if n not in CONSTITUENT_FORMATS]
+            if unknown:
+                raise ValueError(f"level constituent: {unknown} are not constituent fields; expected names from "
+                                 f"{list(CONSTITUENT_FORMATS)}")
+        return self
+
+    @model_validator(mode="after")
+    def _every_feature_has_a_format(self):
+        defaults = CONSTITUENT_FORMATS if self.level == "constituent" else DEFAULT_FORMATS
+        missing = [n for n in self.names if n not in self.formats and n not in defaults]
+        if missing:
+            raise ValueError(f"no fixed-point format for {missing}; add features.formats.<name>: {{lsb, bits, signed}}")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("feature names must be unique")
+        return self
+
+    @field_validator("shifts", "saturation_intended")
+    @classmethod
+    def _shifts_name_input_features(cls, shifts, info):
+        names = info.data.get("names", [])
+        unknown = [n for n in shifts or {} if n not in names]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not an input feature "
+                             f"(features.names: {', '.join(names)})")
+        return shifts
+
+    @property
+    def jet_branches(self) -> list[str]:
+        """The per-jet branches a run reads as features (a constituent run reads ``JetCand_*`` instead)."""
+        return [] if self.level == "constituent" else list(self.names)
+
+    def format_of(self, name: str) -> FeatureFormat:
+        """The configured format of a feature, else its documented default."""
+        defaults = CONSTITUENT_FORMATS if self.level == "constituent" else DEFAULT_FORMATS
+        return self.formats.get(name) or defaults[name]
+
+
+class ScoreConfig(_Strict):
+    """Multi-class trigger score: logit[plus] (- logit[minus])."""
+
+    plus: str
+    minus: str | None = None
+
+
+class LabelsConfig(_Strict):
+    """Truth labels from a per-jet integer branch."""
+
+    mode: Literal["binary", "multiclass"] = "binary"
+    source: Literal["truth", "sample"] = "truth"
+    branch: str = "Jet_hadronFlavour"
+    signal: list[int] = Field(default_factory=lambda: [5])
+    classes: dict[str, list[int]] | None = None
+    score: ScoreConfig | None = None
+
+    @model_validator(mode="after")
+    def _sample_labels_binary(self):
+        if self.source == "sample" and self.mode != "binary":
+            raise ValueError("labels.source: sample (jets of signal-role samples are signal) needs mode: binary")
+        return self
+
+    @model_validator(mode="after")
+    def _multiclass_complete(self):
+        if self.mode == "multiclass":
+            if not self.classes or len(self.classes) < 2:
+                raise ValueError("multiclass needs labels.classes with at least two classes")
+            if self.score is None:
+                raise ValueError("multiclass needs labels.score.plus (and optionally .minus): no softmax in firmware")
+            for key in (self.score.plus, self.score.minus):
+                if key is not None and key not in self.classes:
+                    raise ValueError(f"labels.score names class {key!r}, not in labels.classes {list(self.classes)}")
+        return self
+
+    def signal_mask(self, labels):
+        """Which jets count as signal (ROC, efficiencies, trigger): binary 1, else the score's ``plus`` class."""
+        import numpy as np
+
+        labels = np.asarray(labels)
+        if self.mode == "binary":
+            return labels == 1
+        return labels == self.class_names.index(self.score.plus)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Names of the output classes in output order."""
+        if self.mode == "binary":
+            return ["signal"]
+        return list(self.classes)

@@ -1,0 +1,90 @@
+"""The whole run config (:class:`RunConfig`) and the checks across its sections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import field_validator, model_validator
+
+from qtrigger.config.base import _Strict
+from qtrigger.config.inputs import DataConfig, FeaturesConfig, LabelsConfig
+from qtrigger.config.training import ModelConfig, PruningConfig, QuantizationConfig, TrainingConfig
+from qtrigger.config.trigger import HLSConfig, TriggerConfig
+from qtrigger.errors import QTriggerError
+from qtrigger.rundir import NAME_PATTERN, NAME_RULE, check_distinct
+
+
+class RunConfig(_Strict):
+    """One run: data → features → labels → model/quantization/pruning → training → trigger → hls."""
+
+    name: str | None = None
+    output_dir: str = "runs"
+    data: DataConfig
+    features: FeaturesConfig = FeaturesConfig()
+    labels: LabelsConfig = LabelsConfig()
+    model: ModelConfig = ModelConfig()
+    quantization: QuantizationConfig = QuantizationConfig()
+    pruning: PruningConfig = PruningConfig()
+    training: TrainingConfig = TrainingConfig()
+    trigger: TriggerConfig = TriggerConfig()
+    hls: HLSConfig = HLSConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _single_component(cls, name):
+        if name is not None and not NAME_PATTERN.match(name):
+            raise ValueError(f"must be {NAME_RULE}")
+        return name
+
+    @model_validator(mode="after")
+    def _level_matches_families(self):
+        event = self.features.level == "event"
+        per_jet = [f for f in self.trigger.families if f in ("jets_tagged", "ht_tagged", "ht_ntag")]
+        if event and self.trigger.enabled and (per_jet or "event_network" not in self.trigger.families):
+            raise ValueError("features.level event: trigger.families must list event_network (and kinematic "
+                             f"jets/ht), not the per-jet families {per_jet}; e.g. [event_network, jets, ht]")
+        if not event and "event_network" in self.trigger.families:
+            raise ValueError("trigger.families event_network needs features.level: event")
+        if not event and self.trigger.preselection is not None:
+            raise ValueError("trigger.preselection is used by event-level runs only (features.level: event)")
+        if self.training.event_weights == "xsec" and not event:
+            raise ValueError("training.event_weights xsec is for event-level runs; per-jet runs use gen_weight")
+        return self
+
+    @model_validator(mode="after")
+    def _constituent_level_is_deepsets(self):
+        constituent = self.features.level == "constituent"
+        if constituent != (self.model.form == "deepsets"):
+            raise ValueError("model.form deepsets and features.level constituent go together (a constituent "
+                             f"network reads (constituents, fields) per jet); got form {self.model.form}, "
+                             f"level {self.features.level}")
+        if constituent and self.hls.rtl_enabled:
+            raise ValueError("features.level constituent: the da4ml RTL stage does not build pooling layers; "
+                             "set hls.rtl: off (hls4ml C-simulation checks the firmware)")
+        return self
+
+    @model_validator(mode="after")
+    def _qat_init_supported(self):
+        if self.training.qat_init == "float_twin" and (
+                self.features.level == "event" or self.model.form == "deepsets" or self.model.batchnorm):
+            raise ValueError("training.qat_init float_twin supports per-jet MLPs without model.batchnorm only")
+        return self
+
+    @model_validator(mode="after")
+    def _one_entry_per_dense_layer(self):
+        expected = len(self.model.dense_widths) + 1
+        for key, entries in (("quantization.layers", self.quantization.layers), ("pruning.layers", self.pruning.layers)):
+            if entries is not None and len(entries) != expected:
+                widths = ("model.phi + model.rho" if self.model.form == "deepsets" else "model.hidden")
+                raise ValueError(f"key {key}: {len(entries)} entries, expected {expected} (one per Dense layer: "
+                                 f"{widths} {self.model.dense_widths}, then the output)")
+        return self
+
+    @model_validator(mode="after")
+    def _separate_outputs(self):
+        if self.name is not None:
+            try:
+                check_distinct(Path(self.output_dir) / self.name, Path(self.hls.output_dir) / self.name)
+            except QTriggerError as err:
+                raise ValueError(str(err)) from None
+        return self
