@@ -63,16 +63,23 @@ def load_jets(config: RunConfig, samples: dict[str, list[str]] | None = None, pr
 def prepare_data(config: RunConfig, progress: bool = False) -> PreparedData:
     """Read, label, split by event, quantize features and fit the power-of-two shifts on train."""
     table = load_jets(config, progress=progress)
-    if config.features.level == "constituent":  # drops (or refuses) jets with NaN/inf constituents first
-        table, cands = finite_constituents(table, config.features, config.model.constituents, config.data)
+    if config.features.level == "constituent":
+        return _prepare_constituents(config, table)
     labels = jet_labels(config, table)
     split = split_by_event(table, config.data.split.train, config.data.split.val, config.data.split.seed)
-    if config.features.level == "constituent":
-        inputs, preprocessor = constituent_inputs(cands, config.features, split.train)
-        return PreparedData(table, labels, split, inputs, preprocessor)
     codes = to_feature_codes(table.features, config.features, table.feature_names)
     preprocessor = Preprocessor.fit(codes[split.train], config.features, table.feature_names, raw=table.features[split.train])
     return PreparedData(table, labels, split, preprocessor.transform(codes), preprocessor)
+
+
+def _prepare_constituents(config: RunConfig, table: JetTable) -> PreparedData:
+    """A constituent run's data: jets with a NaN/inf constituent input dropped (or refused) first, per
+    ``data.on_nonfinite``; then labels, the split by event and the shifts fitted on train."""
+    table, cands = finite_constituents(table, config.features, config.model.constituents, config.data)
+    labels = jet_labels(config, table)
+    split = split_by_event(table, config.data.split.train, config.data.split.val, config.data.split.seed)
+    inputs, preprocessor = constituent_inputs(cands, config.features, split.train)
+    return PreparedData(table, labels, split, inputs, preprocessor)
 
 
 def jet_labels(config: RunConfig, table: JetTable) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.config import FeaturesConfig
+from qtrigger.data import JetTable
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
 from qtrigger.rundir import atomic_write_text
@@ -150,7 +151,7 @@ class Preprocessor:
         return preprocessor
 
 
-def run_inputs(config, table, preprocessor: Preprocessor) -> tuple[object, np.ndarray, dict[str, float]]:
+def run_inputs(config, table: JetTable, preprocessor: Preprocessor) -> tuple[JetTable, np.ndarray, dict[str, float]]:
     """A finished run's network inputs for the jets of ``table`` (read with the run's features): the table
     of the jets they belong to, the inputs and each feature's saturated fraction. Summary features, or
     the jets' constituents for ``features.level: constituent`` runs (jets with a NaN/inf constituent

@@ -284,8 +284,7 @@ def locked_folder(folder: Path, what: str):
         lock.release()
         _remove_if_empty(created)  # folders made only for the lock go with a failure
         raise
-    finally:
-        lock.release()
+    lock.release()
 
 
 def check_replaceable(final: Path, overwrite: bool) -> None:
