@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.data import EventSplit, JetTable, split_by_event
+from qtrigger.data import EventSplit, JetTable, nonfinite_text, split_by_event
 from qtrigger.errors import QTriggerError
 from qtrigger.event_inputs import EventInputs, EventInputSpec, build_event_inputs, check_input_words, read_event_table
 from qtrigger.preprocess import Preprocessor
@@ -339,8 +339,9 @@ def evaluate_event_files(finished, config, files: list[str], csim: bool = True, 
     table = read_event_table(config, {"data": list(files)}, max_events)
     built = build_event_inputs(table, spec)
     x = finished.preprocessor.transform(built.codes)
-    warnings = [f"{name}: {100 * f:.1f} % of the filled entries saturate its input word; check the units of this file"
-                for name, f in built.saturated.items() if f > NARROW_WORD_FRACTION]
+    warnings = [w for w in [nonfinite_text(table)] if w]
+    warnings += [f"{name}: {100 * f:.1f} % of the filled entries saturate its input word; check the units of this file"
+                 for name, f in built.saturated.items() if f > NARROW_WORD_FRACTION]
     for warning in warnings:
         logging.getLogger("qtrigger").warning("evaluate: %s", warning)
     model = finished.load_model("qat")

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.config import RunConfig, config_to_dict, resolve_sample_files
-from qtrigger.data import EventSplit, JetTable, make_labels, read_jets, split_by_event
+from qtrigger.constituents import constituent_inputs, finite_constituents
+from qtrigger.data import EventSplit, JetTable, make_labels, nonfinite_text, read_jets, split_by_event
 from qtrigger.errors import QTriggerError
 from qtrigger.metrics import (
     auc_unavailable_reason,
@@ -26,6 +27,7 @@ from qtrigger.metrics import (
 from qtrigger.preprocess import Preprocessor, run_inputs, saturation_warnings, to_feature_codes
 from qtrigger.results import DataSummary, ModelSummary, RunResult, ScoreMetrics
 from qtrigger.rundir import RTL_PROJECT, write_stamp
+from qtrigger.train import pruning_shortfall
 
 log = logging.getLogger("qtrigger")
 
@@ -62,17 +64,23 @@ def load_jets(config: RunConfig, samples: dict[str, list[str]] | None = None, pr
 def prepare_data(config: RunConfig, progress: bool = False) -> PreparedData:
     """Read, label, split by event, quantize features and fit the power-of-two shifts on train."""
     table = load_jets(config, progress=progress)
+    if config.features.level == "constituent":
+        return _prepare_constituents(config, table)
     labels = jet_labels(config, table)
     split = split_by_event(table, config.data.split.train, config.data.split.val, config.data.split.seed)
-    if config.features.level == "constituent":
-        from qtrigger.constituents import constituent_inputs
-
-        inputs, preprocessor = constituent_inputs(table, config.features, config.model.constituents, split.train,
-                                                  config.data.tree, config.data.step_size)
-        return PreparedData(table, labels, split, inputs, preprocessor)
     codes = to_feature_codes(table.features, config.features, table.feature_names)
     preprocessor = Preprocessor.fit(codes[split.train], config.features, table.feature_names, raw=table.features[split.train])
     return PreparedData(table, labels, split, preprocessor.transform(codes), preprocessor)
+
+
+def _prepare_constituents(config: RunConfig, table: JetTable) -> PreparedData:
+    """A constituent run's data: jets with a NaN/inf constituent input dropped (or refused) first, per
+    ``data.on_nonfinite``; then labels, the split by event and the shifts fitted on train."""
+    table, cands = finite_constituents(table, config.features, config.model.constituents, config.data)
+    labels = jet_labels(config, table)
+    split = split_by_event(table, config.data.split.train, config.data.split.val, config.data.split.seed)
+    inputs, preprocessor = constituent_inputs(cands, config.features, split.train)
+    return PreparedData(table, labels, split, inputs, preprocessor)
 
 
 def jet_labels(config: RunConfig, table: JetTable) -> np.ndarray:
@@ -170,7 +178,8 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
             prepared = prepare_data(config, progress=progress)
             n_classes = 1 if config.labels.mode == "binary" else len(config.labels.class_names)
             _check_trainable(config, prepared, max(2, n_classes))
-        warnings = training_saturation(prepared.preprocessor.saturated_fraction, config.features.saturation_intended)
+        warnings = [w for w in [nonfinite_text(prepared.table)] if w]
+        warnings += training_saturation(prepared.preprocessor.saturated_fraction, config.features.saturation_intended)
         from qtrigger.train import configure_tensorflow
 
         configure_tensorflow(config.training.seed, config.training.threads)
@@ -184,6 +193,7 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
         else:
             result, artefacts = _train_convert_compare(config, prepared, n_classes, staged.run_dir, staged.hls_dir)
         result.hls["project_dir"] = str(hls_dir)
+        warnings += [w for w in [pruning_shortfall(result.model.extra.get("pruning"))] if w]
         if warnings:
             result.extra["warnings"] = warnings
         result.wall_seconds = round(time.perf_counter() - started, 1)
@@ -276,6 +286,8 @@ def _model_summary(qat, network, input_type) -> ModelSummary:
                  "activation_type": str(s.activation_type) if s.activation_type else None} for s in network.stages])
     if getattr(qat, "batchnorm", None) is not None:  # training with folded batch normalization reports it
         summary.extra["batchnorm"] = qat.batchnorm
+    if getattr(qat, "pruning", None) is not None:  # per pruned layer: target and achieved sparsity
+        summary.extra["pruning"] = qat.pruning
     return summary
 
 
@@ -422,10 +434,10 @@ def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress:
 
         return evaluate_event_files(finished, config, list(files), csim=csim, max_events=max_events)
     table = load_jets(config, samples={"data": list(files)}, progress=progress)
-    labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)  # truth, always
     preprocessor = finished.preprocessor
-    x, saturated = run_inputs(config, table, preprocessor)
-    warnings = saturation_warnings(saturated, preprocessor.saturated_fraction)
+    table, x, saturated = run_inputs(config, table, preprocessor)
+    labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)
+    warnings = [w for w in [nonfinite_text(table)] if w] + saturation_warnings(saturated, preprocessor.saturated_fraction)
     for warning in warnings:
         log.warning("evaluate: %s", warning)
     model = finished.load_model("qat")
@@ -489,7 +501,7 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     run_trigger = finished.result.trigger or {}
     table = load_jets(config)
     preprocessor = finished.preprocessor
-    x = run_inputs(config, table, preprocessor)[0]
+    table, x, _ = run_inputs(config, table, preprocessor)
     network = extract_any_network(finished.load_model("qat"))
     everything = np.ones(table.n_jets, bool)
     split = EventSplit(~everything, ~everything, everything, np.full(table.n_events, 2, np.int8))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.config import FeaturesConfig
+from qtrigger.data import JetTable
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
 from qtrigger.rundir import atomic_write_text
@@ -150,15 +151,16 @@ class Preprocessor:
         return preprocessor
 
 
-def run_inputs(config, table, preprocessor: Preprocessor) -> tuple[np.ndarray, dict[str, float]]:
-    """A finished run's network inputs for the jets of ``table`` (read with the run's features) and each
-    feature's saturated fraction: summary features, or the jets' constituents for ``features.level:
-    constituent`` runs."""
+def run_inputs(config, table: JetTable, preprocessor: Preprocessor) -> tuple[JetTable, np.ndarray, dict[str, float]]:
+    """A finished run's network inputs for the jets of ``table`` (read with the run's features): the table
+    of the jets they belong to, the inputs and each feature's saturated fraction. Summary features, or
+    the jets' constituents for ``features.level: constituent`` runs (jets with a NaN/inf constituent
+    input dropped and counted in the returned table, or refused, per ``data.on_nonfinite``)."""
     if config.features.level == "constituent":
-        from qtrigger.constituents import constituent_codes
+        from qtrigger.constituents import finite_constituents
 
-        cands = constituent_codes(table, config.features, config.model.constituents, config.data.tree,
-                                  config.data.step_size)
-        return preprocessor.transform(cands.codes), dict(cands.saturated)
+        table, cands = finite_constituents(table, config.features, config.model.constituents, config.data)
+        return table, preprocessor.transform(cands.codes), dict(cands.saturated)
     codes = to_feature_codes(table.features, config.features, table.feature_names)
-    return preprocessor.transform(codes), saturated_fractions(table.features, config.features, table.feature_names)
+    saturated = saturated_fractions(table.features, config.features, table.feature_names)
+    return table, preprocessor.transform(codes), saturated
