@@ -18,13 +18,13 @@ class ReversedFeaturesLevel(JetLevel):
 
     name = "toy_reversed"
 
-    def fit_inputs(self, config, table, train):
-        inputs, preprocessor = super().fit_inputs(config, table, train)
+    def fit_inputs(self, config, table, source, train):
+        inputs, preprocessor = super().fit_inputs(config, table, source, train)
         return inputs[:, ::-1].copy(), preprocessor
 
     def inputs_of(self, config, table, preprocessor):
-        inputs, saturated = super().inputs_of(config, table, preprocessor)
-        return inputs[:, ::-1].copy(), saturated
+        table, inputs, saturated = super().inputs_of(config, table, preprocessor)
+        return table, inputs[:, ::-1].copy(), saturated
 
 
 def build_linear(n_inputs, n_out, model_cfg, quant_cfg, input_type, quantized=True, seed=1):

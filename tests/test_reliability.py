@@ -85,6 +85,18 @@ Issue 27 (rows "i27"; tests test_i27_*):
 |      | max, TimeDistributed/3-D QDense, functional/Sequential,| slots give φ(0); 0 mismatches on jets with all-padding|  (hls4ml compiles: slow)               |
 |      | no input quantizer; a 0/1 mask multiplied after φ bias | and one-constituent jets and on stress jets; mask kept|                                        |
 |      |                                                        | in firmware; twice-multiplied mask refused in 1 line  |                                        |
+| DS08 | constituent run, NaN JetCand_d0 / inf JetCand_pt       | affected jets dropped, counted per branch (warning in | test_i27_constituent_nonfinite_        |
+|      |                                                        | terminal, report.md, metrics.json); inputs in range   | dropped_and_counted                    |
+| DS09 | the same with data.on_nonfinite=error                  | exit 2 naming file, jet count and branches            | test_i27_constituent_nonfinite_error_* |
+| EV07 | event run, features.shifts={Jet_pt: 3} / {j0_pt: 3}    | every jet slot's pT input gets 3 (was exit 3) / one   | test_i27_event_shifts_per_jet_branch   |
+|      |                                                        | line giving the jet-branch spelling                   |                                        |
+| QL09 | pruning.layers=[0.999, 0.999], 5 steps < frequency 50  | warning with the achieved sparsity per layer and the  | test_i27_unreachable_sparsity_*,       |
+|      |                                                        | schedule's reach (terminal, report.md, metrics.json)  | test_i27_short_run_pruning_* (slow)    |
+| GN12 | data generate --jet-pt-min / --jet-eta-max nan, ...    | exit 2 naming the option, before Pythia; no file      | test_i27_generator_options_validated_* |
+| GN03 | --pileup 1e6; SIGTERM during pileup generation         | exit 2 "mu <= 400" (200 accepted); pileup in sub-     | test_i27_generator_options_validated_*,|
+|      |                                                        | batches (same sample): exit 130 within seconds, no    | test_i27_pileup_in_sub_batches_*,      |
+|      |                                                        | .parts folder left                                    | test_i27_generate_with_pileup_* (slow) |
+| SC08 | second scan into a folder whose scan is running        | exit 2 "locked by <host>:<pid>", before any trial     | test_i27_second_scan_into_a_locked_*   |
 """
 
 import errno
@@ -1365,3 +1377,283 @@ def test_i27_evaluate_refuses_a_target_above_the_background_total_rate(tmp_path,
     with pytest.raises(QTriggerError, match=r"^key trigger.target_rate_hz: 100000 Hz is not below the total rate of "
                                             r"the rate sample, 173.617 Hz \(L 2e\+34"):
         check_run_inputs(validate_config(raw))
+DEEPSETS_CONFIG = REPO / "configs" / "l1_bjet_deepsets.yaml"
+
+
+def make_constituent_file(path: Path, n_events: int = 400, mutate=None) -> str:
+    """The first events of the shipped ttbar sample with jets, constituents and PV_z, ``mutate(cands)`` applied."""
+    import awkward as ak
+    import uproot
+
+    with uproot.open(REPO / "data" / "default" / "ttbar.root") as handle:
+        events = handle["Events"].arrays(entry_stop=n_events)
+        runs_arrays = handle["Runs"].arrays(library="np")
+    jets = {name[4:]: events[name] for name in events.fields if name.startswith("Jet_")}
+    cands = {name[8:]: events[name] for name in events.fields if name.startswith("JetCand_")}
+    if mutate:
+        mutate(cands)
+    with uproot.recreate(path) as out:
+        out.mktree("Events", {"event": events["event"], "genWeight": events["genWeight"], "PV_z": events["PV_z"],
+                              "Jet": ak.zip(jets), "JetCand": ak.zip(cands)},
+                   counter_name=lambda counted: "n" + counted, field_name=lambda outer, inner: f"{outer}_{inner}")
+        out.mktree("Runs", dict(runs_arrays))
+    return str(path)
+
+
+def poison_candidates(cands) -> None:
+    """NaN d0 on every candidate of events 0-4, +inf pT on every candidate of events 5-7."""
+    import awkward as ak
+
+    counts = ak.num(cands["d0"])
+    event = np.repeat(np.arange(len(counts)), ak.to_numpy(counts))
+    for name, events, value in (("d0", event < 5, np.nan), ("pt", (event >= 5) & (event < 8), np.inf)):
+        flat = ak.to_numpy(ak.flatten(cands[name])).astype(np.float32).copy()
+        flat[events] = value
+        cands[name] = ak.unflatten(flat, counts)
+
+
+def affected_jets(path: str, table) -> dict[str, int]:
+    """Selected jets of ``table`` with a charged candidate in events 0-4 (d0) / any candidate in events 5-7 (pt)."""
+    import awkward as ak
+    import uproot
+
+    with uproot.open(path) as handle:
+        c = handle["Events"].arrays(["JetCand_jetIdx", "JetCand_charge"])
+    counts = ak.to_numpy(ak.num(c["JetCand_jetIdx"]))
+    event = np.repeat(np.arange(len(counts)), counts)
+    jet = ak.to_numpy(ak.flatten(c["JetCand_jetIdx"])).astype(np.int64)
+    charged = ak.to_numpy(ak.flatten(c["JetCand_charge"])) != 0
+    selected = set(zip(table.event_entry[table.event].tolist(), table.jet_index.tolist()))
+
+    def count(cands):
+        return len({(e, j) for e, j in zip(event[cands].tolist(), jet[cands].tolist())} & selected)
+
+    return {"JetCand_d0": count((event < 5) & charged), "JetCand_pt": count((event >= 5) & (event < 8))}
+
+
+def constituent_config(path: str, tmp_path: Path, *overrides: str):
+    from qtrigger.config import load_config
+
+    return load_config(DEEPSETS_CONFIG, [f"data.samples=[{{name: ttbar, files: [{path}], role: signal}}]",
+                                         f"output_dir={tmp_path / 'runs'}", f"hls.output_dir={tmp_path / 'hls'}",
+                                         *overrides])
+
+
+def test_i27_constituent_nonfinite_dropped_and_counted(tmp_path):
+    """DS08: NaN d0 / inf pT candidates drop their jets (counted per branch), never reach a network input."""
+    from qtrigger.data.reader import nonfinite_text
+    from qtrigger.inputs.codes import feature_code_range
+    from qtrigger.levels.jet import load_jets
+    from qtrigger.runs.pipeline import prepare_data
+
+    path = make_constituent_file(tmp_path / "poison.root", mutate=poison_candidates)
+    config = constituent_config(path, tmp_path)
+    clean = load_jets(config)
+    expected = affected_jets(path, clean)
+    assert expected["JetCand_d0"] >= 5 and expected["JetCand_pt"] >= 3
+    prepared = prepare_data(config)
+    dropped = expected["JetCand_d0"] + expected["JetCand_pt"]
+    assert prepared.table.dropped_nonfinite == dropped and prepared.table.n_jets == clean.n_jets - dropped
+    assert prepared.table.nonfinite == expected
+    assert nonfinite_text(prepared.table) == (
+        f"dropped {dropped} jets with NaN/inf inputs (data.on_nonfinite=drop; JetCand_d0: {expected['JetCand_d0']} "
+        f"jets, JetCand_pt: {expected['JetCand_pt']} jets)")
+    assert len(prepared.inputs) == len(prepared.labels) == prepared.table.n_jets
+    codes = prepared.inputs * np.exp2(prepared.preprocessor.shifts)
+    for column, name in enumerate(prepared.preprocessor.names):
+        fmt = config.features.format_of(name)
+        lo, hi = feature_code_range(fmt.bits, fmt.signed)
+        assert lo <= codes[..., column].min() and codes[..., column].max() <= hi, name  # d0 was -2**31 before
+
+
+def test_i27_constituent_nonfinite_error_names_file_branch_count(tmp_path, qtrigger_cli):
+    """DS09: data.on_nonfinite=error applies to constituents: one line naming file, branches and counts, exit 2."""
+    from qtrigger.levels.jet import load_jets
+
+    path = make_constituent_file(tmp_path / "poison.root", mutate=poison_candidates)
+    config = constituent_config(path, tmp_path)
+    expected = affected_jets(path, load_jets(config))
+    config_file = write_yaml(tmp_path / "c.yaml", yaml.safe_load(DEEPSETS_CONFIG.read_text()))
+    result = qtrigger_cli("run", config_file, "--set", f"data.samples=[{{name: ttbar, files: [{path}], role: signal}}]",
+                          "--set", "data.on_nonfinite=error", "--set", f"output_dir={tmp_path / 'runs'}",
+                          "--set", f"hls.output_dir={tmp_path / 'hls'}")
+    assert result.returncode == 2
+    assert error_line(result) == (
+        f"qtrigger: error: {path}: {sum(expected.values())} jets have NaN/inf constituents (data.on_nonfinite=error): "
+        f"JetCand_d0: {expected['JetCand_d0']} jets, JetCand_pt: {expected['JetCand_pt']} jets")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "hls").exists()
+
+
+def test_i27_event_shifts_per_jet_branch(tmp_path):
+    """EV07: features.shifts of an event run name jet branches (every slot) or ht/n_jets; slot names are refused."""
+    from qtrigger.config import load_config
+    from qtrigger.runs.pipeline import prepare_data as prepare_event_data
+
+    config_file = REPO / "configs" / "l1_ttbar_event.yaml"
+    samples = ("data.samples=[{name: ttbar, files: [data/default/ttbar.root], role: signal}, "
+               "{name: qcd, files: [data/train/qcd_bins/*.root], role: background}]")
+    def fitted(*overrides):
+        prepared = prepare_event_data(load_config(config_file, ["data.max_events=1500", samples, *overrides]))
+        return dict(zip(prepared.preprocessor.names, prepared.preprocessor.shifts))
+
+    free = fitted()
+    given = {**{f"j{k}_pt": 3 for k in range(6)}, **{f"j{k}_dphi": 1 for k in range(6)}, "ht": 2}
+    assert all(free[name] != shift for name, shift in given.items())
+    assert fitted("features.shifts={Jet_pt: 3, Jet_phi: 1, ht: 2}") == {**free, **given}  # the others still fitted
+    with pytest.raises(QTriggerError, match=r"l1_ttbar_event.yaml: key features.shifts: j0_pt is an event input name; with "
+                                            r"features.level event a shift is set per jet branch and applies to every "
+                                            r"jet slot \(e.g. Jet_pt: 3 for j0_pt, j1_pt, ...\), or for ht and n_jets"):
+        load_config(config_file, ["features.shifts={j0_pt: 3}"])
+    with pytest.raises(QTriggerError, match=r"key features.shifts: ht is not an input feature"):
+        load_config(REPO / "configs" / "l1_bjet_small.yaml", ["features.shifts={ht: 2}"])
+
+
+def test_i27_unreachable_sparsity_warned_with_achieved_per_layer():
+    """QL09: 5 training steps with pruning.frequency 50 never prune: the achieved sparsity per layer is recorded
+    and warned about (the run puts the warning in the terminal, report.md and metrics.json)."""
+    from qtrigger.config import ModelConfig, PruningConfig, QuantizationConfig, TrainingConfig
+    from qtrigger.fixedpoint import FixedType
+    from qtrigger.models.build import build_model
+    from qtrigger.models.train import pruning_shortfall, train
+    from qtrigger.runs.report import render_report, warnings_text
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(800, 4))
+    y = (x[:, 0] + 0.3 * rng.normal(size=800) > 0).astype(np.int64)
+    model = build_model(4, 1, ModelConfig(hidden=[8]), QuantizationConfig(), FixedType(8, 4, True), True, seed=1)
+    cfg = TrainingConfig(epochs=1, batch_size=128, verbose=False)
+    pruning = PruningConfig(layers=[0.999, 0.999])
+    result = train(model, x[:640], y[:640], x[640:], y[640:], 1, cfg, pruning)
+    layers = result.pruning["layers"]
+    assert [(layer["weights"], layer["target"], layer["achieved"]) for layer in layers] == [(32, 0.999, 0.0),
+                                                                                           (8, 0.999, 0.0)]
+    kernels = [w for layer in result.model.layers for w in layer.get_weights()[:1] if w.ndim == 2]
+    assert [float(np.mean(k == 0)) for k in kernels] == [0.0, 0.0]  # the saved weights: nothing pruned
+    warning = pruning_shortfall(result.pruning)
+    assert warning == (f"pruning fell short of its target: zero weights {layers[0]['name']} 0.0 % (target 99.9 %), "
+                       f"{layers[1]['name']} 0.0 % (target 99.9 %); the pruning schedule updates its masks every "
+                       "pruning.frequency=50 steps from step 0 to 3 of 5 training steps (1 epochs x 5), reaching 0 % "
+                       "of each target sparsity: a pruning.frequency dividing 3 (e.g. 3) reaches it, or train longer")
+    reachable = train(model, x[:640], y[:640], x[640:], y[640:], 1, cfg, PruningConfig(layers=[0.5, 0.5], frequency=1))
+    assert [layer["achieved"] for layer in reachable.pruning["layers"]] == [0.5, 0.5]
+    assert pruning_shortfall(reachable.pruning) is None
+    run = FinishedRun.load(V01_RUN)
+    run.result.extra["warnings"] = [warning]
+    assert warnings_text(run.result) == f"WARNING: {warning}\n"
+    assert f"- **Warning:** {warning}" in render_report(run.config, run.result)
+
+
+@pytest.mark.slow
+def test_i27_short_run_pruning_warning_in_metrics_and_report(trained_run):
+    """QL09 end to end: the shared short run (2 epochs, pruning.frequency 50) cannot prune; metrics.json and
+    report.md say so with the achieved sparsity per layer."""
+    run_dir, _ = trained_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    layers = metrics["model"]["pruning"]["layers"]
+    assert [layer["achieved"] for layer in layers] == [0.0] * len(layers) and len(layers) == 3
+    warning = [w for w in metrics["warnings"] if w.startswith("pruning fell short of its target")]
+    assert len(warning) == 1 and f"{layers[0]['name']} 0.0 % (target 50.0 %)" in warning[0]
+    assert f"- **Warning:** {warning[0]}" in (run_dir / "report.md").read_text()
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--jet-pt-min", "nan", "--jet-pt-min must be a finite jet pT cut >= 0 GeV, got nan"),
+    ("--jet-eta-max", "nan", "--jet-eta-max must be a finite jet |eta| cut > 0, got nan"),
+    ("--jet-eta-max", "inf", "--jet-eta-max must be a finite jet |eta| cut > 0, got inf"),
+    ("--pthat-min", "nan", "--pthat-min must be a finite pTHat cut >= 0 GeV, got nan"),
+    ("--bias-pow", "nan", "--bias-pow must be a finite power, got nan"),
+    ("--pileup", "1e6", "--pileup must be a finite mean number of interactions in 0..400 (mu <= 400), got 1000000.0"),
+])
+def test_i27_generator_options_validated_before_pythia(tmp_path, qtrigger_cli, monkeypatch, flag, value, message):
+    """GN12, GN03: NaN/inf cuts and mu > 400 are refused in one line before Pythia starts; nothing is written."""
+    import qtrigger.generate as generate
+
+    def no_pythia():
+        raise AssertionError("Pythia was started")
+
+    monkeypatch.setattr(generate, "import_generators", no_pythia)
+    result = qtrigger_cli("data", "generate", "--process", "qcd", "--events", "5", flag, value,
+                          "-o", tmp_path / "gen.root")
+    assert result.returncode == 2 and error_line(result) == f"qtrigger: error: {message}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_i27_pileup_in_sub_batches_is_the_same_sample():
+    """GN03: mu = 200 stays accepted; pileup comes from Pythia in sub-batches (signals are handled between
+    them) and a bounded number of hard events per batch, with the particles of one call."""
+    pytest.importorskip("pythia8mc", reason="generator extra not installed")
+    from qtrigger.generate import _validate
+    from qtrigger.generate.events import (
+        _flat_particles,
+        import_generators,
+        make_pythia,
+        next_batch,
+        pileup_batch_size,
+        pileup_particles,
+        process_settings,
+    )
+
+    _validate("qcd", [5], 1, None, 200.0, None, 500, 20.0, 2.5, None, 500, 0)  # mu = 200: accepted
+    assert [pileup_batch_size(500, mu) for mu in (0, 10, 200, 400)] == [500, 500, 25, 12]
+    pythia8mc, _ = import_generators()
+    one = _flat_particles(next_batch(make_pythia(pythia8mc, process_settings("minbias"), 11), 30),
+                          fields=("id", "status"), vertex=True)
+    split = pileup_particles(make_pythia(pythia8mc, process_settings("minbias"), 11), 30, sub_batch=7)
+    assert one.keys() == split.keys()
+    assert all(np.array_equal(one[k], split[k]) for k in one)
+
+
+@pytest.mark.slow
+def test_i27_generate_with_pileup_stops_on_sigterm(tmp_path):
+    """GN03: SIGTERM during pileup generation (mu = 400, one batch of 50 events was one 40 s Pythia call) is
+    handled within seconds: exit 130, nothing left behind."""
+    pytest.importorskip("pythia8mc", reason="generator extra not installed")
+    output = tmp_path / "out" / "gen.root"
+    output.parent.mkdir()
+    proc = subprocess.Popen([*PY, "data", "generate", "--process", "qcd", "--events", "50", "--pileup", "400",
+                             "--workers", "0", "-o", str(output)], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=dict(os.environ, PYTHONPATH=str(REPO), QTRIGGER_NATIVE_LOGS="1"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(output.parent.iterdir()):
+        time.sleep(0.2)
+    time.sleep(4)  # Pythia initialised, inside the first batch's pileup
+    proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and time.monotonic() - sent < 10, err
+    assert "terminated" in err and "Traceback" not in err
+    assert list(output.parent.iterdir()) == []
+
+
+def test_i27_second_scan_into_a_locked_folder_refused(tmp_path, default_sample, qtrigger_cli, monkeypatch):
+    """SC08: a scan holds its folder's lock (as a run does): a second scan of the same folder is refused in one
+    line naming the holder, exit 2, before any trial or cluster."""
+    import qtrigger.scan.runner as runner
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started")
+
+    base = small_config_dict(default_sample, tmp_path, training={"epochs": 1})
+    write_yaml(tmp_path / "base.yaml", base)
+    scan_file = write_yaml(tmp_path / "scan.yaml", {"name": "twin", "base": "base.yaml", "output_dir": str(tmp_path / "scans"),
+                                                    "axes": {"quantization.weight_bits": [4, 6]}})
+    monkeypatch.setattr(runner, "_client", no_cluster)
+    code = ("import sys, time; from qtrigger.rundir import OutputLock; "
+            f"l = OutputLock({str(tmp_path / 'scans')!r}, 'twin'); assert l.acquire(); print('held', flush=True); "
+            "time.sleep(60)")
+    (tmp_path / "scans").mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = qtrigger_cli("scan", scan_file, "--no-progress")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 2
+    assert error_line(result) == (f"qtrigger: error: {tmp_path / 'scans' / 'twin'} is locked by "
+                                  f"{os.uname().nodename}:{holder.pid} (another qtrigger scan of 'twin' is running)")
+    assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == [".twin.lock"]  # the holder's; no scan folder

@@ -61,7 +61,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run on an existing Dask scheduler, e.g. tcp://host:8786 (shared filesystem needed)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="legacy: K parts seeded seed*1000+k (reproduces samples made with --jobs)")
-    parser.add_argument("--pileup", type=float, default=0.0, metavar="MU", help="mean pileup interactions (default 0)")
+    parser.add_argument("--pileup", type=float, default=0.0, metavar="MU", help="mean pileup interactions, at most 400 (default 0)")
     parser.add_argument("--jet-pt-min", type=float, default=20.0, help="jet pt cut [GeV] (default 20)")
     parser.add_argument("--jet-eta-max", type=float, default=2.5, help="jet |eta| cut (default 2.5)")
     parser.add_argument("--d0-resolution-um", type=float, default=None, metavar="UM",

@@ -3,6 +3,7 @@ input level) and ``labels``."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -101,6 +102,11 @@ CONSTITUENT_FORMATS: dict[str, FeatureFormat] = {
 }
 
 
+EVENT_SUMMARY_INPUTS = ("ht", "n_jets")  # event inputs that are no jet slot's (qtrigger.inputs.event)
+EVENT_SLOT_INPUT = re.compile(r"^j\d+_\w+$")  # a jet slot's event input name: j0_pt, j2_dphi, ...
+MAX_SHIFT = 24  # a larger power-of-two shift would push every code below the input type's resolution
+
+
 class FeaturesConfig(_Strict):
     """Input features and their fixed-point words; shifts are fitted unless given.
 
@@ -115,9 +121,10 @@ class FeaturesConfig(_Strict):
 
     names: list[str] = Field(default_factory=lambda: list(SEED_FEATURES), min_length=1)
     formats: dict[str, FeatureFormat] = Field(default_factory=dict)
+    level: str = "jet"  # before shifts: their validator reads it
+    # value = code * 2**-shift; level event: per jet branch (every jet slot's input of it), ht, n_jets
     shifts: dict[str, int] | None = None
     saturation_intended: list[str] = Field(default_factory=list)  # features allowed to saturate > 10 % of jets
-    level: str = "jet"
     event_jets: int = Field(6, ge=1, le=32)
 
     @field_validator("level")
@@ -156,10 +163,26 @@ class FeaturesConfig(_Strict):
     @classmethod
     def _shifts_name_input_features(cls, shifts, info):
         names = info.data.get("names", [])
-        unknown = [n for n in shifts or {} if n not in names]
+        event = info.data.get("level") == "event" and info.field_name == "shifts"
+        allowed = [*names, *EVENT_SUMMARY_INPUTS] if event else names
+        unknown = [n for n in shifts or {} if n not in allowed]
+        slot_names = [n for n in unknown if EVENT_SLOT_INPUT.match(n)]
+        if event and slot_names:
+            raise ValueError(f"{slot_names[0]} is an event input name; with features.level event a shift is set per "
+                             f"jet branch and applies to every jet slot (e.g. Jet_pt: 3 for j0_pt, j1_pt, ...), or for "
+                             f"{' and '.join(EVENT_SUMMARY_INPUTS)} (features.names: {', '.join(names)})")
         if unknown:
             raise ValueError(f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not an input feature "
-                             f"(features.names: {', '.join(names)})")
+                             f"(features.names: {', '.join(names)}{', ht, n_jets' if event else ''})")
+        return shifts
+
+    @field_validator("shifts")
+    @classmethod
+    def _shifts_in_range(cls, shifts):
+        bad = {n: s for n, s in (shifts or {}).items() if not 0 <= s <= MAX_SHIFT}
+        if bad:
+            name, value = next(iter(bad.items()))
+            raise ValueError(f"{name}: {value} is not a shift in 0..{MAX_SHIFT} (value = code * 2**-shift)")
         return shifts
 
     @property

@@ -44,6 +44,9 @@ class JetTable:
     samples: list[str]
     dropped_nonfinite: int = 0
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    nonfinite: dict[str, int] = field(default_factory=dict)  # per branch: dropped jets with NaN/inf in it
+    nonfinite_events: np.ndarray | None = None  # events that lost a jet to data.on_nonfinite=drop
+    nonfinite_unit: str = "jets"  # what dropped_nonfinite counts: "jets", or "events" (event-level inputs)
 
     @property
     def n_jets(self) -> int:
@@ -85,7 +88,41 @@ class JetTable:
             samples=self.samples,
             dropped_nonfinite=self.dropped_nonfinite,
             extra={k: v[jet_mask] for k, v in self.extra.items()},
+            nonfinite=dict(self.nonfinite),
+            nonfinite_events=self.nonfinite_events,
+            nonfinite_unit=self.nonfinite_unit,
         )
+
+    def without_events(self, events: np.ndarray) -> "JetTable":
+        """The table without ``events`` (indexes) and their jets; the other events are renumbered."""
+        keep = np.ones(self.n_events, bool)
+        keep[np.asarray(events, np.int64)] = False
+        table = self.subset(keep[self.event])
+        table.event = (np.cumsum(keep) - 1)[table.event]
+        for name in ("event_sample", "event_weight", "event_file", "event_entry"):
+            setattr(table, name, getattr(self, name)[keep])
+        table.nonfinite_events = None
+        return table
+
+    def drop_nonfinite_events(self) -> "JetTable":
+        """Event-level inputs: without every event that lost a jet to ``data.on_nonfinite=drop`` (its slots would
+        be filled by the next jets, which the trigger would not see there); ``dropped_nonfinite`` counts events."""
+        events = np.unique(self.nonfinite_events if self.nonfinite_events is not None else np.zeros(0, np.int64))
+        if not len(events):
+            self.nonfinite_unit = "events"
+            return self
+        table = self.without_events(events)
+        table.dropped_nonfinite, table.nonfinite_unit = len(events), "events"
+        return table
+
+    def drop_nonfinite(self, jets: np.ndarray, by_branch: dict[str, int]) -> "JetTable":
+        """The table without the ``jets`` (mask) whose inputs hold NaN/inf, counted per branch
+        (``data.on_nonfinite=drop`` for inputs read after the jets, e.g. constituents)."""
+        table = self.subset(~jets)
+        table.dropped_nonfinite += int(jets.sum())
+        for branch, count in by_branch.items():
+            table.nonfinite[branch] = table.nonfinite.get(branch, 0) + int(count)
+        return table
 
 
 def open_events_tree(path: str, tree: str = "Events"):
@@ -170,6 +207,7 @@ def read_jets(
                 flat = _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight[path], cut, path)
                 n_events = len(flat["event_weight"])
                 flat["event"] += event_offset
+                flat["nonfinite_event"] += event_offset
                 flat["event_sample"] = np.full(n_events, sample_index, np.int16)
                 flat["event_file"] = np.full(n_events, file_index, np.int32)
                 event_offset += n_events
@@ -177,9 +215,10 @@ def read_jets(
                     remaining -= n_events
                 parts.append(flat)
     table = _concatenate(parts, feature_names, files, list(samples))
-    table.dropped_nonfinite = cut.dropped_nonfinite
+    table.dropped_nonfinite, table.nonfinite = cut.dropped_nonfinite, dict(cut.by_branch)
+    table.nonfinite_events = np.concatenate([p["nonfinite_event"] for p in parts]) if parts else np.zeros(0, np.int64)
     if cut.dropped_nonfinite:
-        log.warning("dropped %d jets with NaN/inf features", cut.dropped_nonfinite)
+        log.warning("%s", nonfinite_text(table))
     if table.n_jets == 0:
         raise QTriggerError(
             f"selection pt > {pt_min:g} GeV and |eta| < {abs_eta_max:g} keeps no jets "
@@ -197,18 +236,48 @@ class _JetCut:
     on_nonfinite: str
     input_jets: int = 0
     dropped_nonfinite: int = 0
+    by_branch: dict[str, int] = field(default_factory=dict)
 
-    def mask(self, features: np.ndarray, pt: np.ndarray, eta: np.ndarray, path: str) -> np.ndarray:
-        """Jets passing pT/eta with finite features; counts (or rejects) non-finite ones."""
+    def mask(self, features: np.ndarray, pt: np.ndarray, eta: np.ndarray, path: str,
+             names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Jets passing pT/eta with finite features, and the dropped non-finite ones (counted per branch,
+        or refused with ``on_nonfinite="error"``)."""
         self.input_jets += len(pt)
         finite_kinematics = np.isfinite(pt) & np.isfinite(eta)
         finite = np.isfinite(features).all(axis=1) & finite_kinematics
         kinematic = (pt > self.pt_min) & (np.abs(eta) < self.abs_eta_max)
         bad = ~finite & (kinematic | ~finite_kinematics)  # a NaN pT or eta would otherwise fail the cut unseen
-        if bad.any() and self.on_nonfinite == "error":
-            raise QTriggerError(f"{path}: {int(bad.sum())} jets have NaN/inf features (data.on_nonfinite=error)")
+        if not bad.any():
+            return finite & kinematic, bad
+        columns = {"Jet_pt": pt, "Jet_eta": eta}
+        columns.update(zip(names or [], features.T))
+        by_branch = {b: int((~np.isfinite(v[bad])).sum()) for b, v in columns.items()}
+        by_branch = {b: n for b, n in by_branch.items() if n}
+        check_nonfinite(path, int(bad.sum()), by_branch, self.on_nonfinite, "features")
         self.dropped_nonfinite += int(bad.sum())
-        return finite & kinematic
+        for branch, count in by_branch.items():
+            self.by_branch[branch] = self.by_branch.get(branch, 0) + count
+        return finite & kinematic, bad
+
+
+def branch_counts(by_branch: dict[str, int]) -> str:
+    """``Jet_eta: 7 jets, Jet_pt: 2 jets`` (a jet may count under several branches)."""
+    return ", ".join(f"{b}: {n} jets" for b, n in sorted(by_branch.items()))
+
+
+def check_nonfinite(path: str, n_jets: int, by_branch: dict[str, int], on_nonfinite: str, what: str) -> None:
+    """With ``data.on_nonfinite=error``, one line naming the file, the count and the branches."""
+    if n_jets and on_nonfinite == "error":
+        raise QTriggerError(f"{path}: {n_jets} jets have NaN/inf {what} (data.on_nonfinite=error): "
+                            f"{branch_counts(by_branch)}")
+
+
+def nonfinite_text(table: "JetTable") -> str:
+    """What ``data.on_nonfinite=drop`` dropped, for the terminal and report.md ('' when nothing)."""
+    if not table.dropped_nonfinite:
+        return ""
+    return (f"dropped {table.dropped_nonfinite} {table.nonfinite_unit} with NaN/inf inputs (data.on_nonfinite=drop; "
+            f"{branch_counts(table.nonfinite)})")
 
 
 def _iterate_file(path, tree, branches, step_size, max_entries, progress, threads=1):
@@ -250,7 +319,7 @@ def _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight,
     features = np.empty((len(columns["Jet_pt"]), len(feature_names)), np.float32)
     for index, name in enumerate(feature_names):
         features[:, index] = columns[name]
-    keep = cut.mask(features, columns["Jet_pt"], columns["Jet_eta"], path)
+    keep, dropped = cut.mask(features, columns["Jet_pt"], columns["Jet_eta"], path, feature_names)
     local_event = np.repeat(np.arange(n_events, dtype=np.int64), counts)
     jet_index = (np.arange(len(local_event)) - np.repeat(np.cumsum(counts) - counts, counts)).astype(np.int32)
     weight = ak.to_numpy(chunk[WEIGHT_BRANCH]).astype(np.float64) if has_weight else np.ones(n_events)
@@ -264,6 +333,7 @@ def _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight,
         "jet_index": jet_index[keep],
         "event_weight": weight,
         "event_entry": np.arange(entry_start, entry_start + n_events, dtype=np.int64),
+        "nonfinite_event": np.unique(local_event[dropped]),
     }
 
 

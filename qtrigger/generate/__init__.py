@@ -32,6 +32,7 @@ from qtrigger.generate.events import (  # noqa: F401  (PROCESSES and the physics
     make_pythia,
     merge_inputs,
     next_batch,
+    pileup_batch_size,
     pileup_inputs,
     process_settings,
     to_awkward,
@@ -56,6 +57,7 @@ PILEUP_SEED_OFFSET = 450_000_000
 SEED_STRIDE = 1_000_000  # chunk seed = seed * SEED_STRIDE + bin * BIN_STRIDE + chunk
 BIN_STRIDE = 10_000
 MAX_BINS = SEED_STRIDE // BIN_STRIDE
+MAX_PILEUP = 400.0  # mean interactions per crossing: HL-LHC is ~200; beyond 400 one event alone takes minutes
 DEFAULT_CHUNK_SIZE = 500
 
 
@@ -84,9 +86,9 @@ def _generate_part(spec: dict) -> dict:
     counts = {"events": 0, "jets": 0, "sumw": 0.0, "sumw2": 0.0, "flavour": {0: 0, 4: 0, 5: 0}}
     file, events_tree, runs_tree = open_output(spec["path"], spec["compression"], spec.get("candidates", True))
     with file:
-        done = 0
+        done, batch_size = 0, pileup_batch_size(spec["batch_size"], spec["pileup"])
         while done < spec["n_events"]:
-            n = min(spec["batch_size"], spec["n_events"] - done)
+            n = min(batch_size, spec["n_events"] - done)
             batch = next_batch(pythia, n)
             weight = ak.to_numpy(batch["info"]["weights"][:, 0]).astype(np.float64)
             pthat = np.sqrt(ak.to_numpy(batch["info"]["pT2Hat"]).astype(np.float64))
@@ -293,16 +295,32 @@ def _validate(process, events_per_bin, seed, jobs, pileup, bias_pow, batch_size,
     if not 1 <= seed <= max_seed:
         scheme = f"jobs={jobs}" if jobs is not None else "chunked seeds"
         raise QTriggerError(f"seed must be in 1..{max_seed} for {scheme}, got {seed}")
-    if pileup < 0 or not math.isfinite(pileup):
-        raise QTriggerError(f"pileup must be a finite number >= 0, got {pileup}")
+    if not (math.isfinite(pileup) and 0 <= pileup <= MAX_PILEUP):
+        raise QTriggerError(f"--pileup must be a finite mean number of interactions in 0..{MAX_PILEUP:g} "
+                            f"(mu <= {MAX_PILEUP:g}), got {pileup}")
     if bias_pow is not None and process not in ("qcd", "wjets"):
         raise QTriggerError(f"--bias-pow applies to pTHat-generated processes (qcd, wjets), not {process}")
-    if jet_pt_min < 0 or jet_eta_max <= 0:
-        raise QTriggerError(f"jet cuts must be pt_min >= 0 and eta_max > 0, got {jet_pt_min}, {jet_eta_max}")
+    _check_cuts(jet_pt_min, jet_eta_max, bias_pow)
     for name, value in (("--d0-resolution-um", d0_resolution_um), ("--z0-resolution-um", z0_resolution_um)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise QTriggerError(f"{name} must be a finite resolution > 0 um (omit it for the pT-dependent "
                                 f"default), got {value}")
+
+
+def _check_cuts(jet_pt_min, jet_eta_max, bias_pow) -> None:
+    """Jet cuts and the pTHat bias power: finite numbers in range (a NaN cut would keep no jet, silently)."""
+    if not (math.isfinite(jet_pt_min) and jet_pt_min >= 0):
+        raise QTriggerError(f"--jet-pt-min must be a finite jet pT cut >= 0 GeV, got {jet_pt_min}")
+    if not (math.isfinite(jet_eta_max) and jet_eta_max > 0):
+        raise QTriggerError(f"--jet-eta-max must be a finite jet |eta| cut > 0, got {jet_eta_max}")
+    if bias_pow is not None and not math.isfinite(bias_pow):
+        raise QTriggerError(f"--bias-pow must be a finite power, got {bias_pow}")
+
+
+def _check_pthat_min(process: str, pthat_min) -> None:
+    """The pTHat cut of an unbinned qcd/wjets sample: a finite number >= 0 GeV."""
+    if process in ("qcd", "wjets") and not (math.isfinite(pthat_min) and pthat_min >= 0):
+        raise QTriggerError(f"--pthat-min must be a finite pTHat cut >= 0 GeV, got {pthat_min}")
 
 
 def _check_outputs(outputs: list[Path], overwrite: bool) -> None:
@@ -373,6 +391,7 @@ def generate_sample(
     _validate(process, counts, seed, jobs, pileup, bias_pow, batch_size, jet_pt_min, jet_eta_max,
               bins, chunk_size, workers, d0_resolution_um, z0_resolution_um)
     if bins is None:
+        _check_pthat_min(process, pthat_min)
         bins = [(applied_pthat_min(process, pthat_min), math.inf)]
     elif len(counts) == 1:
         counts = counts * len(bins)

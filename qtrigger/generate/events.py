@@ -31,6 +31,8 @@ DISPLACED_SIGNIFICANCE = 3.0  # lifetime-signed d0 / sigma_d0 of a displaced tra
 # finding (fits constrained to the beam line); K0S and Lambda daughters mostly lie beyond it.
 PROMPT_D0_MAX_CM = 0.1
 RANKED_SIGNIFICANCES = ("maxD0Sig", "d0Sig2", "d0Sig3")  # 1st, 2nd, 3rd largest signed significance
+PILEUP_SUB_BATCH = 250  # minimum-bias interactions per Pythia call (~0.6 s): signals are handled between calls
+PILEUP_PER_BATCH = 5000  # mean pileup interactions per batch of hard events: bounds memory and the time between writes
 
 
 # --------------------------------------------------------------------------- imports
@@ -260,7 +262,7 @@ def pileup_inputs(pu_pythia, rng, mu: float, n_events: int, charges: ChargeTable
     total = int(n_pu.sum())
     if total == 0:
         return []
-    p = _flat_particles(next_batch(pu_pythia, total), fields=("id", "status"), vertex=True)
+    p = pileup_particles(pu_pythia, total)
     owner = np.repeat(np.arange(n_events, dtype=np.int64), n_pu)
     vis = _visible(p)
     idx = np.flatnonzero(vis)
@@ -268,6 +270,37 @@ def pileup_inputs(pu_pythia, rng, mu: float, n_events: int, charges: ChargeTable
     origin = np.zeros((len(idx), 3)) if tracks is None else tracks.vertices(total, "pu_vertex")[p["evt"][idx]]
     ip = _track_ip(p, idx, charge, origin, tracks, "pu_smear", resolution or Resolution())
     return [_select(p, vis, owner[p["evt"]], _visible_kind(p["id"][idx], charge), ip=ip)]
+
+
+def pileup_particles(pu_pythia, total: int, sub_batch: int | None = None) -> dict:
+    """Flat particles of ``total`` minimum-bias interactions, generated ``sub_batch`` at a time.
+
+    Pythia's stream is sequential, so the particles equal one call for all of them; between
+    the calls (a fraction of a second each) Python handles SIGINT/SIGTERM, which it cannot do
+    inside one long Pythia call.
+    """
+    step = sub_batch or PILEUP_SUB_BATCH
+    parts = [_flat_particles(next_batch(pu_pythia, min(step, total - start)), fields=("id", "status"), vertex=True)
+             for start in range(0, total, step)]
+    return concat_particles(parts)
+
+
+def concat_particles(parts: list[dict]) -> dict:
+    """One flat particle dict from consecutive ones (:func:`_flat_particles`), events renumbered."""
+    if len(parts) == 1:
+        return parts[0]
+    out = {k: np.concatenate([part[k] for part in parts]) for k in parts[0] if k not in ("start", "evt")}
+    out["start"] = np.concatenate([[0], np.cumsum(out["counts"])[:-1]]).astype(np.int64)
+    out["evt"] = np.repeat(np.arange(len(out["counts"]), dtype=np.int64), out["counts"])
+    return out
+
+
+def pileup_batch_size(batch_size: int, mu: float) -> int:
+    """Hard events per batch with pileup: at most :data:`PILEUP_PER_BATCH` interactions on average (memory,
+    time between writes), at least one event. The sample does not depend on it (sequential streams)."""
+    if mu <= 0:
+        return int(batch_size)
+    return max(1, min(int(batch_size), int(PILEUP_PER_BATCH // mu)))
 
 
 # --------------------------------------------------------------------------- clustering

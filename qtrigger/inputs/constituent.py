@@ -23,12 +23,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from qtrigger.config import CONSTITUENT_FORMATS, FeatureFormat
-from qtrigger.data.reader import _iterate_file, open_events_tree
+from qtrigger.data.reader import JetTable, _iterate_file, check_nonfinite, open_events_tree
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.codes import Preprocessor, feature_code_range
 
 CAND_BRANCHES = ("JetCand_pt", "JetCand_eta", "JetCand_phi", "JetCand_charge", "JetCand_class", "JetCand_d0",
                  "JetCand_z0", "JetCand_jetIdx")
+# The branches a candidate's words are computed from, one bit each in a candidate's non-finite mask
+# (d0, z0 and PV_z only for charged candidates: a neutral one's d0 and dz words are 0).
+NONFINITE_SOURCES = ("JetCand_pt", "JetCand_eta", "JetCand_phi", "JetCand_charge", "JetCand_class", "JetCand_d0",
+                     "JetCand_z0", "Jet_phi", "PV_z")
 DEFAULT_CAP = 16
 KEY_STRIDE = 1 << 16  # (entry, jet index) -> one int64 key; a NanoAOD event holds far fewer jets
 
@@ -43,11 +47,19 @@ class Constituents:
     formats: dict[str, FeatureFormat]
     saturated: dict[str, float]  # per field: fraction of filled slots whose code saturated
     dropped: int = 0  # candidates beyond the cap
+    nonfinite_jets: np.ndarray | None = None  # per jet: a candidate input is NaN/inf (its slots are left empty)
+    nonfinite: dict[str, int] | None = None  # per source branch: jets with a NaN/inf value in it
 
     @property
     def cap(self) -> int:
         """Slots per jet."""
         return int(self.codes.shape[1])
+
+    def subset(self, jets: np.ndarray) -> "Constituents":
+        """The same fields for the jets where ``jets`` (a mask) is true."""
+        bad = None if self.nonfinite_jets is None else self.nonfinite_jets[jets]
+        return Constituents(self.names, self.codes[jets], self.mask[jets], self.formats, self.saturated, self.dropped,
+                            bad, self.nonfinite)
 
     def values(self) -> np.ndarray:
         """Physical values of the codes (code x LSB), float64, 0 in empty slots."""
@@ -114,10 +126,13 @@ def _file_candidates(path: str, entries: np.ndarray, jet_index: np.ndarray, tree
         jet_eta = ak.to_numpy(ak.flatten(chunk["Jet_eta"])).astype(np.float64)
         jet_phi = ak.to_numpy(ak.flatten(chunk["Jet_phi"])).astype(np.float64)
         field = {b: ak.to_numpy(ak.flatten(chunk[b])) for b in CAND_BRANCHES[:-1]}
-        charge = field["JetCand_charge"].astype(np.int64)
+        charge = np.nan_to_num(field["JetCand_charge"], nan=1, posinf=1, neginf=-1).astype(np.int64)
         pv = ak.to_numpy(chunk["PV_z"]).astype(np.float64)[local] if has_pv else np.zeros(len(local))
         sel = hit & (flat_jet < len(jet_eta))
+        sources = {**{b: field[b][sel] for b in NONFINITE_SOURCES[:7]}, "Jet_phi": jet_phi[flat_jet[sel]],
+                   "PV_z": pv[sel]}
         parts.append({
+            "nonfinite": nonfinite_bits(sources, charge[sel] != 0),
             "row": order[pos[sel]],
             "pt": field["JetCand_pt"][sel].astype(np.float64),
             "deta": field["JetCand_eta"][sel] - jet_eta[flat_jet[sel]],
@@ -127,13 +142,37 @@ def _file_candidates(path: str, entries: np.ndarray, jet_index: np.ndarray, tree
             "d0": np.where(charge[sel] != 0, field["JetCand_d0"][sel], 0.0),
             "dz": np.where(charge[sel] != 0, field["JetCand_z0"][sel] - pv[sel], 0.0),
         })
-    return {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in
-            ("row", "pt", "deta", "dphi", "charge", "class", "d0", "dz")}
+    return {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.int64 if k == "nonfinite" else None)
+            for k in ("row", "nonfinite", "pt", "deta", "dphi", "charge", "class", "d0", "dz")}
+
+
+def nonfinite_bits(sources: dict[str, np.ndarray], charged: np.ndarray) -> np.ndarray:
+    """Per candidate, bit k set when ``NONFINITE_SOURCES[k]`` is NaN/inf where it reaches a word."""
+    bits = np.zeros(len(charged), np.int64)
+    for k, branch in enumerate(NONFINITE_SOURCES):
+        bad = ~np.isfinite(sources[branch])
+        if branch in ("JetCand_d0", "JetCand_z0", "PV_z"):
+            bad &= charged
+        bits |= bad.astype(np.int64) << k
+    return bits
+
+
+def nonfinite_by_jet(rows: np.ndarray, bits: np.ndarray, n_jets: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Which jets have a NaN/inf candidate input, and per source branch how many jets."""
+    per_jet = np.zeros(n_jets, np.int64)
+    np.bitwise_or.at(per_jet, rows, bits)
+    counts = {b: int(((per_jet >> k) & 1).sum()) for k, b in enumerate(NONFINITE_SOURCES)}
+    return per_jet != 0, {b: n for b, n in counts.items() if n}
 
 
 def read_constituents(table, cap: int = DEFAULT_CAP, formats: dict[str, FeatureFormat] | None = None,
-                      tree: str = "Events", step_size: str | int = "50 MB") -> Constituents:
-    """The leading ``cap`` candidates of every jet of ``table`` as codes (module docstring)."""
+                      tree: str = "Events", step_size: str | int = "50 MB", on_nonfinite: str = "drop") -> Constituents:
+    """The leading ``cap`` candidates of every jet of ``table`` as codes (module docstring).
+
+    A jet with a NaN/inf candidate input (``NONFINITE_SOURCES``) keeps empty slots and is marked in
+    ``nonfinite_jets`` (:func:`finite_constituents` drops it), or with ``on_nonfinite="error"`` its file
+    is refused naming the branches and the number of jets.
+    """
     if cap < 1:
         raise QTriggerError(f"constituent cap {cap}: expected at least 1 slot per jet")
     formats = {**CONSTITUENT_FORMATS, **(formats or {})}
@@ -147,9 +186,21 @@ def read_constituents(table, cap: int = DEFAULT_CAP, formats: dict[str, FeatureF
         got = _file_candidates(table.files[f], table.event_entry[table.event[jets]], table.jet_index[jets].astype(np.int64),
                                tree, step_size)
         got["row"] = jets[got["row"].astype(np.int64)]
+        bad, by_branch = nonfinite_by_jet(got["row"], got["nonfinite"], table.n_jets)
+        check_nonfinite(table.files[f], int(bad.sum()), by_branch, on_nonfinite, "constituents")
         pieces.append(got)
     cat = {k: np.concatenate([p[k] for p in pieces]) if pieces else np.zeros(0) for k in
-           ("row", "pt", *names[1:])}
+           ("row", "nonfinite", "pt", *names[1:])}
+    bad_jets, by_branch = nonfinite_by_jet(cat["row"].astype(np.int64), cat["nonfinite"].astype(np.int64), table.n_jets)
+    finite = ~bad_jets[cat["row"].astype(np.int64)]  # a dropped jet's candidates never reach a word
+    cat = {k: v[finite] for k, v in cat.items()}
+    cands = _slots(cat, table.n_jets, cap, names, formats)
+    cands.nonfinite_jets, cands.nonfinite = bad_jets, by_branch
+    return cands
+
+
+def _slots(cat: dict, n_jets: int, cap: int, names: tuple[str, ...], formats: dict[str, FeatureFormat]) -> Constituents:
+    """Candidates (physical fields with their jet's row) to pT-ordered, zero-padded codes per jet."""
     row = cat["row"].astype(np.int64)
     codes, saturated = {}, {}
     for name in names:
@@ -160,8 +211,8 @@ def read_constituents(table, cap: int = DEFAULT_CAP, formats: dict[str, FeatureF
     first = np.searchsorted(row_sorted, row_sorted, side="left")
     rank = np.arange(len(row_sorted)) - first
     keep = rank < cap
-    out = np.zeros((table.n_jets, cap, len(names)), np.int32)
-    mask = np.zeros((table.n_jets, cap), bool)
+    out = np.zeros((n_jets, cap, len(names)), np.int32)
+    mask = np.zeros((n_jets, cap), bool)
     rows, slots = row_sorted[keep], rank[keep]
     for k, name in enumerate(names):
         out[rows, slots, k] = codes[name][order][keep]
@@ -169,21 +220,38 @@ def read_constituents(table, cap: int = DEFAULT_CAP, formats: dict[str, FeatureF
     return Constituents(names, out, mask, formats, saturated, int((~keep).sum()))
 
 
-def constituent_codes(table, features, cap: int, tree: str = "Events", step_size: str | int = "50 MB") -> Constituents:
+def constituent_codes(table, features, cap: int, tree: str = "Events", step_size: str | int = "50 MB",
+                      on_nonfinite: str = "drop") -> Constituents:
     """The ``features.names`` fields of the leading ``cap`` constituents of every jet of ``table``, in
     that field order (``features``: a ``FeaturesConfig`` with ``level: constituent``; its ``formats``
     may override the fields' words)."""
     formats = {name: features.format_of(name) for name in features.names}
-    cands = read_constituents(table, cap=cap, formats=formats, tree=tree, step_size=step_size)
+    cands = read_constituents(table, cap=cap, formats=formats, tree=tree, step_size=step_size, on_nonfinite=on_nonfinite)
     columns = [cands.names.index(name) for name in features.names]
     return Constituents(tuple(features.names), cands.codes[..., columns], cands.mask, cands.formats,
-                        {name: cands.saturated[name] for name in features.names}, cands.dropped)
+                        {name: cands.saturated[name] for name in features.names}, cands.dropped,
+                        cands.nonfinite_jets, cands.nonfinite)
 
 
-def constituent_inputs(table, features, cap: int, train: np.ndarray, tree: str = "Events",
-                       step_size: str | int = "50 MB"):
-    """Network inputs of a constituent network: ``(jets, cap, len(features.names))`` and the fitted
-    :class:`~qtrigger.inputs.codes.Preprocessor` (padded slots are 0 in every field).
+def finite_constituents(table: JetTable, features, cap: int, data) -> tuple[JetTable, Constituents]:
+    """:func:`constituent_codes` of the jets of ``table`` under ``data.on_nonfinite`` (``data``: a run's
+    ``DataConfig``): jets with a NaN/inf candidate input are dropped from both and counted per branch in
+    the table (``drop``), or their file is refused (``error``), as jets with a NaN/inf feature are."""
+    cands = constituent_codes(table, features, cap, data.tree, data.step_size, data.on_nonfinite)
+    bad = cands.nonfinite_jets
+    if bad is None or not bad.any():
+        return table, cands
+    if bad.all():
+        raise QTriggerError(f"every one of the {table.n_jets} selected jets has a NaN/inf constituent input "
+                            f"(data.on_nonfinite=drop): {', '.join(sorted(cands.nonfinite))}; files: "
+                            f"{', '.join(table.files)}")
+    return table.drop_nonfinite(bad, cands.nonfinite), cands.subset(~bad)
+
+
+def constituent_inputs(cands: Constituents, features, train: np.ndarray):
+    """Network inputs of a constituent network from its jets' codes (:func:`finite_constituents`):
+    ``(jets, cap, len(features.names))`` and the fitted :class:`~qtrigger.inputs.codes.Preprocessor`
+    (padded slots are 0 in every field).
 
     Unless ``features.shifts`` gives them, the power-of-two shifts come from a robust spread of each
     field over the filled slots of the ``train`` jets, half the 16th..84th percentile range (one
@@ -192,7 +260,6 @@ def constituent_inputs(table, features, cap: int, train: np.ndarray, tree: str =
     hundreds of um) far below 1.
     """
 
-    cands = constituent_codes(table, features, cap, tree, step_size)
     filled_train = cands.codes[train][cands.mask[train]]
     shifts = {**robust_shifts(filled_train, features.names), **(features.shifts or {})}
     preprocessor = Preprocessor.fit(filled_train, features.model_copy(update={"shifts": shifts}), list(features.names))

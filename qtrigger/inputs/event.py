@@ -82,8 +82,20 @@ class EventInputSpec:
         return out
 
     def features_config(self, shifts: dict[str, int] | None = None) -> FeaturesConfig:
-        """A :class:`FeaturesConfig` over the event inputs, for :class:`~qtrigger.inputs.codes.Preprocessor`."""
-        return FeaturesConfig(names=self.names, formats=self.input_formats, shifts=shifts)
+        """A :class:`FeaturesConfig` over the event inputs, for :class:`~qtrigger.inputs.codes.Preprocessor`;
+        ``shifts``: ``features.shifts`` (:meth:`input_shifts`)."""
+        return FeaturesConfig(names=self.names, formats=self.input_formats, shifts=self.input_shifts(shifts))
+
+    def input_shifts(self, shifts: dict[str, int] | None) -> dict[str, int] | None:
+        """``features.shifts`` per event input: a jet branch's shift applies to that feature in every jet slot
+        (``Jet_pt`` -> ``j0_pt``, ``j1_pt``, ...; ``Jet_phi`` -> the Delta-phi inputs), ``ht``/``n_jets`` as given."""
+        if not shifts:
+            return None
+        out = {}
+        for name, shift in shifts.items():
+            slots = [self.slot_name(k, name) for k in range(self.n_jets)] if name in self.jet_features else [name]
+            out.update(dict.fromkeys(slots, int(shift)))
+        return out
 
     @property
     def branches(self) -> list[str]:
@@ -221,10 +233,14 @@ def check_input_words(inputs: EventInputs, where: str) -> None:
 
 
 def read_event_table(config, samples: dict[str, list[str]], max_events: int | None = None):
-    """Read jets of ``{sample: files}`` with the run's jet selection and every branch the builder needs."""
+    """Read jets of ``{sample: files}`` with the run's jet selection and every branch the builder needs.
 
+    ``data.on_nonfinite``: an event with a NaN/inf jet input is dropped whole and counted (``drop``), or the
+    file is refused naming branch and count (``error``).
+    """
     d = config.data
     spec = EventInputSpec.from_config(config)
-    return read_jets(samples, spec.branches, truth_branch=config.labels.branch, pt_min=d.selection.pt_min,
-                     abs_eta_max=d.selection.abs_eta_max, tree=d.tree, step_size=d.step_size, max_events=max_events,
-                     on_nonfinite=d.on_nonfinite, progress=False)
+    table = read_jets(samples, spec.branches, truth_branch=config.labels.branch, pt_min=d.selection.pt_min,
+                      abs_eta_max=d.selection.abs_eta_max, tree=d.tree, step_size=d.step_size, max_events=max_events,
+                      on_nonfinite=d.on_nonfinite, progress=False)
+    return table.drop_nonfinite_events()

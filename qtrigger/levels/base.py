@@ -103,8 +103,11 @@ class InputLevel:
         """The ``hls`` section the network's firmware is built with."""
         return config.hls
 
-    def inputs_of(self, config: RunConfig, table: JetTable, preprocessor: Preprocessor) -> tuple[np.ndarray, dict]:
-        """A finished run's network inputs for the rows of ``table`` and each input's saturated fraction."""
+    def inputs_of(self, config: RunConfig, table: JetTable,
+                  preprocessor: Preprocessor) -> tuple[JetTable, np.ndarray, dict]:
+        """A finished run's network inputs for the rows of ``table``: the table of the jets they belong to (rows
+        with a NaN/inf input dropped and counted, or refused, per ``data.on_nonfinite``), the inputs and each
+        input's saturated fraction."""
         raise NotImplementedError
 
     def trigger(self, config: RunConfig, prepared: Prepared, network, artefacts: dict, run_dir: Path, hls_dir: Path,

@@ -2,13 +2,14 @@
 
 The jet level (:mod:`qtrigger.levels.jet`) with other inputs per jet: the fields of
 :mod:`qtrigger.inputs.constituent`, read from ``JetCand_*``, for a set network (``model.form: deepsets``).
+Jets with a NaN/inf constituent input are dropped and counted, or refused, per ``data.on_nonfinite``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from qtrigger.inputs.constituent import check_constituent_branches, constituent_codes, constituent_inputs
+from qtrigger.inputs.constituent import check_constituent_branches, constituent_inputs, finite_constituents
 from qtrigger.levels.jet import JetLevel
 
 
@@ -20,11 +21,12 @@ class ConstituentLevel(JetLevel):
     def check_files(self, config, files, training):
         check_constituent_branches(files, config.data.tree)
 
-    def fit_inputs(self, config, table, train: np.ndarray):
-        return constituent_inputs(table, config.features, config.model.constituents, train, config.data.tree,
-                                  config.data.step_size)
+    def source(self, config, table):
+        return finite_constituents(table, config.features, config.model.constituents, config.data)
+
+    def fit_inputs(self, config, table, source, train: np.ndarray):
+        return constituent_inputs(source, config.features, train)
 
     def inputs_of(self, config, table, preprocessor):
-        cands = constituent_codes(table, config.features, config.model.constituents, config.data.tree,
-                                  config.data.step_size)
-        return preprocessor.transform(cands.codes), dict(cands.saturated)
+        table, cands = finite_constituents(table, config.features, config.model.constituents, config.data)
+        return table, preprocessor.transform(cands.codes), dict(cands.saturated)

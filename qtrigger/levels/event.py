@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from qtrigger.config import resolve_sample_files
-from qtrigger.data.reader import EventSplit, JetTable, check_branches, split_by_event
+from qtrigger.data.reader import EventSplit, JetTable, check_branches, nonfinite_text, split_by_event
 from qtrigger.data.samples import event_xsec_weights_mb, read_sample_info
 from qtrigger.emulate.network import extract_network
 from qtrigger.errors import QTriggerError
@@ -213,7 +213,7 @@ class EventLevel(InputLevel):
 
     def inputs_of(self, config, table, preprocessor):
         built = build_event_inputs(table, EventInputSpec.from_config(config))
-        return preprocessor.transform(built.codes), dict(built.saturated)
+        return table, preprocessor.transform(built.codes), dict(built.saturated)
 
     def trigger(self, config, prepared, network, artefacts, run_dir, hls_dir, project_name):
         return event_trigger_study(config, prepared, score_codes_of(network), network.output_type, run_dir,
@@ -249,8 +249,9 @@ class EventLevel(InputLevel):
         table = read_event_table(config, {"data": list(files)}, max_events)
         built = build_event_inputs(table, spec)
         x = finished.preprocessor.transform(built.codes)
-        warnings = [f"{name}: {100 * f:.1f} % of the filled entries saturate its input word; check the units of "
-                    "this file" for name, f in built.saturated.items() if f > NARROW_WORD_FRACTION]
+        warnings = [w for w in [nonfinite_text(table)] if w]
+        warnings += [f"{name}: {100 * f:.1f} % of the filled entries saturate its input word; check the units of "
+                     "this file" for name, f in built.saturated.items() if f > NARROW_WORD_FRACTION]
         for warning in warnings:
             logging.getLogger("qtrigger").warning("evaluate: %s", warning)
         model = finished.load_model("qat")

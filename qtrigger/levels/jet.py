@@ -12,7 +12,7 @@ import logging
 import numpy as np
 
 from qtrigger.config import RunConfig, resolve_sample_files
-from qtrigger.data.reader import EventSplit, JetTable, make_labels, read_jets, split_by_event
+from qtrigger.data.reader import EventSplit, JetTable, make_labels, nonfinite_text, read_jets, split_by_event
 from qtrigger.emulate.sets import extract_any_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.csim import csim_in_temporary_project
@@ -116,13 +116,18 @@ class JetLevel(InputLevel):
 
     def rows(self, config: RunConfig, progress: bool = False) -> Prepared:
         """The jets of the configured samples as network rows, before the checks that they suffice to train."""
-        table = load_jets(config, progress=progress)
+        table, source = self.source(config, load_jets(config, progress=progress))
         labels = jet_labels(config, table)
         split = split_by_event(table, config.data.split.train, config.data.split.val, config.data.split.seed)
-        inputs, preprocessor = self.fit_inputs(config, table, split.train)
+        inputs, preprocessor = self.fit_inputs(config, table, source, split.train)
         return Prepared(table, labels, split, inputs, preprocessor, self)
 
-    def fit_inputs(self, config: RunConfig, table: JetTable, train: np.ndarray) -> tuple[np.ndarray, Preprocessor]:
+    def source(self, config: RunConfig, table: JetTable) -> tuple[JetTable, object]:
+        """The jets to keep and what their inputs are made of beyond the table (the summary features: nothing)."""
+        return table, None
+
+    def fit_inputs(self, config: RunConfig, table: JetTable, source, train: np.ndarray) -> tuple[np.ndarray,
+                                                                                             Preprocessor]:
         """Every jet's network inputs, with the power-of-two shifts fitted on the ``train`` jets."""
         codes = to_feature_codes(table.features, config.features, table.feature_names)
         preprocessor = Preprocessor.fit(codes[train], config.features, table.feature_names, raw=table.features[train])
@@ -130,7 +135,8 @@ class JetLevel(InputLevel):
 
     def inputs_of(self, config, table, preprocessor):
         codes = to_feature_codes(table.features, config.features, table.feature_names)
-        return preprocessor.transform(codes), saturated_fractions(table.features, config.features, table.feature_names)
+        saturated = saturated_fractions(table.features, config.features, table.feature_names)
+        return table, preprocessor.transform(codes), saturated
 
     def fit_weights(self, config, prepared):
         return training_weights(config, prepared), None
@@ -184,10 +190,11 @@ class JetLevel(InputLevel):
 
     def evaluate_files(self, finished, config, files, csim, max_events, progress):
         table = load_jets(config, samples={"data": list(files)}, progress=progress)
-        labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)
         preprocessor = finished.preprocessor
-        x, saturated = self.inputs_of(config, table, preprocessor)
-        warnings = saturation_warnings(saturated, preprocessor.saturated_fraction)
+        table, x, saturated = self.inputs_of(config, table, preprocessor)
+        labels = make_labels(table.truth, config.labels.mode, config.labels.signal, config.labels.classes)
+        warnings = [w for w in [nonfinite_text(table)] if w] + saturation_warnings(saturated,
+                                                                                   preprocessor.saturated_fraction)
         for warning in warnings:
             log.warning("evaluate: %s", warning)
         model = finished.load_model("qat")
@@ -207,7 +214,7 @@ class JetLevel(InputLevel):
         run_trigger = finished.result.trigger or {}
         table = load_jets(config)
         preprocessor = finished.preprocessor
-        x = self.inputs_of(config, table, preprocessor)[0]
+        table, x, _ = self.inputs_of(config, table, preprocessor)
         network = extract_any_network(finished.load_model("qat"))
         everything = np.ones(table.n_jets, bool)
         split = EventSplit(~everything, ~everything, everything, np.full(table.n_events, 2, np.int8))

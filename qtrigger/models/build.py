@@ -60,15 +60,13 @@ def apply_pruning(model, pruning_cfg: PruningConfig, steps_per_epoch: int, epoch
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    total = max(1, steps_per_epoch * epochs)
-    begin = int(pruning_cfg.begin_fraction * total)
-    end = max(int(pruning_cfg.end_fraction * total), begin + 1)
-    dense_names = [layer.name for layer in model.layers if type(layer).__name__ in PRUNABLE]
+    begin, end = pruning_steps(pruning_cfg, steps_per_epoch, epochs)
+    targets = pruning_targets(model, pruning_cfg)
 
     def wrap(layer):
         if type(layer).__name__ not in PRUNABLE:
             return layer
-        sparsity = pruning_cfg.sparsity(dense_names.index(layer.name))
+        sparsity = targets[layer.name]
         if sparsity <= 0:
             return layer
         schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=sparsity,
@@ -76,6 +74,19 @@ def apply_pruning(model, pruning_cfg: PruningConfig, steps_per_epoch: int, epoch
         return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
 
     return keras.models.clone_model(model, clone_function=wrap)
+
+
+def pruning_steps(pruning_cfg: PruningConfig, steps_per_epoch: int, epochs: int) -> tuple[int, int]:
+    """First and last training step of the pruning schedule (its sparsity rises from 0 to the target between them)."""
+    total = max(1, steps_per_epoch * epochs)
+    begin = int(pruning_cfg.begin_fraction * total)
+    return begin, max(int(pruning_cfg.end_fraction * total), begin + 1)
+
+
+def pruning_targets(model, pruning_cfg: PruningConfig) -> dict[str, float]:
+    """Final sparsity of each Dense/QDense/QDenseBatchnorm layer of ``model`` by name (model order)."""
+    names = [layer.name for layer in model.layers if type(layer).__name__ in PRUNABLE]
+    return {name: pruning_cfg.sparsity(index) for index, name in enumerate(names)}
 
 
 def strip_pruning(model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -11,7 +12,10 @@ import numpy as np
 from qtrigger.config import PruningConfig, TrainingConfig
 from qtrigger.errors import QTriggerError
 from qtrigger.models.batchnorm import fold_batchnorm, is_batchnorm_layer
-from qtrigger.models.build import apply_pruning, strip_pruning
+from qtrigger.models.build import apply_pruning, pruning_steps, pruning_targets, strip_pruning
+
+log = logging.getLogger("qtrigger")
+SPARSITY_SLACK = 0.01  # a pruned layer may end this far below the sparsity its mask granularity allows
 
 
 def configure_tensorflow(seed: int, threads: int) -> None:
@@ -54,6 +58,7 @@ class TrainResult:
     batchnorm: dict | None = None
     unfolded_model: object | None = None
     pruning_masks: dict[str, np.ndarray] = field(default_factory=dict)
+    pruning: dict | None = None  # the schedule and each pruned layer's target and achieved sparsity
 
 
 def pt_eta_weights(pt: np.ndarray, abs_eta: np.ndarray, is_signal: np.ndarray, bins: int = 20) -> np.ndarray:
@@ -98,6 +103,9 @@ def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingCo
     if pruned:
         import tensorflow_model_optimization as tfmot
 
+        targets, schedule = pruning_targets(model, pruning), pruning_schedule(pruning, steps, cfg.epochs)
+        if schedule["reached_fraction"] < 1 - SPARSITY_SLACK:
+            log.warning("%s: %s", label, schedule_text(schedule))
         model = apply_pruning(model, pruning, steps, cfg.epochs)
         callbacks.append(tfmot.sparsity.keras.UpdatePruningStep())
     binary = n_classes == 1
@@ -134,6 +142,7 @@ def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingCo
     eligible = val_loss[start_from:] if start_from < len(val_loss) else val_loss
     best_epoch = (len(val_loss) - len(eligible)) + int(np.argmin(eligible)) if eligible else 0
     masks = pruning_masks(model) if pruned else {}
+    achieved = pruning_summary(targets, masks, schedule) if pruned else None
     stripped = strip_pruning(model) if pruned else model
     folded, reports = fold_batchnorm(stripped)
     summary = None
@@ -143,7 +152,57 @@ def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingCo
                    "weights_clipped_fraction": _pooled(reports, "weights"),
                    "biases_clipped_fraction": _pooled(reports, "biases")}
     return TrainResult(folded, {k: [float(v) for v in vals] for k, vals in history.history.items()}, best_epoch,
-                       len(val_loss), summary, stripped if reports else None, masks)
+                       len(val_loss), summary, stripped if reports else None, masks, achieved)
+
+
+def pruning_schedule(pruning: PruningConfig, steps_per_epoch: int, epochs: int) -> dict:
+    """Where tfmot's polynomial-decay schedule (power 3) prunes in a training of ``epochs`` x ``steps_per_epoch``.
+
+    Masks are updated at steps ``begin + k * frequency`` up to ``end`` (and before the last step);
+    ``reached_fraction`` is the share of each layer's target the last update reaches (0: never prunes).
+    """
+    begin, end = pruning_steps(pruning, steps_per_epoch, epochs)
+    total = max(1, steps_per_epoch * epochs)
+    stop = min(end, total - 1)
+    last = begin + (stop - begin) // pruning.frequency * pruning.frequency if stop >= begin else None
+    reached = 0.0 if last is None else 1 - (1 - (last - begin) / (end - begin)) ** 3
+    return {"steps": total, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "begin_step": begin,
+            "end_step": end, "frequency": pruning.frequency, "last_pruning_step": last, "reached_fraction": reached}
+
+
+def schedule_text(schedule: dict) -> str:
+    """Why a schedule falls short, and what to change."""
+    s = schedule
+    room = min(s["end_step"], s["steps"] - 1) - s["begin_step"]
+    fix = (f"a pruning.frequency dividing {room} (e.g. {room}) reaches it, or train longer" if room >= 1
+           else "train longer (training.epochs)")
+    return (f"the pruning schedule updates its masks every pruning.frequency={s['frequency']} steps from step "
+            f"{s['begin_step']} to {s['end_step']} of {s['steps']} training steps ({s['epochs']} epochs x "
+            f"{s['steps_per_epoch']}), reaching {100 * s['reached_fraction']:.0f} % of each target sparsity: {fix}")
+
+
+def pruning_summary(targets: dict[str, float], masks: dict[str, np.ndarray], schedule: dict) -> dict:
+    """Each pruned layer's target and achieved sparsity (zeros of its final mask), with the schedule."""
+    layers = [{"name": name, "weights": int(mask.size), "target": float(targets[name]),
+               "achieved": round(1.0 - float(np.mean(mask)), 4)} for name, mask in masks.items()]
+    return {"schedule": schedule, "layers": layers}
+
+
+def attainable_sparsity(weights: int, target: float) -> float:
+    """The sparsity tfmot's mask gives ``weights`` at ``target``: it keeps round(n (1 - target)), at least 1."""
+    kept = max(round(weights * (1 - target)), 1)
+    return (weights - kept) / weights
+
+
+def pruning_shortfall(summary: dict | None) -> str | None:
+    """A warning when a pruned layer ended more than :data:`SPARSITY_SLACK` below its attainable target."""
+    short = [layer for layer in (summary or {}).get("layers", [])
+             if layer["achieved"] < attainable_sparsity(layer["weights"], layer["target"]) - SPARSITY_SLACK]
+    if not short:
+        return None
+    layers = ", ".join(f"{layer['name']} {100 * layer['achieved']:.1f} % (target {100 * layer['target']:.1f} %)"
+                       for layer in short)
+    return (f"pruning fell short of its target: zero weights {layers}; {schedule_text(summary['schedule'])}")
 
 
 def balanced(weight: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -249,6 +249,29 @@ def _claimed(finals: list[Path], name: str, overwrite: bool, kind: Kind, empty_o
             lock.release()
 
 
+@contextlib.contextmanager
+def locked_folder(folder: Path, what: str):
+    """Hold ``folder``'s lock (``<parent>/.<name>.lock``, the lock a run takes) for the block.
+
+    Another process holding it is refused in one line naming the holder (``what``: e.g.
+    "qtrigger scan"); the lock goes with the block, or with the process if it dies.
+    """
+    folder = Path(folder)
+    created = _missing_ancestors(folder.parent)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = OutputLock(folder.parent, check_name(folder.name))
+    if not lock.acquire():
+        _remove_if_empty(created)
+        raise QTriggerError(f"{folder} is locked by {lock.holder()} (another {what} of {folder.name!r} is running)")
+    try:
+        yield folder
+    except BaseException:
+        lock.release()
+        _remove_if_empty(created)  # folders made only for the lock go with a failure
+        raise
+    lock.release()
+
+
 def write_stamp(folder: Path, kind: Kind, stamp_id: str | None = None) -> str:
     """Stamp a complete ``folder`` as qtrigger's ``kind`` (``--overwrite`` may then replace it); returns the id."""
     stamp_id = stamp_id or new_id()

@@ -16,13 +16,14 @@ import numpy as np
 
 from qtrigger import firmware
 from qtrigger.config import RunConfig, config_to_dict, load_config
+from qtrigger.data.reader import nonfinite_text
 from qtrigger.emulate.sets import extract_any_network
 from qtrigger.estimate import estimate_hardware
 from qtrigger.firmware.check import precision_profile
 from qtrigger.inputs.codes import training_saturation
 from qtrigger.levels import Prepared, level_for
 from qtrigger.models.build import build_model, copy_dense_weights, count_parameters
-from qtrigger.models.train import configure_tensorflow, train
+from qtrigger.models.train import configure_tensorflow, pruning_shortfall, train
 from qtrigger.results import ModelSummary, RunResult
 from qtrigger.rundir import claimed_outputs, write_provenance
 from qtrigger.runs import report
@@ -50,13 +51,15 @@ def run(config: RunConfig | str | Path, overrides: list[str] | None = None, over
     started = time.perf_counter()
     with claimed_outputs(run_dir, hls_dir, overwrite) as staged:
         prepared = prepare_data(config, progress=progress)
-        warnings = training_saturation(prepared.preprocessor.saturated_fraction, config.features.saturation_intended)
+        warnings = [w for w in [nonfinite_text(prepared.table)] if w]
+        warnings += training_saturation(prepared.preprocessor.saturated_fraction, config.features.saturation_intended)
         configure_tensorflow(config.training.seed, config.training.threads)
         write_provenance(staged.run_dir, config_to_dict(config), config.training.threads, config.training.seed,
                          staged.run_id)
         prepared.preprocessor.save(staged.run_dir / "preprocessing.json")
         result, artefacts = run_stages(config, prepared, staged.run_dir, staged.hls_dir)
         result.hls["project_dir"] = str(hls_dir)
+        warnings += [w for w in [pruning_shortfall(result.model.extra.get("pruning"))] if w]
         if warnings:
             result.extra["warnings"] = warnings
         result.wall_seconds = round(time.perf_counter() - started, 1)
@@ -144,6 +147,8 @@ def model_summary(qat, network, input_type) -> ModelSummary:
                  "activation_type": str(s.activation_type) if s.activation_type else None} for s in network.stages])
     if getattr(qat, "batchnorm", None) is not None:  # training with folded batch normalization reports it
         summary.extra["batchnorm"] = qat.batchnorm
+    if getattr(qat, "pruning", None) is not None:  # per pruned layer: target and achieved sparsity
+        summary.extra["pruning"] = qat.pruning
     return summary
 
 

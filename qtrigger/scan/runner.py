@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from qtrigger.errors import QTriggerError, one_line
-from qtrigger.rundir import atomic_write_text
+from qtrigger.rundir import atomic_write_text, locked_folder
 from qtrigger.runtime import dask_client
 from qtrigger.scan.plan import (
     FAIL_ONCE_ENV,
@@ -110,6 +110,14 @@ def run_scan(scan_config: ScanConfig | str | Path, workers: int | None = None, s
     workers, threads = default_parallelism(workers, threads_per_worker, scheduler)
     trials = plan_trials(scan, threads)  # everything is validated before anything runs or is written
     scan_dir = scan_directory(scan)
+    with locked_folder(scan_dir, "qtrigger scan"):  # two scans into one folder would race on every trial
+        return _run_locked(scan, trials, scan_dir, workers, scheduler, threads, resume, overwrite, retry_failed,
+                           fail_once_dir, progress)
+
+
+def _run_locked(scan: ScanConfig, trials: list[Trial], scan_dir: Path, workers, scheduler, threads: int,
+                resume: bool, overwrite: bool, retry_failed: bool, fail_once_dir, progress: bool) -> ScanResult:
+    """:func:`run_scan` once the scan folder's lock is held: refuse finished trials, run the rest, write outputs."""
     done = _finished(trials, scan_dir)
     if done and not (resume or overwrite):
         raise QTriggerError(f"scan directory {scan_dir} already has {len(done)} finished trial(s) of {len(trials)}; "

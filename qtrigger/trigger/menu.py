@@ -200,7 +200,8 @@ def read_rate_sample(config, prepared, files: list[str]):
     table = read_jets({"rate": files}, config.features.jet_branches or ["Jet_pt"], truth_branch=config.labels.branch,
                       pt_min=d.selection.pt_min, abs_eta_max=d.selection.abs_eta_max, tree=d.tree,
                       step_size=d.step_size, max_events=None, on_nonfinite=d.on_nonfinite, progress=False)
-    return table, prepared.input_level.inputs_of(config, table, prepared.preprocessor)[0]
+    table, inputs, _ = prepared.input_level.inputs_of(config, table, prepared.preprocessor)
+    return table, inputs
 
 
 def offline_selection(table, min_jets: int, jet_pt: float) -> np.ndarray:
