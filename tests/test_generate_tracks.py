@@ -14,6 +14,7 @@ uproot = pytest.importorskip("uproot")
 from qtrigger import generate  # noqa: E402
 from qtrigger.errors import QTriggerError  # noqa: E402
 from qtrigger.generate import events as ev  # noqa: E402
+from qtrigger.generate import jets  # noqa: E402
 from qtrigger.generate import tracks  # noqa: E402
 
 SHIPPED_TTBAR = Path(__file__).resolve().parent.parent / "data" / "default" / "ttbar.root"
@@ -112,7 +113,7 @@ def test_lifetime_sign_follows_the_jet_direction():
         d0, _ = tracks.straight_line_ip(np.array([x]), np.array([0.0]), np.array([0.0]),
                                         np.array([1.0]), np.array([py]), np.array([0.0]))
         assert d0[0] != 0
-        sig = ev.lifetime_signed_significance(d0, np.array([20e-4]), np.arctan2([py], [1.0]), np.array([0.0]))
+        sig = jets.lifetime_signed_significance(d0, np.array([20e-4]), np.arctan2([py], [1.0]), np.array([0.0]))
         assert np.sign(sig[0]) == expected and abs(sig[0]) == pytest.approx(abs(d0[0]) / 20e-4)
 
 
@@ -152,7 +153,7 @@ def test_track_summaries_agree_with_the_stored_candidates(ttbar):
     d0, charge = _jet_column(events, "JetCand_d0"), _jet_column(events, "JetCand_charge")
     track = (charge != 0) & (pt >= ev.TRACK_PT_MIN) & (np.abs(d0) < ev.PROMPT_D0_MAX_CM)
     jet_phi = _jet_column(events, "Jet_phi")[jet[track]]
-    sig = ev.lifetime_signed_significance(d0[track], 20e-4, phi[track], jet_phi)
+    sig = jets.lifetime_signed_significance(d0[track], 20e-4, phi[track], jet_phi)
     ndisp = np.bincount(jet[track][sig >= 3], minlength=n_jets)
     top = np.zeros(n_jets)
     np.maximum.at(top, jet[track], np.maximum(sig, 0))
