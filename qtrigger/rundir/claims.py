@@ -60,10 +60,16 @@ def check_name(name: object, key: str = "name") -> str:
     return name
 
 
+def overlapping(first: Path, second: Path) -> bool:
+    """The two folders are one, or one lies inside the other."""
+    a, b = Path(first).resolve(), Path(second).resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
 def check_distinct(run_dir: Path, hls_dir: Path) -> None:
     """The run directory and the HLS project must be different folders, neither inside the other."""
     a, b = Path(run_dir).resolve(), Path(hls_dir).resolve()
-    if a == b or a in b.parents or b in a.parents:
+    if overlapping(a, b):
         raise QTriggerError(f"output_dir and hls.output_dir give overlapping outputs ({a} and {b}); "
                             "use two separate folders, e.g. runs and hls_projects")
 

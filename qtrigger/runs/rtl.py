@@ -17,7 +17,7 @@ from qtrigger.firmware.rtl_stage import RtlResult
 from qtrigger.firmware.synth import require_yosys
 from qtrigger.levels import level_for
 from qtrigger.models.build import load_model
-from qtrigger.rundir import RTL_PROJECT, check_replaceable, claimed_folder, write_json
+from qtrigger.rundir import RTL_PROJECT, check_replaceable, claimed_folder, overlapping, write_json
 from qtrigger.runs.finished import FinishedRun, read_test_jets
 
 
@@ -53,8 +53,7 @@ def rtl_stage_for_run(run_dir, output=None, overwrite: bool = False, jets: int |
 
 def check_rtl_output(out: Path, run_dir: Path) -> None:
     """The RTL project's folder must be neither the run folder, nor inside it, nor around it."""
-    a, b = Path(out).resolve(), Path(run_dir).resolve()
-    if a == b or b in a.parents or a in b.parents:
+    if overlapping(out, run_dir):
         raise QTriggerError(f"--output {out}: overlaps the run folder {run_dir}; the RTL project needs a folder of its "
                             "own (default: <hls.output_dir>/<run name>/rtl)")
 
