@@ -151,7 +151,7 @@ def test_rtl_check_verilator_zero_mismatches(tiny, tmp_path):
 def test_rtl_check_without_verilator_says_how_to_install(monkeypatch, tiny, tmp_path):
     import builtins
 
-    from qtrigger.firmware import rtl as da
+    from qtrigger.firmware import rtl_check as da
 
     real_import = builtins.__import__
 
