@@ -5,7 +5,9 @@ generated in seeded chunks (chunk ``k`` of pTHat bin ``b``: Pythia seed ``seed *
 b * 10**4 + k``) run as tasks on dask.distributed, so a sample is identical on any number of
 workers; parts are merged in chunk order and renamed into place only when every bin is
 complete. Physics definitions, pTHat bins, the ``Runs`` tree and measured costs:
-docs/generation.md. Submodules: ``events`` (Pythia, particles, jets), ``output`` (ROOT).
+docs/generation.md. Submodules: ``options`` (checks), ``events`` (Pythia, particles), ``jets``,
+``tracks``, ``chunk`` (one chunk's events), ``pileup`` (overlays), ``library`` (the premixed pileup
+library, :func:`generate_library`), ``tasks`` (dask), ``output`` (ROOT).
 """
 
 from __future__ import annotations
