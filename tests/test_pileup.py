@@ -23,7 +23,7 @@ def library(tmp_path_factory):
     from qtrigger.generate import generate_library
 
     directory = tmp_path_factory.mktemp("pileup") / "lib"
-    summary = generate_library(40, 3, directory, chunk_size=20, workers=0, progress=False)
+    summary = generate_library(40, 3, directory, chunk_size=40, workers=0, progress=False)  # one Pythia
     return directory, summary
 
 
@@ -34,21 +34,41 @@ def _events(path, branches):
         return handle["Events"].arrays(branches, library="np"), handle["Runs"].arrays(library="np")
 
 
-def test_library_is_resumable_and_deterministic(library):
+def test_library_resumes_from_its_chunk_files(library, tmp_path):
+    """A production stopped before its manifest resumes: complete chunks are kept (none regenerated here), a cut
+    or foreign chunk file is not taken as done, and a folder holding another library is refused."""
+    from qtrigger.generate import generate_library
+    from qtrigger.generate.library import MANIFEST, _chunk_done, chunk_file, library_specs
+
+    directory, first = library
+    assert first["interactions"] == 40 and first["chunks"] == 1 and first["generated"] == 1
+    assert 70 < first["sigma_inel_mb"] < 90 and first["particles"] > 10
+    manifest = json.loads((directory / MANIFEST).read_text())
+    (directory / MANIFEST).unlink()
+    again = generate_library(40, 3, directory, chunk_size=40, workers=0, progress=False)
+    assert again["generated"] == 0 and again["hash"] == first["hash"]
+    assert json.loads((directory / MANIFEST).read_text()) == manifest
+    spec = library_specs(40, 3, directory, 40, 250, lambda s, b, k: s * 1_000_000 + k)[0]
+    assert _chunk_done(chunk_file(directory, 0), spec)
+    assert not _chunk_done(chunk_file(directory, 0), {**spec, "pythia_seed": spec["pythia_seed"] + 1})
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(chunk_file(directory, 0).read_bytes()[:1000])
+    assert not _chunk_done(cut, spec)
+    with pytest.raises(QTriggerError, match="another library"):
+        generate_library(40, 4, directory, chunk_size=40, workers=0, progress=False)
+
+
+@pytest.mark.slow
+def test_library_regenerates_a_missing_chunk_identically(library):
+    """The chunk seeds fix the library: a lost chunk is made again byte for byte (same manifest hash)."""
     from qtrigger.generate import generate_library
     from qtrigger.generate.library import MANIFEST, chunk_file
 
     directory, first = library
-    assert first["interactions"] == 40 and first["chunks"] == 2 and first["generated"] == 2
-    assert 70 < first["sigma_inel_mb"] < 90 and first["particles"] > 10
-    manifest = json.loads((directory / MANIFEST).read_text())
-    chunk_file(directory, 1).unlink()  # a production stopped before its last chunk
+    chunk_file(directory, 0).unlink()
     (directory / MANIFEST).unlink()
-    again = generate_library(40, 3, directory, chunk_size=20, workers=0, progress=False)
-    assert again["generated"] == 1 and again["hash"] == first["hash"]  # same seed: the same bytes
-    assert json.loads((directory / MANIFEST).read_text()) == manifest
-    with pytest.raises(QTriggerError, match="another library"):
-        generate_library(40, 4, directory, chunk_size=20, workers=0, progress=False)
+    again = generate_library(40, 3, directory, chunk_size=40, workers=0, progress=False)
+    assert again["generated"] == 1 and again["hash"] == first["hash"]
 
 
 def test_zero_bias_crossings_from_the_library(library, tmp_path):
@@ -60,9 +80,9 @@ def test_zero_bias_crossings_from_the_library(library, tmp_path):
     directory, lib = library
     out = tmp_path / "zb.root"
     summary = generate_sample("minbias", 30, 2, out, pileup=1.5, pileup_library=directory, workers=0,
-                              progress=False)
+                              chunk_size=15, progress=False)  # two chunks: merged, draws planned across them
     events, runs = _events(out, ["Pileup_nInt", "Pileup_maxPtHat", "Generator_binvar", "nJet"])
-    expected = pileup_counts(2 * 1_000_000, 1.5, 30)
+    expected = np.concatenate([pileup_counts(2 * 1_000_000 + k, 1.5, 15) for k in (0, 1)])
     assert np.array_equal(events["Pileup_nInt"], expected) and (expected == 0).any()
     assert np.array_equal(events["Generator_binvar"], events["Pileup_maxPtHat"])
     assert (events["Pileup_maxPtHat"][expected == 0] == 0).all() and (events["nJet"][expected == 0] == 0).all()
@@ -73,6 +93,20 @@ def test_zero_bias_crossings_from_the_library(library, tmp_path):
     assert runs["pileupMaxReuse"][0] == summary["pileup"]["reuse_max"] == math.ceil(expected.sum() / 40)
     info = read_sample_info([str(out)])
     assert (info.mu, info.sigma_inel_mb) == (1.5, pytest.approx(lib["sigma_inel_mb"]))
+
+
+def test_library_draws_are_spread_evenly():
+    """Consecutive positions of the permutation sequence: every interaction drawn floor or ceil(draws / size)
+    times, the same indices however the positions are split between chunks."""
+    from qtrigger.generate.library import draw_positions, plan_draws
+
+    whole = draw_positions(40, 7, 1, 0, 100)
+    assert np.array_equal(np.concatenate([draw_positions(40, 7, 1, 0, 33), draw_positions(40, 7, 1, 33, 67)]), whole)
+    assert sorted(set(np.bincount(whole, minlength=40).tolist())) == [2, 3]
+    offsets, reuse = plan_draws([33, 67], 40, 3, "lib")
+    assert offsets == [0, 33] and reuse == {"draws": 100, "size": 40, "mean": 2.5, "max": 3}
+    with pytest.raises(QTriggerError, match="cap 2"):
+        plan_draws([33, 67], 40, 2, "lib")
 
 
 def test_hard_events_overlay_the_library(library, tmp_path):

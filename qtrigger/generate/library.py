@@ -21,6 +21,7 @@ import json
 import math
 import os
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +101,7 @@ def _chunk_done(path: Path, spec: dict) -> bool:
     try:
         with np.load(path) as data:
             return data["meta"].tolist() == [spec["seed"], spec["index"], spec["n_events"], spec["pythia_seed"]]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # missing, cut or foreign: make it again
         return False
 
 
