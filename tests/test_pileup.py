@@ -243,6 +243,17 @@ def test_crossing_weights_fix_the_per_interaction_overcounting():
         factors[cut] = old / truth
         assert new == pytest.approx(truth, rel=0.05), cut
     assert min(factors.values()) > 2.5  # toy at mu = 60: 3.2, 3.4, 3.8, 4.1 x the truth at X = 2, 6, 10, 20 GeV
+    from qtrigger.trigger.rates import crossing_rate
+
+    keys = np.concatenate([np.maximum(own, overlay), hardest_zb]).round().astype(np.int64)  # "hardest >= X"
+    rate = crossing_rate(np.concatenate([w_binned, w_zb]), np.ones(len(keys), bool))
+    got, err, _, _ = rate.at(keys, np.array([10]))
+    truth = crossing_rate_truth(9.5)  # integer keys: hardest >= 9.5 GeV rounds to >= 10
+    assert got[0] == pytest.approx(truth, abs=3 * err[0] + 0.02 * truth)
+
+
+def crossing_rate_truth(cut: float) -> float:
+    return F_REV_HZ * N_BUNCHES * (1 - math.exp(-MU * float(_survival(cut))))
 
 
 def test_crossing_weights_refuse_mixed_pileup():
