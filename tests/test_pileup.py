@@ -95,6 +95,23 @@ def test_zero_bias_crossings_from_the_library(library, tmp_path):
     assert (info.mu, info.sigma_inel_mb) == (1.5, pytest.approx(lib["sigma_inel_mb"]))
 
 
+@pytest.mark.slow
+def test_zero_bias_crossings_direct(library, tmp_path):
+    """Without a library a zero-bias crossing is Poisson(mu) interactions from the pileup Pythia (was 1 +
+    Poisson(mu)); mu and the same sigma_inel as the library's are recorded."""
+    from qtrigger.generate import generate_sample
+    from qtrigger.generate.pileup import pileup_counts
+
+    out = tmp_path / "zb_direct.root"
+    generate_sample("minbias", 12, 2, out, pileup=1.0, workers=0, progress=False)
+    events, runs = _events(out, ["Pileup_nInt", "Pileup_maxPtHat", "Generator_binvar", "nJet"])
+    expected = pileup_counts(2 * 1_000_000, 1.0, 12)
+    assert np.array_equal(events["Pileup_nInt"], expected) and (expected == 0).any()
+    assert np.array_equal(events["Generator_binvar"], events["Pileup_maxPtHat"])
+    assert runs["pileupLibraryHash"][0] == 0 and runs["pileupReuse"][0] == 0
+    assert runs["sigmaInel_mb"][0] == pytest.approx(library[1]["sigma_inel_mb"])
+
+
 def test_library_draws_are_spread_evenly():
     """Consecutive positions of the permutation sequence: every interaction drawn floor or ceil(draws / size)
     times, the same indices however the positions are split between chunks."""
