@@ -11,6 +11,13 @@ wall times mean something only when it is small. ``events_per_cpu_second`` (even
 chunks' CPU time) is the throughput of one idle core and does not depend on the load.
 
 Usage: python benchmarks/generate_scaling.py [--events 400] [--chunk-size 100] [--bins 30,60]
+
+``--pileup`` instead prints the CPU seconds per ttbar event at mu = 0, 60 and 200 (``--mus``), with pileup
+from a second Pythia (direct) and drawn from a premixed library, on this machine in one run (issue 29). The
+library (``--library-size`` interactions, made once, in this process) is timed on its own: its CPU per
+interaction, and that cost shared over the draws (``library_cpu_per_event_amortised`` = CPU per interaction
+x mu / reuse), are printed beside the per-event costs. Chunk CPU time only (Pythia initialisation included):
+load-independent. Keep it tiny on a shared machine: ``--pileup --events 4 --library-size 100``.
 """
 
 from __future__ import annotations
@@ -51,13 +58,51 @@ def _same_events(files_a: list[str], files_b: list[str]) -> bool:
     return True
 
 
+def _cpu_per_event(summary: dict) -> float:
+    return sum(b["chunk_cpu_seconds"] for b in summary["bins"]) / summary["events"]
+
+
+def pileup_costs(events: int, mus: list[float], library_size: int, seed: int) -> dict:
+    """CPU-s per ttbar event at each mu, direct and with a library (made here, timed on its own)."""
+    from qtrigger.generate import generate_library
+
+    out: dict = {"events": events, "library_size": library_size, "mu": {}}
+    with tempfile.TemporaryDirectory(prefix="qtrigger-pileup-costs-") as tmp:
+        lib = generate_library(library_size, seed, Path(tmp) / "lib", chunk_size=library_size, workers=0,
+                               progress=False)
+        per_interaction = lib["cpu_seconds"] / library_size
+        out["library_cpu_per_interaction"] = round(per_interaction, 5)
+        for mu in mus:
+            row = {}
+            for label, library in (("direct", None), ("library", Path(tmp) / "lib")):
+                if mu == 0 and library is not None:
+                    continue  # no overlay at mu = 0
+                summary = generate_sample("ttbar", events, seed, Path(tmp) / f"tt_{mu:g}_{label}.root", pileup=mu,
+                                          pileup_library=library, workers=0, progress=False, overwrite=True)
+                row[f"{label}_cpu_per_event"] = round(_cpu_per_event(summary), 4)
+                if library is not None:
+                    reuse = max(summary["pileup"]["reuse_mean"], 1.0)
+                    row["reuse"] = round(summary["pileup"]["reuse_mean"], 2)
+                    row["library_cpu_per_event_amortised"] = round(per_interaction * mu / reuse, 4)
+                    row["speedup"] = round(row["direct_cpu_per_event"] / row["library_cpu_per_event"], 2)
+            out["mu"][f"{mu:g}"] = row
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=400, help="events per pTHat bin")
+    parser.add_argument("--events", type=int, default=400, help="events per pTHat bin (--pileup: ttbar events)")
+    parser.add_argument("--pileup", action="store_true", help="CPU-s per event at --mus, direct and with a library")
+    parser.add_argument("--mus", default="0,60,200", help="pileup values for --pileup (default 0,60,200)")
+    parser.add_argument("--library-size", type=int, default=2000, help="library interactions for --pileup")
     parser.add_argument("--chunk-size", type=int, default=100)
     parser.add_argument("--bins", default="30,60")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    if args.pileup:
+        mus = [float(m) for m in args.mus.split(",")]
+        print(json.dumps(pileup_costs(args.events, mus, args.library_size, args.seed), indent=2))
+        return 0
     out: dict = {"cpus": os.cpu_count(), "bins": args.bins, "events_per_bin": args.events,
                  "chunk_size": args.chunk_size, "settings": {}}
     outputs = {}

@@ -43,8 +43,9 @@ def _event_counts(text: str) -> list[int]:
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``qtrigger data generate`` options to ``parser``."""
     parser.add_argument("--process", required=True, choices=PROCESSES, help="physics process")
-    parser.add_argument("--events", required=True, type=_event_counts, metavar="N",
-                        help="number of events (with --pthat-bins: per bin, or N1,N2,... one per bin)")
+    parser.add_argument("--events", type=_event_counts, metavar="N",
+                        help="number of events (with --pthat-bins: per bin, or N1,N2,... one per bin); "
+                             "required unless --library")
     parser.add_argument("--seed", type=int, default=1, help="base random seed (default 1)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE.root|DIR/|PREFIX",
                         help="output ROOT file; with --pthat-bins a directory or a file-name prefix")
@@ -61,7 +62,16 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run on an existing Dask scheduler, e.g. tcp://host:8786 (shared filesystem needed)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="legacy: K parts seeded seed*1000+k (reproduces samples made with --jobs)")
-    parser.add_argument("--pileup", type=float, default=0.0, metavar="MU", help="mean pileup interactions, at most 400 (default 0)")
+    parser.add_argument("--pileup", type=float, default=0.0, metavar="MU",
+                        help="mean inelastic pileup interactions per crossing, at most 400 (default 0); with "
+                             "--process minbias: zero-bias crossings of Poisson(MU) interactions")
+    parser.add_argument("--library", type=int, default=None, metavar="N",
+                        help="with --process minbias: write a pileup library of N inelastic interactions into the "
+                             "folder -o (resumable; --chunk-size interactions per file, e.g. 5000)")
+    parser.add_argument("--pileup-library", default=None, metavar="DIR",
+                        help="overlay pileup drawn from this library (made with --library) instead of generating it")
+    parser.add_argument("--pileup-max-reuse", type=int, default=10, metavar="K",
+                        help="refuse a sample that would draw any library interaction more than K times (default 10)")
     parser.add_argument("--jet-pt-min", type=float, default=20.0, help="jet pt cut [GeV] (default 20)")
     parser.add_argument("--jet-eta-max", type=float, default=2.5, help="jet |eta| cut (default 2.5)")
     parser.add_argument("--d0-resolution-um", type=float, default=None, metavar="UM",
@@ -87,20 +97,50 @@ def _where_run(workers: int | None) -> str:
 
 def handle_generate(args: argparse.Namespace) -> int:
     """Run :func:`generate_sample` from parsed CLI arguments; print one line per output file."""
+    from qtrigger.errors import QTriggerError
     from qtrigger.generate import generate_sample
 
+    if args.library is not None:
+        return _handle_library(args)
+    if args.events is None:
+        raise QTriggerError("--events N is required (or --library N with --process minbias)")
     s = generate_sample(
         process=args.process, n_events=args.events, seed=args.seed, output=args.output,
         pthat_min=args.pthat_min, jobs=args.jobs, pileup=args.pileup, jet_pt_min=args.jet_pt_min,
         jet_eta_max=args.jet_eta_max, bias_pow=args.bias_pow, overwrite=args.overwrite,
         pthat_bins=args.pthat_bins, chunk_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler,
         d0_resolution_um=args.d0_resolution_um, z0_resolution_um=args.z0_resolution_um,
-        candidates=not args.no_candidates,
+        candidates=not args.no_candidates, pileup_library=args.pileup_library,
+        pileup_max_reuse=args.pileup_max_reuse,
     )
     if len(s["bins"]) > 1:
         for b in s["bins"]:
             print(f"{b['output']}: {_counts_text(b)}, xsec {b['xsec_mb']:.4g} +- {b['xsec_err_mb']:.2g} mb")
     where = s["output"] if len(s["bins"]) == 1 else f"{len(s['outputs'])} pTHat-bin files"
     print(f"{where}: {_counts_text(s)}, xsec {s['xsec_mb']:.4g} +- {s['xsec_err_mb']:.2g} mb, "
-          f"{s['seconds']:.1f} s, {s['jets_per_s']:.0f} jets/s ({s['chunks']} chunks, {_where_run(s['workers'])})")
+          f"{s['seconds']:.1f} s, {s['jets_per_s']:.0f} jets/s ({s['chunks']} chunks, {_where_run(s['workers'])})"
+          + _pileup_text(s["pileup"]))
+    return 0
+
+
+def _pileup_text(p: dict) -> str:
+    if not p["mu"]:
+        return ""
+    source = f"library {p['library']}, reuse {p['reuse_mean']:.2f} (max {p['reuse_max']})" if p["library"] else "direct"
+    return f"; pileup mu {p['mu']:g} (sigma_inel {p['sigma_inel_mb']:.2f} mb, {source})"
+
+
+def _handle_library(args: argparse.Namespace) -> int:
+    """``--library N``: generate (or resume) a pileup library; one line."""
+    from qtrigger.errors import QTriggerError
+    from qtrigger.generate import generate_library
+
+    if args.process != "minbias" or args.events is not None or args.pileup or args.pthat_bins:
+        raise QTriggerError("--library N makes a pileup library: use it with --process minbias and -o DIR, "
+                            "without --events, --pileup or --pthat-bins")
+    s = generate_library(args.library, args.seed, args.output, chunk_size=args.chunk_size, workers=args.workers,
+                         scheduler=args.scheduler, overwrite=args.overwrite)
+    print(f"{s['output']}: {s['interactions']} inelastic interactions in {s['chunks']} chunks ({s['generated']} made "
+          f"now), {s['particles']:.1f} particles each (|eta| < 3), sigma_inel {s['sigma_inel_mb']:.2f} mb, "
+          f"hash {s['hash']}, {s['seconds']:.1f} s")
     return 0

@@ -51,6 +51,8 @@ RUNS_REQUIRED = ("genEventCount", "genEventSumw", "genEventSumw2")
 RUNS_XSEC = ("genXsec_mb", "genXsecErr_mb")
 RUNS_OPTIONAL = ("isMinBias", "pthatMin")
 RUNS_BINNING = ("pthatMax", "genFilterEff")  # optional too; files without them are one open bin, no filter
+RUNS_PILEUP = ("pileupMu", "sigmaInel_mb")  # optional: files without them are at mu = 0 (or say nothing)
+MB_TO_CM2 = 1e-27
 SUMW_REL_TOL = 1e-3  # genWeight is float32 in the file; its sum agrees with genEventSumw to ~1e-6
 
 
@@ -107,6 +109,8 @@ class SampleInfo:
     files: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     bins: tuple[PtHatBin, ...] = ()
+    mu: float | None = None
+    sigma_inel_mb: float | None = None
 
     @property
     def is_stitched(self) -> bool:
@@ -135,7 +139,7 @@ def read_runs(path: str) -> dict:
     lacking = [b for b in RUNS_REQUIRED if name[b] not in present]
     if lacking:
         raise QTriggerError(f"{path}: Runs tree lacks {', '.join(lacking)} (needed to normalise the sample)")
-    optional = [b for b in RUNS_XSEC + RUNS_OPTIONAL + RUNS_BINNING if b in present]
+    optional = [b for b in RUNS_XSEC + RUNS_OPTIONAL + RUNS_BINNING + RUNS_PILEUP if b in present]
     arrays = runs.arrays([name[b] for b in RUNS_REQUIRED] + optional, library="np")
     counts = arrays[name["genEventCount"]].astype(np.float64)
     out = {
@@ -150,7 +154,7 @@ def read_runs(path: str) -> dict:
         out["xsec"] = float((weight * arrays["genXsec_mb"]).sum())
         out["xsec_err"] = float(np.sqrt(((weight * arrays["genXsecErr_mb"]) ** 2).sum()))
     for branch, key in (("isMinBias", "minbias"), ("pthatMin", "pthat"), ("pthatMax", "pthat_max"),
-                        ("genFilterEff", "filter_eff")):
+                        ("genFilterEff", "filter_eff"), ("pileupMu", "mu"), ("sigmaInel_mb", "sigma_inel")):
         if branch in arrays:
             values = np.unique(arrays[branch])
             if len(values) != 1:
@@ -159,6 +163,23 @@ def read_runs(path: str) -> dict:
             out[key] = values[0].item()
     if "filter_eff" in out and not 0 < out["filter_eff"] <= 1:
         raise QTriggerError(f"{path}: genFilterEff = {out['filter_eff']:g}, expected a fraction in (0, 1]")
+    return out
+
+
+def read_pileup(files) -> dict[str, tuple[float, float]]:
+    """``{path: (mu, sigma_inel_mb)}`` of the files whose ``Runs`` tree records pileup (``pileupMu > 0``); files
+    without a ``Runs`` tree or without the branches (mu = 0, or not recorded: real NanoAOD) are left out."""
+    out = {}
+    for path in [str(files)] if isinstance(files, (str, Path)) else [str(f) for f in files]:
+        try:
+            runs = open_events_tree(path, "Runs")
+        except QTriggerError:
+            continue
+        if not set(RUNS_PILEUP) <= set(runs.keys()):
+            continue
+        arrays = runs.arrays(list(RUNS_PILEUP), library="np")
+        if len(arrays["pileupMu"]) and arrays["pileupMu"].max() > 0:
+            out[path] = (float(arrays["pileupMu"].max()), float(arrays["sigmaInel_mb"].max()))
     return out
 
 
@@ -246,6 +267,8 @@ def read_sample_info(files: list[str] | str) -> SampleInfo:
         xsec = float(sum(b.xsec_filtered_mb for b in bins))
         xsec_err = float(math.sqrt(sum((b.xsec_err_mb * b.filter_efficiency) ** 2 for b in bins)))
     edges = [b.pthat_min for b in bins if b.pthat_min is not None]
+    mu = _one_flag(parts, "mu", "pileupMu", "different pileup")
+    sigma_inel = _one_flag(parts, "sigma_inel", "sigmaInel_mb", "different sigma_inel")
     return SampleInfo(
         n_events=sum(b.n_events for b in bins),
         sumw=float(sum(p["sumw"] for p in parts)),
@@ -257,6 +280,8 @@ def read_sample_info(files: list[str] | str) -> SampleInfo:
         files=tuple(files),
         missing=tuple(f"{p['path']}: {b}" for p in parts for b in p["missing"]),
         bins=tuple(bins),
+        mu=None if mu is None else float(mu),
+        sigma_inel_mb=None if sigma_inel is None else float(sigma_inel),
     )
 
 
@@ -356,3 +381,38 @@ def _bin_sumw(b: PtHatBin, n_given: int, sumw_given: float) -> float:
         raise QTriggerError(f"event weights sum to {sumw_given:g} but genEventSumw = {b.sumw:g} for {where}: "
                             "pass genWeight")
     return b.sumw
+
+
+# --------------------------------------------------------------------------- rates per bunch crossing
+
+
+def crossing_weights_hz(binned: SampleInfo, zero_bias: SampleInfo, binned_file: np.ndarray, binned_weight: np.ndarray,
+                        binned_pthat: np.ndarray, binned_overlay_pthat: np.ndarray, zero_bias_hardest: np.ndarray,
+                        lumi_cm2s: float, crossing_rate_hz: float,
+                        binned_files: list[str] | tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One rate weight (Hz) per bunch crossing for pTHat-binned hard events and zero-bias crossings at the same mu.
+
+    A crossing is counted once, by its hardest interaction (docs/trigger.md, "Rates per bunch crossing"):
+
+    - a binned event weighs ``L * w_abs`` (:func:`event_xsec_weights_mb`, mb -> cm^2) when its overlay's hardest
+      interaction (``Pileup_maxPtHat``) is not harder than its own (``Generator_binvar``), else 0 (that crossing
+      belongs to the bin of the harder interaction);
+    - a zero-bias crossing weighs ``crossing_rate_hz / N`` (N: the crossings given) when its hardest interaction
+      (``Generator_binvar``) lies below the lowest bin edge, else 0 (the binned samples hold those crossings).
+
+    The stitching of the binned sample alone counts a crossing once per hard interaction in it: at mu = 60 loose
+    cuts are overcounted many times (tests/test_pileup.py). Returns (binned weights, zero-bias weights).
+    """
+    if not zero_bias.is_minbias:
+        raise QTriggerError(f"crossing weights: {zero_bias.where()} is not a zero-bias sample (isMinBias in Runs)")
+    if binned.pthat_min is None:
+        raise QTriggerError(f"crossing weights: {binned.where()} has no pthatMin in Runs (no lowest bin edge)")
+    if binned.mu is not None and zero_bias.mu is not None and not math.isclose(binned.mu, zero_bias.mu, rel_tol=1e-6):
+        raise QTriggerError(f"crossing weights: the binned sample is at mu = {binned.mu:g}, the zero-bias one at "
+                            f"mu = {zero_bias.mu:g} ({zero_bias.where()}); combine samples of one pileup")
+    own = np.asarray(binned_pthat, dtype=np.float64)
+    keep = np.asarray(binned_overlay_pthat, dtype=np.float64) <= own
+    w_binned = lumi_cm2s * MB_TO_CM2 * event_xsec_weights_mb(binned, binned_file, binned_weight, binned_files) * keep
+    hardest = np.asarray(zero_bias_hardest, dtype=np.float64)
+    w_zero_bias = np.where(hardest < binned.pthat_min, crossing_rate_hz / max(1, len(hardest)), 0.0)
+    return w_binned, w_zero_bias

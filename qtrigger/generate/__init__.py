@@ -5,7 +5,9 @@ generated in seeded chunks (chunk ``k`` of pTHat bin ``b``: Pythia seed ``seed *
 b * 10**4 + k``) run as tasks on dask.distributed, so a sample is identical on any number of
 workers; parts are merged in chunk order and renamed into place only when every bin is
 complete. Physics definitions, pTHat bins, the ``Runs`` tree and measured costs:
-docs/generation.md. Submodules: ``events`` (Pythia, particles, jets), ``output`` (ROOT).
+docs/generation.md. Submodules: ``options`` (checks), ``events`` (Pythia, particles), ``jets``,
+``tracks``, ``chunk`` (one chunk's events), ``pileup`` (overlays), ``library`` (the premixed pileup
+library, :func:`generate_library`), ``tasks`` (dask), ``output`` (ROOT).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,94 +62,11 @@ from qtrigger.generate.output import (  # noqa: F401
     write_runs,
 )
 from qtrigger.generate.tracks import Resolution, TrackRandom  # noqa: F401
-from qtrigger.runtime import dask_client
-
-# --------------------------------------------------------------------------- one chunk
-
-
-def _generate_part(spec: dict) -> dict:
-    """Generate ``spec['n_events']`` events into ``spec['path']`` (runs in a Dask worker).
-
-    Returns the counts, the ``Runs`` entry written and the seconds taken. ``spec['bar']``
-    (in-process runs only) is a progress bar updated per batch.
-    """
-    import awkward as ak
-
-    pythia8mc, fastjet = import_generators()
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    pythia = make_pythia(pythia8mc, spec["settings"], spec["pythia_seed"])
-    charges = ChargeTable(pythia.particleData)
-    pu_pythia, rng = None, np.random.default_rng(spec["pythia_seed"])
-    tracks = TrackRandom(spec["pythia_seed"])  # vertices and smearing: never Pythia's random stream
-    resolution = Resolution(spec.get("d0_resolution_um"), spec.get("z0_resolution_um"))
-    if spec["pileup"] > 0:
-        pu_pythia = make_pythia(
-            pythia8mc, process_settings("minbias"), spec["pythia_seed"] + PILEUP_SEED_OFFSET
-        )
-    counts = {"events": 0, "jets": 0, "sumw": 0.0, "sumw2": 0.0, "flavour": {0: 0, 4: 0, 5: 0}}
-    file, events_tree, runs_tree = open_output(spec["path"], spec["compression"], spec.get("candidates", True))
-    with file:
-        done, batch_size = 0, pileup_batch_size(spec["batch_size"], spec["pileup"])
-        while done < spec["n_events"]:
-            n = min(batch_size, spec["n_events"] - done)
-            batch = next_batch(pythia, n)
-            weight = ak.to_numpy(batch["info"]["weights"][:, 0]).astype(np.float64)
-            pthat = np.sqrt(ak.to_numpy(batch["info"]["pT2Hat"]).astype(np.float64))
-            pv = tracks.vertices(n, "pv")
-            pieces = hard_inputs(batch, charges, tracks, resolution, pv)
-            if pu_pythia is not None:
-                pieces += pileup_inputs(pu_pythia, rng, spec["pileup"], n, charges, tracks, resolution)
-            del batch
-            cols, njet, (cands, ncand) = jet_table(fastjet, merge_inputs(pieces, n), n, spec["jet_pt_min"],
-                                                   spec["jet_eta_max"])
-            first = spec["event_start"] + done
-            events_tree.extend(
-                {
-                    "event": np.arange(first, first + n, dtype=np.uint64),
-                    "genWeight": weight.astype(np.float32),
-                    "Generator_binvar": pthat.astype(np.float32),
-                    "PV_z": pv[:, 2].astype(np.float32),
-                    "Jet": to_awkward(cols, njet),
-                    **({"JetCand": to_awkward(cands, ncand, CAND_FIELDS)} if spec.get("candidates", True) else {}),
-                }
-            )
-            _count(counts, n, weight, cols)
-            done += n
-            if spec.get("bar") is not None:
-                spec["bar"].update(n)
-        info = pythia.infoPython()  # a fresh object: older handles show stale sigmaGen
-        runs = _runs_entry(spec, counts, info.sigmaGen(), info.sigmaErr())
-        write_runs(runs_tree, runs)
-    counts["runs"] = runs
-    counts["seconds"] = time.perf_counter() - t0
-    counts["cpu_seconds"] = time.process_time() - cpu0
-    return counts
-
-
-def _count(counts: dict, n: int, weight: np.ndarray, cols: dict) -> None:
-    counts["events"] += n
-    counts["jets"] += len(cols["pt"])
-    counts["sumw"] += float(weight.sum())
-    counts["sumw2"] += float((weight**2).sum())
-    for flav in (0, 4, 5):
-        counts["flavour"][flav] += int((cols["hadronFlavour"] == flav).sum())
-
-
-def _runs_entry(spec: dict, counts: dict, xsec: float, xsec_err: float) -> dict:
-    return {
-        "genEventCount": counts["events"],
-        "genEventSumw": counts["sumw"],
-        "genEventSumw2": counts["sumw2"],
-        "genXsec_mb": xsec,
-        "genXsecErr_mb": xsec_err,
-        "isMinBias": int(spec["process"] == "minbias"),
-        "pthatMin": spec["pthat_min"],
-        "pthatMax": spec["pthat_max"],
-        "genFilterEff": 1.0,
-        "seed": spec["base_seed"],
-        **Resolution(spec.get("d0_resolution_um"), spec.get("z0_resolution_um")).runs_values(),
-    }
-
+from qtrigger.generate.tasks import run_tasks
+from qtrigger.generate.chunk import _count, _generate_part, _runs_entry  # noqa: F401
+from qtrigger.generate.library import DEFAULT_MAX_REUSE, check_library_use, generate_library  # noqa: F401
+from qtrigger.generate.output import PILEUP_FIELDS
+from qtrigger.generate.pileup import pileup_counts
 
 # --------------------------------------------------------------------------- bins, chunks, seeds
 
@@ -218,25 +136,7 @@ def bin_outputs(output: str | os.PathLike, process: str, bins: list[tuple[float,
 
 def _run_chunks(specs: list[dict], workers: int, scheduler, progress: bool) -> list[dict]:
     """Run every chunk spec (in this process when ``workers == 0`` and no scheduler); results in spec order."""
-    from tqdm import tqdm
-
-    total = sum(s["n_events"] for s in specs)
-    with tqdm(total=total, unit="ev", disable=not progress, desc="generate", file=sys.stderr) as bar:
-        if workers == 0 and scheduler is None:
-            return [_generate_part({**spec, "bar": bar}) for spec in specs]
-        from distributed import as_completed
-
-        with dask_client(workers, scheduler, "generate") as client:
-            futures = [client.submit(_generate_part, spec, key=f"generate-{os.getpid()}-{i}", pure=False)
-                       for i, spec in enumerate(specs)]
-            try:
-                for future in as_completed(futures):
-                    result = future.result()  # re-raises a worker's error here
-                    bar.update(result["events"])
-                return [f.result() for f in futures]
-            finally:
-                for future in futures:
-                    future.cancel()
+    return run_tasks(_generate_part, specs, workers, scheduler, progress)
 
 
 def _merge_parts(parts: list[Path], target: Path, runs: dict, step: int = 20000) -> None:
@@ -246,13 +146,15 @@ def _merge_parts(parts: list[Path], target: Path, runs: dict, step: int = 20000)
 
     with uproot.open(parts[0]) as first:
         candidates = "JetCand_pt" in first["Events"].keys()
-    file, events_tree, runs_tree = open_output(target, OUTPUT_COMPRESSION, candidates)
+        pileup = "Pileup_nInt" in first["Events"].keys()
+    file, events_tree, runs_tree = open_output(target, OUTPUT_COMPRESSION, candidates, pileup)
+    scalars = [*EVENT_FIELDS, *(PILEUP_FIELDS if pileup else ())]
     with file:
         for part in parts:
             with uproot.open(part) as f:
                 for chunk in f["Events"].iterate(step_size=step, library="ak"):
                     jets = ak.zip({k: chunk[f"Jet_{k}"] for k in JET_FIELDS})
-                    out = {**{k: chunk[k] for k in EVENT_FIELDS}, "Jet": jets}
+                    out = {**{k: chunk[k] for k in scalars}, "Jet": jets}
                     if "JetCand_pt" in chunk.fields:
                         out["JetCand"] = ak.zip({k: chunk[f"JetCand_{k}"] for k in CAND_FIELDS})
                     events_tree.extend(out)
@@ -288,6 +190,8 @@ def generate_sample(
     d0_resolution_um: float | None = None,
     z0_resolution_um: float | None = None,
     candidates: bool = True,
+    pileup_library: str | os.PathLike | None = None,
+    pileup_max_reuse: int = DEFAULT_MAX_REUSE,
 ) -> dict:
     """Generate ``n_events`` events of ``process`` and write NanoAOD-schema jets to ``output``.
 
@@ -296,6 +200,10 @@ def generate_sample(
     ``n_events`` events in each (or a list, one count per bin); ``pthat_min`` is then unused.
     ``d0_resolution_um``/``z0_resolution_um``: fixed L1-track impact-parameter resolutions
     (um); None (default) = the pT-dependent ones (docs/generation.md, recorded as -1 in ``Runs``).
+    ``pileup``: mean inelastic interactions overlaid per event (``minbias``: a zero-bias crossing of
+    Poisson(mu) interactions), from a second Pythia or, with ``pileup_library`` (a folder made by
+    :func:`generate_library`), drawn from the library, each library interaction at most
+    ``pileup_max_reuse`` times over the sample.
     ``candidates=False`` leaves out the ``JetCand_*`` collection (the per-jet displaced-track
     summaries, ``PV_z`` and every other branch are unchanged): about a third of the bytes per jet.
     ``workers``: LocalCluster size (default: the cores, at most the number of chunks; 0 runs in
@@ -321,9 +229,11 @@ def generate_sample(
         counts = counts * len(bins)
     outputs = bin_outputs(output, process, None if pthat_bins is None else bins)
     _check_outputs(outputs, overwrite)
+    library = check_library_use(pileup_library, pileup, jet_eta_max, pileup_max_reuse)
     import_generators()
 
     chunks = plan_chunks(counts, int(seed), int(chunk_size), jobs)
+    overlay = _plan_overlay(library, pileup_library, chunks, pileup, pileup_max_reuse, seed, process)
     if scheduler is not None:
         workers = None  # the cluster's own
     elif workers is None:
@@ -336,8 +246,8 @@ def generate_sample(
         parts_dir.mkdir()
         specs = [_chunk_spec(process, bins[c.bin_index], c, parts_dir, pthat_bins is None, pthat_min, bias_pow,
                              pileup, jet_pt_min, jet_eta_max, batch_size, seed, d0_resolution_um, z0_resolution_um,
-                             candidates)
-                 for c in chunks]
+                             candidates) | overlay[k]
+                 for k, c in enumerate(chunks)]
         results = _run_chunks(specs, workers, scheduler, progress)
         per_bin = []
         for b, tmp in enumerate(tmps):
@@ -352,7 +262,27 @@ def generate_sample(
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
         shutil.rmtree(parts_dir, ignore_errors=True)
-    return _summary(per_bin, outputs, len(chunks), workers, time.perf_counter() - t0)
+    summary = _summary(per_bin, outputs, len(chunks), workers, time.perf_counter() - t0)
+    first_runs = results[0]["runs"]
+    summary["pileup"] = {"mu": float(pileup), "sigma_inel_mb": first_runs["sigmaInel_mb"],
+                         "library": None if pileup_library is None else str(pileup_library),
+                         "reuse_mean": first_runs["pileupReuse"], "reuse_max": first_runs["pileupMaxReuse"]}
+    return summary
+
+
+def _plan_overlay(manifest, directory, chunks: list[Chunk], mu, max_reuse, seed, process) -> list[dict]:
+    """Per chunk, the library keys of its spec (none without a library): where its draws start in the sample's
+    draw sequence, the library's hash and sigma_inel, and the sample's reuse (refused above ``max_reuse``)."""
+    from qtrigger.generate.library import library_hash, plan_draws
+
+    if manifest is None:
+        return [{} for _ in chunks]
+    totals = [int(pileup_counts(c.pythia_seed, mu, c.n_events).sum()) for c in chunks]
+    offsets, reuse = plan_draws(totals, manifest["interactions"], int(max_reuse), directory)
+    common = {"library": str(Path(directory).resolve()), "library_hash": library_hash(manifest),
+              "sigma_inel_mb": manifest["sigma_inel_mb"], "reuse_mean": reuse["mean"], "reuse_max": reuse["max"],
+              "process_tag": PROCESSES.index(process)}
+    return [{**common, "draw_offset": offset} for offset in offsets]
 
 
 def _chunk_spec(process, pthat_range, chunk: Chunk, parts_dir: Path, unbinned: bool, pthat_min, bias_pow,

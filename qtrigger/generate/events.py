@@ -74,7 +74,9 @@ def process_settings(process: str, pthat_min: float = 30.0, bias_pow: float | No
             f"PhaseSpace:pTHatMin = {pthat_min}",
         ]
     elif process == "minbias":
-        proc = ["SoftQCD:nonDiffractive = on"]
+        proc = ["SoftQCD:nonDiffractive = on"]  # one interaction per event (mu = 0); crossings: pileup_settings
+    elif process == "inelastic":
+        proc = ["SoftQCD:inelastic = on"]
     else:
         raise QTriggerError(f"unknown process {process!r}; expected one of {', '.join(PROCESSES)}")
     if pthat_max is not None and process in ("qcd", "wjets"):
@@ -86,6 +88,18 @@ def process_settings(process: str, pthat_min: float = 30.0, bias_pow: float | No
             f"PhaseSpace:bias2SelectionRef = {pthat_min}",
         ]
     return common + proc
+
+
+def pileup_settings() -> list[str]:
+    """Settings of pileup interactions: every inelastic interaction (non-diffractive and diffractive), as the
+    LHC counts mu (docs/generation.md)."""
+    return process_settings("inelastic")
+
+
+def sigma_inel_mb(pythia) -> float:
+    """Pythia's inelastic pp cross-section (total - elastic, mb) at the beams' energy: the sigma that defines mu."""
+    ecm = pythia.infoPython().eCM()
+    return float(pythia.getSigmaTotal(2212, 2212, ecm) - pythia.getSigmaPartial(2212, 2212, ecm, 2))
 
 
 def applied_pthat_min(process: str, pthat_min: float) -> float:
@@ -279,9 +293,17 @@ def pileup_particles(pu_pythia, total: int, sub_batch: int | None = None) -> dic
     inside one long Pythia call.
     """
     step = sub_batch or PILEUP_SUB_BATCH
-    parts = [_flat_particles(next_batch(pu_pythia, min(step, total - start)), fields=("id", "status"), vertex=True)
-             for start in range(0, total, step)]
+    parts = [_with_pthat(next_batch(pu_pythia, min(step, total - start))) for start in range(0, total, step)]
     return concat_particles(parts)
+
+
+def _with_pthat(batch) -> dict:
+    """Flat particles of a batch of interactions (:func:`_flat_particles`, vertices) plus each one's ``pthat``."""
+    import awkward as ak
+
+    out = _flat_particles(batch, fields=("id", "status"), vertex=True)
+    out["pthat"] = np.sqrt(ak.to_numpy(batch["info"]["pT2Hat"]).astype(np.float64))
+    return out
 
 
 def concat_particles(parts: list[dict]) -> dict:

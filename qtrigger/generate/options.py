@@ -96,3 +96,4 @@ def _check_outputs(outputs: list[Path], overwrite: bool) -> None:
     for parent in {p.parent for p in outputs}:
         if not parent.is_dir():
             raise QTriggerError(f"output directory {parent} does not exist")
+

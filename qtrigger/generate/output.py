@@ -43,6 +43,9 @@ CAND_FIELDS = {
 CAND_GRID = {"eta": 2.0**-10, "phi": 2.0**-10, "d0": 2.0**-13, "z0": 2.0**-10}
 MANTISSA_BITS = 8
 EVENT_FIELDS = {"event": np.uint64, "genWeight": np.float32, "Generator_binvar": np.float32, "PV_z": np.float32}
+# Written only with pileup (mu > 0), so a mu = 0 file keeps its branches: overlay interactions in the event and
+# the largest pTHat among them (0 when none).
+PILEUP_FIELDS = {"Pileup_nInt": np.int32, "Pileup_maxPtHat": np.float32}
 RUNS_FIELDS = {
     "genEventCount": np.int64,
     "genEventSumw": np.float64,
@@ -56,6 +59,12 @@ RUNS_FIELDS = {
     "seed": np.int64,
     "trackD0Res_um": np.float64,  # fixed L1-track d0 resolution, -1 = pT-dependent default
     "trackZ0Res_um": np.float64,  # same for z0
+    "pileupMu": np.float64,  # mean inelastic interactions overlaid per event (per crossing for zero bias)
+    "sigmaInel_mb": np.float64,  # the sigma_inel that defines mu (Pythia's total - elastic): L = mu f n / sigma
+    "pileupLibraryHash": np.int64,  # the library's hash (library.json), 0 = none (direct Pythia overlay)
+    "pileupReuse": np.float64,  # library draws / library size over the sample, 0 without a library
+    "pileupMaxReuse": np.int64,  # the most any library interaction was drawn, 0 without a library
+    "pileupMitigation": np.int32,  # 0 = none (raw particles clustered)
 }
 PART_COMPRESSION = ("ZLIB", 1)  # parts are recompressed by the merge
 OUTPUT_COMPRESSION = ("LZMA", 9)
@@ -95,13 +104,15 @@ def _record_type(fields: dict) -> str:
     return "var * {" + ", ".join(f"{k}: {np.dtype(v).name}" for k, v in fields.items()) + "}"
 
 
-def open_output(path: Path, compression, candidates: bool = True):
-    """(file, Events tree, Runs tree) of a new ROOT file (``candidates``: with the ``JetCand`` collection)."""
+def open_output(path: Path, compression, candidates: bool = True, pileup: bool = False):
+    """(file, Events tree, Runs tree) of a new ROOT file (``candidates``: with the ``JetCand`` collection;
+    ``pileup``: with the :data:`PILEUP_FIELDS`)."""
     import uproot
 
     file = uproot.recreate(path, compression=uproot_compression(compression))
     cands = {"JetCand": _record_type(CAND_FIELDS)} if candidates else {}
-    events = file.mktree("Events", {**EVENT_FIELDS, "Jet": _record_type(JET_FIELDS), **cands})
+    extra = dict(PILEUP_FIELDS) if pileup else {}
+    events = file.mktree("Events", {**EVENT_FIELDS, **extra, "Jet": _record_type(JET_FIELDS), **cands})
     runs = file.mktree("Runs", dict(RUNS_FIELDS))
     return file, events, runs
 

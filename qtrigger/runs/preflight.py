@@ -8,7 +8,7 @@ from pathlib import Path
 
 from qtrigger.config import RunConfig, TriggerConfig, resolve_sample_files
 from qtrigger.data.reader import WEIGHT_BRANCH, check_branches, open_events_tree
-from qtrigger.data.samples import read_sample_info
+from qtrigger.data.samples import read_pileup, read_sample_info
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.rtl import _require_da4ml, _verilator_root
 from qtrigger.levels import level_for
@@ -48,6 +48,7 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
     if not config.trigger.enabled or "signal" not in roles.values():
         return
     rate_files = check_rate_files(config)  # a rate-only background (trigger.rate_files), else the training one
+    check_pileup_lumi(config.trigger, [f for files in samples.values() for f in files] + list(rate_files))
     for path in rate_files:
         check_branches([path], list(dict.fromkeys([*config.features.jet_branches, "Jet_pt", "Jet_eta", WEIGHT_BRANCH])),
                        config.data.tree)
@@ -80,6 +81,25 @@ def check_rate_normalisation(t: TriggerConfig, info, sample: str = "the rate sam
         raise QTriggerError(f"{prefix}trigger.normalisation zero_bias needs a minimum-bias background, but "
                             f"{info.where()} is not flagged isMinBias in its Runs tree")
     check_target_rates(t, info, sample, prefix)
+
+
+PILEUP_LUMI_REL_TOL = 0.02  # lumi_cm2s may differ from mu f_rev n_bunches / sigma_inel by 2 % (rounding)
+
+
+def pileup_lumi_cm2s(mu: float, sigma_inel_mb: float, n_bunches: int) -> float:
+    """The luminosity of ``mu`` inelastic interactions per crossing: L = mu f_rev n_bunches / sigma_inel."""
+    return mu * LHC_F_REV_HZ * n_bunches / (sigma_inel_mb * MB_TO_CM2)
+
+
+def check_pileup_lumi(t: TriggerConfig, files: list[str]) -> None:
+    """``t.lumi_cm2s`` agrees with the pileup recorded in every file's ``Runs`` tree (files at mu = 0, or without
+    the record, say nothing); a one-line error naming the luminosity to set otherwise."""
+    for path, (mu, sigma) in read_pileup(files).items():
+        lumi = pileup_lumi_cm2s(mu, sigma, t.n_bunches)
+        if abs(t.lumi_cm2s / lumi - 1) > PILEUP_LUMI_REL_TOL:
+            raise QTriggerError(f"trigger.lumi_cm2s {t.lumi_cm2s:.4g} disagrees with the pileup of {path}: mu = {mu:g} "
+                                f"inelastic interactions per crossing (sigma_inel {sigma:.2f} mb, {t.n_bunches} bunches "
+                                f"x {LHC_F_REV_HZ:g} Hz) is L = {lumi:.4g} cm^-2 s^-1; set trigger.lumi_cm2s: {lumi:.4g}")
 
 
 def check_target_rates(t: TriggerConfig, info, sample: str = "the rate sample", prefix: str = "") -> None:

@@ -383,6 +383,21 @@ def weighted_rate(info: SampleInfo, method: str, events: np.ndarray, event_file:
     raise ValueError(f"unknown rate method {method!r}; expected 'cross_section' or 'zero_bias'")
 
 
+def crossing_rate(weights_hz: np.ndarray, events: np.ndarray, description: str = "",
+                  min_n_eff: float = DEFAULT_MIN_N_EFF) -> WeightedRate:
+    """The :class:`WeightedRate` of bunch crossings from per-crossing weights in Hz over a table
+    (:func:`qtrigger.data.samples.crossing_weights_hz`, binned and zero-bias events side by side): R = sum of
+    the fired weights. Events of weight 0 (vetoed binned events, zero-bias crossings above the lowest bin edge)
+    are left out, so ``n_fired`` counts crossings that count."""
+    weights_hz = np.asarray(weights_hz, dtype=np.float64)
+    events = np.asarray(events, dtype=bool) & (weights_hz > 0)
+    if not events.any():
+        raise QTriggerError("no bunch crossings with a weight to measure a rate on")
+    weight = weights_hz[events]
+    return WeightedRate(weight, float(weight.sum()), "crossing", events,
+                        description or f"per bunch crossing, {int(events.sum()):,} events", min_n_eff)
+
+
 def split_events(events: np.ndarray, seed: int, fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Seeded by-event split of the ``events`` mask: (calibration, held-out), ``fraction`` to calibration."""
     events = np.asarray(events, dtype=bool)
