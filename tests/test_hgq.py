@@ -1,0 +1,154 @@
+"""``quantization.method: hgq`` (issue 30): the config, the method registry, and HGQ2 beside QKeras in one process.
+
+The HGQ2 tests need the arrangement ``make install`` sets up (hgq2 in ``<venv>/hgq2``, or ``$QTRIGGER_HGQ2_PATH``);
+without it they are skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qtrigger.config import ModelConfig, PruningConfig, QuantizationConfig, TrainingConfig
+from qtrigger.errors import QTriggerError
+from qtrigger.fixedpoint import FixedType
+from qtrigger.models.build import METHODS, build_model, check_runnable, quant_method
+
+HGQ_CFG = {"method": "hgq", "hgq": {"beta": 1e-5, "beta_final": 1e-4}}
+INPUT_TYPE = FixedType(10, 4)
+TRAINING = TrainingConfig(epochs=3, batch_size=64, threads=1, verbose=False, early_stopping_patience=3)
+
+
+def _hgq_installed() -> bool:
+    from qtrigger.models.hgq import hgq2_dir
+
+    return (hgq2_dir() / "hgq" / "__init__.py").is_file()
+
+
+needs_hgq = pytest.mark.skipif("not _hgq_installed()",
+                               reason="hgq2 not installed: `make install` puts it in <venv>/hgq2 "
+                                      "($QTRIGGER_HGQ2_PATH names another folder)")
+
+
+def test_method_defaults_to_qkeras_and_dumps_as_before():
+    """A QKeras section keeps its resolved form (and scan trial hashes) byte for byte."""
+    q = QuantizationConfig()
+    assert q.method == "qkeras" and quant_method(q) is METHODS["qkeras"]
+    assert set(q.model_dump(mode="json")) == {"enabled", "weight_bits", "weight_integer", "bias_bits",
+                                              "bias_integer", "activation_bits", "activation_integer", "layers"}
+    dumped = QuantizationConfig(**HGQ_CFG).model_dump(mode="json")
+    assert dumped["method"] == "hgq" and dumped["hgq"]["beta_final"] == 1e-4
+    assert QuantizationConfig(**dumped) == QuantizationConfig(**HGQ_CFG)
+
+
+def test_beta_schedule_is_log_linear():
+    hgq = QuantizationConfig(**HGQ_CFG).hgq
+    betas = [hgq.beta_at(e, 3) for e in range(3)]
+    assert betas[0] == 1e-5 and betas[2] == pytest.approx(1e-4) and betas[1] == pytest.approx(np.sqrt(1e-9))
+    assert QuantizationConfig(method="hgq").hgq.beta_at(7, 10) == 1e-5
+
+
+def test_unknown_method_and_wrap_are_refused():
+    with pytest.raises(ValueError, match="not a registered quantization method"):
+        QuantizationConfig(method="brevitas")
+    with pytest.raises(ValueError):
+        QuantizationConfig(method="hgq", hgq={"overflow_mode": "WRAP"})
+
+
+@pytest.mark.parametrize("model, pruning, message", [
+    ({"form": "deepsets"}, {"enabled": False}, "builds model.form mlp only so far, not 'deepsets'"),
+    ({}, {}, "learns its own sparsity"),
+    ({"batchnorm": True}, {"enabled": False}, "does not fold batch normalization"),
+    ({}, {"enabled": False}, "qtrigger run does not take it yet"),
+])
+def test_hgq_runs_refused_in_one_line(model, pruning, message):
+    with pytest.raises(QTriggerError, match=message) as error:
+        check_runnable(ModelConfig(**model), QuantizationConfig(**HGQ_CFG), PruningConfig(**pruning))
+    assert "\n" not in str(error.value)
+
+
+def test_qkeras_runs_pass_the_method_check():
+    check_runnable(ModelConfig(form="deepsets"), QuantizationConfig(), PruningConfig())
+
+
+def test_missing_hgq2_is_one_line(tmp_path, monkeypatch):
+    from qtrigger.models.hgq import import_hgq
+
+    monkeypatch.setenv("QTRIGGER_HGQ2_PATH", str(tmp_path))
+    with pytest.raises(QTriggerError, match="HGQ2 is not installed in .*make install"):
+        import_hgq()
+
+
+def test_hgq2_compatibility_qkeras_is_refused(tmp_path, monkeypatch):
+    """hgq2's own ``qkeras`` package, found first, is named instead of silently shadowing QKeras."""
+    from qtrigger.models.hgq import _check_no_shadow
+
+    (tmp_path / "qkeras").mkdir()
+    (tmp_path / "qkeras" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "qkeras", raising=False)
+    with pytest.raises(QTriggerError, match="compatibility package"):
+        _check_no_shadow(tmp_path)
+
+
+def _rows(n: int = 300, seed: int = 0):
+    """A few hundred rows on the 10-bit input grid, a learnable binary label."""
+    rng = np.random.default_rng(seed)
+    x = INPUT_TYPE.quantize_codes(rng.normal(size=(n, 5))) * INPUT_TYPE.lsb
+    return x, (x[:, 0] + x[:, 1] > 0).astype(np.float64)
+
+
+def _train_hgq(seed: int = 1):
+    from qtrigger.models.hgq import train_hgq
+
+    quant = QuantizationConfig(**HGQ_CFG)
+    model = build_model(5, 1, ModelConfig(hidden=[4]), quant, INPUT_TYPE, True, seed)
+    x, y = _rows()
+    return train_hgq(model, x[:240], y[:240], x[240:], y[240:], 1, TRAINING, quant.hgq)
+
+
+def _real_qkeras():
+    """QKeras 0.9.0 from the environment, with the layers and quantizers the QKeras path uses."""
+    qkeras = importlib.import_module("qkeras")
+    from qkeras import QActivation, QDense, quantized_bits
+
+    site = Path(qkeras.__file__).resolve().parent
+    assert qkeras.__version__ == "0.9.0"
+    assert (site / "qlayers.py").is_file() and (site / "quantizers.py").is_file(), site
+    for obj in (QDense, QActivation, quantized_bits):
+        assert Path(sys.modules[obj.__module__].__file__).resolve().parent == site
+    return site
+
+
+@needs_hgq
+def test_install_keeps_real_qkeras_and_hgq2_trains():
+    """After the install, ``qkeras`` is QKeras 0.9.0 and HGQ2 trains, in one process; QKeras still builds after."""
+    from qtrigger.models.hgq import hgq2_dir
+
+    site = _real_qkeras()
+    assert not (hgq2_dir() / "qkeras").exists(), "make install deletes hgq2's compatibility qkeras package"
+    result = _train_hgq()
+    assert result.epochs_run == TRAINING.epochs and np.isfinite(result.history["val_loss"]).all()
+    assert result.history["beta"][0] == pytest.approx(1e-5) and result.ebops > 0
+    assert set(result.widths) == {"dense_0", "output"}
+    assert _real_qkeras() == site
+    qkeras_model = build_model(5, 1, ModelConfig(hidden=[4]), QuantizationConfig(), INPUT_TYPE, True, 1)
+    assert [type(layer).__name__ for layer in qkeras_model.layers][-1] == "QDense"
+
+
+@needs_hgq
+def test_hgq_training_is_reproducible_and_saves(tmp_path):
+    """Same seed and threads, same weights; a saved ``.keras`` model loads and gives the same logits."""
+    from qtrigger.models.hgq import load_hgq, save_hgq
+
+    first, second = _train_hgq(), _train_hgq()
+    for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    x, _ = _rows(50, seed=3)
+    loaded = load_hgq(save_hgq(first.model, tmp_path / "model_hgq.keras"))
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), first.model.predict(x, verbose=0))
+
