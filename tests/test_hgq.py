@@ -124,31 +124,96 @@ def _real_qkeras():
     return site
 
 
-@needs_hgq
-def test_install_keeps_real_qkeras_and_hgq2_trains():
+@pytest.fixture(scope="module")
+def trained():
+    """One HGQ2 [4] MLP trained on 240 rows (3 epochs)."""
+    if not _hgq_installed():
+        pytest.skip("hgq2 not installed: `make install` puts it in <venv>/hgq2")
+    return _train_hgq()
+
+
+@pytest.fixture(scope="module")
+def scrambled(trained, tmp_path_factory):
+    """A copy of the trained model with random learned widths per element: 0-bit weights, negative integer
+    bits, unsigned and narrow inputs (what a long training with a large β reaches)."""
+    from qtrigger.models.hgq import load_hgq, save_hgq
+
+    model = load_hgq(save_hgq(trained.model, tmp_path_factory.mktemp("hgq") / "model.keras"))
+    rng = np.random.default_rng(7)
+    for layer in model.layers:
+        if type(layer).__name__ != "QDense":
+            continue
+        for quantizer in (layer.kq, layer.bq):
+            q = quantizer.quantizer
+            q._b.assign(rng.integers(0, 6, q._b.shape).astype(np.float32))
+            q._i.assign(rng.integers(-2, 3, q._i.shape).astype(np.float32))
+            q._k.assign(rng.integers(0, 2, q._k.shape).astype(np.float32))
+        q = layer.iq.quantizer
+        q._i.assign(rng.integers(0, 4, q._i.shape).astype(np.float32))
+        q._f.assign(rng.integers(-1, 6, q._f.shape).astype(np.float32))
+        q._k.assign(rng.integers(0, 2, q._k.shape).astype(np.float32))
+    return model
+
+
+def _check_rows(network, model):
+    """Test rows and the stress rows (ties of both grids, beyond the input range)."""
+    from qtrigger.firmware.hgq import hgq_stress_rows
+
+    x, _ = _rows(300, seed=5)
+    return x, hgq_stress_rows(network, x, INPUT_TYPE)
+
+
+def test_install_keeps_real_qkeras_and_hgq2_trains(trained):
     """After the install, ``qkeras`` is QKeras 0.9.0 and HGQ2 trains, in one process; QKeras still builds after."""
     from qtrigger.models.hgq import hgq2_dir
 
     site = _real_qkeras()
     assert not (hgq2_dir() / "qkeras").exists(), "make install deletes hgq2's compatibility qkeras package"
-    result = _train_hgq()
+    result = trained
     assert result.epochs_run == TRAINING.epochs and np.isfinite(result.history["val_loss"]).all()
     assert result.history["beta"][0] == pytest.approx(1e-5) and result.ebops > 0
     assert set(result.widths) == {"dense_0", "output"}
     assert _real_qkeras() == site
     qkeras_model = build_model(5, 1, ModelConfig(hidden=[4]), QuantizationConfig(), INPUT_TYPE, True, 1)
-    assert [type(layer).__name__ for layer in qkeras_model.layers][-1] == "QDense"
+    assert type(qkeras_model.layers[-1]).__name__ == "QDense"
+    assert type(qkeras_model.layers[-1]).__module__.startswith("qkeras.")
 
 
-@needs_hgq
-def test_hgq_training_is_reproducible_and_saves(tmp_path):
+def test_hgq_training_is_reproducible_and_saves(trained, tmp_path):
     """Same seed and threads, same weights; a saved ``.keras`` model loads and gives the same logits."""
     from qtrigger.models.hgq import load_hgq, save_hgq
 
-    first, second = _train_hgq(), _train_hgq()
-    for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
+    again = _train_hgq()
+    for a, b in zip(trained.model.get_weights(), again.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     x, _ = _rows(50, seed=3)
-    loaded = load_hgq(save_hgq(first.model, tmp_path / "model_hgq.keras"))
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), first.model.predict(x, verbose=0))
+    loaded = load_hgq(save_hgq(trained.model, tmp_path / "model_hgq.keras"))
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), trained.model.predict(x, verbose=0))
 
+
+@pytest.mark.parametrize("which", ["trained", "scrambled"])
+def test_reference_reads_per_element_widths(which, request):
+    """The int64 reference equals the Keras-3 model on test and stress rows, trained or with random widths."""
+    from qtrigger.emulate.hgq import extract_hgq_network
+
+    model = request.getfixturevalue(which)
+    model = getattr(model, "model", model)
+    network = extract_hgq_network(model)
+    if which == "scrambled":
+        assert len(np.unique(network.stages[0].inputs.frac)) > 1
+    for rows in _check_rows(network, model):
+        np.testing.assert_array_equal(network.forward(rows), model.predict(rows, verbose=0).astype(np.float64))
+
+
+@pytest.mark.slow
+def test_hgq_csim_equals_reference(scrambled, tmp_path):
+    """hls4ml 1.3 converts the HGQ2 model; its C-simulation equals the reference on every test and stress row."""
+    from qtrigger.config import HLSConfig
+    from qtrigger.emulate.hgq import extract_hgq_network
+    from qtrigger.firmware.hgq import convert_hgq, csim_hgq
+
+    network = extract_hgq_network(scrambled)
+    x, _ = _rows(300, seed=5)
+    result = csim_hgq(convert_hgq(scrambled, HLSConfig(), tmp_path / "hls"), network, x, INPUT_TYPE)
+    assert (result.rows, result.stress_rows) == (300, 400)
+    assert (result.mismatches, result.stress_mismatches) == (0, 0), result
