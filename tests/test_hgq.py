@@ -205,15 +205,42 @@ def test_reference_reads_per_element_widths(which, request):
         np.testing.assert_array_equal(network.forward(rows), model.predict(rows, verbose=0).astype(np.float64))
 
 
-@pytest.mark.slow
-def test_hgq_csim_equals_reference(scrambled, tmp_path):
-    """hls4ml 1.3 converts the HGQ2 model; its C-simulation equals the reference on every test and stress row."""
-    from qtrigger.config import HLSConfig
-    from qtrigger.emulate.hgq import extract_hgq_network
-    from qtrigger.firmware.hgq import convert_hgq, csim_hgq
+def _sequential_hgq(overflow: str = "SAT", input_quantizer: bool = True):
+    """A user's spelling: ``keras.Sequential`` of HGQ2 QDense layers, HGQ2's default quantizers otherwise."""
+    from qtrigger.models.hgq import import_hgq
 
-    network = extract_hgq_network(scrambled)
+    import_hgq()
+    import keras
+    from hgq.config import QuantizerConfigScope
+    from hgq.layers import QDense
+
+    with QuantizerConfigScope(place="datalane", overflow_mode=overflow):
+        return keras.Sequential([keras.Input((5,)), QDense(4, activation="relu", enable_iq=input_quantizer),
+                                 QDense(1)], name="user_sequential")
+
+
+def test_reference_refuses_wrap_and_a_missing_input_quantizer(trained):
+    from qtrigger.emulate.hgq import extract_hgq_network
+
+    with pytest.raises(QTriggerError, match="RND/WRAP.*qtrigger saturates"):
+        extract_hgq_network(_sequential_hgq(overflow="WRAP"))
+    with pytest.raises(QTriggerError, match="needs an input quantizer"):
+        extract_hgq_network(_sequential_hgq(input_quantizer=False))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spelling", ["functional", "sequential"])
+def test_hls_check_proves_saved_hgq_models_exact(spelling, scrambled, tmp_path):
+    """``qtrigger hls check --model M.keras --inputs X.npy`` on a saved HGQ2 model, as on a QKeras ``.h5``."""
+    import qtrigger
+    from qtrigger.models.hgq import save_hgq
+
+    model = scrambled if spelling == "functional" else _sequential_hgq()
+    if spelling == "sequential":  # biases far beyond their learned range: HGQ2's default bias quantizer wraps them
+        for layer in model.layers:
+            layer.bias.assign(np.random.default_rng(2).uniform(-300, 300, layer.bias.shape).astype(np.float32))
     x, _ = _rows(300, seed=5)
-    result = csim_hgq(convert_hgq(scrambled, HLSConfig(), tmp_path / "hls"), network, x, INPUT_TYPE)
-    assert (result.rows, result.stress_rows) == (300, 400)
-    assert (result.mismatches, result.stress_mismatches) == (0, 0), result
+    np.save(tmp_path / "x.npy", x)
+    result = qtrigger.hls_check(model=save_hgq(model, tmp_path / f"{spelling}.keras"), inputs=tmp_path / "x.npy")
+    assert (result.events, result.stress_events) == (300, 400)
+    assert result.exact and result.qkeras_float32_mismatched_events == 0, result.summary()

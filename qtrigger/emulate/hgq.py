@@ -29,6 +29,7 @@ class ElementQuantizer:
     lo: np.ndarray
     hi: np.ndarray
     rounding: str  # RND: half up; TRN: floor
+    wrap: bool = False  # wrap instead of saturating: only for trained constants (weights, biases)
 
     @property
     def grid(self) -> int:
@@ -38,8 +39,10 @@ class ElementQuantizer:
     def from_float(self, x: np.ndarray) -> np.ndarray:
         """Float values (float64, exact multiples of a power of two) → codes on :attr:`grid`."""
         scaled = np.asarray(x, np.float64) * np.exp2(self.frac)
-        codes = np.floor(scaled + 0.5) if self.rounding == "RND" else np.floor(scaled)
-        return self._on_grid(np.clip(codes, self.lo, self.hi).astype(np.int64))
+        codes = (np.floor(scaled + 0.5) if self.rounding == "RND" else np.floor(scaled)).astype(np.int64)
+        if self.wrap:
+            return self._on_grid((codes - self.lo) % (self.hi - self.lo + 1) + self.lo)
+        return self._on_grid(np.clip(codes, self.lo, self.hi))
 
     def from_codes(self, codes: np.ndarray, frac: int) -> np.ndarray:
         """Integer codes at ``frac`` → codes on :attr:`grid`, rounded and saturated per element, exactly."""
@@ -124,23 +127,29 @@ def _stage(layer, last: bool) -> HGQDenseStage:
         raise QTriggerError(f"layer {layer.name}: needs an input quantizer and a linear output in the last layer")
     n_in, n_out = layer.kernel.shape
     inputs = element_quantizer(layer.iq, (1, int(n_in)))
-    kernel_q = element_quantizer(layer.kq, (int(n_in), int(n_out)))
+    kernel_q = element_quantizer(layer.kq, (int(n_in), int(n_out)), constant=True)
     kernel = kernel_q.from_float(np.asarray(layer.kernel, np.float64))
     if layer.bq is not None:
-        bias_q = element_quantizer(layer.bq, (int(n_out),))
+        bias_q = element_quantizer(layer.bq, (int(n_out),), constant=True)
         bias, bias_frac = bias_q.from_float(np.asarray(layer.bias, np.float64)), bias_q.grid
     else:
         bias, bias_frac = np.zeros(int(n_out), np.int64), 0
     return HGQDenseStage(layer.name, inputs, kernel, kernel_q.grid, bias, bias_frac, activation == "relu")
 
 
-def element_quantizer(quantizer, shape: tuple[int, ...]) -> ElementQuantizer:
-    """A trained HGQ2 fixed-point quantizer as per-element (frac, lo, hi) codes over ``shape``."""
+def element_quantizer(quantizer, shape: tuple[int, ...], constant: bool = False) -> ElementQuantizer:
+    """A trained HGQ2 fixed-point quantizer as per-element (frac, lo, hi) codes over ``shape``.
+
+    ``constant``: it quantizes trained weights or biases, whose wrap (HGQ2's default for biases) is known
+    before any input arrives; a wrapping input or activation quantizer is refused.
+    """
     inner = quantizer.quantizer
     overflow, rounding = inner.overflow_mode, inner.round_mode
-    if overflow not in ("SAT", "SAT_SYM") or rounding not in ("RND", "TRN"):
+    readable = ("SAT", "SAT_SYM", "WRAP") if constant else ("SAT", "SAT_SYM")
+    if overflow not in readable or rounding not in ("RND", "TRN"):
         raise QTriggerError(f"quantizer {quantizer.name}: {rounding}/{overflow}; the exact reference reads "
-                            "RND or TRN rounding with SAT or SAT_SYM overflow (qtrigger saturates)")
+                            "RND or TRN rounding with SAT or SAT_SYM overflow on inputs and activations "
+                            "(qtrigger saturates)")
     k, i, f = (_integers(inner.bw_mapper.bw_to_x(v, shape), quantizer.name) for v in inner.kif)
     k, i, f = np.broadcast_arrays(k, i, f)
     dead = k + i + f <= 0  # HGQ2's inference output is 0 there
@@ -152,7 +161,8 @@ def element_quantizer(quantizer, shape: tuple[int, ...]) -> ElementQuantizer:
     lo = -k * (hi if overflow == "SAT_SYM" else hi + 1)
     lo = np.where(dead | (span < 0), 0, lo)
     hi = np.where(span < 0, 0, hi)
-    return ElementQuantizer(f.astype(np.int64), lo.astype(np.int64), hi.astype(np.int64), rounding)
+    return ElementQuantizer(f.astype(np.int64), lo.astype(np.int64), hi.astype(np.int64), rounding,
+                            wrap=overflow == "WRAP")
 
 
 def _integers(values, name: str) -> np.ndarray:

@@ -7,32 +7,16 @@ path (:mod:`qtrigger.firmware.adapter`), the Keras-3 front end is the right one 
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from qtrigger.config import HLSConfig
-from qtrigger.emulate.hgq import HGQNetwork
+from qtrigger.emulate.hgq import HGQNetwork, extract_hgq_network
+from qtrigger.errors import QTriggerError
+from qtrigger.firmware.check import CheckResult
 from qtrigger.firmware.csim import overrange_values, tie_rows
 from qtrigger.fixedpoint import FixedType
-
-
-@dataclass
-class HGQCsim:
-    """C-simulation against the reference: mismatching rows of the given and of the stress rows."""
-
-    rows: int
-    mismatches: int
-    stress_rows: int
-    stress_mismatches: int
-    compile_seconds: float
-
-    @property
-    def exact(self) -> bool:
-        """Whether every row matched."""
-        return self.mismatches == 0 and self.stress_mismatches == 0
 
 
 def convert_hgq(model, hls_cfg: HLSConfig, directory: Path, project_name: str = "qtrigger_hgq"):
@@ -43,9 +27,11 @@ def convert_hgq(model, hls_cfg: HLSConfig, directory: Path, project_name: str = 
     directory.mkdir(parents=True, exist_ok=True)
     config = {"Model": {"Precision": hls_cfg.default_precision, "ReuseFactor": hls_cfg.reuse_factor,
                         "Strategy": "Latency"}}
-    return hls4ml.converters.convert_from_keras_model(
+    hls_model = hls4ml.converters.convert_from_keras_model(
         model, output_dir=str(directory), project_name=project_name, backend=hls_cfg.backend,
         io_type=hls_cfg.io_type, part=hls_cfg.part, clock_period=hls_cfg.clock_period_ns, hls_config=config)
+    hls_model.compile()
+    return hls_model
 
 
 def hgq_stress_rows(network: HGQNetwork, x: np.ndarray, input_type: FixedType, n: int = 400,
@@ -66,19 +52,40 @@ def hgq_stress_rows(network: HGQNetwork, x: np.ndarray, input_type: FixedType, n
                            far[: n - 3 * quarter]])
 
 
-def csim_hgq(hls_model, network: HGQNetwork, x: np.ndarray, input_type: FixedType) -> HGQCsim:
-    """Compile, then compare C-simulation outputs with the exact reference on ``x`` and on
-    :func:`hgq_stress_rows`."""
-    start = time.perf_counter()
-    hls_model.compile()
-    seconds = time.perf_counter() - start
-    stress = hgq_stress_rows(network, x, input_type)
-    counts = [_mismatches(hls_model, network, rows) for rows in (x, stress)]
-    return HGQCsim(len(x), counts[0], len(stress), counts[1], seconds)
-
-
-def _mismatches(hls_model, network: HGQNetwork, rows: np.ndarray) -> int:
-    """Rows whose C-simulated outputs differ from the reference's in any output."""
+def _difference_lsb(hls_model, network: HGQNetwork, rows: np.ndarray) -> np.ndarray:
+    """C-simulation minus reference, per row and output, in LSBs of the reference's output grid."""
     rows = np.ascontiguousarray(rows, np.float64)
     out = np.asarray(hls_model.predict(rows), np.float64).reshape(len(rows), -1)
-    return int(np.any(out != network.forward(rows), axis=1).sum())
+    codes, frac = network.forward_codes(rows)
+    return np.round((out - codes * 2.0**-frac) * 2.0**frac).astype(np.int64)
+
+
+def model_input_type(network: HGQNetwork) -> FixedType:
+    """The widest input type of the first layer's learned input quantizers (for a user's model's stress rows)."""
+    q = network.stages[0].inputs
+    largest = int(np.abs(np.concatenate([q._on_grid(q.lo), q._on_grid(q.hi)])).max(initial=1))
+    width = max(int(largest).bit_length() + 1, 2)  # sign + magnitude on the finest grid
+    return FixedType(width, width - q.grid, True)
+
+
+def check_hgq_model(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: str = "check",
+                    source: str = "") -> CheckResult:
+    """``hls check`` of a saved HGQ2 model: hls4ml C-simulation vs the exact reference on ``x`` and stress rows."""
+    network = extract_hgq_network(model)
+    n_in = network.stages[0].kernel.shape[0]
+    if x.ndim != 2 or x.shape[1] != n_in:
+        raise QTriggerError(f"{source or 'inputs'}: rows of shape {x.shape[1:]}, the HGQ2 model takes {n_in} features")
+    input_type = model_input_type(network)
+    hls_model = convert_hgq(model, hls_cfg, directory, f"{name}_hgq")
+    stress = hgq_stress_rows(network, x, input_type)
+    diff, stress_diff = (np.abs(_difference_lsb(hls_model, network, rows)) for rows in (x, stress))
+    keras_out = np.asarray(model.predict(np.asarray(x, np.float32), verbose=0), np.float64).reshape(len(x), -1)
+    _, frac = network.forward_codes(x[:1])
+    return CheckResult(
+        events=len(x), mismatched_events=int(np.any(diff, axis=1).sum()), max_abs_diff_lsb=int(diff.max(initial=0)),
+        stress_events=len(stress), stress_mismatched_events=int(np.any(stress_diff, axis=1).sum()),
+        stress_max_abs_diff_lsb=int(stress_diff.max(initial=0)), output_type=f"accumulator, {frac} fractional bits",
+        reference="exact int64 reference of the HGQ2 quantizers (qtrigger.emulate.hgq)",
+        qkeras_float32_mismatched_events=int(np.any(keras_out != network.forward(x), axis=1).sum()),
+        input_type=str(input_type), input_type_source="HGQ2 model's learned input quantizers (widest)",
+        notes=[f"HGQ2 model from {source}" if source else "HGQ2 model"])

@@ -109,8 +109,9 @@ def _check_hgq(model_cfg: ModelConfig, quant_cfg: QuantizationConfig, pruning_cf
 METHODS: dict[str, QuantMethod] = {
     "qkeras": QuantMethod(_build_qkeras),
     "hgq": QuantMethod(_build_hgq, _check_hgq, runs=False,
-                       missing="the exact integer reference, hls4ml and RTL stages do not read HGQ2 models yet "
-                               "(issue 30, part 3); build and train one with qtrigger.models.hgq.train_hgq"),
+                       missing="its stages after training (metrics, HLS project, RTL, trigger) do not take HGQ2 "
+                               "models yet (issue 30); train one with qtrigger.models.hgq.train_hgq and check it "
+                               "with qtrigger hls check --model M.keras --inputs X.npy"),
 }
 
 
