@@ -228,6 +228,17 @@ def test_reference_refuses_wrap_and_a_missing_input_quantizer(trained):
         extract_hgq_network(_sequential_hgq(input_quantizer=False))
 
 
+@needs_hgq
+def test_hls_check_unreadable_keras_file_is_one_line(tmp_path):
+    import qtrigger
+
+    (tmp_path / "bad.keras").write_bytes(b"not a zip")
+    np.save(tmp_path / "x.npy", np.zeros((3, 5)))
+    with pytest.raises(QTriggerError, match=r"bad.keras: not a Keras-3 model qtrigger can read with HGQ2 \(") as error:
+        qtrigger.hls_check(model=tmp_path / "bad.keras", inputs=tmp_path / "x.npy")
+    assert "\n" not in str(error.value)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("spelling", ["functional", "sequential"])
 def test_hls_check_proves_saved_hgq_models_exact(spelling, scrambled, tmp_path):

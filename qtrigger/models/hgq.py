@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.config import HGQConfig, ModelConfig, QuantizationConfig, TrainingConfig
-from qtrigger.errors import QTriggerError
+from qtrigger.errors import QTriggerError, one_line
 from qtrigger.fixedpoint import FixedType
 
 HGQ2_PATH_ENV = "QTRIGGER_HGQ2_PATH"
@@ -231,4 +231,7 @@ def load_hgq(path: Path):
     import hgq.layers  # noqa: F401  (registers the serializable layers)
     import keras
 
-    return keras.models.load_model(Path(path), compile=False)
+    try:
+        return keras.models.load_model(Path(path), compile=False)
+    except Exception as err:  # noqa: BLE001 (Keras raises many types; the user gets one line)
+        raise QTriggerError(f"{path}: not a Keras-3 model qtrigger can read with HGQ2 ({one_line(err)})") from None
