@@ -134,7 +134,21 @@ def _stage(layer, last: bool) -> HGQDenseStage:
         bias, bias_frac = bias_q.from_float(np.asarray(layer.bias, np.float64)), bias_q.grid
     else:
         bias, bias_frac = np.zeros(int(n_out), np.int64), 0
-    return HGQDenseStage(layer.name, inputs, kernel, kernel_q.grid, bias, bias_frac, activation == "relu")
+    stage = HGQDenseStage(layer.name, inputs, kernel, kernel_q.grid, bias, bias_frac, activation == "relu")
+    _check_int64(stage)
+    return stage
+
+
+def _check_int64(stage: HGQDenseStage) -> None:
+    """Refuse a layer whose largest possible accumulator (saturated inputs) would not fit int64 arithmetic."""
+    q = stage.inputs
+    largest_input = np.maximum(np.abs(q._on_grid(q.lo)), np.abs(q._on_grid(q.hi))).astype(np.float64)
+    acc_frac = max(q.grid + stage.kernel_frac, stage.bias_frac)
+    bound = (largest_input @ np.abs(stage.kernel).astype(np.float64)) * 2.0 ** (acc_frac - q.grid - stage.kernel_frac)
+    bound = bound + np.abs(stage.bias).astype(np.float64) * 2.0 ** (acc_frac - stage.bias_frac)
+    if float(bound.max(initial=0.0)) >= 2.0**INT64_SAFE_BITS:
+        raise QTriggerError(f"layer {stage.name}: its accumulator can reach 2^{np.log2(bound.max()):.0f}, beyond "
+                            "int64 arithmetic")
 
 
 def element_quantizer(quantizer, shape: tuple[int, ...], constant: bool = False) -> ElementQuantizer:
