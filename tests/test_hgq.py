@@ -255,3 +255,16 @@ def test_hls_check_proves_saved_hgq_models_exact(spelling, scrambled, tmp_path):
     result = qtrigger.hls_check(model=save_hgq(model, tmp_path / f"{spelling}.keras"), inputs=tmp_path / "x.npy")
     assert (result.events, result.stress_events) == (300, 400)
     assert result.exact and result.qkeras_float32_mismatched_events == 0, result.summary()
+
+
+@pytest.mark.slow
+def test_rtl_of_hgq_model_equals_reference(scrambled, tmp_path):
+    """da4ml traces the HGQ2 model, Verilator runs its Verilog: equal to the reference on test and stress rows."""
+    pytest.importorskip("da4ml")
+    from qtrigger.emulate.hgq import extract_hgq_network
+    from qtrigger.firmware.hgq import rtl_check_hgq
+
+    x, _ = _rows(300, seed=5)
+    result = rtl_check_hgq(scrambled, extract_hgq_network(scrambled), x, INPUT_TYPE, tmp_path, nproc=1)
+    assert result["sets"]["real"]["rows"] == 300 and result["sets"]["stress"]["rows"] == 400
+    assert result["exact"], result

@@ -89,3 +89,44 @@ def check_hgq_model(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, n
         qkeras_float32_mismatched_events=int(np.any(keras_out != network.forward(x), axis=1).sum()),
         input_type=str(input_type), input_type_source="HGQ2 model's learned input quantizers (widest)",
         notes=[f"HGQ2 model from {source}" if source else "HGQ2 model"])
+
+
+def rtl_check_hgq(model, network: HGQNetwork, x: np.ndarray, input_type: FixedType, directory: Path,
+                  clock_period_ns: float = 5.0, part: str | None = None, nproc: int = 2) -> dict:
+    """da4ml traces the HGQ2 model (its saturating input quantizer included), Verilator builds the Verilog;
+    RTL, da4ml's interpreter and the exact reference are compared on ``x`` and :func:`hgq_stress_rows`.
+
+    The RTL input word is the run's input type widened by ``RAW_EXTRA_BITS`` (as for QKeras networks), so rows
+    off the input grid and beyond its range reach the circuit; rows are snapped to that word first.
+    """
+    from da4ml.codegen import VerilogModel
+    from da4ml.converter import trace_model
+    from da4ml.trace import HWConfig, comb_trace
+
+    from qtrigger.firmware.rtl import HWCONFIG, RAW_EXTRA_BITS, SOLVER_OPTIONS, _environment, _require_da4ml
+    from qtrigger.firmware.rtl import _kif, verilator_environment
+    from qtrigger.firmware.rtl_check import _snap
+
+    _require_da4ml()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    extra_int, extra_frac = RAW_EXTRA_BITS
+    raw = FixedType(input_type.width + extra_int + extra_frac, input_type.integer + extra_int, input_type.signed)
+    inputs, outputs = trace_model(model, HWConfig(*HWCONFIG), dict(SOLVER_OPTIONS), inputs_kif=_kif(raw))
+    comb = comb_trace(inputs, outputs)
+    verilog = VerilogModel(comb, "qtrigger_hgq", directory / "rtl", latency_cutoff=-1, clock_period=clock_period_ns,
+                           part_name=part or HLSConfig().part)
+    with _environment(verilator_environment(directory / "tools")):
+        verilog.compile(openmp=False, nproc=max(1, int(nproc)))
+    sets = {"real": _snap(np.asarray(x, np.float64), raw),
+            "stress": _snap(hgq_stress_rows(network, x, input_type), raw)}
+    results = {}
+    for name, rows in sets.items():
+        reference = network.forward(rows)
+        rtl = np.asarray(verilog.predict(rows), np.float64).reshape(reference.shape)
+        interpreter = np.asarray(comb.predict(rows, n_threads=1), np.float64).reshape(reference.shape)
+        results[name] = {"rows": len(rows),
+                         "rtl_vs_reference": int(np.any(rtl != reference, axis=1).sum()),
+                         "interpreter_vs_reference": int(np.any(interpreter != reference, axis=1).sum())}
+    exact = all(r["rtl_vs_reference"] == 0 and r["interpreter_vs_reference"] == 0 for r in results.values())
+    return {"exact": exact, "sets": results, "raw_input_type": str(raw), "da4ml_cost": float(comb.cost)}
