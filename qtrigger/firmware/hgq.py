@@ -92,12 +92,15 @@ def check_hgq_model(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, n
 
 
 def rtl_check_hgq(model, network: HGQNetwork, x: np.ndarray, input_type: FixedType, directory: Path,
-                  clock_period_ns: float = 5.0, part: str | None = None, nproc: int = 2) -> dict:
+                  clock_period_ns: float = 5.0, part: str | None = None, nproc: int = 2,
+                  synthesize: bool = False) -> dict:
     """da4ml traces the HGQ2 model (its saturating input quantizer included), Verilator builds the Verilog;
     RTL, da4ml's interpreter and the exact reference are compared on ``x`` and :func:`hgq_stress_rows`.
 
     The RTL input word is the run's input type widened by ``RAW_EXTRA_BITS`` (as for QKeras networks), so rows
     off the input grid and beyond its range reach the circuit; rows are snapped to that word first.
+    The Verilog is combinational (da4ml latency cutoff -1: II 1, unpipelined). ``synthesize``: yosys counts
+    its cells (``yosys`` key: LUT, FF, carry cells of the flattened top).
     """
     from da4ml.codegen import VerilogModel
     from da4ml.converter import trace_model
@@ -129,4 +132,10 @@ def rtl_check_hgq(model, network: HGQNetwork, x: np.ndarray, input_type: FixedTy
                          "rtl_vs_reference": int(np.any(rtl != reference, axis=1).sum()),
                          "interpreter_vs_reference": int(np.any(interpreter != reference, axis=1).sum())}
     exact = all(r["rtl_vs_reference"] == 0 and r["interpreter_vs_reference"] == 0 for r in results.values())
-    return {"exact": exact, "sets": results, "raw_input_type": str(raw), "da4ml_cost": float(comb.cost)}
+    result = {"exact": exact, "sets": results, "raw_input_type": str(raw), "da4ml_cost": float(comb.cost)}
+    if synthesize:
+        from qtrigger.firmware.synth import synthesize as yosys
+
+        cells = yosys(directory / "rtl", "qtrigger_hgq", per_stage=False).total
+        result["yosys"] = {"lut": cells.lut, "ff": cells.ff, "carry": cells.carry}
+    return result
