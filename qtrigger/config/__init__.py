@@ -5,7 +5,7 @@ strings, unsafe names and missing input files become a one-line :class:`QTrigger
 naming the key. ``--set a.b=value`` overrides go through the same validation.
 """
 
-from qtrigger.config.base import ANGLE_LSB, KNOWN_FORMS, KNOWN_LEVELS, SEED_FEATURES
+from qtrigger.config.base import ANGLE_LSB, KNOWN_FORMS, KNOWN_LEVELS, KNOWN_METHODS, SEED_FEATURES
 from qtrigger.config.inputs import (
     CONSTITUENT_FORMATS,
     DEFAULT_FORMATS,
@@ -32,6 +32,7 @@ from qtrigger.config.load import (
 from qtrigger.config.run import RunConfig
 from qtrigger.config.training import (
     QUANT_KEYS,
+    HGQConfig,
     LayerQuantization,
     ModelConfig,
     PruningConfig,
@@ -47,9 +48,11 @@ __all__ = [
     "DataConfig",
     "FeatureFormat",
     "FeaturesConfig",
+    "HGQConfig",
     "HLSConfig",
     "KNOWN_FORMS",
     "KNOWN_LEVELS",
+    "KNOWN_METHODS",
     "LabelsConfig",
     "LayerQuantization",
     "ModelConfig",

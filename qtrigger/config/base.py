@@ -22,10 +22,12 @@ SEED_FEATURES = [
 ANGLE_LSB = math.pi / 720  # CMS Phase-2 correlator-layer eta/phi LSB
 
 
-# The names ``features.level`` and ``model.form`` may take: the built-in ones, and any a user registers
+# The names ``features.level``, ``model.form`` and ``quantization.method`` may take: the built-in ones, and any a user registers
 # (``qtrigger.levels.register_level``, ``qtrigger.models.build.register_form``) before loading a config.
 KNOWN_LEVELS: set[str] = {"jet", "event", "constituent"}
 KNOWN_FORMS: set[str] = {"mlp", "deepsets"}
+# ``quantization.method``: QKeras on tf-keras (the default) or HGQ2 on Keras 3 (``qtrigger.models.build.METHODS``)
+KNOWN_METHODS: set[str] = {"qkeras", "hgq"}
 
 
 def _registered(name: str, known: set[str], what: str) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
-from qtrigger.config.base import KNOWN_FORMS, _registered, _Strict
+from qtrigger.config.base import KNOWN_FORMS, KNOWN_METHODS, _registered, _Strict
 
 
 class ModelConfig(_Strict):
@@ -101,15 +101,50 @@ class LayerQuantization(_Strict):
     activation_integer: int | None = Field(None, ge=0, le=8)
 
 
-class QuantizationConfig(_Strict):
-    """QKeras quantizers: quantized_bits(bits, integer, alpha=1) and quantized_relu(bits, integer).
+class HGQConfig(_Strict):
+    """``quantization.method: hgq``: HGQ2's learned bits per weight and per activation, and its resource penalty.
 
+    The loss adds β × EBOPs (effective bit operations, HGQ2's resource estimate); β starts at ``beta`` and moves
+    log-linearly to ``beta_final`` over the training epochs (``null``: constant). ``weight_bits`` and
+    ``weight_integer`` initialise every weight's and bias's learned width (HGQ2 ``kbi``: bits without the
+    sign, integer bits); ``activation_integer`` and ``activation_frac`` initialise every activation's
+    (``kif``: integer and fractional bits). Widths are learned per element. ``round_mode``: ``RND``
+    (half up) or ``TRN`` (truncate). ``overflow_mode``: activations saturate (``SAT``); weights saturate
+    symmetrically (HGQ2's ``SAT_SYM``). HGQ2's wrap mode is not offered until the integer reference can prove
+    a wrap unreachable.
+    """
+
+    beta: float = Field(1e-5, ge=0)
+    beta_final: float | None = Field(None, ge=0)
+    weight_bits: int = Field(6, ge=1, le=16)
+    weight_integer: int = Field(1, ge=-8, le=8)
+    activation_integer: int = Field(3, ge=0, le=12)
+    activation_frac: int = Field(3, ge=0, le=12)
+    round_mode: Literal["RND", "TRN"] = "RND"
+    overflow_mode: Literal["SAT"] = "SAT"
+
+    def beta_at(self, epoch: int, epochs: int) -> float:
+        """β of ``epoch`` (0-based) in a training of ``epochs``: log-linear from ``beta`` to ``beta_final``."""
+        if self.beta_final is None or epochs <= 1 or self.beta == self.beta_final:
+            return self.beta
+        if self.beta == 0 or self.beta_final == 0:  # no log scale through 0: linear
+            return self.beta + (self.beta_final - self.beta) * epoch / (epochs - 1)
+        return float(self.beta * (self.beta_final / self.beta) ** (epoch / (epochs - 1)))
+
+
+class QuantizationConfig(_Strict):
+    """How the network is quantized: ``method: qkeras`` (default) or ``hgq`` (HGQ2, section ``hgq``).
+
+    QKeras: quantized_bits(bits, integer, alpha=1) and quantized_relu(bits, integer).
     The six global settings apply to every Dense layer; ``layers`` (optional, one entry per
     Dense layer: the ``model.hidden`` layers, or ``model.phi`` then ``model.rho`` for deepsets, then the
-    output) overrides them per layer.
+    output) overrides them per layer. With ``method: hgq`` they are not used: HGQ2 learns every width,
+    starting from ``hgq`` (:class:`HGQConfig`).
     """
 
     enabled: bool = True
+    method: str = "qkeras"
+    hgq: HGQConfig = Field(default_factory=HGQConfig)
     weight_bits: int = Field(6, ge=2, le=16)
     weight_integer: int = Field(0, ge=0, le=6)
     bias_bits: int = Field(6, ge=2, le=16)
@@ -117,6 +152,20 @@ class QuantizationConfig(_Strict):
     activation_bits: int = Field(6, ge=2, le=16)
     activation_integer: int = Field(2, ge=0, le=8)
     layers: list[LayerQuantization] | None = None
+
+    @field_validator("method")
+    @classmethod
+    def _registered_method(cls, method: str) -> str:
+        return _registered(method, KNOWN_METHODS, "quantization method")
+
+    @model_serializer(mode="wrap")
+    def _without_default_method(self, handler):
+        """A QKeras section dumps as before HGQ2 existed, so resolved configs and scan trial hashes keep their bytes."""
+        data = handler(self)
+        if self.method == "qkeras" and self.hgq == HGQConfig():
+            data.pop("method", None)
+            data.pop("hgq", None)
+        return data
 
     @model_validator(mode="after")
     def _integer_fits(self):
@@ -129,7 +178,8 @@ class QuantizationConfig(_Strict):
         """The settings of Dense layer ``index`` (hidden layers 0.., then the output): global + per-layer keys."""
         own = self.layers[index].model_dump(exclude_none=True) if self.layers and index < len(self.layers) else {}
         return QuantizationConfig.model_construct(**{k: own.get(k, getattr(self, k)) for k in QUANT_KEYS},
-                                                  enabled=self.enabled, layers=None)
+                                                  enabled=self.enabled, method=self.method, hgq=self.hgq,
+                                                  layers=None)
 
     @property
     def mixed(self) -> bool:

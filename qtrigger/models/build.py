@@ -1,4 +1,4 @@
-"""QKeras networks from the config: the registry of model forms, pruning, and saved-model helpers.
+"""Networks from the config: the registries of model forms and quantization methods, pruning, saved models.
 
 Layer names are fixed (``input_q``, ``dense_<i>``, ``relu_<i>``, ``output``) so that the
 hls4ml config, the integer emulation and the reports can refer to them.
@@ -8,9 +8,10 @@ Outputs are logits: there is no softmax anywhere in the firmware path.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from qtrigger.config import KNOWN_FORMS, ModelConfig, PruningConfig, QuantizationConfig
+from qtrigger.config import KNOWN_FORMS, KNOWN_METHODS, ModelConfig, PruningConfig, QuantizationConfig
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
 from qtrigger.models.batchnorm import custom_objects as batchnorm_objects
@@ -39,13 +40,104 @@ def register_form(name: str, builder: FormBuilder) -> None:
 
 def build_model(n_inputs: int, n_out: int, model_cfg: ModelConfig, quant_cfg: QuantizationConfig,
                 input_type: FixedType | None, quantized: bool = True, seed: int = 1):
-    """The ``model.form`` network: the QAT model (``quantized``) or its float twin, logits out (no softmax)."""
+    """The ``model.form`` network: the QAT model (``quantized``) or its float twin, logits out (no softmax).
+
+    The QAT model comes from the ``quantization.method`` (:data:`METHODS`); the float twin is always the
+    form's tf-keras float network, so QKeras and HGQ2 runs share one float reference.
+    """
+    if not quantized:
+        return form_builder(model_cfg)(n_inputs, n_out, model_cfg, quant_cfg, input_type, False, seed)
+    return quant_method(quant_cfg).build(n_inputs, n_out, model_cfg, quant_cfg, input_type, seed)
+
+
+def form_builder(model_cfg: ModelConfig) -> FormBuilder:
+    """The registered builder of ``model.form``; a one-line error for an unknown form."""
     try:
-        builder = MODEL_FORMS[model_cfg.form]
+        return MODEL_FORMS[model_cfg.form]
     except KeyError:
         raise QTriggerError(f"key model.form: {model_cfg.form!r} is not a registered model form "
                             f"(expected one of {sorted(MODEL_FORMS)})") from None
-    return builder(n_inputs, n_out, model_cfg, quant_cfg, input_type, quantized, seed)
+
+
+MethodBuilder = Callable[..., Any]
+"""``builder(n_inputs, n_out, model_cfg, quant_cfg, input_type, seed)`` -> the QAT model."""
+
+
+@dataclass(frozen=True)
+class QuantMethod:
+    """One ``quantization.method``: how its QAT model is built, and whether ``qtrigger run`` takes it.
+
+    ``check(model_cfg, quant_cfg, pruning_cfg)`` raises a one-line error for settings the method refuses;
+    ``runs``: the pipeline's stages after training (exact reference, hls4ml, RTL) read its models;
+    ``missing`` says what is not built yet when they do not.
+    """
+
+    build: MethodBuilder
+    check: Callable[..., None] | None = None
+    runs: bool = True
+    missing: str = ""
+
+
+def _build_qkeras(n_inputs, n_out, model_cfg, quant_cfg, input_type, seed):
+    """QKeras on tf-keras: the form's own quantized network."""
+    return form_builder(model_cfg)(n_inputs, n_out, model_cfg, quant_cfg, input_type, True, seed)
+
+
+def _build_hgq(n_inputs, n_out, model_cfg, quant_cfg, input_type, seed):
+    """HGQ2 on Keras 3 (:mod:`qtrigger.models.hgq`, imported only here and only for this method)."""
+    from qtrigger.models.hgq import build_hgq_mlp
+
+    _check_hgq(model_cfg, quant_cfg, PruningConfig(enabled=False))
+    return build_hgq_mlp(n_inputs, n_out, model_cfg, quant_cfg, input_type, seed)
+
+
+HGQ_RUN_FORMS = ("mlp",)
+
+
+def _check_hgq(model_cfg: ModelConfig, quant_cfg: QuantizationConfig, pruning_cfg: PruningConfig) -> None:
+    """HGQ2 builds the MLP only so far, and learns its own sparsity (no tfmot pruning)."""
+    if model_cfg.form not in HGQ_RUN_FORMS:
+        raise QTriggerError(f"quantization.method: hgq builds model.form {' or '.join(HGQ_RUN_FORMS)} only so far, "
+                            f"not {model_cfg.form!r}")
+    if model_cfg.batchnorm:
+        raise QTriggerError("quantization.method: hgq does not fold batch normalization; set model.batchnorm: false")
+    if pruning_cfg.active:
+        raise QTriggerError("quantization.method: hgq learns its own sparsity (weights at 0 bits); "
+                            "set pruning.enabled: false")
+
+
+METHODS: dict[str, QuantMethod] = {
+    "qkeras": QuantMethod(_build_qkeras),
+    "hgq": QuantMethod(_build_hgq, _check_hgq, runs=False,
+                       missing="its stages after training (metrics, HLS project, RTL, trigger) do not take HGQ2 "
+                               "models yet (issue 30); train one with qtrigger.models.hgq.train_hgq and check it "
+                               "with qtrigger hls check --model M.keras --inputs X.npy"),
+}
+
+
+def register_method(name: str, method: QuantMethod) -> None:
+    """Make ``method`` selectable as ``quantization.method: <name>``."""
+    METHODS[name] = method
+    KNOWN_METHODS.add(name)
+
+
+def quant_method(quant_cfg: QuantizationConfig) -> QuantMethod:
+    """The registered ``quantization.method``; a one-line error for an unknown one."""
+    try:
+        return METHODS[quant_cfg.method]
+    except KeyError:
+        raise QTriggerError(f"key quantization.method: {quant_cfg.method!r} is not a registered quantization "
+                            f"method (expected one of {sorted(METHODS)})") from None
+
+
+def check_runnable(model_cfg: ModelConfig, quant_cfg: QuantizationConfig, pruning_cfg: PruningConfig) -> None:
+    """A one-line error, before any data is read, when ``qtrigger run`` cannot take this method and form."""
+    method = quant_method(quant_cfg)
+    if method.check is not None:
+        method.check(model_cfg, quant_cfg, pruning_cfg)
+    if not method.runs:
+        raise QTriggerError(f"quantization.method: {quant_cfg.method}: qtrigger run does not take it yet: "
+                            f"{method.missing}")
 
 
 PRUNABLE = ("Dense", "QDense", "QDenseBatchnorm")

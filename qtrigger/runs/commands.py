@@ -174,6 +174,8 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
 
         if not Path(model).is_file():
             raise QTriggerError(f"{model}: no such model file")
+        if Path(model).suffix == ".keras":
+            return _check_keras3_model(Path(model), inputs, precision)
         _check_hdf5(Path(model))
         x = load_inputs(inputs)
         keras_model, hls_cfg, name = load_model(model), HLSConfig(), "check"
@@ -195,6 +197,18 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
     if run_dir and not precision and write:
         write_json(Path(run_dir) / "hls_check.json", result.as_dict())
     return result
+
+
+def _check_keras3_model(model: Path, inputs, precision: dict):
+    """``hls check --model M.keras``: a Keras-3 model saved with HGQ2 layers (``quantization.method: hgq``)."""
+    from qtrigger.firmware.hgq import check_hgq_model
+    from qtrigger.models.hgq import load_hgq
+
+    if precision:
+        raise QTriggerError("hls check: --override applies to QKeras models; HGQ2 models carry their own types")
+    x = load_inputs(inputs)
+    with tempfile.TemporaryDirectory(prefix="qtrigger-check-") as tmp:
+        return check_hgq_model(load_hgq(model), x, HLSConfig(), Path(tmp), "check", source=str(model))
 
 
 def hls_build(run_or_project: str | Path, steps: dict[str, bool]) -> Path:

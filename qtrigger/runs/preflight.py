@@ -12,6 +12,7 @@ from qtrigger.data.samples import read_pileup, read_sample_info
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.rtl import _require_da4ml, _verilator_root
 from qtrigger.levels import level_for
+from qtrigger.models.build import check_runnable
 from qtrigger.rundir import check_name
 from qtrigger.trigger.menu import check_rate_files
 from qtrigger.trigger.rates import LHC_F_REV_HZ, MB_TO_CM2, _files_text
@@ -25,6 +26,7 @@ TOOL_SWITCHES = {
 def check_run_inputs(config: RunConfig) -> dict[str, list[str]]:
     """Raise a one-line error for the first problem a run would meet; return the resolved sample files."""
     check_name(config.name)
+    check_runnable(config.model, config.quantization, config.pruning)
     level = level_for(config)
     samples = resolve_sample_files(config)
     branches = list(dict.fromkeys([*config.features.jet_branches, config.labels.branch, "Jet_pt", "Jet_eta"]))
