@@ -19,7 +19,6 @@ CONFIG = REPO / "configs" / "l1_bjet_deepsets.yaml"
 
 @pytest.mark.parametrize("override, message", [
     ("model.form=mlp", "model.form deepsets and features.level constituent go together"),
-    ("hls.strategy=distributed_arithmetic", "the da4ml RTL stage does not build pooling layers"),
     ("features.names=[pt,d0,dz,Jet_eta]", r"\[.Jet_eta.\] are not constituent fields"),
     ("quantization.layers=[{},{}]", r"2 entries, expected 4 \(one per Dense layer: model.phi \+ model.rho"),
 ])

@@ -58,9 +58,6 @@ class RunConfig(_Strict):
             raise ValueError("model.form deepsets and features.level constituent go together (a constituent "
                              f"network reads (constituents, fields) per jet); got form {self.model.form}, "
                              f"level {self.features.level}")
-        if constituent and self.hls.rtl_enabled:
-            raise ValueError("features.level constituent: the da4ml RTL stage does not build pooling layers; "
-                             "set hls.rtl: off (hls4ml C-simulation checks the firmware)")
         return self
 
     @model_validator(mode="after")

@@ -123,6 +123,12 @@ class HLSConfig(_Strict):
         """Whether the run builds and measures the da4ml RTL."""
         return self.rtl == "on" or (self.rtl == "auto" and self.strategy == "distributed_arithmetic")
 
+    @field_validator("rtl", mode="before")
+    @classmethod
+    def _rtl_yaml_boolean(cls, value):
+        """YAML 1.1 reads a bare ``on``/``off`` as a boolean: take it as the word."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
     @model_validator(mode="after")
     def _da_reuse(self):
         if self.strategy == "distributed_arithmetic" and self.reuse_factor != 1:

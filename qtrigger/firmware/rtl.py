@@ -145,7 +145,13 @@ def trace_network(values, network: QuantizedNetwork, rounding: str = "half_even"
     """The network applied to a da4ml ``FixedVariableArray`` of real input values: input quantizer, then
     every dense layer and activation (``rounding`` as :func:`da4ml_trace`). Returns the output array."""
     values = _quantize(values, network.input_type, rounding, "input quantizer")
-    for stage in network.stages:
+    return trace_stages(values, network.stages, rounding)
+
+
+def trace_stages(values, stages: list, rounding: str = "half_even"):
+    """Dense stages (matmul + bias, then the activation's quantizer) on a da4ml ``FixedVariableArray`` whose
+    last axis holds a stage's inputs (``rounding`` as :func:`da4ml_trace`). Returns the output array."""
+    for stage in stages:
         for what, fixed in (("weight", stage.weight_type), ("bias", stage.bias_type)):
             if fixed.width > 24:
                 raise QTriggerError(f"layer {stage.name}: {what} type {fixed} wider than 24 bits (da4ml solves in float32)")

@@ -108,7 +108,7 @@ class RtlResult:
         else:
             lines.append(f"latency {lat.latency_cycles} cycles = {lat.latency_ns:g} ns {lat.latency_ns_note}; II = 1 "
                          f"(read-offset search over {lat.rows} streamed rows; in/out registers included)")
-        against = "Python chain (accept, HT, score)" if self.design else "trained model"
+        against = self.design.get("against", "Python chain (accept, HT, score)") if self.design else "trained model"
         lines.append(f"RTL vs {against}: {self.mismatches_vs_model} mismatching rows "
                      f"({', '.join(f'{k} {v}' for k, v in lat.mismatches_vs_model.items())})")
         if self.synth is not None:

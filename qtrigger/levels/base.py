@@ -138,11 +138,10 @@ class InputLevel:
         raise NotImplementedError
 
 
-def network_rtl(config: RunConfig, hls, network, x_test: np.ndarray, hls_dir: Path) -> dict:
+def network_rtl(config: RunConfig, hls, network, x_test: np.ndarray, hls_dir: Path, stage=rtl_stage) -> dict:
     """da4ml Verilog of the network beside its HLS project (built with ``hls``): latency/II, RTL = reference,
-    yosys counts (``metrics.json`` → ``rtl``)."""
-    rtl = rtl_stage(network, x_test, hls, Path(hls_dir) / "rtl", synthesize=hls.rtl_synthesis,
-                    seed=config.training.seed)
+    yosys counts (``metrics.json`` → ``rtl``). ``stage``: the RTL stage function (:func:`rtl_stage` for an MLP)."""
+    rtl = stage(network, x_test, hls, Path(hls_dir) / "rtl", synthesize=hls.rtl_synthesis, seed=config.training.seed)
     write_stamp(Path(hls_dir) / "rtl", RTL_PROJECT)  # hls rtl --overwrite may replace it
     print(rtl.summary())
     out = rtl.to_json()
