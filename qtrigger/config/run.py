@@ -58,6 +58,10 @@ class RunConfig(_Strict):
             raise ValueError("model.form deepsets and features.level constituent go together (a constituent "
                              f"network reads (constituents, fields) per jet); got form {self.model.form}, "
                              f"level {self.features.level}")
+        if constituent and self.hls.strategy == "distributed_arithmetic":
+            raise ValueError("features.level constituent: hls4ml's distributed-arithmetic strategy is not checked "
+                             "for pooling layers; use hls.strategy latency (hls.rtl: on builds the whole network "
+                             "as da4ml RTL)")
         return self
 
     @model_validator(mode="after")
