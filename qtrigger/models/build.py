@@ -50,13 +50,18 @@ def build_model(n_inputs: int, n_out: int, model_cfg: ModelConfig, quant_cfg: Qu
     return quant_method(quant_cfg).build(n_inputs, n_out, model_cfg, quant_cfg, input_type, seed)
 
 
+def registered(registry: dict, name: str, key: str, what: str):
+    """``registry[name]``; a one-line error naming ``key`` and the registered names when there is none."""
+    try:
+        return registry[name]
+    except KeyError:
+        raise QTriggerError(f"key {key}: {name!r} is not a registered {what} (expected one of {sorted(registry)})") \
+            from None
+
+
 def form_builder(model_cfg: ModelConfig) -> FormBuilder:
     """The registered builder of ``model.form``; a one-line error for an unknown form."""
-    try:
-        return MODEL_FORMS[model_cfg.form]
-    except KeyError:
-        raise QTriggerError(f"key model.form: {model_cfg.form!r} is not a registered model form "
-                            f"(expected one of {sorted(MODEL_FORMS)})") from None
+    return registered(MODEL_FORMS, model_cfg.form, "model.form", "model form")
 
 
 MethodBuilder = Callable[..., Any]
@@ -123,11 +128,7 @@ def register_method(name: str, method: QuantMethod) -> None:
 
 def quant_method(quant_cfg: QuantizationConfig) -> QuantMethod:
     """The registered ``quantization.method``; a one-line error for an unknown one."""
-    try:
-        return METHODS[quant_cfg.method]
-    except KeyError:
-        raise QTriggerError(f"key quantization.method: {quant_cfg.method!r} is not a registered quantization "
-                            f"method (expected one of {sorted(METHODS)})") from None
+    return registered(METHODS, quant_cfg.method, "quantization.method", "quantization method")
 
 
 def check_runnable(model_cfg: ModelConfig, quant_cfg: QuantizationConfig, pruning_cfg: PruningConfig) -> None:
