@@ -16,6 +16,17 @@ from qtrigger.emulate.hgq import HGQNetwork, extract_hgq_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.check import CheckResult
 from qtrigger.firmware.csim import overrange_values, tie_rows
+from qtrigger.firmware.rtl import (
+    HWCONFIG,
+    RAW_EXTRA_BITS,
+    SOLVER_OPTIONS,
+    _environment,
+    _kif,
+    _require_da4ml,
+    verilator_environment,
+)
+from qtrigger.firmware.rtl_check import _snap
+from qtrigger.firmware.synth import synthesize as yosys
 from qtrigger.fixedpoint import FixedType
 
 
@@ -106,9 +117,6 @@ def rtl_check_hgq(model, network: HGQNetwork, x: np.ndarray, input_type: FixedTy
     from da4ml.converter import trace_model
     from da4ml.trace import HWConfig, comb_trace
 
-    from qtrigger.firmware.rtl import HWCONFIG, RAW_EXTRA_BITS, SOLVER_OPTIONS, _environment, _require_da4ml
-    from qtrigger.firmware.rtl import _kif, verilator_environment
-    from qtrigger.firmware.rtl_check import _snap
 
     _require_da4ml()
     directory = Path(directory)
@@ -134,8 +142,6 @@ def rtl_check_hgq(model, network: HGQNetwork, x: np.ndarray, input_type: FixedTy
     exact = all(r["rtl_vs_reference"] == 0 and r["interpreter_vs_reference"] == 0 for r in results.values())
     result = {"exact": exact, "sets": results, "raw_input_type": str(raw), "da4ml_cost": float(comb.cost)}
     if synthesize:
-        from qtrigger.firmware.synth import synthesize as yosys
-
         cells = yosys(directory / "rtl", "qtrigger_hgq", per_stage=False).total
         result["yosys"] = {"lut": cells.lut, "ff": cells.ff, "carry": cells.carry}
     return result

@@ -23,6 +23,7 @@ import numpy as np
 
 from qtrigger.data.samples import combine_same_bin
 from qtrigger.errors import QTriggerError
+from qtrigger.generate.chunk import _count, _generate_part, _runs_entry  # noqa: F401
 from qtrigger.generate.events import (  # noqa: F401  (PROCESSES and the physics helpers are public here)
     PROCESSES,
     ChargeTable,
@@ -36,6 +37,13 @@ from qtrigger.generate.events import (  # noqa: F401  (PROCESSES and the physics
     process_settings,
 )
 from qtrigger.generate.jets import jet_table, merge_inputs, to_awkward  # noqa: F401
+from qtrigger.generate.library import (  # noqa: F401
+    DEFAULT_MAX_REUSE,
+    check_library_use,
+    generate_library,
+    library_hash,
+    plan_draws,
+)
 from qtrigger.generate.options import (  # noqa: F401
     BIN_STRIDE,
     DEFAULT_CHUNK_SIZE,
@@ -56,17 +64,15 @@ from qtrigger.generate.output import (  # noqa: F401
     JET_FIELDS,
     OUTPUT_COMPRESSION,
     PART_COMPRESSION,
+    PILEUP_FIELDS,
     RUNS_FIELDS,
     is_generated_file,
     open_output,
     write_runs,
 )
-from qtrigger.generate.tracks import Resolution, TrackRandom  # noqa: F401
-from qtrigger.generate.tasks import run_tasks
-from qtrigger.generate.chunk import _count, _generate_part, _runs_entry  # noqa: F401
-from qtrigger.generate.library import DEFAULT_MAX_REUSE, check_library_use, generate_library  # noqa: F401
-from qtrigger.generate.output import PILEUP_FIELDS
 from qtrigger.generate.pileup import pileup_counts
+from qtrigger.generate.tasks import run_tasks
+from qtrigger.generate.tracks import Resolution, TrackRandom  # noqa: F401
 
 # --------------------------------------------------------------------------- bins, chunks, seeds
 
@@ -273,7 +279,6 @@ def generate_sample(
 def _plan_overlay(manifest, directory, chunks: list[Chunk], mu, max_reuse, seed, process) -> list[dict]:
     """Per chunk, the library keys of its spec (none without a library): where its draws start in the sample's
     draw sequence, the library's hash and sigma_inel, and the sample's reuse (refused above ``max_reuse``)."""
-    from qtrigger.generate.library import library_hash, plan_draws
 
     if manifest is None:
         return [{} for _ in chunks]

@@ -37,6 +37,8 @@ from qtrigger.generate.events import (
     pileup_settings,
     sigma_inel_mb,
 )
+from qtrigger.generate.options import SEED_MAX, SEED_STRIDE
+from qtrigger.generate.tasks import run_tasks
 from qtrigger.generate.tracks import straight_line_ip
 
 LIBRARY_ETA_MAX = 3.0
@@ -255,8 +257,6 @@ def generate_library(n: int, seed: int, output, chunk_size: int = 5000, workers:
     ``interactions``, ``chunks``, ``generated`` (chunks made now), ``sigma_inel_mb``, ``hash``, ``particles``
     (stored per interaction, mean), ``cpu_seconds`` (of the chunks made now) and ``seconds``.
     """
-    from qtrigger.generate.options import SEED_MAX, SEED_STRIDE
-    from qtrigger.generate.tasks import run_tasks
 
     n, chunk_size = int(n), int(chunk_size)
     if n <= 0 or chunk_size < 1 or batch_size < 1:

@@ -21,7 +21,7 @@ from qtrigger.generate.events import (
     _visible_kind,
     pileup_particles,
 )
-from qtrigger.generate.tracks import Resolution, TrackRandom, TRACK_RNG_TAG
+from qtrigger.generate.tracks import TRACK_RNG_TAG, Resolution, TrackRandom
 
 COUNT_STREAM = 5  # default_rng([pythia_seed, 7, 5]): interactions per event
 
