@@ -27,6 +27,7 @@ from qtrigger.config.load import (
     read_yaml_mapping,
     resolve_sample_files,
     set_dotted,
+    validate_as,
     validate_config,
 )
 from qtrigger.config.run import RunConfig
@@ -76,5 +77,6 @@ __all__ = [
     "read_yaml_mapping",
     "resolve_sample_files",
     "set_dotted",
+    "validate_as",
     "validate_config",
 ]

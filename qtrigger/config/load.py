@@ -52,8 +52,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None, check_file
 
 def validate_config(raw: dict, source: str = "config") -> RunConfig:
     """Validate a plain dict into a RunConfig, turning pydantic errors into one line."""
+    return validate_as(RunConfig, raw, source)
+
+
+def validate_as(model, raw: dict, source: str):
+    """``model.model_validate(raw)`` (a pydantic model class); its errors become one line naming ``source``."""
     try:
-        return RunConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as err:
         raise QTriggerError(f"{source}: {format_validation_error(err)}") from None
 

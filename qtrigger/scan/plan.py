@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from qtrigger.config import (
     RunConfig,
     apply_override,
     config_to_dict,
-    format_validation_error,
     parse_yaml,
     read_yaml_mapping,
     resolve_sample_files,
     set_dotted,
+    validate_as,
     validate_config,
 )
 from qtrigger.errors import QTriggerError
@@ -186,10 +186,7 @@ def load_scan_config(path: str | Path, overrides: list[str] | None = None,
 
 def validate_scan_config(raw: dict, source: str = "scan config") -> ScanConfig:
     """Validate a plain dict into a ScanConfig; errors are one line naming the key."""
-    try:
-        return ScanConfig.model_validate(raw)
-    except ValidationError as err:
-        raise QTriggerError(f"{source}: {format_validation_error(err)}") from None
+    return validate_as(ScanConfig, raw, source)
 
 
 # ----------------------------------------------------------------------------------------
