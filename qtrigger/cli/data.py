@@ -72,6 +72,10 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="overlay pileup drawn from this library (made with --library) instead of generating it")
     parser.add_argument("--pileup-max-reuse", type=int, default=10, metavar="K",
                         help="refuse a sample that would draw any library interaction more than K times (default 10)")
+    parser.add_argument("--mitigation", default="auto", choices=("auto", "none", "run3", "phase2"),
+                        help="pileup mitigation of the jets (with --pileup): run3 = calorimeter-like thresholds and "
+                             "rho*A subtraction, phase2 = L1 vertex, charged pileup removed, rho*A on the rest; "
+                             "auto (default): run3 below mu 140, phase2 from it (docs/generation.md)")
     parser.add_argument("--jet-pt-min", type=float, default=20.0, help="jet pt cut [GeV] (default 20)")
     parser.add_argument("--jet-eta-max", type=float, default=2.5, help="jet |eta| cut (default 2.5)")
     parser.add_argument("--d0-resolution-um", type=float, default=None, metavar="UM",
@@ -111,7 +115,7 @@ def handle_generate(args: argparse.Namespace) -> int:
         pthat_bins=args.pthat_bins, chunk_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler,
         d0_resolution_um=args.d0_resolution_um, z0_resolution_um=args.z0_resolution_um,
         candidates=not args.no_candidates, pileup_library=args.pileup_library,
-        pileup_max_reuse=args.pileup_max_reuse,
+        pileup_max_reuse=args.pileup_max_reuse, mitigation=args.mitigation,
     )
     if len(s["bins"]) > 1:
         for b in s["bins"]:
@@ -127,7 +131,7 @@ def _pileup_text(p: dict) -> str:
     if not p["mu"]:
         return ""
     source = f"library {p['library']}, reuse {p['reuse_mean']:.2f} (max {p['reuse_max']})" if p["library"] else "direct"
-    return f"; pileup mu {p['mu']:g} (sigma_inel {p['sigma_inel_mb']:.2f} mb, {source})"
+    return f"; pileup mu {p['mu']:g} (sigma_inel {p['sigma_inel_mb']:.2f} mb, {source}, mitigation {p['mitigation']})"
 
 
 def _handle_library(args: argparse.Namespace) -> int:

@@ -46,6 +46,7 @@ from qtrigger.generate.library import (  # noqa: F401
 )
 from qtrigger.generate.options import (  # noqa: F401
     BIN_STRIDE,
+    check_mitigation,
     DEFAULT_CHUNK_SIZE,
     MAX_BINS,
     MAX_PILEUP,
@@ -198,6 +199,7 @@ def generate_sample(
     candidates: bool = True,
     pileup_library: str | os.PathLike | None = None,
     pileup_max_reuse: int = DEFAULT_MAX_REUSE,
+    mitigation: str = "auto",
 ) -> dict:
     """Generate ``n_events`` events of ``process`` and write NanoAOD-schema jets to ``output``.
 
@@ -210,6 +212,8 @@ def generate_sample(
     Poisson(mu) interactions), from a second Pythia or, with ``pileup_library`` (a folder made by
     :func:`generate_library`), drawn from the library, each library interaction at most
     ``pileup_max_reuse`` times over the sample.
+    ``mitigation`` (with pileup): ``none``, ``run3``, ``phase2`` or ``auto`` (none at mu = 0, run3 below
+    mu = 140, phase2 from it); :mod:`qtrigger.generate.mitigation`.
     ``candidates=False`` leaves out the ``JetCand_*`` collection (the per-jet displaced-track
     summaries, ``PV_z`` and every other branch are unchanged): about a third of the bytes per jet.
     ``workers``: LocalCluster size (default: the cores, at most the number of chunks; 0 runs in
@@ -236,6 +240,7 @@ def generate_sample(
     outputs = bin_outputs(output, process, None if pthat_bins is None else bins)
     _check_outputs(outputs, overwrite)
     library = check_library_use(pileup_library, pileup, jet_eta_max, pileup_max_reuse)
+    mitigation = check_mitigation(mitigation, pileup)
     import_generators()
 
     chunks = plan_chunks(counts, int(seed), int(chunk_size), jobs)
@@ -252,7 +257,7 @@ def generate_sample(
         parts_dir.mkdir()
         specs = [_chunk_spec(process, bins[c.bin_index], c, parts_dir, pthat_bins is None, pthat_min, bias_pow,
                              pileup, jet_pt_min, jet_eta_max, batch_size, seed, d0_resolution_um, z0_resolution_um,
-                             candidates) | overlay[k]
+                             candidates) | overlay[k] | {"mitigation": mitigation}
                  for k, c in enumerate(chunks)]
         results = _run_chunks(specs, workers, scheduler, progress)
         per_bin = []
@@ -272,7 +277,8 @@ def generate_sample(
     first_runs = results[0]["runs"]
     summary["pileup"] = {"mu": float(pileup), "sigma_inel_mb": first_runs["sigmaInel_mb"],
                          "library": None if pileup_library is None else str(pileup_library),
-                         "reuse_mean": first_runs["pileupReuse"], "reuse_max": first_runs["pileupMaxReuse"]}
+                         "reuse_mean": first_runs["pileupReuse"], "reuse_max": first_runs["pileupMaxReuse"],
+                         "mitigation": mitigation}
     return summary
 
 

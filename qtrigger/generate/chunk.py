@@ -23,8 +23,9 @@ from qtrigger.generate.events import (
     pileup_settings,
     sigma_inel_mb,
 )
-from qtrigger.generate.jets import jet_table, merge_inputs, to_awkward
+from qtrigger.generate.jets import jet_table, merge_inputs, raw_jet_summaries, to_awkward
 from qtrigger.generate.library import draw_positions, load_library
+from qtrigger.generate.mitigation import JET_SEED_GEV, MITIGATION_CODES, mitigate
 from qtrigger.generate.options import PILEUP_SEED_OFFSET
 from qtrigger.generate.output import CAND_FIELDS, open_output, write_runs
 from qtrigger.generate.pileup import direct_overlay, empty_piece, library_overlay, pileup_counts
@@ -107,15 +108,14 @@ def _generate_part(spec: dict) -> dict:
             n = min(batch_size, spec["n_events"] - done)
             out, extra = _batch(spec, pythia, charges, overlay, None if n_pu is None else n_pu[done:done + n], n,
                                 tracks, resolution)
-            cols, njet, (cands, ncand) = jet_table(fastjet, merge_inputs(out["pieces"], n), n, spec["jet_pt_min"],
-                                                   spec["jet_eta_max"])
+            cols, njet, (cands, ncand), pileup = _jets(fastjet, spec, out["pieces"], n, resolution, extra)
             first = spec["event_start"] + done
             events_tree.extend({
                 "event": np.arange(first, first + n, dtype=np.uint64),
                 "genWeight": out["weight"].astype(np.float32),
                 "Generator_binvar": out["pthat"].astype(np.float32),
                 "PV_z": out["pv_z"].astype(np.float32),
-                **(extra.branches() if extra is not None else {}),
+                **pileup,
                 "Jet": to_awkward(cols, njet),
                 **({"JetCand": to_awkward(cands, ncand, CAND_FIELDS)} if spec.get("candidates", True) else {}),
             })
@@ -135,6 +135,21 @@ def _generate_part(spec: dict) -> dict:
     counts["seconds"] = time.perf_counter() - t0
     counts["cpu_seconds"] = time.process_time() - cpu0
     return counts
+
+
+def _jets(fastjet, spec: dict, pieces: list[dict], n: int, resolution: Resolution, extra) -> tuple:
+    """(jet columns, jets per event, candidates, per-event pileup branches) of one batch: at mu > 0 the jets
+    are clustered from the mitigated inputs (``spec['mitigation']``) and the raw jets summarised beside them."""
+    inputs = merge_inputs(pieces, n)
+    if extra is None:
+        return (*jet_table(fastjet, inputs, n, spec["jet_pt_min"], spec["jet_eta_max"]), {})
+    mitigated = mitigate(inputs, n, spec["mitigation"], resolution)
+    cols, njet, cands = jet_table(fastjet, mitigated.inputs, n, spec["jet_pt_min"], spec["jet_eta_max"],
+                                  mitigated.pt_offset, JET_SEED_GEV if spec["mitigation"] != "none" else 0.0)
+    branches = {**extra.branches(), "Pileup_rho": mitigated.rho.astype(np.float32),
+                "L1PV_z": mitigated.l1_vertex_z.astype(np.float32),
+                **raw_jet_summaries(fastjet, inputs, n, spec["jet_pt_min"], spec["jet_eta_max"])}
+    return cols, njet, cands, branches
 
 
 def _count(counts: dict, n: int, weight: np.ndarray, cols: dict) -> None:
@@ -164,5 +179,5 @@ def _runs_entry(spec: dict, counts: dict, xsec: float, xsec_err: float, sigma_in
         "pileupLibraryHash": int(spec.get("library_hash", 0)),
         "pileupReuse": float(spec.get("reuse_mean", 0.0)),
         "pileupMaxReuse": int(spec.get("reuse_max", 0)),
-        "pileupMitigation": 0,
+        "pileupMitigation": MITIGATION_CODES[spec.get("mitigation", "none")] if spec["pileup"] > 0 else 0,
     }

@@ -150,9 +150,12 @@ def _candidates(inputs: dict, n_events: int, glob: np.ndarray, kind: np.ndarray,
     return cand, np.bincount(evt, minlength=n_events).astype(np.int64)
 
 
-def jet_table(fastjet, inputs: dict, n_events: int, jet_pt_min: float, jet_eta_max: float):
+def jet_table(fastjet, inputs: dict, n_events: int, jet_pt_min: float, jet_eta_max: float,
+              pt_offset: np.ndarray | None = None, seed_pt_min: float = 0.0):
     """Per-jet columns (selected, sorted by pt within each event), jets per event, and the jet
-    candidates ``(columns, candidates per event)``."""
+    candidates ``(columns, candidates per event)``. ``pt_offset`` (GeV per event, pileup mitigation's
+    rho * A) is subtracted from every jet's pT, its mass scaled alike, before the selection; a jet also
+    needs a visible constituent of pT >= ``seed_pt_min`` (the L1 jet finder's seed)."""
     four, jet_event, n_const, local = _cluster(fastjet, inputs, jet_pt_min)
     n_jets = len(jet_event)
     jet_of = np.repeat(np.arange(n_jets, dtype=np.int64), n_const)
@@ -164,6 +167,8 @@ def jet_table(fastjet, inputs: dict, n_events: int, jet_pt_min: float, jet_eta_m
     energy, number = energy.reshape(n_jets, N_KINDS), number.reshape(n_jets, N_KINDS)
 
     cols = _jet_kinematics(four)
+    if pt_offset is not None:
+        _subtract(cols, pt_offset[jet_event])
     e_vis = energy[:, :5].sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.clip(energy[:, :5] / e_vis[:, None], 0.0, 1.0)
@@ -175,6 +180,8 @@ def jet_table(fastjet, inputs: dict, n_events: int, jet_pt_min: float, jet_eta_m
     _track_summaries(cols, n_jets, jet_of, glob, kind, inputs)
 
     keep = (cols["pt"] > jet_pt_min) & (np.abs(cols["eta"]) < jet_eta_max) & (e_vis > 0)
+    if seed_pt_min > 0:
+        keep &= _leading_constituent_pt(n_jets, jet_of, glob, kind, inputs) >= seed_pt_min
     idx = np.flatnonzero(keep)
     idx = idx[np.lexsort((-cols["pt"][idx], jet_event[idx]))]
     cols = {name: cols[name][idx].astype(dtype) for name, dtype in JET_FIELDS.items()}
@@ -184,6 +191,36 @@ def jet_table(fastjet, inputs: dict, n_events: int, jet_pt_min: float, jet_eta_m
     first_jet = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     cands = _candidates(inputs, n_events, glob, kind, position[jet_of], jet_event[idx], first_jet)
     return cols, counts, cands
+
+
+def _leading_constituent_pt(n_jets: int, jet_of: np.ndarray, glob: np.ndarray, kind: np.ndarray,
+                            inputs: dict) -> np.ndarray:
+    visible = kind < K_BHAD
+    lead = np.zeros(n_jets)
+    np.maximum.at(lead, jet_of[visible], inputs["pt_true"][glob[visible]])
+    return lead
+
+
+def _subtract(cols: dict, offset: np.ndarray) -> None:
+    """Jet pT minus ``offset`` (at least 0), the mass scaled by the same factor; eta and phi unchanged."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.clip(1.0 - offset / cols["pt"], 0.0, 1.0)
+    cols["pt"] = cols["pt"] * np.nan_to_num(scale)
+    cols["mass"] = cols["mass"] * np.nan_to_num(scale)
+
+
+def raw_jet_summaries(fastjet, inputs: dict, n_events: int, jet_pt_min: float, jet_eta_max: float) -> dict:
+    """Per event, the jets of every visible particle without mitigation (pT > ``jet_pt_min``,
+    |eta| < ``jet_eta_max``): their count, scalar pT sum and the leading pT (0 without jets)."""
+    four, jet_event, _, _ = _cluster(fastjet, inputs, jet_pt_min)
+    cols = _jet_kinematics(four)
+    keep = (cols["pt"] > jet_pt_min) & (np.abs(cols["eta"]) < jet_eta_max)
+    evt, pt = jet_event[keep], cols["pt"][keep]
+    lead = np.zeros(n_events)
+    np.maximum.at(lead, evt, pt)
+    return {"RawJet_n": np.bincount(evt, minlength=n_events).astype(np.int32),
+            "RawJet_ht": np.bincount(evt, weights=pt, minlength=n_events).astype(np.float32),
+            "RawJet_leadPt": lead.astype(np.float32)}
 
 
 def to_awkward(cols: dict, counts: np.ndarray, fields: dict = JET_FIELDS):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from qtrigger.errors import QTriggerError
 from qtrigger.generate.events import PROCESSES
+from qtrigger.generate.mitigation import MITIGATION_CODES, resolve_mitigation
 from qtrigger.generate.output import GENERATED_MARK, is_generated_file
 
 SEED_MAX = 450_000_000  # Pythia accepts up to 900,000,000; the upper half is for pileup
@@ -97,3 +98,14 @@ def _check_outputs(outputs: list[Path], overwrite: bool) -> None:
         if not parent.is_dir():
             raise QTriggerError(f"output directory {parent} does not exist")
 
+
+
+def check_mitigation(mitigation: str, pileup: float) -> str:
+    """The pileup mitigation scheme to apply (``auto`` resolved by mu); one line for an unknown name or a
+    scheme other than none at mu = 0 (nothing to mitigate; a mu = 0 file stays bit-identical)."""
+    if mitigation != "auto" and mitigation not in MITIGATION_CODES:
+        raise QTriggerError(f"--mitigation {mitigation!r} is unknown; expected auto, {', '.join(MITIGATION_CODES)}")
+    if pileup <= 0 and mitigation not in ("auto", "none"):
+        raise QTriggerError(f"--mitigation {mitigation} needs pileup (--pileup MU > 0); at mu = 0 there is "
+                            "nothing to mitigate")
+    return resolve_mitigation(mitigation, pileup)

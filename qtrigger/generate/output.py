@@ -44,8 +44,10 @@ CAND_GRID = {"eta": 2.0**-10, "phi": 2.0**-10, "d0": 2.0**-13, "z0": 2.0**-10}
 MANTISSA_BITS = 8
 EVENT_FIELDS = {"event": np.uint64, "genWeight": np.float32, "Generator_binvar": np.float32, "PV_z": np.float32}
 # Written only with pileup (mu > 0), so a mu = 0 file keeps its branches: overlay interactions in the event and
-# the largest pTHat among them (0 when none).
-PILEUP_FIELDS = {"Pileup_nInt": np.int32, "Pileup_maxPtHat": np.float32}
+# the largest pTHat among them (0 when none); the mitigation's pT density rho (GeV per unit area) and L1 vertex
+# z (cm, NaN without tracks); the raw jets' count, HT and leading pT (every visible particle, no mitigation).
+PILEUP_FIELDS = {"Pileup_nInt": np.int32, "Pileup_maxPtHat": np.float32, "Pileup_rho": np.float32,
+                 "L1PV_z": np.float32, "RawJet_n": np.int32, "RawJet_ht": np.float32, "RawJet_leadPt": np.float32}
 RUNS_FIELDS = {
     "genEventCount": np.int64,
     "genEventSumw": np.float64,
@@ -64,7 +66,7 @@ RUNS_FIELDS = {
     "pileupLibraryHash": np.int64,  # the library's hash (library.json), 0 = none (direct Pythia overlay)
     "pileupReuse": np.float64,  # library draws / library size over the sample, 0 without a library
     "pileupMaxReuse": np.int64,  # the most any library interaction was drawn, 0 without a library
-    "pileupMitigation": np.int32,  # 0 = none (raw particles clustered)
+    "pileupMitigation": np.int32,  # 0 = none (raw particles clustered), 1 = Run-3-like, 2 = Phase-2-like
 }
 PART_COMPRESSION = ("ZLIB", 1)  # parts are recompressed by the merge
 OUTPUT_COMPRESSION = ("LZMA", 9)
