@@ -280,3 +280,74 @@ def test_crossing_weights_refuse_mixed_pileup():
         crossing_weights_hz(binned, other, files, np.ones(len(own)), own, overlay, hardest_zb, 1e34, 3e7)
     with pytest.raises(QTriggerError, match="not a zero-bias sample"):
         crossing_weights_hz(binned, binned, files, np.ones(len(own)), own, overlay, hardest_zb, 1e34, 3e7)
+
+
+# --------------------------------------------------------------------------- crossing normalisation of a rate table
+
+
+@pytest.fixture(scope="module")
+def crossing_files(library, tmp_path_factory):
+    """pTHat-binned QCD (bins [10, 20) and [20, inf), 10 events each) and 30 zero-bias crossings at mu = 1.5."""
+    from qtrigger.generate import generate_sample
+
+    directory, _ = library
+    folder = tmp_path_factory.mktemp("crossing")
+    kw = dict(pileup=1.5, pileup_library=directory, workers=0, progress=False, candidates=False)
+    binned = generate_sample("qcd", 10, 8, folder / "qcd", pthat_bins="10,20", **kw)["outputs"]
+    zero_bias = generate_sample("minbias", 30, 9, folder / "zb.root", **kw)["outputs"]
+    return binned, zero_bias
+
+
+def _table_of(files):
+    """The per-event arrays of a rate table (every event of every file, in order)."""
+    import types
+
+    import uproot
+
+    sizes = []
+    for path in files:
+        with uproot.open(path) as handle:
+            sizes.append(handle["Events"].num_entries)
+    return types.SimpleNamespace(files=list(files), event_file=np.repeat(np.arange(len(files)), sizes),
+                                 event_entry=np.concatenate([np.arange(n) for n in sizes]),
+                                 event_weight=np.ones(sum(sizes)))
+
+
+def test_crossing_normalisation_weights_each_crossing_once(crossing_files):
+    from qtrigger.data.samples import rate_sample_info, table_crossing_weights_hz
+    from qtrigger.trigger.rates import sample_rate
+
+    binned, zero_bias = crossing_files
+    files = [*binned, *zero_bias]
+    info = rate_sample_info(files, "crossing")
+    assert info.crossing_parts is not None and info.pthat_min is None and info.mu == 1.5
+    table = _table_of(files)
+    every = np.ones(len(table.event_file), bool)
+    lumi, rate_hz = 1e34, F_REV_HZ * N_BUNCHES
+    weights = table_crossing_weights_hz(info, every, table.files, table.event_file, table.event_entry,
+                                        table.event_weight, lumi, rate_hz)
+    events, _ = _events(binned[0], ["Pileup_maxPtHat", "Generator_binvar"])
+    vetoed = events["Pileup_maxPtHat"] > events["Generator_binvar"]
+    assert np.all(weights[:len(vetoed)][vetoed] == 0) and np.all(weights[:len(vetoed)][~vetoed] > 0)
+    zb, _ = _events(zero_bias[0], ["Generator_binvar"])
+    zb_weights = weights[-len(zb["Generator_binvar"]):]
+    below = zb["Generator_binvar"] < 10
+    assert np.allclose(zb_weights[below], rate_hz / len(below)) and np.all(zb_weights[~below] == 0)
+    half = every & (np.arange(len(every)) % 2 == 0)  # a half is normalised on itself: the same total rate
+    total = sample_rate(info, "crossing", every, table, lumi_cm2s=lumi).scale_hz
+    assert sample_rate(info, "crossing", half, table, lumi_cm2s=lumi).scale_hz == pytest.approx(total, rel=0.5)
+    assert total == pytest.approx(float(weights.sum()))
+
+
+def test_pileup_rate_samples_need_the_crossing_normalisation(crossing_files):
+    from qtrigger.config import TriggerConfig
+    from qtrigger.data.samples import rate_sample_info
+    from qtrigger.runs.preflight import check_rate_normalisation
+
+    binned, zero_bias = crossing_files
+    with pytest.raises(QTriggerError, match=r"pTHat-binned at pileup mu = 1\.5, where stitching counts a crossing "
+                                            r"once per hard interaction .* set trigger.normalisation: crossing"):
+        check_rate_normalisation(TriggerConfig(normalisation="cross_section"), read_sample_info(binned))
+    with pytest.raises(QTriggerError, match=r"normalisation crossing needs pTHat-binned hard events and zero-bias "
+                                            r"crossings .* got 2 binned and 0 zero-bias file"):
+        rate_sample_info(binned, "crossing")

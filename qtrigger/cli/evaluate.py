@@ -12,7 +12,8 @@ def add_parser(commands) -> None:
                           help="read at most N events of --data (default: every event)")
     evaluate.add_argument("--signal", nargs="+", metavar="FILE", help="signal ROOT files: redo the trigger study")
     evaluate.add_argument("--background", nargs="+", metavar="FILE", help="background ROOT files for the rate")
-    evaluate.add_argument("--normalisation", choices=["cross_section", "zero_bias"], help="rate normalisation")
+    evaluate.add_argument("--normalisation", choices=["cross_section", "zero_bias", "crossing"],
+                          help="rate normalisation (crossing: binned hard events + zero-bias crossings at one pileup)")
     evaluate.add_argument("--no-csim", action="store_true", help="skip the C-simulation check")
     evaluate.add_argument("--overwrite", action="store_true",
                           help="replace this trigger evaluation's folder (same signal, background, normalisation)")

@@ -38,7 +38,8 @@ class TriggerConfig(_Strict):
     enabled: bool = True
     target_rate_hz: float = Field(100e3, gt=0)
     extra_rates_hz: list[float] = Field(default_factory=lambda: [30e3, 10e3])
-    normalisation: Literal["cross_section", "zero_bias"] = "cross_section"
+    # crossing: pTHat-binned hard events + zero-bias crossings at one pileup, one weight per bunch crossing
+    normalisation: Literal["cross_section", "zero_bias", "crossing"] = "cross_section"
     lumi_cm2s: float = Field(2e34, gt=0)
     n_bunches: int = Field(2748, ge=1)
     min_jets: int = Field(1, ge=1)

@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from qtrigger.config import resolve_sample_files
 from qtrigger.data.reader import EventSplit, JetTable, check_branches, nonfinite_text, split_by_event
-from qtrigger.data.samples import event_xsec_weights_mb, read_sample_info
+from qtrigger.data.samples import event_xsec_weights_mb, overlay_veto_keep, read_sample_info
 from qtrigger.emulate.network import extract_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.csim import csim_in_temporary_project
@@ -94,8 +94,11 @@ def event_weights(config, table: JetTable, labels: np.ndarray) -> np.ndarray:
             continue
         if mode == "xsec" and not labels[events].any():
             files = sorted({table.files[f] for f in np.unique(table.event_file[events])})
-            weights[events] = event_xsec_weights_mb(read_sample_info(files), table.event_file[events],
-                                                    table.event_weight[events], table.files)
+            info = read_sample_info(files)
+            keep = overlay_veto_keep(info, table.files, table.event_file[events], table.event_entry[events],
+                                     config.data.tree)  # at pileup: each crossing once, as the rate counts it
+            weights[events] = keep * event_xsec_weights_mb(info, table.event_file[events],
+                                                           table.event_weight[events], table.files)
         else:
             w = table.event_weight[events]
             weights[events] = w / w.mean()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from qtrigger.config import HLSConfig
 from qtrigger.data.reader import check_branches
-from qtrigger.data.samples import read_sample_info
+from qtrigger.data.samples import rate_sample_info
 from qtrigger.errors import QTriggerError
 from qtrigger.estimate.latency import check_budget
 from qtrigger.firmware import vendor
@@ -75,10 +75,10 @@ def evaluation_name(signal: list[str], background: list[str], normalisation: str
 
 def _check_background(finished: FinishedRun, background: list[str], normalisation: str | None) -> None:
     """The Runs tree normalises the rate and the run's target rates lie below its total rate: before any work."""
-    info = read_sample_info(background)
     trigger = finished.config.trigger
     if normalisation:
         trigger = trigger.model_copy(update={"normalisation": normalisation})
+    info = rate_sample_info(background, trigger.normalisation)
     check_rate_normalisation(trigger, info, "the --background sample", f"evaluate: run {finished.config.name}: ")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from qtrigger.config import RunConfig, TriggerConfig, resolve_sample_files
 from qtrigger.data.reader import WEIGHT_BRANCH, check_branches, open_events_tree
-from qtrigger.data.samples import read_pileup, read_sample_info
+from qtrigger.data.samples import rate_sample_info, read_pileup
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.rtl import _require_da4ml, _verilator_root
 from qtrigger.levels import level_for
@@ -59,7 +59,7 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
     background = rate_files or training_background
     if not background:
         return
-    info = read_sample_info(background)
+    info = rate_sample_info(background, config.trigger.normalisation)
     if rate_files:
         level_for(config).check_rate_sample(config, info)
     check_rate_normalisation(config.trigger, info)
@@ -82,6 +82,11 @@ def check_rate_normalisation(t: TriggerConfig, info, sample: str = "the rate sam
     if t.normalisation == "zero_bias" and not info.is_minbias:
         raise QTriggerError(f"{prefix}trigger.normalisation zero_bias needs a minimum-bias background, but "
                             f"{info.where()} is not flagged isMinBias in its Runs tree")
+    if t.normalisation == "cross_section" and info.mu and info.is_stitched:
+        raise QTriggerError(f"{prefix}trigger.normalisation cross_section: {info.where()} is pTHat-binned at pileup "
+                            f"mu = {info.mu:g}, where stitching counts a crossing once per hard interaction in it "
+                            "(loose cuts overcount many times); set trigger.normalisation: crossing and add zero-bias "
+                            "crossings (qtrigger data generate --process minbias --pileup MU) to the rate files")
     check_target_rates(t, info, sample, prefix)
 
 
@@ -106,7 +111,7 @@ def check_pileup_lumi(t: TriggerConfig, files: list[str]) -> None:
 
 def check_target_rates(t: TriggerConfig, info, sample: str = "the rate sample", prefix: str = "") -> None:
     """Every rate the trigger is tuned to must be below the rate sample's total rate (everything firing)."""
-    if t.normalisation == "cross_section":
+    if t.normalisation == "cross_section":  # crossing: every crossing fires at most once, as zero bias
         total = t.lumi_cm2s * MB_TO_CM2 * info.xsec_mb
         how = f"L {t.lumi_cm2s:g} cm^-2 s^-1 x sigma {info.xsec_mb:g} mb"
     else:

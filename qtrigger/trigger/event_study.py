@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.data.samples import read_sample_info
+from qtrigger.data.samples import rate_sample_info
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.event import build_event_inputs, check_input_words, read_event_table
 from qtrigger.inputs.seed_jets import NO_CODE, SeedJets
@@ -44,7 +44,7 @@ from qtrigger.trigger.menu import (
 )
 from qtrigger.trigger.plots import _seed_curve, plot_rate_vs_efficiency, study_plots
 from qtrigger.trigger.preselection import check_rate_bins, preselection_seed
-from qtrigger.trigger.rates import split_events, weighted_rate
+from qtrigger.trigger.rates import sample_rate, split_events
 from qtrigger.trigger.references import bdt_reference
 from qtrigger.trigger.seeds import best_rows, outer_grid, search_family
 from qtrigger.trigger.working_points import (
@@ -111,13 +111,12 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
     rate_table, rate_jets, rate_x, rate_events, rate_source, rate_words = _rate_sample(config, data, score_fn)
     rate_jets = main if rate_jets is None else rate_jets
     rate_files = sorted({rate_table.files[f] for f in np.unique(rate_table.event_file[rate_events])})
-    info = read_sample_info(rate_files)
+    info = rate_sample_info(rate_files, t.normalisation)
     check_rate_bins(config, info)
     calibration_events, held_out_events = split_events(rate_events, t.rate_split_seed)
-    rate_args = (rate_table.event_file, rate_table.event_weight, rate_table.files)
-    kw = dict(lumi_cm2s=t.lumi_cm2s, n_bunches=t.n_bunches, min_n_eff=t.min_n_eff)
-    calibration = weighted_rate(info, t.normalisation, calibration_events, *rate_args, **kw)
-    held_out = weighted_rate(info, t.normalisation, held_out_events, *rate_args, **kw)
+    kw = dict(tree=config.data.tree, lumi_cm2s=t.lumi_cm2s, n_bunches=t.n_bunches, min_n_eff=t.min_n_eff)
+    calibration = sample_rate(info, t.normalisation, calibration_events, rate_table, **kw)
+    held_out = sample_rate(info, t.normalisation, held_out_events, rate_table, **kw)
     leading = np.where(rate_jets.valid[:, 0], rate_jets.pt[:, 0] * words.pt_lsb_gev, np.nan)
     bias = bias_region(info, leading, t.bias_factor)
 
@@ -174,7 +173,7 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
         result.decision_hls = _decision_hls(hls_dir, project_name, points[0].network.seed, data, network,
                                             list(decision_sets.values()), words, score_type)
     if run_trigger is not None:
-        everything = weighted_rate(info, t.normalisation, rate_events, *rate_args, **kw)
+        everything = sample_rate(info, t.normalisation, rate_events, rate_table, **kw)
         checked = rate_at_run_thresholds(run_trigger, rate_jets, everything)
         result.extra.update(run_threshold_extra(checked, khz_key(targets[0])))
     if run_dir is not None:

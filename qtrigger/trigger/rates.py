@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 from scipy.special import gammaincinv
 
-from qtrigger.data.samples import SampleInfo, event_xsec_weights_mb
+from qtrigger.data.samples import SampleInfo, event_xsec_weights_mb, table_crossing_weights_hz
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.seed_jets import NO_CODE
 
@@ -396,6 +396,24 @@ def crossing_rate(weights_hz: np.ndarray, events: np.ndarray, description: str =
     weight = weights_hz[events]
     return WeightedRate(weight, float(weight.sum()), "crossing", events,
                         description or f"per bunch crossing, {int(events.sum()):,} events", min_n_eff)
+
+
+def sample_rate(info: SampleInfo, method: str, events: np.ndarray, table, tree: str = "Events",
+                lumi_cm2s: float = DEFAULT_LUMI_CM2S, n_bunches: int = LHC_BUNCHES, f_rev: float = LHC_F_REV_HZ,
+                min_n_eff: float = DEFAULT_MIN_N_EFF) -> WeightedRate:
+    """The :class:`WeightedRate` of the ``events`` of a rate table (``qtrigger.data.reader.JetTable``):
+    :func:`weighted_rate` for ``cross_section``/``zero_bias``; for ``crossing`` (binned hard events and
+    zero-bias crossings at one mu, ``info`` from :func:`qtrigger.data.samples.rate_sample_info`) one weight per
+    bunch crossing, normalised on these events (:func:`crossing_rate`)."""
+    if method != "crossing":
+        return weighted_rate(info, method, events, table.event_file, table.event_weight, table.files, lumi_cm2s,
+                             n_bunches, f_rev, min_n_eff)
+    weights = table_crossing_weights_hz(info, events, table.files, table.event_file, table.event_entry,
+                                        table.event_weight, lumi_cm2s, f_rev * n_bunches, tree)
+    description = (f"per bunch crossing (pTHat-binned hard events + zero-bias crossings at mu = {info.mu:g}), "
+                   f"L = {lumi_cm2s:g} cm^-2 s^-1, {n_bunches} bunches, {int(np.asarray(events).sum()):,} events "
+                   f"of {_files_text(info.files)}")
+    return crossing_rate(weights, events, description, min_n_eff)
 
 
 def split_events(events: np.ndarray, seed: int, fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.data.samples import read_sample_info
+from qtrigger.data.samples import rate_sample_info
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.seed_jets import NO_CODE, SeedJets, leading_jet_pt, leading_rank
 from qtrigger.trigger.efficiency import efficiency_of
@@ -42,7 +42,7 @@ from qtrigger.trigger.menu import (
     tag_reference_jets,
 )
 from qtrigger.trigger.plots import plot_jet_efficiency, study_plots
-from qtrigger.trigger.rates import split_events, weighted_rate
+from qtrigger.trigger.rates import sample_rate, split_events
 from qtrigger.trigger.references import bdt_reference
 from qtrigger.trigger.seed_decision import check_seed_csim, write_seed_hls
 from qtrigger.trigger.seeds import (
@@ -103,12 +103,11 @@ def trigger_study(config, prepared, jet_codes: np.ndarray, score_type, run_dir: 
     if rate_codes is None:
         rate_codes = codes
     rate_files = sorted({rate_table.files[f] for f in np.unique(rate_table.event_file[rate_events])})
-    info = read_sample_info(rate_files)
+    info = rate_sample_info(rate_files, t.normalisation)
     calibration_events, held_out_events = split_events(rate_events, t.rate_split_seed)
-    rate_args = (rate_table.event_file, rate_table.event_weight, rate_table.files)
-    kw = dict(lumi_cm2s=t.lumi_cm2s, n_bunches=t.n_bunches, min_n_eff=t.min_n_eff)
-    calibration = weighted_rate(info, t.normalisation, calibration_events, *rate_args, **kw)
-    held_out = weighted_rate(info, t.normalisation, held_out_events, *rate_args, **kw)
+    kw = dict(tree=config.data.tree, lumi_cm2s=t.lumi_cm2s, n_bunches=t.n_bunches, min_n_eff=t.min_n_eff)
+    calibration = sample_rate(info, t.normalisation, calibration_events, rate_table, **kw)
+    held_out = sample_rate(info, t.normalisation, held_out_events, rate_table, **kw)
     leading = leading_jet_pt(rate_table.extra["pt"], rate_table.event, rate_table.n_events)
     bias = bias_region(info, leading, t.bias_factor)
 
@@ -137,7 +136,7 @@ def trigger_study(config, prepared, jet_codes: np.ndarray, score_type, run_dir: 
     if hls_dir is not None and project_name and score_type is not None:
         result.decision_hls = _decision_hls(hls_dir, project_name, points[0].network.seed, words, score_type, ev)
     if run_trigger is not None:
-        everything = weighted_rate(info, t.normalisation, rate_events, *rate_args, **kw)
+        everything = sample_rate(info, t.normalisation, rate_events, rate_table, **kw)
         checked = rate_at_run_thresholds(run_trigger, rate_jets, everything)
         result.extra = run_threshold_extra(checked, khz_key(targets[0]))
     if run_dir is not None:
