@@ -351,3 +351,21 @@ def test_pileup_rate_samples_need_the_crossing_normalisation(crossing_files):
     with pytest.raises(QTriggerError, match=r"normalisation crossing needs pTHat-binned hard events and zero-bias "
                                             r"crossings .* got 2 binned and 0 zero-bias file"):
         rate_sample_info(binned, "crossing")
+
+
+def test_evaluate_reports_the_pileup_and_warns_when_it_differs(crossing_files, tmp_path):
+    import types
+
+    from qtrigger.generate import generate_sample
+    from qtrigger.runs.evaluation import pileup_report
+
+    binned, zero_bias = crossing_files
+    no_pileup = generate_sample("qcd", 4, 10, tmp_path / "pu0.root", pthat_min=30, workers=0, progress=False,
+                                candidates=False)["output"]
+    run = types.SimpleNamespace(data=types.SimpleNamespace(samples=[types.SimpleNamespace(files=list(binned))]))
+    same = pileup_report(run, list(zero_bias))
+    assert same["training_mu"] == [1.5] and same["files"] == {zero_bias[0]: 1.5} and same["warning"] is None
+    other = pileup_report(run, [no_pileup, *zero_bias])
+    assert other["files"][no_pileup] == 0.0
+    assert other["warning"] == (f"pileup differs from training: the run was trained at mu = 1.5, evaluated on "
+                                f"{no_pileup} (mu 0); its thresholds and rates do not transfer between pileup conditions")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qtrigger.config import validate_config
+from qtrigger.data.samples import read_pileup
 from qtrigger.levels import level_for
 from qtrigger.rundir import write_json
 from qtrigger.runs.finished import FinishedRun
@@ -21,7 +22,11 @@ def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress:
     """
     finished = FinishedRun.load(run_dir)
     config = finished.config.model_copy(update={"data": finished.config.data.model_copy(update={"max_events": max_events})})
-    return level_for(config).evaluate_files(finished, config, list(files), csim, max_events, progress)
+    result = level_for(config).evaluate_files(finished, config, list(files), csim, max_events, progress)
+    result["pileup"] = pileup_report(finished.config, list(files))
+    if result["pileup"]["warning"]:
+        result.setdefault("warnings", []).append(result["pileup"]["warning"])
+    return result
 
 
 def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_files: list[str],
@@ -44,5 +49,28 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     config = validate_config(raw, source=f"{run_dir}/config.resolved.yaml")
     out = Path(output_dir) if output_dir else run_dir / "evaluations" / Path(background_files[0]).stem
     result = level_for(config).evaluate_trigger(finished, config, list(background_files), out)
+    result["pileup"] = pileup_report(finished.config, [*signal_files, *background_files])
+    result["pileup_warning"] = result["pileup"]["warning"]
     write_json(out / "trigger.json", result)
     return result
+
+
+def _mu_of(files: list[str]) -> dict[str, float | None]:
+    """Per file, the mean pileup its ``Runs`` tree records (0 without a record; None for a missing file)."""
+    recorded = read_pileup([f for f in files if Path(f).is_file()])
+    return {f: (recorded[f][0] if f in recorded else 0.0) if Path(f).is_file() else None for f in files}
+
+
+def pileup_report(run_config, files: list[str]) -> dict:
+    """The pileup (mu) of every file evaluated and of the run's training samples, and a warning when they differ:
+    a network and its thresholds are tuned at the training mu."""
+    training = _mu_of([f for s in run_config.data.samples for f in s.files])
+    evaluated = _mu_of(files)
+    train_mu = sorted({mu for mu in training.values() if mu is not None})
+    differ = {f: mu for f, mu in evaluated.items() if train_mu and mu not in train_mu}
+    warning = None
+    if differ:
+        listed = ", ".join(f"{f} (mu {mu:g})" for f, mu in list(differ.items())[:3]) + (" ..." if len(differ) > 3 else "")
+        warning = (f"pileup differs from training: the run was trained at mu = {'/'.join(f'{m:g}' for m in train_mu)}, "
+                   f"evaluated on {listed}; its thresholds and rates do not transfer between pileup conditions")
+    return {"training_mu": train_mu, "files": evaluated, "warning": warning}

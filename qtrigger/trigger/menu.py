@@ -340,7 +340,7 @@ def _facts(config, info, rate_source, calibration, held_out, signal_events, sele
                           f"{config.data.selection.abs_eta_max:g}) with pT >= {t.ht_jet_pt:g} GeV, "
                           f"saturating at {t.ht_bits} bits"),
         "rate_sample": {"source": rate_source, "files": list(info.files), "xsec_mb": info.xsec_mb,
-                        "pthat_min": info.pthat_min, "stitched_bins": len(info.bins),
+                        "pthat_min": info.pthat_min, "stitched_bins": len(info.bins), "mu": info.mu or 0.0,
                         "split_seed": t.rate_split_seed, "calibration": calibration.description,
                         "held_out": held_out.description},
         "background_sample": {"files": list(info.files), "xsec_mb": info.xsec_mb, "pthat_min": info.pthat_min,

@@ -112,7 +112,8 @@ def trigger_summary_lines(result_json: dict) -> list[str]:
                 f"{_pct(t.get('signal_efficiency'))} (older run: no held-out quotes)"]
     sample = t.get("rate_sample", {})
     signal = t.get("signal_sample", {})
-    lines = [f"trigger seeds ({t['method']} rate, L = {t['lumi_cm2s']:g} cm^-2 s^-1): chosen on the calibration half, "
+    pileup = f", pileup mu {sample['mu']:g}" if sample.get("mu") else ""
+    lines = [f"trigger seeds ({t['method']} rate, L = {t['lumi_cm2s']:g} cm^-2 s^-1{pileup}): chosen on the calibration half, "
              f"quoted on the held-out half ({sample.get('held_out', 'n/a')})",
              f"  efficiencies: {signal.get('quoted_on', 'signal test events')}, Clopper-Pearson 68 %; band = "
              f"threshold at held-out rate target ± 1 sigma; offline selection: {signal.get('offline_selection', 'n/a')}"]
@@ -147,7 +148,7 @@ def trigger_summary_lines(result_json: dict) -> list[str]:
             lines.append(f"  no lepton-like jet ({nolep['events']} signal events): gain {100 * g['value']:+.1f} ± "
                          f"{100 * g['err']:.1f} points")
     lines += _run_threshold_lines(t)
-    for warning in (t.get("bias_warning"), unresolved_warning(t)):
+    for warning in (t.get("bias_warning"), unresolved_warning(t), t.get("pileup_warning")):
         if warning:
             lines.append(f"WARNING: {warning}")
     decision = t.get("decision_hls") or {}
