@@ -514,3 +514,26 @@ def test_decision_events_round_trip_and_event_rtl_refusals(spec, tmp_path):
         event_rtl._check_seeds([seed, Seed("event_network", 3, 80, 5, 400)])
     with pytest.raises(QTriggerError, match="no event_network seed"):
         event_rtl._check_seeds([])
+
+
+@pytest.mark.slow
+def test_event_run_evaluated_per_bunch_crossing_at_pileup(event_run):
+    """evaluate --normalisation crossing: binned QCD + zero-bias crossings at mu = 1.5 re-tune and quote the seeds
+    per bunch crossing, report the mu and warn that the run was trained at mu = 0."""
+    pytest.importorskip("pythia8mc")
+    from qtrigger.generate import generate_library, generate_sample
+    from qtrigger.runs.evaluation import evaluate_trigger
+
+    run_dir, _, tmp = event_run
+    library = tmp / "pu_library"
+    generate_library(60, 5, library, chunk_size=60, workers=0, progress=False)
+    kw = dict(pileup=1.5, pileup_library=library, workers=0, progress=False, candidates=False)
+    binned = generate_sample("qcd", 15, 11, tmp / "pu_qcd", pthat_bins="15,40", **kw)["outputs"]
+    zero_bias = generate_sample("minbias", 40, 12, tmp / "pu_zb.root", **kw)["outputs"]
+    out = evaluate_trigger(run_dir, [str(REPO / "data/default/ttbar.root")], [*binned, *zero_bias],
+                           normalisation="crossing", output_dir=tmp / "eval_crossing")
+    assert out["method"] == "crossing" and out["rate_sample"]["mu"] == 1.5
+    assert "per bunch crossing" in out["rate_sample"]["held_out"]
+    assert out["pileup"]["training_mu"] == [0.0] and out["pileup"]["files"][zero_bias[0]] == 1.5
+    assert out["pileup_warning"].startswith("pileup differs from training: the run was trained at mu = 0")
+    assert out["rate_at_run_threshold"]
