@@ -536,4 +536,6 @@ def test_event_run_evaluated_per_bunch_crossing_at_pileup(event_run):
     assert "per bunch crossing" in out["rate_sample"]["held_out"]
     assert out["pileup"]["training_mu"] == [0.0] and out["pileup"]["files"][zero_bias[0]] == 1.5
     assert out["pileup_warning"].startswith("pileup differs from training: the run was trained at mu = 0")
+    assert out["lumi_cm2s"] == pytest.approx(1.5 * 11245.6 * 2748 / 78.05e-27, rel=0.01)  # the background's mu
+    assert "rates at L = " in out["pileup_warning"] and "not the run's 2e+34" in out["pileup_warning"]
     assert out["rate_at_run_threshold"]

@@ -10,6 +10,7 @@ from qtrigger.data.samples import read_pileup
 from qtrigger.levels import level_for
 from qtrigger.rundir import write_json
 from qtrigger.runs.finished import FinishedRun
+from qtrigger.runs.preflight import PILEUP_LUMI_REL_TOL, pileup_lumi_cm2s
 
 
 def evaluate(run_dir: str | Path, files: list[str], csim: bool = True, progress: bool = False,
@@ -46,13 +47,31 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     raw["trigger"].update(bdt=False, rate_files=list(background_files), score="qat")
     if normalisation:
         raw["trigger"]["normalisation"] = normalisation
+    lumi_note = _lumi_of_pileup(raw["trigger"], background_files)
     config = validate_config(raw, source=f"{run_dir}/config.resolved.yaml")
     out = Path(output_dir) if output_dir else run_dir / "evaluations" / Path(background_files[0]).stem
     result = level_for(config).evaluate_trigger(finished, config, list(background_files), out)
     result["pileup"] = pileup_report(finished.config, [*signal_files, *background_files])
-    result["pileup_warning"] = result["pileup"]["warning"]
+    result["pileup"]["lumi_note"] = lumi_note
+    result["pileup_warning"] = " ".join(w for w in (result["pileup"]["warning"], lumi_note) if w) or None
     write_json(out / "trigger.json", result)
     return result
+
+
+def _lumi_of_pileup(trigger: dict, background_files: list[str]) -> str | None:
+    """At pileup the luminosity is the background's: L = mu f_rev n_bunches / sigma_inel. Sets it in the raw
+    ``trigger`` section when the run's differs, and returns a note saying so (None when nothing changed)."""
+    recorded = read_pileup(background_files)
+    if not recorded:
+        return None
+    mu, sigma = next(iter(recorded.values()))
+    lumi = pileup_lumi_cm2s(mu, sigma, trigger["n_bunches"])
+    if abs(trigger["lumi_cm2s"] / lumi - 1) <= PILEUP_LUMI_REL_TOL:
+        return None
+    note = (f"rates at L = {lumi:.4g} cm^-2 s^-1, the luminosity of the background's pileup (mu = {mu:g}), not the "
+            f"run's {trigger['lumi_cm2s']:.4g}")
+    trigger["lumi_cm2s"] = lumi
+    return note
 
 
 def _mu_of(files: list[str]) -> dict[str, float | None]:
