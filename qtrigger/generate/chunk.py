@@ -148,7 +148,7 @@ def _jets(fastjet, spec: dict, pieces: list[dict], n: int, resolution: Resolutio
                                   mitigated.pt_offset, JET_SEED_GEV if spec["mitigation"] != "none" else 0.0)
     branches = {**extra.branches(), "Pileup_rho": mitigated.rho.astype(np.float32),
                 "L1PV_z": mitigated.l1_vertex_z.astype(np.float32),
-                **raw_jet_summaries(fastjet, inputs, n, spec["jet_pt_min"], spec["jet_eta_max"])}
+                **raw_jet_summaries(fastjet, mitigated.raw_inputs, n, spec["jet_pt_min"], spec["jet_eta_max"])}
     return cols, njet, cands, branches
 
 

@@ -58,23 +58,26 @@ def resolve_mitigation(name: str, mu: float) -> str:
 @dataclass
 class Mitigated:
     """One batch's mitigated inputs: the particles to cluster, each event's jet pT offset (rho * A, GeV),
-    rho (GeV per unit area) and the L1 vertex z (cm; NaN without tracks in the acceptance)."""
+    rho (GeV per unit area), the L1 vertex z (cm; NaN without tracks in the acceptance) and the raw inputs: what
+    the detector sees (the calorimeter-like thresholds) without pileup mitigation."""
 
     inputs: dict
     pt_offset: np.ndarray
     rho: np.ndarray
     l1_vertex_z: np.ndarray
+    raw_inputs: dict
 
 
 def mitigate(inputs: dict, n_events: int, scheme: str, resolution: Resolution) -> Mitigated:
     """Apply ``scheme`` to merged clustering inputs (:func:`qtrigger.generate.jets.merge_inputs`)."""
     vertex = l1_vertex(inputs, n_events)
     if scheme == "none":
-        return Mitigated(inputs, np.zeros(n_events), np.zeros(n_events), vertex)
+        return Mitigated(inputs, np.zeros(n_events), np.zeros(n_events), vertex, inputs)
     pt = np.hypot(inputs["px"], inputs["py"])
     ghost = inputs["kind"] >= K_BHAD
     charged = inputs["charge"] != 0
     seen = ghost | np.where(charged, pt >= CURL_PT_GEV, pt >= NEUTRAL_ET_MIN_GEV)
+    raw = select_inputs(inputs, seen, n_events)
     if scheme == "phase2":
         track = _is_track(inputs, pt)
         z_vertex = np.nan_to_num(vertex, nan=0.0)[inputs["evt"]]
@@ -82,12 +85,14 @@ def mitigate(inputs: dict, n_events: int, scheme: str, resolution: Resolution) -
         from_vertex = np.abs(inputs["z0"] - z_vertex) < window
         keep = np.where(track, from_vertex, seen)
         density = keep & ~track  # charged pileup is gone: only the untracked particles carry a density
+        mitigated = select_inputs(inputs, keep, n_events)
     elif scheme == "run3":
         keep = density = seen
+        mitigated = raw
     else:
         raise ValueError(f"unknown pileup mitigation {scheme!r}; expected one of {', '.join(MITIGATION_CODES)}")
     rho = grid_rho(inputs, pt, density & ~ghost, n_events)
-    return Mitigated(select_inputs(inputs, keep, n_events), rho * JET_AREA, rho, vertex)
+    return Mitigated(mitigated, rho * JET_AREA, rho, vertex, raw)
 
 
 def _is_track(inputs: dict, pt: np.ndarray) -> np.ndarray:

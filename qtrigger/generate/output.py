@@ -45,7 +45,8 @@ MANTISSA_BITS = 8
 EVENT_FIELDS = {"event": np.uint64, "genWeight": np.float32, "Generator_binvar": np.float32, "PV_z": np.float32}
 # Written only with pileup (mu > 0), so a mu = 0 file keeps its branches: overlay interactions in the event and
 # the largest pTHat among them (0 when none); the mitigation's pT density rho (GeV per unit area) and L1 vertex
-# z (cm, NaN without tracks); the raw jets' count, HT and leading pT (every visible particle, no mitigation).
+# z (cm, NaN without tracks); the raw jets' count, HT and leading pT (the detector-like inputs: calorimeter-like
+# thresholds, without the mitigation's rho*A subtraction, charged-pileup removal and seed).
 PILEUP_FIELDS = {"Pileup_nInt": np.int32, "Pileup_maxPtHat": np.float32, "Pileup_rho": np.float32,
                  "L1PV_z": np.float32, "RawJet_n": np.int32, "RawJet_ht": np.float32, "RawJet_leadPt": np.float32}
 RUNS_FIELDS = {
