@@ -98,16 +98,19 @@ def test_mitigation_refused_at_zero_pileup_and_unknown(tmp_path):
 
 @pytest.fixture(scope="module")
 def paired(tmp_path_factory):
-    """The same 40 ttbar events at mu = 0 (jets down to 5 GeV) and at mu = 20 with each scheme (direct overlay)."""
+    """The same 40 ttbar events at mu = 0 (jets down to 5 GeV) and at mu = 20 with each scheme (from a library
+    of 300 interactions: one minimum-bias Pythia for all three)."""
     pytest.importorskip("pythia8mc")
     pytest.importorskip("fastjet")
-    from qtrigger.generate import generate_sample
+    from qtrigger.generate import generate_library, generate_sample
 
     folder = tmp_path_factory.mktemp("paired")
+    generate_library(300, 7, folder / "lib", chunk_size=300, workers=0, progress=False)
     kw = dict(workers=0, progress=False, candidates=False)
     generate_sample("ttbar", 40, 17, folder / "pu0.root", jet_pt_min=5, **kw)
     for scheme in ("none", "run3", "phase2"):
-        generate_sample("ttbar", 40, 17, folder / f"pu20_{scheme}.root", pileup=20, mitigation=scheme, **kw)
+        generate_sample("ttbar", 40, 17, folder / f"pu20_{scheme}.root", pileup=20, mitigation=scheme,
+                        pileup_library=folder / "lib", **kw)
     return folder
 
 
@@ -118,7 +121,7 @@ def test_mitigated_jets_match_the_zero_pileup_jets(paired):
     raw = paired_mitigation_summary(paired / "pu0.root", paired / "pu20_none.root")
     run3 = paired_mitigation_summary(paired / "pu0.root", paired / "pu20_run3.root")
     phase2 = paired_mitigation_summary(paired / "pu0.root", paired / "pu20_phase2.root")
-    assert raw["ht_ratio"]["median"] > 1.3  # unmitigated: pileup inflates HT
+    assert raw["ht_ratio"]["median"] > 1.1  # unmitigated: pileup inflates HT
     for summary in (run3, phase2):
         assert abs(summary["ht_ratio"]["median"] - 1) < 0.15, summary
         assert summary["unmatched_jets"]["fraction"] < 0.5 * raw["unmatched_jets"]["fraction"], (summary, raw)
