@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from qtrigger.config.base import ANGLE_LSB, KNOWN_LEVELS, SEED_FEATURES, _registered, _Strict
 
@@ -89,6 +89,13 @@ DEFAULT_FORMATS: dict[str, FeatureFormat] = {
     "Jet_d0Sig2": FeatureFormat(lsb=0.25, bits=8, signed=False),
     "Jet_d0Sig3": FeatureFormat(lsb=0.25, bits=8, signed=False),
     "Jet_dispTrkPt": FeatureFormat(lsb=0.25, bits=12, signed=False),
+    # hardware words of an L1 collection (features.collection: L1Jet, L1EG, L1Mu, ...), used as they are: pT words
+    # up to 4095 (0.5 GeV), eta words +-255 (calorimeter 0.0435, muons 0.010875), phi words 0..1023 (144 or 576 steps)
+    "Jet_hwPt": FeatureFormat(lsb=1.0, bits=12, signed=False),
+    "Jet_hwEta": FeatureFormat(lsb=1.0, bits=9, signed=True),
+    "Jet_hwPhi": FeatureFormat(lsb=1.0, bits=10, signed=False),
+    "Jet_hwQual": FeatureFormat(lsb=1.0, bits=4, signed=False),
+    "Jet_hwIso": FeatureFormat(lsb=1.0, bits=2, signed=False),
 }
 # Words of a jet's constituents (qtrigger.inputs.constituent; features.level: constituent).
 CONSTITUENT_FORMATS: dict[str, FeatureFormat] = {
@@ -102,6 +109,7 @@ CONSTITUENT_FORMATS: dict[str, FeatureFormat] = {
 }
 
 
+COLLECTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")  # a NanoAOD collection: <name>_<field>, n<name>
 EVENT_SUMMARY_INPUTS = ("ht", "n_jets")  # event inputs that are no jet slot's (qtrigger.inputs.event)
 EVENT_SLOT_INPUT = re.compile(r"^j\d+_\w+$")  # a jet slot's event input name: j0_pt, j2_dphi, ...
 MAX_SHIFT = 24  # a larger power-of-two shift would push every code below the input type's resolution
@@ -110,6 +118,9 @@ MAX_SHIFT = 24  # a larger power-of-two shift would push every code below the in
 class FeaturesConfig(_Strict):
     """Input features and their fixed-point words; shifts are fitted unless given.
 
+    ``collection`` (default ``Jet``): the NanoAOD collection the per-jet names ``Jet_<field>`` are read from, as
+    ``<collection>_<field>`` (e.g. ``L1Jet``: ``Jet_pt`` is read from ``L1Jet_pt``; objects of ``bx != 0`` are
+    skipped); ``labels.branch`` is read from it too, unless ``labels.source: sample``.
     ``level: jet`` (default): one network input row per jet, the ``names`` features.
     ``level: event``: one row per event (:mod:`qtrigger.inputs.event`): the leading
     ``event_jets`` seed jets, each with the ``names`` features (``Jet_pt`` is the seed's pT
@@ -120,6 +131,7 @@ class FeaturesConfig(_Strict):
     """
 
     names: list[str] = Field(default_factory=lambda: list(SEED_FEATURES), min_length=1)
+    collection: str = "Jet"  # the NanoAOD collection the per-jet names Jet_<field> are read from
     formats: dict[str, FeatureFormat] = Field(default_factory=dict)
     level: str = "jet"  # before shifts: their validator reads it
     # value = code * 2**-shift; level event: per jet branch (every jet slot's input of it), ht, n_jets
@@ -131,6 +143,35 @@ class FeaturesConfig(_Strict):
     @classmethod
     def _registered_level(cls, level: str) -> str:
         return _registered(level, KNOWN_LEVELS, "input level")
+
+    @field_validator("collection")
+    @classmethod
+    def _collection_name(cls, collection: str) -> str:
+        if not COLLECTION_NAME.match(collection):
+            raise ValueError(f"{collection!r} is not a NanoAOD collection name (letters and digits, e.g. Jet, L1Jet)")
+        return collection
+
+    @model_validator(mode="after")
+    def _names_of_the_per_jet_level(self):
+        if self.collection == "Jet":
+            return self
+        if self.level == "constituent":
+            raise ValueError(f"features.collection {self.collection}: the constituent level reads JetCand_* of Jet")
+        prefixed = [n for n in self.names if n.startswith(f"{self.collection}_")]
+        if prefixed:
+            fixed = ", ".join("Jet_" + n[len(self.collection) + 1:] for n in prefixed)
+            raise ValueError(f"features.names {prefixed}: name the per-jet inputs Jet_<field> ({fixed}); "
+                             f"features.collection {self.collection} reads them from {self.collection}_<field>")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_default_collection(self, handler):
+        """With the default collection the section dumps as before, so resolved configs and scan trial hashes keep
+        their bytes."""
+        data = handler(self)
+        if self.collection == "Jet":
+            data.pop("collection", None)
+        return data
 
     @model_validator(mode="after")
     def _event_kinematics(self):

@@ -105,8 +105,10 @@ def phi_value(word: np.ndarray, steps: int) -> np.ndarray:
 
 
 def pt_word(pt: np.ndarray, saturation: int) -> np.ndarray:
-    """pT / 0.5 GeV truncated, as the hardware does, and saturated at ``saturation``."""
-    return np.clip(np.floor(np.maximum(np.asarray(pt, np.float64), 0.0) / PT_LSB), 0, saturation).astype(np.int64)
+    """pT / 0.5 GeV truncated, as the hardware does (with a 1e-9 LSB tolerance: a float sum of whole LSBs such as
+    a single tower's MET lands on its word), saturated at ``saturation``."""
+    pt = np.maximum(np.asarray(pt, np.float64), 0.0)
+    return np.clip(np.floor(pt / PT_LSB + 1e-9), 0, saturation).astype(np.int64)
 
 
 def _calo_object(pt_gev, eta, phi, kind: str) -> dict:
@@ -329,7 +331,8 @@ def _sum_table(rows: list[dict], n_events: int, dtypes: dict) -> tuple[dict, np.
 def l1_objects(inputs: dict, jet_cols: dict, njet: np.ndarray, n_events: int, settings: L1Settings, rand: L1Random,
                fields: dict) -> dict:
     """``{collection: (columns, objects per event)}`` of one batch from the clustered (mitigated at mu > 0) inputs
-    and the generated jets; ``fields`` maps each collection to its branch types (:data:`~qtrigger.generate.output.L1_FIELDS`)."""
+    and the generated jets; ``fields`` maps each collection to its branch types
+    (:data:`~qtrigger.generate.output.L1_FIELDS`)."""
     jets = l1_jets(jet_cols, njet, settings, rand)
     tw = towers(inputs)
     eg = l1_eg(tw, settings, rand)
