@@ -251,3 +251,16 @@ def test_bad_l1_settings_and_cli(tmp_path):
                               "--l1-jet-response", "0.9", "--l1-jet-resolution", "0.8,0.03"])
     assert _l1_settings(args).runs_values() == {"l1JetResponse": 0.9, "l1JetResStochastic": 0.8,
                                                 "l1JetResConstant": 0.03}
+
+
+def test_generated_l1_jets_read_as_the_jet_input(files):
+    from qtrigger.data.reader import read_jets
+
+    ev, _, _ = _arrays(files / "on.root")
+    table = read_jets({"tt": [str(files / "on.root")]}, ["Jet_pt", "Jet_hwPt", "Jet_hwEta"], truth_branch=None,
+                      pt_min=30.0, abs_eta_max=2.4, collection="L1Jet")
+    pt, eta, hw = (np.concatenate(ev[f"L1Jet_{f}"]) for f in ("pt", "eta", "hwPt"))
+    kept = (pt > 30) & (np.abs(eta) < 2.4)
+    assert table.n_jets == int(kept.sum()) > 50
+    assert np.array_equal(table.column("Jet_hwPt"), hw[kept].astype(np.float32))
+    assert np.array_equal(table.column("Jet_pt"), pt[kept])
