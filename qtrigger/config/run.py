@@ -45,6 +45,13 @@ class RunConfig(_Strict):
         return self.labels.branch
 
     @model_validator(mode="after")
+    def _objects_not_wired_yet(self):
+        if self.features.objects is not None:
+            raise ValueError("features.objects: event networks over L1 object groups are not wired into runs yet "
+                             "(issue 32); qtrigger.inputs.objects builds their words from files")
+        return self
+
+    @model_validator(mode="after")
     def _level_matches_families(self):
         event = self.features.level == "event"
         per_jet = [f for f in self.trigger.families if f in ("jets_tagged", "ht_tagged", "ht_ntag")]
