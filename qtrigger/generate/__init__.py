@@ -7,7 +7,8 @@ workers; parts are merged in chunk order and renamed into place only when every 
 complete. Physics definitions, pTHat bins, the ``Runs`` tree and measured costs:
 docs/generation.md. Submodules: ``options`` (checks), ``events`` (Pythia, particles), ``jets``,
 ``tracks``, ``chunk`` (one chunk's events), ``pileup`` (overlays), ``library`` (the premixed pileup
-library, :func:`generate_library`), ``tasks`` (dask), ``output`` (ROOT).
+library, :func:`generate_library`), ``mitigation``, ``l1objects`` (L1-like objects, ``l1_objects=True``),
+``tasks`` (dask), ``output`` (ROOT).
 """
 
 from __future__ import annotations
