@@ -58,7 +58,7 @@ def test_sums_from_towers_of_calorimeter_particles():
     assert sums[2][1].tolist() == l1.phi_word(np.array([tower_phi - math.pi]), 144).tolist()  # opposite to it
     pair = _particles([(K_NEH, 40.0, 0.1, 0.5, 2112, 0), (K_CHH, 40.0, -0.1, 0.5 - math.pi, 211, 0)])
     sums = _sums(pair)
-    assert sums[0][0].tolist() == [160] and sums[2][0].tolist() == [0]
+    assert sums[0][0].tolist() == [160] and (sums[2][0].tolist(), sums[2][1].tolist()) == ([0], [0])
     muon_and_forward = _particles([(K_MU, 50.0, 0.0, 0.0, 13, 0), (K_NEH, 30.0, 4.0, 1.0, 2112, 0)])
     sums = _sums(muon_and_forward)  # muons leave no tower; |eta| = 4 only enters METHF
     assert (sums[0][0].tolist(), sums[2][0].tolist(), sums[8][0].tolist()) == ([0], [0], [60])
@@ -109,6 +109,16 @@ def test_jet_response_and_per_event_order_and_cap():
     assert per_event.tolist() == [1, 1] and table["hwPt"].tolist() == [220, 55]
 
 
+def test_events_without_particles():
+    empty = {k: np.zeros(0, dtype=v.dtype) for k, v in _particles([(K_NEH, 1.0, 0.0, 0.0, 2112, 0)]).items()}
+    cols = {"pt": np.zeros(0, np.float32), "eta": np.zeros(0, np.float32), "phi": np.zeros(0, np.float32)}
+    out = l1.l1_objects(empty, cols, np.zeros(2, np.int64), 2, l1.L1Settings(), l1.L1Random(3), L1_FIELDS)
+    assert [out[c][1].tolist() for c in ("L1Jet", "L1EG", "L1Mu")] == [[0, 0]] * 3
+    table, per_event = out["L1EtSum"]
+    assert per_event.tolist() == [5, 5] and table["etSumType"].tolist() == [0, 1, 2, 3, 8] * 2
+    assert (table["hwPt"] == 0).all() and (table["hwPhi"] == 0).all()
+
+
 # --------------------------------------------------------------------------- generated files
 
 pytest.importorskip("pythia8mc")
@@ -132,11 +142,12 @@ def _same(a, b) -> bool:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """ttbar with and without L1 objects (same seed), and with L1 objects in other batches."""
+    """ttbar with and without L1 objects (same seed), and with L1 objects in other batches; two chunks each (the
+    parts' collections are merged)."""
     from qtrigger.generate import generate_sample
 
     folder = tmp_path_factory.mktemp("l1")
-    kw = dict(workers=0, progress=False, candidates=False)
+    kw = dict(workers=0, progress=False, candidates=False, chunk_size=12)
     generate_sample("ttbar", 24, 9, folder / "off.root", batch_size=10, **kw)
     generate_sample("ttbar", 24, 9, folder / "on.root", batch_size=10, l1_objects=True, **kw)
     generate_sample("ttbar", 24, 9, folder / "on_batch7.root", batch_size=7, l1_objects=True, **kw)

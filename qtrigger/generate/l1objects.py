@@ -282,8 +282,9 @@ def _sum_row(hw_pt: np.ndarray, hw_phi: np.ndarray, kind: str) -> dict:
 
 
 def _missing(ex: np.ndarray, ey: np.ndarray, kind: str) -> dict:
-    """The missing-momentum sum of the components (GeV) of the visible momentum."""
-    return _sum_row(pt_word(np.hypot(ex, ey), HWPT_MAX["sum"]), phi_word(np.arctan2(-ey, -ex), CALO_PHI_STEPS), kind)
+    """The missing-momentum sum of the components (GeV) of the visible momentum; phi word 0 when the pT word is 0."""
+    hw_pt = pt_word(np.hypot(ex, ey), HWPT_MAX["sum"])
+    return _sum_row(hw_pt, np.where(hw_pt > 0, phi_word(np.arctan2(-ey, -ex), CALO_PHI_STEPS), 0), kind)
 
 
 def l1_sums(tw: Towers, jets: dict, n_events: int, settings: L1Settings) -> list[dict]:
