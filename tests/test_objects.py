@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from qtrigger.config import FeaturesConfig
 from qtrigger.data.objects import read_object_groups
 from qtrigger.errors import QTriggerError
-from qtrigger.inputs.objects import object_words
+from qtrigger.inputs.objects import delta_phi_words, object_words
 
 uproot = pytest.importorskip("uproot")
 ak = pytest.importorskip("awkward")
@@ -144,3 +144,16 @@ def test_cli_refuses_n_zero_in_one_line(default_sample, tmp_path, capsys):
     assert main(["run", str(path)]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "features.objects: event networks over L1 object groups are not wired" in err[0]
+
+
+def test_delta_phi_between_muon_and_calorimeter_words_is_exact():
+    mu = np.array([0, 575, 300, 4 * 71 + 1])
+    calo = np.array([0, 0, 143, 71])
+    dphi, steps = delta_phi_words(mu, 576, calo, 144)
+    assert steps == 576 and dphi.tolist() == [0, -1, -272, 1]
+    angle = (dphi * 2 * math.pi / 576)
+    direct = np.angle(np.exp(1j * (mu * MU_PHI - calo * CALO_PHI)))  # the same angle, in floats
+    assert np.allclose(angle, direct)
+    assert delta_phi_words(np.array([72]), 144, np.array([0]), 144)[0].tolist() == [-72]  # pi wraps to -pi
+    with pytest.raises(ValueError, match="no exact common grid"):
+        delta_phi_words(np.array([1]), 576, np.array([1]), 100)

@@ -71,6 +71,19 @@ def _field_words(fields: dict, group: ObjectGroup, field: str, fmt: FeatureForma
     return words
 
 
+def delta_phi_words(phi_a: np.ndarray, steps_a: int, phi_b: np.ndarray, steps_b: int) -> tuple[np.ndarray, int]:
+    """Exact Delta-phi of two phi words of different granularity (e.g. muons in 576 steps, calorimeter objects in
+    144): the coarser word is scaled onto the finer grid (144 -> 576 is x 4, as the GT converts calorimeter phi
+    to the muon scale for calo-muon correlations), then ``a - b`` is wrapped into [-steps/2, steps/2).
+    Returns (Delta-phi words, steps of their grid)."""
+    steps = max(steps_a, steps_b)
+    if steps % steps_a or steps % steps_b:
+        raise ValueError(f"phi scales of {steps_a} and {steps_b} steps have no exact common grid")
+    a = np.asarray(phi_a, np.int64) * (steps // steps_a)
+    b = np.asarray(phi_b, np.int64) * (steps // steps_b)
+    return (a - b + steps // 2) % steps - steps // 2, steps
+
+
 def _saturate(words: np.ndarray, fmt: FeatureFormat) -> np.ndarray:
     lo, hi = feature_code_range(fmt.bits, fmt.signed)
     return np.clip(words, lo, hi)
