@@ -102,7 +102,7 @@ def _generate_part(spec: dict) -> dict:
     n_pu = pileup_counts(spec["pythia_seed"], spec["pileup"], spec["n_events"]) if overlay else None
     counts = {"events": 0, "jets": 0, "sumw": 0.0, "sumw2": 0.0, "flavour": {0: 0, 4: 0, 5: 0}}
     l1 = L1Settings(**spec["l1_objects"]) if spec.get("l1_objects") is not None else None
-    l1_random = L1Random(spec["pythia_seed"])  # its own streams: never Pythia's nor the tracks'
+    l1_random = L1Random(spec["pythia_seed"]) if l1 is not None else None  # own streams: not Pythia's nor the tracks'
     file, events_tree, runs_tree = open_output(spec["path"], spec["compression"], spec.get("candidates", True),
                                                pileup=overlay is not None, l1=l1 is not None)
     with file:
