@@ -275,3 +275,27 @@ def test_generated_l1_jets_read_as_the_jet_input(files):
     assert table.n_jets == int(kept.sum()) > 50
     assert np.array_equal(table.column("Jet_hwPt"), hw[kept].astype(np.float32))
     assert np.array_equal(table.column("Jet_pt"), pt[kept])
+
+
+def test_a_run_config_on_generated_l1_jets_passes_preflight_and_reads_them(files, tmp_path):
+    from qtrigger.config import RunConfig
+    from qtrigger.levels.jet import load_jets
+    from qtrigger.runs.preflight import check_run_inputs
+
+    config = RunConfig(name="l1jets", output_dir=str(tmp_path / "runs"), hls={"output_dir": str(tmp_path / "hls")},
+                       data={"samples": [{"name": "tt", "files": [str(files / "on.root")], "role": "signal"},
+                                         {"name": "bg", "files": [str(files / "on_batch7.root")], "role": "background"}],
+                             "selection": {"pt_min": 30.0}},
+                       features={"collection": "L1Jet", "names": ["Jet_pt", "Jet_eta", "Jet_phi", "Jet_hwPt"]},
+                       labels={"source": "sample"}, trigger={"enabled": False})
+    assert config.truth_branch is None
+    assert set(check_run_inputs(config)) == {"tt", "bg"}
+    table = load_jets(config)
+    ev, _, _ = _arrays(files / "on.root")
+    pt, eta = np.concatenate(ev["L1Jet_pt"]), np.concatenate(ev["L1Jet_eta"])
+    assert (table.jet_sample == 0).sum() == int(((pt > 30) & (np.abs(eta) < 2.5)).sum())
+    assert np.array_equal(table.column("Jet_hwPt"), table.column("Jet_pt") * 2)
+    with pytest.raises(QTriggerError, match=r"no L1Jet collection .*collections in the file: Jet$"):
+        check_run_inputs(config.model_copy(update={"data": config.data.model_copy(update={"samples": [
+            config.data.samples[0].model_copy(update={"files": [str(files / "off.root")]}),
+            config.data.samples[1]]})}))
