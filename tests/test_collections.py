@@ -14,7 +14,8 @@ uproot = pytest.importorskip("uproot")
 ak = pytest.importorskip("awkward")
 
 # Three events of L1 jets over bx -2..2 as CMSSW's full L1 nano writes them (PhysicsTools/NanoAOD l1trig_cff:
-# float kinematics, int16 words; the BXVector table's int32 bx), and an L1EtSum beside them.
+# float kinematics, int16 words; the BXVector table's int32 bx), and an L1EtSum beside them. CMSSW's counters are
+# uint32; uproot writes every counter as int32 (the reader reads uint32 ones in test_data's real NanoAOD file).
 BX = [[0, 0, -1, 1, 0], [2], [0, -2, 0]]
 HW_PT = [[300, 120, 500, 80, 40], [90], [70, 600, 66]]
 HW_ETA = [[10, -20, 3, 4, 50], [1], [-60, 7, 12]]
