@@ -84,6 +84,13 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fixed L1-track z0 resolution [um] (default: pT-dependent)")
     parser.add_argument("--no-candidates", action="store_true",
                         help="leave out the JetCand_* constituents (keeps the Jet_ displaced-track summaries)")
+    parser.add_argument("--l1-objects", action="store_true",
+                        help="also write L1-like L1Jet, L1EG, L1Mu and L1EtSum collections in CMSSW's L1 NanoAOD "
+                             "schema (every other branch unchanged; docs/generation.md)")
+    parser.add_argument("--l1-jet-response", type=float, default=None, metavar="R",
+                        help="with --l1-objects: L1 jet pT response (default 1.0)")
+    parser.add_argument("--l1-jet-resolution", default=None, metavar="S,C",
+                        help="with --l1-objects: L1 jet resolution sigma/pT = sqrt(S^2/pT + C^2) (default 1.0,0.05)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
@@ -115,7 +122,7 @@ def handle_generate(args: argparse.Namespace) -> int:
         pthat_bins=args.pthat_bins, chunk_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler,
         d0_resolution_um=args.d0_resolution_um, z0_resolution_um=args.z0_resolution_um,
         candidates=not args.no_candidates, pileup_library=args.pileup_library,
-        pileup_max_reuse=args.pileup_max_reuse, mitigation=args.mitigation,
+        pileup_max_reuse=args.pileup_max_reuse, mitigation=args.mitigation, l1_objects=_l1_settings(args),
     )
     if len(s["bins"]) > 1:
         for b in s["bins"]:
@@ -125,6 +132,27 @@ def handle_generate(args: argparse.Namespace) -> int:
           f"{s['seconds']:.1f} s, {s['jets_per_s']:.0f} jets/s ({s['chunks']} chunks, {_where_run(s['workers'])})"
           + _pileup_text(s["pileup"]))
     return 0
+
+
+def _l1_settings(args: argparse.Namespace):
+    """False, or the L1 object settings of ``--l1-objects`` with ``--l1-jet-response``/``--l1-jet-resolution``."""
+    from qtrigger.errors import QTriggerError
+    from qtrigger.generate import L1Settings
+
+    tuned = args.l1_jet_response is not None or args.l1_jet_resolution is not None
+    if not args.l1_objects:
+        if tuned:
+            raise QTriggerError("--l1-jet-response and --l1-jet-resolution need --l1-objects")
+        return False
+    kwargs = {}
+    if args.l1_jet_response is not None:
+        kwargs["jet_response"] = args.l1_jet_response
+    if args.l1_jet_resolution is not None:
+        try:
+            kwargs["jet_stochastic"], kwargs["jet_constant"] = (float(x) for x in args.l1_jet_resolution.split(","))
+        except ValueError:
+            raise QTriggerError(f"--l1-jet-resolution must be two numbers S,C, got {args.l1_jet_resolution!r}") from None
+    return L1Settings(**kwargs)
 
 
 def _pileup_text(p: dict) -> str:

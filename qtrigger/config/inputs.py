@@ -3,10 +3,11 @@ input level) and ``labels``."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from qtrigger.config.base import ANGLE_LSB, KNOWN_LEVELS, SEED_FEATURES, _registered, _Strict
 
@@ -89,6 +90,13 @@ DEFAULT_FORMATS: dict[str, FeatureFormat] = {
     "Jet_d0Sig2": FeatureFormat(lsb=0.25, bits=8, signed=False),
     "Jet_d0Sig3": FeatureFormat(lsb=0.25, bits=8, signed=False),
     "Jet_dispTrkPt": FeatureFormat(lsb=0.25, bits=12, signed=False),
+    # hardware words of an L1 collection (features.collection: L1Jet, L1EG, L1Mu, ...), used as they are: pT words
+    # up to 4095 (0.5 GeV), eta words +-255 (calorimeter 0.0435, muons 0.010875), phi words 0..1023 (144 or 576 steps)
+    "Jet_hwPt": FeatureFormat(lsb=1.0, bits=12, signed=False),
+    "Jet_hwEta": FeatureFormat(lsb=1.0, bits=9, signed=True),
+    "Jet_hwPhi": FeatureFormat(lsb=1.0, bits=10, signed=False),
+    "Jet_hwQual": FeatureFormat(lsb=1.0, bits=4, signed=False),
+    "Jet_hwIso": FeatureFormat(lsb=1.0, bits=2, signed=False),
 }
 # Words of a jet's constituents (qtrigger.inputs.constituent; features.level: constituent).
 CONSTITUENT_FORMATS: dict[str, FeatureFormat] = {
@@ -102,6 +110,73 @@ CONSTITUENT_FORMATS: dict[str, FeatureFormat] = {
 }
 
 
+COLLECTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")  # a NanoAOD collection: <name>_<field>, n<name>
+# The Global Trigger's input words (issue 32; docs/preprocessing.md): pT 0.5 GeV; calorimeter objects eta 0.0435 and
+# phi 2 pi / 144; muons eta 0.010875 and phi 2 pi / 576 (the uGMT's pT word is pT / 0.5 + 1: 0 is an empty slot).
+CALO_OBJECT_FORMATS: dict[str, FeatureFormat] = {
+    "pt": FeatureFormat(lsb=0.5, bits=11, signed=False),
+    "eta": FeatureFormat(lsb=0.0435, bits=8, signed=True),
+    "phi": FeatureFormat(lsb=2 * math.pi / 144, bits=8, signed=False),
+}
+MUON_OBJECT_FORMATS: dict[str, FeatureFormat] = {
+    "pt": FeatureFormat(lsb=0.5, bits=9, signed=False),
+    "eta": FeatureFormat(lsb=0.010875, bits=9, signed=True),
+    "phi": FeatureFormat(lsb=2 * math.pi / 576, bits=10, signed=False),
+}
+SUM_FORMATS: dict[str, FeatureFormat] = {
+    "pt": FeatureFormat(lsb=0.5, bits=12, signed=False),
+    "phi": FeatureFormat(lsb=2 * math.pi / 144, bits=8, signed=False),
+}
+MUON_COLLECTIONS = ("L1Mu",)  # muon-scale collections (others use the calorimeter scale)
+MAX_OBJECT_SLOTS = 32
+
+
+class ObjectGroup(_Strict):
+    """One group of event-level inputs (``features.objects``): the ``n`` leading objects (by pT) of ``collection``
+    (pT, eta, phi words per slot), or, with ``types``, named sums of an ``L1EtSum``-like collection
+    (name -> ``etSumType``; pT and phi words each)."""
+
+    collection: str
+    n: int | None = None
+    types: dict[str, int] | None = None
+
+    @field_validator("collection")
+    @classmethod
+    def _collection_name(cls, collection: str) -> str:
+        if not COLLECTION_NAME.match(collection):
+            raise ValueError(f"{collection!r} is not a NanoAOD collection name (letters and digits, e.g. L1Jet)")
+        return collection
+
+    @model_validator(mode="after")
+    def _slots_or_types(self):
+        if (self.n is None) == (self.types is None):
+            raise ValueError(f"{self.collection}: give n (the leading objects) or types (sums by etSumType), "
+                             "not both or neither")
+        if self.n is not None and not 1 <= self.n <= MAX_OBJECT_SLOTS:
+            raise ValueError(f"{self.collection}: n: {self.n} is not a number of slots in 1..{MAX_OBJECT_SLOTS}")
+        if self.types is not None:
+            if not self.types:
+                raise ValueError(f"{self.collection}: types is empty; e.g. types: {{MET: 2}}")
+            bad = {k: v for k, v in self.types.items() if not COLLECTION_NAME.match(k) or v < 0}
+            if bad:
+                raise ValueError(f"{self.collection}: types {bad}: names are letters and digits, etSumType >= 0")
+        return self
+
+    @property
+    def is_sum(self) -> bool:
+        return self.types is not None
+
+    def input_names(self) -> list[str]:
+        """Input names: ``<collection><slot>_{pt,eta,phi}`` per slot, or ``<type>_{pt,phi}`` per sum."""
+        if self.is_sum:
+            return [f"{name}_{field}" for name in self.types for field in SUM_FORMATS]
+        return [f"{self.collection}{slot}_{field}" for slot in range(self.n) for field in CALO_OBJECT_FORMATS]
+
+    def default_format(self, field: str) -> FeatureFormat:
+        """The GT word of ``field`` for this group."""
+        if self.is_sum:
+            return SUM_FORMATS[field]
+        return (MUON_OBJECT_FORMATS if self.collection in MUON_COLLECTIONS else CALO_OBJECT_FORMATS)[field]
 EVENT_SUMMARY_INPUTS = ("ht", "n_jets")  # event inputs that are no jet slot's (qtrigger.inputs.event)
 EVENT_SLOT_INPUT = re.compile(r"^j\d+_\w+$")  # a jet slot's event input name: j0_pt, j2_dphi, ...
 MAX_SHIFT = 24  # a larger power-of-two shift would push every code below the input type's resolution
@@ -110,6 +185,9 @@ MAX_SHIFT = 24  # a larger power-of-two shift would push every code below the in
 class FeaturesConfig(_Strict):
     """Input features and their fixed-point words; shifts are fitted unless given.
 
+    ``collection`` (default ``Jet``): the NanoAOD collection the per-jet names ``Jet_<field>`` are read from, as
+    ``<collection>_<field>`` (e.g. ``L1Jet``: ``Jet_pt`` is read from ``L1Jet_pt``; objects of ``bx != 0`` are
+    skipped); ``labels.branch`` is read from it too, unless ``labels.source: sample``.
     ``level: jet`` (default): one network input row per jet, the ``names`` features.
     ``level: event``: one row per event (:mod:`qtrigger.inputs.event`): the leading
     ``event_jets`` seed jets, each with the ``names`` features (``Jet_pt`` is the seed's pT
@@ -120,17 +198,67 @@ class FeaturesConfig(_Strict):
     """
 
     names: list[str] = Field(default_factory=lambda: list(SEED_FEATURES), min_length=1)
+    collection: str = "Jet"  # the NanoAOD collection the per-jet names Jet_<field> are read from
     formats: dict[str, FeatureFormat] = Field(default_factory=dict)
     level: str = "jet"  # before shifts: their validator reads it
     # value = code * 2**-shift; level event: per jet branch (every jet slot's input of it), ht, n_jets
     shifts: dict[str, int] | None = None
     saturation_intended: list[str] = Field(default_factory=list)  # features allowed to saturate > 10 % of jets
     event_jets: int = Field(6, ge=1, le=32)
+    objects: list[ObjectGroup] | None = None  # event-level object groups (issue 32; not yet wired into runs)
 
     @field_validator("level")
     @classmethod
     def _registered_level(cls, level: str) -> str:
         return _registered(level, KNOWN_LEVELS, "input level")
+
+    @field_validator("collection")
+    @classmethod
+    def _collection_name(cls, collection: str) -> str:
+        if not COLLECTION_NAME.match(collection):
+            raise ValueError(f"{collection!r} is not a NanoAOD collection name (letters and digits, e.g. Jet, L1Jet)")
+        return collection
+
+    @model_validator(mode="after")
+    def _names_of_the_per_jet_level(self):
+        if self.collection == "Jet":
+            return self
+        if self.level == "constituent":
+            raise ValueError(f"features.collection {self.collection}: the constituent level reads JetCand_* of Jet")
+        prefixed = [n for n in self.names if n.startswith(f"{self.collection}_")]
+        if prefixed:
+            fixed = ", ".join("Jet_" + n[len(self.collection) + 1:] for n in prefixed)
+            raise ValueError(f"features.names {prefixed}: name the per-jet inputs Jet_<field> ({fixed}); "
+                             f"features.collection {self.collection} reads them from {self.collection}_<field>")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_default_collection(self, handler):
+        """With the default collection and no object groups the section dumps as before, so resolved configs and
+        scan trial hashes keep their bytes."""
+        data = handler(self)
+        if self.collection == "Jet":
+            data.pop("collection", None)
+        if self.objects is None:
+            data.pop("objects", None)
+        return data
+
+    @field_validator("objects")
+    @classmethod
+    def _one_group_per_collection(cls, objects):
+        names = [g.collection for g in objects or []]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"features.objects lists {repeated} more than once; one group per collection")
+        if objects is not None and not objects:
+            raise ValueError("features.objects is empty; omit it or list object groups")
+        return objects
+
+    def object_format(self, group: ObjectGroup, field: str, sum_name: str | None = None) -> FeatureFormat:
+        """A group's word for ``field``: ``features.formats.<collection>_<field>`` (``<sum name>_<field>`` for a
+        sum) if given, else the Global Trigger's (:data:`CALO_OBJECT_FORMATS`, :data:`MUON_OBJECT_FORMATS`,
+        :data:`SUM_FORMATS`)."""
+        return self.formats.get(f"{sum_name or group.collection}_{field}") or group.default_format(field)
 
     @model_validator(mode="after")
     def _event_kinematics(self):

@@ -36,6 +36,21 @@ class RunConfig(_Strict):
             raise ValueError(f"must be {NAME_RULE}")
         return name
 
+    @property
+    def truth_branch(self) -> str | None:
+        """The per-jet truth branch to read (``labels.branch``, from ``features.collection``); none with
+        ``labels.source: sample`` on a collection other than ``Jet`` (L1 objects carry no truth)."""
+        if self.labels.source == "sample" and self.features.collection != "Jet":
+            return None
+        return self.labels.branch
+
+    @model_validator(mode="after")
+    def _objects_not_wired_yet(self):
+        if self.features.objects is not None:
+            raise ValueError("features.objects: event networks over L1 object groups are not wired into runs yet "
+                             "(issue 32); qtrigger.inputs.objects builds their words from files")
+        return self
+
     @model_validator(mode="after")
     def _level_matches_families(self):
         event = self.features.level == "event"

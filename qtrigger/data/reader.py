@@ -166,10 +166,28 @@ def check_branches(files: list[str], branches: list[str], tree: str = "Events") 
         raise QTriggerError("missing branches: " + "; ".join(problems))
 
 
+def collection_branch(name: str, collection: str = "Jet") -> str:
+    """The file branch of a per-jet name: ``Jet_<field>`` is read from ``<collection>_<field>``."""
+    return f"{collection}_{name[len('Jet_'):]}" if name.startswith("Jet_") else name
+
+
+def check_collection(files: list[str], collection: str, tree: str = "Events") -> dict[str, set[str]]:
+    """Each file's branch names; one line naming the collection and the first file without it (no
+    ``<collection>_pt``), with the collections that file has."""
+    keys = {}
+    for path in files:
+        keys[path] = set(open_events_tree(path, tree).keys())
+        if f"{collection}_pt" not in keys[path]:
+            found = sorted({k[1:] for k in keys[path] if k.startswith("n") and f"{k[1:]}_pt" in keys[path]})
+            raise QTriggerError(f"{path}: no {collection} collection (features.collection: {collection}; no "
+                                f"{collection}_pt branch); collections in the file: {', '.join(found) or 'none'}")
+    return keys
+
+
 def read_jets(
     samples: dict[str, list[str]],
     feature_names: list[str],
-    truth_branch: str = "Jet_hadronFlavour",
+    truth_branch: str | None = "Jet_hadronFlavour",
     pt_min: float = 20.0,
     abs_eta_max: float = 2.5,
     tree: str = "Events",
@@ -178,20 +196,29 @@ def read_jets(
     on_nonfinite: str = "drop",
     progress: bool = False,
     threads: int = 1,
+    collection: str = "Jet",
 ) -> JetTable:
     """Read, flatten and select jets from ``{sample name: [files]}``.
+
+    ``collection``: the NanoAOD collection the per-jet names (``Jet_<field>``, and ``truth_branch``) are read
+    from, as ``<collection>_<field>`` (e.g. ``L1Jet``); where the file has ``<collection>_bx`` only objects of
+    bunch crossing 0 are read (the triggering crossing), and the jets' positions count those only.
+    ``truth_branch=None`` reads no truth (0 for every jet).
 
     Selection: ``Jet_pt > pt_min`` and ``|Jet_eta| < abs_eta_max``. Jets with a NaN/inf
     feature are dropped and counted (``on_nonfinite="drop"``) or rejected with an error.
     ``max_events`` caps the events read per sample. ``threads`` > 1 decompresses
     baskets in parallel (zlib/lzma release the GIL).
     """
-    jet_branches = list(dict.fromkeys([*feature_names, truth_branch, "Jet_pt", "Jet_eta"]))
+    jet_branches = list(dict.fromkeys([*feature_names, *([truth_branch] if truth_branch else []), "Jet_pt", "Jet_eta"]))
+    source = {name: collection_branch(name, collection) for name in jet_branches}
     files = [f for paths in samples.values() for f in paths]
     if not files:
         raise QTriggerError("no input files given")
-    check_branches(files, jet_branches, tree)
-    has_weight = {path: WEIGHT_BRANCH in open_events_tree(path, tree).keys() for path in files}
+    keys = check_collection(files, collection, tree)
+    check_branches(files, list(source.values()), tree)
+    has_weight = {path: WEIGHT_BRANCH in keys[path] for path in files}
+    bx_branch = {path: f"{collection}_bx" if f"{collection}_bx" in keys[path] else None for path in files}
 
     parts: list[dict[str, np.ndarray]] = []
     event_offset = 0
@@ -202,9 +229,11 @@ def read_jets(
             if remaining is not None and remaining <= 0:
                 break
             file_index = files.index(path)
-            branches = jet_branches + ([WEIGHT_BRANCH] if has_weight[path] else [])
+            branches = [*source.values(), *([WEIGHT_BRANCH] if has_weight[path] else []),
+                        *([bx_branch[path]] if bx_branch[path] else [])]
             for chunk in _iterate_file(path, tree, branches, step_size, remaining, progress, threads):
-                flat = _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight[path], cut, path)
+                flat = _flatten_chunk(chunk, source, feature_names, truth_branch, has_weight[path], cut, path,
+                                      bx_branch[path])
                 n_events = len(flat["event_weight"])
                 flat["event"] += event_offset
                 flat["nonfinite_event"] += event_offset
@@ -304,18 +333,25 @@ def _iterate_file(path, tree, branches, step_size, max_entries, progress, thread
     bar.close()
 
 
-def _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight, cut: _JetCut, path: str) -> dict:
+def _flatten_chunk(chunk, source: dict[str, str], feature_names, truth_branch, has_weight, cut: _JetCut, path: str,
+                   bx_branch: str | None = None) -> dict:
     """Selected jets of one chunk, one row each (vectorised), plus the chunk's per-event arrays.
 
+    ``source`` maps each per-jet name to its file branch; with ``bx_branch`` only bunch crossing 0 is kept.
     Features stay float32, as NanoAOD stores them; selection happens here so that only
     selected jets are ever concatenated.
     """
     import awkward as ak
 
     n_events = len(chunk)
-    counts = ak.to_numpy(ak.num(chunk["Jet_pt"], axis=1))
-    check_jet_counts(chunk, jet_branches, counts, path)
-    columns = {b: ak.to_numpy(ak.flatten(chunk[b], axis=1)) for b in jet_branches}
+    counts = ak.to_numpy(ak.num(chunk[source["Jet_pt"]], axis=1))
+    check_jet_counts(chunk, [*source.values(), *([bx_branch] if bx_branch else [])], counts, path, source["Jet_pt"])
+    columns = {b: ak.to_numpy(ak.flatten(chunk[src], axis=1)) for b, src in source.items()}
+    if bx_branch is not None:
+        in_crossing = ak.to_numpy(ak.flatten(chunk[bx_branch], axis=1)) == 0
+        every_event = np.repeat(np.arange(n_events, dtype=np.int64), counts)
+        columns = {b: v[in_crossing] for b, v in columns.items()}
+        counts = np.bincount(every_event[in_crossing], minlength=n_events)
     features = np.empty((len(columns["Jet_pt"]), len(feature_names)), np.float32)
     for index, name in enumerate(feature_names):
         features[:, index] = columns[name]
@@ -326,7 +362,7 @@ def _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight,
     entry_start = chunk.attrs["entry_start"]
     return {
         "features": features[keep],
-        "truth": columns[truth_branch][keep].astype(np.int64),
+        "truth": columns[truth_branch][keep].astype(np.int64) if truth_branch else np.zeros(int(keep.sum()), np.int64),
         "pt": columns["Jet_pt"][keep].astype(np.float32),
         "eta": columns["Jet_eta"][keep].astype(np.float32),
         "event": local_event[keep],
@@ -337,8 +373,8 @@ def _flatten_chunk(chunk, jet_branches, feature_names, truth_branch, has_weight,
     }
 
 
-def check_jet_counts(chunk, jet_branches, counts: np.ndarray, path: str) -> None:
-    """Every jagged jet branch must hold as many jets per event as ``Jet_pt`` (else one line naming it)."""
+def check_jet_counts(chunk, jet_branches, counts: np.ndarray, path: str, pt_branch: str = "Jet_pt") -> None:
+    """Every jagged jet branch must hold as many jets per event as ``pt_branch`` (else one line naming it)."""
     import awkward as ak
 
     for branch in jet_branches:
@@ -346,7 +382,7 @@ def check_jet_counts(chunk, jet_branches, counts: np.ndarray, path: str) -> None
         if not np.array_equal(other, counts):
             event = int(np.flatnonzero(other != counts)[0])
             entry = chunk.attrs.get("entry_start", 0) + event
-            raise QTriggerError(f"{path}: {branch} has {other[event]} jets in entry {entry} where Jet_pt has "
+            raise QTriggerError(f"{path}: {branch} has {other[event]} jets in entry {entry} where {pt_branch} has "
                                 f"{counts[event]} ({int((other != counts).sum())} entries differ in this chunk); "
                                 "jagged jet branches must agree per event")
 

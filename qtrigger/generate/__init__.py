@@ -7,7 +7,8 @@ workers; parts are merged in chunk order and renamed into place only when every 
 complete. Physics definitions, pTHat bins, the ``Runs`` tree and measured costs:
 docs/generation.md. Submodules: ``options`` (checks), ``events`` (Pythia, particles), ``jets``,
 ``tracks``, ``chunk`` (one chunk's events), ``pileup`` (overlays), ``library`` (the premixed pileup
-library, :func:`generate_library`), ``tasks`` (dask), ``output`` (ROOT).
+library, :func:`generate_library`), ``mitigation``, ``l1objects`` (L1-like objects, ``l1_objects=True``),
+``tasks`` (dask), ``output`` (ROOT).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from qtrigger.generate.output import (  # noqa: F401
     EVENT_FIELDS,
     GENERATED_MARK,
     JET_FIELDS,
+    L1_FIELDS,
     OUTPUT_COMPRESSION,
     PART_COMPRESSION,
     PILEUP_FIELDS,
@@ -71,6 +73,7 @@ from qtrigger.generate.output import (  # noqa: F401
     open_output,
     write_runs,
 )
+from qtrigger.generate.l1objects import L1Settings
 from qtrigger.generate.pileup import pileup_counts
 from qtrigger.generate.tasks import run_tasks
 from qtrigger.generate.tracks import Resolution, TrackRandom  # noqa: F401
@@ -154,7 +157,8 @@ def _merge_parts(parts: list[Path], target: Path, runs: dict, step: int = 20000)
     with uproot.open(parts[0]) as first:
         candidates = "JetCand_pt" in first["Events"].keys()
         pileup = "Pileup_nInt" in first["Events"].keys()
-    file, events_tree, runs_tree = open_output(target, OUTPUT_COMPRESSION, candidates, pileup)
+        l1 = "L1Jet_pt" in first["Events"].keys()
+    file, events_tree, runs_tree = open_output(target, OUTPUT_COMPRESSION, candidates, pileup, l1)
     scalars = [*EVENT_FIELDS, *(PILEUP_FIELDS if pileup else ())]
     with file:
         for part in parts:
@@ -164,6 +168,8 @@ def _merge_parts(parts: list[Path], target: Path, runs: dict, step: int = 20000)
                     out = {**{k: chunk[k] for k in scalars}, "Jet": jets}
                     if "JetCand_pt" in chunk.fields:
                         out["JetCand"] = ak.zip({k: chunk[f"JetCand_{k}"] for k in CAND_FIELDS})
+                    for name, fields in (L1_FIELDS.items() if l1 else ()):
+                        out[name] = ak.zip({k: chunk[f"{name}_{k}"] for k in fields})
                     events_tree.extend(out)
         write_runs(runs_tree, runs)
 
@@ -200,6 +206,7 @@ def generate_sample(
     pileup_library: str | os.PathLike | None = None,
     pileup_max_reuse: int = DEFAULT_MAX_REUSE,
     mitigation: str = "auto",
+    l1_objects: bool | L1Settings = False,
 ) -> dict:
     """Generate ``n_events`` events of ``process`` and write NanoAOD-schema jets to ``output``.
 
@@ -214,6 +221,9 @@ def generate_sample(
     ``pileup_max_reuse`` times over the sample.
     ``mitigation`` (with pileup): ``none``, ``run3``, ``phase2`` or ``auto`` (none at mu = 0, run3 below
     mu = 140, phase2 from it); :mod:`qtrigger.generate.mitigation`.
+    ``l1_objects`` (True, or :class:`~qtrigger.generate.l1objects.L1Settings` for another response) adds the
+    ``L1Jet``, ``L1EG``, ``L1Mu`` and ``L1EtSum`` collections in CMSSW's L1 NanoAOD schema; every other branch stays
+    bit-identical (:mod:`qtrigger.generate.l1objects`).
     ``candidates=False`` leaves out the ``JetCand_*`` collection (the per-jet displaced-track
     summaries, ``PV_z`` and every other branch are unchanged): about a third of the bytes per jet.
     ``workers``: LocalCluster size (default: the cores, at most the number of chunks; 0 runs in
@@ -241,6 +251,7 @@ def generate_sample(
     _check_outputs(outputs, overwrite)
     library = check_library_use(pileup_library, pileup, jet_eta_max, pileup_max_reuse)
     mitigation = check_mitigation(mitigation, pileup)
+    l1 = _l1_spec(l1_objects)
     import_generators()
 
     chunks = plan_chunks(counts, int(seed), int(chunk_size), jobs)
@@ -257,7 +268,7 @@ def generate_sample(
         parts_dir.mkdir()
         specs = [_chunk_spec(process, bins[c.bin_index], c, parts_dir, pthat_bins is None, pthat_min, bias_pow,
                              pileup, jet_pt_min, jet_eta_max, batch_size, seed, d0_resolution_um, z0_resolution_um,
-                             candidates) | overlay[k] | {"mitigation": mitigation}
+                             candidates) | overlay[k] | {"mitigation": mitigation, "l1_objects": l1}
                  for k, c in enumerate(chunks)]
         results = _run_chunks(specs, workers, scheduler, progress)
         per_bin = []
@@ -280,6 +291,22 @@ def generate_sample(
                          "reuse_mean": first_runs["pileupReuse"], "reuse_max": first_runs["pileupMaxReuse"],
                          "mitigation": mitigation}
     return summary
+
+
+def _l1_spec(l1_objects) -> dict | None:
+    """The chunk spec's L1 settings: None (no L1 objects), the defaults for True, or the given settings."""
+    if l1_objects is False or l1_objects is None:
+        return None
+    settings = L1Settings() if l1_objects is True else l1_objects
+    if not isinstance(settings, L1Settings):
+        raise QTriggerError(f"l1_objects must be True, False or an L1Settings, got {l1_objects!r}")
+    terms = {"jet response": settings.jet_response, "jet resolution S": settings.jet_stochastic,
+             "jet resolution C": settings.jet_constant}
+    bad = [f"{name} {value}" for name, value in terms.items() if not (math.isfinite(value) and value >= 0)]
+    if bad or settings.jet_response <= 0:
+        raise QTriggerError("L1 objects need a finite jet response > 0 and finite resolution terms >= 0, got "
+                            + ", ".join(bad or [f"jet response {settings.jet_response}"]))
+    return settings.as_dict()
 
 
 def _plan_overlay(manifest, directory, chunks: list[Chunk], mu, max_reuse, seed, process) -> list[dict]:

@@ -24,10 +24,11 @@ from qtrigger.generate.events import (
     sigma_inel_mb,
 )
 from qtrigger.generate.jets import jet_table, merge_inputs, raw_jet_summaries, to_awkward
+from qtrigger.generate.l1objects import L1Random, L1Settings, l1_objects
 from qtrigger.generate.library import draw_positions, load_library
 from qtrigger.generate.mitigation import JET_SEED_GEV, MITIGATION_CODES, mitigate
 from qtrigger.generate.options import PILEUP_SEED_OFFSET
-from qtrigger.generate.output import CAND_FIELDS, open_output, write_runs
+from qtrigger.generate.output import CAND_FIELDS, L1_FIELDS, open_output, write_runs
 from qtrigger.generate.pileup import direct_overlay, empty_piece, library_overlay, pileup_counts
 from qtrigger.generate.tracks import Resolution, TrackRandom
 
@@ -100,15 +101,17 @@ def _generate_part(spec: dict) -> dict:
     charges = ChargeTable(pythia.particleData) if pythia is not None else None
     n_pu = pileup_counts(spec["pythia_seed"], spec["pileup"], spec["n_events"]) if overlay else None
     counts = {"events": 0, "jets": 0, "sumw": 0.0, "sumw2": 0.0, "flavour": {0: 0, 4: 0, 5: 0}}
+    l1 = L1Settings(**spec["l1_objects"]) if spec.get("l1_objects") is not None else None
+    l1_random = L1Random(spec["pythia_seed"]) if l1 is not None else None  # own streams: not Pythia's nor the tracks'
     file, events_tree, runs_tree = open_output(spec["path"], spec["compression"], spec.get("candidates", True),
-                                               pileup=overlay is not None)
+                                               pileup=overlay is not None, l1=l1 is not None)
     with file:
         done, batch_size = 0, pileup_batch_size(spec["batch_size"], spec["pileup"])
         while done < spec["n_events"]:
             n = min(batch_size, spec["n_events"] - done)
             out, extra = _batch(spec, pythia, charges, overlay, None if n_pu is None else n_pu[done:done + n], n,
                                 tracks, resolution)
-            cols, njet, (cands, ncand), pileup = _jets(fastjet, spec, out["pieces"], n, resolution, extra)
+            cols, njet, (cands, ncand), pileup, clustered = _jets(fastjet, spec, out["pieces"], n, resolution, extra)
             first = spec["event_start"] + done
             events_tree.extend({
                 "event": np.arange(first, first + n, dtype=np.uint64),
@@ -118,6 +121,7 @@ def _generate_part(spec: dict) -> dict:
                 **pileup,
                 "Jet": to_awkward(cols, njet),
                 **({"JetCand": to_awkward(cands, ncand, CAND_FIELDS)} if spec.get("candidates", True) else {}),
+                **(_l1_branches(clustered, cols, njet, n, l1, l1_random) if l1 is not None else {}),
             })
             _count(counts, n, out["weight"], cols)
             done += n
@@ -129,7 +133,7 @@ def _generate_part(spec: dict) -> dict:
             sigma_inel = sigma_inel if sigma_inel is not None else sigma_inel_mb(pythia)
         else:  # zero-bias crossings: one per bunch crossing with collisions; sigma_inel is what they sample
             xsec, xsec_err = sigma_inel, 0.0
-        runs = _runs_entry(spec, counts, xsec, xsec_err, sigma_inel)
+        runs = _runs_entry(spec, counts, xsec, xsec_err, sigma_inel) | (l1.runs_values() if l1 is not None else {})
         write_runs(runs_tree, runs)
     counts["runs"] = runs
     counts["seconds"] = time.perf_counter() - t0
@@ -137,19 +141,26 @@ def _generate_part(spec: dict) -> dict:
     return counts
 
 
+def _l1_branches(inputs: dict, cols: dict, njet: np.ndarray, n: int, settings: L1Settings, rand: L1Random) -> dict:
+    """The L1 collections of one batch as record arrays (:mod:`qtrigger.generate.l1objects`)."""
+    built = l1_objects(inputs, cols, njet, n, settings, rand, L1_FIELDS)
+    return {name: to_awkward(columns, per_event, L1_FIELDS[name]) for name, (columns, per_event) in built.items()}
+
+
 def _jets(fastjet, spec: dict, pieces: list[dict], n: int, resolution: Resolution, extra) -> tuple:
-    """(jet columns, jets per event, candidates, per-event pileup branches) of one batch: at mu > 0 the jets
-    are clustered from the mitigated inputs (``spec['mitigation']``) and the raw jets summarised beside them."""
+    """(jet columns, jets per event, candidates, per-event pileup branches, the clustered inputs) of one batch: at
+    mu > 0 the jets are clustered from the mitigated inputs (``spec['mitigation']``) and the raw jets summarised
+    beside them."""
     inputs = merge_inputs(pieces, n)
     if extra is None:
-        return (*jet_table(fastjet, inputs, n, spec["jet_pt_min"], spec["jet_eta_max"]), {})
+        return (*jet_table(fastjet, inputs, n, spec["jet_pt_min"], spec["jet_eta_max"]), {}, inputs)
     mitigated = mitigate(inputs, n, spec["mitigation"], resolution)
     cols, njet, cands = jet_table(fastjet, mitigated.inputs, n, spec["jet_pt_min"], spec["jet_eta_max"],
                                   mitigated.pt_offset, JET_SEED_GEV if spec["mitigation"] != "none" else 0.0)
     branches = {**extra.branches(), "Pileup_rho": mitigated.rho.astype(np.float32),
                 "L1PV_z": mitigated.l1_vertex_z.astype(np.float32),
                 **raw_jet_summaries(fastjet, mitigated.raw_inputs, n, spec["jet_pt_min"], spec["jet_eta_max"])}
-    return cols, njet, cands, branches
+    return cols, njet, cands, branches, mitigated.inputs
 
 
 def _count(counts: dict, n: int, weight: np.ndarray, cols: dict) -> None:

@@ -42,6 +42,19 @@ CAND_FIELDS = {
 # compresses away (measured: 13 % smaller JetCand branches than decimal grids; docs/generation.md).
 CAND_GRID = {"eta": 2.0**-10, "phi": 2.0**-10, "d0": 2.0**-13, "z0": 2.0**-10}
 MANTISSA_BITS = 8
+# L1-like objects (--l1-objects; docs/generation.md, "L1 objects"): CMSSW's full L1 NanoAOD types (l1trig_cff: float
+# kinematics, int16 hardware words; BXVectorSimpleFlatTableProducer's int32 bx; L1EtSum's int32 words and type).
+_L1_OBJECT = {"pt": np.float32, "eta": np.float32, "phi": np.float32, "hwPt": np.int16, "hwEta": np.int16,
+              "hwPhi": np.int16, "hwQual": np.int16, "hwIso": np.int16, "bx": np.int32}
+L1_FIELDS = {
+    "L1Jet": dict(_L1_OBJECT),
+    "L1EG": dict(_L1_OBJECT),
+    "L1Mu": {**_L1_OBJECT, "hwCharge": np.int16},
+    "L1EtSum": {"pt": np.float32, "phi": np.float32, "hwPt": np.int32, "hwPhi": np.int32, "etSumType": np.int32,
+                "bx": np.int32},
+}
+# Runs entries of a file with L1 objects: the jet response and resolution terms it was made with.
+L1_RUNS_FIELDS = {"l1JetResponse": np.float64, "l1JetResStochastic": np.float64, "l1JetResConstant": np.float64}
 EVENT_FIELDS = {"event": np.uint64, "genWeight": np.float32, "Generator_binvar": np.float32, "PV_z": np.float32}
 # Written only with pileup (mu > 0), so a mu = 0 file keeps its branches: overlay interactions in the event and
 # the largest pTHat among them (0 when none); the mitigation's pT density rho (GeV per unit area) and L1 vertex
@@ -107,16 +120,18 @@ def _record_type(fields: dict) -> str:
     return "var * {" + ", ".join(f"{k}: {np.dtype(v).name}" for k, v in fields.items()) + "}"
 
 
-def open_output(path: Path, compression, candidates: bool = True, pileup: bool = False):
+def open_output(path: Path, compression, candidates: bool = True, pileup: bool = False, l1: bool = False):
     """(file, Events tree, Runs tree) of a new ROOT file (``candidates``: with the ``JetCand`` collection;
-    ``pileup``: with the :data:`PILEUP_FIELDS`)."""
+    ``pileup``: with the :data:`PILEUP_FIELDS`; ``l1``: with the :data:`L1_FIELDS` collections and
+    :data:`L1_RUNS_FIELDS`)."""
     import uproot
 
     file = uproot.recreate(path, compression=uproot_compression(compression))
     cands = {"JetCand": _record_type(CAND_FIELDS)} if candidates else {}
     extra = dict(PILEUP_FIELDS) if pileup else {}
-    events = file.mktree("Events", {**EVENT_FIELDS, **extra, "Jet": _record_type(JET_FIELDS), **cands})
-    runs = file.mktree("Runs", dict(RUNS_FIELDS))
+    l1_types = {name: _record_type(fields) for name, fields in L1_FIELDS.items()} if l1 else {}
+    events = file.mktree("Events", {**EVENT_FIELDS, **extra, "Jet": _record_type(JET_FIELDS), **cands, **l1_types})
+    runs = file.mktree("Runs", {**RUNS_FIELDS, **(L1_RUNS_FIELDS if l1 else {})})
     return file, events, runs
 
 
@@ -135,4 +150,6 @@ def is_generated_file(path: Path) -> bool:
 
 
 def write_runs(runs_tree, runs: dict) -> None:
-    runs_tree.extend({k: np.array([runs[k]], dtype=dtype) for k, dtype in RUNS_FIELDS.items()})
+    """The one ``Runs`` entry (with :data:`L1_RUNS_FIELDS` when ``runs`` has them)."""
+    fields = {**RUNS_FIELDS, **(L1_RUNS_FIELDS if "l1JetResponse" in runs else {})}
+    runs_tree.extend({k: np.array([runs[k]], dtype=dtype) for k, dtype in fields.items()})

@@ -240,7 +240,7 @@ def read_event_table(config, samples: dict[str, list[str]], max_events: int | No
     """
     d = config.data
     spec = EventInputSpec.from_config(config)
-    table = read_jets(samples, spec.branches, truth_branch=config.labels.branch, pt_min=d.selection.pt_min,
+    table = read_jets(samples, spec.branches, truth_branch=config.truth_branch, pt_min=d.selection.pt_min,
                       abs_eta_max=d.selection.abs_eta_max, tree=d.tree, step_size=d.step_size, max_events=max_events,
-                      on_nonfinite=d.on_nonfinite, progress=False)
+                      on_nonfinite=d.on_nonfinite, progress=False, collection=config.features.collection)
     return table.drop_nonfinite_events()

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from qtrigger.config import KNOWN_LEVELS, RunConfig
-from qtrigger.data.reader import EventSplit, JetTable
+from qtrigger.data.reader import EventSplit, JetTable, check_collection
 from qtrigger.emulate.sets import extract_any_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.rtl_stage import rtl_stage
@@ -54,7 +54,8 @@ class InputLevel:
 
     def check_files(self, config: RunConfig, files: list[str], training: bool) -> None:
         """One-line error when ``files`` lack what this level reads (``training``: a training sample, else a rate
-        sample or a file to evaluate)."""
+        sample or a file to evaluate); here: the ``features.collection`` the jets are read from."""
+        check_collection(files, config.features.collection, config.data.tree)
 
     def check_rate_sample(self, config: RunConfig, info) -> None:
         """One-line error when the rate sample (its ``Runs`` info) cannot serve this level's trigger study."""

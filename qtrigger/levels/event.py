@@ -18,7 +18,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from qtrigger.config import resolve_sample_files
-from qtrigger.data.reader import EventSplit, JetTable, check_branches, nonfinite_text, split_by_event
+from qtrigger.data.reader import (EventSplit, JetTable, check_branches, collection_branch, nonfinite_text,
+                                  split_by_event)
 from qtrigger.data.samples import event_xsec_weights_mb, overlay_veto_keep, read_sample_info
 from qtrigger.emulate.network import extract_network
 from qtrigger.errors import QTriggerError
@@ -135,8 +136,10 @@ class EventLevel(InputLevel):
     name = "event"
 
     def check_files(self, config, files, training):
-        if training:
-            check_branches(files, ["Jet_chEmEF", "Jet_muEF"], config.data.tree)  # the lepton-like flag
+        super().check_files(config, files, training)
+        if training:  # the lepton-like flag
+            flag = [collection_branch(b, config.features.collection) for b in ("Jet_chEmEF", "Jet_muEF")]
+            check_branches(files, flag, config.data.tree)
 
     def check_rate_sample(self, config, info):
         check_rate_bins(config, info)

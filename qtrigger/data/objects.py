@@ -1,0 +1,60 @@
+"""L1 object collections of an event, as the Global Trigger receives them: NanoAOD ``<collection>_<field>`` branches
+of bunch crossing 0, for the event-level object groups (``features.objects``; issue 32).
+
+Both CMSSW L1 NanoAOD schemas are read: the reduced one (central NanoAOD: pt, eta, phi, bx, some words) and the full
+one with the int16 ``hw*`` words. Every read is a whole-array operation; events keep their order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qtrigger.config import ObjectGroup
+from qtrigger.data.reader import check_collection, open_events_tree
+from qtrigger.errors import QTriggerError
+
+OBJECT_FIELDS = ("pt", "eta", "phi", "hwPt", "hwEta", "hwPhi")  # read where present (kinematics, GT words)
+SUM_FIELDS = ("pt", "phi", "hwPt", "hwPhi", "etSumType")
+
+
+def read_object_groups(path: str, groups: list[ObjectGroup], tree: str = "Events",
+                       max_events: int | None = None) -> dict[str, dict[str, object]]:
+    """``{collection: {field: jagged awkward array}}`` of every group's collection in ``path``, bunch crossing 0 only
+    (where ``<collection>_bx`` exists). One-line errors name the file for a missing collection, a sum group on a
+    collection without ``etSumType``, or a requested ``etSumType`` that no bunch-crossing-0 entry of the file has."""
+    import awkward as ak
+
+    keys = check_collection_groups(path, groups, tree)
+    events = open_events_tree(path, tree)
+    out = {}
+    for group in groups:
+        fields = [f for f in (SUM_FIELDS if group.is_sum else OBJECT_FIELDS) if f"{group.collection}_{f}" in keys]
+        if group.is_sum and "etSumType" not in fields:
+            raise QTriggerError(f"{path}: {group.collection} has no {group.collection}_etSumType branch; "
+                                "features.objects types need an L1EtSum-like collection")
+        bx = f"{group.collection}_bx" if f"{group.collection}_bx" in keys else None
+        branches = [f"{group.collection}_{f}" for f in fields] + ([bx] if bx else [])
+        arrays = events.arrays(branches, entry_stop=max_events)
+        in_crossing = arrays[bx] == 0 if bx else None
+        out[group.collection] = {f: (arrays[f"{group.collection}_{f}"][in_crossing] if bx else
+                                     arrays[f"{group.collection}_{f}"]) for f in fields}
+        if group.is_sum:
+            _check_sum_types(path, group, ak.to_numpy(ak.flatten(out[group.collection]["etSumType"])))
+    return out
+
+
+def check_collection_groups(path: str, groups: list[ObjectGroup], tree: str = "Events") -> set[str]:
+    """The file's branch names; one line naming the first group collection the file lacks."""
+    keys = set()
+    for group in groups:
+        keys = check_collection([path], group.collection, tree)[path]
+    return keys or set(open_events_tree(path, tree).keys())
+
+
+def _check_sum_types(path: str, group: ObjectGroup, present: np.ndarray) -> None:
+    found = sorted(set(present.tolist()))
+    missing = {name: code for name, code in group.types.items() if code not in found}
+    if missing:
+        name, code = next(iter(missing.items()))
+        raise QTriggerError(f"{path}: {group.collection} has no etSumType {code} ({name}) in bunch crossing 0 "
+                            f"(features.objects types); types in the file: {', '.join(map(str, found)) or 'none'}")
