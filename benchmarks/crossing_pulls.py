@@ -30,16 +30,17 @@ def _read(files: list[str], ht_jet_pt: float) -> tuple[types.SimpleNamespace, di
     import awkward as ak
     import uproot
 
-    sizes, ht, lead = [], [], []
+    sizes, ht, lead, gen_weight = [], [], [], []
     for path in files:
         with uproot.open(path) as handle:
             pt = handle["Events"]["Jet_pt"].array()
+            gen_weight.append(handle["Events"]["genWeight"].array(library="np").astype(np.float64))
         sizes.append(len(pt))
         ht.append(ak.to_numpy(ak.sum(pt * (pt > ht_jet_pt), axis=1)))
         lead.append(ak.to_numpy(ak.fill_none(ak.max(pt, axis=1), 0.0)))
     table = types.SimpleNamespace(files=list(files), event_file=np.repeat(np.arange(len(files)), sizes),
                                   event_entry=np.concatenate([np.arange(n) for n in sizes]),
-                                  event_weight=np.ones(sum(sizes)))
+                                  event_weight=np.concatenate(gen_weight))
     return table, {"ht": np.concatenate(ht), "leading_jet_pt": np.concatenate(lead)}
 
 

@@ -31,18 +31,19 @@ def _variables(files: list[str], ht_jet_pt: float) -> tuple[types.SimpleNamespac
     import awkward as ak
     import uproot
 
-    sizes, out = [], {"raw_ht": [], "raw_leading_jet": [], "mitigated_ht": []}
+    sizes, gen_weight, out = [], [], {"raw_ht": [], "raw_leading_jet": [], "mitigated_ht": []}
     for path in files:
         with uproot.open(path) as handle:
-            arrays = handle["Events"].arrays(["Jet_pt", "RawJet_ht", "RawJet_leadPt"])
+            arrays = handle["Events"].arrays(["Jet_pt", "RawJet_ht", "RawJet_leadPt", "genWeight"])
         sizes.append(len(arrays))
+        gen_weight.append(ak.to_numpy(arrays["genWeight"]).astype(np.float64))
         out["raw_ht"].append(ak.to_numpy(arrays["RawJet_ht"]))
         out["raw_leading_jet"].append(ak.to_numpy(arrays["RawJet_leadPt"]))
         pt = arrays["Jet_pt"]
         out["mitigated_ht"].append(ak.to_numpy(ak.sum(pt * (pt >= ht_jet_pt), axis=1)))
     table = types.SimpleNamespace(files=list(files), event_file=np.repeat(np.arange(len(files)), sizes),
                                   event_entry=np.concatenate([np.arange(n) for n in sizes]),
-                                  event_weight=np.ones(sum(sizes)))
+                                  event_weight=np.concatenate(gen_weight))
     return table, {k: np.concatenate(v).astype(np.float64) for k, v in out.items()}
 
 

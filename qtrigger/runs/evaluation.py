@@ -53,7 +53,7 @@ def evaluate_trigger(run_dir: str | Path, signal_files: list[str], background_fi
     result = level_for(config).evaluate_trigger(finished, config, list(background_files), out)
     result["pileup"] = pileup_report(finished.config, [*signal_files, *background_files])
     result["pileup"]["lumi_note"] = lumi_note
-    result["pileup_warning"] = " ".join(w for w in (result["pileup"]["warning"], lumi_note) if w) or None
+    result["pileup_warning"] = "; ".join(w for w in (result["pileup"]["warning"], lumi_note) if w) or None
     write_json(out / "trigger.json", result)
     return result
 
