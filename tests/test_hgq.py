@@ -63,7 +63,6 @@ def test_unknown_method_and_wrap_are_refused():
     ({"form": "deepsets"}, {"enabled": False}, "builds model.form mlp only so far, not 'deepsets'"),
     ({}, {}, "learns its own sparsity"),
     ({"batchnorm": True}, {"enabled": False}, "does not fold batch normalization"),
-    ({}, {"enabled": False}, "qtrigger run does not take it yet"),
 ])
 def test_hgq_runs_refused_in_one_line(model, pruning, message):
     with pytest.raises(QTriggerError, match=message) as error:
@@ -71,8 +70,9 @@ def test_hgq_runs_refused_in_one_line(model, pruning, message):
     assert "\n" not in str(error.value)
 
 
-def test_qkeras_runs_pass_the_method_check():
+def test_runnable_methods_pass_the_method_check():
     check_runnable(ModelConfig(form="deepsets"), QuantizationConfig(), PruningConfig())
+    check_runnable(ModelConfig(), QuantizationConfig(**HGQ_CFG), PruningConfig(enabled=False))
 
 
 def test_missing_hgq2_is_one_line(tmp_path, monkeypatch):

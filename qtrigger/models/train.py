@@ -12,6 +12,7 @@ import numpy as np
 from qtrigger.config import PruningConfig, TrainingConfig
 from qtrigger.errors import QTriggerError
 from qtrigger.models.batchnorm import fold_batchnorm, is_batchnorm_layer
+from qtrigger.models.balance import balanced, class_weights
 from qtrigger.models.build import apply_pruning, pruning_steps, pruning_targets, strip_pruning
 
 log = logging.getLogger("qtrigger")
@@ -30,16 +31,6 @@ def configure_tensorflow(seed: int, threads: int) -> None:
         pass  # already initialised in this process: thread counts are fixed from the first call
     tf.keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
-    """Balanced class weights: n / (k · n_c), so each class carries equal total weight."""
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    if (counts == 0).any():
-        missing = [int(i) for i in np.flatnonzero(counts == 0)]
-
-        raise QTriggerError(f"training split has no jets of class {missing}; need more data or other labels")
-    return {i: float(len(labels) / (n_classes * c)) for i, c in enumerate(counts)}
 
 
 @dataclass
@@ -203,14 +194,6 @@ def pruning_shortfall(summary: dict | None) -> str | None:
     layers = ", ".join(f"{layer['name']} {100 * layer['achieved']:.1f} % (target {100 * layer['target']:.1f} %)"
                        for layer in short)
     return (f"pruning fell short of its target: zero weights {layers}; {schedule_text(summary['schedule'])}")
-
-
-def balanced(weight: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Weights rescaled per class so that every present class carries the same total."""
-    labels = np.asarray(labels).astype(np.int64)
-    totals = np.bincount(labels, weights=weight, minlength=n_classes)
-    factor = np.divide(weight.sum(), n_classes * totals, out=np.zeros_like(totals), where=totals > 0)
-    return weight * factor[labels]
 
 
 def _pooled(reports, what: str) -> float:
