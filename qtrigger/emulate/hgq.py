@@ -148,6 +148,7 @@ class HGQNetwork:
     stages: list[HGQDenseStage]
     input_name: str = "inputs"
     input_quantizer_name: str | None = None
+    rounding_note = "the trained quantizers' own (HGQ2, per element): equal to the trained model"
 
     @property
     def input_type(self) -> FixedType:

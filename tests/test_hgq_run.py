@@ -1,0 +1,87 @@
+"""``qtrigger run`` with ``quantization.method: hgq`` (issue 30): the per-jet MLP through every stage of a run.
+
+One short run (2 epochs, [4], a slice of the default sample) is read by every test: its C-simulation and da4ml RTL
+equal the HGQ2 integer reference on every test and stress row, and the finished run opens like a QKeras one.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import small_config_dict
+from test_hgq import _hgq_installed
+from test_pipeline import cli, one_error_line, write_config
+
+pytestmark = pytest.mark.slow
+
+HGQ_RUN = {"quantization": {"method": "hgq", "hgq": {"beta": 1e-5}}, "model": {"hidden": [4]},
+           "pruning": {"enabled": False}, "hls": {"rtl": "on", "rtl_synthesis": False}}
+
+
+@pytest.fixture(scope="module")
+def hgq_run(default_sample, tmp_path_factory):
+    """The short HGQ2 run: (config, metrics dict, run folder)."""
+    if not _hgq_installed():
+        pytest.skip("hgq2 not installed: `make install` puts it in <venv>/hgq2")
+    pytest.importorskip("da4ml")
+    from qtrigger.config import validate_config
+    from qtrigger.runs.pipeline import run
+
+    tmp = tmp_path_factory.mktemp("hgq_run")
+    raw = small_config_dict(default_sample, tmp, **HGQ_RUN)
+    raw["name"] = "tiny_hgq"
+    config = validate_config(raw)
+    result = run(config, progress=False)
+    return config, json.loads((result.directory / "metrics.json").read_text()), result.directory
+
+
+def test_hgq_run_is_exact_in_csim_and_rtl(hgq_run):
+    """0 mismatching rows of the C-simulation (test and stress rows) and of the RTL (real, ties, over-range)."""
+    _, metrics, _ = hgq_run
+    csim, rtl = metrics["csim"], metrics["rtl"]
+    assert csim["jets"] == metrics["data"]["n_jets"]["test"] > 500
+    assert (csim["mismatched_jets"], csim["max_abs_diff_lsb"]) == (0, 0)
+    assert csim["stress"]["jets"] == 4 * csim["jets"] and csim["stress"]["mismatched_jets"] == 0
+    assert csim["qkeras_float32"]["mismatched_jets"] == 0 and csim["auc"] == metrics["qat"]["auc"]
+    assert rtl["mismatches_vs_model"] == 0 and rtl["ii"] == 1
+    assert rtl["rows_checked"] == csim["jets"] + 3000 and rtl["mismatches_by_set"] == {"real": 0, "ties": 0,
+                                                                                      "overrange": 0}
+
+
+def test_hgq_run_reports_learned_widths(hgq_run):
+    """The model section counts the quantized parameters and records EBOPs and the learned widths per layer."""
+    _, metrics, run_dir = hgq_run
+    model = metrics["model"]
+    assert model["parameters"] == 10 * 4 + 4 + 4 + 1 and 0 < model["nonzero_parameters"] <= model["parameters"]
+    learned = model["learned_widths"]
+    assert learned["ebops"] > 0 and set(learned["layers"]) == {"dense_0", "output"}
+    assert 0 < learned["layers"]["dense_0"]["weight_bits_mean"] <= 8
+    assert [layer["name"] for layer in model["layers"]] == ["dense_0", "output"]
+    assert (run_dir / "model_qat.keras").is_file() and not (run_dir / "model_qat.h5").exists()
+    assert (run_dir / "model_float.h5").is_file() is False  # training.float_twin: false in the short run
+    for name in ("report.md", "plots/roc.png", "plots/training.png"):
+        assert (run_dir / name).is_file(), name
+
+
+def test_finished_hgq_run_reopens_exactly(hgq_run):
+    """``FinishedRun`` reads the saved ``.keras`` model; its reference gives the run's test scores again."""
+    from qtrigger.emulate.sets import extract_any_network
+    from qtrigger.runs.finished import FinishedRun
+
+    config, metrics, run_dir = hgq_run
+    finished = FinishedRun.load(run_dir)
+    network = extract_any_network(finished.load_model("qat"))
+    x = finished.test_jets()["inputs"]
+    codes = network.forward_codes(x)
+    assert str(network.output_type) == metrics["model"]["output_type"]
+    np.testing.assert_array_equal(codes.astype(np.float64) * network.output_type.lsb,
+                                  finished.load_model("qat").predict(x, verbose=0).astype(np.float64))
+
+
+def test_cli_refuses_hgq_with_pruning_in_one_line(default_sample, tmp_path):
+    raw = small_config_dict(default_sample, tmp_path, quantization={"method": "hgq"})
+    raw["name"] = "hgq_pruned"
+    result = cli("run", str(write_config(tmp_path, raw)))
+    assert result.returncode == 2 and one_error_line(result.stderr, "hgq learns its own sparsity")
