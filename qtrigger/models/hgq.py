@@ -29,7 +29,7 @@ import numpy as np
 from qtrigger.config import HGQConfig, ModelConfig, QuantizationConfig, TrainingConfig
 from qtrigger.errors import QTriggerError, one_line
 from qtrigger.fixedpoint import FixedType
-from qtrigger.models.balance import balanced, class_weights
+from qtrigger.models.recipe import balanced, class_weights, kept_epoch, recipe_callbacks
 
 HGQ2_PATH_ENV = "QTRIGGER_HGQ2_PATH"
 HGQ2_VERSIONS = ("0.2.0",)  # measured: QKeras beside it in one process, hls4ml 1.3 converts its models
@@ -163,8 +163,9 @@ def train_hgq(model, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray
     """Fit an HGQ2 model (logit outputs) with the β schedule, early stopping and LR reduction of QKeras runs.
 
     ``sample_weight`` / ``val_sample_weight``: per-row weights; with ``training.class_weight: balanced`` the
-    class totals are balanced as for QKeras models (:func:`qtrigger.models.balance.balanced`). Early stopping
-    restores the best validation loss (β × EBOPs included, so a cheaper network can win).
+    class totals are balanced as for QKeras models (:func:`qtrigger.models.recipe.balanced`). The recipe
+    (``training.keep_epoch``, ``training.lr_schedule``) is the QKeras runs' one; with ``keep_epoch: best`` the
+    validation loss that picks the epoch includes β × EBOPs, so a cheaper network can win.
     """
     seed_keras(cfg.seed, cfg.threads)
     import keras
@@ -175,10 +176,7 @@ def train_hgq(model, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
     callbacks = [BetaScheduler(lambda epoch: hgq_cfg.beta_at(epoch, cfg.epochs)), FreeEBOPs(),
-                 keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience,
-                                               restore_best_weights=True),
-                 keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.lr_factor,
-                                                   patience=cfg.lr_patience, verbose=0)]
+                 *recipe_callbacks(keras, cfg)]
     y_type = np.float32 if binary else np.int64
     weights, val_weights = _row_weights(y_train, sample_weight, cfg, n_classes), None
     if val_sample_weight is not None:
@@ -194,7 +192,7 @@ def train_hgq(model, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray
                         sample_weight=weights, verbose=2 if cfg.verbose else 0)
     logs = {k: [float(v) for v in values] for k, values in history.history.items()}
     val_loss = logs.get("val_loss", [])
-    return HGQTrainResult(model, logs, int(np.argmin(val_loss)) if val_loss else 0, len(val_loss),
+    return HGQTrainResult(model, logs, kept_epoch(cfg, val_loss), len(val_loss),
                           ebops(model), learned_widths(model))
 
 
