@@ -84,3 +84,13 @@ def test_cli_refuses_hgq_with_pruning_in_one_line(default_sample, tmp_path):
     raw["name"] = "hgq_pruned"
     result = cli("run", str(write_config(tmp_path, raw)))
     assert result.returncode == 2 and one_error_line(result.stderr, "hgq learns its own sparsity")
+
+
+def test_hls_check_of_hgq_run_is_exact(hgq_run):
+    """``qtrigger hls check RUN`` on an HGQ2 run: its C-simulation of the test jets, written to hls_check.json."""
+    import qtrigger
+
+    _, metrics, run_dir = hgq_run
+    result = qtrigger.hls_check(run_dir)
+    assert result.events == metrics["csim"]["jets"] and result.exact and result.stress_events == 400
+    assert json.loads((run_dir / "hls_check.json").read_text())["mismatched_events"] == 0
