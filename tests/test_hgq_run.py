@@ -94,3 +94,36 @@ def test_hls_check_of_hgq_run_is_exact(hgq_run):
     result = qtrigger.hls_check(run_dir)
     assert result.events == metrics["csim"]["jets"] and result.exact and result.stress_events == 400
     assert json.loads((run_dir / "hls_check.json").read_text())["mismatched_events"] == 0
+
+
+@pytest.fixture(scope="module")
+def hgq_event_run(tmp_path_factory):
+    """A small event-level HGQ2 run (1 epoch, 2,000 events per sample, no RTL): (metrics dict, run folder)."""
+    if not _hgq_installed():
+        pytest.skip("hgq2 not installed: `make install` puts it in <venv>/hgq2")
+    from test_event_network import small_run_config
+
+    import qtrigger
+    from qtrigger.config import validate_config
+
+    tmp = tmp_path_factory.mktemp("hgq_event_run")
+    raw = small_run_config(tmp, quantization={"method": "hgq"}, pruning={"enabled": False})
+    raw["data"]["max_events"] = 2000
+    raw["model"] = {"hidden": [8]}
+    raw["training"]["epochs"] = 1
+    raw["hls"]["rtl"] = "off"
+    result = qtrigger.run(validate_config(raw), progress=False)
+    return json.loads((result.directory / "metrics.json").read_text()), result.directory
+
+
+def test_hgq_event_run_csim_and_accept_bit_exact(hgq_event_run):
+    """The event network with HGQ2: C-simulation = reference on every test event and stress row, and the seed's
+    accept bit in g++ (jet words → HT, Δφ, preselection, the hls4ml HGQ2 network, threshold) = Python."""
+    metrics, run_dir = hgq_event_run
+    csim, decision = metrics["csim"], metrics["trigger"]["decision_hls"]
+    assert csim["jets"] == metrics["data"]["events_by_part"]["test"] > 300
+    assert (csim["mismatched_jets"], csim["stress"]["mismatched_jets"]) == (0, 0) and csim["stress"]["jets"] >= 1200
+    assert decision["csim_checked"] and decision["events"] > 20_000
+    assert (decision["disagreements"], decision["accept_disagreements"], decision["score_disagreements"]) == (0, 0, 0)
+    assert 0 < decision["random_accepted"] < decision["random_events"]  # the check can fail
+    assert (run_dir / "model_qat.keras").is_file()
