@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import small_config_dict
 from test_hgq import _hgq_installed
-from test_pipeline import cli, one_error_line, write_config
+from test_pipeline import one_error_line, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -79,11 +79,18 @@ def test_finished_hgq_run_reopens_exactly(hgq_run):
                                   finished.load_model("qat").predict(x, verbose=0).astype(np.float64))
 
 
-def test_cli_refuses_hgq_with_pruning_in_one_line(default_sample, tmp_path):
+def test_cli_refuses_hgq_with_pruning_in_one_line(default_sample, tmp_path, monkeypatch, capsys):
+    """Before any data is read: exit 2 and one ``qtrigger: error:`` line."""
+    from qtrigger.cli import main
+
     raw = small_config_dict(default_sample, tmp_path, quantization={"method": "hgq"})
     raw["name"] = "hgq_pruned"
-    result = cli("run", str(write_config(tmp_path, raw)))
-    assert result.returncode == 2 and one_error_line(result.stderr, "hgq learns its own sparsity")
+    path = write_config(tmp_path, raw)
+    monkeypatch.setenv("QTRIGGER_NATIVE_LOGS", "1")
+    capsys.readouterr()
+    assert main(["run", str(path)]) == 2
+    assert one_error_line(capsys.readouterr().err, "hgq learns its own sparsity")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_hls_check_of_hgq_run_is_exact(hgq_run):
