@@ -302,3 +302,21 @@ def test_training_recipe_epoch_and_cosine_rate():
     assert kept_epoch(best, [0.5, 0.3, 0.4, 0.35]) == 1 and kept_epoch(best, [0.5, 0.3, 0.4, 0.35], 2) == 3
     assert kept_epoch(last, [0.5, 0.3, 0.4, 0.35]) == 3 and kept_epoch(last, []) == 0
     assert [cosine_rate(last, e) for e in (0, 2)] == [0.002, pytest.approx(0.001)] and cosine_rate(last, 3) < 0.0003
+
+
+def test_qat_init_float_twin_copies_into_hgq_layers():
+    """``training.qat_init: float_twin`` with HGQ2: the twin's kernels and biases, the learned widths untouched."""
+    if not _hgq_installed():
+        pytest.skip("hgq2 not installed")
+    from qtrigger.models.build import copy_dense_weights
+
+    quant = QuantizationConfig(**HGQ_CFG)
+    model = build_model(5, 1, ModelConfig(hidden=[4]), quant, INPUT_TYPE, True, 1)
+    twin = build_model(5, 1, ModelConfig(hidden=[4]), quant, None, False, 2)
+    widths_before = np.asarray(model.get_layer("dense_0").kq.quantizer._b)
+    copy_dense_weights(twin, model)
+    for name in ("dense_0", "output"):
+        kernel, bias = twin.get_layer(name).get_weights()
+        np.testing.assert_array_equal(np.asarray(model.get_layer(name).kernel), kernel)
+        np.testing.assert_array_equal(np.asarray(model.get_layer(name).bias), bias)
+    np.testing.assert_array_equal(np.asarray(model.get_layer("dense_0").kq.quantizer._b), widths_before)

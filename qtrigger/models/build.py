@@ -318,8 +318,21 @@ def copy_dense_weights(source, target) -> None:
         raise QTriggerError("training.qat_init float_twin: the model has no dense_<i> or output layer to initialise")
     for name in names:
         values = source.get_layer(name).get_weights()
-        shapes = [w.shape for w in target.get_layer(name).get_weights()]
-        if [v.shape for v in values] != shapes:
+        layer = target.get_layer(name)
+        shapes = [w.shape for w in layer.get_weights()]
+        if [v.shape for v in values] == shapes:
+            layer.set_weights(values)
+        elif _kernel_and_bias_shapes(layer) == [v.shape for v in values]:  # an HGQ2 QDense: its widths stay
+            for variable, value in zip((layer.kernel, layer.bias), values):
+                variable.assign(value)
+        else:
             raise QTriggerError(f"training.qat_init float_twin: layer {name} has weights {shapes} in the QAT "
                                 f"model but {[v.shape for v in values]} in the float twin")
-        target.get_layer(name).set_weights(values)
+
+
+def _kernel_and_bias_shapes(layer) -> list[tuple]:
+    """The shapes of a layer's ``kernel`` and ``bias`` variables (bias-free: the kernel only; neither: [])."""
+    if getattr(layer, "kernel", None) is None:
+        return []
+    bias = getattr(layer, "bias", None)
+    return [tuple(layer.kernel.shape)] + ([tuple(bias.shape)] if bias is not None else [])
