@@ -63,7 +63,6 @@ def test_unknown_method_and_wrap_are_refused():
     ({"form": "deepsets"}, {"enabled": False}, "builds model.form mlp only so far, not 'deepsets'"),
     ({}, {}, "learns its own sparsity"),
     ({"batchnorm": True}, {"enabled": False}, "does not fold batch normalization"),
-    ({}, {"enabled": False}, "qtrigger run does not take it yet"),
 ])
 def test_hgq_runs_refused_in_one_line(model, pruning, message):
     with pytest.raises(QTriggerError, match=message) as error:
@@ -71,8 +70,9 @@ def test_hgq_runs_refused_in_one_line(model, pruning, message):
     assert "\n" not in str(error.value)
 
 
-def test_qkeras_runs_pass_the_method_check():
+def test_runnable_methods_pass_the_method_check():
     check_runnable(ModelConfig(form="deepsets"), QuantizationConfig(), PruningConfig())
+    check_runnable(ModelConfig(), QuantizationConfig(**HGQ_CFG), PruningConfig(enabled=False))
 
 
 def test_missing_hgq2_is_one_line(tmp_path, monkeypatch):
@@ -259,12 +259,64 @@ def test_hls_check_proves_saved_hgq_models_exact(spelling, scrambled, tmp_path):
 
 @pytest.mark.slow
 def test_rtl_of_hgq_model_equals_reference(scrambled, tmp_path):
-    """da4ml traces the HGQ2 model, Verilator runs its Verilog: equal to the reference on test and stress rows."""
+    """The run's RTL stage (da4ml trace of the reference's per-element quantizers, Verilator) on random learned
+    widths: equal to the reference on the test rows, input-grid ties and over-range rows; da4ml's own HGQ2
+    converter (``trace_model``, its interpreter) agrees on the same model and the stress rows."""
     pytest.importorskip("da4ml")
-    from qtrigger.emulate.hgq import extract_hgq_network
-    from qtrigger.firmware.hgq import rtl_check_hgq
+    from da4ml.converter import trace_model
+    from da4ml.trace import HWConfig, comb_trace
+
+    from qtrigger.config import HLSConfig
+    from qtrigger.emulate.sets import extract_any_network
+    from qtrigger.firmware.csim import hgq_stress_rows
+    from qtrigger.firmware.rtl import HWCONFIG, SOLVER_OPTIONS, _kif, raw_input_type
+    from qtrigger.firmware.rtl_check import _snap
+    from qtrigger.firmware.rtl_stage import rtl_stage
 
     x, _ = _rows(300, seed=5)
-    result = rtl_check_hgq(scrambled, extract_hgq_network(scrambled), x, INPUT_TYPE, tmp_path, nproc=1)
-    assert result["sets"]["real"]["rows"] == 300 and result["sets"]["stress"]["rows"] == 400
-    assert result["exact"], result
+    network = extract_any_network(scrambled)
+    staged = rtl_stage(network, x, HLSConfig(), tmp_path / "stage", synthesize=False, n_ties=300, n_overrange=300,
+                       nproc=1)
+    assert staged.latency.mismatches_vs_model == {"real": 0, "ties": 0, "overrange": 0} and staged.latency.ii == 1
+    assert staged.to_json()["rounding"].startswith("the trained quantizers' own (HGQ2")
+    raw = raw_input_type(network)
+    comb = comb_trace(*trace_model(scrambled, HWConfig(*HWCONFIG), dict(SOLVER_OPTIONS), inputs_kif=_kif(raw)))
+    rows = _snap(np.concatenate([x, hgq_stress_rows(network, x, INPUT_TYPE)]), raw)
+    interpreted = np.asarray(comb.predict(rows, n_threads=1), np.float64).reshape(len(rows), -1)
+    assert int(np.any(interpreted != network.forward(rows), axis=1).sum()) == 0
+
+
+def test_training_recipe_keys_dump_only_when_set():
+    """``training.keep_epoch`` / ``lr_schedule``: a config without them resolves to the same bytes as before."""
+    assert set(TrainingConfig().model_dump(mode="json")) & {"keep_epoch", "lr_schedule"} == set()
+    dumped = TrainingConfig(keep_epoch="last", lr_schedule="cosine").model_dump(mode="json")
+    assert (dumped["keep_epoch"], dumped["lr_schedule"]) == ("last", "cosine")
+    with pytest.raises(ValueError):
+        TrainingConfig(keep_epoch="median")
+
+
+def test_training_recipe_epoch_and_cosine_rate():
+    from qtrigger.models.recipe import cosine_rate, kept_epoch
+
+    best, last = TrainingConfig(epochs=4), TrainingConfig(epochs=4, keep_epoch="last", learning_rate=0.002)
+    assert kept_epoch(best, [0.5, 0.3, 0.4, 0.35]) == 1 and kept_epoch(best, [0.5, 0.3, 0.4, 0.35], 2) == 3
+    assert kept_epoch(last, [0.5, 0.3, 0.4, 0.35]) == 3 and kept_epoch(last, []) == 0
+    assert [cosine_rate(last, e) for e in (0, 2)] == [0.002, pytest.approx(0.001)] and cosine_rate(last, 3) < 0.0003
+
+
+def test_qat_init_float_twin_copies_into_hgq_layers():
+    """``training.qat_init: float_twin`` with HGQ2: the twin's kernels and biases, the learned widths untouched."""
+    if not _hgq_installed():
+        pytest.skip("hgq2 not installed")
+    from qtrigger.models.build import copy_dense_weights
+
+    quant = QuantizationConfig(**HGQ_CFG)
+    model = build_model(5, 1, ModelConfig(hidden=[4]), quant, INPUT_TYPE, True, 1)
+    twin = build_model(5, 1, ModelConfig(hidden=[4]), quant, None, False, 2)
+    widths_before = np.asarray(model.get_layer("dense_0").kq.quantizer._b)
+    copy_dense_weights(twin, model)
+    for name in ("dense_0", "output"):
+        kernel, bias = twin.get_layer(name).get_weights()
+        np.testing.assert_array_equal(np.asarray(model.get_layer(name).kernel), kernel)
+        np.testing.assert_array_equal(np.asarray(model.get_layer(name).bias), bias)
+    np.testing.assert_array_equal(np.asarray(model.get_layer("dense_0").kq.quantizer._b), widths_before)

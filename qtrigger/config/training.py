@@ -214,6 +214,9 @@ class PruningConfig(_Strict):
         return self.enabled and any(self.sparsity(i) > 0 for i in range(len(self.layers or [None])))
 
 
+RECIPE_DEFAULTS = {"keep_epoch": "best", "lr_schedule": "plateau"}
+
+
 class TrainingConfig(_Strict):
     """Keras fit settings; the float twin is trained with the same settings."""
 
@@ -235,3 +238,16 @@ class TrainingConfig(_Strict):
     # random (default): QAT starts from the seeded initialisation, like the float twin
     qat_init: Literal["random", "float_twin"] = "random"
     verbose: bool = True
+    # the training recipe: which epoch's weights are kept (best validation loss, or the last epoch) and the
+    # learning-rate schedule (halved on a validation plateau, or cosine decay to 0 over the epochs)
+    keep_epoch: Literal["best", "last"] = "best"
+    lr_schedule: Literal["plateau", "cosine"] = "plateau"
+
+    @model_serializer(mode="wrap")
+    def _without_default_recipe(self, handler):
+        """The recipe keys dump only when set, so resolved configs and scan trial hashes keep their bytes."""
+        data = handler(self)
+        for key, default in RECIPE_DEFAULTS.items():
+            if getattr(self, key) == default:
+                data.pop(key, None)
+        return data

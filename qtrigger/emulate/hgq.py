@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qtrigger.errors import QTriggerError
+from qtrigger.fixedpoint import FixedType, type_for_range
 
 INT64_SAFE_BITS = 62
 
@@ -59,7 +60,13 @@ class ElementQuantizer:
 
 @dataclass
 class HGQDenseStage:
-    """One QDense: its input quantizer, integer kernel and bias on their grids, and whether ReLU follows."""
+    """One QDense: its input quantizer, integer kernel and bias on their grids, and whether ReLU follows.
+
+    The attributes a :class:`~qtrigger.emulate.network.DenseStage` has (``weight_codes``, ``weight_type``,
+    ``bias_codes``, ``bias_type``, ``accum_type``, ``activation_name``, ``activation_type``) describe it for the
+    hardware estimate, the precision profile and the RTL's pipeline depth; its activation is the ReLU followed by
+    the next layer's per-element input quantizer, and ``activation_type`` is the widest of those.
+    """
 
     name: str
     inputs: ElementQuantizer
@@ -68,37 +75,118 @@ class HGQDenseStage:
     bias: np.ndarray  # (n_out,) int64 at bias_frac
     bias_frac: int
     relu: bool
+    accum_type: FixedType | None = None
+    activation_type: FixedType | None = None
+    activation_name: str | None = None
+
+    @property
+    def weight_codes(self) -> np.ndarray:
+        """The kernel's integer codes (at :attr:`weight_type`)."""
+        return self.kernel
+
+    @property
+    def bias_codes(self) -> np.ndarray:
+        """The bias's integer codes (at :attr:`bias_type`)."""
+        return self.bias
+
+    @property
+    def weight_type(self) -> FixedType:
+        """The narrowest type holding every kernel code."""
+        return codes_type(self.kernel, self.kernel_frac)
+
+    @property
+    def bias_type(self) -> FixedType:
+        """The narrowest type holding every bias code."""
+        return codes_type(self.bias, self.bias_frac)
+
+    @property
+    def acc_frac(self) -> int:
+        """Fractional bits of the accumulator."""
+        return max(self.inputs.grid + self.kernel_frac, self.bias_frac)
 
     def codes(self, codes: np.ndarray, frac: int) -> tuple[np.ndarray, int]:
         """Quantize the previous stage's codes, integer matmul + bias (+ ReLU); codes at the accumulator's frac."""
         return self.accumulate(self.inputs.from_codes(codes, frac))
 
+    def linear(self, x: np.ndarray) -> np.ndarray:
+        """Quantized inputs (codes on the input grid) → integer matmul + bias, at :attr:`acc_frac`."""
+        product = x @ self.kernel << (self.acc_frac - self.inputs.grid - self.kernel_frac)
+        return product + (self.bias << (self.acc_frac - self.bias_frac))
+
     def accumulate(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         """Quantized inputs (codes on the input grid) → integer matmul + bias (+ ReLU), at the accumulator's frac."""
-        acc_frac = max(self.inputs.grid + self.kernel_frac, self.bias_frac)
-        product = x @ self.kernel << (acc_frac - self.inputs.grid - self.kernel_frac)
-        acc = product + (self.bias << (acc_frac - self.bias_frac))
-        return (np.maximum(acc, 0) if self.relu else acc), acc_frac
+        acc = self.linear(x)
+        return (np.maximum(acc, 0) if self.relu else acc), self.acc_frac
+
+    def accumulator_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per output, the smallest and largest accumulator code over every input in the quantizer's range."""
+        q = self.inputs
+        lo, hi = q._on_grid(q.lo)[0], q._on_grid(q.hi)[0]
+        shift = self.acc_frac - q.grid - self.kernel_frac
+        k = self.kernel
+        low = (np.minimum(k * lo[:, None], k * hi[:, None]).sum(axis=0) << shift) + (self.bias << (self.acc_frac - self.bias_frac))
+        high = (np.maximum(k * lo[:, None], k * hi[:, None]).sum(axis=0) << shift) + (self.bias << (self.acc_frac - self.bias_frac))
+        return low, high
+
+
+def codes_type(codes: np.ndarray, frac: int) -> FixedType:
+    """The narrowest fixed-point type (``frac`` fractional bits) holding every one of ``codes`` and 0."""
+    codes = np.asarray(codes, np.int64)
+    lo, hi = min(int(codes.min(initial=0)), 0), max(int(codes.max(initial=0)), 0)
+    return type_for_range(lo * 2.0**-frac, hi * 2.0**-frac, frac)
 
 
 @dataclass
 class HGQNetwork:
-    """The exact int64 chain of an HGQ2 MLP; outputs are the last accumulator (logits)."""
+    """The exact int64 chain of an HGQ2 MLP; outputs are the last accumulator (logits).
+
+    It answers as a :class:`~qtrigger.emulate.network.QuantizedNetwork` does (``forward_codes`` in codes of
+    :attr:`output_type`, ``input_type``, ``stages``), so that a run's stages take it unchanged. ``input_type``
+    is the widest type of the first layer's learned input quantizers: the firmware's input word.
+    """
 
     stages: list[HGQDenseStage]
+    input_name: str = "inputs"
+    input_quantizer_name: str | None = None
+    rounding_note = "the trained quantizers' own (HGQ2, per element): equal to the trained model"
 
-    def forward_codes(self, x: np.ndarray) -> tuple[np.ndarray, int]:
-        """Exact output codes and their fractional bits for float inputs (saturated by the first quantizer)."""
+    @property
+    def input_type(self) -> FixedType:
+        """The widest of the first layer's learned input types (sign included), on the finest learned grid."""
+        q = self.stages[0].inputs
+        return codes_type(np.concatenate([q._on_grid(q.lo).ravel(), q._on_grid(q.hi).ravel()]), q.grid)
+
+    @property
+    def output_type(self) -> FixedType:
+        """Type of the network's output values: the last accumulator's."""
+        return self.stages[-1].accum_type
+
+    def extra_layer_precisions(self) -> dict:
+        """Precisions of layers that are not dense stages (none)."""
+        return {}
+
+    def model_inputs(self, x: np.ndarray) -> np.ndarray:
+        """What the Keras and the hls4ml model take for inputs ``x``: ``x`` itself (contiguous float64)."""
+        return np.ascontiguousarray(x, dtype=np.float64)
+
+    def forward_codes(self, x: np.ndarray, return_all: bool = False):
+        """Exact output codes of :attr:`output_type` for float inputs (saturated by the first quantizer);
+        with ``return_all`` also every stage's codes and type (input, accumulators, quantized activations)."""
         first = self.stages[0]
-        codes, frac = first.accumulate(first.inputs.from_float(x))
-        for stage in self.stages[1:]:
-            codes, frac = stage.codes(codes, frac)
-        return codes, frac
+        codes = first.inputs.from_float(np.asarray(x, np.float64))
+        trace = {self.input_name: (codes, self.input_type)}
+        for index, stage in enumerate(self.stages):
+            acc = stage.linear(codes)
+            trace[stage.name] = (acc, stage.accum_type)
+            if index + 1 < len(self.stages):
+                codes = self.stages[index + 1].inputs.from_codes(np.maximum(acc, 0) if stage.relu else acc,
+                                                                 stage.acc_frac)
+                trace[stage.activation_name] = (codes, stage.activation_type)
+        return (acc, trace) if return_all else acc
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Exact output values (float64)."""
-        codes, frac = self.forward_codes(x)
-        return codes.astype(np.float64) * 2.0 ** -frac
+        return self.forward_codes(x).astype(np.float64) * self.output_type.lsb
 
     def input_widths(self) -> np.ndarray:
         """Learned bits of every network input (sign included), as the first layer quantizes them."""
@@ -115,7 +203,27 @@ def extract_hgq_network(model) -> HGQNetwork:
             raise QTriggerError(f"layer {layer.name}: the HGQ2 reference reads QDense layers only, not "
                                 f"{type(layer).__name__}")
         stages.append(_stage(layer, last=index == len(layers) - 1))
-    return HGQNetwork(stages)
+    _derive_types(stages)
+    return HGQNetwork(stages, _input_name(model))
+
+
+def _input_name(model) -> str:
+    """The model's input layer name (hls4ml names its input after it)."""
+    names = getattr(model, "input_names", None) or [getattr(t, "name", "inputs") for t in model.inputs]
+    return str(names[0]).split(":")[0]
+
+
+def _derive_types(stages: list[HGQDenseStage]) -> None:
+    """Each stage's exact accumulator type over its saturated inputs, and the type of the next layer's quantized
+    inputs (the stage's activation: ReLU, then the next per-element input quantizer)."""
+    for index, stage in enumerate(stages):
+        low, high = stage.accumulator_bounds()
+        stage.accum_type = codes_type(np.concatenate([low, high]), stage.acc_frac)
+        if index + 1 < len(stages):
+            q = stages[index + 1].inputs
+            stage.activation_type = codes_type(np.concatenate([q._on_grid(q.lo).ravel(), q._on_grid(q.hi).ravel()]),
+                                               q.grid)
+            stage.activation_name = f"{stage.name}_{'relu' if stage.relu else 'linear'}"
 
 
 def _stage(layer, last: bool) -> HGQDenseStage:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qtrigger.emulate.hgq import extract_hgq_network
 from qtrigger.emulate.network import (
     DenseStage,
     _is_quantizer_activation,
@@ -215,10 +216,17 @@ def extract_set_network(model, input_type: FixedType | None = None) -> SetNetwor
 
 
 def extract_any_network(model):
-    """The integer reference of a trained model: :class:`SetNetwork` for a DeepSets model, else the MLP's
+    """The integer reference of a trained model: :class:`SetNetwork` for a DeepSets model,
+    :class:`~qtrigger.emulate.hgq.HGQNetwork` for an HGQ2 (Keras-3) model, else the MLP's
     :class:`~qtrigger.emulate.network.QuantizedNetwork`."""
-
+    if is_hgq_model(model):
+        return extract_hgq_network(model)
     return extract_set_network(model) if is_set_model(model) else extract_network(model)
+
+
+def is_hgq_model(model) -> bool:
+    """True for a model with HGQ2 layers (``quantization.method: hgq``; Keras 3)."""
+    return any(type(layer).__module__.split(".")[0] == "hgq" for layer in model.layers)
 
 
 def _constituent_cap(model) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.config import HLSConfig
+from qtrigger.emulate.hgq import HGQNetwork
 from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.firmware.adapter import config_from_keras_model, convert_from_keras_model
 from qtrigger.fixedpoint import parse_fixed
@@ -142,6 +143,19 @@ def hls_layer_config(model, network: QuantizedNetwork, hls_cfg: HLSConfig, preci
     return config
 
 
+def keras3_config(hls_cfg: HLSConfig) -> dict:
+    """The hls4ml config of an HGQ2 model: model-level only (hls4ml derives every precision from its quantizers)."""
+    return {"Model": {"Precision": hls_cfg.default_precision, "ReuseFactor": hls_cfg.reuse_factor,
+                      "Strategy": "Latency"}}
+
+
+def convert_keras3_model(model, config: dict, common: dict):
+    """hls4ml's Keras-3 front end on an HGQ2 model (``common``: output folder, project, backend, part, testbench)."""
+    import hls4ml
+
+    return hls4ml.converters.convert_from_keras_model(model, hls_config=config, **common)
+
+
 @dataclass
 class HLSProject:
     """A converted, compiled hls4ml model and where it lives."""
@@ -156,7 +170,12 @@ class HLSProject:
 def convert(model, network: QuantizedNetwork, hls_cfg: HLSConfig, directory: Path, run_name: str,
             testbench_inputs: np.ndarray | None = None, compile_model: bool = True,
             precision_overrides: dict | None = None) -> HLSProject:
-    """Convert with hls4ml, write the project (with testbench files from real jets) and compile it."""
+    """Convert with hls4ml, write the project (with testbench files from real jets) and compile it.
+
+    A QKeras model goes through hls4ml's Keras-2 front end with every precision from ``network``; an HGQ2 model
+    (``network`` an :class:`~qtrigger.emulate.hgq.HGQNetwork`) through its Keras-3 front end, which reads the
+    trained quantizers itself (the reference only judges the result).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tb_in = tb_out = None
@@ -164,20 +183,16 @@ def convert(model, network: QuantizedNetwork, hls_cfg: HLSConfig, directory: Pat
         tb_in, tb_out = directory / "tb_input_features.npy", directory / "tb_output_predictions.npy"
         np.save(tb_in, testbench_inputs.astype(np.float64))
         np.save(tb_out, network.forward(testbench_inputs))
-    config = hls_layer_config(model, network, hls_cfg, precision_overrides)
     name = project_name_for(run_name)
-    hls_model = convert_from_keras_model(
-        model,
-        hls_config=config,
-        output_dir=str(directory),
-        project_name=name,
-        backend=hls_cfg.backend,
-        io_type=hls_cfg.io_type,
-        part=hls_cfg.part,
-        clock_period=hls_cfg.clock_period_ns,
-        input_data_tb=str(tb_in) if tb_in else None,
-        output_data_tb=str(tb_out) if tb_out else None,
-    )
+    common = {"output_dir": str(directory), "project_name": name, "backend": hls_cfg.backend,
+              "io_type": hls_cfg.io_type, "part": hls_cfg.part, "clock_period": hls_cfg.clock_period_ns,
+              "input_data_tb": str(tb_in) if tb_in else None, "output_data_tb": str(tb_out) if tb_out else None}
+    if isinstance(network, HGQNetwork):
+        config = keras3_config(hls_cfg)
+        hls_model = convert_keras3_model(model, config, common)
+    else:
+        config = hls_layer_config(model, network, hls_cfg, precision_overrides)
+        hls_model = convert_from_keras_model(model, hls_config=config, **common)
     start = time.perf_counter()
     if compile_model:
         hls_model.compile()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qtrigger.emulate.hgq import HGQNetwork
 from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.firmware.convert import convert
 from qtrigger.firmware.sets import set_stress_inputs
@@ -115,6 +116,34 @@ def stress_inputs(network: QuantizedNetwork, real_inputs: np.ndarray, n: int, se
     return np.concatenate([ties[: n // 2], over[n // 2 :]])
 
 
+def hgq_stress_rows(network: HGQNetwork, x: np.ndarray, input_type: FixedType, n: int = 400,
+                    seed: int = 1) -> np.ndarray:
+    """Rows on rounding ties of the run's input grid and of each input's learned grid, and beyond the range.
+
+    A quarter each: half an input LSB off real rows; half a learned LSB off (HGQ2 may keep fewer fractional
+    bits than the input grid); one input 1-4x beyond the input type's largest value; every input at ±2^20.
+    """
+    rng = np.random.default_rng(seed)
+    base = np.asarray(x, np.float64)[rng.integers(0, len(x), size=n)]
+    quarter = n // 4
+    learned = base + rng.choice([-1.0, 1.0], size=base.shape) * np.exp2(-network.stages[0].inputs.frac - 1.0)
+    over = base.copy()
+    over[np.arange(n), rng.integers(0, base.shape[1], size=n)] = overrange_values(input_type, n, rng, 4.0)
+    far = rng.choice([-1.0, 1.0], size=base.shape) * 2.0**20
+    return np.concatenate([tie_rows(base, input_type, rng)[:quarter], learned[:quarter], over[:quarter],
+                           far[: n - 3 * quarter]])
+
+
+def stress_rows_for(network, x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """The stress rows of a network's C-simulation and RTL checks: constituent jets (padding, ties, saturation),
+    per-element learned grids for an HGQ2 network, else the input type's ties and over-range rows."""
+    if x.ndim == 3:
+        return set_stress_inputs(network.input_type, x, n, seed)
+    if isinstance(network, HGQNetwork):
+        return hgq_stress_rows(network, x, network.input_type, n, seed)
+    return stress_inputs(network, x, n=n, seed=seed)
+
+
 # ---------------------------------------------------------------- the run's C-simulation stage
 
 
@@ -167,12 +196,7 @@ def run_csim(project, network: QuantizedNetwork, qat_model, x_test: np.ndarray, 
     """
     start = time.perf_counter()
     comparison = compare_codes(csim_predict_codes(project, network, x_test), exact_codes, network.output_type)
-    n_stress = min(20000, 4 * len(x_test))
-    if x_test.ndim == 3:  # a constituent network: stress jets (padding, ties, saturation; qtrigger.firmware.sets)
-
-        stress = set_stress_inputs(network.input_type, x_test, n_stress, seed)
-    else:
-        stress = stress_inputs(network, x_test, n=n_stress, seed=seed)
+    stress = stress_rows_for(network, x_test, min(20000, 4 * len(x_test)), seed)
     stress_cmp = compare_codes(csim_predict_codes(project, network, stress), network.forward_codes(stress),
                                network.output_type)
     f32 = compare_codes(float32_reference_codes(qat_model, network, x_test), exact_codes, network.output_type)

@@ -15,7 +15,8 @@ from qtrigger.config import HLSConfig
 from qtrigger.emulate.hgq import HGQNetwork, extract_hgq_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.check import CheckResult
-from qtrigger.firmware.csim import overrange_values, tie_rows
+from qtrigger.firmware.convert import convert_keras3_model, keras3_config
+from qtrigger.firmware.csim import hgq_stress_rows
 from qtrigger.firmware.rtl import (
     HWCONFIG,
     RAW_EXTRA_BITS,
@@ -32,51 +33,21 @@ from qtrigger.fixedpoint import FixedType
 
 def convert_hgq(model, hls_cfg: HLSConfig, directory: Path, project_name: str = "qtrigger_hgq"):
     """Write and compile the hls4ml project of a trained HGQ2 model (Latency strategy, io_parallel)."""
-    import hls4ml
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config = {"Model": {"Precision": hls_cfg.default_precision, "ReuseFactor": hls_cfg.reuse_factor,
-                        "Strategy": "Latency"}}
-    hls_model = hls4ml.converters.convert_from_keras_model(
-        model, output_dir=str(directory), project_name=project_name, backend=hls_cfg.backend,
-        io_type=hls_cfg.io_type, part=hls_cfg.part, clock_period=hls_cfg.clock_period_ns, hls_config=config)
+    common = {"output_dir": str(directory), "project_name": project_name, "backend": hls_cfg.backend,
+              "io_type": hls_cfg.io_type, "part": hls_cfg.part, "clock_period": hls_cfg.clock_period_ns}
+    hls_model = convert_keras3_model(model, keras3_config(hls_cfg), common)
     hls_model.compile()
     return hls_model
-
-
-def hgq_stress_rows(network: HGQNetwork, x: np.ndarray, input_type: FixedType, n: int = 400,
-                    seed: int = 1) -> np.ndarray:
-    """Rows on rounding ties of the run's input grid and of each input's learned grid, and beyond the range.
-
-    A quarter each: half an input LSB off real rows; half a learned LSB off (HGQ2 may keep fewer fractional
-    bits than the input grid); one input 1-4x beyond the input type's largest value; every input at ±2^20.
-    """
-    rng = np.random.default_rng(seed)
-    base = np.asarray(x, np.float64)[rng.integers(0, len(x), size=n)]
-    quarter = n // 4
-    learned = base + rng.choice([-1.0, 1.0], size=base.shape) * np.exp2(-network.stages[0].inputs.frac - 1.0)
-    over = base.copy()
-    over[np.arange(n), rng.integers(0, base.shape[1], size=n)] = overrange_values(input_type, n, rng, 4.0)
-    far = rng.choice([-1.0, 1.0], size=base.shape) * 2.0**20
-    return np.concatenate([tie_rows(base, input_type, rng)[:quarter], learned[:quarter], over[:quarter],
-                           far[: n - 3 * quarter]])
 
 
 def _difference_lsb(hls_model, network: HGQNetwork, rows: np.ndarray) -> np.ndarray:
     """C-simulation minus reference, per row and output, in LSBs of the reference's output grid."""
     rows = np.ascontiguousarray(rows, np.float64)
     out = np.asarray(hls_model.predict(rows), np.float64).reshape(len(rows), -1)
-    codes, frac = network.forward_codes(rows)
-    return np.round((out - codes * 2.0**-frac) * 2.0**frac).astype(np.int64)
-
-
-def model_input_type(network: HGQNetwork) -> FixedType:
-    """The widest input type of the first layer's learned input quantizers (for a user's model's stress rows)."""
-    q = network.stages[0].inputs
-    largest = int(np.abs(np.concatenate([q._on_grid(q.lo), q._on_grid(q.hi)])).max(initial=1))
-    width = max(int(largest).bit_length() + 1, 2)  # sign + magnitude on the finest grid
-    return FixedType(width, width - q.grid, True)
+    frac = network.output_type.frac
+    return np.round((out - network.forward(rows)) * 2.0**frac).astype(np.int64)
 
 
 def check_hgq_model(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: str = "check",
@@ -86,12 +57,12 @@ def check_hgq_model(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, n
     n_in = network.stages[0].kernel.shape[0]
     if x.ndim != 2 or x.shape[1] != n_in:
         raise QTriggerError(f"{source or 'inputs'}: rows of shape {x.shape[1:]}, the HGQ2 model takes {n_in} features")
-    input_type = model_input_type(network)
+    input_type = network.input_type
     hls_model = convert_hgq(model, hls_cfg, directory, f"{name}_hgq")
     stress = hgq_stress_rows(network, x, input_type)
     diff, stress_diff = (np.abs(_difference_lsb(hls_model, network, rows)) for rows in (x, stress))
     keras_out = np.asarray(model.predict(np.asarray(x, np.float32), verbose=0), np.float64).reshape(len(x), -1)
-    _, frac = network.forward_codes(x[:1])
+    frac = network.output_type.frac
     return CheckResult(
         events=len(x), mismatched_events=int(np.any(diff, axis=1).sum()), max_abs_diff_lsb=int(diff.max(initial=0)),
         stress_events=len(stress), stress_mismatched_events=int(np.any(stress_diff, axis=1).sum()),

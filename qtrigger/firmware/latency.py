@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.rtl import _environment, verilator_environment, verilator_version
 
@@ -227,7 +226,8 @@ def measure_latency(project_dir, top: str, pipe, reference, sets: dict[str, np.n
     """Build the harness, stream every set's rows back to back at II = 1 and find the read offset.
 
     ``sets`` maps a name (real, ties, overrange) to rows on the RTL's raw input grid.
-    ``reference``: a :class:`QuantizedNetwork` (expected output = its exact output values) or the
+    ``reference``: a network (a :class:`QuantizedNetwork` or any reference with ``forward_codes`` and
+    ``output_type``; expected output = its exact output values) or the
     expected output values of every streamed row, sets in order (for designs around a network, e.g.
     the event seed).
     ``mismatches_vs_model`` counts, per set, rows whose RTL output at the found latency
@@ -239,7 +239,7 @@ def measure_latency(project_dir, top: str, pipe, reference, sets: dict[str, np.n
     if not names:
         raise QTriggerError("measure_latency: no input rows")
     rows = np.concatenate([np.asarray(sets[name], np.float64) for name in names])
-    if isinstance(reference, QuantizedNetwork):
+    if hasattr(reference, "forward_codes"):
         expected = reference.forward_codes(rows).astype(np.float64) * reference.output_type.lsb
     else:
         expected = np.asarray(reference, np.float64)

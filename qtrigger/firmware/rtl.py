@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.device import CLOCK_UNCERTAINTY, DEFAULT_PART, device_family
+from qtrigger.emulate.hgq import ElementQuantizer, HGQNetwork
 from qtrigger.emulate.network import QuantizedNetwork
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType
@@ -143,9 +144,41 @@ def da4ml_trace(network: QuantizedNetwork, rounding: str = "half_up", raw_extra_
 
 def trace_network(values, network: QuantizedNetwork, rounding: str = "half_even"):
     """The network applied to a da4ml ``FixedVariableArray`` of real input values: input quantizer, then
-    every dense layer and activation (``rounding`` as :func:`da4ml_trace`). Returns the output array."""
+    every dense layer and activation (``rounding`` as :func:`da4ml_trace`). Returns the output array.
+
+    An HGQ2 network (:class:`~qtrigger.emulate.hgq.HGQNetwork`) rounds as it was trained (its own modes,
+    per element); ``rounding`` applies to QKeras networks.
+    """
+    if isinstance(network, HGQNetwork):
+        return trace_hgq(values, network)
     values = _quantize(values, network.input_type, rounding, "input quantizer")
     return trace_stages(values, network.stages, rounding)
+
+
+def trace_hgq(values, network: HGQNetwork):
+    """An HGQ2 network on a da4ml ``FixedVariableArray``: per layer, each input quantized onto its own learned
+    (k, i, f) with the trained rounding and saturation, matmul + bias, ReLU."""
+    for stage in network.stages:
+        values = quantize_elements(values, stage.inputs, stage.name)
+        kernel = np.asarray(stage.kernel, np.float64) * 2.0**-stage.kernel_frac
+        bias = np.asarray(stage.bias, np.float64) * 2.0**-stage.bias_frac
+        values = values @ kernel + bias
+        if stage.relu:
+            values = values.relu()
+    return values
+
+
+def quantize_elements(values, quantizer: ElementQuantizer, where: str):
+    """da4ml quantization of every element onto its own (k, i, f): the reference's round-then-saturate."""
+    if quantizer.wrap:
+        raise QTriggerError(f"layer {where}: a wrapping input quantizer is not traced (qtrigger saturates)")
+    frac, lo, hi = (np.broadcast_to(a, (1, *values.shape)).reshape(values.shape)
+                    for a in (quantizer.frac, quantizer.lo, quantizer.hi))  # (1, n) per element → (n,)
+    span = np.round(np.log2(hi + 1.0)).astype(np.int64)  # hi = 2^(i+f) - 1
+    k = (lo < 0).astype(np.int64)
+    symmetric = bool(np.any((lo < 0) & (lo == -hi)))
+    return values.quantize(k, span - frac, frac, overflow_mode="SAT_SYM" if symmetric else "SAT",
+                           round_mode=quantizer.rounding)
 
 
 def trace_stages(values, stages: list, rounding: str = "half_even"):

@@ -30,6 +30,7 @@ ARTEFACT = "da4ml Verilog"
 TOP = "qtrigger_net"
 BUNCH_SPACING_NS = 25.0
 ROUNDING = "half_even"
+QKERAS_ROUNDING = "half_even (QKeras): equal to the trained model"
 
 
 @dataclass
@@ -47,6 +48,7 @@ class RtlResult:
     time_multiplexing: int
     seconds: dict
     design: dict | None = None  # what the Verilog holds beyond the network (the event seed's chain)
+    rounding: str = QKERAS_ROUNDING  # how the Verilog rounds (the network's ``rounding_note`` when it has one)
 
     @property
     def artefact(self) -> str:
@@ -81,7 +83,7 @@ class RtlResult:
             "artefact": self.artefact,
             **({"design": self.design} if self.design else {}),
             "directory": self.directory,
-            "rounding": "half_even (QKeras): equal to the trained model",
+            "rounding": self.rounding,
             "clock_period_ns": self.clock_period_ns,
             "part": self.part,
             "synth": synth,
@@ -102,7 +104,7 @@ class RtlResult:
     def summary(self) -> str:
         """A few lines for the terminal."""
         lat = self.latency
-        lines = [f"{self.artefact} in {self.directory} (QKeras rounding)"]
+        lines = [f"{self.artefact} in {self.directory} (rounding: {self.rounding.split(':')[0]})"]
         if lat.latency_cycles is None:
             lines.append(f"latency NOT found: offsets matching every row: {lat.matching_offsets or 'none'}")
         else:
@@ -211,4 +213,5 @@ def rtl_stage(network: QuantizedNetwork, x_test: np.ndarray, hls_cfg, out_dir, *
     sets = rtl_stimulus(network, x, raw, n_ties, n_overrange, seed)
     latency, synth, note = measure_and_synthesize(out_dir, TOP, pipe, network, sets, clock, synthesize, seconds, nproc)
     return RtlResult(str(out_dir), clock, part, verilog_summary(comb, cutoff, clock), latency, synth, note,
-                     int(getattr(hls_cfg, "jets_per_event", 4)), int(getattr(hls_cfg, "time_multiplexing", 1)), seconds)
+                     int(getattr(hls_cfg, "jets_per_event", 4)), int(getattr(hls_cfg, "time_multiplexing", 1)), seconds,
+                     rounding=getattr(network, "rounding_note", QKERAS_ROUNDING))

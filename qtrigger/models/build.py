@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from qtrigger.config import KNOWN_FORMS, KNOWN_METHODS, ModelConfig, PruningConfig, QuantizationConfig
@@ -67,20 +68,50 @@ def form_builder(model_cfg: ModelConfig) -> FormBuilder:
 MethodBuilder = Callable[..., Any]
 """``builder(n_inputs, n_out, model_cfg, quant_cfg, input_type, seed)`` -> the QAT model."""
 
+MethodTrainer = Callable[..., Any]
+"""``trainer(model, x_train, y_train, x_val, y_val, n_out, training_cfg, quant_cfg, pruning_cfg, label,
+sample_weight, val_sample_weight)`` -> a result with ``model``, ``history``, ``best_epoch``, ``epochs_run``."""
+
 
 @dataclass(frozen=True)
 class QuantMethod:
-    """One ``quantization.method``: how its QAT model is built, and whether ``qtrigger run`` takes it.
+    """One ``quantization.method``: how its QAT model is built, trained, counted, saved and read back.
 
     ``check(model_cfg, quant_cfg, pruning_cfg)`` raises a one-line error for settings the method refuses;
-    ``runs``: the pipeline's stages after training (exact reference, hls4ml, RTL) read its models;
-    ``missing`` says what is not built yet when they do not.
+    ``train`` fits the QAT model (None: :func:`qtrigger.models.train.train`, the tf-keras trainer);
+    ``suffix`` is the saved model's file suffix, ``save(model, path)`` and ``load(path)`` write and read it;
+    ``count(model)`` gives (all, non-zero) parameters as the firmware sees them.
+    ``runs``: ``qtrigger run`` takes the method (``missing`` says what is not built yet when it does not).
+    The float twin is always the form's tf-keras network (one float reference for every method), and every
+    stage after training reads the method's trained model through its integer reference
+    (:func:`qtrigger.emulate.sets.extract_any_network`).
     """
 
     build: MethodBuilder
     check: Callable[..., None] | None = None
+    train: MethodTrainer | None = None
+    suffix: str = ".h5"
+    save: Callable[[Any, Path], Any] | None = None
+    load: Callable[[Path], Any] | None = None
+    count: Callable[[Any], tuple[int, int]] | None = None
     runs: bool = True
     missing: str = ""
+
+    def save_model(self, model, path: Path) -> Path:
+        """Write ``model`` to ``path`` (its suffix is :attr:`suffix`)."""
+        if self.save is not None:
+            self.save(model, path)
+        else:
+            model.save(path)
+        return Path(path)
+
+    def load_model(self, path: Path):
+        """Read a model this method saved."""
+        return (self.load or load_model)(path)
+
+    def parameters(self, model) -> tuple[int, int]:
+        """(all, non-zero) trainable parameters of the trained model, after weight quantization."""
+        return (self.count or count_parameters)(model)
 
 
 def _build_qkeras(n_inputs, n_out, model_cfg, quant_cfg, input_type, seed):
@@ -89,11 +120,38 @@ def _build_qkeras(n_inputs, n_out, model_cfg, quant_cfg, input_type, seed):
 
 
 def _build_hgq(n_inputs, n_out, model_cfg, quant_cfg, input_type, seed):
-    """HGQ2 on Keras 3 (:mod:`qtrigger.models.hgq`, imported only here and only for this method)."""
+    """HGQ2 on Keras 3 (:mod:`qtrigger.models.hgq`, imported only for this method: the HGQ2 world stays deferred)."""
     from qtrigger.models.hgq import build_hgq_mlp
 
     _check_hgq(model_cfg, quant_cfg, PruningConfig(enabled=False))
     return build_hgq_mlp(n_inputs, n_out, model_cfg, quant_cfg, input_type, seed)
+
+
+def _train_hgq(model, x_train, y_train, x_val, y_val, n_out, training_cfg, quant_cfg, pruning_cfg, label,
+               sample_weight=None, val_sample_weight=None):
+    """HGQ2's trainer (β schedule, EBOPs penalty), deferred with the HGQ2 world."""
+    from qtrigger.models.hgq import train_hgq
+
+    return train_hgq(model, x_train, y_train, x_val, y_val, n_out, training_cfg, quant_cfg.hgq, sample_weight,
+                     val_sample_weight, label=label)
+
+
+def _save_hgq(model, path: Path):
+    from qtrigger.models.hgq import save_hgq
+
+    return save_hgq(model, path)
+
+
+def _load_hgq(path: Path):
+    from qtrigger.models.hgq import load_hgq
+
+    return load_hgq(path)
+
+
+def _count_hgq(model) -> tuple[int, int]:
+    from qtrigger.models.hgq import count_hgq_parameters
+
+    return count_hgq_parameters(model)
 
 
 HGQ_RUN_FORMS = ("mlp",)
@@ -113,10 +171,8 @@ def _check_hgq(model_cfg: ModelConfig, quant_cfg: QuantizationConfig, pruning_cf
 
 METHODS: dict[str, QuantMethod] = {
     "qkeras": QuantMethod(_build_qkeras),
-    "hgq": QuantMethod(_build_hgq, _check_hgq, runs=False,
-                       missing="its stages after training (metrics, HLS project, RTL, trigger) do not take HGQ2 "
-                               "models yet (issue 30); train one with qtrigger.models.hgq.train_hgq and check it "
-                               "with qtrigger hls check --model M.keras --inputs X.npy"),
+    "hgq": QuantMethod(_build_hgq, _check_hgq, train=_train_hgq, suffix=".keras", save=_save_hgq, load=_load_hgq,
+                       count=_count_hgq),
 }
 
 
@@ -129,6 +185,11 @@ def register_method(name: str, method: QuantMethod) -> None:
 def quant_method(quant_cfg: QuantizationConfig) -> QuantMethod:
     """The registered ``quantization.method``; a one-line error for an unknown one."""
     return registered(METHODS, quant_cfg.method, "quantization.method", "quantization method")
+
+
+def model_file(quant_cfg: QuantizationConfig, which: str = "qat") -> str:
+    """A run's saved model file name: ``model_qat`` with the method's suffix; the float twin is always ``.h5``."""
+    return f"model_{which}{quant_method(quant_cfg).suffix if which == 'qat' else '.h5'}"
 
 
 def check_runnable(model_cfg: ModelConfig, quant_cfg: QuantizationConfig, pruning_cfg: PruningConfig) -> None:
@@ -257,8 +318,21 @@ def copy_dense_weights(source, target) -> None:
         raise QTriggerError("training.qat_init float_twin: the model has no dense_<i> or output layer to initialise")
     for name in names:
         values = source.get_layer(name).get_weights()
-        shapes = [w.shape for w in target.get_layer(name).get_weights()]
-        if [v.shape for v in values] != shapes:
+        layer = target.get_layer(name)
+        shapes = [w.shape for w in layer.get_weights()]
+        if [v.shape for v in values] == shapes:
+            layer.set_weights(values)
+        elif _kernel_and_bias_shapes(layer) == [v.shape for v in values]:  # an HGQ2 QDense: its widths stay
+            for variable, value in zip((layer.kernel, layer.bias), values):
+                variable.assign(value)
+        else:
             raise QTriggerError(f"training.qat_init float_twin: layer {name} has weights {shapes} in the QAT "
                                 f"model but {[v.shape for v in values]} in the float twin")
-        target.get_layer(name).set_weights(values)
+
+
+def _kernel_and_bias_shapes(layer) -> list[tuple]:
+    """The shapes of a layer's ``kernel`` and ``bias`` variables (bias-free: the kernel only; neither: [])."""
+    if getattr(layer, "kernel", None) is None:
+        return []
+    bias = getattr(layer, "bias", None)
+    return [tuple(layer.kernel.shape)] + ([tuple(bias.shape)] if bias is not None else [])

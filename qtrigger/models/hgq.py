@@ -29,6 +29,7 @@ import numpy as np
 from qtrigger.config import HGQConfig, ModelConfig, QuantizationConfig, TrainingConfig
 from qtrigger.errors import QTriggerError, one_line
 from qtrigger.fixedpoint import FixedType
+from qtrigger.models.recipe import balanced, class_weights, kept_epoch, recipe_callbacks
 
 HGQ2_PATH_ENV = "QTRIGGER_HGQ2_PATH"
 HGQ2_VERSIONS = ("0.2.0",)  # measured: QKeras beside it in one process, hls4ml 1.3 converts its models
@@ -158,11 +159,13 @@ class HGQTrainResult:
 
 def train_hgq(model, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
               n_classes: int, cfg: TrainingConfig, hgq_cfg: HGQConfig, sample_weight: np.ndarray | None = None,
-              val_sample_weight: np.ndarray | None = None) -> HGQTrainResult:
+              val_sample_weight: np.ndarray | None = None, label: str = "HGQ2 model") -> HGQTrainResult:
     """Fit an HGQ2 model (logit outputs) with the β schedule, early stopping and LR reduction of QKeras runs.
 
-    ``sample_weight`` / ``val_sample_weight``: final per-row weights (class balancing included). Early
-    stopping restores the best validation loss (β × EBOPs included, so a cheaper network can win).
+    ``sample_weight`` / ``val_sample_weight``: per-row weights; with ``training.class_weight: balanced`` the
+    class totals are balanced as for QKeras models (:func:`qtrigger.models.recipe.balanced`). The recipe
+    (``training.keep_epoch``, ``training.lr_schedule``) is the QKeras runs' one; with ``keep_epoch: best`` the
+    validation loss that picks the epoch includes β × EBOPs, so a cheaper network can win.
     """
     seed_keras(cfg.seed, cfg.threads)
     import keras
@@ -173,22 +176,53 @@ def train_hgq(model, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
     callbacks = [BetaScheduler(lambda epoch: hgq_cfg.beta_at(epoch, cfg.epochs)), FreeEBOPs(),
-                 keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience,
-                                               restore_best_weights=True),
-                 keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.lr_factor,
-                                                   patience=cfg.lr_patience, verbose=0)]
+                 *recipe_callbacks(keras, cfg)]
     y_type = np.float32 if binary else np.int64
-    validation = (x_val.astype(np.float32), y_val.astype(y_type))
+    weights, val_weights = _row_weights(y_train, sample_weight, cfg, n_classes), None
     if val_sample_weight is not None:
-        validation = (*validation, np.asarray(val_sample_weight, np.float32))
+        val_weights = _row_weights(y_val, val_sample_weight, cfg, n_classes)
+    validation = (x_val.astype(np.float32), y_val.astype(y_type))
+    if val_weights is not None:
+        validation = (*validation, val_weights)
+    if cfg.verbose:
+        print(f"training {label}: {len(x_train)} rows, {cfg.epochs} epochs max, β {hgq_cfg.beta:g}"
+              + (f" → {hgq_cfg.beta_final:g}" if hgq_cfg.beta_final is not None else ""))
     history = model.fit(x_train.astype(np.float32), y_train.astype(y_type), validation_data=validation,
                         epochs=cfg.epochs, batch_size=cfg.batch_size, callbacks=callbacks, shuffle=True,
-                        sample_weight=None if sample_weight is None else np.asarray(sample_weight, np.float32),
-                        verbose=2 if cfg.verbose else 0)
+                        sample_weight=weights, verbose=2 if cfg.verbose else 0)
     logs = {k: [float(v) for v in values] for k, values in history.history.items()}
     val_loss = logs.get("val_loss", [])
-    return HGQTrainResult(model, logs, int(np.argmin(val_loss)) if val_loss else 0, len(val_loss),
+    return HGQTrainResult(model, logs, kept_epoch(cfg, val_loss), len(val_loss),
                           ebops(model), learned_widths(model))
+
+
+def _row_weights(labels: np.ndarray, weights: np.ndarray | None, cfg: TrainingConfig,
+                 n_classes: int) -> np.ndarray | None:
+    """Per-row weights as QKeras training uses them: the given ones (or 1), class-balanced when configured."""
+    if weights is None and cfg.class_weight != "balanced":
+        return None
+    per_row = np.ones(len(labels)) if weights is None else np.asarray(weights, np.float64)
+    labels = np.asarray(labels).astype(np.int64)
+    if cfg.class_weight == "balanced":
+        k = 2 if n_classes == 1 else n_classes
+        class_weights(labels, k)  # raises on an empty class
+        per_row = balanced(per_row, labels, k)
+    return per_row.astype(np.float32)
+
+
+def count_hgq_parameters(model) -> tuple[int, int]:
+    """(all, non-zero) kernel and bias values of a trained HGQ2 MLP after its learned quantizers (0-bit weights
+    count as zero)."""
+    import keras
+
+    arrays = []
+    for layer in model.layers:
+        if type(layer).__name__ != "QDense":
+            continue
+        arrays.append(keras.ops.convert_to_numpy(layer.kq(layer.kernel, training=False)))
+        if layer.bq is not None:
+            arrays.append(keras.ops.convert_to_numpy(layer.bq(layer.bias, training=False)))
+    return sum(a.size for a in arrays), sum(int(np.count_nonzero(a)) for a in arrays)
 
 
 def ebops(model) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 from qtrigger.config import PruningConfig, TrainingConfig
 from qtrigger.errors import QTriggerError
 from qtrigger.models.batchnorm import fold_batchnorm, is_batchnorm_layer
+from qtrigger.models.recipe import balanced, class_weights, kept_epoch, recipe_callbacks
 from qtrigger.models.build import apply_pruning, pruning_steps, pruning_targets, strip_pruning
 
 log = logging.getLogger("qtrigger")
@@ -30,16 +31,6 @@ def configure_tensorflow(seed: int, threads: int) -> None:
         pass  # already initialised in this process: thread counts are fixed from the first call
     tf.keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
-    """Balanced class weights: n / (k · n_c), so each class carries equal total weight."""
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    if (counts == 0).any():
-        missing = [int(i) for i in np.flatnonzero(counts == 0)]
-
-        raise QTriggerError(f"training split has no jets of class {missing}; need more data or other labels")
-    return {i: float(len(labels) / (n_classes * c)) for i, c in enumerate(counts)}
 
 
 @dataclass
@@ -111,13 +102,7 @@ def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingCo
     binary = n_classes == 1
     loss = keras.losses.BinaryCrossentropy(from_logits=True) if binary else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
-    callbacks += [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True,
-            start_from_epoch=min(start_from, max(cfg.epochs - 1, 0)),
-        ),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.lr_factor, patience=cfg.lr_patience, verbose=0),
-    ]
+    callbacks += recipe_callbacks(keras, cfg, start_from)
     per_jet = np.ones(len(y_train)) if sample_weight is None else np.asarray(sample_weight, np.float64)
     k = 2 if binary else n_classes
     if cfg.class_weight == "balanced":
@@ -139,8 +124,7 @@ def train(model, x_train, y_train, x_val, y_val, n_classes: int, cfg: TrainingCo
         callbacks=callbacks, verbose=(1 if sys.stdout.isatty() else 2) if cfg.verbose else 0, shuffle=True,
     )
     val_loss = history.history.get("val_loss", [])
-    eligible = val_loss[start_from:] if start_from < len(val_loss) else val_loss
-    best_epoch = (len(val_loss) - len(eligible)) + int(np.argmin(eligible)) if eligible else 0
+    best_epoch = kept_epoch(cfg, val_loss, start_from)
     masks = pruning_masks(model) if pruned else {}
     achieved = pruning_summary(targets, masks, schedule) if pruned else None
     stripped = strip_pruning(model) if pruned else model
@@ -203,14 +187,6 @@ def pruning_shortfall(summary: dict | None) -> str | None:
     layers = ", ".join(f"{layer['name']} {100 * layer['achieved']:.1f} % (target {100 * layer['target']:.1f} %)"
                        for layer in short)
     return (f"pruning fell short of its target: zero weights {layers}; {schedule_text(summary['schedule'])}")
-
-
-def balanced(weight: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Weights rescaled per class so that every present class carries the same total."""
-    labels = np.asarray(labels).astype(np.int64)
-    totals = np.bincount(labels, weights=weight, minlength=n_classes)
-    factor = np.divide(weight.sum(), n_classes * totals, out=np.zeros_like(totals), where=totals > 0)
-    return weight * factor[labels]
 
 
 def _pooled(reports, what: str) -> float:

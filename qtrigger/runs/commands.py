@@ -17,7 +17,9 @@ from qtrigger.data.samples import rate_sample_info
 from qtrigger.errors import QTriggerError
 from qtrigger.estimate.latency import check_budget
 from qtrigger.firmware import vendor
+from qtrigger.emulate.sets import is_hgq_model
 from qtrigger.firmware.check import hls_check as check_model
+from qtrigger.firmware.hgq import check_hgq_model
 from qtrigger.firmware.set_spellings import canonical_set_model
 from qtrigger.fixedpoint import parse_fixed
 from qtrigger.levels import level_for
@@ -175,7 +177,8 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
         if not Path(model).is_file():
             raise QTriggerError(f"{model}: no such model file")
         if Path(model).suffix == ".keras":
-            return _check_keras3_model(Path(model), inputs, precision)
+            return _check_hgq(_load_keras3(Path(model)), load_inputs(inputs), HLSConfig(), "check", str(model),
+                              precision)
         _check_hdf5(Path(model))
         x = load_inputs(inputs)
         keras_model, hls_cfg, name = load_model(model), HLSConfig(), "check"
@@ -185,6 +188,11 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
         keras_model, hls_cfg, name = finished.load_model("qat"), finished.config.hls, finished.config.name
 
     source = str(inputs) if inputs else f"{run_dir} test jets"
+    if is_hgq_model(keras_model):  # a run of quantization.method: hgq
+        result = _check_hgq(keras_model, x, hls_cfg, name, source, precision)
+        if write:
+            write_json(Path(run_dir) / "hls_check.json", result.as_dict())
+        return result
     canonical, spelling = canonical_set_model(keras_model)  # TimeDistributed / mask-multiply DeepSets
     combined = spelling.inputs(x, source)
     check_override_layers(precision, canonical)
@@ -199,16 +207,19 @@ def hls_check(run_dir: str | Path | None = None, model: str | Path | None = None
     return result
 
 
-def _check_keras3_model(model: Path, inputs, precision: dict):
-    """``hls check --model M.keras``: a Keras-3 model saved with HGQ2 layers (``quantization.method: hgq``)."""
-    from qtrigger.firmware.hgq import check_hgq_model
+def _load_keras3(model: Path):
+    """A Keras-3 model saved with HGQ2 layers (``quantization.method: hgq``; the HGQ2 world stays deferred)."""
     from qtrigger.models.hgq import load_hgq
 
+    return load_hgq(model)
+
+
+def _check_hgq(keras_model, x, hls_cfg: HLSConfig, name: str, source: str, precision: dict):
+    """``hls check`` of an HGQ2 model: hls4ml's Keras-3 C-simulation against the exact reference."""
     if precision:
         raise QTriggerError("hls check: --override applies to QKeras models; HGQ2 models carry their own types")
-    x = load_inputs(inputs)
     with tempfile.TemporaryDirectory(prefix="qtrigger-check-") as tmp:
-        return check_hgq_model(load_hgq(model), x, HLSConfig(), Path(tmp), "check", source=str(model))
+        return check_hgq_model(keras_model, x, hls_cfg, Path(tmp), name, source=source)
 
 
 def hls_build(run_or_project: str | Path, steps: dict[str, bool]) -> Path:

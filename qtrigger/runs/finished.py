@@ -13,7 +13,7 @@ import numpy as np
 from qtrigger.config import load_config
 from qtrigger.errors import QTriggerError, one_line
 from qtrigger.inputs.codes import Preprocessor
-from qtrigger.models.build import load_model
+from qtrigger.models.build import load_model, model_file, quant_method
 from qtrigger.results import RunResult
 from qtrigger.rundir import RUN_ID_FILE, read_json, read_run_id, write_json
 
@@ -39,17 +39,21 @@ class FinishedRun:
                                 "lock is free); open the run's final directory")
         if not directory.is_dir():
             raise QTriggerError(f"{directory}: no such run directory")
-        for needed in ("config.resolved.yaml", "metrics.json", "preprocessing.json", "model_qat.h5"):
+        for needed in ("config.resolved.yaml", "metrics.json", "preprocessing.json"):
             if not (directory / needed).is_file():
                 raise QTriggerError(f"{directory}: not a finished run directory (no {needed})")
         config = load_config(directory / "config.resolved.yaml", check_files=False)
+        model_path = directory / model_file(config.quantization)
+        if not model_path.is_file():
+            raise QTriggerError(f"{directory}: not a finished run directory (no {model_path.name})")
         result = RunResult.from_json(read_json(directory / "metrics.json", "run metrics"), str(directory / "metrics.json"))
         payload = read_json(directory / "preprocessing.json", "preprocessing")
         try:
             preprocessor = Preprocessor.from_json(payload)
         except (TypeError, KeyError, ValueError) as err:
             raise QTriggerError(f"{directory / 'preprocessing.json'}: corrupt preprocessing ({err})") from None
-        _check_hdf5(directory / "model_qat.h5")
+        if model_path.suffix == ".h5":
+            _check_hdf5(model_path)
         result.directory = directory
         run = cls(directory, config, result, preprocessor, read_run_id(directory))
         run.check_hls_project()
@@ -77,12 +81,16 @@ class FinishedRun:
                                 f"{self.run_id}); rerun qtrigger run to rebuild both")
 
     def load_model(self, which: str = "qat"):
-        """The saved Keras model (``qat`` or ``float``), with a one-line error if it cannot be read."""
+        """The saved Keras model (``qat`` or ``float``), with a one-line error if it cannot be read.
 
-        path = self.directory / f"model_{which}.h5"
+        The QAT model is read by the run's ``quantization.method`` (QKeras ``.h5``, HGQ2 ``.keras``)."""
+
+        path = self.directory / model_file(self.config.quantization, which)
         if not path.is_file():
             hint = " (the run had training.float_twin: false)" if which == "float" else ""
             raise QTriggerError(f"{path}: no such model file{hint}")
+        if path.suffix != ".h5":
+            return quant_method(self.config.quantization).load_model(path)  # one-line errors of its own
         _check_hdf5(path)
         try:
             return load_model(path)

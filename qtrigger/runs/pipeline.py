@@ -22,7 +22,7 @@ from qtrigger.estimate import estimate_hardware
 from qtrigger.firmware.check import precision_profile
 from qtrigger.inputs.codes import training_saturation
 from qtrigger.levels import Prepared, level_for
-from qtrigger.models.build import build_model, copy_dense_weights, count_parameters
+from qtrigger.models.build import build_model, copy_dense_weights, count_parameters, model_file, quant_method
 from qtrigger.models.train import configure_tensorflow, pruning_shortfall, train
 from qtrigger.results import ModelSummary, RunResult
 from qtrigger.rundir import claimed_outputs, write_provenance
@@ -73,7 +73,8 @@ def run_stages(config: RunConfig, prepared: Prepared, run_dir: Path, hls_dir: Pa
     return the result and the plots' inputs."""
     level = prepared.input_level
     qat, twin = train_models(config, prepared)
-    qat.model.save(run_dir / "model_qat.h5")
+    method = quant_method(config.quantization)
+    method.save_model(qat.model, run_dir / model_file(config.quantization))
     network = extract_any_network(qat.model)
     x_test = prepared.inputs[prepared.split.test]
     signal = level.test_signal(config, prepared)
@@ -81,7 +82,8 @@ def run_stages(config: RunConfig, prepared: Prepared, run_dir: Path, hls_dir: Pa
     exact_codes = network.forward_codes(x_test)
     qat_scores = level.scores(config, exact_codes * network.output_type.lsb)
     result = RunResult(run=config.name, data=level.summary(config, prepared),
-                       model=model_summary(qat, network, prepared.preprocessor.input_type),
+                       model=model_summary(qat, network, prepared.preprocessor.input_type,
+                                           method.parameters(qat.model)),
                        precision_profile=precision_profile(network, x_test),
                        qat=level.score_metrics(config, prepared, qat_scores))
     artefacts = {"test_labels": signal, "scores": {"QAT (exact)": qat_scores}, "history": {"qat": qat.history},
@@ -133,13 +135,18 @@ def fit(config: RunConfig, prepared: Prepared, n_out: int, quantized: bool, weig
     model = build_model(x.shape[-1], n_out, config.model, config.quantization, input_type, quantized, t.seed)
     if init_from is not None:
         copy_dense_weights(init_from, model)
-    return train(model, x[split.train], y[split.train], x[split.val], y[split.val], n_out, t, config.pruning,
-                 "QAT model" if quantized else "float twin", weights, val_sample_weight=val_weights)
+    rows = (x[split.train], y[split.train], x[split.val], y[split.val], n_out, t)
+    trainer = quant_method(config.quantization).train if quantized else None
+    if trainer is not None:  # the method's own trainer (HGQ2: β schedule and EBOPs)
+        return trainer(model, *rows, config.quantization, config.pruning, "QAT model", weights, val_weights)
+    return train(model, *rows, config.pruning, "QAT model" if quantized else "float twin", weights,
+                 val_sample_weight=val_weights)
 
 
-def model_summary(qat, network, input_type) -> ModelSummary:
-    """Size, derived types and training length of the QAT model."""
-    params, nonzero = count_parameters(qat.model)
+def model_summary(qat, network, input_type, parameters: tuple[int, int] | None = None) -> ModelSummary:
+    """Size, derived types and training length of the QAT model (``parameters``: (all, non-zero), else counted
+    as for a QKeras model)."""
+    params, nonzero = parameters or count_parameters(qat.model)
     summary = ModelSummary(
         parameters=params, nonzero_parameters=nonzero, input_type=str(input_type),
         output_type=str(network.output_type), best_epoch=qat.best_epoch, epochs_run=qat.epochs_run,
@@ -149,6 +156,8 @@ def model_summary(qat, network, input_type) -> ModelSummary:
         summary.extra["batchnorm"] = qat.batchnorm
     if getattr(qat, "pruning", None) is not None:  # per pruned layer: target and achieved sparsity
         summary.extra["pruning"] = qat.pruning
+    if getattr(qat, "widths", None):  # learned widths (HGQ2): per layer, and the resource estimate it trained on
+        summary.extra["learned_widths"] = {"ebops": qat.ebops, "layers": qat.widths}
     return summary
 
 

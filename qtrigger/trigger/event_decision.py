@@ -71,6 +71,16 @@ typedef ap_uint<{words.ht_bits}> ht_t;
 typedef ap_uint<{max(words.ht_bits, words.pt_bits) + 1}> ht_acc_t;
 typedef ap_int<32> word_t;
 typedef ap_fixed<72, 48> wide_t;  // holds every word and its 2^-shift exactly
+typedef {"ap_fixed" if score_type.signed else "ap_ufixed"}<{score_type.width}, {score_type.integer}> score_value_t;  // the exact output type
+
+// the network's own input and result types, whatever the front end named them (QKeras: input_t, HGQ2: <input>_t)
+template <class F> struct network_io;
+template <class I, class O> struct network_io<void(I *, O *)> {{
+    typedef I input;
+    typedef O result;
+}};
+typedef network_io<decltype({project})>::input input_t;
+typedef network_io<decltype({project})>::result result_t;
 
 inline ht_t event_ht(const pt_t pt[N_SLOTS], const bool valid[N_SLOTS]) {{
 #pragma HLS INLINE
@@ -126,7 +136,8 @@ inline void event_inputs(const word_t words[N_JETS][N_FEATURES], const bool vali
 
 inline long long score_code(result_t r) {{
 #pragma HLS INLINE
-    ap_uint<SCORE_WIDTH> bits = r.range(SCORE_WIDTH - 1, 0);
+    score_value_t value = r;  // exact: the output is on this type's grid and within its range
+    ap_uint<SCORE_WIDTH> bits = value.range(SCORE_WIDTH - 1, 0);
     {signed}<SCORE_WIDTH> code = bits;
     return (long long)code;
 }}
