@@ -156,12 +156,13 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pileup_files(tmp_path_factory):
-    """ttbar at mu = 10 (direct overlay, Run-3-like mitigation) with and without L1 objects, and the particles the
-    objects were built from (``seen``)."""
-    from qtrigger.generate import chunk, generate_sample
+    """ttbar at mu = 10 (from a 40-interaction library: one minimum-bias Pythia for both; Run-3-like mitigation)
+    with and without L1 objects, and the particles the objects were built from (``seen``)."""
+    from qtrigger.generate import chunk, generate_library, generate_sample
 
     folder = tmp_path_factory.mktemp("l1pu")
-    kw = dict(workers=0, progress=False, candidates=False, pileup=10)
+    generate_library(40, 9, folder / "lib", chunk_size=40, workers=0, progress=False)
+    kw = dict(workers=0, progress=False, candidates=False, pileup=10, pileup_library=folder / "lib")
     generate_sample("ttbar", 6, 9, folder / "pu_off.root", **kw)
     seen, real = [], chunk.l1_objects
 

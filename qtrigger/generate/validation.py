@@ -56,9 +56,9 @@ def paired_mitigation_summary(zero_pileup: str, with_pileup: str, ht_jet_pt: flo
     ht0, ht = _ht(ref["Jet_pt"], ht_jet_pt), _ht(pu["Jet_pt"], ht_jet_pt)
     both = ht0 > 0
     out = {"ht_jet_pt_gev": ht_jet_pt, "ht_ratio": _spread(ht[both] / ht0[both])}
-    if "RawJet_ht" in pu:
-        raw = pu["RawJet_ht"]  # raw jets above the generator's jet threshold
-        out["raw_ht_ratio_all_jets"] = _spread(raw[both] / _ht(ref["Jet_pt"], 0.0)[both])
+    if "RawJet_ht" in pu:  # the raw jets (no pileup subtraction) above the generator's jet threshold
+        ref_ht = _ht(ref["Jet_pt"], match_jet_pt)
+        out["raw_ht_ratio"] = _spread(pu["RawJet_ht"][ref_ht > 0] / ref_ht[ref_ht > 0])
     n, lost = _unmatched(pu, ref, match_jet_pt, match_dr)
     out["unmatched_jets"] = {"jet_pt_gev": match_jet_pt, "jets": n, "unmatched": lost, "fraction": lost / max(n, 1),
                              "match_dr": match_dr}
