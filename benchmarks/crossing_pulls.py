@@ -19,7 +19,8 @@ import types
 
 import numpy as np
 
-from qtrigger.data.samples import event_xsec_weights_mb, rate_sample_info, read_sample_info, table_crossing_weights_hz
+from qtrigger.data.crossing import rate_sample_info, table_crossing_weights_hz
+from qtrigger.data.samples import event_xsec_weights_mb, read_sample_info
 from qtrigger.trigger.rates import LHC_BUNCHES, LHC_F_REV_HZ, weighted_fraction
 
 MB_TO_CM2 = 1e-27

@@ -19,7 +19,7 @@ import types
 
 import numpy as np
 
-from qtrigger.data.samples import rate_sample_info, table_crossing_weights_hz
+from qtrigger.data.crossing import rate_sample_info, table_crossing_weights_hz
 from qtrigger.trigger.efficiency import clopper_pearson
 from qtrigger.trigger.rates import LHC_BUNCHES, LHC_F_REV_HZ, n_eff, split_events
 

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from qtrigger.data.samples import PtHatBin, SampleInfo, crossing_weights_hz, event_xsec_weights_mb, read_sample_info
+from qtrigger.data.crossing import crossing_weights_hz
+from qtrigger.data.samples import PtHatBin, SampleInfo, event_xsec_weights_mb, read_sample_info
 from qtrigger.errors import QTriggerError
 
 F_REV_HZ, N_BUNCHES = 11245.6, 2748
@@ -314,7 +315,7 @@ def _table_of(files):
 
 
 def test_crossing_normalisation_weights_each_crossing_once(crossing_files):
-    from qtrigger.data.samples import rate_sample_info, table_crossing_weights_hz
+    from qtrigger.data.crossing import rate_sample_info, table_crossing_weights_hz
     from qtrigger.trigger.rates import sample_rate
 
     binned, zero_bias = crossing_files
@@ -341,7 +342,7 @@ def test_crossing_normalisation_weights_each_crossing_once(crossing_files):
 
 def test_pileup_rate_samples_need_the_crossing_normalisation(crossing_files):
     from qtrigger.config import TriggerConfig
-    from qtrigger.data.samples import rate_sample_info
+    from qtrigger.data.crossing import rate_sample_info
     from qtrigger.runs.preflight import check_rate_normalisation
 
     binned, zero_bias = crossing_files

@@ -20,7 +20,8 @@ from sklearn.metrics import roc_auc_score
 from qtrigger.config import resolve_sample_files
 from qtrigger.data.reader import (EventSplit, JetTable, check_branches, collection_branch, nonfinite_text,
                                   split_by_event)
-from qtrigger.data.samples import event_xsec_weights_mb, overlay_veto_keep, read_sample_info
+from qtrigger.data.crossing import overlay_veto_keep
+from qtrigger.data.samples import event_xsec_weights_mb, read_sample_info
 from qtrigger.emulate.network import extract_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.csim import csim_in_temporary_project

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from qtrigger.config import HLSConfig
 from qtrigger.data.reader import check_branches
-from qtrigger.data.samples import rate_sample_info
+from qtrigger.data.crossing import rate_sample_info
 from qtrigger.errors import QTriggerError
 from qtrigger.estimate.latency import check_budget
 from qtrigger.firmware import vendor

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from qtrigger.config import RunConfig, TriggerConfig, resolve_sample_files
 from qtrigger.data.reader import WEIGHT_BRANCH, check_branches, check_collection, collection_branch, open_events_tree
-from qtrigger.data.samples import rate_sample_info, read_pileup
+from qtrigger.data.crossing import rate_sample_info
+from qtrigger.data.samples import read_pileup
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.rtl import _require_da4ml, _verilator_root
 from qtrigger.levels import level_for

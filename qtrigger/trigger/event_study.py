@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.data.samples import rate_sample_info
+from qtrigger.data.crossing import rate_sample_info
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.event import build_event_inputs, check_input_words, read_event_table
 from qtrigger.inputs.seed_jets import NO_CODE, SeedJets

@@ -28,7 +28,8 @@ from typing import Callable
 import numpy as np
 from scipy.special import gammaincinv
 
-from qtrigger.data.samples import SampleInfo, event_xsec_weights_mb, table_crossing_weights_hz
+from qtrigger.data.crossing import table_crossing_weights_hz
+from qtrigger.data.samples import SampleInfo, event_xsec_weights_mb
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.seed_jets import NO_CODE
 
@@ -386,7 +387,7 @@ def weighted_rate(info: SampleInfo, method: str, events: np.ndarray, event_file:
 def crossing_rate(weights_hz: np.ndarray, events: np.ndarray, description: str = "",
                   min_n_eff: float = DEFAULT_MIN_N_EFF) -> WeightedRate:
     """The :class:`WeightedRate` of bunch crossings from per-crossing weights in Hz over a table
-    (:func:`qtrigger.data.samples.crossing_weights_hz`, binned and zero-bias events side by side): R = sum of
+    (:func:`qtrigger.data.crossing.crossing_weights_hz`, binned and zero-bias events side by side): R = sum of
     the fired weights. Events of weight 0 (vetoed binned events, zero-bias crossings above the lowest bin edge)
     are left out, so ``n_fired`` counts crossings that count."""
     weights_hz = np.asarray(weights_hz, dtype=np.float64)
@@ -403,7 +404,7 @@ def sample_rate(info: SampleInfo, method: str, events: np.ndarray, table, tree: 
                 min_n_eff: float = DEFAULT_MIN_N_EFF) -> WeightedRate:
     """The :class:`WeightedRate` of the ``events`` of a rate table (``qtrigger.data.reader.JetTable``):
     :func:`weighted_rate` for ``cross_section``/``zero_bias``; for ``crossing`` (binned hard events and
-    zero-bias crossings at one mu, ``info`` from :func:`qtrigger.data.samples.rate_sample_info`) one weight per
+    zero-bias crossings at one mu, ``info`` from :func:`qtrigger.data.crossing.rate_sample_info`) one weight per
     bunch crossing, normalised on these events (:func:`crossing_rate`)."""
     if method != "crossing":
         return weighted_rate(info, method, events, table.event_file, table.event_weight, table.files, lumi_cm2s,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.data.samples import rate_sample_info
+from qtrigger.data.crossing import rate_sample_info
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.seed_jets import NO_CODE, SeedJets, leading_jet_pt, leading_rank
 from qtrigger.trigger.efficiency import efficiency_of
