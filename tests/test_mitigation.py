@@ -131,12 +131,14 @@ def test_pileup_files_record_the_scheme_and_the_raw_jets(paired):
     import awkward as ak
     import uproot
 
-    codes = {}
+    codes, seeds = {}, {}
     for scheme in ("run3", "phase2"):
         with uproot.open(paired / f"pu20_{scheme}.root") as handle:
             codes[scheme] = int(handle["Runs"]["pileupMitigation"].array(library="np")[0])
+            seeds[scheme] = float(handle["Runs"]["jetSeedGeV"].array(library="np")[0])
             events = handle["Events"].arrays(["Jet_pt", "RawJet_ht", "RawJet_n", "Pileup_rho"], library="ak")
         assert (ak.to_numpy(events["Pileup_rho"]) > 0).mean() > 0.5
         # the raw jets (no subtraction, no seed) are never fewer than the mitigated ones
         assert (ak.to_numpy(events["RawJet_n"]) >= ak.to_numpy(ak.num(events["Jet_pt"]))).all()
     assert codes == {"run3": 1, "phase2": 2}
+    assert seeds == {"run3": 5.0, "phase2": 4.0}

@@ -76,6 +76,9 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pileup mitigation of the jets (with --pileup): run3 = calorimeter-like thresholds and "
                              "rho*A subtraction, phase2 = L1 vertex, charged pileup removed, rho*A on the rest; "
                              "auto (default): run3 below mu 140, phase2 from it (docs/generation.md)")
+    parser.add_argument("--jet-seed-gev", type=float, default=None, metavar="GEV",
+                        help="with --pileup: a mitigated jet needs a constituent above GEV (default: 5 for run3, 4 for "
+                             "phase2)")
     parser.add_argument("--jet-pt-min", type=float, default=20.0, help="jet pt cut [GeV] (default 20)")
     parser.add_argument("--jet-eta-max", type=float, default=2.5, help="jet |eta| cut (default 2.5)")
     parser.add_argument("--d0-resolution-um", type=float, default=None, metavar="UM",
@@ -123,6 +126,7 @@ def handle_generate(args: argparse.Namespace) -> int:
         d0_resolution_um=args.d0_resolution_um, z0_resolution_um=args.z0_resolution_um,
         candidates=not args.no_candidates, pileup_library=args.pileup_library,
         pileup_max_reuse=args.pileup_max_reuse, mitigation=args.mitigation, l1_objects=_l1_settings(args),
+        jet_seed_gev=args.jet_seed_gev,
     )
     if len(s["bins"]) > 1:
         for b in s["bins"]:

@@ -47,6 +47,7 @@ from qtrigger.generate.library import (  # noqa: F401
 )
 from qtrigger.generate.options import (  # noqa: F401
     BIN_STRIDE,
+    check_jet_seed,
     check_mitigation,
     DEFAULT_CHUNK_SIZE,
     MAX_BINS,
@@ -207,6 +208,7 @@ def generate_sample(
     pileup_max_reuse: int = DEFAULT_MAX_REUSE,
     mitigation: str = "auto",
     l1_objects: bool | L1Settings = False,
+    jet_seed_gev: float | None = None,
 ) -> dict:
     """Generate ``n_events`` events of ``process`` and write NanoAOD-schema jets to ``output``.
 
@@ -220,7 +222,8 @@ def generate_sample(
     :func:`generate_library`), drawn from the library, each library interaction at most
     ``pileup_max_reuse`` times over the sample.
     ``mitigation`` (with pileup): ``none``, ``run3``, ``phase2`` or ``auto`` (none at mu = 0, run3 below
-    mu = 140, phase2 from it); :mod:`qtrigger.generate.mitigation`.
+    mu = 140, phase2 from it); :mod:`qtrigger.generate.mitigation`. ``jet_seed_gev``: the mitigated jets' seed
+    threshold (default: the scheme's, ``mitigation.JET_SEED_GEV``), recorded in ``Runs/jetSeedGeV``.
     ``l1_objects`` (True, or :class:`~qtrigger.generate.l1objects.L1Settings` for another response) adds the
     ``L1Jet``, ``L1EG``, ``L1Mu`` and ``L1EtSum`` collections in CMSSW's L1 NanoAOD schema; every other branch stays
     bit-identical (:mod:`qtrigger.generate.l1objects`).
@@ -251,6 +254,7 @@ def generate_sample(
     _check_outputs(outputs, overwrite)
     library = check_library_use(pileup_library, pileup, jet_eta_max, pileup_max_reuse)
     mitigation = check_mitigation(mitigation, pileup)
+    check_jet_seed(jet_seed_gev, pileup)
     l1 = _l1_spec(l1_objects)
     import_generators()
 
@@ -268,7 +272,8 @@ def generate_sample(
         parts_dir.mkdir()
         specs = [_chunk_spec(process, bins[c.bin_index], c, parts_dir, pthat_bins is None, pthat_min, bias_pow,
                              pileup, jet_pt_min, jet_eta_max, batch_size, seed, d0_resolution_um, z0_resolution_um,
-                             candidates) | overlay[k] | {"mitigation": mitigation, "l1_objects": l1}
+                             candidates) | overlay[k] | {"mitigation": mitigation, "l1_objects": l1,
+                                            "jet_seed_gev": jet_seed_gev}
                  for k, c in enumerate(chunks)]
         results = _run_chunks(specs, workers, scheduler, progress)
         per_bin = []

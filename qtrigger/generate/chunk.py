@@ -156,7 +156,7 @@ def _jets(fastjet, spec: dict, pieces: list[dict], n: int, resolution: Resolutio
         return (*jet_table(fastjet, inputs, n, spec["jet_pt_min"], spec["jet_eta_max"]), {}, inputs)
     mitigated = mitigate(inputs, n, spec["mitigation"], resolution)
     cols, njet, cands = jet_table(fastjet, mitigated.inputs, n, spec["jet_pt_min"], spec["jet_eta_max"],
-                                  mitigated.pt_offset, JET_SEED_GEV if spec["mitigation"] != "none" else 0.0)
+                                  mitigated.pt_offset, jet_seed_gev(spec))
     branches = {**extra.branches(), "Pileup_rho": mitigated.rho.astype(np.float32),
                 "L1PV_z": mitigated.l1_vertex_z.astype(np.float32),
                 **raw_jet_summaries(fastjet, mitigated.raw_inputs, n, spec["jet_pt_min"], spec["jet_eta_max"])}
@@ -191,4 +191,11 @@ def _runs_entry(spec: dict, counts: dict, xsec: float, xsec_err: float, sigma_in
         "pileupReuse": float(spec.get("reuse_mean", 0.0)),
         "pileupMaxReuse": int(spec.get("reuse_max", 0)),
         "pileupMitigation": MITIGATION_CODES[spec.get("mitigation", "none")] if spec["pileup"] > 0 else 0,
+        "jetSeedGeV": jet_seed_gev(spec) if spec["pileup"] > 0 else 0.0,
     }
+
+
+def jet_seed_gev(spec: dict) -> float:
+    """The mitigated jets' seed threshold (GeV): ``spec['jet_seed_gev']`` if given, else the scheme's default."""
+    given = spec.get("jet_seed_gev")
+    return float(JET_SEED_GEV[spec.get("mitigation", "none")] if given is None else given)

@@ -100,6 +100,17 @@ def _check_outputs(outputs: list[Path], overwrite: bool) -> None:
 
 
 
+def check_jet_seed(jet_seed_gev: float | None, pileup: float) -> None:
+    """One line for a seed threshold that is negative or not finite, or given without pileup."""
+    if jet_seed_gev is None:
+        return
+    if not math.isfinite(jet_seed_gev) or jet_seed_gev < 0:
+        raise QTriggerError(f"--jet-seed-gev {jet_seed_gev:g} is invalid; expected a threshold >= 0 GeV")
+    if pileup <= 0:
+        raise QTriggerError(f"--jet-seed-gev {jet_seed_gev:g} needs pileup (--pileup MU > 0); at mu = 0 the jets have "
+                            "no seed requirement")
+
+
 def check_mitigation(mitigation: str, pileup: float) -> str:
     """The pileup mitigation scheme to apply (``auto`` resolved by mu); one line for an unknown name or a
     scheme other than none at mu = 0 (nothing to mitigate; a mu = 0 file stays bit-identical)."""

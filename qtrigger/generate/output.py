@@ -81,6 +81,7 @@ RUNS_FIELDS = {
     "pileupReuse": np.float64,  # library draws / library size over the sample, 0 without a library
     "pileupMaxReuse": np.int64,  # the most any library interaction was drawn, 0 without a library
     "pileupMitigation": np.int32,  # 0 = none (raw particles clustered), 1 = Run-3-like, 2 = Phase-2-like
+    "jetSeedGeV": np.float64,  # the mitigated jets' seed-constituent threshold, 0 = none (mu = 0)
 }
 PART_COMPRESSION = ("ZLIB", 1)  # parts are recompressed by the merge
 OUTPUT_COMPRESSION = ("LZMA", 9)
