@@ -3,6 +3,7 @@ record in Runs, the luminosity check against mu, and rates per bunch crossing (c
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -261,7 +262,7 @@ def test_crossing_weights_fix_the_per_interaction_overcounting():
         factors[cut] = old / truth
         assert new == pytest.approx(truth, rel=0.05), cut
     assert min(factors.values()) > 2.5  # toy at mu = 60: 3.2, 3.4, 3.8, 4.1 x the truth at X = 2, 6, 10, 20 GeV
-    from qtrigger.trigger.rates import crossing_rate
+    from qtrigger.trigger.table_rates import crossing_rate
 
     keys = np.concatenate([np.maximum(own, overlay), hardest_zb]).round().astype(np.int64)  # "hardest >= X"
     rate = crossing_rate(np.concatenate([w_binned, w_zb]), np.ones(len(keys), bool))
@@ -316,7 +317,7 @@ def _table_of(files):
 
 def test_crossing_normalisation_weights_each_crossing_once(crossing_files):
     from qtrigger.data.crossing import rate_sample_info, table_crossing_weights_hz
-    from qtrigger.trigger.rates import sample_rate
+    from qtrigger.trigger.table_rates import sample_rate
 
     binned, zero_bias = crossing_files
     files = [*binned, *zero_bias]
@@ -338,6 +339,33 @@ def test_crossing_normalisation_weights_each_crossing_once(crossing_files):
     total = sample_rate(info, "crossing", every, table, lumi_cm2s=lumi).scale_hz
     assert sample_rate(info, "crossing", half, table, lumi_cm2s=lumi).scale_hz == pytest.approx(total, rel=0.5)
     assert total == pytest.approx(float(weights.sum()))
+
+
+def test_crossings_sharing_a_library_interaction_are_grouped(crossing_files):
+    """The tiny library (40 interactions) is drawn many times: zero-bias crossings with the same hardest
+    interaction share a label, binned events never do, and the grouped error is not below the naive one."""
+    from qtrigger.data.crossing import rate_sample_info, shared_interaction_groups
+    from qtrigger.trigger.table_rates import sample_rate
+
+    binned, zero_bias = crossing_files
+    files = [*binned, *zero_bias]
+    table = _table_of(files)
+    every = np.ones(len(table.event_file), bool)
+    labels = shared_interaction_groups(files, table.event_file, table.event_entry, every)
+    zb, _ = _events(zero_bias[0], ["Generator_binvar"])
+    n_zb = len(zb["Generator_binvar"])
+    hardest = zb["Generator_binvar"]
+    assert labels is not None and len(np.unique(labels[:-n_zb])) == len(labels) - n_zb  # binned: own groups
+    shared = np.array([(hardest == h).sum() > 1 for h in hardest]) & (hardest > 0)
+    assert shared.any() and np.array_equal(labels[-n_zb:][shared], hardest[shared].astype(np.float64))
+    assert shared_interaction_groups(files, table.event_file, table.event_entry, every & (table.event_file == 0)) is None
+    info = rate_sample_info(files, "crossing")
+    rate = sample_rate(info, "crossing", every, table, lumi_cm2s=1e34)
+    keys = np.zeros(len(every), np.int64)
+    keys[-n_zb:] = 1  # fire on every zero-bias crossing that counts
+    grouped, naive = rate.point(keys, 1), replace(rate, group=None).point(keys, 1)
+    assert grouped.rate_hz == naive.rate_hz and grouped.rate_err_hz >= naive.rate_err_hz
+    assert grouped.n_eff_fired <= naive.n_eff_fired
 
 
 def test_pileup_rate_samples_need_the_crossing_normalisation(crossing_files):

@@ -142,3 +142,28 @@ def overlay_veto_keep(info: SampleInfo, files, event_file: np.ndarray, event_ent
         return np.ones(len(event_file), dtype=bool)
     values = _event_branches(files, event_file, np.asarray(event_entry), CROSSING_BRANCHES, tree)
     return values["Pileup_maxPtHat"] <= values["Generator_binvar"]
+
+
+def shared_interaction_groups(files, event_file: np.ndarray, event_entry: np.ndarray, events: np.ndarray,
+                              tree: str = "Events") -> np.ndarray | None:
+    """Per selected event (``events``) a group label for :mod:`qtrigger.trigger.shared`, or None when no two
+    events share an interaction.
+
+    Zero-bias crossings at mu > 0 drawn from a pileup library share their hardest interaction when it is the same
+    library interaction: its pTHat (``Generator_binvar``, full float32) is then equal to the bit, which distinct
+    Pythia interactions practically never are. Such crossings get that value as their label; every other event
+    (binned hard events: their own interaction is the hardest; mu = 0; a hardest pTHat of 0) is its own group.
+    """
+    event_file, event_entry = np.asarray(event_file), np.asarray(event_entry)
+    events = np.asarray(events, dtype=bool)
+    label = -1.0 - np.arange(len(event_file), dtype=np.float64)  # unique, below any pTHat
+    for k in np.unique(event_file[events]):
+        runs = read_runs(str(files[k]))
+        if not (runs.get("minbias") and (runs.get("mu") or 0) > 0):
+            continue
+        rows = np.flatnonzero(events & (event_file == k))
+        hardest = _event_branches(files, event_file[rows], event_entry[rows], ("Generator_binvar",), tree)
+        value = hardest["Generator_binvar"].astype(np.float32).astype(np.float64)
+        label[rows] = np.where(value > 0, value, label[rows])
+    label = label[events]
+    return label if len(np.unique(label)) < len(label) else None

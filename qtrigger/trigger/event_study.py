@@ -44,7 +44,8 @@ from qtrigger.trigger.menu import (
 )
 from qtrigger.trigger.plots import _seed_curve, plot_rate_vs_efficiency, study_plots
 from qtrigger.trigger.preselection import check_rate_bins, preselection_seed
-from qtrigger.trigger.rates import sample_rate, split_events
+from qtrigger.trigger.rates import split_events
+from qtrigger.trigger.table_rates import sample_rate
 from qtrigger.trigger.references import bdt_reference
 from qtrigger.trigger.seeds import best_rows, outer_grid, search_family
 from qtrigger.trigger.working_points import (

@@ -28,10 +28,10 @@ from typing import Callable
 import numpy as np
 from scipy.special import gammaincinv
 
-from qtrigger.data.crossing import table_crossing_weights_hz
-from qtrigger.data.samples import SampleInfo, event_xsec_weights_mb
+from qtrigger.data.samples import SampleInfo
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.seed_jets import NO_CODE
+from qtrigger.trigger.shared import group_codes, grouped_tail_sums, grouped_totals
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,20 @@ def _require_minbias(info: SampleInfo) -> None:
         raise QTriggerError(f"zero-bias rate needs a minimum-bias sample, but {info.where()} has {state}")
 
 
-def weighted_fraction(sumw_fired, sumw2_fired, sumw_all, sumw2_all) -> tuple[np.ndarray, np.ndarray]:
+def weighted_fraction(sumw_fired, sumw2_fired, sumw_all, sumw2_all, cross_fired=None) -> tuple[np.ndarray, np.ndarray]:
     """``F = S / W`` and its weighted binomial error ``sqrt[(1-2F) sum_fired w^2 + F^2 W2] / W``.
 
-    Vectorised over the fired sums. Reduces to ``sqrt(F (1 - F) / N)`` for unit weights.
+    Vectorised over the fired sums. Reduces to ``sqrt(F (1 - F) / N)`` for unit weights. For events grouped by a
+    shared interaction (:mod:`qtrigger.trigger.shared`) the squares are summed over groups and ``cross_fired``
+    (``sum_g A_g W_g``) takes the place of the fired squares in the middle term:
+    ``sqrt[sum_g A_g^2 - 2F sum_g A_g W_g + F^2 sum_g W_g^2] / W``.
     """
     if sumw_all <= 0:
         raise QTriggerError(f"the sum of event weights is {sumw_all:g}: cannot normalise a rate or efficiency")
     fraction = np.asarray(sumw_fired, dtype=np.float64) / sumw_all
-    var = ((1 - 2 * fraction) * np.asarray(sumw2_fired, dtype=np.float64) + fraction**2 * sumw2_all) / sumw_all**2
+    square = np.asarray(sumw2_fired, dtype=np.float64)
+    cross = square if cross_fired is None else np.asarray(cross_fired, dtype=np.float64)
+    var = (square - 2 * fraction * cross + fraction**2 * sumw2_all) / sumw_all**2
     return fraction, np.sqrt(np.clip(var, 0.0, None))
 
 
@@ -294,7 +299,9 @@ class WeightedRate:
     (:func:`qtrigger.data.samples.event_xsec_weights_mb`) and ``scale_hz = L * sum w`` (the total
     cross-section when each pTHat bin is normalised on the events given). Zero bias: unit
     weights, ``scale_hz = f_rev * n_bunches``. Errors: weighted binomial (:func:`weighted_fraction`).
-    ``events`` selects this sample's events from per-event arrays over a whole table.
+    ``events`` selects this sample's events from per-event arrays over a whole table. ``group`` (per selected
+    event, optional) labels events that share an interaction (a reused pileup-library interaction): errors and
+    ``n_eff`` then sum over groups (:mod:`qtrigger.trigger.shared`).
     """
 
     weight: np.ndarray
@@ -303,6 +310,7 @@ class WeightedRate:
     events: np.ndarray
     description: str = ""
     min_n_eff: float = DEFAULT_MIN_N_EFF
+    group: np.ndarray | None = None
 
     def _selected(self, keys) -> np.ndarray:
         keys = np.asarray(keys)
@@ -315,8 +323,14 @@ class WeightedRate:
         """
         keys = self._selected(keys)
         thresholds = np.asarray(thresholds)
-        n_fired, sumw, sumw2 = _tail_sums(keys, self.weight, thresholds)
-        fraction, err = weighted_fraction(sumw, sumw2, float(self.weight.sum()), float((self.weight**2).sum()))
+        if self.group is None:
+            n_fired, sumw, sumw2 = _tail_sums(keys, self.weight, thresholds)
+            cross, sumw2_all = None, float((self.weight**2).sum())
+        else:
+            codes = group_codes(self.group)
+            n_fired, sumw, sumw2, cross = grouped_tail_sums(keys, self.weight, codes, thresholds)
+            sumw2_all, _ = grouped_totals(self.weight, codes)
+        fraction, err = weighted_fraction(sumw, sumw2, float(self.weight.sum()), sumw2_all, cross)
         return self.scale_hz * fraction, self.scale_hz * err, np.asarray(n_fired), n_eff(sumw, sumw2)
 
     def point(self, keys: np.ndarray, threshold: int) -> RatePoint:
@@ -353,68 +367,6 @@ def _files_text(files) -> str:
     if len(files) <= 2:
         return ", ".join(files)
     return f"{len(files)} files in {os.path.commonpath([os.path.dirname(f) or '.' for f in files])}/"
-
-
-def weighted_rate(info: SampleInfo, method: str, events: np.ndarray, event_file: np.ndarray,
-                  gen_weight: np.ndarray, files, lumi_cm2s: float = DEFAULT_LUMI_CM2S,
-                  n_bunches: int = LHC_BUNCHES, f_rev: float = LHC_F_REV_HZ,
-                  min_n_eff: float = DEFAULT_MIN_N_EFF) -> WeightedRate:
-    """The :class:`WeightedRate` of the ``events`` (per-event mask over a table) of one sample.
-
-    ``event_file`` indexes ``files`` per event (``JetTable.event_file``/``JetTable.files``);
-    ``gen_weight`` is the per-event ``genWeight``; ``min_n_eff`` marks its rates resolved.
-    """
-
-    events = np.asarray(events, dtype=bool)
-    if not events.any():
-        raise QTriggerError(f"no events of {info.where()} to measure a rate on")
-    where = f"{int(events.sum()):,} events of {_files_text(info.files)}"
-    if method == "cross_section":
-        _require_xsec(info)
-        weight = event_xsec_weights_mb(info, np.asarray(event_file)[events], np.asarray(gen_weight)[events], files)
-        return WeightedRate(weight, lumi_cm2s * MB_TO_CM2 * float(weight.sum()), method, events,
-                            f"cross-section normalisation, L = {lumi_cm2s:g} cm^-2 s^-1, {where}", min_n_eff)
-    if method == "zero_bias":
-        _require_minbias(info)
-        w = np.asarray(gen_weight, dtype=np.float64)[events]
-        if len(w) and not np.all(w == w[0]):
-            raise QTriggerError(f"zero-bias rate counts events, but {info.where()} has unequal genWeight")
-        return WeightedRate(np.ones(int(events.sum())), f_rev * n_bunches, method, events,
-                            f"zero-bias normalisation, {n_bunches} bunches, {where}", min_n_eff)
-    raise ValueError(f"unknown rate method {method!r}; expected 'cross_section' or 'zero_bias'")
-
-
-def crossing_rate(weights_hz: np.ndarray, events: np.ndarray, description: str = "",
-                  min_n_eff: float = DEFAULT_MIN_N_EFF) -> WeightedRate:
-    """The :class:`WeightedRate` of bunch crossings from per-crossing weights in Hz over a table
-    (:func:`qtrigger.data.crossing.crossing_weights_hz`, binned and zero-bias events side by side): R = sum of
-    the fired weights. Events of weight 0 (vetoed binned events, zero-bias crossings above the lowest bin edge)
-    are left out, so ``n_fired`` counts crossings that count."""
-    weights_hz = np.asarray(weights_hz, dtype=np.float64)
-    events = np.asarray(events, dtype=bool) & (weights_hz > 0)
-    if not events.any():
-        raise QTriggerError("no bunch crossings with a weight to measure a rate on")
-    weight = weights_hz[events]
-    return WeightedRate(weight, float(weight.sum()), "crossing", events,
-                        description or f"per bunch crossing, {int(events.sum()):,} events", min_n_eff)
-
-
-def sample_rate(info: SampleInfo, method: str, events: np.ndarray, table, tree: str = "Events",
-                lumi_cm2s: float = DEFAULT_LUMI_CM2S, n_bunches: int = LHC_BUNCHES, f_rev: float = LHC_F_REV_HZ,
-                min_n_eff: float = DEFAULT_MIN_N_EFF) -> WeightedRate:
-    """The :class:`WeightedRate` of the ``events`` of a rate table (``qtrigger.data.reader.JetTable``):
-    :func:`weighted_rate` for ``cross_section``/``zero_bias``; for ``crossing`` (binned hard events and
-    zero-bias crossings at one mu, ``info`` from :func:`qtrigger.data.crossing.rate_sample_info`) one weight per
-    bunch crossing, normalised on these events (:func:`crossing_rate`)."""
-    if method != "crossing":
-        return weighted_rate(info, method, events, table.event_file, table.event_weight, table.files, lumi_cm2s,
-                             n_bunches, f_rev, min_n_eff)
-    weights = table_crossing_weights_hz(info, events, table.files, table.event_file, table.event_entry,
-                                        table.event_weight, lumi_cm2s, f_rev * n_bunches, tree)
-    description = (f"per bunch crossing (pTHat-binned hard events + zero-bias crossings at mu = {info.mu:g}), "
-                   f"L = {lumi_cm2s:g} cm^-2 s^-1, {n_bunches} bunches, {int(np.asarray(events).sum()):,} events "
-                   f"of {_files_text(info.files)}")
-    return crossing_rate(weights, events, description, min_n_eff)
 
 
 def split_events(events: np.ndarray, seed: int, fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

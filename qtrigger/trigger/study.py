@@ -42,7 +42,8 @@ from qtrigger.trigger.menu import (
     tag_reference_jets,
 )
 from qtrigger.trigger.plots import plot_jet_efficiency, study_plots
-from qtrigger.trigger.rates import sample_rate, split_events
+from qtrigger.trigger.rates import split_events
+from qtrigger.trigger.table_rates import sample_rate
 from qtrigger.trigger.references import bdt_reference
 from qtrigger.trigger.seed_decision import check_seed_csim, write_seed_hls
 from qtrigger.trigger.seeds import (
