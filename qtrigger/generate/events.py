@@ -12,7 +12,23 @@ import numpy as np
 from qtrigger.errors import QTriggerError
 from qtrigger.generate.tracks import MM_TO_CM, Resolution, TrackRandom, measured_ip
 
-PROCESSES = ("ttbar", "qcd", "wjets", "minbias")
+PROCESSES = ("ttbar", "qcd", "wjets", "minbias", "h_aa_4b", "zprime_ttbar", "vbf_h_zz_4nu")
+# Signals for anomaly-detection seeds (issue 32), fixed before any result: their efficiencies are quoted, never
+# trained on or tuned to. Only their shapes matter: the cross-sections Pythia reports are of these settings
+# (the H2 of gg -> H -> aa -> 4b has Pythia's default BSM couplings, not the SM Higgs's production rate).
+SIGNAL_SETTINGS = {
+    # gg -> H -> aa -> 4b, m_a = 30 GeV: Pythia's BSM H2 (the SM Higgs's width does not know an aa channel)
+    # at 125 GeV decaying to two A0 of 30 GeV, each to b bbar
+    "h_aa_4b": ["Higgs:useBSM = on", "HiggsBSM:gg2H2 = on", "35:m0 = 125.0", "35:mWidth = 0.00407",
+                "35:doForceWidth = on", "35:onMode = off", "35:onIfMatch = 36 36", "36:m0 = 30.0",
+                "36:mWidth = 0.001", "36:mMin = 29.9", "36:mMax = 30.1", "36:onMode = off", "36:onIfMatch = 5 -5"],
+    # a 1 TeV Z' (sequential couplings, no gamma*/Z interference) to t tbar
+    "zprime_ttbar": ["NewGaugeBoson:ffbar2gmZZprime = on", "Zprime:gmZmode = 3", "32:m0 = 1000.0", "32:onMode = off",
+                     "32:onIfAny = 6"],
+    # VBF H -> ZZ -> 4 neutrinos: invisible, two forward jets
+    "vbf_h_zz_4nu": ["HiggsSM:ff2Hff(t:ZZ) = on", "HiggsSM:ff2Hff(t:WW) = on", "25:m0 = 125.0", "25:onMode = off",
+                     "25:onIfMatch = 23 23", "23:onMode = off", "23:onIfAny = 12 14 16"],
+}
 GHOST_SCALE = 1e-18
 JET_R = 0.4
 NEUTRINOS = (12, 14, 16)
@@ -77,6 +93,8 @@ def process_settings(process: str, pthat_min: float = 30.0, bias_pow: float | No
         proc = ["SoftQCD:nonDiffractive = on"]  # one interaction per event (mu = 0); crossings: pileup_settings
     elif process == "inelastic":
         proc = ["SoftQCD:inelastic = on"]
+    elif process in SIGNAL_SETTINGS:
+        proc = list(SIGNAL_SETTINGS[process])
     else:
         raise QTriggerError(f"unknown process {process!r}; expected one of {', '.join(PROCESSES)}")
     if pthat_max is not None and process in ("qcd", "wjets"):
