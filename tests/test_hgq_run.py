@@ -134,3 +134,19 @@ def test_hgq_event_run_csim_and_accept_bit_exact(hgq_event_run):
     assert (decision["disagreements"], decision["accept_disagreements"], decision["score_disagreements"]) == (0, 0, 0)
     assert 0 < decision["random_accepted"] < decision["random_events"]  # the check can fail
     assert (run_dir / "model_qat.keras").is_file()
+
+
+def test_finished_hgq_event_run_reaches_the_seed_rtl_as_hgq(hgq_event_run, monkeypatch):
+    """``qtrigger hls rtl RUN`` of an event-level HGQ2 run hands the seed's RTL an ``HGQNetwork`` read from
+    ``model_qat.keras`` (it once read it as a QKeras network and stopped); the chain itself is built elsewhere."""
+    import qtrigger.trigger.event_rtl as event_rtl
+    from qtrigger.emulate.hgq import HGQNetwork
+    from qtrigger.runs.finished import FinishedRun
+
+    _, run_dir = hgq_event_run
+    seen = []
+    monkeypatch.setattr(event_rtl, "event_chain_rtl", lambda network, *args, **kwargs: seen.append(network))
+    run = FinishedRun.load(run_dir)
+    event_rtl.event_chain_rtl_for_run(run, event_rtl.event_chain_inputs(run, max_events=10), run_dir / "rtl")
+    assert len(seen) == 1 and isinstance(seen[0], HGQNetwork)
+    assert seen[0].stages[0].kernel.shape[0] == np.load(run_dir / "test_jets.npz")["inputs"].shape[1]
