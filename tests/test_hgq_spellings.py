@@ -113,6 +113,7 @@ def test_reachable_wrap_saturates_and_the_model_then_equals_its_reference(tmp_pa
     assert report["output_iq"]["saturated"] == 1 and report["output_iq"]["wrap_reachable"] >= 1
     loaded = load_hgq(save_hgq(model, tmp_path / "settled.keras"))
     assert loaded.get_layer("output").iq.quantizer.overflow_mode == "SAT"
+    np.testing.assert_array_equal(loaded.predict(rows, verbose=0), model.predict(rows, verbose=0))
     network = extract_hgq_network(loaded)
     rows = np.concatenate([rows, hgq_stress_rows(network, _rows(), INPUT_TYPE)])
     np.testing.assert_array_equal(network.forward(rows), loaded.predict(rows, verbose=0).astype(np.float64))

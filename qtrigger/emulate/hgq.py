@@ -280,6 +280,8 @@ def settle_wraps(model) -> dict[str, dict[str, int]]:
         if reachable:
             saturate_quantizer(quantizers[name])
         report[name] = {"elements": total, "wrap_reachable": reachable, "saturated": int(reachable > 0)}
+    if any(entry["saturated"] for entry in report.values()):  # Keras traced functions still hold the wrap
+        model.train_function = model.test_function = model.predict_function = None
     return report
 
 

@@ -148,7 +148,12 @@ def _input_config(input_type: FixedType | None, hgq_cfg: HGQConfig):
 
 
 def saturate_quantizer(quantizer) -> None:
-    """Switch a built HGQ2 fixed-point quantizer (``Quantizer`` layer) from WRAP to SAT, keeping its widths."""
+    """Switch a built HGQ2 fixed-point quantizer (``Quantizer`` layer) from WRAP to SAT, keeping its widths.
+
+    Its variables become what a SAT quantizer builds, in the order Keras 3 saves them (trainable, then
+    non-trainable): the integer bits turn trainable (WRAP calibrates them instead), the WRAP-only decay speed
+    goes, so a saved model loads with every width in place.
+    """
     from hgq.quantizer.internal.fixed_point_quantizer import get_fixed_quantizer
 
     inner = quantizer.quantizer
@@ -156,10 +161,15 @@ def saturate_quantizer(quantizer) -> None:
     inner._overflow_mode = "SAT"
     inner._symmetric = False
     inner.stateless_quantizer = get_fixed_quantizer(inner.round_mode, "SAT")
-    decay = getattr(inner, "_i_decay_speed", None)  # a WRAP quantizer's only extra variable; SAT has none
-    if decay is not None and hasattr(decay, "path"):
-        inner._non_trainable_variables = [v for v in inner._non_trainable_variables if v is not decay]
-        inner._tracker.stored_ids.get("non_trainable_variables", set()).discard(id(decay))
+    integer, decay = inner._i, getattr(inner, "_i_decay_speed", None)
+    inner._non_trainable_variables[:] = [v for v in inner._non_trainable_variables
+                                         if v is not integer and v is not decay]
+    trainable = [v for v in inner._trainable_variables if v is not integer] + [integer]
+    order = {"b": 0, "i": 1, "f": 2}  # creation order of a SAT build: KBI (b, i), KIF (i, f)
+    inner._trainable_variables[:] = sorted(trainable, key=lambda v: order.get(v.name.split("/")[-1], 3))
+    integer.trainable = True
+    if decay is not None:
+        del inner._i_decay_speed
 
 
 @dataclass
