@@ -52,11 +52,12 @@ def test_beta_schedule_is_log_linear():
     assert QuantizationConfig(method="hgq").hgq.beta_at(7, 10) == 1e-5
 
 
-def test_unknown_method_and_wrap_are_refused():
+def test_unknown_method_and_overflow_mode_are_refused():
     with pytest.raises(ValueError, match="not a registered quantization method"):
         QuantizationConfig(method="brevitas")
     with pytest.raises(ValueError):
-        QuantizationConfig(method="hgq", hgq={"overflow_mode": "WRAP"})
+        QuantizationConfig(method="hgq", hgq={"overflow_mode": "SAT_SYM"})
+    assert QuantizationConfig(method="hgq", hgq={"overflow_mode": "WRAP"}).hgq.overflow_mode == "WRAP"
 
 
 @pytest.mark.parametrize("model, pruning, message", [
@@ -219,12 +220,14 @@ def _sequential_hgq(overflow: str = "SAT", input_quantizer: bool = True):
                                  QDense(1)], name="user_sequential")
 
 
-def test_reference_refuses_wrap_and_a_missing_input_quantizer(trained):
+def test_reference_refuses_reachable_wrap_and_a_missing_input_quantizer(trained):
     from qtrigger.emulate.hgq import extract_hgq_network
 
-    with pytest.raises(QTriggerError, match="RND/WRAP.*qtrigger saturates"):
+    with pytest.raises(QTriggerError, match=r"wrap mode where the saturated input range can overflow \(.*"
+                                            r"5 of 5 elements.*qtrigger saturates there") as error:
         extract_hgq_network(_sequential_hgq(overflow="WRAP"))
-    with pytest.raises(QTriggerError, match="needs an input quantizer"):
+    assert "\n" not in str(error.value)
+    with pytest.raises(QTriggerError, match="no input quantizer .enable_iq=False and no HGQ2 Quantizer layer"):
         extract_hgq_network(_sequential_hgq(input_quantizer=False))
 
 

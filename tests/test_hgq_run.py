@@ -17,7 +17,7 @@ from test_pipeline import one_error_line, write_config
 
 pytestmark = pytest.mark.slow
 
-HGQ_RUN = {"quantization": {"method": "hgq", "hgq": {"beta": 1e-5}}, "model": {"hidden": [4]},
+HGQ_RUN = {"quantization": {"method": "hgq", "hgq": {"beta": 1e-5, "overflow_mode": "WRAP"}}, "model": {"hidden": [4]},
            "pruning": {"enabled": False}, "trigger": {"enabled": False}, "hls": {"rtl": "off"}}
 
 
@@ -47,6 +47,21 @@ def test_hgq_run_is_exact_in_csim(hgq_run):
     assert csim["stress"]["jets"] == 4 * csim["jets"] and csim["stress"]["mismatched_jets"] == 0
     assert csim["qkeras_float32"]["mismatched_jets"] == 0 and csim["auc"] == metrics["qat"]["auc"]
     assert 0.0 < metrics["qat"]["auc"] < 1.0 and "rtl" not in metrics
+
+
+def test_hgq_run_keeps_wrap_only_where_unreachable(hgq_run):
+    """``overflow_mode: WRAP``: the hidden activations trained wrapping; the run saturated every quantizer whose
+    wrap the reference could not exclude before saving (the C-simulation above is exact on rows far beyond the
+    input range), and says so in ``metrics.json``; the network inputs saturate."""
+    from qtrigger.models.hgq import load_hgq
+
+    _, metrics, run_dir = hgq_run
+    assert list(metrics["hgq_overflow"]) == ["output_iq"]
+    settled = metrics["hgq_overflow"]["output_iq"]
+    assert settled["elements"] == 4 and settled["saturated"] == int(settled["wrap_reachable"] > 0)
+    model = load_hgq(run_dir / "model_qat.keras")
+    assert model.get_layer("dense_0").iq.quantizer.overflow_mode == "SAT"
+    assert model.get_layer("output").iq.quantizer.overflow_mode == ("SAT" if settled["saturated"] else "WRAP")
 
 
 def test_hgq_run_reports_learned_widths(hgq_run):
@@ -134,3 +149,19 @@ def test_hgq_event_run_csim_and_accept_bit_exact(hgq_event_run):
     assert (decision["disagreements"], decision["accept_disagreements"], decision["score_disagreements"]) == (0, 0, 0)
     assert 0 < decision["random_accepted"] < decision["random_events"]  # the check can fail
     assert (run_dir / "model_qat.keras").is_file()
+
+
+def test_finished_hgq_event_run_reaches_the_seed_rtl_as_hgq(hgq_event_run, monkeypatch):
+    """``qtrigger hls rtl RUN`` of an event-level HGQ2 run hands the seed's RTL an ``HGQNetwork`` read from
+    ``model_qat.keras`` (it once read it as a QKeras network and stopped); the chain itself is built elsewhere."""
+    import qtrigger.trigger.event_rtl as event_rtl
+    from qtrigger.emulate.hgq import HGQNetwork
+    from qtrigger.runs.finished import FinishedRun
+
+    _, run_dir = hgq_event_run
+    seen = []
+    monkeypatch.setattr(event_rtl, "event_chain_rtl", lambda network, *args, **kwargs: seen.append(network))
+    run = FinishedRun.load(run_dir)
+    event_rtl.event_chain_rtl_for_run(run, event_rtl.event_chain_inputs(run, max_events=10), run_dir / "rtl")
+    assert len(seen) == 1 and isinstance(seen[0], HGQNetwork)
+    assert seen[0].stages[0].kernel.shape[0] == np.load(run_dir / "test_jets.npz")["inputs"].shape[1]

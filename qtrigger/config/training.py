@@ -109,9 +109,11 @@ class HGQConfig(_Strict):
     ``weight_integer`` initialise every weight's and bias's learned width (HGQ2 ``kbi``: bits without the
     sign, integer bits); ``activation_integer`` and ``activation_frac`` initialise every activation's
     (``kif``: integer and fractional bits). Widths are learned per element. ``round_mode``: ``RND``
-    (half up) or ``TRN`` (truncate). ``overflow_mode``: activations saturate (``SAT``); weights saturate
-    symmetrically (HGQ2's ``SAT_SYM``). HGQ2's wrap mode is not offered until the integer reference can prove
-    a wrap unreachable.
+    (half up) or ``TRN`` (truncate). ``overflow_mode`` of the hidden activations: ``SAT`` (default) or
+    ``WRAP`` (HGQ2's own, ranges calibrated on the training data), kept after training only where the integer
+    reference proves no wrap reachable over the saturated input range, saturating elsewhere
+    (:func:`qtrigger.emulate.hgq.settle_wraps`). Network inputs always saturate; weights saturate symmetrically
+    (HGQ2's ``SAT_SYM``).
     """
 
     beta: float = Field(1e-5, ge=0)
@@ -121,7 +123,7 @@ class HGQConfig(_Strict):
     activation_integer: int = Field(3, ge=0, le=12)
     activation_frac: int = Field(3, ge=0, le=12)
     round_mode: Literal["RND", "TRN"] = "RND"
-    overflow_mode: Literal["SAT"] = "SAT"
+    overflow_mode: Literal["SAT", "WRAP"] = "SAT"
 
     def beta_at(self, epoch: int, epochs: int) -> float:
         """β of ``epoch`` (0-based) in a training of ``epochs``: log-linear from ``beta`` to ``beta_final``."""

@@ -18,6 +18,7 @@ import numpy as np
 
 from qtrigger.errors import QTriggerError
 from qtrigger.fixedpoint import FixedType, type_for_range
+from qtrigger.models.hgq import saturate_quantizer
 
 INT64_SAFE_BITS = 62
 
@@ -30,7 +31,8 @@ class ElementQuantizer:
     lo: np.ndarray
     hi: np.ndarray
     rounding: str  # RND: half up; TRN: floor
-    wrap: bool = False  # wrap instead of saturating: only for trained constants (weights, biases)
+    wrap: bool = False  # wrap instead of saturating (trained constants; datalanes only where proven unreachable)
+    quantizer_name: str = ""
 
     @property
     def grid(self) -> int:
@@ -195,16 +197,100 @@ class HGQNetwork:
 
 
 def extract_hgq_network(model) -> HGQNetwork:
-    """Read a trained HGQ2 MLP (QDense layers with input quantizers, ReLU or linear) into :class:`HGQNetwork`."""
+    """Read a trained HGQ2 MLP (QDense layers with input quantizers, ReLU or linear) into :class:`HGQNetwork`.
+
+    The first QDense's input quantizer is its own (``enable_iq``) or a standalone HGQ2 ``Quantizer`` layer in
+    front of it; a first layer with neither is refused in one line (``hls check`` puts the inputs' grid there
+    first: :func:`qtrigger.firmware.hgq.with_input_quantizer`).
+    """
+    stages = _read_stages(model)
+    wraps = {name: counts for name, counts in reachable_wraps(stages).items() if counts[0]}
+    if wraps:
+        raise QTriggerError("HGQ2 wrap mode where the saturated input range can overflow ("
+                            + ", ".join(f"{name}: {n} of {total} elements" for name, (n, total) in wraps.items())
+                            + "); qtrigger saturates there: use overflow_mode SAT for these quantizers")
+    for stage in stages:  # proven: no reachable input wraps, so wrapping and saturating give the same codes
+        stage.inputs.wrap = False
+    return HGQNetwork(stages, _input_name(model))
+
+
+def reachable_wraps(stages: list[HGQDenseStage]) -> dict[str, tuple[int, int]]:
+    """Per wrapping input quantizer: (elements that can overflow, elements) over every network input.
+
+    Interval arithmetic: the network inputs are unbounded (a wrapping first quantizer always can); a later
+    layer's inputs are the previous stage's accumulator over its own quantized input range (each element in
+    [lo, hi], whether it saturates or is proven not to wrap), after ReLU, rounded onto each element's grid.
+    A 0-bit element (always 0) cannot overflow.
+    """
+    counts = {}
+    for index, stage in enumerate(stages):
+        q = stage.inputs
+        if not q.wrap:
+            continue
+        live = (q.hi != q.lo) | (q.lo != 0)
+        if index == 0:
+            reachable = live
+        else:
+            previous = stages[index - 1]
+            low, high = previous.accumulator_bounds()
+            if previous.relu:
+                low, high = np.maximum(low, 0), np.maximum(high, 0)
+            frac = previous.acc_frac
+            reachable = live & ((_round_to(low, frac, q) < q.lo) | (_round_to(high, frac, q) > q.hi))
+        counts[q.quantizer_name or stage.name] = (int(np.count_nonzero(reachable)), int(reachable.size))
+    return counts
+
+
+def _round_to(codes: np.ndarray, frac: int, q: ElementQuantizer) -> np.ndarray:
+    """Accumulator codes at ``frac`` rounded (not saturated) onto each element's own grid, as ``q`` rounds."""
+    codes = np.broadcast_to(np.asarray(codes, np.int64), q.frac.shape)
+    down, up = np.maximum(frac - q.frac, 0), np.maximum(q.frac - frac, 0)
+    half = np.where((down > 0) & (q.rounding == "RND"), np.left_shift(1, np.maximum(down - 1, 0)), 0)
+    return np.right_shift(codes + half, down) * np.left_shift(np.int64(1), up)
+
+
+def _read_stages(model) -> list[HGQDenseStage]:
+    """The model's QDense stages with their types derived; wrapping input quantizers not yet proven."""
     layers = [layer for layer in model.layers if type(layer).__name__ not in ("InputLayer", "Dropout")]
+    leading = layers.pop(0) if layers and type(layers[0]).__name__ == "Quantizer" else None
     stages = []
     for index, layer in enumerate(layers):
         if type(layer).__name__ != "QDense":
             raise QTriggerError(f"layer {layer.name}: the HGQ2 reference reads QDense layers only, not "
                                 f"{type(layer).__name__}")
-        stages.append(_stage(layer, last=index == len(layers) - 1))
+        stages.append(_stage(layer, last=index == len(layers) - 1, front=leading if index == 0 else None))
+    if not stages:
+        raise QTriggerError(f"model {model.name}: no QDense layer")
     _derive_types(stages)
-    return HGQNetwork(stages, _input_name(model))
+    return stages
+
+
+def settle_wraps(model) -> dict[str, dict[str, int]]:
+    """Keep HGQ2's wrap mode on each input quantizer where no wrap is reachable (:func:`reachable_wraps`), call
+    every other wrapping one saturate (:func:`qtrigger.models.hgq.saturate_quantizer`); per wrapping quantizer,
+    what was found and done.
+
+    Saturating a quantizer changes no code that cannot overflow, so the model then equals its reference on
+    every input (``quantization.hgq.overflow_mode: WRAP`` runs call it before saving the model).
+    """
+    quantizers = {q.name: q for layer in model.layers for q in [layer if type(layer).__name__ == "Quantizer"
+                                                                  else getattr(layer, "iq", None)] if q is not None}
+    report = {}
+    for name, (reachable, total) in reachable_wraps(_read_stages(model)).items():
+        if reachable:
+            saturate_quantizer(quantizers[name])
+        report[name] = {"elements": total, "wrap_reachable": reachable, "saturated": int(reachable > 0)}
+    if any(entry["saturated"] for entry in report.values()):  # Keras traced functions still hold the wrap
+        model.train_function = model.test_function = model.predict_function = None
+    return report
+
+
+def has_hgq_input_quantizer(model) -> bool:
+    """True when the HGQ2 model quantizes its inputs: a leading ``Quantizer`` layer or the first QDense's own."""
+    layers = [layer for layer in model.layers if type(layer).__name__ not in ("InputLayer", "Dropout")]
+    if not layers:
+        return False
+    return type(layers[0]).__name__ == "Quantizer" or bool(getattr(layers[0], "enable_iq", False))
 
 
 def _input_name(model) -> str:
@@ -226,15 +312,22 @@ def _derive_types(stages: list[HGQDenseStage]) -> None:
             stage.activation_name = f"{stage.name}_{'relu' if stage.relu else 'linear'}"
 
 
-def _stage(layer, last: bool) -> HGQDenseStage:
-    """One QDense as integer codes; its activation must be ReLU (hidden) or linear (output)."""
+def _stage(layer, last: bool, front=None) -> HGQDenseStage:
+    """One QDense as integer codes; its activation must be ReLU (hidden) or linear (output). ``front``: a
+    standalone ``Quantizer`` layer before the first QDense, which then quantizes the network inputs."""
     activation = getattr(layer.activation, "__name__", str(layer.activation))
     if activation not in ("relu", "linear"):
         raise QTriggerError(f"layer {layer.name}: activation {activation!r}; the HGQ2 reference reads relu or linear")
-    if last and activation == "relu" or not layer.enable_iq:
-        raise QTriggerError(f"layer {layer.name}: needs an input quantizer and a linear output in the last layer")
+    if last and activation == "relu":
+        raise QTriggerError(f"layer {layer.name}: the last layer must be linear (its accumulator is the logit)")
+    if front is not None and layer.enable_iq:
+        raise QTriggerError(f"layer {layer.name}: quantizes its inputs twice (Quantizer layer {front.name} and its "
+                            "own input quantizer)")
+    if front is None and not layer.enable_iq:
+        raise QTriggerError(f"layer {layer.name}: no input quantizer (enable_iq=False and no HGQ2 Quantizer layer "
+                            "in front), so its input grid is undefined")
     n_in, n_out = layer.kernel.shape
-    inputs = element_quantizer(layer.iq, (1, int(n_in)))
+    inputs = element_quantizer(front if front is not None else layer.iq, (1, int(n_in)))
     kernel_q = element_quantizer(layer.kq, (int(n_in), int(n_out)), constant=True)
     kernel = kernel_q.from_float(np.asarray(layer.kernel, np.float64))
     if layer.bq is not None:
@@ -263,15 +356,14 @@ def element_quantizer(quantizer, shape: tuple[int, ...], constant: bool = False)
     """A trained HGQ2 fixed-point quantizer as per-element (frac, lo, hi) codes over ``shape``.
 
     ``constant``: it quantizes trained weights or biases, whose wrap (HGQ2's default for biases) is known
-    before any input arrives; a wrapping input or activation quantizer is refused.
+    before any input arrives. A wrapping input or activation quantizer is read with ``wrap`` set;
+    :func:`extract_hgq_network` then proves it never wraps or refuses it (:func:`reachable_wraps`).
     """
     inner = quantizer.quantizer
     overflow, rounding = inner.overflow_mode, inner.round_mode
-    readable = ("SAT", "SAT_SYM", "WRAP") if constant else ("SAT", "SAT_SYM")
-    if overflow not in readable or rounding not in ("RND", "TRN"):
+    if overflow not in ("SAT", "SAT_SYM", "WRAP") or rounding not in ("RND", "TRN"):
         raise QTriggerError(f"quantizer {quantizer.name}: {rounding}/{overflow}; the exact reference reads "
-                            "RND or TRN rounding with SAT or SAT_SYM overflow on inputs and activations "
-                            "(qtrigger saturates)")
+                            "RND or TRN rounding with SAT, SAT_SYM or (where no wrap is reachable) WRAP overflow")
     k, i, f = (_integers(inner.bw_mapper.bw_to_x(v, shape), quantizer.name) for v in inner.kif)
     k, i, f = np.broadcast_arrays(k, i, f)
     dead = k + i + f <= 0  # HGQ2's inference output is 0 there
@@ -284,7 +376,7 @@ def element_quantizer(quantizer, shape: tuple[int, ...], constant: bool = False)
     lo = np.where(dead | (span < 0), 0, lo)
     hi = np.where(span < 0, 0, hi)
     return ElementQuantizer(f.astype(np.int64), lo.astype(np.int64), hi.astype(np.int64), rounding,
-                            wrap=overflow == "WRAP")
+                            wrap=overflow == "WRAP", quantizer_name=quantizer.name)
 
 
 def _integers(values, name: str) -> np.ndarray:

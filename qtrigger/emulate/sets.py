@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qtrigger.emulate.hgq import extract_hgq_network
+from qtrigger.emulate.hgq import extract_hgq_network, settle_wraps
 from qtrigger.emulate.network import (
     DenseStage,
     _is_quantizer_activation,
@@ -222,6 +222,12 @@ def extract_any_network(model):
     if is_hgq_model(model):
         return extract_hgq_network(model)
     return extract_set_network(model) if is_set_model(model) else extract_network(model)
+
+
+def settle_overflow(model) -> dict:
+    """An HGQ2 model's wrapping input quantizers kept where no wrap is reachable, saturated elsewhere
+    (:func:`qtrigger.emulate.hgq.settle_wraps`; per wrapping quantizer what was done); any other model: ``{}``."""
+    return settle_wraps(model) if is_hgq_model(model) else {}
 
 
 def is_hgq_model(model) -> bool:

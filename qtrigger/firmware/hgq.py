@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.config import HLSConfig
-from qtrigger.emulate.hgq import HGQNetwork, extract_hgq_network
+from qtrigger.emulate.hgq import HGQNetwork, extract_hgq_network, has_hgq_input_quantizer
+from qtrigger.emulate.network import input_type_from_data
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.check import CheckResult
 from qtrigger.firmware.convert import convert_keras3_model, keras3_config
@@ -50,18 +51,54 @@ def _difference_lsb(hls_model, network: HGQNetwork, rows: np.ndarray) -> np.ndar
     return np.round((out - network.forward(rows)) * 2.0**frac).astype(np.int64)
 
 
+def with_input_quantizer(model, input_type: FixedType, name: str = "input_grid"):
+    """``model`` (an HGQ2 chain whose first layer does not quantize its inputs) behind a fixed, saturating HGQ2
+    ``Quantizer`` layer on ``input_type`` (round half up): the firmware's input word. On inputs already on that
+    grid and within its range the result equals ``model``'s. hls4ml converts no HGQ2 model without it."""
+    import keras
+    from hgq.config import QuantizerConfig
+    from hgq.layers import Quantizer
+
+    signed = int(input_type.signed)
+    grid = Quantizer(QuantizerConfig("kif", "datalane", k0=signed, i0=input_type.integer - signed,
+                                     f0=input_type.frac, round_mode="RND", overflow_mode="SAT", trainable=False),
+                     name=name)
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    wrapped = keras.Sequential([keras.Input(tuple(model.inputs[0].shape[1:]), name=_input_layer_name(model)), grid,
+                                *layers], name=f"{model.name}_on_input_grid")
+    wrapped(np.zeros((1, *model.inputs[0].shape[1:]), np.float32))
+    return wrapped
+
+
+def _input_layer_name(model) -> str:
+    names = [layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"]
+    return names[0] if names else "inputs"
+
+
 def check_hgq_model(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, name: str = "check",
                     source: str = "") -> CheckResult:
-    """``hls check`` of a saved HGQ2 model: hls4ml C-simulation vs the exact reference on ``x`` and stress rows."""
-    network = extract_hgq_network(model)
-    n_in = network.stages[0].kernel.shape[0]
+    """``hls check`` of a saved HGQ2 model: hls4ml C-simulation vs the exact reference on ``x`` and stress rows.
+
+    A model whose first layer does not quantize its inputs is checked behind :func:`with_input_quantizer` on the
+    smallest grid holding every row of ``x`` exactly (as a QKeras model without an input quantizer is); inputs
+    off every grid of at most 24 fractional bits are refused in one line.
+    """
+    n_in = int(model.inputs[0].shape[-1])
     if x.ndim != 2 or x.shape[1] != n_in:
         raise QTriggerError(f"{source or 'inputs'}: rows of shape {x.shape[1:]}, the HGQ2 model takes {n_in} features")
+    original, notes, source_of_type = model, [f"HGQ2 model from {source}" if source else "HGQ2 model"], \
+        "HGQ2 model's learned input quantizers (widest)"
+    if not has_hgq_input_quantizer(model):
+        grid = input_type_from_data(x)
+        model = with_input_quantizer(model, grid)
+        source_of_type = "grid of the given inputs (the model has no input quantizer)"
+        notes.append(f"no input quantizer: checked behind a saturating {grid} input quantizer (the inputs' grid)")
+    network = extract_hgq_network(model)
     input_type = network.input_type
     hls_model = convert_hgq(model, hls_cfg, directory, f"{name}_hgq")
     stress = hgq_stress_rows(network, x, input_type)
     diff, stress_diff = (np.abs(_difference_lsb(hls_model, network, rows)) for rows in (x, stress))
-    keras_out = np.asarray(model.predict(np.asarray(x, np.float32), verbose=0), np.float64).reshape(len(x), -1)
+    keras_out = np.asarray(original.predict(np.asarray(x, np.float32), verbose=0), np.float64).reshape(len(x), -1)
     frac = network.output_type.frac
     return CheckResult(
         events=len(x), mismatched_events=int(np.any(diff, axis=1).sum()), max_abs_diff_lsb=int(diff.max(initial=0)),
@@ -69,8 +106,7 @@ def check_hgq_model(model, x: np.ndarray, hls_cfg: HLSConfig, directory: Path, n
         stress_max_abs_diff_lsb=int(stress_diff.max(initial=0)), output_type=f"accumulator, {frac} fractional bits",
         reference="exact int64 reference of the HGQ2 quantizers (qtrigger.emulate.hgq)",
         qkeras_float32_mismatched_events=int(np.any(keras_out != network.forward(x), axis=1).sum()),
-        input_type=str(input_type), input_type_source="HGQ2 model's learned input quantizers (widest)",
-        notes=[f"HGQ2 model from {source}" if source else "HGQ2 model"])
+        input_type=str(input_type), input_type_source=source_of_type, notes=notes)
 
 
 def rtl_check_hgq(model, network: HGQNetwork, x: np.ndarray, input_type: FixedType, directory: Path,

@@ -22,7 +22,7 @@ from qtrigger.data.reader import (EventSplit, JetTable, check_branches, collecti
                                   split_by_event)
 from qtrigger.data.crossing import overlay_veto_keep
 from qtrigger.data.samples import event_xsec_weights_mb, read_sample_info
-from qtrigger.emulate.network import extract_network
+from qtrigger.emulate.sets import extract_any_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.csim import csim_in_temporary_project
 from qtrigger.inputs.codes import Preprocessor
@@ -262,7 +262,7 @@ class EventLevel(InputLevel):
         for warning in warnings:
             logging.getLogger("qtrigger").warning("evaluate: %s", warning)
         model = finished.load_model("qat")
-        network = extract_network(model)
+        network = extract_any_network(model)
         codes = network.forward_codes(x)
         result = {"run": config.name, "files": list(files), "n_events": table.n_events, "n_jets": table.n_jets,
                   "n_signal_jets": 0, "max_events": max_events, "level": "event",
@@ -283,7 +283,7 @@ class EventLevel(InputLevel):
         check_input_words(built, "signal events")
         data = all_test_events(config, table, spec, finished.preprocessor, built, np.ones(table.n_events, np.int64),
                                np.ones(table.n_events), self)
-        network = extract_network(finished.load_model("qat"))
+        network = extract_any_network(finished.load_model("qat"))
         run_trigger = finished.result.trigger or {}
         return event_trigger_study(config, data, score_codes_of(network), network.output_type, out, gbdt=False,
                                    run_trigger=run_trigger if "at_rate" in run_trigger else None).to_json()

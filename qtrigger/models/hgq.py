@@ -139,10 +139,37 @@ def build_hgq_mlp(n_inputs: int, n_out: int, model_cfg: ModelConfig, quant_cfg: 
 
 
 def _input_config(input_type: FixedType | None, hgq_cfg: HGQConfig):
-    """The first layer's input quantizer: the run's input grid (HGQ2 integer bits exclude the sign)."""
+    """The first layer's input quantizer: the run's input grid (HGQ2 integer bits exclude the sign); it always
+    saturates, as every qtrigger input does (``overflow_mode`` applies to the hidden activations)."""
+    saturating = hgq_cfg.model_copy(update={"overflow_mode": "SAT"})
     if input_type is None:
-        return _datalane_config(hgq_cfg.activation_integer, hgq_cfg.activation_frac, hgq_cfg)
-    return _datalane_config(input_type.integer - int(input_type.signed), input_type.frac, hgq_cfg)
+        return _datalane_config(hgq_cfg.activation_integer, hgq_cfg.activation_frac, saturating)
+    return _datalane_config(input_type.integer - int(input_type.signed), input_type.frac, saturating)
+
+
+def saturate_quantizer(quantizer) -> None:
+    """Switch a built HGQ2 fixed-point quantizer (``Quantizer`` layer) from WRAP to SAT, keeping its widths.
+
+    Its variables become what a SAT quantizer builds, in the order Keras 3 saves them (trainable, then
+    non-trainable): the integer bits turn trainable (WRAP calibrates them instead), the WRAP-only decay speed
+    goes, so a saved model loads with every width in place.
+    """
+    from hgq.quantizer.internal.fixed_point_quantizer import get_fixed_quantizer
+
+    inner = quantizer.quantizer
+    quantizer.config.config["overflow_mode"] = "SAT"  # what a saved model rebuilds
+    inner._overflow_mode = "SAT"
+    inner._symmetric = False
+    inner.stateless_quantizer = get_fixed_quantizer(inner.round_mode, "SAT")
+    integer, decay = inner._i, getattr(inner, "_i_decay_speed", None)
+    inner._non_trainable_variables[:] = [v for v in inner._non_trainable_variables
+                                         if v is not integer and v is not decay]
+    trainable = [v for v in inner._trainable_variables if v is not integer] + [integer]
+    order = {"b": 0, "i": 1, "f": 2}  # creation order of a SAT build: KBI (b, i), KIF (i, f)
+    inner._trainable_variables[:] = sorted(trainable, key=lambda v: order.get(v.name.split("/")[-1], 3))
+    integer.trainable = True
+    if decay is not None:
+        del inner._i_decay_speed
 
 
 @dataclass

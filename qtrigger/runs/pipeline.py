@@ -17,7 +17,7 @@ import numpy as np
 from qtrigger import firmware
 from qtrigger.config import RunConfig, config_to_dict, load_config
 from qtrigger.data.reader import nonfinite_text
-from qtrigger.emulate.sets import extract_any_network
+from qtrigger.emulate.sets import extract_any_network, settle_overflow
 from qtrigger.estimate import estimate_hardware
 from qtrigger.firmware.check import precision_profile
 from qtrigger.inputs.codes import training_saturation
@@ -73,6 +73,7 @@ def run_stages(config: RunConfig, prepared: Prepared, run_dir: Path, hls_dir: Pa
     return the result and the plots' inputs."""
     level = prepared.input_level
     qat, twin = train_models(config, prepared)
+    overflow = settle_overflow(qat.model)  # HGQ2 wrap kept only where unreachable (overflow_mode: WRAP)
     method = quant_method(config.quantization)
     method.save_model(qat.model, run_dir / model_file(config.quantization))
     network = extract_any_network(qat.model)
@@ -86,6 +87,8 @@ def run_stages(config: RunConfig, prepared: Prepared, run_dir: Path, hls_dir: Pa
                                            method.parameters(qat.model)),
                        precision_profile=precision_profile(network, x_test),
                        qat=level.score_metrics(config, prepared, qat_scores))
+    if overflow:
+        result.extra["hgq_overflow"] = overflow
     artefacts = {"test_labels": signal, "scores": {"QAT (exact)": qat_scores}, "history": {"qat": qat.history},
                  "exact_codes": exact_codes, **level.artefacts(config, prepared)}
     if twin is not None:

@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qtrigger.emulate.network import QuantizedNetwork, extract_network
+from qtrigger.emulate.network import QuantizedNetwork
+from qtrigger.emulate.sets import extract_any_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.rtl import (
     HWCONFIG,
@@ -51,7 +52,7 @@ from qtrigger.firmware.rtl import (
     trace_network,
     verilog_summary,
 )
-from qtrigger.firmware.rtl_stage import RtlResult, measure_and_synthesize
+from qtrigger.firmware.rtl_stage import QKERAS_ROUNDING, RtlResult, measure_and_synthesize
 from qtrigger.fixedpoint import FixedType
 from qtrigger.inputs.codes import feature_code_range
 from qtrigger.inputs.event import PHI_HALF_TURN, EventInputSpec, codes_from_words
@@ -301,7 +302,8 @@ def event_chain_rtl(network: QuantizedNetwork, spec, preprocessor, seeds: list, 
     comb = trace_event_chain(network, spec, list(preprocessor.shifts), seeds[0], layout)
     cutoff = float(default_latency_cutoff(network, clock, part))
     VerilogModel(comb, TOP, out_dir, latency_cutoff=cutoff, clock_period=clock, part_name=part).write(
-        metadata={"generator": "qtrigger", "rounding": "half_even", "design": "event_network seed"})
+        metadata={"generator": "qtrigger", "rounding": "half_even" if isinstance(network, QuantizedNetwork) else "hgq2",
+                  "design": "event_network seed"})
     pipe = to_pipeline(comb, cutoff, verbose=False)
     seconds = {"write": round(time.perf_counter() - start, 1)}
 
@@ -324,7 +326,8 @@ def event_chain_rtl(network: QuantizedNetwork, spec, preprocessor, seeds: list, 
                      "score >= threshold (the chain the accept-bit C++ is checked against)",
     }
     return RtlResult(str(out_dir), clock, part, verilog_summary(comb, cutoff, clock), latency, synth, note,
-                     1, int(getattr(hls_cfg, "time_multiplexing", 1)), seconds, design=design)
+                     1, int(getattr(hls_cfg, "time_multiplexing", 1)), seconds, design=design,
+                     rounding=getattr(network, "rounding_note", QKERAS_ROUNDING))
 
 
 # ================================================================ the events a run checks its decision on
@@ -401,7 +404,7 @@ def event_chain_rtl_for_run(run, inputs: tuple[list, dict], out_dir, *, synthesi
     """:func:`event_chain_rtl` for a finished event-level run (``qtrigger hls rtl RUN``): its network and the
     seeds and events of :func:`event_chain_inputs`."""
     seeds, sets = inputs
-    network = extract_network(run.load_model("qat"))
+    network = extract_any_network(run.load_model("qat"))  # QKeras or HGQ2
     spec = EventInputSpec.from_config(run.config)
     return event_chain_rtl(network, spec, run.preprocessor, seeds, sets, run.config.hls, out_dir,
                            synthesize=synthesize)
