@@ -143,3 +143,14 @@ def test_object_run_is_exact_in_csim_and_accept_bit(object_run):
     decision = m["trigger"]["decision_hls"]
     assert decision["disagreements"] == 0 and decision["events"] > decision["random_events"] > 0
     assert 0 < decision["accepted"] < decision["events"]
+
+
+def test_shipped_objects_config_validates_on_l1_object_files(samples):
+    """configs/l1_ttbar_event_objects.yaml (its samples are not shipped) on this file's samples: 58 inputs."""
+    raw = yaml.safe_load((Path(__file__).resolve().parent.parent / "configs/l1_ttbar_event_objects.yaml").read_text())
+    raw["data"]["samples"][0]["files"] = [str(samples / "tt.root")]
+    raw["data"]["samples"][1]["files"] = [str(samples / "qcd.root")]
+    raw["trigger"]["rate_files"] = [str(samples / "qcd.root")]
+    spec = event_input_spec(validate_config({"name": "l1_ttbar_event_objects", **raw}))
+    assert len(spec.names) == 3 * 18 + 2 + 2 and spec.names[-4:] == ["MET_pt", "MET_dphi", "ht", "n_jets"]
+    assert spec.input_formats["L1Mu3_dphi"].bits == 10 and spec.input_formats["L1EG3_dphi"].bits == 8
