@@ -59,8 +59,8 @@ from qtrigger.trigger.event_decision import random_event_words
 from qtrigger.trigger.working_points import seed_from_dict
 
 TOP = "qtrigger_event_seed"
-ARTEFACT = "da4ml Verilog of the event_network seed: jet words -> HT, jet count, Delta-phi, preselection -> " \
-           "network -> accept bit"
+ARTEFACT = "da4ml Verilog of the event_network seed: seed jet words and event-input port words -> HT, jet count, " \
+           "input codes (Delta-phi), preselection -> network -> accept bit"
 OUTPUTS = ("accept", "ht", "score")
 DECISION_EVENTS_FILE = "decision_events.npz"
 
