@@ -5,6 +5,7 @@ equal the integer reference on every event."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +155,32 @@ def test_shipped_objects_config_validates_on_l1_object_files(samples):
     spec = event_input_spec(validate_config({"name": "l1_ttbar_event_objects", **raw}))
     assert len(spec.names) == 3 * 18 + 2 + 2 and spec.names[-4:] == ["MET_pt", "MET_dphi", "ht", "n_jets"]
     assert spec.input_formats["L1Mu3_dphi"].bits == 10 and spec.input_formats["L1EG3_dphi"].bits == 8
+
+
+@pytest.mark.slow
+def test_object_run_rtl_logic_equals_the_python_chain(object_run):
+    """The event RTL's logic (the da4ml trace the Verilog is written from, evaluated row by row by da4ml in Python: no
+    Verilator build) equals the Python chain on the run's decision events and random events at the word limits, at
+    the seed thresholds and at each event's own score +-1."""
+    from qtrigger.emulate.network import extract_network
+    from qtrigger.runs.finished import FinishedRun
+    from qtrigger.trigger import event_rtl
+
+    run_dir, m = object_run
+    run = FinishedRun.load(run_dir)
+    spec, network = event_input_spec(run.config), extract_network(run.load_model("qat"))
+    seeds = event_rtl.run_seeds(m["trigger"])
+    sets = event_rtl.load_decision_events(run_dir / event_rtl.DECISION_EVENTS_FILE, spec)
+    stimulus = event_rtl.chain_stimulus(seeds, sets, spec, run.preprocessor, network, n_random=1000)
+    layout = event_rtl.ChainLayout(spec)
+    comb = event_rtl.trace_event_chain(network, spec, list(run.preprocessor.shifts), seeds[0], layout)
+    accepted = rows = 0
+    for name, (jets, words, thresholds) in stimulus.items():
+        want = event_rtl.expected_outputs(seeds[0], jets, words, thresholds, spec, run.preprocessor, network)
+        got = np.array([[float(v) for v in comb(row)] for row in layout.rows(jets, words, thresholds)])
+        assert np.array_equal(got, want), name
+        accepted, rows = accepted + int(want[:, 0].sum()), rows + len(want)
+    assert rows > 1000 and 0.05 * rows < accepted < 0.95 * rows  # the accept bit decides both ways
+    shifted = replace(seeds[0], ht_code=seeds[0].ht_code + 40)  # the check can fail: a chain with another preselection
+    assert not np.array_equal(got, event_rtl.expected_outputs(shifted, jets, words, thresholds, spec, run.preprocessor,
+                                                              network))
