@@ -87,7 +87,9 @@ class ObjectInputSpec:
         words = JetWords(t.pt_lsb_gev, t.pt_bits, t.ht_bits, t.ht_jet_pt)
         min_pt = t.min_jet_pt if t.min_jet_pt is not None else config.data.selection.pt_min
         spec = cls(f, tuple(names), tuple(formats), words, max(1, int(t.seed_jets)), float(min_pt), config.data.tree)
-        spec.program  # noqa: B018  (phi grids without an exact common grid: one line now)
+        for port, name in enumerate(spec.port_names):  # phi grids without an exact common grid: one line now
+            if name.endswith("_phi"):
+                spec._grid(port)
         return spec
 
     # ------------------------------------------------------------------ names and words

@@ -1,6 +1,7 @@
 """``features.level: event``: one network row per event; the network decides the event.
 
-Read jets → :func:`~qtrigger.inputs.event.build_event_inputs` (one row of fixed-point codes per event)
+Read the seed's jets → the run's event-input builder (:func:`~qtrigger.inputs.object_event.event_input_spec`: the
+leading jets, or the L1 object groups of ``features.objects``; one row of fixed-point codes per event)
 → preselection (``trigger.preselection``, a fixed seed of the ``ht`` family) → split by event. Training
 and validation use the preselected events of their parts with physical per-event weights; every test
 event is C-simulated, and the trigger study is :mod:`qtrigger.trigger.event_study`.
