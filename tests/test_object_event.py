@@ -184,3 +184,16 @@ def test_object_run_rtl_logic_equals_the_python_chain(object_run):
     shifted = replace(seeds[0], ht_code=seeds[0].ht_code + 40)  # the check can fail: a chain with another preselection
     assert not np.array_equal(got, event_rtl.expected_outputs(shifted, jets, words, thresholds, spec, run.preprocessor,
                                                               network))
+
+
+def test_phi_words_without_an_exact_grid_are_refused(samples):
+    import math
+
+    from qtrigger.errors import QTriggerError
+
+    bad = {"L1Mu_phi": {"lsb": 2 * math.pi / 100, "bits": 7, "signed": False}}
+    with pytest.raises(QTriggerError, match=r"phi words of 100 and 144 steps \(L1Mu0_phi, L1Jet0_phi\) have no exact"):
+        event_input_spec(validate_config(raw_config(samples, formats=bad)))
+    signed = {"L1EG_phi": {"lsb": 2 * math.pi / 144, "bits": 8, "signed": True}}
+    with pytest.raises(QTriggerError, match="key features.formats.L1EG_phi: an object phi word needs an unsigned LSB"):
+        event_input_spec(validate_config(raw_config(samples, formats=signed)))
