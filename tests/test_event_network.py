@@ -473,7 +473,7 @@ def test_event_rtl_check_fails_for_a_wrong_chain(event_run, monkeypatch):
     network = extract_network(run.load_model("qat"))
     seeds = event_rtl.run_seeds(m["trigger"])
     jets, words = event_rtl.load_decision_events(run_dir / event_rtl.DECISION_EVENTS_FILE)["held-out rate events"]
-    layout = event_rtl.ChainLayout(spec.n_slots, spec.n_jets, tuple(spec.jet_features))
+    layout = event_rtl.ChainLayout(spec)
     thresholds = np.full(len(words), seeds[0].score_code * network.output_type.lsb)
     rows = layout.rows(jets, words, thresholds)
     comb = event_rtl.trace_event_chain(network, spec, run.preprocessor.shifts, seeds[0], layout)
@@ -503,7 +503,7 @@ def test_decision_events_round_trip_and_event_rtl_refusals(spec, tmp_path):
     assert np.array_equal(back.ht, jets.ht) and np.array_equal(back_words, words)
     with pytest.raises(QTriggerError, match="no such file"):
         event_rtl.load_decision_events(tmp_path / "missing.npz")
-    layout = event_rtl.ChainLayout(spec.n_slots, spec.n_jets, tuple(spec.jet_features))
+    layout = event_rtl.ChainLayout(spec)
     rows = layout.rows(jets, words, np.zeros(50))
     assert rows.shape == (50, layout.n_inputs) == (50, 2 * spec.n_slots + spec.n_jets * (len(FEATURES) - 1) + 1)
     bad = words.copy()

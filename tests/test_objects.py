@@ -143,7 +143,7 @@ def test_cli_refuses_n_zero_in_one_line(default_sample, tmp_path, capsys):
     path.write_text(yaml.safe_dump(raw))
     assert main(["run", str(path)]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1 and "features.objects: event networks over L1 object groups are not wired" in err[0]
+    assert len(err) == 1 and "features.objects: object groups are event-level inputs; set features.level: event" in err[0]
 
 
 def test_delta_phi_between_muon_and_calorimeter_words_is_exact():

@@ -205,7 +205,7 @@ class FeaturesConfig(_Strict):
     shifts: dict[str, int] | None = None
     saturation_intended: list[str] = Field(default_factory=list)  # features allowed to saturate > 10 % of jets
     event_jets: int = Field(6, ge=1, le=32)
-    objects: list[ObjectGroup] | None = None  # event-level object groups (issue 32; not yet wired into runs)
+    objects: list[ObjectGroup] | None = None  # event-level object groups (issue 32; qtrigger.inputs.object_event)
 
     @field_validator("level")
     @classmethod

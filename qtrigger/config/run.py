@@ -45,10 +45,10 @@ class RunConfig(_Strict):
         return self.labels.branch
 
     @model_validator(mode="after")
-    def _objects_not_wired_yet(self):
-        if self.features.objects is not None:
-            raise ValueError("features.objects: event networks over L1 object groups are not wired into runs yet "
-                             "(issue 32); qtrigger.inputs.objects builds their words from files")
+    def _objects_are_event_inputs(self):
+        if self.features.objects is not None and self.features.level != "event":
+            raise ValueError(f"features.objects: object groups are event-level inputs; set features.level: event "
+                             f"(got {self.features.level})")
         return self
 
     @model_validator(mode="after")

@@ -43,6 +43,30 @@ def read_object_groups(path: str, groups: list[ObjectGroup], tree: str = "Events
     return out
 
 
+def check_object_files(files: list[str], groups: list[ObjectGroup], tree: str = "Events") -> None:
+    """Before any work: one line naming the first file and group collection it lacks, or an ``etSumType`` of a sum
+    group that no bunch-crossing-0 entry of the file has (reads only the sums' type and crossing branches)."""
+    import awkward as ak
+
+    for path in files:
+        keys = set(open_events_tree(path, tree).keys())
+        for group in groups:
+            if f"{group.collection}_pt" not in keys:
+                found = sorted({k[1:] for k in keys if k.startswith("n") and f"{k[1:]}_pt" in keys})
+                raise QTriggerError(f"{path}: no {group.collection} collection (features.objects; no "
+                                    f"{group.collection}_pt branch); collections in the file: {', '.join(found) or 'none'}")
+            if not group.is_sum:
+                continue
+            kind = f"{group.collection}_etSumType"
+            if kind not in keys:
+                raise QTriggerError(f"{path}: {group.collection} has no {kind} branch; features.objects types need an "
+                                    "L1EtSum-like collection")
+            bx = f"{group.collection}_bx" if f"{group.collection}_bx" in keys else None
+            arrays = open_events_tree(path, tree).arrays([kind] + ([bx] if bx else []))
+            types = arrays[kind][arrays[bx] == 0] if bx else arrays[kind]
+            _check_sum_types(path, group, ak.to_numpy(ak.flatten(types)))
+
+
 def check_collection_groups(path: str, groups: list[ObjectGroup], tree: str = "Events") -> set[str]:
     """The file's branch names; one line naming the first group collection the file lacks."""
     keys = set()

@@ -26,6 +26,7 @@ from qtrigger.config import ANGLE_LSB, FeatureFormat, FeaturesConfig
 from qtrigger.data.reader import read_jets
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.codes import feature_code_range
+from qtrigger.inputs.event_ops import DeltaPhi, Gate, InputOp
 from qtrigger.inputs.seed_jets import JetWords, SeedJets, leading_rank, seed_jets
 
 PHI_HALF_TURN = 720  # pi in phi codes (LSB pi/720)
@@ -36,7 +37,17 @@ NARROW_WORD_FRACTION = 0.01  # an input saturating on more than 1 % of the entri
 
 @dataclass(frozen=True)
 class EventInputSpec:
-    """What the event builder produces: slot count, per-slot features, words and the seed's jet selection."""
+    """What the event builder produces: slot count, per-slot features, words and the seed's jet selection.
+
+    The jet implementation of the event-input interface (the object-group one is
+    :class:`qtrigger.inputs.object_event.ObjectInputSpec`; :func:`qtrigger.inputs.object_event.event_input_spec`
+    picks one): ``kind``, ``names``, ``input_formats``, ``features_config``, ``branches``, ``word_shape`` (the words
+    per event kept beside the seed slots), ``port_formats``/:meth:`port_words` (what the firmware receives beside
+    the seed slots), ``program`` (how it makes the input codes, :mod:`qtrigger.inputs.event_ops`), ``count_max``,
+    :meth:`read`, :meth:`build`, :meth:`codes`, :meth:`random_words` and :meth:`summary`.
+    """
+
+    kind = "jets"
 
     n_jets: int
     jet_features: tuple[str, ...]
@@ -101,6 +112,90 @@ class EventInputSpec:
     def branches(self) -> list[str]:
         """Jet branches the builder reads (the configured ones plus those of the lepton-like flag)."""
         return list(dict.fromkeys([*self.jet_features, *LEPTON_LIKE_BRANCHES]))
+
+    @property
+    def word_shape(self) -> tuple[int, ...]:
+        """Shape of one event's words: (slots, per-slot features)."""
+        return (self.n_jets, len(self.jet_features))
+
+    @property
+    def word_ports(self) -> list[tuple[int, int]]:
+        """(slot, feature index) of every port word the firmware receives beside the seed slots: each leading slot's
+        features except ``Jet_pt`` (that comes from the slot's pT word)."""
+        return [(k, f) for k in range(self.n_jets) for f, b in enumerate(self.jet_features) if b != "Jet_pt"]
+
+    @property
+    def port_formats(self) -> tuple[FeatureFormat, ...]:
+        """The word of every port."""
+        return tuple(self.formats[self.jet_features[f]] for _, f in self.word_ports)
+
+    @property
+    def count_max(self) -> int:
+        """Largest jet-count code."""
+        return 2 ** self.input_formats["n_jets"].bits - 1
+
+    @property
+    def program(self) -> list[InputOp]:
+        """The network inputs over the seed slots and ports (:mod:`qtrigger.inputs.event_ops`), ``ht``/``n_jets``
+        excluded: the same codes as :func:`codes_from_words`."""
+        port = {slot_feature: p for p, slot_feature in enumerate(self.word_ports)}
+        ops = []
+        for k in range(self.n_jets):
+            for f, branch in enumerate(self.jet_features):
+                gate = Gate("slot", k)
+                if branch == "Jet_pt":
+                    ops.append(InputOp("pt", k, gate))
+                elif branch == "Jet_phi":
+                    lo, hi = feature_code_range(self.formats[branch].bits, self.formats[branch].signed)
+                    ops.append(InputOp("port", port[(k, f)], gate,
+                                       DeltaPhi(port[(0, f)], Gate("slot", 0), 1, 1, PHI_HALF_TURN, lo, hi)))
+                else:
+                    ops.append(InputOp("port", port[(k, f)], gate))
+        return ops
+
+    def port_words(self, jets: SeedJets, slot_words: np.ndarray) -> np.ndarray:
+        """The port values of every event (empty slots: 0); a ``Jet_pt`` slot word must equal the slot's pT word
+        (as :func:`build_event_inputs` writes it)."""
+        valid = jets.valid[:, :self.n_jets]
+        if "Jet_pt" in self.jet_features:
+            f = self.jet_features.index("Jet_pt")
+            if np.any(np.where(valid, slot_words[:, :, f] != jets.pt[:, :self.n_jets], False)):
+                raise QTriggerError("event RTL rows: a Jet_pt slot word differs from the slot's pT word")
+        features = [f for f, b in enumerate(self.jet_features) if b != "Jet_pt"]
+        words = np.where(valid[:, :, None], slot_words[:, :, features], 0)
+        return words.reshape(len(words), -1).astype(np.int64)
+
+    def read(self, config, samples: dict[str, list[str]], max_events: int | None = None):
+        """The jets of ``{sample: files}`` this builder reads (:func:`read_event_table`)."""
+        return read_event_table(config, samples, max_events, self)
+
+    def build(self, table) -> "EventInputs":
+        """The event inputs of every event of ``table`` (:func:`build_event_inputs`)."""
+        return build_event_inputs(table, self)
+
+    def codes(self, words: np.ndarray, jets: SeedJets) -> tuple[np.ndarray, np.ndarray]:
+        """Network input codes from the words (:func:`codes_from_words`)."""
+        return codes_from_words(words, jets, self)
+
+    def random_words(self, rng: np.random.Generator, pt: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Random slot words at the word limits for the seed slots ``pt``/``valid`` (``Jet_pt``: the pT word)."""
+        n_events = len(pt)
+        slot_words = np.zeros((n_events, self.n_jets, len(self.jet_features)), dtype=np.int64)
+        for f, branch in enumerate(self.jet_features):
+            if branch == "Jet_pt":
+                slot_words[:, :, f] = pt[:, :self.n_jets]
+                continue
+            lo, hi = feature_code_range(self.formats[branch].bits, self.formats[branch].signed)
+            if branch == "Jet_phi":
+                lo, hi = max(lo, -PHI_HALF_TURN), min(hi, PHI_HALF_TURN)
+            pick = rng.random((n_events, self.n_jets))
+            edge = np.where(rng.random((n_events, self.n_jets)) < 0.5, lo, hi)
+            slot_words[:, :, f] = np.where(pick < 0.3, edge, rng.integers(lo, hi + 1, (n_events, self.n_jets)))
+        return np.where(valid[:, :self.n_jets, None], slot_words, 0)
+
+    def summary(self) -> dict:
+        """What the inputs are, for the run's data summary."""
+        return {"event_jets": self.n_jets}
 
 
 @dataclass
@@ -168,6 +263,17 @@ def codes_from_words(slot_words: np.ndarray, jets: SeedJets, spec: EventInputSpe
     return codes, clipped
 
 
+def seed_slots(table, spec) -> tuple[SeedJets, np.ndarray, np.ndarray]:
+    """The seed's slots of every event of ``table`` (selected jets with pT >= the seed's minimum, by pT word), the
+    table rows of those jets in slot order and their events."""
+    pt = table.extra["pt"].astype(np.float64)
+    pt_code = spec.words.pt_code(pt)
+    jets_kept = np.flatnonzero(pt >= spec.min_jet_pt_gev)
+    order = jets_kept[slot_order(pt_code[jets_kept], table.event[jets_kept])]
+    event = table.event[order]
+    return seed_jets(pt[order], None, event, table.n_events, spec.n_slots, 0, spec.words), order, event
+
+
 def build_event_inputs(table, spec: EventInputSpec) -> EventInputs:
     """The event inputs of every event of a :class:`~qtrigger.data.reader.JetTable` (events without jets: zeros).
 
@@ -178,12 +284,7 @@ def build_event_inputs(table, spec: EventInputSpec) -> EventInputs:
         raise QTriggerError(f"key features.formats.Jet_phi: an event input needs the phi LSB pi/720 "
                             f"(Delta-phi in phi codes), got {spec.formats['Jet_phi'].lsb:g}")
     n_events = table.n_events
-    pt = table.extra["pt"].astype(np.float64)
-    pt_code = spec.words.pt_code(pt)
-    jets_kept = np.flatnonzero(pt >= spec.min_jet_pt_gev)
-    order = jets_kept[slot_order(pt_code[jets_kept], table.event[jets_kept])]
-    event = table.event[order]
-    jets = seed_jets(pt[order], None, event, n_events, spec.n_slots, 0, spec.words)
+    jets, order, event = seed_slots(table, spec)
     rank = leading_rank(event)
     in_input = rank < spec.n_jets
     rows, slots, source = event[in_input], rank[in_input], order[in_input]
@@ -232,14 +333,15 @@ def check_input_words(inputs: EventInputs, where: str) -> None:
             f"(or trigger.pt_bits / ht_bits){'' if len(narrow) == 1 else f'; {len(narrow) - 1} more input(s) too'}")
 
 
-def read_event_table(config, samples: dict[str, list[str]], max_events: int | None = None):
-    """Read jets of ``{sample: files}`` with the run's jet selection and every branch the builder needs.
+def read_event_table(config, samples: dict[str, list[str]], max_events: int | None = None, spec=None):
+    """Read jets of ``{sample: files}`` with the run's jet selection and every branch the builder (``spec``,
+    default the jet builder of ``config``) needs.
 
     ``data.on_nonfinite``: an event with a NaN/inf jet input is dropped whole and counted (``drop``), or the
     file is refused naming branch and count (``error``).
     """
     d = config.data
-    spec = EventInputSpec.from_config(config)
+    spec = spec or EventInputSpec.from_config(config)
     table = read_jets(samples, spec.branches, truth_branch=config.truth_branch, pt_min=d.selection.pt_min,
                       abs_eta_max=d.selection.abs_eta_max, tree=d.tree, step_size=d.step_size, max_events=max_events,
                       on_nonfinite=d.on_nonfinite, progress=False, collection=config.features.collection)

@@ -35,6 +35,7 @@ class ObjectWords:
     names: list[str]
     words: np.ndarray
     formats: list[FeatureFormat]
+    clipped: np.ndarray | None = None  # per event and word: saturated into its format
 
     def column(self, name: str) -> np.ndarray:
         """The words of one input."""
@@ -43,15 +44,16 @@ class ObjectWords:
 
 def object_words(collections: dict[str, dict], features: FeaturesConfig) -> ObjectWords:
     """The words of every ``features.objects`` group from :func:`qtrigger.data.objects.read_object_groups` output."""
-    names, columns, formats = [], [], []
+    names, columns, formats, clipped = [], [], [], []
     for group in features.objects:
         fields = collections[group.collection]
         block = _sum_words(fields, group, features) if group.is_sum else _slot_words(fields, group, features)
         for name, (column, fmt) in block.items():
             names.append(name)
-            columns.append(column)
+            columns.append(_saturate(column, fmt))
+            clipped.append(columns[-1] != column)
             formats.append(fmt)
-    return ObjectWords(names, np.stack(columns, axis=1).astype(np.int64), formats)
+    return ObjectWords(names, np.stack(columns, axis=1).astype(np.int64), formats, np.stack(clipped, axis=1))
 
 
 def _field_words(fields: dict, group: ObjectGroup, field: str, fmt: FeatureFormat) -> object:
@@ -99,7 +101,7 @@ def _slot_words(fields: dict, group: ObjectGroup, features: FeaturesConfig) -> d
     out = {}
     for field, fmt in fmts.items():
         padded = ak.fill_none(ak.pad_none(jagged[field][order], group.n, axis=1, clip=True), 0)
-        dense = _saturate(ak.to_numpy(padded).astype(np.int64).reshape(len(padded), group.n), fmt)
+        dense = ak.to_numpy(padded).astype(np.int64).reshape(len(padded), group.n)  # saturated by the caller
         for slot in range(group.n):
             out[f"{group.collection}{slot}_{field}"] = (dense[:, slot], fmt)
     return {name: out[name] for name in group.input_names()}
@@ -116,5 +118,5 @@ def _sum_words(fields: dict, group: ObjectGroup, features: FeaturesConfig) -> di
             fmt = features.object_format(group, field, name)
             words = _field_words(fields, group, field, fmt)[of_type]
             first = ak.fill_none(ak.firsts(words, axis=1), 0)
-            out[f"{name}_{field}"] = (_saturate(ak.to_numpy(first).astype(np.int64), fmt), fmt)
+            out[f"{name}_{field}"] = (ak.to_numpy(first).astype(np.int64), fmt)
     return out

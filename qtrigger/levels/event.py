@@ -1,6 +1,7 @@
 """``features.level: event``: one network row per event; the network decides the event.
 
-Read jets → :func:`~qtrigger.inputs.event.build_event_inputs` (one row of fixed-point codes per event)
+Read the seed's jets → the run's event-input builder (:func:`~qtrigger.inputs.object_event.event_input_spec`: the
+leading jets, or the L1 object groups of ``features.objects``; one row of fixed-point codes per event)
 → preselection (``trigger.preselection``, a fixed seed of the ``ht`` family) → split by event. Training
 and validation use the preselected events of their parts with physical per-event weights; every test
 event is C-simulated, and the trigger study is :mod:`qtrigger.trigger.event_study`.
@@ -21,19 +22,14 @@ from qtrigger.config import resolve_sample_files
 from qtrigger.data.reader import (EventSplit, JetTable, check_branches, collection_branch, nonfinite_text,
                                   split_by_event)
 from qtrigger.data.crossing import overlay_veto_keep
+from qtrigger.data.objects import check_object_files
 from qtrigger.data.samples import event_xsec_weights_mb, read_sample_info
 from qtrigger.emulate.sets import extract_any_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.csim import csim_in_temporary_project
 from qtrigger.inputs.codes import Preprocessor
-from qtrigger.inputs.event import (
-    NARROW_WORD_FRACTION,
-    EventInputs,
-    EventInputSpec,
-    build_event_inputs,
-    check_input_words,
-    read_event_table,
-)
+from qtrigger.inputs.event import NARROW_WORD_FRACTION, EventInputs, EventInputSpec, check_input_words
+from qtrigger.inputs.object_event import ObjectInputSpec, event_input_spec
 from qtrigger.levels.base import InputLevel, Prepared, network_rtl
 from qtrigger.metrics import MIN_JETS_PER_CLASS
 from qtrigger.models.train import balanced
@@ -61,7 +57,7 @@ class EventData(Prepared):
     test event (all are C-simulated; the trigger quotes efficiencies against all signal test events).
     """
 
-    spec: EventInputSpec = None
+    spec: EventInputSpec | ObjectInputSpec = None
     built: EventInputs = None
     weights: np.ndarray = None
     preselected: np.ndarray = None
@@ -122,7 +118,7 @@ def score_codes_of(network):
     return score_fn
 
 
-def all_test_events(config, table: JetTable, spec: EventInputSpec, preprocessor, built: EventInputs,
+def all_test_events(config, table: JetTable, spec, preprocessor, built: EventInputs,
                     labels: np.ndarray, weights: np.ndarray, level: InputLevel) -> EventData:
     """Every event of ``table`` as a test event (``qtrigger evaluate``)."""
     everything = np.ones(table.n_events, bool)
@@ -141,14 +137,16 @@ class EventLevel(InputLevel):
         if training:  # the lepton-like flag
             flag = [collection_branch(b, config.features.collection) for b in ("Jet_chEmEF", "Jet_muEF")]
             check_branches(files, flag, config.data.tree)
+        if config.features.objects:
+            check_object_files(files, list(config.features.objects), config.data.tree)
 
     def check_rate_sample(self, config, info):
         check_rate_bins(config, info)
 
     def prepare(self, config, progress=False):
-        spec = EventInputSpec.from_config(config)
-        table = read_event_table(config, resolve_sample_files(config), config.data.max_events)
-        built = build_event_inputs(table, spec)
+        spec = event_input_spec(config)
+        table = spec.read(config, resolve_sample_files(config), config.data.max_events)
+        built = spec.build(table)
         labels = event_labels(config, table)
         preselected = preselect(config, built, spec.words)
         check_preselection(config, labels, preselected, "training sample")
@@ -205,7 +203,7 @@ class EventLevel(InputLevel):
             input_type=str(prepared.preprocessor.input_type),
             shifts=dict(zip(prepared.preprocessor.names, prepared.preprocessor.shifts)),
             extra={"level": "event", "rows": "events (n_jets holds event counts: train/val preselected, test all)",
-                   "inputs": list(prepared.spec.names), "event_jets": prepared.spec.n_jets,
+                   "inputs": list(prepared.spec.names), **prepared.spec.summary(),
                    "events_by_part": by_part, "preselected_by_part": preselected,
                    "event_weights": config.training.event_weights})
 
@@ -219,7 +217,7 @@ class EventLevel(InputLevel):
         return config.hls.model_copy(update={"jets_per_event": 1})  # one network per event
 
     def inputs_of(self, config, table, preprocessor):
-        built = build_event_inputs(table, EventInputSpec.from_config(config))
+        built = event_input_spec(config).build(table)
         return table, preprocessor.transform(built.codes), dict(built.saturated)
 
     def trigger(self, config, prepared, network, artefacts, run_dir, hls_dir, project_name):
@@ -252,9 +250,9 @@ class EventLevel(InputLevel):
     def evaluate_files(self, finished, config, files, csim, max_events, progress):
         """Every event scored by the exact network and (``csim``) its C-simulation; no AUC (a file has no
         per-event truth: ``--signal/--background`` gives the trigger study)."""
-        spec = EventInputSpec.from_config(config)
-        table = read_event_table(config, {"data": list(files)}, max_events)
-        built = build_event_inputs(table, spec)
+        spec = event_input_spec(config)
+        table = spec.read(config, {"data": list(files)}, max_events)
+        built = spec.build(table)
         x = finished.preprocessor.transform(built.codes)
         warnings = [w for w in [nonfinite_text(table)] if w]
         warnings += [f"{name}: {100 * f:.1f} % of the filled entries saturate its input word; check the units of "
@@ -277,9 +275,9 @@ class EventLevel(InputLevel):
     def evaluate_trigger(self, finished, config, background_files, out):
         """Seeds re-tuned on the new background's calibration half and quoted on its held-out half; the run's own
         seeds (thresholds unchanged) applied to every event of it. No GBDT reference (it needs training)."""
-        spec = EventInputSpec.from_config(config)
-        table = read_event_table(config, resolve_sample_files(config))
-        built = build_event_inputs(table, spec)
+        spec = event_input_spec(config)
+        table = spec.read(config, resolve_sample_files(config))
+        built = spec.build(table)
         check_input_words(built, "signal events")
         data = all_test_events(config, table, spec, finished.preprocessor, built, np.ones(table.n_events, np.int64),
                                np.ones(table.n_events), self)

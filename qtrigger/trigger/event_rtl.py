@@ -1,4 +1,4 @@
-"""RTL of the whole ``event_network`` seed: jet words → HT, jet count, Delta-phi, preselection → network → accept.
+"""RTL of the whole ``event_network`` seed: seed words → HT, jet count, preselection; port words → inputs → network → accept.
 
 The accept-bit HLS C++ (:mod:`qtrigger.trigger.event_decision`) is checked in g++; this module builds
 the same chain as pipelined Verilog with da4ml and proves it in Verilator, so the latency, II and
@@ -8,15 +8,15 @@ and the accept bit, not of the network alone.
 Ports (one event per clock, every value an integer code, as da4ml's wrapper packs them):
 
 - in: ``valid[s]`` and ``pt[s]`` for every seed slot ``s`` (the filled slots' pT words, pT order);
-  for each of the leading ``features.event_jets`` slots, the word of every configured per-jet
-  feature except ``Jet_pt`` (taken from ``pt[s]``; ``Jet_phi`` as the phi code); last, the score
-  threshold code. The threshold is a port, as menu thresholds are run-time registers: one build
+  the event inputs' port words (the jet inputs: for each of the leading ``features.event_jets`` slots,
+  the word of every configured per-jet feature except ``Jet_pt``, taken from ``pt[s]``, ``Jet_phi`` as
+  the phi code; the object inputs: every ``features.objects`` word); last, the score threshold code. The threshold is a port, as menu thresholds are run-time registers: one build
   serves every quoted rate.
 - out: ``accept``, the HT word, the network's output code (times its LSB).
 
 The logic is the C++'s: HT = sum of the filled slots' pT words >= the HT jet threshold, saturated;
-jet count saturated to its input word; Delta-phi = phi_k - phi_0 wrapped at +-720 codes and
-saturated to the phi word; empty slots give zero words; every input code is placed on the network's
+jet count saturated to its input word; every other input as the builder's program says
+(:mod:`qtrigger.inputs.event_ops`: gated words, Delta-phi on a common grid wrapped and saturated); every input code is placed on the network's
 input type (``code * 2^-shift``, the network's own input quantizer); accept = preselection (>= n
 slots with pT >= p and HT >= H) and output code >= threshold. The network is traced with QKeras
 rounding (:func:`qtrigger.firmware.rtl.trace_network`), so the RTL equals the trained model.
@@ -54,53 +54,51 @@ from qtrigger.firmware.rtl import (
 )
 from qtrigger.firmware.rtl_stage import QKERAS_ROUNDING, RtlResult, measure_and_synthesize
 from qtrigger.fixedpoint import FixedType
-from qtrigger.inputs.codes import feature_code_range
-from qtrigger.inputs.event import PHI_HALF_TURN, EventInputSpec, codes_from_words
+from qtrigger.inputs.object_event import event_input_spec
 from qtrigger.inputs.seed_jets import NO_CODE, SeedJets
 from qtrigger.trigger.event_decision import random_event_words
 from qtrigger.trigger.working_points import seed_from_dict
 
 TOP = "qtrigger_event_seed"
-ARTEFACT = "da4ml Verilog of the event_network seed: jet words -> HT, jet count, Delta-phi, preselection -> " \
-           "network -> accept bit"
+ARTEFACT = "da4ml Verilog of the event_network seed: seed jet words and event-input port words -> HT, jet count, " \
+           "input codes (Delta-phi), preselection -> network -> accept bit"
 OUTPUTS = ("accept", "ht", "score")
 DECISION_EVENTS_FILE = "decision_events.npz"
 
 
 @dataclass(frozen=True)
 class ChainLayout:
-    """Which input port value holds what: slots, per-slot features (``Jet_pt`` from the pT port), threshold."""
+    """Which input port value holds what: the seed slots' valid bits and pT words, the event inputs' port words
+    (``spec.port_formats``, :meth:`port_words`), the threshold."""
 
-    n_slots: int
-    n_jets: int
-    jet_features: tuple[str, ...]
+    spec: object  # an event-input builder (qtrigger.inputs.event / object_event)
 
     @property
-    def word_features(self) -> list[int]:
-        """Indices into ``jet_features`` that have their own port (all but ``Jet_pt``)."""
-        return [f for f, name in enumerate(self.jet_features) if name != "Jet_pt"]
+    def n_slots(self) -> int:
+        """Seed slots."""
+        return int(self.spec.n_slots)
+
+    @property
+    def n_ports(self) -> int:
+        """Port words of the event inputs."""
+        return len(self.spec.port_formats)
 
     @property
     def n_inputs(self) -> int:
         """Values on the input port."""
-        return 2 * self.n_slots + self.n_jets * len(self.word_features) + 1
+        return 2 * self.n_slots + self.n_ports + 1
 
     def rows(self, jets, slot_words: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-        """Input port values per event: valid bits, pT words, slot words, threshold code × score LSB.
+        """Input port values per event: valid bits, pT words, port words, threshold code × score LSB.
 
-        ``thresholds`` are already in output units (code × LSB). A ``Jet_pt`` slot word must equal
-        the slot's pT word (as :func:`qtrigger.inputs.event.build_event_inputs` writes it).
+        ``thresholds`` are already in output units (code × LSB); the port words are the builder's
+        (:meth:`~qtrigger.inputs.event.EventInputSpec.port_words`: a jet ``Jet_pt`` slot word must equal the
+        slot's pT word).
         """
-        n = len(jets.pt)
         valid = jets.valid[:, :self.n_slots]
         pt = np.where(valid, jets.pt[:, :self.n_slots], 0)
-        if "Jet_pt" in self.jet_features:
-            f = self.jet_features.index("Jet_pt")
-            filled = valid[:, :self.n_jets]
-            if np.any(np.where(filled, slot_words[:, :, f] != pt[:, :self.n_jets], False)):
-                raise QTriggerError("event RTL rows: a Jet_pt slot word differs from the slot's pT word")
-        words = np.where(valid[:, :self.n_jets, None], slot_words[:, :, self.word_features], 0)
-        return np.column_stack([valid.astype(np.float64), pt.astype(np.float64), words.reshape(n, -1).astype(np.float64),
+        ports = self.spec.port_words(jets, slot_words)
+        return np.column_stack([valid.astype(np.float64), pt.astype(np.float64), ports.astype(np.float64),
                                 np.asarray(thresholds, np.float64)])
 
 
@@ -130,16 +128,12 @@ def _below(x, c):
 
 
 def _input_ports(network: QuantizedNetwork, spec, layout: ChainLayout):
-    """The da4ml input array: valid bits, pT words, slot words (each its own word's range), threshold."""
+    """The da4ml input array: valid bits, pT words, port words (each its own word's range), threshold."""
     from da4ml.trace import FixedVariableArray, HWConfig
-
 
     k_out, i_out, f_out = _kif(network.output_type)
     kifs = [(0, 1, 0)] * layout.n_slots + [(0, spec.words.pt_bits, 0)] * layout.n_slots
-    for _ in range(layout.n_jets):
-        for f in layout.word_features:
-            fmt = spec.formats[layout.jet_features[f]]
-            kifs.append((int(fmt.signed), int(fmt.bits) - int(fmt.signed), 0))
+    kifs += [(int(fmt.signed), int(fmt.bits) - int(fmt.signed), 0) for fmt in spec.port_formats]
     kifs.append((1, i_out + k_out + 1, f_out))  # threshold: one code above the largest output fits
     k, i, f = (np.array(c) for c in zip(*kifs))
     return FixedVariableArray.from_kif(k, i, f, HWConfig(*HWCONFIG), solver_options=dict(SOLVER_OPTIONS))
@@ -155,7 +149,7 @@ def _ht_count_preselection(valid, pt, spec, preselection, hw):
     ht_jet = int(words.pt_code(words.ht_jet_pt_gev))
     ht = _total([_select(_below(p, ht_jet), 0, _select(ok, p, 0, hw), hw) for ok, p in zip(valid, pt)])
     ht = ht.min_of(words.ht_max_code)
-    count = _total(valid).min_of(2 ** spec.input_formats["n_jets"].bits - 1)
+    count = _total(valid).min_of(spec.count_max)
     presel_jet = int(preselection.jet_pt_code or 0)
     passing = _total([_select(_below(p, presel_jet), 0, ok, hw) for ok, p in zip(valid, pt)])
     presel = _select(_below(passing, int(preselection.n_jets)), 0,
@@ -163,31 +157,29 @@ def _ht_count_preselection(valid, pt, spec, preselection, hw):
     return ht, count, presel
 
 
-def _delta_phi(phi, lead, valid_slot, valid_lead, spec, hw):
-    """phi - phi_0 in phi codes, wrapped at +-720, saturated to the phi word; 0 for an empty slot."""
-
-    d = _select(valid_slot, phi, 0, hw) - _select(valid_lead, lead, 0, hw)
-    d = _select(_below(d, PHI_HALF_TURN), d, d - 2 * PHI_HALF_TURN, hw)
-    d = _select(_below(d, -PHI_HALF_TURN), d + 2 * PHI_HALF_TURN, d, hw)
-    lo, hi = feature_code_range(spec.formats["Jet_phi"].bits, spec.formats["Jet_phi"].signed)
-    return _select(valid_slot, d.max_of(lo).min_of(hi), 0, hw)
+def _gate(gate, valid, ports, hw):
+    """A gate of the program as a 0/1 value: a slot's valid bit, or port word != 0."""
+    if gate.kind == "slot":
+        return valid[gate.index]
+    word = ports[gate.index]
+    return _select(_below(word, 1), _select(_below(word, 0), 1, 0, hw), 1, hw)
 
 
-def _slot_codes(valid, pt, slot_values, spec, layout: ChainLayout, hw) -> list:
-    """Per slot and configured feature, the network input code (pT from its port, Delta-phi, others as sent)."""
-    per_slot = len(layout.word_features)
-    phi_port = layout.word_features.index(layout.jet_features.index("Jet_phi")) \
-        if "Jet_phi" in layout.jet_features else None
+def _program_codes(valid, pt, ports, program, hw) -> list:
+    """Every network input code of the program (:mod:`qtrigger.inputs.event_ops`): gated words, Delta-phi on the
+    common grid (one wrap at +-H, saturated), 0 where the gate is off."""
     codes = []
-    for slot in range(layout.n_jets):
-        ported = iter(slot_values[slot * per_slot:(slot + 1) * per_slot])
-        for name in layout.jet_features:
-            if name == "Jet_pt":
-                codes.append(_select(valid[slot], pt[slot], 0, hw))
-            elif name == "Jet_phi":
-                codes.append(_delta_phi(next(ported), slot_values[phi_port], valid[slot], valid[0], spec, hw))
-            else:
-                codes.append(_select(valid[slot], next(ported), 0, hw))
+    for op in program:
+        on = _gate(op.gate, valid, ports, hw)
+        value = _select(on, pt[op.index] if op.source == "pt" else ports[op.index], 0, hw)
+        p = op.dphi
+        if p is not None:
+            ref = _select(_gate(p.ref_gate, valid, ports, hw), ports[p.ref_port], 0, hw)
+            d = (value * p.scale if p.scale != 1 else value) - (ref * p.ref_scale if p.ref_scale != 1 else ref)
+            d = _select(_below(d, p.half_turn), d, d - 2 * p.half_turn, hw)
+            d = _select(_below(d, -p.half_turn), d + 2 * p.half_turn, d, hw)
+            value = _select(on, d.max_of(p.lo).min_of(p.hi), 0, hw)
+        codes.append(value)
     return codes
 
 
@@ -203,7 +195,7 @@ def trace_event_chain(network: QuantizedNetwork, spec, shifts, preselection, lay
     hw = v[0].hwconf
     valid, pt = v[:layout.n_slots], v[layout.n_slots:2 * layout.n_slots]
     ht, count, presel = _ht_count_preselection(valid, pt, spec, preselection, hw)
-    codes = _slot_codes(valid, pt, v[2 * layout.n_slots:-1], spec, layout, hw) + [ht, count]
+    codes = _program_codes(valid, pt, v[2 * layout.n_slots:-1], spec.program, hw) + [ht, count]
     x = [_bit(c, hw) * 2.0 ** -int(s) for c, s in zip(codes, shifts)]
     score = trace_network(FixedVariableArray(np.array(x, dtype=object), dict(SOLVER_OPTIONS)), network, rounding)
     score = score._vars.ravel()[0]
@@ -217,11 +209,11 @@ def expected_outputs(preselection, jets, slot_words: np.ndarray, thresholds: np.
     """Per event the Python chain's [accept, HT, score] (score and threshold in output units).
 
     The same chain as :func:`qtrigger.trigger.event_decision.python_event_decisions` with a threshold
-    per event: words → codes (:func:`~qtrigger.inputs.event.codes_from_words`) → exact network, and
+    per event: words → codes (the builder's ``codes``) → exact network, and
     accept = the seed's preselection and score code >= threshold code.
     """
 
-    codes, _ = codes_from_words(slot_words, jets, spec)
+    codes, _ = spec.codes(slot_words, jets)
     lsb = network.output_type.lsb
     score = network.forward_codes(preprocessor.transform(codes)).reshape(len(codes), -1)[:, 0].astype(np.int64)
     threshold_codes = np.rint(np.asarray(thresholds, np.float64) / lsb).astype(np.int64)
@@ -248,7 +240,7 @@ def chain_stimulus(seeds: list, real_sets: dict, spec, preprocessor, network: Qu
     codes = [clip_threshold(s.score_code, out_type) for s in seeds]
 
     def own_score(jets, words):
-        x, _ = codes_from_words(words, jets, spec)
+        x, _ = spec.codes(words, jets)
         score = network.forward_codes(preprocessor.transform(x)).reshape(len(x), -1)[:, 0].astype(np.int64)
         return np.clip(score + rng.integers(-1, 2, len(score)), out_type.min_code, out_type.max_code + 1)
 
@@ -295,7 +287,7 @@ def event_chain_rtl(network: QuantizedNetwork, spec, preprocessor, seeds: list, 
     _require_da4ml()
     _verilator_root()
     clock, part = float(hls_cfg.clock_period_ns), str(hls_cfg.part)
-    layout = ChainLayout(spec.n_slots, spec.n_jets, tuple(spec.jet_features))
+    layout = ChainLayout(spec)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
@@ -315,14 +307,14 @@ def event_chain_rtl(network: QuantizedNetwork, spec, preprocessor, seeds: list, 
     out_type = network.output_type
     design = {
         "artefact": ARTEFACT, "top": TOP, "outputs": list(OUTPUTS),
-        "inputs": f"{layout.n_slots} valid bits, {layout.n_slots} pT words, {layout.n_jets} x "
-                  f"{len(layout.word_features)} slot words, 1 score threshold code (run-time register)",
+        "inputs": f"{layout.n_slots} valid bits, {layout.n_slots} pT words, {layout.n_ports} {spec.kind} port words, "
+                  "1 score threshold code (run-time register)",
         "preselection": seeds[0].preselection().describe(spec.words),
         "thresholds_streamed": [clip_threshold(s.score_code, out_type) for s in seeds],
         "rows": {name: int(len(r)) for name, r in rows.items()},
         "accepted": {name: int(e[:, 0].sum()) for name, e in
                      zip(rows, np.split(expected, np.cumsum([len(r) for r in rows.values()])[:-1]))},
-        "reference": "Python chain: words -> codes_from_words -> exact int64 network -> preselection and "
+        "reference": "Python chain: words -> the builder's codes -> exact int64 network -> preselection and "
                      "score >= threshold (the chain the accept-bit C++ is checked against)",
     }
     return RtlResult(str(out_dir), clock, part, verilog_summary(comb, cutoff, clock), latency, synth, note,
@@ -369,7 +361,7 @@ def _check_decision_arrays(path: Path, name: str, arrays: dict, spec) -> None:
     """Each set's arrays hold integers; with ``spec``, one row per event shaped as its slots and words."""
     n = len(arrays["ht"]) if arrays["ht"].ndim == 1 else -1
     shapes = {"ht": (n,), "pt": (n, spec.n_slots), "valid": (n, spec.n_slots),
-              "words": (n, spec.n_jets, len(spec.jet_features))} if spec is not None else {}
+              "words": (n, *spec.word_shape)} if spec is not None else {}
     for key in ("ht", "pt", "valid", "words"):
         array, shape = arrays[key], shapes.get(key)
         integers = np.issubdtype(array.dtype, np.integer) or array.dtype == bool
@@ -393,7 +385,7 @@ def event_chain_inputs(run, max_events: int | None = None) -> tuple[list, dict]:
     seeds = run_seeds(run.result.trigger)
     if not seeds:
         raise QTriggerError(f"{run.directory}: no quoted event_network seed in metrics.json (trigger study off?)")
-    sets = load_decision_events(Path(run.directory) / DECISION_EVENTS_FILE, EventInputSpec.from_config(run.config))
+    sets = load_decision_events(Path(run.directory) / DECISION_EVENTS_FILE, event_input_spec(run.config))
     if max_events is not None:
         sets = {name: (jets.take(np.arange(min(max_events, len(words)))), words[:max_events])
                 for name, (jets, words) in sets.items()}
@@ -405,6 +397,6 @@ def event_chain_rtl_for_run(run, inputs: tuple[list, dict], out_dir, *, synthesi
     seeds and events of :func:`event_chain_inputs`."""
     seeds, sets = inputs
     network = extract_any_network(run.load_model("qat"))  # QKeras or HGQ2
-    spec = EventInputSpec.from_config(run.config)
+    spec = event_input_spec(run.config)
     return event_chain_rtl(network, spec, run.preprocessor, seeds, sets, run.config.hls, out_dir,
                            synthesize=synthesize)

@@ -21,7 +21,7 @@ import numpy as np
 
 from qtrigger.data.crossing import rate_sample_info
 from qtrigger.errors import QTriggerError
-from qtrigger.inputs.event import build_event_inputs, check_input_words, read_event_table
+from qtrigger.inputs.event import check_input_words
 from qtrigger.inputs.seed_jets import NO_CODE, SeedJets
 from qtrigger.models.train import balanced
 from qtrigger.plotting import label_simulation, save, style
@@ -82,8 +82,8 @@ def _rate_sample(config, data, score_fn):
     """(table, SeedJets with event scores, network inputs, events mask, description, slot words) of the rate sample."""
     files = check_rate_files(config)
     if files:
-        table = read_event_table(config, {"rate": files})
-        built = build_event_inputs(table, data.spec)
+        table = data.spec.read(config, {"rate": files})
+        built = data.spec.build(table)
         check_input_words(built, f"rate sample events ({len(files)} files)")
         x = data.preprocessor.transform(built.codes)
         return (table, built.jets.with_event_score(score_fn(x)), x, np.ones(table.n_events, bool),
