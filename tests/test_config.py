@@ -86,13 +86,15 @@ def test_shipped_run_configs_validate(path, monkeypatch):
     monkeypatch.setattr(preflight, "required_tools", lambda config: ["g++"])  # Verilator: the RTL tests' business
     raw = yaml.safe_load(path.read_text())
     unshipped = [f for s in raw["data"]["samples"] for f in s["files"] if f.startswith("data/generated/")]
-    if unshipped and not all(list(REPO.glob(f)) for f in unshipped):
-        pytest.skip(f"{path.name} trains on samples made by the commands in its header ({unshipped[0]}: not shipped)")
-    config = load_config(path, check_files=True)
+    shipped = not unshipped or all(list(REPO.glob(f)) for f in unshipped)
+    # a config on samples made by the commands in its header: everything but its files (tests/test_object_event.py
+    # runs it on samples made the same way)
+    config = load_config(path, check_files=shipped)
     assert config.name == path.stem
     assert level_for(config).name == config.features.level and config.model.form in MODEL_FORMS
-    samples = preflight.check_run_inputs(config)
-    assert set(samples) == {s.name for s in config.data.samples}
+    if shipped:
+        samples = preflight.check_run_inputs(config)
+        assert set(samples) == {s.name for s in config.data.samples}
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("scan_*.yaml")), ids=lambda p: p.name)
