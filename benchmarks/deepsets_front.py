@@ -73,6 +73,7 @@ POINTS = {
     "phi8_rho16_b8": ["model.phi=[8]", "model.rho=[16]", *bits(8)],
     # longer training (60 epochs, patience 12 instead of 30 and 6)
     "phi8_rho16_b6_long": ["model.phi=[8]", "model.rho=[16]", *bits(6), *LONG],
+    "shipped": [],  # l1_bjet_deepsets itself (φ [32, 16], 8-bit): ~231k da4ml LUT-equivalents, no yosys here
     "phi16_rho16_w4a8_nodz": ["model.phi=[16]", "model.rho=[16]", *wa(4, 8), *NO_DZ],
     "phi16_rho16_w4a8_nodz_long": ["model.phi=[16]", "model.rho=[16]", *wa(4, 8), *NO_DZ, *LONG],
 }
@@ -186,16 +187,21 @@ def plot(rows: list[dict], path: Path, goal_auc: float, goal_lut: int) -> None:
     done = [r for r in rows if r.get("yosys_lut") and r.get("worst_b_vs_light") is not None]
     on = set(front(rows))
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    rank = {name: i for i, name in enumerate(sorted(on, key=lambda n: next(r["yosys_lut"] for r in done
+                                                                            if r["point"] == n)))}
     for r in done:
-        ax.scatter(r["yosys_lut"], r["worst_b_vs_light"], color="C0" if r["point"] in on else "C7", zorder=3)
-        ax.annotate(r["point"], (r["yosys_lut"], r["worst_b_vs_light"]), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
+        front_point = r["point"] in on  # front: labels above-left (staggered), others below-right
+        i = rank.get(r["point"], 0)
+        ax.scatter(r["yosys_lut"], r["worst_b_vs_light"], color="C0" if front_point else "C7", zorder=3)
+        ax.annotate(r["point"], (r["yosys_lut"], r["worst_b_vs_light"]), fontsize=7,
+                    ha="right" if front_point else "left", textcoords="offset points",
+                    xytext=(-4, 4 + 9 * (i % 2)) if front_point else (5, -11))
     line = sorted((r["yosys_lut"], r["worst_b_vs_light"]) for r in done if r["point"] in on)
     if line:
         ax.plot(*zip(*line), color="C0", lw=1)
     ax.axhline(goal_auc, ls="--", color="C3", lw=0.8)
     ax.axvline(goal_lut, ls="--", color="C3", lw=0.8)
-    ax.set_xscale("log")
+    ax.margins(y=0.12)
     ax.set_xlabel("yosys LUT per instance (da4ml RTL, II 1, 4.166 ns)")
     ax.set_ylabel("b vs light AUC, worst of training seeds")
     ax.set_title("DeepSets b taggers on ttbar (μ = 0): synthesized front")
