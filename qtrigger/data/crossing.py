@@ -146,8 +146,8 @@ def overlay_veto_keep(info: SampleInfo, files, event_file: np.ndarray, event_ent
 
 def shared_interaction_groups(files, event_file: np.ndarray, event_entry: np.ndarray, events: np.ndarray,
                               tree: str = "Events") -> np.ndarray | None:
-    """Per selected event (``events``) a group label for :mod:`qtrigger.trigger.shared`, or None when no two
-    events share an interaction.
+    """Per event of the table a group label for :mod:`qtrigger.trigger.shared`, or None when no two of the
+    selected ``events`` share an interaction.
 
     Zero-bias crossings at mu > 0 drawn from a pileup library share their hardest interaction when it is the same
     library interaction: its pTHat (``Generator_binvar``, full float32) is then equal to the bit, which distinct
@@ -165,5 +165,5 @@ def shared_interaction_groups(files, event_file: np.ndarray, event_entry: np.nda
         hardest = _event_branches(files, event_file[rows], event_entry[rows], ("Generator_binvar",), tree)
         value = hardest["Generator_binvar"].astype(np.float32).astype(np.float64)
         label[rows] = np.where(value > 0, value, label[rows])
-    label = label[events]
-    return label if len(np.unique(label)) < len(label) else None
+    selected = label[events]
+    return label if len(np.unique(selected)) < len(selected) else None

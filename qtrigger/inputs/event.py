@@ -27,7 +27,7 @@ from qtrigger.data.reader import read_jets
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.codes import feature_code_range
 from qtrigger.inputs.event_ops import DeltaPhi, Gate, InputOp
-from qtrigger.inputs.seed_jets import JetWords, SeedJets, leading_rank, seed_jets
+from qtrigger.inputs.seed_jets import JetWords, SeedJets, jet_words, leading_rank, min_jet_pt, seed_jets
 
 PHI_HALF_TURN = 720  # pi in phi codes (LSB pi/720)
 LEPTON_LIKE_BRANCHES = ("Jet_chEmEF", "Jet_muEF")
@@ -63,10 +63,8 @@ class EventInputSpec:
         if f.event_jets < 1:
             raise QTriggerError(f"key features.event_jets: need at least 1 jet per event (got {f.event_jets})")
         formats = {name: f.format_of(name) for name in f.names}
-        words = JetWords(t.pt_lsb_gev, t.pt_bits, t.ht_bits, t.ht_jet_pt)
-        min_pt = t.min_jet_pt if t.min_jet_pt is not None else config.data.selection.pt_min
-        return cls(int(f.event_jets), tuple(f.names), formats, words, max(int(t.seed_jets), int(f.event_jets)),
-                   float(min_pt))
+        return cls(int(f.event_jets), tuple(f.names), formats, jet_words(config),
+                   max(int(t.seed_jets), int(f.event_jets)), float(min_jet_pt(config)))
 
     def slot_name(self, slot: int, branch: str) -> str:
         """Input name of one slot's feature, e.g. ``j0_pt``, ``j2_dphi``, ``j1_chHEF``."""

@@ -35,7 +35,7 @@ from qtrigger.inputs.event import (
 )
 from qtrigger.inputs.event_ops import DeltaPhi, Gate, InputOp, program_codes
 from qtrigger.inputs.objects import object_words
-from qtrigger.inputs.seed_jets import JetWords, SeedJets
+from qtrigger.inputs.seed_jets import JetWords, SeedJets, jet_words, min_jet_pt
 
 SUMMARY_INPUTS = ("ht", "n_jets")
 
@@ -84,9 +84,8 @@ class ObjectInputSpec:
                     phi_steps(f"{key if group.is_sum else group.collection}_phi", fmt)
                 names.append(name)
                 formats.append(fmt)
-        words = JetWords(t.pt_lsb_gev, t.pt_bits, t.ht_bits, t.ht_jet_pt)
-        min_pt = t.min_jet_pt if t.min_jet_pt is not None else config.data.selection.pt_min
-        spec = cls(f, tuple(names), tuple(formats), words, max(1, int(t.seed_jets)), float(min_pt), config.data.tree)
+        spec = cls(f, tuple(names), tuple(formats), jet_words(config), max(1, int(t.seed_jets)),
+                   float(min_jet_pt(config)), config.data.tree)
         for port, name in enumerate(spec.port_names):  # phi grids without an exact common grid: one line now
             if name.endswith("_phi"):
                 spec._grid(port)

@@ -175,6 +175,17 @@ class SeedJets:
         return len(self.ht)
 
 
+def jet_words(config) -> JetWords:
+    """The seed's pT/HT words from the trigger config."""
+    t = config.trigger
+    return JetWords(t.pt_lsb_gev, t.pt_bits, t.ht_bits, t.ht_jet_pt)
+
+
+def min_jet_pt(config) -> float:
+    """Lowest jet pT the seed sees: ``trigger.min_jet_pt`` or the data selection's."""
+    return config.trigger.min_jet_pt if config.trigger.min_jet_pt is not None else config.data.selection.pt_min
+
+
 def seed_jets(jet_pt: np.ndarray, jet_codes: np.ndarray | None, jet_event: np.ndarray, n_events: int,
               n_slots: int, n_scored: int, words: JetWords, jet_mask: np.ndarray | None = None) -> SeedJets:
     """Fill the seed's jet slots from flat per-jet arrays stored event by event in pT order.

@@ -22,7 +22,7 @@ import numpy as np
 from qtrigger.data.crossing import rate_sample_info
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.event import check_input_words
-from qtrigger.inputs.seed_jets import NO_CODE, SeedJets
+from qtrigger.inputs.seed_jets import NO_CODE, SeedJets, jet_words
 from qtrigger.models.train import balanced
 from qtrigger.plotting import label_simulation, save, style
 from qtrigger.trigger.efficiency import efficiency_of, paired_gain
@@ -36,7 +36,6 @@ from qtrigger.trigger.menu import (
     _facts,
     check_rate_files,
     grid_spec,
-    jet_words,
     khz_key,
     menu_points,
     offline_selection,

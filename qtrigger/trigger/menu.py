@@ -14,7 +14,7 @@ import numpy as np
 
 from qtrigger.data.reader import read_jets
 from qtrigger.errors import QTriggerError
-from qtrigger.inputs.seed_jets import JetWords, SeedJets, leading_rank, seed_jets
+from qtrigger.inputs.seed_jets import JetWords, SeedJets, jet_words, leading_rank, min_jet_pt, seed_jets
 from qtrigger.trigger.efficiency import PairedGain, paired_gain
 from qtrigger.trigger.rates import WeightedRate
 from qtrigger.trigger.seeds import (
@@ -157,12 +157,6 @@ def _sample_roles(config, table) -> tuple[list[int], list[int]]:
     return signal, background
 
 
-def jet_words(config) -> JetWords:
-    """The seed's pT/HT words from the trigger config."""
-    t = config.trigger
-    return JetWords(t.pt_lsb_gev, t.pt_bits, t.ht_bits, t.ht_jet_pt)
-
-
 def grid_spec(config) -> GridSpec:
     """The coarse outer grid from the trigger config."""
     t = config.trigger
@@ -175,10 +169,6 @@ def grid_spec(config) -> GridSpec:
                     ht_jet_pt_max_gev=t.grid_ht_jet_pt_max, score_steps=t.grid_score_steps,
                     preselection=preselection)
 
-
-def min_jet_pt(config) -> float:
-    """Lowest jet pT the seed sees: ``trigger.min_jet_pt`` or the data selection's."""
-    return config.trigger.min_jet_pt if config.trigger.min_jet_pt is not None else config.data.selection.pt_min
 
 
 def check_rate_files(config) -> list[str]:

@@ -10,6 +10,7 @@ import numpy as np
 from qtrigger.data.samples import generator_cut_gev
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.event import EventInputs
+from qtrigger.inputs.seed_jets import min_jet_pt
 from qtrigger.trigger.seeds import Seed
 
 
@@ -44,7 +45,7 @@ def check_preselection(config, labels: np.ndarray, preselected: np.ndarray, wher
 def preselection_leading_jet_gev(config) -> float:
     """The lowest leading-jet pT an event passing the preselection can have (GeV)."""
     t = config.trigger
-    min_pt = t.min_jet_pt if t.min_jet_pt is not None else config.data.selection.pt_min
+    min_pt = min_jet_pt(config)
     p = t.preselection
     if p is None:
         return float(min_pt)

@@ -18,7 +18,7 @@ import numpy as np
 
 from qtrigger.data.crossing import rate_sample_info
 from qtrigger.errors import QTriggerError
-from qtrigger.inputs.seed_jets import NO_CODE, SeedJets, leading_jet_pt, leading_rank
+from qtrigger.inputs.seed_jets import NO_CODE, SeedJets, jet_words, leading_jet_pt, leading_rank, min_jet_pt
 from qtrigger.trigger.efficiency import efficiency_of
 from qtrigger.trigger.menu import (
     DECISION_CHECK_EVENTS,
@@ -32,10 +32,8 @@ from qtrigger.trigger.menu import (
     _sample_roles,
     _take,
     check_rate_files,
-    jet_words,
     khz_key,
     menu_points,
-    min_jet_pt,
     offline_selection,
     read_rate_sample,
     scan_summary,

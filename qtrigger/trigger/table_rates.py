@@ -81,14 +81,10 @@ def sample_rate(info: SampleInfo, method: str, events: np.ndarray, table, tree: 
     if method != "crossing":
         rate = weighted_rate(info, method, events, table.event_file, table.event_weight, table.files, lumi_cm2s,
                              n_bunches, f_rev, min_n_eff)
-        return replace(rate, group=group)
+        return replace(rate, group=None if group is None else group[events])
     weights = table_crossing_weights_hz(info, events, table.files, table.event_file, table.event_entry,
                                         table.event_weight, lumi_cm2s, f_rev * n_bunches, tree)
     description = (f"per bunch crossing (pTHat-binned hard events + zero-bias crossings at mu = {info.mu:g}), "
                    f"L = {lumi_cm2s:g} cm^-2 s^-1, {n_bunches} bunches, {int(np.asarray(events).sum()):,} events "
                    f"of {_files_text(info.files)}")
-    labels = None
-    if group is not None:
-        labels = np.full(len(events), np.nan)
-        labels[events] = group
-    return crossing_rate(weights, events, description, min_n_eff, labels)
+    return crossing_rate(weights, events, description, min_n_eff, group)
