@@ -4,7 +4,8 @@ Usage: python benchmarks/paired_event_seeds.py RUN_A RUN_B
 Both runs must share the data, split and preselection (the same test events, row for row). For each quoted rate,
 each run's seed "preselection and event score >= its threshold" (from its metrics.json) is applied to its own exact
 scores; prints per rate the two efficiencies over all signal test events and A - B with the paired error
-sqrt(n_ab + n_ba - (n_ab - n_ba)^2 / n) / n (n_ab: events A keeps and B does not). JSON on stdout.
+(:func:`qtrigger.trigger.efficiency.paired_gain`: sqrt(n_ab + n_ba - (n_ab - n_ba)^2 / n) / n, n_ab the events A keeps
+and B does not). JSON on stdout.
 """
 
 import argparse
@@ -14,6 +15,7 @@ import numpy as np
 
 from qtrigger.emulate.sets import extract_any_network
 from qtrigger.runs.finished import FinishedRun
+from qtrigger.trigger.efficiency import paired_gain
 
 
 def accepted(run: FinishedRun) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -36,11 +38,9 @@ def main() -> int:
         raise SystemExit("the two runs do not share their signal test events")
     table = {}
     for rate in a:
-        n = len(a[rate])
-        ab, ba = int(np.sum(a[rate] & ~b[rate])), int(np.sum(b[rate] & ~a[rate]))
-        table[rate] = {"a": float(a[rate].mean()), "b": float(b[rate].mean()), "a_minus_b": (ab - ba) / n,
-                       "paired_err": float(np.sqrt(ab + ba - (ab - ba) ** 2 / n) / n), "a_only": ab, "b_only": ba,
-                       "events": n}
+        gain = paired_gain(a[rate], b[rate])
+        table[rate] = {"a": float(a[rate].mean()), "b": float(b[rate].mean()), "a_minus_b": gain.value,
+                       "paired_err": gain.err, "a_only": gain.gained, "b_only": gain.lost, "events": gain.n}
     print(json.dumps({"a": args.run_a, "b": args.run_b, "at_rate_khz": table}, indent=2))
     return 0
 
