@@ -88,6 +88,18 @@ def test_eg_cluster_position_and_isolation_word():
     assert len(l1.l1_eg(l1.towers(soft), settings, l1.L1Random(1))["hwPt"]) == 0  # below the 2 GeV EM seed
 
 
+def test_tau_cluster_of_all_calorimeter_et_and_isolation_bit():
+    narrow = _particles([(K_CHH, 20.0, 0.04, 0.03, 211, 0), (K_NEEM, 4.0, 0.13, 0.03, 22, 0),  # adjacent in eta
+                         (K_NEH, 1.0, 0.04, 0.03 + 2 * 2 * math.pi / 72, 2112, 0)])  # 2 towers away in phi
+    tau = l1.l1_taus(l1.towers(narrow), EXACT, l1.L1Random(1))
+    assert tau["hwPt"].tolist() == [48]  # 24 GeV of hadrons and photons in the 3 x 3: one seed
+    assert (tau["hwEta"].tolist(), tau["hwPhi"].tolist(), tau["hwIso"].tolist()) == ([1], [1], [1])  # 1 < 0.2 * 24
+    wide = _particles([(K_CHH, 20.0, 0.04, 0.03, 211, 0), (K_NEH, 4.5, 0.04, 0.03 + 2 * 2 * math.pi / 72, 2112, 0)])
+    assert l1.l1_taus(l1.towers(wide), EXACT, l1.L1Random(1))["hwIso"].tolist() == [0]  # 4.5 > 0.2 * 20 (and no seed)
+    soft = _particles([(K_CHH, 4.0, 0.0, 0.0, 211, 0), (K_MU, 40.0, 0.0, 0.0, 13, 0)])
+    assert len(l1.l1_taus(l1.towers(soft), EXACT, l1.L1Random(1))["hwPt"]) == 0  # below the 5 GeV seed; no muons
+
+
 def test_muon_words_quality_and_charge():
     mu = _particles([(K_MU, 20.0, 0.5, 1.0, 13, 0), (K_MU, 10.0, -2.2, -1.0, -13, 0), (K_MU, 2.0, 0.0, 0.0, 13, 0),
                      (K_MU, 30.0, 2.5, 0.0, 13, 0)])
@@ -113,7 +125,7 @@ def test_events_without_particles():
     empty = {k: np.zeros(0, dtype=v.dtype) for k, v in _particles([(K_NEH, 1.0, 0.0, 0.0, 2112, 0)]).items()}
     cols = {"pt": np.zeros(0, np.float32), "eta": np.zeros(0, np.float32), "phi": np.zeros(0, np.float32)}
     out = l1.l1_objects(empty, cols, np.zeros(2, np.int64), 2, l1.L1Settings(), l1.L1Random(3), L1_FIELDS)
-    assert [out[c][1].tolist() for c in ("L1Jet", "L1EG", "L1Mu")] == [[0, 0]] * 3
+    assert [out[c][1].tolist() for c in ("L1Jet", "L1EG", "L1Tau", "L1Mu")] == [[0, 0]] * 4
     table, per_event = out["L1EtSum"]
     assert per_event.tolist() == [5, 5] and table["etSumType"].tolist() == [0, 1, 2, 3, 8] * 2
     assert (table["hwPt"] == 0).all() and (table["hwPhi"] == 0).all()
@@ -209,14 +221,16 @@ def test_branch_types_follow_cmssw(files):
 def test_words_and_values_agree(files):
     ev, _, _ = _arrays(files / "on.root")
     cat = {k: np.concatenate(v) if v.dtype == object else v for k, v in ev.items()}
-    for c, eta_lsb, steps, offset in (("L1Jet", 0.0435, 144, 0), ("L1EG", 0.0435, 144, 0), ("L1Mu", 0.010875, 576, 1)):
+    for c, eta_lsb, steps, offset in (("L1Jet", 0.0435, 144, 0), ("L1EG", 0.0435, 144, 0), ("L1Tau", 0.0435, 144, 0),
+                                      ("L1Mu", 0.010875, 576, 1)):
         assert np.array_equal(cat[f"{c}_pt"], ((cat[f"{c}_hwPt"] - offset) * 0.5).astype(np.float32)), c
         assert np.array_equal(cat[f"{c}_eta"], (cat[f"{c}_hwEta"] * eta_lsb).astype(np.float32)), c
         assert np.array_equal(cat[f"{c}_phi"], l1.phi_value(cat[f"{c}_hwPhi"], steps).astype(np.float32)), c
         assert (cat[f"{c}_bx"] == 0).all() and (cat[f"{c}_hwPt"] > offset).all()
         assert all((np.diff(x) <= 0).all() for x in ev[f"{c}_hwPt"]), f"{c} is pT-ordered"
-    assert ev["nL1Jet"].max() <= 12 and ev["nL1EG"].max() <= 12 and ev["nL1Mu"].max() <= 8
-    assert ev["nL1Jet"].sum() > 100 and ev["nL1EG"].sum() > 50 and ev["nL1Mu"].sum() > 3
+    assert ev["nL1Jet"].max() <= 12 and ev["nL1EG"].max() <= 12 and ev["nL1Tau"].max() <= 12 and ev["nL1Mu"].max() <= 8
+    assert ev["nL1Jet"].sum() > 100 and ev["nL1EG"].sum() > 50 and ev["nL1Tau"].sum() > 50 and ev["nL1Mu"].sum() > 3
+    assert set(cat["L1Tau_hwIso"].tolist()) == {0, 1}
     assert set(cat["L1EG_hwIso"].tolist()) <= {0, 1, 3} and set(cat["L1Mu_hwQual"].tolist()) <= {8, 12}
     assert all(t.tolist() == [0, 1, 2, 3, 8] for t in ev["L1EtSum_etSumType"])
     assert np.array_equal(cat["L1EtSum_pt"], (cat["L1EtSum_hwPt"] * 0.5).astype(np.float32))

@@ -100,8 +100,8 @@ def _run_cli(raw: dict, folder: Path, capsys) -> tuple[int, list[str]]:
 
 
 @pytest.mark.parametrize("groups, message", [
-    ([{"collection": "L1Jet", "n": 4}, {"collection": "L1Tau", "n": 2}],
-     "tt.root: no L1Tau collection (features.objects; no L1Tau_pt branch); collections in the file: "),
+    ([{"collection": "L1Jet", "n": 4}, {"collection": "L1TkMuon", "n": 2}],
+     "tt.root: no L1TkMuon collection (features.objects; no L1TkMuon_pt branch); collections in the file: "),
     ([{"collection": "L1Jet", "n": 0}], "L1Jet: n: 0 is not a number of slots in 1..32"),
     ([{"collection": "L1Jet", "n": 4}, {"collection": "L1EtSum", "types": {"MET": 2, "HTMHF": 20}}],
      "tt.root: L1EtSum has no etSumType 20 (HTMHF) in bunch crossing 0 (features.objects types); types in the file: "

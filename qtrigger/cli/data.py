@@ -88,7 +88,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-candidates", action="store_true",
                         help="leave out the JetCand_* constituents (keeps the Jet_ displaced-track summaries)")
     parser.add_argument("--l1-objects", action="store_true",
-                        help="also write L1-like L1Jet, L1EG, L1Mu and L1EtSum collections in CMSSW's L1 NanoAOD "
+                        help="also write L1-like L1Jet, L1EG, L1Tau, L1Mu and L1EtSum collections in CMSSW's L1 NanoAOD "
                              "schema (every other branch unchanged; docs/generation.md)")
     parser.add_argument("--l1-jet-response", type=float, default=None, metavar="R",
                         help="with --l1-objects: L1 jet pT response (default 1.0)")

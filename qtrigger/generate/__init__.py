@@ -225,7 +225,7 @@ def generate_sample(
     mu = 140, phase2 from it); :mod:`qtrigger.generate.mitigation`. ``jet_seed_gev``: the mitigated jets' seed
     threshold (default: the scheme's, ``mitigation.JET_SEED_GEV``), recorded in ``Runs/jetSeedGeV``.
     ``l1_objects`` (True, or :class:`~qtrigger.generate.l1objects.L1Settings` for another response) adds the
-    ``L1Jet``, ``L1EG``, ``L1Mu`` and ``L1EtSum`` collections in CMSSW's L1 NanoAOD schema; every other branch stays
+    ``L1Jet``, ``L1EG``, ``L1Tau``, ``L1Mu`` and ``L1EtSum`` collections in CMSSW's L1 NanoAOD schema; every other branch stays
     bit-identical (:mod:`qtrigger.generate.l1objects`).
     ``candidates=False`` leaves out the ``JetCand_*`` collection (the per-jet displaced-track
     summaries, ``PV_z`` and every other branch are unchanged): about a third of the bytes per jet.

@@ -7,6 +7,8 @@ float ``pt``/``eta``/``phi``, int16 hardware words, the BXVector table's int32 `
 - ``L1Jet``: the generated jets (mitigated at mu > 0) with an L1-like response and resolution (:class:`L1Settings`).
 - ``L1EG``: clusters of electron and photon transverse momentum around local-maximum EM towers, a simple isolation
   word from the calorimeter activity around them.
+- ``L1Tau``: clusters of calorimeter transverse momentum around local-maximum towers, narrow (3 x 3) with an isolation
+  bit, as the Stage-2 tau algorithm's candidates are (most of them are jets).
 - ``L1Mu``: muons with an L1 muon pT resolution and a quality word.
 - ``L1EtSum``: ETT, MET and MET with HF from calorimeter-like towers of the visible particles; HTT and MHT from the L1
   jets above the HT jet threshold (``etSumType`` codes of ``l1t::EtSum::EtSumType``).
@@ -27,7 +29,7 @@ import numpy as np
 from qtrigger.generate.events import K_CHEM, K_MU, K_NEEM
 
 L1_RNG_TAG = 11  # default_rng([chunk Pythia seed, 11, stream]); the track streams use tag 7
-L1_STREAMS = {"jet": 0, "eg": 1, "mu": 2}
+L1_STREAMS = {"jet": 0, "eg": 1, "mu": 2, "tau": 3}
 PT_LSB = 0.5  # GeV, every object and sum
 CALO_ETA_LSB = 0.0435
 CALO_PHI_STEPS = 144
@@ -37,10 +39,11 @@ TOWER_DETA = 0.087  # calorimeter-like towers: 0.087 x 2 pi / 72 (one trigger to
 TOWER_PHI_STEPS = 72
 TOWER_ETA_BINS = 116  # |eta| < 5.046: the HF's reach
 TOWER_HWPT_MAX = 511  # 9-bit tower ET
-HWPT_MAX = {"jet": 2047, "eg": 511, "mu": 511, "sum": 4095}  # saturation of each object's pT word
+HWPT_MAX = {"jet": 2047, "eg": 511, "tau": 511, "mu": 511, "sum": 4095}  # saturation of each object's pT word
 ETSUM_TYPES = {"ETT": 0, "HTT": 1, "MET": 2, "MHT": 3, "METHF": 8}  # l1t::EtSum::EtSumType (kTotalEt, ...)
 EG_CORE, EG_ISO = 1, 2  # half-widths in towers of the EG cluster (3 x 3) and of its isolation window (5 x 5)
 EG_ISO_LOOSE, EG_ISO_TIGHT = 0.3, 0.1  # hwIso bit 0 / bit 1: isolation ET below this fraction of the cluster ET
+TAU_ISO = 0.2  # L1Tau hwIso 1: the 5 x 5 calorimeter ET outside the 3 x 3 below this fraction of the cluster ET
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class L1Settings:
     eg_constant: float = 0.02
     eg_seed_gev: float = 2.0  # an EM tower seeds an EG candidate from this ET
     eg_eta_max: float = 2.5
+    tau_seed_gev: float = 5.0  # a calorimeter tower seeds a tau candidate from this ET
+    tau_eta_max: float = 2.5
     mu_pt_min: float = 3.0  # GeV: softer muons do not reach the muon stations
     mu_eta_max: float = 2.4
     mu_resolution: tuple[float, float, float] = (0.15, 0.20, 0.25)
@@ -67,6 +72,7 @@ class L1Settings:
     met_eta_max: float = 3.0  # ETT and MET: towers with |eta| < 3; METHF: every tower (|eta| < 5)
     max_jets: int = 12  # objects per bunch crossing the Global Trigger receives
     max_eg: int = 12
+    max_tau: int = 12
     max_mu: int = 8
 
     def runs_values(self) -> dict:
@@ -220,15 +226,16 @@ def _window(tw: Towers, key: np.ndarray, values: np.ndarray, half: int) -> np.nd
                for dp in range(-half, half + 1))
 
 
-def _is_local_maximum(tw: Towers, seeds: np.ndarray) -> np.ndarray:
-    """Seeds whose EM ET is >= each earlier neighbour's and > each later one's in the 3 x 3 (one seed per tie)."""
+def _is_local_maximum(tw: Towers, seeds: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Seeds whose ``values`` (a tower ET) is >= each earlier neighbour's and > each later one's in the 3 x 3 (one
+    seed per tie)."""
     ok = np.ones(len(seeds), bool)
     for de in (-1, 0, 1):
         for dp in (-1, 0, 1):
             if de == dp == 0:
                 continue
-            other = tw.lookup(tw.neighbour(tw.key[seeds], de, dp), tw.em_et)
-            ok &= tw.em_et[seeds] > other if (de, dp) > (0, 0) else tw.em_et[seeds] >= other
+            other = tw.lookup(tw.neighbour(tw.key[seeds], de, dp), values)
+            ok &= values[seeds] > other if (de, dp) > (0, 0) else values[seeds] >= other
     return ok
 
 
@@ -238,7 +245,7 @@ def l1_eg(tw: Towers, settings: L1Settings, rand: L1Random) -> dict:
     5 x 5 calorimeter ET outside the 3 x 3 is below 30 % / 10 % of the cluster ET."""
     eta_c, phi_c = tw.centre()
     seeds = np.flatnonzero((tw.em_et >= settings.eg_seed_gev) & (np.abs(eta_c) < settings.eg_eta_max))
-    seeds = seeds[_is_local_maximum(tw, seeds)]
+    seeds = seeds[_is_local_maximum(tw, seeds, tw.em_et)]
     key = tw.key[seeds]
     cluster = _window(tw, key, tw.em_et, EG_CORE)
     iso = _window(tw, key, tw.et, EG_ISO) - _window(tw, key, tw.et, EG_CORE)
@@ -246,6 +253,25 @@ def l1_eg(tw: Towers, settings: L1Settings, rand: L1Random) -> dict:
     smeared = cluster * (1 + _relative_sigma(cluster, settings.eg_stochastic, settings.eg_constant) * z)
     out = _calo_object(smeared, eta_c[seeds], phi_c[seeds], "eg")
     out["hwIso"] = (iso < EG_ISO_LOOSE * cluster).astype(np.int64) + 2 * (iso < EG_ISO_TIGHT * cluster)
+    out["evt"] = tw.evt[seeds]
+    return out
+
+
+def l1_taus(tw: Towers, settings: L1Settings, rand: L1Random) -> dict:
+    """Tau candidates: towers of calorimeter ET >= ``tau_seed_gev`` in |eta| < ``tau_eta_max`` that are local maxima
+    of the calorimeter ET; ET = the 3 x 3 calorimeter ET, smeared as jets are (``jet_stochastic``,
+    ``jet_constant``); position = the seed tower's centre; hwIso 1 when the 5 x 5 calorimeter ET outside the 3 x 3
+    is below 20 % of the cluster ET."""
+    eta_c, phi_c = tw.centre()
+    seeds = np.flatnonzero((tw.et >= settings.tau_seed_gev) & (np.abs(eta_c) < settings.tau_eta_max))
+    seeds = seeds[_is_local_maximum(tw, seeds, tw.et)]
+    key = tw.key[seeds]
+    cluster = _window(tw, key, tw.et, EG_CORE)
+    iso = _window(tw, key, tw.et, EG_ISO) - cluster
+    z = rand.normal(len(seeds), "tau")  # seeds are in key order: by event
+    smeared = cluster * (1 + _relative_sigma(cluster, settings.jet_stochastic, settings.jet_constant) * z)
+    out = _calo_object(smeared, eta_c[seeds], phi_c[seeds], "tau")
+    out["hwIso"] = (iso < TAU_ISO * cluster).astype(np.int64)
     out["evt"] = tw.evt[seeds]
     return out
 
@@ -337,8 +363,10 @@ def l1_objects(inputs: dict, jet_cols: dict, njet: np.ndarray, n_events: int, se
     jets = l1_jets(jet_cols, njet, settings, rand)
     tw = towers(inputs)
     eg = l1_eg(tw, settings, rand)
+    tau = l1_taus(tw, settings, rand)
     mu = l1_muons(inputs, settings, rand)
     return {"L1Jet": _per_event(jets, jets["evt"], n_events, settings.max_jets, fields["L1Jet"]),
             "L1EG": _per_event(eg, eg["evt"], n_events, settings.max_eg, fields["L1EG"]),
+            "L1Tau": _per_event(tau, tau["evt"], n_events, settings.max_tau, fields["L1Tau"]),
             "L1Mu": _per_event(mu, mu["evt"], n_events, settings.max_mu, fields["L1Mu"]),
             "L1EtSum": _sum_table(l1_sums(tw, jets, n_events, settings), n_events, fields["L1EtSum"])}

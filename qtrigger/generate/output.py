@@ -49,6 +49,7 @@ _L1_OBJECT = {"pt": np.float32, "eta": np.float32, "phi": np.float32, "hwPt": np
 L1_FIELDS = {
     "L1Jet": dict(_L1_OBJECT),
     "L1EG": dict(_L1_OBJECT),
+    "L1Tau": dict(_L1_OBJECT),
     "L1Mu": {**_L1_OBJECT, "hwCharge": np.int16},
     "L1EtSum": {"pt": np.float32, "phi": np.float32, "hwPt": np.int32, "hwPhi": np.int32, "etSumType": np.int32,
                 "bx": np.int32},
