@@ -6,8 +6,10 @@ Per named signal sample (``trigger.signal_samples``, never read for training, se
 of :mod:`qtrigger.trigger.event_study` is run with that sample's events split in two halves: the best kinematic
 seed (``jets``, ``ht``) is chosen on the first half and every efficiency is quoted on the second, beside the
 held-out rate and n_eff; the anomaly seed's gain over the best kinematic seed is paired (same signal events).
-The rate sample is read and scored once. The score's correlation with HT (Pearson and Spearman) is taken on the
-training sample's test events (zero-bias crossings when the autoencoder trains on them).
+The rate sample is read and scored once. The menu gain at a fixed total rate (HT, single jet, e/gamma, muon and MET
+seeds, alone and with the anomaly seed) is :mod:`qtrigger.trigger.object_menu`. The score's correlation with HT
+(Pearson and Spearman) is taken on the training sample's test events (zero-bias crossings when the autoencoder
+trains on them).
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from qtrigger.data.crossing import rate_sample_info
 from qtrigger.inputs.seed_jets import jet_words
 from qtrigger.trigger.event_study import event_trigger_study, scored_rate_sample
 from qtrigger.trigger.menu import khz_key
+from qtrigger.trigger.object_menu import MENU_SEEDS, menu_keys, menu_study
+from qtrigger.trigger.rates import split_events
+from qtrigger.trigger.table_rates import sample_rate
 
 
 def _point_summary(point, words, score_lsb) -> dict:
@@ -46,6 +52,28 @@ def score_ht_correlation(ht_gev: np.ndarray, score: np.ndarray, where: str) -> d
     return {"events": int(len(score)), "where": where,
             "pearson": float(np.corrcoef(ht_gev, score)[0, 1]) if ok else None,
             "spearman": float(spearmanr(ht_gev, score).statistic) if ok else None}
+
+
+def _menus(config, rate, signals: dict, score_fn, preprocessor, score_lsb: float) -> dict:
+    """:func:`~qtrigger.trigger.object_menu.menu_study` on the rate sample's halves (the split of every seed)."""
+    t = config.trigger
+    table, jets, x, events = rate[0], rate[1], rate[2], rate[3]
+    files = sorted({table.files[f] for f in np.unique(table.event_file[events])})
+    info = rate_sample_info(files, t.normalisation)
+    kw = dict(tree=config.data.tree, lumi_cm2s=t.lumi_cm2s, n_bunches=t.n_bunches, min_n_eff=t.min_n_eff)
+    calibration_events, held_out_events = split_events(events, t.rate_split_seed)
+    calibration = sample_rate(info, t.normalisation, calibration_events, table, **kw)
+    held_out = sample_rate(info, t.normalisation, held_out_events, table, **kw)
+    signal_keys = {name: (menu_keys(sig.inputs, preprocessor, score_fn(sig.inputs)),
+                          sig.is_signal & (sig.split.event_part == 2)) for name, sig in signals.items()}
+    targets = [t.target_rate_hz, *[r for r in t.extra_rates_hz if r != t.target_rate_hz]]
+    formats = next(iter(signals.values())).spec.input_formats
+    lsb = {seed: formats[name].lsb for seed, name in MENU_SEEDS.items() if name in formats} | {"anomaly": score_lsb}
+    study = menu_study(menu_keys(x, preprocessor, jets.event_score), calibration, held_out, signal_keys, targets, lsb)
+    return {"allocation": "equal rate share per seed on the calibration half, the largest share whose OR is <= the "
+                          "target; quoted on the held-out half and each signal's quoted half",
+            "seeds": {seed: name for seed, name in MENU_SEEDS.items() if name in preprocessor.names},
+            "at_rate": study}
 
 
 def anomaly_trigger_study(config, data, signals: dict, score_fn, network, run_dir: Path | None, hls_dir=None,
@@ -78,6 +106,7 @@ def anomaly_trigger_study(config, data, signals: dict, score_fn, network, run_di
         "signal_use": "efficiencies only: each sample's first half chooses the best kinematic seed, the second half "
                       "is quoted; the anomaly threshold is set on the rate sample alone",
     }
+    out["anomaly"]["menu"] = _menus(config, rate, signals, score_fn, data.preprocessor, score_type.lsb)
     test = data.split.test
     ht = data.built.jets.ht[test] * words.pt_lsb_gev
     out["anomaly"]["score_ht_correlation"] = score_ht_correlation(
