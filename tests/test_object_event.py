@@ -211,7 +211,8 @@ def anomaly_config(folder: Path) -> dict:
             "data": {"samples": [{"name": "qcd", "files": [str(folder / "qcd.root")], "role": "background"}]},
             "features": {"level": "event", "objects": GROUPS},
             "labels": {"mode": "binary", "source": "sample"},
-            "model": {"hidden": [4], "autoencoder": {"kind": "vae", "latent": 2, "decoder": [8]}},
+            "model": {"hidden": [4],
+                      "autoencoder": {"kind": "vae", "latent": 2, "decoder": [8], "mu_bits": 6, "mu_integer": 2}},
             "pruning": {"enabled": False},
             "training": {"objective": "autoencoder", "epochs": 2, "seed": 1, "threads": 1, "float_twin": False,
                          "verbose": False},
@@ -266,17 +267,23 @@ def test_vae_score_is_exact_in_reference_csim_and_accept_bit(anomaly_run):
     assert codes.shape == (len(x), 2) and np.abs(codes).max() > 0
     net = scored(raw, "sum_mu2")
     assert np.array_equal(net.forward_codes(x)[:, 0], codes[:, 0] ** 2 + codes[:, 1] ** 2)
-    assert net.output_type.lsb == raw.output_type.lsb ** 2
+    assert str(raw.output_type).startswith("ap_fixed<6,3") and net.output_type.lsb == raw.output_type.lsb ** 2
     anomaly = m["trigger"]["anomaly"]
     assert set(anomaly["signals"]) == {"ttbar"} and set(anomaly["signals"]["ttbar"]) == {"100", "30", "10"}
     assert m["trigger"]["at_rate"]["100"]["event_network"]["seed"]["family"] == "anomaly"
     assert -1 <= anomaly["score_ht_correlation"]["spearman"] <= 1
+    for khz, point in anomaly["menu"]["at_rate"].items():  # both menus within the target on the calibration half
+        assert set(point["with_anomaly"]["threshold_codes"]) == set(point["kinematic"]["threshold_codes"]) | {"anomaly"}
+        assert max(point[m]["calibration_rate_hz"] for m in ("kinematic", "with_anomaly")) <= float(khz) * 1e3
+        assert point["single_seeds"]["signals"]["ttbar"]["best_kinematic"] in {"HT", "single jet", "e/gamma", "muon",
+                                                                                "MET"}
 
 
 @pytest.mark.slow
 def test_vae_rtl_logic_squares_and_sums_the_latent_codes(anomaly_run):
-    """The event RTL's logic (da4ml trace evaluated in Python; no Verilator) with the sum-of-squares stage equals the
-    Python chain on the decision events and random events at the thresholds and own score +-1."""
+    """The event RTL's logic (da4ml trace evaluated in Python; no Verilator) with the sum-of-squares stage (lookup
+    tables of the 6-bit mu codes' squares) equals the Python chain on the decision events and random events at the
+    thresholds and own score +-1."""
     from qtrigger.emulate.sets import extract_any_network
     from qtrigger.inputs.object_event import event_input_spec
     from qtrigger.runs.finished import FinishedRun

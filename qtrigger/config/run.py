@@ -69,7 +69,8 @@ class RunConfig(_Strict):
                 or self.training.qat_init != "random":
             raise ValueError("training.objective autoencoder: pruning, model.batchnorm, quantization.method hgq and "
                              "qat_init float_twin are not supported yet (set pruning.enabled: false)")
-        if self.trigger.enabled and ("anomaly" not in self.trigger.families or "event_network" in self.trigger.families):
+        families = self.trigger.families
+        if self.trigger.enabled and ("anomaly" not in families or "event_network" in families):
             raise ValueError("training.objective autoencoder: trigger.families must list anomaly (not event_network), "
                              "e.g. [anomaly, jets, ht]")
         if self.trigger.enabled and not (self.trigger.rate_files and self.trigger.signal_samples):

@@ -16,12 +16,17 @@ class AutoencoderConfig(_Strict):
     outputs: the mean mu) is what is deployed; its anomaly score is sum_i mu_i^2, computed exactly in
     integers from the output codes. The log-variance head and the ``decoder`` (float Dense layers back to the
     inputs) exist only in training: loss = reconstruction (per-input squared error over the training inputs'
-    variance) + ``beta`` x KL. ``kind: ae`` (score = reconstruction distance) is refused: its decoder is not in
+    variance) + ``beta`` x KL. ``mu_bits``/``mu_integer``: the QAT encoder's outputs pass a QKeras
+    ``quantized_bits(mu_bits, mu_integer)`` quantizer (rounded, saturated; part of the exact chain). ``kind: ae`` (score = reconstruction distance) is refused: its decoder is not in
     the exact chain yet.
     """
 
     kind: Literal["vae", "ae"] = "vae"
     latent: int = Field(3, ge=1, le=64)
+    # the QAT encoder's mu outputs rounded and saturated to quantized_bits(mu_bits, mu_integer) (null: the exact
+    # accumulator): a narrow mu keeps the squares of the score small and shallow in firmware
+    mu_bits: int | None = Field(None, ge=2, le=16)
+    mu_integer: int = Field(4, ge=0, le=12)
     decoder: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)
     beta: float = Field(1.0, gt=0)
 

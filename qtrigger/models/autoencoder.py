@@ -32,6 +32,18 @@ def input_scales(x: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
     return (1.0 / np.sqrt(np.maximum(var, VARIANCE_FLOOR))).astype(np.float32)
 
 
+def with_mu_quantizer(encoder, ae: AutoencoderConfig):
+    """The QAT encoder with its outputs quantized to ``quantized_bits(mu_bits, mu_integer)`` (``mu_bits`` set),
+    else ``encoder`` itself."""
+    if ae.mu_bits is None:
+        return encoder
+    import tf_keras as keras
+    from qkeras import QActivation, quantized_bits
+
+    mu = QActivation(quantized_bits(ae.mu_bits, ae.mu_integer, alpha=1), name="mu_q")(encoder.output)
+    return keras.Model(encoder.input, mu, name=encoder.name)
+
+
 def vae_model(encoder, ae: AutoencoderConfig, seed: int):
     """The training model around ``encoder`` (mu head): inputs → [reconstruction, mu, logvar] concatenated."""
     import tensorflow as tf

@@ -22,7 +22,7 @@ from qtrigger.estimate import estimate_hardware
 from qtrigger.firmware.check import precision_profile
 from qtrigger.inputs.codes import training_saturation
 from qtrigger.levels import Prepared, level_for
-from qtrigger.models.autoencoder import train_autoencoder
+from qtrigger.models.autoencoder import train_autoencoder, with_mu_quantizer
 from qtrigger.models.build import build_model, copy_dense_weights, count_parameters, model_file, quant_method
 from qtrigger.models.train import configure_tensorflow, pruning_shortfall, train
 from qtrigger.results import ModelSummary, RunResult
@@ -157,6 +157,7 @@ def _fit_autoencoder(config: RunConfig, prepared: Prepared, model, n_out: int, q
                      val_weights):
     """``training.objective: autoencoder``: ``model`` is the encoder's mu head, trained as a VAE without labels."""
     x, split = prepared.inputs, prepared.split
+    model = with_mu_quantizer(model, config.model.autoencoder) if quantized else model
     return train_autoencoder(model, x[split.train], x[split.val], config.model.autoencoder, config.training,
                              "QAT encoder" if quantized else "float encoder", weights, val_weights)
 

@@ -65,7 +65,8 @@ def _menus(config, rate, signals: dict, score_fn, preprocessor, score_lsb: float
     calibration = sample_rate(info, t.normalisation, calibration_events, table, **kw)
     held_out = sample_rate(info, t.normalisation, held_out_events, table, **kw)
     signal_keys = {name: (menu_keys(sig.inputs, preprocessor, score_fn(sig.inputs)),
-                          sig.is_signal & (sig.split.event_part == 2)) for name, sig in signals.items()}
+                          sig.is_signal & (sig.split.event_part == 2), sig.is_signal & (sig.split.event_part == 1))
+                   for name, sig in signals.items()}
     targets = [t.target_rate_hz, *[r for r in t.extra_rates_hz if r != t.target_rate_hz]]
     formats = next(iter(signals.values())).spec.input_formats
     lsb = {seed: formats[name].lsb for seed, name in MENU_SEEDS.items() if name in formats} | {"anomaly": score_lsb}

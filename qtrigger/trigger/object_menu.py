@@ -11,7 +11,9 @@ Allocation (signal-independent, as every threshold here): every seed of a menu g
 calibration half of the rate sample (its threshold is the lowest code whose calibration rate is <= s); s is the
 largest share whose menu (the OR of its seeds) has a calibration rate <= the target. The menus are quoted on the
 held-out half (rate, n_eff) and on each named signal's quoted events (efficiency); the gain of adding the anomaly
-seed is paired on the same signal events.
+seed is paired on the same signal events. Beside them, each seed alone at the target rate (``single_seeds``): per
+signal the best kinematic one (HT, jet, e/gamma, muon or MET, chosen on the signal's selection half) against the
+anomaly seed, paired on the quoted half.
 """
 
 from __future__ import annotations
@@ -73,12 +75,37 @@ def fires(keys: dict[str, np.ndarray], cuts: dict[str, int]) -> np.ndarray:
     return np.logical_or.reduce([keys[s] >= c for s, c in cuts.items()])
 
 
-def menu_study(rate_keys: dict, calibration, held_out, signal_keys: dict[str, tuple[dict, np.ndarray]],
+def single_seeds(rate_keys: dict, calibration, held_out, signal_keys: dict, target: float, lsb: dict) -> dict:
+    """Each seed alone at ``target`` (lowest code at or below it on calibration), quoted on the held-out half; per
+    signal the best kinematic seed (chosen on the signal's selection half) and the anomaly seed's paired gain over it
+    on the quoted half."""
+    cuts = {s: _threshold_for_share(rate_curve(rate_keys[s], calibration), target) for s in rate_keys}
+    seeds = {}
+    for s, c in cuts.items():
+        point = held_out.of(rate_keys[s] >= c)
+        seeds[s] = {"threshold": c * lsb[s], "threshold_code": c, "held_out_rate_hz": point.rate_hz,
+                    "held_out_rate_hz_err": point.rate_err_hz, "held_out_n_eff_fired": point.n_eff_fired}
+    per_signal = {}
+    for name, (keys, quoted, selection) in signal_keys.items():
+        kinematic = [s for s in cuts if s != "anomaly"]
+        best = max(kinematic, key=lambda s: (float(np.mean(keys[s][selection] >= cuts[s])),
+                                             -seeds[s]["held_out_rate_hz"]))
+        a, b = (keys["anomaly"] >= cuts["anomaly"])[quoted], (keys[best] >= cuts[best])[quoted]
+        gain = paired_gain(a, b)
+        per_signal[name] = {"efficiency": {s: float(np.mean(keys[s][quoted] >= cuts[s])) for s in cuts},
+                            "best_kinematic": best, "anomaly": efficiency_of(a).value,
+                            "anomaly_err": efficiency_of(a).err, "best_kinematic_efficiency": efficiency_of(b).value,
+                            "best_kinematic_err": efficiency_of(b).err, "gain": gain.value, "gain_err": gain.err}
+    return {"seeds": seeds, "signals": per_signal}
+
+
+def menu_study(rate_keys: dict, calibration, held_out, signal_keys: dict[str, tuple[dict, np.ndarray, np.ndarray]],
                targets: list[float], lsb: dict[str, float]) -> dict:
     """The kinematic menu and the menu with the anomaly seed at each target total rate (module docstring).
 
     ``rate_keys``: :func:`menu_keys` of the rate sample's events; ``signal_keys``: name → (its keys, the quoted
-    events mask); ``lsb``: per seed, its key's LSB (GeV, or the score's). Returns per target (kHz key) the two menus' thresholds, held-out rates and per-signal
+    events mask, the selection events mask); ``lsb``: per seed, its key's LSB (GeV, or the score's). Returns per
+    target (kHz key) the two menus' thresholds, held-out rates and per-signal
     efficiencies, with the paired gain of adding the anomaly seed.
     """
     kinematic = [s for s in MENU_SEEDS if s in rate_keys]
@@ -94,7 +121,7 @@ def menu_study(rate_keys: dict, calibration, held_out, signal_keys: dict[str, tu
                 "held_out_n_eff_fired": point.n_eff_fired, "resolved": point.resolved,
                 "calibration_rate_hz": calibration.of(fires(rate_keys, cuts)).rate_hz}
         per_signal = {}
-        for name, (keys, quoted) in signal_keys.items():
+        for name, (keys, quoted, _) in signal_keys.items():
             a = fires(keys, entry["with_anomaly"]["threshold_codes"])[quoted]
             b = fires(keys, entry["kinematic"]["threshold_codes"])[quoted]
             gain = paired_gain(a, b)
@@ -102,5 +129,6 @@ def menu_study(rate_keys: dict, calibration, held_out, signal_keys: dict[str, tu
                                 "with_anomaly": efficiency_of(a).value, "with_anomaly_err": efficiency_of(a).err,
                                 "gain": gain.value, "gain_err": gain.err, "events": int(quoted.sum())}
         entry["signals"] = per_signal
+        entry["single_seeds"] = single_seeds(rate_keys, calibration, held_out, signal_keys, target, lsb)
         out[f"{target / 1e3:g}"] = entry
     return out
