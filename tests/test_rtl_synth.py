@@ -280,31 +280,25 @@ def test_rtl_check_defaults_to_qkeras_rounding(small, tmp_path):
     assert "half_up: cheaper by" in text and "not equal to the trained model" in text
 
 
-@pytest.mark.slow
-def test_lookup_table_squares_synthesize_and_equal_their_values(tmp_path):
-    """Sum of four 8-bit squares by da4ml lookup tables (the anomaly score's RTL stage): exact on random and extreme
-    codes, and yosys maps its ROMs to LUT logic (it used to stop at the tables' $readmemh files)."""
+def test_lookup_table_squares_equal_their_values():
+    """Sum of four 8-bit squares by da4ml lookup tables (the anomaly score's RTL stage) is exact on random and extreme
+    codes, and shallower than da4ml's variable multiplier. (yosys on such tables: the measured configs/l1_anomaly.yaml
+    run in docs/results.md; a synthesis here costs ~40 s of suite time.)"""
     require("da4ml")
     from functools import reduce
 
-    from da4ml.codegen import VerilogModel
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
 
     from qtrigger.emulate.score import square
     from qtrigger.firmware.rtl import HWCONFIG, SOLVER_OPTIONS
-    from qtrigger.firmware.synth import require_yosys, synthesize
 
-    inputs = FixedVariableArray.from_kif(np.ones(4), np.full(4, 4), np.full(4, 3), HWConfig(*HWCONFIG),
-                                         solver_options=dict(SOLVER_OPTIONS))
-    total = reduce(lambda a, b: a + b, [square(v) for v in inputs._vars.ravel()])
-    comb = comb_trace(inputs, FixedVariableArray(np.array([total], dtype=object), dict(SOLVER_OPTIONS)))
-    x = np.vstack([np.random.default_rng(1).integers(-128, 128, (200, 4)), [[-128, -128, 127, 0]]]) / 8.0
+    def traced(square_fn):
+        inputs = FixedVariableArray.from_kif(np.ones(4), np.full(4, 4), np.full(4, 3), HWConfig(*HWCONFIG),
+                                             solver_options=dict(SOLVER_OPTIONS))
+        total = reduce(lambda a, b: a + b, [square_fn(v) for v in inputs._vars.ravel()])
+        return comb_trace(inputs, FixedVariableArray(np.array([total], dtype=object), dict(SOLVER_OPTIONS)))
+
+    comb = traced(square)
+    x = np.vstack([np.random.default_rng(1).integers(-128, 128, (60, 4)), [[-128, -128, 127, 0]]]) / 8.0
     assert np.array_equal([float(comb(row)[0]) for row in x], (x * x).sum(axis=1))
-    VerilogModel(comb, "qtrigger_net", tmp_path / "prj", latency_cutoff=2, clock_period=4.1667,
-                 part_name="xc7vx690tffg1927-2").write()
-    try:
-        require_yosys()
-    except QTriggerError as err:
-        pytest.skip(str(err))
-    result = synthesize(tmp_path / "prj", "qtrigger_net", per_stage=False)
-    assert 0 < result.to_json()["lut"] < 1000
+    assert comb.latency[1] < traced(lambda v: v * v).latency[1]
