@@ -41,6 +41,7 @@ FAMILIES = {
 # Available resources of parts whose figures we have from a report or hls4ml material.
 DEVICE_RESOURCES = {
     "xc7z020": {"lut": 53200, "ff": 106400, "dsp": 220, "bram": 280},
+    "xc7vx690t": {"lut": 433200, "ff": 866400, "dsp": 3600, "bram": 1470},  # the Run-3 Global Trigger's (MP7)
     "xcvu9p": {"lut": 1182240, "ff": 2364480, "dsp": 6840, "bram": 4320},
 }
 

@@ -1,6 +1,8 @@
 """Event networks over L1 object groups (issue 32, ``features.objects``): the object words as event inputs, Delta-phi
 across phi granularities, bad input in one line, and one tiny run whose C-simulation, accept bit (g++) and event RTL
-equal the integer reference on every event."""
+equal the integer reference on every event. The anomaly seed (part 3) on the same samples: a tiny VAE trained on
+background only whose deployed score sum mu^2 is exact through the C-simulation, the accept bit and the RTL logic;
+an anomaly config that trains on signal, or asks for the plain autoencoder, is one line and exit 2."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import pytest
 import yaml
 
 from qtrigger.config import validate_config
+from qtrigger.emulate.score import SumOfSquares, scored
+from qtrigger.fixedpoint import FixedType
 from qtrigger.data.objects import read_object_groups
 from qtrigger.inputs.event import EventInputSpec, codes_from_words
 from qtrigger.inputs.event_ops import program_codes
@@ -197,3 +201,129 @@ def test_phi_words_without_an_exact_grid_are_refused(samples):
     signed = {"L1EG_phi": {"lsb": 2 * math.pi / 144, "bits": 8, "signed": True}}
     with pytest.raises(QTriggerError, match="key features.formats.L1EG_phi: an object phi word needs an unsigned LSB"):
         event_input_spec(validate_config(raw_config(samples, formats=signed)))
+
+
+# ------------------------------------------------------------------ the anomaly seed (training.objective autoencoder)
+
+
+def anomaly_config(folder: Path) -> dict:
+    return {"name": "anomaly", "output_dir": str(folder / "runs"),
+            "data": {"samples": [{"name": "qcd", "files": [str(folder / "qcd.root")], "role": "background"}]},
+            "features": {"level": "event", "objects": GROUPS},
+            "labels": {"mode": "binary", "source": "sample"},
+            "model": {"hidden": [4],
+                      "autoencoder": {"kind": "vae", "latent": 2, "decoder": [8], "mu_bits": 6, "mu_integer": 2}},
+            "pruning": {"enabled": False},
+            "training": {"objective": "autoencoder", "epochs": 2, "seed": 1, "threads": 1, "float_twin": False,
+                         "verbose": False},
+            "trigger": {"families": ["anomaly", "jets", "ht"], "ht_jet_pt": 20.0, "bias_factor": 1.0,
+                        "preselection": {"ht_gev": 30, "min_jets": 1, "jet_pt_gev": 30},
+                        "rate_files": [str(folder / "qcd.root")],
+                        "signal_samples": [{"name": "ttbar", "files": [str(folder / "tt.root")]}]},
+            "hls": {"jets_per_event": 1, "output_dir": str(folder / "hls"), "testbench_jets": 20}}
+
+
+def test_sum_of_squares_head_is_exact_on_values():
+    """sum_i c_i^2 on the LSB lsb^2, in a type that holds the largest sum (both signs' extremes)."""
+    head = SumOfSquares()
+    codes = np.array([[3, -4], [0, 0], [-4096, 4095], [1, 1]])
+    assert head.codes(codes).tolist() == [25, 0, 4096**2 + 4095**2, 2]
+    t = head.score_type(FixedType(13, 4, True), 2)  # codes -4096..4095, LSB 2^-9
+    assert not t.signed and t.lsb == 2.0**-18 and t.width == 26 and t.max_code >= 2 * 4096**2 >= (t.max_code + 1) // 2
+    assert head.cpp(2).count("c[i] * c[i]") == 1
+
+
+@pytest.fixture(scope="module")
+def anomaly_run(samples):
+    """The tiny VAE run (latent 2, hidden [4]) on the QCD sample, ttbar as the named signal; plots off (suite time)."""
+    import qtrigger
+    from qtrigger.trigger import event_study
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(event_study, "_plots", lambda *args: None)
+        result = qtrigger.run(validate_config(anomaly_config(samples)), progress=False)
+    return Path(result.directory), json.loads((Path(result.directory) / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_vae_score_is_exact_in_reference_csim_and_accept_bit(anomaly_run):
+    """The encoder (2 latent outputs) C-simulates with 0 mismatching codes on every test event and the stress rows, so
+    its sum mu^2 is the reference's; the accept bit in g++ (the score head in C++) equals the Python chain on real and
+    random events, accepting some and not others; the deployed score is the sum of the squared output codes."""
+    from qtrigger.emulate.sets import extract_any_network
+    from qtrigger.runs.finished import FinishedRun
+
+    run_dir, m = anomaly_run
+    csim = m["csim"]
+    assert csim["mismatched_jets"] == 0 and csim["jets"] == m["data"]["events_by_part"]["test"] > 20
+    assert csim["stress"]["mismatched_jets"] == 0 and csim["stress"]["jets"] > 0
+    decision = m["trigger"]["decision_hls"]
+    assert decision["score_disagreements"] == 0 and decision["disagreements"] == 0
+    assert decision["events"] > decision["random_events"] > 0 and 0 < decision["accepted"] < decision["events"]
+    run = FinishedRun.load(run_dir)
+    raw = extract_any_network(run.load_model("qat"))
+    x = run.test_jets()["inputs"]
+    codes = raw.forward_codes(x)
+    assert codes.shape == (len(x), 2) and np.abs(codes).max() > 0
+    net = scored(raw, "sum_mu2")
+    assert np.array_equal(net.forward_codes(x)[:, 0], codes[:, 0] ** 2 + codes[:, 1] ** 2)
+    assert str(raw.output_type).startswith("ap_fixed<6,3") and net.output_type.lsb == raw.output_type.lsb ** 2
+    anomaly = m["trigger"]["anomaly"]
+    assert set(anomaly["signals"]) == {"ttbar"} and set(anomaly["signals"]["ttbar"]) == {"100", "30", "10"}
+    assert m["trigger"]["at_rate"]["100"]["event_network"]["seed"]["family"] == "anomaly"
+    assert -1 <= anomaly["score_ht_correlation"]["spearman"] <= 1
+    for khz, point in anomaly["menu"]["at_rate"].items():  # both menus within the target on the calibration half
+        assert set(point["with_anomaly"]["threshold_codes"]) == set(point["kinematic"]["threshold_codes"]) | {"anomaly"}
+        assert max(point[m]["calibration_rate_hz"] for m in ("kinematic", "with_anomaly")) <= float(khz) * 1e3
+        assert point["single_seeds"]["signals"]["ttbar"]["best_kinematic"] in {"HT", "single jet", "e/gamma", "muon",
+                                                                                "MET"}
+
+
+@pytest.mark.slow
+def test_vae_rtl_logic_squares_and_sums_the_latent_codes(anomaly_run):
+    """The event RTL's logic (da4ml trace evaluated in Python; no Verilator) with the sum-of-squares stage (lookup
+    tables of the 6-bit mu codes' squares) equals the Python chain on the decision events and random events at the
+    thresholds and own score +-1."""
+    from qtrigger.emulate.sets import extract_any_network
+    from qtrigger.inputs.object_event import event_input_spec
+    from qtrigger.runs.finished import FinishedRun
+    from qtrigger.trigger import event_rtl
+
+    run_dir, m = anomaly_run
+    run = FinishedRun.load(run_dir)
+    spec = event_input_spec(run.config)
+    network = scored(extract_any_network(run.load_model("qat")), "sum_mu2")
+    seeds = event_rtl.run_seeds(m["trigger"])
+    sets = event_rtl.load_decision_events(run_dir / event_rtl.DECISION_EVENTS_FILE, spec)
+    sets = {name: (jets.take(np.arange(min(60, len(words)))), words[:60]) for name, (jets, words) in sets.items()}
+    stimulus = event_rtl.chain_stimulus(seeds, sets, spec, run.preprocessor, network, n_random=200)
+    layout = event_rtl.ChainLayout(spec)
+    comb = event_rtl.trace_event_chain(network, spec, list(run.preprocessor.shifts), seeds[0], layout)
+    rows = accepted = 0
+    for name, (jets, words, thresholds) in stimulus.items():
+        want = event_rtl.expected_outputs(seeds[0], jets, words, thresholds, spec, run.preprocessor, network)
+        got = np.array([[float(v) for v in comb(row)] for row in layout.rows(jets, words, thresholds)])
+        assert np.array_equal(got, want), name
+        rows, accepted = rows + len(want), accepted + int(want[:, 0].sum())
+    assert 0.05 * rows < accepted < 0.95 * rows
+    logit = scored(network, "logit")  # the check can fail: the first latent code is not the score
+    assert not np.array_equal(got[:, 2], event_rtl.expected_outputs(seeds[0], jets, words, thresholds, spec,
+                                                                     run.preprocessor, logit)[:, 2])
+
+
+@pytest.mark.parametrize("change, message", [
+    ("signal", "bad.yaml: training.objective autoencoder trains on background only (zero-bias crossings or the "
+               "rate sample); data.samples lists non-background sample(s) ['ttbar']"),
+    ("ae", "key model.autoencoder.kind: kind ae (score = reconstruction distance) is not implemented"),
+])
+def test_bad_anomaly_config_is_one_line_exit_2(tmp_path, monkeypatch, capsys, change, message):
+    monkeypatch.setenv("QTRIGGER_NATIVE_LOGS", "1")
+    raw = anomaly_config(tmp_path)
+    if change == "signal":
+        raw["data"]["samples"].append({"name": "ttbar", "files": [str(tmp_path / "tt.root")], "role": "signal"})
+    else:
+        raw["model"]["autoencoder"]["kind"] = "ae"
+    code, lines = _run_cli(raw, tmp_path, capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("qtrigger: error: ") and message in lines[0], lines[0]
+    assert not (tmp_path / "runs").exists()

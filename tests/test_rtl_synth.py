@@ -63,6 +63,14 @@ def test_synthesis_script_each_stage_alone_and_flattened_top(tmp_path):
     assert "no place-and-route" in CAVEATS and "not a Vivado-equivalent" in CAVEATS
 
 
+def test_synthesis_script_maps_lookup_roms_only_with_lookup_tables(tmp_path):
+    plain = synthesis_script([tmp_path / "net_stage0.v", tmp_path / "net.v"], "net", ["net_stage0"], tmp_path)
+    assert plain.startswith("read_verilog /") and "memory_map" not in plain
+    files = [tmp_path / "static" / "lookup_table.v", tmp_path / "net_stage0.v", tmp_path / "net.v"]
+    script = synthesis_script(files, "net", ["net_stage0"], tmp_path)
+    assert script.startswith("read_verilog -defer ") and script.count("memory_map") == 2
+
+
 def test_pack_unpack_round_trip_multiword_signed():
     layout = PortLayout(n=5, bits=15, frac=4, signed=True)  # 75 bits: three words
     rng = np.random.default_rng(0)
@@ -270,3 +278,27 @@ def test_rtl_check_defaults_to_qkeras_rounding(small, tmp_path):
     text = rtl_summary(result)
     assert "RTL BIT-EXACT with the reference (= the trained model, QKeras rounding)" in text
     assert "half_up: cheaper by" in text and "not equal to the trained model" in text
+
+
+def test_lookup_table_squares_equal_their_values():
+    """Sum of four 8-bit squares by da4ml lookup tables (the anomaly score's RTL stage) is exact on random and extreme
+    codes, and shallower than da4ml's variable multiplier. (yosys on such tables: the measured configs/l1_anomaly.yaml
+    run in docs/results.md; a synthesis here costs ~40 s of suite time.)"""
+    require("da4ml")
+    from functools import reduce
+
+    from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
+
+    from qtrigger.emulate.score import square
+    from qtrigger.firmware.rtl import HWCONFIG, SOLVER_OPTIONS
+
+    def traced(square_fn):
+        inputs = FixedVariableArray.from_kif(np.ones(4), np.full(4, 4), np.full(4, 3), HWConfig(*HWCONFIG),
+                                             solver_options=dict(SOLVER_OPTIONS))
+        total = reduce(lambda a, b: a + b, [square_fn(v) for v in inputs._vars.ravel()])
+        return comb_trace(inputs, FixedVariableArray(np.array([total], dtype=object), dict(SOLVER_OPTIONS)))
+
+    comb = traced(square)
+    x = np.vstack([np.random.default_rng(1).integers(-128, 128, (60, 4)), [[-128, -128, 127, 0]]]) / 8.0
+    assert np.array_equal([float(comb(row)[0]) for row in x], (x * x).sum(axis=1))
+    assert comb.latency[1] < traced(lambda v: v * v).latency[1]

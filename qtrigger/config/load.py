@@ -105,18 +105,27 @@ def set_dotted(raw: dict, key: str, value, what: str) -> None:
     node[parts[-1]] = value
 
 
+def resolve_patterns(patterns: list[str], key: str) -> list[str]:
+    """Expand paths/globs; a pattern that matches nothing is a one-line error naming ``key``."""
+    files: list[str] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else ([pattern] if Path(pattern).exists() else [])
+        if not matches:
+            raise QTriggerError(f"key {key}: no file matches {pattern!r}")
+        files.extend(matches)
+    return files
+
+
 def resolve_sample_files(config: RunConfig) -> dict[str, list[str]]:
     """Expand every sample's paths/globs; a pattern that matches nothing is an error."""
-    resolved = {}
-    for index, sample in enumerate(config.data.samples):
-        files: list[str] = []
-        for pattern in sample.files:
-            matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else ([pattern] if Path(pattern).exists() else [])
-            if not matches:
-                raise QTriggerError(f"key data.samples.{index}.files: no file matches {pattern!r}")
-            files.extend(matches)
-        resolved[sample.name] = files
-    return resolved
+    return {sample.name: resolve_patterns(sample.files, f"data.samples.{index}.files")
+            for index, sample in enumerate(config.data.samples)}
+
+
+def resolve_signal_samples(config: RunConfig) -> dict[str, list[str]]:
+    """Expand every ``trigger.signal_samples`` entry's paths/globs (efficiency-only signals)."""
+    return {sample.name: resolve_patterns(sample.files, f"trigger.signal_samples.{index}.files")
+            for index, sample in enumerate(config.trigger.signal_samples or [])}
 
 
 def config_to_dict(config: RunConfig) -> dict:

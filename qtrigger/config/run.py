@@ -52,10 +52,38 @@ class RunConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _autoencoder_objective(self):
+        if self.training.objective != "autoencoder":
+            if self.model.autoencoder is not None or "anomaly" in self.trigger.families:
+                raise ValueError("model.autoencoder and the anomaly seed family need training.objective: autoencoder")
+            return self
+        signal = [s.name for s in self.data.samples if s.role != "background"]
+        if signal:
+            raise ValueError(f"training.objective autoencoder trains on background only (zero-bias crossings or the "
+                             f"rate sample); data.samples lists non-background sample(s) {signal}: name signals "
+                             "under trigger.signal_samples (efficiencies only, never training)")
+        if self.features.level != "event" or self.model.form != "mlp" or self.model.autoencoder is None:
+            raise ValueError("training.objective autoencoder needs features.level event, model.form mlp and "
+                             "model.autoencoder {kind: vae, latent: N}")
+        if self.pruning.active or self.model.batchnorm or self.quantization.method != "qkeras" \
+                or self.training.qat_init != "random":
+            raise ValueError("training.objective autoencoder: pruning, model.batchnorm, quantization.method hgq and "
+                             "qat_init float_twin are not supported yet (set pruning.enabled: false)")
+        families = self.trigger.families
+        if self.trigger.enabled and ("anomaly" not in families or "event_network" in families):
+            raise ValueError("training.objective autoencoder: trigger.families must list anomaly (not event_network), "
+                             "e.g. [anomaly, jets, ht]")
+        if self.trigger.enabled and not (self.trigger.rate_files and self.trigger.signal_samples):
+            raise ValueError("training.objective autoencoder: the anomaly seed's study needs trigger.rate_files (its "
+                             "thresholds) and trigger.signal_samples (efficiencies only)")
+        return self
+
+    @model_validator(mode="after")
     def _level_matches_families(self):
         event = self.features.level == "event"
         per_jet = [f for f in self.trigger.families if f in ("jets_tagged", "ht_tagged", "ht_ntag")]
-        if event and self.trigger.enabled and (per_jet or "event_network" not in self.trigger.families):
+        score = {"event_network", "anomaly"} & set(self.trigger.families)
+        if event and self.trigger.enabled and (per_jet or not score):
             raise ValueError("features.level event: trigger.families must list event_network (and kinematic "
                              f"jets/ht), not the per-jet families {per_jet}; e.g. [event_network, jets, ht]")
         if not event and "event_network" in self.trigger.families:

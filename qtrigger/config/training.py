@@ -9,6 +9,43 @@ from pydantic import Field, field_validator, model_serializer, model_validator
 from qtrigger.config.base import KNOWN_FORMS, KNOWN_METHODS, _registered, _Strict
 
 
+class AutoencoderConfig(_Strict):
+    """``model.autoencoder`` (with ``training.objective: autoencoder``): the network is an encoder.
+
+    ``kind: vae``: a variational autoencoder. The QAT encoder (``model.hidden``, then ``latent`` linear
+    outputs: the mean mu) is what is deployed; its anomaly score is sum_i mu_i^2, computed exactly in
+    integers from the output codes. The log-variance head and the ``decoder`` (float Dense layers back to the
+    inputs) exist only in training: loss = reconstruction (per-input squared error over the training inputs'
+    variance) + ``beta`` x KL. ``mu_bits``/``mu_integer``: the QAT encoder's outputs pass a QKeras
+    ``quantized_bits(mu_bits, mu_integer)`` quantizer (rounded, saturated; part of the exact chain). ``kind: ae`` (score = reconstruction distance) is refused: its decoder is not in
+    the exact chain yet.
+    """
+
+    kind: Literal["vae", "ae"] = "vae"
+    latent: int = Field(3, ge=1, le=64)
+    # the QAT encoder's mu outputs rounded and saturated to quantized_bits(mu_bits, mu_integer) (null: the exact
+    # accumulator): a narrow mu keeps the squares of the score small and shallow in firmware
+    mu_bits: int | None = Field(None, ge=2, le=16)
+    mu_integer: int = Field(4, ge=0, le=12)
+    decoder: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)
+    beta: float = Field(1.0, gt=0)
+
+    @field_validator("kind")
+    @classmethod
+    def _vae_only(cls, kind):
+        if kind == "ae":
+            raise ValueError("kind ae (score = reconstruction distance) is not implemented: its decoder is not part "
+                             "of the exact integer chain; use kind vae (score = sum of the encoder's mu^2)")
+        return kind
+
+    @field_validator("decoder")
+    @classmethod
+    def _positive_decoder(cls, widths):
+        if any(w < 1 for w in widths):
+            raise ValueError("every decoder width must be >= 1")
+        return widths
+
+
 class ModelConfig(_Strict):
     """The dense network: hidden widths, dropout and batch normalization.
 
@@ -39,6 +76,8 @@ class ModelConfig(_Strict):
     rho: list[int] = Field(default_factory=lambda: [16])
     pooling: Literal["mean", "max"] = "mean"
     constituents: int = Field(16, ge=1, le=256)
+    # training.objective autoencoder: the encoder's latent size, decoder and KL weight
+    autoencoder: AutoencoderConfig | None = None
 
     @field_validator("form")
     @classmethod
@@ -68,6 +107,14 @@ class ModelConfig(_Strict):
         if self.pooling == "mean" and self.constituents & (self.constituents - 1):
             raise ValueError(f"form deepsets: mean pooling needs constituents a power of two (got {self.constituents})")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_autoencoder(self, handler):
+        """``autoencoder`` dumps only when set, so resolved configs and scan trial hashes keep their bytes."""
+        data = handler(self)
+        if data.get("autoencoder", 0) is None:
+            data.pop("autoencoder")
+        return data
 
     @property
     def dense_widths(self) -> list[int]:
@@ -216,7 +263,7 @@ class PruningConfig(_Strict):
         return self.enabled and any(self.sparsity(i) > 0 for i in range(len(self.layers or [None])))
 
 
-RECIPE_DEFAULTS = {"keep_epoch": "best", "lr_schedule": "plateau"}
+RECIPE_DEFAULTS = {"keep_epoch": "best", "lr_schedule": "plateau", "objective": "classifier"}
 
 
 class TrainingConfig(_Strict):
@@ -244,6 +291,9 @@ class TrainingConfig(_Strict):
     # learning-rate schedule (halved on a validation plateau, or cosine decay to 0 over the epochs)
     keep_epoch: Literal["best", "last"] = "best"
     lr_schedule: Literal["plateau", "cosine"] = "plateau"
+    # classifier: labels from the samples' roles; autoencoder: background-only events, no labels, a VAE
+    # (model.autoencoder) whose encoder is deployed and scored by sum mu^2 (the anomaly seed)
+    objective: Literal["classifier", "autoencoder"] = "classifier"
 
     @model_serializer(mode="wrap")
     def _without_default_recipe(self, handler):

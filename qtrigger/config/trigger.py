@@ -23,6 +23,13 @@ class Preselection(_Strict):
     jet_pt_gev: float | None = Field(None, ge=0)
 
 
+class SignalSample(_Strict):
+    """A named signal sample for efficiencies only (``trigger.signal_samples``): files or globs."""
+
+    name: str
+    files: list[str] = Field(min_length=1)
+
+
 class TriggerConfig(_Strict):
     """The L1 seed: event-level decision, rate sample and normalisation, target rates, seed families.
 
@@ -48,9 +55,11 @@ class TriggerConfig(_Strict):
     bdt: bool = True
     rate_files: list[str] | None = None
     rate_split_seed: int = 2718
-    families: list[Literal["jets_tagged", "ht_tagged", "ht_ntag", "event_network", "jets", "ht"]] = Field(
+    families: list[Literal["jets_tagged", "ht_tagged", "ht_ntag", "event_network", "anomaly", "jets", "ht"]] = Field(
         default_factory=lambda: ["jets_tagged", "ht_tagged", "jets", "ht"])
     preselection: Preselection | None = None
+    # named signal samples used only to quote efficiencies (the anomaly seed: never trained, selected or tuned on)
+    signal_samples: list[SignalSample] | None = None
     seed_jets: int = Field(8, ge=1, le=32)
     pt_lsb_gev: float = Field(0.25, gt=0)
     pt_bits: int = Field(16, ge=4, le=30)
@@ -90,9 +99,10 @@ class TriggerConfig(_Strict):
             raise ValueError("rate_files is empty: give files or leave it unset")
         if self.rate_files and self.score == "float":
             raise ValueError("rate_files needs score csim or qat (the float twin is not applied to the rate sample)")
-        if not self.families or not set(self.families) & {"jets_tagged", "ht_tagged", "ht_ntag", "event_network"}:
-            raise ValueError("families needs at least one network family (jets_tagged, ht_tagged, ht_ntag or "
-                             "event_network)")
+        if not self.families or not set(self.families) & {"jets_tagged", "ht_tagged", "ht_ntag", "event_network",
+                                                           "anomaly"}:
+            raise ValueError("families needs at least one network family (jets_tagged, ht_tagged, ht_ntag, "
+                             "event_network or anomaly)")
         return self
 
 

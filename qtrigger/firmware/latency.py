@@ -179,8 +179,10 @@ def run_stream(executable: Path, rows: np.ndarray, pipe, extra_cycles: int) -> n
     sim = executable.parent
     cycles = len(rows) + int(extra_cycles)
     pack_rows(rows, inp).tofile(sim / "stream_in.bin")
+    memfiles = sim.parent / "src" / "memfiles"  # da4ml's lookup tables: $readmemh of names relative to here
     proc = subprocess.run([str(executable), str(sim / "stream_in.bin"), str(sim / "stream_out.bin"), str(len(rows)),
-                           str(cycles)], capture_output=True, text=True, check=False)
+                           str(cycles)], capture_output=True, text=True, check=False,
+                          cwd=memfiles if memfiles.is_dir() else None)
     if proc.returncode != 0:
         raise QTriggerError(f"latency harness {executable} exited with {proc.returncode}: {proc.stderr.strip()}")
     words = np.fromfile(sim / "stream_out.bin", np.uint32).reshape(cycles, out.words)

@@ -59,12 +59,13 @@ class YosysTool:
     command: tuple[str, ...]
     ltp_select: bool = True  # `ltp -select` exists (not in yosys 0.23): cells on the longest path by type
 
-    def run_script(self, script: Path, log: Path, timeout_s: float) -> None:
-        """Run a yosys script; raise QTriggerError naming the log when yosys fails."""
+    def run_script(self, script: Path, log: Path, timeout_s: float, cwd: Path | None = None) -> None:
+        """Run a yosys script (in ``cwd``: where relative ``$readmemh`` files are found); raise QTriggerError naming
+        the log when yosys fails."""
         with open(log, "w") as out:
             try:
                 proc = subprocess.run([*self.command, str(script)], stdout=out, stderr=subprocess.STDOUT,
-                                      timeout=timeout_s, check=False)
+                                      timeout=timeout_s, check=False, cwd=cwd)
             except subprocess.TimeoutExpired:
                 raise QTriggerError(f"yosys on {script} ran over {timeout_s:.0f} s (log: {log})") from None
         if proc.returncode != 0:
@@ -246,12 +247,22 @@ def _sources(src: Path, top: str) -> tuple[list[Path], list[str]]:
     return [*static, *stages, top_file], [p.stem for p in stages]
 
 
+def roms_as_logic(module: str) -> list[str]:
+    """yosys passes mapping da4ml's lookup-table ROMs (``rom_style distributed``, which synth_xilinx cannot place
+    as LUT RAM) to LUT logic before synthesis."""
+    return [f"hierarchy -top {module}", "proc", "memory -nomap", "memory_map"]
+
+
 def synthesis_script(files: list[Path], top: str, stages: list[str], out: Path, family: str = FAMILY,
                      ltp_select: bool = True) -> str:
-    """The yosys script: read once, then each stage alone (stat + ltp) and the flattened top (stat)."""
-    lines = ["read_verilog " + " ".join(str(p) for p in files), "design -save rtl_read"]
+    """The yosys script: read once, then each stage alone (stat + ltp) and the flattened top (stat). With da4ml lookup
+    tables the sources are read with ``-defer`` (each ``$readmemh`` elaborated with the file its instance names) and
+    their ROMs mapped to logic (:func:`roms_as_logic`)."""
+    lookups = any(p.stem == "lookup_table" for p in files)
+    lines = [("read_verilog -defer " if lookups else "read_verilog ") + " ".join(str(p) for p in files),
+             "design -save rtl_read"]
     for module in [*stages, top]:
-        lines += ["design -load rtl_read",
+        lines += ["design -load rtl_read", *(roms_as_logic(module) if lookups else []),
                   f"synth_xilinx -family {family} -top {module} -flatten {SYNTH_OPTIONS}",
                   f"tee -q -o {out / (module + '.stat.json')} stat -json"]
         if module != top:  # ltp ignores registers: on the pipelined top it would chain all stages
@@ -282,7 +293,8 @@ def synthesize(project_dir, top: str = "qtrigger_net", *, pipeline=None, tool: Y
     script = out / "synth.ys"
     script.write_text(synthesis_script(files, top, stages, out, family, tool.ltp_select))
     start = time.perf_counter()
-    tool.run_script(script, out / "yosys.log", timeout_s)
+    memfiles = project_dir / "src" / "memfiles"  # da4ml's lookup tables: $readmemh of names relative to here
+    tool.run_script(script, out / "yosys.log", timeout_s, cwd=memfiles if memfiles.is_dir() else None)
     seconds = time.perf_counter() - start
 
     def read(module: str) -> CellCounts:

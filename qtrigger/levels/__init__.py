@@ -3,13 +3,16 @@ asks of it. ``features.level`` picks one from the registry (:func:`~qtrigger.lev
 
 - ``jet`` (:mod:`~qtrigger.levels.jet`): a jet's summary features;
 - ``event`` (:mod:`~qtrigger.levels.event`): an event's leading jets, Δφ, HT and jet count;
-- ``constituent`` (:mod:`~qtrigger.levels.constituent`): a jet's leading constituents.
+- ``constituent`` (:mod:`~qtrigger.levels.constituent`): a jet's leading constituents;
+- ``event`` with ``training.objective: autoencoder`` (:mod:`~qtrigger.levels.anomaly`): background events, no
+  labels, a VAE encoder scored by sum mu^2 (the ``anomaly`` seed).
 
 A new level is one module with an :class:`~qtrigger.levels.base.InputLevel` subclass and one
 :func:`~qtrigger.levels.base.register_level` line here (or in the user's own code).
 """
 
-from qtrigger.levels.base import InputLevel, Prepared, level_for, register_level
+from qtrigger.levels.anomaly import AutoencoderEventLevel
+from qtrigger.levels.base import InputLevel, Prepared, level_for, register_level, register_objective_level
 from qtrigger.levels.constituent import ConstituentLevel
 from qtrigger.levels.event import EventLevel
 from qtrigger.levels.jet import JetLevel
@@ -17,5 +20,6 @@ from qtrigger.levels.jet import JetLevel
 register_level(JetLevel())
 register_level(EventLevel())
 register_level(ConstituentLevel())
+register_objective_level("event", "autoencoder", AutoencoderEventLevel())
 
 __all__ = ["InputLevel", "Prepared", "level_for", "register_level"]

@@ -160,8 +160,21 @@ def register_level(level: InputLevel) -> InputLevel:
     return level
 
 
+OBJECTIVE_LEVELS: dict[tuple[str, str], InputLevel] = {}  # (features.level, training.objective) → its level
+
+
+def register_objective_level(level_name: str, objective: str, level: InputLevel) -> InputLevel:
+    """Make ``level`` the input level of ``features.level: level_name`` with ``training.objective: objective``."""
+    OBJECTIVE_LEVELS[(level_name, objective)] = level
+    return level
+
+
 def level_for(config: RunConfig) -> InputLevel:
-    """The registered input level of ``config.features.level``."""
+    """The registered input level of ``config.features.level`` (and of ``training.objective``, when one is
+    registered for the pair: the event level's autoencoder)."""
+    key = (config.features.level, config.training.objective)
+    if key in OBJECTIVE_LEVELS:
+        return OBJECTIVE_LEVELS[key]
     try:
         return LEVELS[config.features.level]
     except KeyError:

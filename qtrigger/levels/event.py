@@ -24,6 +24,7 @@ from qtrigger.data.reader import (EventSplit, JetTable, check_branches, collecti
 from qtrigger.data.crossing import overlay_veto_keep
 from qtrigger.data.objects import check_object_files
 from qtrigger.data.samples import event_xsec_weights_mb, read_sample_info
+from qtrigger.emulate.score import score_head_name, scored
 from qtrigger.emulate.sets import extract_any_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.csim import csim_in_temporary_project
@@ -111,7 +112,8 @@ def weighted_auc(signal: np.ndarray, scores: np.ndarray, weight: np.ndarray) -> 
 
 
 def score_codes_of(network):
-    """``inputs -> per-event score codes`` of the exact integer network (one output)."""
+    """``inputs -> per-event score codes`` of the exact integer network (one output; a
+    :class:`~qtrigger.emulate.score.ScoredNetwork`: its score)."""
     def score_fn(inputs):
         return network.forward_codes(inputs).reshape(len(inputs), -1)[:, 0].astype(np.int64)
 
@@ -221,6 +223,7 @@ class EventLevel(InputLevel):
         return table, preprocessor.transform(built.codes), dict(built.saturated)
 
     def trigger(self, config, prepared, network, artefacts, run_dir, hls_dir, project_name):
+        network = scored(network, score_head_name(config))
         return event_trigger_study(config, prepared, score_codes_of(network), network.output_type, run_dir,
                                    network=network if config.hls.csim else None, hls_dir=hls_dir,
                                    project_name=project_name, keep_decision_events=True).to_json()
@@ -231,6 +234,7 @@ class EventLevel(InputLevel):
             return network_rtl(config, self.hls_config(config), network, prepared.inputs[prepared.split.test], hls_dir)
         sets = load_decision_events(Path(run_dir) / DECISION_EVENTS_FILE, prepared.spec)
         hls = self.hls_config(config)
+        network = scored(network, score_head_name(config))
         rtl = event_chain_rtl(network, prepared.spec, prepared.preprocessor, run_seeds(trigger), sets, hls,
                               Path(hls_dir) / "rtl", synthesize=hls.rtl_synthesis, rng_seed=config.training.seed)
         write_stamp(Path(hls_dir) / "rtl", RTL_PROJECT)  # hls rtl --overwrite may replace it

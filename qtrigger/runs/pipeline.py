@@ -22,6 +22,7 @@ from qtrigger.estimate import estimate_hardware
 from qtrigger.firmware.check import precision_profile
 from qtrigger.inputs.codes import training_saturation
 from qtrigger.levels import Prepared, level_for
+from qtrigger.models.autoencoder import train_autoencoder, with_mu_quantizer
 from qtrigger.models.build import build_model, copy_dense_weights, count_parameters, model_file, quant_method
 from qtrigger.models.train import configure_tensorflow, pruning_shortfall, train
 from qtrigger.results import ModelSummary, RunResult
@@ -133,17 +134,35 @@ def fit(config: RunConfig, prepared: Prepared, n_out: int, quantized: bool, weig
     ``weights``/``val_weights``: per train/val row; ``init_from``: a trained model whose Dense kernels and
     biases the new model starts from.
     """
-    x, y, split, t = prepared.inputs, prepared.labels, prepared.split, config.training
+    x, t = prepared.inputs, config.training
     input_type = prepared.preprocessor.input_type if quantized else None
     model = build_model(x.shape[-1], n_out, config.model, config.quantization, input_type, quantized, t.seed)
     if init_from is not None:
         copy_dense_weights(init_from, model)
+    return OBJECTIVES[t.objective](config, prepared, model, n_out, quantized, weights, val_weights)
+
+
+def _fit_classifier(config: RunConfig, prepared: Prepared, model, n_out: int, quantized: bool, weights, val_weights):
+    """``training.objective: classifier``: the labelled train/val rows, the method's trainer (QKeras or HGQ2)."""
+    x, y, split, t = prepared.inputs, prepared.labels, prepared.split, config.training
     rows = (x[split.train], y[split.train], x[split.val], y[split.val], n_out, t)
     trainer = quant_method(config.quantization).train if quantized else None
     if trainer is not None:  # the method's own trainer (HGQ2: β schedule and EBOPs)
         return trainer(model, *rows, config.quantization, config.pruning, "QAT model", weights, val_weights)
     return train(model, *rows, config.pruning, "QAT model" if quantized else "float twin", weights,
                  val_sample_weight=val_weights)
+
+
+def _fit_autoencoder(config: RunConfig, prepared: Prepared, model, n_out: int, quantized: bool, weights,
+                     val_weights):
+    """``training.objective: autoencoder``: ``model`` is the encoder's mu head, trained as a VAE without labels."""
+    x, split = prepared.inputs, prepared.split
+    model = with_mu_quantizer(model, config.model.autoencoder) if quantized else model
+    return train_autoencoder(model, x[split.train], x[split.val], config.model.autoencoder, config.training,
+                             "QAT encoder" if quantized else "float encoder", weights, val_weights)
+
+
+OBJECTIVES = {"classifier": _fit_classifier, "autoencoder": _fit_autoencoder}  # training.objective → trainer
 
 
 def model_summary(qat, network, input_type, parameters: tuple[int, int] | None = None) -> ModelSummary:

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from qtrigger.config import RunConfig, TriggerConfig, resolve_sample_files
+from qtrigger.config import RunConfig, TriggerConfig, resolve_sample_files, resolve_signal_samples
 from qtrigger.data.reader import WEIGHT_BRANCH, check_branches, check_collection, collection_branch, open_events_tree
 from qtrigger.data.crossing import rate_sample_info
 from qtrigger.data.samples import read_pileup
@@ -55,8 +55,10 @@ def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> N
     """The trigger study's background normalisation comes from the ``Runs`` tree: check it now."""
     roles = {s.name: s.role for s in config.data.samples}
     training_background = [f for name, files in samples.items() if roles[name] == "background" for f in files]
-    if not config.trigger.enabled or "signal" not in roles.values():
+    if not config.trigger.enabled or not ("signal" in roles.values() or config.trigger.signal_samples):
         return
+    for files in resolve_signal_samples(config).values():  # efficiency-only signals (the anomaly seed)
+        level_for(config).check_files(config, files, training=True)
     rate_files = check_rate_files(config)  # a rate-only background (trigger.rate_files), else the training one
     check_pileup_lumi(config.trigger, [f for files in samples.values() for f in files] + list(rate_files))
     for path in rate_files:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qtrigger.emulate.score import ScoredNetwork, scored
 from qtrigger.errors import QTriggerError
 from qtrigger.inputs.seed_jets import SeedJets
 from qtrigger.trigger.decision import _run, ap_types_dir, test_driver
@@ -38,11 +39,12 @@ def _op_cpp(i: int, op) -> str:
     return f"    x[{i}] = to_input({gate(op.gate)} ? {value} : 0LL, SHIFT[{i}]);"
 
 
-def _header(project: str, seed, spec, shifts: list[int], score_type) -> str:
+def _header(project: str, seed, spec, shifts: list[int], network: ScoredNetwork) -> str:
+    score_type, out_type = network.output_type, network.output_codes_type
     words = spec.words
     program = spec.program
     score_code = int(np.clip(seed.score_code, score_type.min_code, score_type.max_code + 1))
-    signed = "ap_int" if score_type.signed else "ap_uint"
+    signed = "ap_int" if out_type.signed else "ap_uint"
     guard = f"{project.upper()}_EVENT_SEED_H_"
     statements = "\n".join(_op_cpp(i, op) for i, op in enumerate(program))
     return f"""// {project}_event_seed.h -- event_network seed accept bit (written by qtrigger.trigger.event_decision).
@@ -51,7 +53,8 @@ def _header(project: str, seed, spec, shifts: list[int], score_type) -> str:
 // truncated, {words.pt_bits} bits) and N_PORTS port words of the {spec.kind} event inputs (integer codes, as
 // qtrigger.inputs.event_ops describes them). HT = sum of the filled slots' pT words >= HT_JET_PT_CODE,
 // saturated at {words.ht_bits} bits; preselection = HT >= PRESEL_HT_CODE and >= PRESEL_MIN_JETS slots with
-// pT >= PRESEL_JET_PT_CODE; accept = preselection && network output code >= SCORE_CODE.
+// pT >= PRESEL_JET_PT_CODE; accept = preselection && score code >= SCORE_CODE, the score computed from the
+// network's N_OUTPUTS output codes by its score head ({network.head.name}).
 #ifndef {guard}
 #define {guard}
 
@@ -72,13 +75,14 @@ static const long long PRESEL_MIN_JETS = {int(seed.n_jets)}LL;
 static const long long PRESEL_JET_PT_CODE = {int(seed.jet_pt_code or 0)}LL;
 static const long long PRESEL_HT_CODE = {int(seed.ht_code or 0)}LL;
 static const long long SCORE_CODE = {score_code}LL;
-static const int SCORE_WIDTH = {score_type.width};
+static const int N_OUTPUTS = {network.n_outputs};
+static const int OUT_WIDTH = {out_type.width};
 typedef ap_uint<{words.pt_bits}> pt_t;
 typedef ap_uint<{words.ht_bits}> ht_t;
 typedef ap_uint<{max(words.ht_bits, words.pt_bits) + 1}> ht_acc_t;
 typedef ap_int<32> word_t;
 typedef ap_fixed<72, 48> wide_t;  // holds every word and its 2^-shift exactly
-typedef {"ap_fixed" if score_type.signed else "ap_ufixed"}<{score_type.width}, {score_type.integer}> score_value_t;  // the exact output type
+typedef {"ap_fixed" if out_type.signed else "ap_ufixed"}<{out_type.width}, {out_type.integer}> out_value_t;  // the exact output type
 
 // the network's own input and result types, whatever the front end named them (QKeras: input_t, HGQ2: <input>_t)
 template <class F> struct network_io;
@@ -135,12 +139,21 @@ inline void event_inputs(const pt_t pt[N_SLOTS], const bool valid[N_SLOTS], cons
     x[N_INPUTS - 1] = to_input(count > COUNT_MAX ? COUNT_MAX : count, SHIFT[N_INPUTS - 1]);
 }}
 
-inline long long score_code(result_t r) {{
+inline long long output_code(result_t r) {{
 #pragma HLS INLINE
-    score_value_t value = r;  // exact: the output is on this type's grid and within its range
-    ap_uint<SCORE_WIDTH> bits = value.range(SCORE_WIDTH - 1, 0);
-    {signed}<SCORE_WIDTH> code = bits;
+    out_value_t value = r;  // exact: the output is on this type's grid and within its range
+    ap_uint<OUT_WIDTH> bits = value.range(OUT_WIDTH - 1, 0);
+    {signed}<OUT_WIDTH> code = bits;
     return (long long)code;
+}}
+
+inline long long score_code(const result_t y[N_OUTPUTS]) {{
+#pragma HLS INLINE
+    long long c[N_OUTPUTS];
+    for (int i = 0; i < N_OUTPUTS; i++) c[i] = output_code(y[i]);
+    long long score;
+    {network.head.cpp(network.n_outputs)}
+    return score;
 }}
 
 inline bool accept_event(const pt_t pt[N_SLOTS], const bool valid[N_SLOTS], const word_t w[N_PORTS],
@@ -148,9 +161,9 @@ inline bool accept_event(const pt_t pt[N_SLOTS], const bool valid[N_SLOTS], cons
     ht = event_ht(pt, valid);
     input_t x[N_INPUTS];
     event_inputs(pt, valid, w, ht, x);
-    result_t y[1];
+    result_t y[N_OUTPUTS];
     {project}(x, y);
-    score = score_code(y[0]);
+    score = score_code(y);
     return preselected(pt, valid, ht) && score >= SCORE_CODE;
 }}
 
@@ -203,7 +216,8 @@ def random_event_words(seed, spec, n_events: int, rng_seed: int = 0) -> tuple[Se
 
 
 def python_event_decisions(seed, jets: SeedJets, slot_words: np.ndarray, spec, preprocessor, network) -> np.ndarray:
-    """Per event [accept, HT, score code] from the Python chain (builder words → codes → exact network → seed)."""
+    """Per event [accept, HT, score code] from the Python chain (builder words → codes → exact network → its score
+    head, with a :class:`~qtrigger.emulate.score.ScoredNetwork` → seed)."""
     codes, _ = spec.codes(slot_words, jets)
     score = network.forward_codes(preprocessor.transform(codes)).reshape(len(codes), -1)[:, 0].astype(np.int64)
     accept = seed.fires(jets.with_event_score(score))
@@ -223,7 +237,8 @@ def check_event_seed_csim(hls_dir, project: str, seed, spec, preprocessor, netwo
     hls_dir = Path(hls_dir).resolve()
     firmware = hls_dir / "firmware"
     header = firmware / f"{project}_event_seed.h"
-    header.write_text(_header(project, seed, spec, list(preprocessor.shifts), network.output_type))
+    network = scored(network)
+    header.write_text(_header(project, seed, spec, list(preprocessor.shifts), network))
     driver = hls_dir / f"{project}_event_seed_test.cpp"
     driver.write_text(_driver(project))
     exe = hls_dir / f"{project}_event_seed_test"

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from qtrigger.emulate.network import QuantizedNetwork
+from qtrigger.emulate.score import score_head_name, scored
 from qtrigger.emulate.sets import extract_any_network
 from qtrigger.errors import QTriggerError
 from qtrigger.firmware.rtl import (
@@ -57,11 +58,12 @@ from qtrigger.fixedpoint import FixedType
 from qtrigger.inputs.object_event import event_input_spec
 from qtrigger.inputs.seed_jets import NO_CODE, SeedJets
 from qtrigger.trigger.event_decision import random_event_words
+from qtrigger.trigger.seeds import EVENT_SCORE_FAMILIES
 from qtrigger.trigger.working_points import seed_from_dict
 
 TOP = "qtrigger_event_seed"
 ARTEFACT = "da4ml Verilog of the event_network seed: seed jet words and event-input port words -> HT, jet count, " \
-           "input codes (Delta-phi), preselection -> network -> accept bit"
+           "input codes (Delta-phi), preselection -> network -> score head -> accept bit"
 OUTPUTS = ("accept", "ht", "score")
 DECISION_EVENTS_FILE = "decision_events.npz"
 
@@ -185,11 +187,13 @@ def _program_codes(valid, pt, ports, program, hw) -> list:
 
 def trace_event_chain(network: QuantizedNetwork, spec, shifts, preselection, layout: ChainLayout,
                       rounding: str = "half_even"):
-    """The chain as one da4ml ``CombLogic`` (see the module docstring); ``preselection`` is an
-    ``event_network`` :class:`~qtrigger.trigger.seeds.Seed` (its score threshold is not used: a port)."""
+    """The chain as one da4ml ``CombLogic`` (see the module docstring); ``network`` a
+    :class:`~qtrigger.emulate.score.ScoredNetwork` (the network, then its score head); ``preselection`` an
+    event-score :class:`~qtrigger.trigger.seeds.Seed` (its score threshold is not used: a port)."""
     from da4ml.trace import FixedVariableArray, comb_trace
 
 
+    network = scored(network)
     inputs = _input_ports(network, spec, layout)
     v = list(inputs._vars.ravel())
     hw = v[0].hwconf
@@ -197,8 +201,9 @@ def trace_event_chain(network: QuantizedNetwork, spec, shifts, preselection, lay
     ht, count, presel = _ht_count_preselection(valid, pt, spec, preselection, hw)
     codes = _program_codes(valid, pt, v[2 * layout.n_slots:-1], spec.program, hw) + [ht, count]
     x = [_bit(c, hw) * 2.0 ** -int(s) for c, s in zip(codes, shifts)]
-    score = trace_network(FixedVariableArray(np.array(x, dtype=object), dict(SOLVER_OPTIONS)), network, rounding)
-    score = score._vars.ravel()[0]
+    outputs = trace_network(FixedVariableArray(np.array(x, dtype=object), dict(SOLVER_OPTIONS)), network.network,
+                            rounding)
+    score = network.head.trace(list(outputs._vars.ravel()))  # the score head: one stage, whatever the score
     accept = _bit(_select((score - v[-1]).is_negative(), 0, presel, hw), hw)
     outputs = FixedVariableArray(np.array([accept, ht, score], dtype=object), dict(SOLVER_OPTIONS))
     return comb_trace(inputs, outputs)
@@ -214,6 +219,7 @@ def expected_outputs(preselection, jets, slot_words: np.ndarray, thresholds: np.
     """
 
     codes, _ = spec.codes(slot_words, jets)
+    network = scored(network)
     lsb = network.output_type.lsb
     score = network.forward_codes(preprocessor.transform(codes)).reshape(len(codes), -1)[:, 0].astype(np.int64)
     threshold_codes = np.rint(np.asarray(thresholds, np.float64) / lsb).astype(np.int64)
@@ -260,8 +266,8 @@ def _check_seeds(seeds: list) -> None:
         raise QTriggerError("event RTL: no event_network seed to build (run the trigger study first)")
     first = seeds[0]
     for seed in seeds:
-        if seed.family != "event_network":
-            raise QTriggerError(f"event RTL: seed family {seed.family!r}; expected event_network")
+        if seed.family not in EVENT_SCORE_FAMILIES:
+            raise QTriggerError(f"event RTL: seed family {seed.family!r}; expected one of {list(EVENT_SCORE_FAMILIES)}")
         if (seed.n_jets, seed.jet_pt_code, seed.ht_code) != (first.n_jets, first.jet_pt_code, first.ht_code):
             raise QTriggerError("event RTL: the quoted event_network seeds differ in their preselection; "
                                 "one design holds one preselection")
@@ -284,6 +290,7 @@ def event_chain_rtl(network: QuantizedNetwork, spec, preprocessor, seeds: list, 
     if out_dir.exists() and any(out_dir.iterdir()):
         raise QTriggerError(f"{out_dir}: exists and is not empty; expected a new directory for the RTL project")
     _check_seeds(seeds)
+    network = scored(network)
     _require_da4ml()
     _verilator_root()
     clock, part = float(hls_cfg.clock_period_ns), str(hls_cfg.part)
@@ -292,10 +299,11 @@ def event_chain_rtl(network: QuantizedNetwork, spec, preprocessor, seeds: list, 
 
     start = time.perf_counter()
     comb = trace_event_chain(network, spec, list(preprocessor.shifts), seeds[0], layout)
-    cutoff = float(default_latency_cutoff(network, clock, part))
+    cutoff = float(default_latency_cutoff(network.network, clock, part))
     VerilogModel(comb, TOP, out_dir, latency_cutoff=cutoff, clock_period=clock, part_name=part).write(
-        metadata={"generator": "qtrigger", "rounding": "half_even" if isinstance(network, QuantizedNetwork) else "hgq2",
-                  "design": "event_network seed"})
+        metadata={"generator": "qtrigger",
+                  "rounding": "half_even" if isinstance(network.network, QuantizedNetwork) else "hgq2",
+                  "design": f"event seed ({seeds[0].family}, score {network.head.name})"})
     pipe = to_pipeline(comb, cutoff, verbose=False)
     seconds = {"write": round(time.perf_counter() - start, 1)}
 
@@ -396,7 +404,7 @@ def event_chain_rtl_for_run(run, inputs: tuple[list, dict], out_dir, *, synthesi
     """:func:`event_chain_rtl` for a finished event-level run (``qtrigger hls rtl RUN``): its network and the
     seeds and events of :func:`event_chain_inputs`."""
     seeds, sets = inputs
-    network = extract_any_network(run.load_model("qat"))  # QKeras or HGQ2
+    network = scored(extract_any_network(run.load_model("qat")), score_head_name(run.config))  # QKeras or HGQ2
     spec = event_input_spec(run.config)
     return event_chain_rtl(network, spec, run.preprocessor, seeds, sets, run.config.hls, out_dir,
                            synthesize=synthesize)

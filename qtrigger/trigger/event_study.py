@@ -77,7 +77,7 @@ def _quote_dict(q, words, score_lsb, gain) -> dict:
             "calibration": d["calibration"], "gain_over_best_kinematic": _gain_dict(gain)}
 
 
-def _rate_sample(config, data, score_fn):
+def scored_rate_sample(config, data, score_fn):
     """(table, SeedJets with event scores, network inputs, events mask, description, slot words) of the rate sample."""
     files = check_rate_files(config)
     if files:
@@ -94,7 +94,8 @@ def _rate_sample(config, data, score_fn):
 
 def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None,
                         run_trigger: dict | None = None, gbdt: bool = True, network=None, hls_dir=None,
-                        project_name: str | None = None, keep_decision_events: bool = False) -> TriggerResult:
+                        project_name: str | None = None, keep_decision_events: bool = False,
+                        rate_sample: tuple | None = None) -> TriggerResult:
     """Seeds tuned on the calibration half of the rate sample and quoted on held-out events (module docstring).
 
     ``data``: :class:`~qtrigger.levels.event.EventData`; ``score_fn(inputs) -> codes`` scores
@@ -104,11 +105,13 @@ def event_trigger_study(config, data, score_fn, score_type, run_dir: Path | None
     ``hls_dir`` and ``project_name`` the first target's seed is written as accept-bit C++ around
     the hls4ml network and compared with Python (``decision_hls``). ``keep_decision_events`` writes the
     events of that check to ``<run_dir>/decision_events.npz`` (the event seed's RTL streams them).
+    ``rate_sample``: :func:`scored_rate_sample`'s answer when already read (one read for several signal samples).
     """
     t, table, split = config.trigger, data.table, data.split
     words = jet_words(config)
     main = data.built.jets.with_event_score(score_fn(data.inputs))
-    rate_table, rate_jets, rate_x, rate_events, rate_source, rate_words = _rate_sample(config, data, score_fn)
+    rate_sample = rate_sample or scored_rate_sample(config, data, score_fn)
+    rate_table, rate_jets, rate_x, rate_events, rate_source, rate_words = rate_sample
     rate_jets = main if rate_jets is None else rate_jets
     rate_files = sorted({rate_table.files[f] for f in np.unique(rate_table.event_file[rate_events])})
     info = rate_sample_info(rate_files, t.normalisation)

@@ -11,6 +11,7 @@ Families (``p``, ``H`` are pT/HT codes, ``t`` a score code; a *tag* is ``score >
 - ``ht``:          HT >= H and >= n jets with pT >= p   (outer n, p; tuned: H; n = 0 is plain HT)
 - ``event_network``: the preselection (a fixed ``ht`` seed: HT >= H and >= n jets with pT >= p)
   and the event-level network's score >= t   (outer: the preselection only; tuned: t)
+- ``anomaly``: the same with a VAE encoder's anomaly score sum mu^2 (``training.objective: autoencoder``)
 
 The kinematic families are the network families with the tag removed. For every outer grid
 point the tuned ("last") threshold is set to the lowest code whose rate on the calibration half
@@ -27,12 +28,13 @@ import numpy as np
 from qtrigger.inputs.seed_jets import NO_CODE, JetWords, SeedJets, nth_largest
 from qtrigger.trigger.rates import WeightedRate
 
-NETWORK_FAMILIES = ("jets_tagged", "ht_tagged", "ht_ntag", "event_network")
+NETWORK_FAMILIES = ("jets_tagged", "ht_tagged", "ht_ntag", "event_network", "anomaly")
+EVENT_SCORE_FAMILIES = ("event_network", "anomaly")  # preselection and one event score (a logit, or sum mu^2)
 PER_JET_FAMILIES = ("jets_tagged", "ht_tagged", "ht_ntag")  # need a per-jet score
 KINEMATIC_FAMILIES = ("jets", "ht")
 FAMILIES = NETWORK_FAMILIES + KINEMATIC_FAMILIES
 TUNED = {"jets_tagged": "score", "ht_tagged": "ht", "ht_ntag": "ht", "jets": "jet_pt", "ht": "ht",
-         "event_network": "score"}
+         "event_network": "score", "anomaly": "score"}
 TAG_EFFICIENCIES = tuple(round(0.95 - 0.05 * i, 2) for i in range(19))  # ht_ntag's t grid: 95, 90, ... 5 %
 ALWAYS = np.iinfo(np.int64).max  # the k-th tag score of a seed that needs no tag (k = 0)
 
@@ -63,9 +65,9 @@ class Seed:
 
     def keys(self, jets: SeedJets) -> np.ndarray:
         """Per event, the value the tuned threshold is compared with (``NO_CODE`` if the rest fails)."""
-        if self.family == "event_network":
+        if self.family in EVENT_SCORE_FAMILIES:
             if jets.event_score is None:
-                raise ValueError("the event_network seed needs per-event score codes (SeedJets.event_score)")
+                raise ValueError(f"the {self.family} seed needs per-event score codes (SeedJets.event_score)")
             return np.where(self.preselection().fires(jets), jets.event_score, NO_CODE)
         if self.family == "jets_tagged":
             scores = np.where(jets.valid & (jets.pt >= self.jet_pt_code), jets.score, NO_CODE)
@@ -124,7 +126,7 @@ class Seed:
 
     def describe(self, words: JetWords, score_lsb: float | None = None) -> str:
         """Human-readable thresholds, e.g. ``HT >= 250.0 GeV and >= 2 jets with pT >= 20 GeV, score >= 0.5``."""
-        if self.family == "event_network":
+        if self.family in EVENT_SCORE_FAMILIES:
             score = f"{self.score_code * score_lsb:.6g}" if score_lsb and self.score_code is not None \
                 else f"code {self.score_code}"
             presel = self.preselection().describe(words) if (self.ht_code or self.n_jets) else "no preselection"
@@ -207,7 +209,7 @@ def outer_grid(family: str, grid: GridSpec, words: JetWords, n_scored: int, n_sl
 
     ``scores``: the tag grid of ``ht_tagged``; ``tags``: that of ``ht_ntag`` (default ``scores``).
     """
-    if family == "event_network":  # one point: the configured preselection
+    if family in EVENT_SCORE_FAMILIES:  # one point: the configured preselection
         n, p, h = grid.preselection or (0, None, 0)
         return [Seed(family, n, jet_pt_code=p, ht_code=h)]
     if family == "jets_tagged":
