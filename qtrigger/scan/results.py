@@ -67,10 +67,10 @@ def collect_results(scan: ScanConfig, trials: list[Trial], scan_dir: Path):
     table = pd.DataFrame(rows)
     for key in keys:  # lists (model.hidden) and mixed types as compact text, so parquet/csv can hold them
         values = table[key].tolist()
-        present = [v for v in values if v is not None]  # a key one method's points do not set (methods:)
+        present = [v for v in values if not _unset(v)]  # a key one method's points do not set (methods:)
         if any(isinstance(v, (list, dict, tuple)) for v in present) or len({type(v) for v in present}) > 1 and \
                 not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-            table[key] = [None if v is None else _compact(v) for v in values]
+            table[key] = [None if _unset(v) else _compact(v) for v in values]
     for name in METRIC_COLUMNS:
         if name not in TEXT_COLUMNS and table[name].isna().all():
             table[name] = table[name].astype("float64")
@@ -166,6 +166,11 @@ def mark_fronts(scan: ScanConfig, table) -> tuple[dict[str, str], dict[str, list
         pareto[kind] = [h for h, on in zip(table["hash"], front) if on]
     table["fits_budgets"] = table["fits_budgets"].astype("boolean")
     return cost_axes, pareto
+
+
+def _unset(value) -> bool:
+    """An axis value a trial does not have (None; pandas may hand it back as NaN)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) -> None:
