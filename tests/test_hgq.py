@@ -298,6 +298,30 @@ def test_training_recipe_keys_dump_only_when_set():
         TrainingConfig(keep_epoch="median")
 
 
+def test_hgq_defaults_to_its_own_recipe_and_dumps_it(default_sample, tmp_path):
+    """``quantization.method: hgq`` without recipe keys: last epoch, cosine decay (chosen on validation AUC); set
+    keys win; its resolved config names both keys and reads back to the same recipe; QKeras keeps best / plateau
+    and its bytes."""
+    from conftest import small_config_dict
+
+    from qtrigger.config import config_to_dict, validate_config
+
+    def recipe(quantization, **training):
+        raw = small_config_dict(default_sample, tmp_path, quantization=quantization, pruning={"enabled": False})
+        raw["training"].update(training)
+        config = validate_config(raw)
+        dumped = config_to_dict(config)
+        assert config_to_dict(validate_config(dumped)) == dumped
+        return (config.training.keep_epoch, config.training.lr_schedule), \
+            {k: dumped["training"].get(k) for k in ("keep_epoch", "lr_schedule")}
+
+    hgq = {"method": "hgq"}
+    assert recipe(hgq) == (("last", "cosine"), {"keep_epoch": "last", "lr_schedule": "cosine"})
+    assert recipe(hgq, keep_epoch="best") == (("best", "cosine"), {"keep_epoch": "best", "lr_schedule": "cosine"})
+    assert recipe({}) == (("best", "plateau"), {"keep_epoch": None, "lr_schedule": None})
+    assert recipe({}, lr_schedule="cosine") == (("best", "cosine"), {"keep_epoch": None, "lr_schedule": "cosine"})
+
+
 def test_training_recipe_epoch_and_cosine_rate():
     from qtrigger.models.recipe import cosine_rate, kept_epoch
 

@@ -48,6 +48,7 @@ def test_run_directory_contents(runs):
         assert node is not None, key
     assert saved["model"]["parameters"] == 10 * 32 + 32 + 32 * 16 + 16 + 16 + 1
     assert 0.5 < saved["qat"]["auc"] <= 1.0
+    assert 0.5 < saved["qat"]["val_auc"] <= 1.0 and saved["qat"]["val_auc"] != saved["qat"]["auc"]  # validation rows
     for name in ("config.resolved.yaml", "provenance.json", "preprocessing.json", "model_qat.h5", "report.md",
                  "plots/roc.png", "plots/scores.png"):
         assert (run_dir / name).is_file(), name

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import field_validator, model_validator
+from pydantic import field_validator, model_serializer, model_validator
 
 from qtrigger.config.base import _Strict
 from qtrigger.config.inputs import DataConfig, FeaturesConfig, LabelsConfig
-from qtrigger.config.training import ModelConfig, PruningConfig, QuantizationConfig, TrainingConfig
+from qtrigger.config.training import METHOD_RECIPES, ModelConfig, PruningConfig, QuantizationConfig, TrainingConfig
 from qtrigger.config.trigger import HLSConfig, TriggerConfig
 from qtrigger.errors import QTriggerError
 from qtrigger.rundir import NAME_PATTERN, NAME_RULE, check_distinct
@@ -28,6 +28,26 @@ class RunConfig(_Strict):
     training: TrainingConfig = TrainingConfig()
     trigger: TriggerConfig = TriggerConfig()
     hls: HLSConfig = HLSConfig()
+
+    @model_validator(mode="after")
+    def _method_recipe(self):
+        """A method with its own recipe (``METHOD_RECIPES``: HGQ2 keeps the last epoch, cosine decay) gets it for
+        every recipe key the config does not set."""
+        own = METHOD_RECIPES.get(self.quantization.method, {})
+        missing = {k: v for k, v in own.items() if k not in self.training.model_fields_set}
+        if missing:
+            object.__setattr__(self, "training", self.training.model_copy(update=missing))
+        return self
+
+    @model_serializer(mode="wrap")
+    def _method_recipe_dumped(self, handler):
+        """A method with its own recipe dumps both keys, so a resolved config reads back to the same recipe."""
+        data = handler(self)
+        if self.quantization.method in METHOD_RECIPES and isinstance(data.get("training"), dict):
+            for key in ("keep_epoch", "lr_schedule"):  # both, in field order
+                data["training"].pop(key, None)
+                data["training"][key] = getattr(self.training, key)
+        return data
 
     @field_validator("name")
     @classmethod

@@ -84,6 +84,11 @@ class InputLevel:
         """The test rows' :class:`~qtrigger.results.ScoreMetrics` for ``scores``."""
         raise NotImplementedError
 
+    def validation_auc(self, config: RunConfig, prepared: Prepared, network) -> float | None:
+        """The QAT network's AUC on the validation rows (exact reference; ``metrics.json`` → ``qat.val_auc``), the
+        basis of choices that must not see the test rows (recipes, β, searches). None: the level has none."""
+        return None
+
     def csim_metrics(self, config: RunConfig, prepared: Prepared, scores: np.ndarray, qat_metrics) -> dict:
         """Keys appended to ``metrics.json`` → ``csim`` for the C-simulation's scores."""
         return {}

@@ -19,6 +19,7 @@ from qtrigger.firmware.csim import csim_in_temporary_project
 from qtrigger.inputs.codes import Preprocessor, saturated_fractions, saturation_warnings, to_feature_codes
 from qtrigger.levels.base import InputLevel, Prepared, network_rtl
 from qtrigger.levels.scores import add_flavour_aucs, jet_score_metrics, trigger_score
+from qtrigger.metrics import roc_auc
 from qtrigger.models.train import pt_eta_weights
 from qtrigger.results import DataSummary
 from qtrigger.trigger.study import study_from_run, trigger_study
@@ -152,6 +153,12 @@ class JetLevel(InputLevel):
         metrics = jet_score_metrics(config, self.test_signal(config, prepared), scores, threshold)
         add_flavour_aucs(config, prepared, metrics, scores)
         return metrics
+
+    def validation_auc(self, config, prepared, network):
+        val = prepared.split.val
+        codes = network.forward_codes(prepared.inputs[val])
+        return roc_auc(config.labels.signal_mask(prepared.labels[val]),
+                       self.scores(config, codes * network.output_type.lsb))
 
     def csim_metrics(self, config, prepared, scores, qat_metrics):
         score = jet_score_metrics(config, self.test_signal(config, prepared), scores, qat_metrics.threshold).to_json()

@@ -88,6 +88,9 @@ def run_stages(config: RunConfig, prepared: Prepared, run_dir: Path, hls_dir: Pa
                                            method.parameters(qat.model)),
                        precision_profile=precision_profile(network, x_test),
                        qat=level.score_metrics(config, prepared, qat_scores))
+    val_auc = level.validation_auc(config, prepared, network)  # choices without the test rows (scan, recipe)
+    if val_auc is not None:
+        result.qat.extra["val_auc"] = val_auc
     if overflow:
         result.extra["hgq_overflow"] = overflow
     artefacts = {"test_labels": signal, "scores": {"QAT (exact)": qat_scores}, "history": {"qat": qat.history},

@@ -28,6 +28,7 @@ from qtrigger.config import (
     validate_config,
 )
 from qtrigger.errors import QTriggerError
+from qtrigger.models.build import check_runnable
 from qtrigger.rundir import NAME_PATTERN, NAME_RULE
 from qtrigger.scan.search import SearchConfig, rung_settings, sample_points
 
@@ -80,7 +81,8 @@ class ScanConfig(_Strict):
     overrides: list[str] = Field(default_factory=list)
     axes: dict[str, Any] = Field(default_factory=dict)
     search: SearchConfig | None = None  # instead of axes: a seeded sampler (qtrigger.scan.search)
-    physics: Literal["auto", "signal_efficiency", "qat_auc"] = "auto"  # auto: grid signal_efficiency, search qat_auc
+    # auto: grid signal_efficiency, search qat_auc; val_auc: the validation rows' AUC (choices without the test rows)
+    physics: Literal["auto", "signal_efficiency", "qat_auc", "val_auc"] = "auto"
     sampling: Literal["grid", "random"] = "grid"
     max_trials: int | None = Field(None, ge=1)
     seed: int = 0
@@ -124,7 +126,8 @@ class ScanConfig(_Strict):
     def _axes_or_search(self):
         if bool(self.axes) == (self.search is not None):
             raise ValueError("give either axes (a grid) or search (a sampler), exactly one")
-        for key in (self.search.space if self.search else {}):
+        spaces = [self.search.space, *(self.search.methods or {}).values()] if self.search else []
+        for key in (k for space in spaces for k in space):
             if not _KEY.match(key) or key in SCAN_SET_KEYS:
                 raise ValueError(f"search.space {key}: not a scannable dotted config key")
         return self
@@ -295,6 +298,10 @@ def _builder(scan: ScanConfig, threads_per_worker: int):
         raw.update(name=scan.name, output_dir=scan.output_dir)
         raw.setdefault("training", {}).update(threads=threads_per_worker, verbose=False)
         config = validate_config(raw, source=f"scan {scan.name}: {what}")
+        try:  # what the method refuses (e.g. hgq with tfmot pruning) is an error now, not one per trial
+            check_runnable(config.model, config.quantization, config.pruning)
+        except QTriggerError as err:
+            raise QTriggerError(f"scan {scan.name}: {what}: {err}") from None
         samples = json.dumps(config_to_dict(config)["data"]["samples"], sort_keys=True)
         if samples not in checked_samples:
             try:

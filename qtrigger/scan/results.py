@@ -8,7 +8,7 @@ from pathlib import Path
 from qtrigger.plotting import label_simulation, save, style
 from qtrigger.rundir import atomic_path, atomic_write_text
 from qtrigger.scan.plan import COST_LABELS, Budgets, ScanConfig, Trial, _compact
-from qtrigger.scan.search import SEED_KEY
+from qtrigger.scan.search import METHOD_KEY, SEED_KEY
 from qtrigger.scan.seeds import point_id, worst_of_seeds
 from qtrigger.scan.worker import _read_result
 
@@ -16,7 +16,7 @@ from qtrigger.scan.worker import _read_result
 # Results: table, Pareto fronts, plot, report
 
 METRIC_COLUMNS = [
-    "qat_auc", "float_auc", "signal_efficiency", "qat_signal_efficiency", "trigger_signal_efficiency",
+    "qat_auc", "val_auc", "float_auc", "signal_efficiency", "qat_signal_efficiency", "trigger_signal_efficiency",
     "trigger_rate_hz", "trigger_threshold_code", "csim_jets", "csim_mismatched_jets",
     "latency_cycles", "latency_ns", "lut", "ff", "dsp", "bram",
     "event_instances", "event_latency_ns", "event_meets_ii", "event_lut", "event_ff", "event_dsp", "event_bram",
@@ -67,9 +67,10 @@ def collect_results(scan: ScanConfig, trials: list[Trial], scan_dir: Path):
     table = pd.DataFrame(rows)
     for key in keys:  # lists (model.hidden) and mixed types as compact text, so parquet/csv can hold them
         values = table[key].tolist()
-        if any(isinstance(v, (list, dict, tuple)) for v in values) or len({type(v) for v in values}) > 1 and \
-                not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            table[key] = [_compact(v) for v in values]
+        present = [v for v in values if not _unset(v)]  # a key one method's points do not set (methods:)
+        if any(isinstance(v, (list, dict, tuple)) for v in present) or len({type(v) for v in present}) > 1 and \
+                not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+            table[key] = [None if _unset(v) else _compact(v) for v in values]
     for name in METRIC_COLUMNS:
         if name not in TEXT_COLUMNS and table[name].isna().all():
             table[name] = table[name].astype("float64")
@@ -167,6 +168,11 @@ def mark_fronts(scan: ScanConfig, table) -> tuple[dict[str, str], dict[str, list
     return cost_axes, pareto
 
 
+def _unset(value) -> bool:
+    """An axis value a trial does not have (None; pandas may hand it back as NaN)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) -> None:
     """Signal efficiency vs cost (LUTs, latency; or non-zero parameters), front joined, budget fits marked."""
 
@@ -189,6 +195,7 @@ def plot_pareto(path: Path, table, scan: ScanConfig, cost_axes: dict[str, str]) 
                 ax.scatter(chosen[column], chosen[physics], s=40, zorder=3, **marks)
         if column == "cost_lut":
             _mark_lut_sources(ax, data, physics)
+        mark_methods(ax, data, column, physics)
         front = data[data[f"pareto_{kind}"]].sort_values(column)
         if len(front):
             ax.step(front[column], front[physics], where="post", color="black", lw=1.2, zorder=2)
@@ -224,7 +231,25 @@ def _mark_lut_sources(ax, data, physics: str) -> None:
                    label="LUTs by yosys (else estimate)")
 
 
-PHYSICS_LABELS = {"signal_efficiency": "signal efficiency", "qat_auc": "QAT AUC"}
+METHOD_MARKS = {"qkeras": dict(marker="s", edgecolors="tab:purple", label="QKeras"),
+                "hgq": dict(marker="^", edgecolors="tab:orange", label="HGQ2 (learned widths)")}
+
+
+def mark_methods(ax, data, column: str, physics: str) -> list[str]:
+    """When the scan searches ``quantization.method``: one marker shape per method around each point, so QKeras
+    and HGQ2 points share one plot; returns the methods drawn."""
+    if METHOD_KEY not in data:
+        return []
+    drawn = []
+    for method in sorted({m for m in data[METHOD_KEY] if isinstance(m, str)}):
+        rows = data[data[METHOD_KEY] == method]
+        marks = METHOD_MARKS.get(method, dict(marker="D", edgecolors="tab:gray", label=method))
+        ax.scatter(rows[column], rows[physics], s=90, facecolors="none", lw=1.4, zorder=3.5, **marks)
+        drawn.append(method)
+    return drawn
+
+
+PHYSICS_LABELS = {"signal_efficiency": "signal efficiency", "qat_auc": "QAT AUC", "val_auc": "QAT validation AUC"}
 
 
 def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_seconds: float | None,
@@ -255,7 +280,7 @@ def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_
         lines.append(f"- **no hardware estimate in the results** for {' and '.join(fallback)}: "
                      "the cost axis there is `model.nonzero_parameters` instead")
     lines += ["", "![Pareto fronts](pareto.png)", ""]
-    columns = ["hash", *(["rung"] if scan.search is not None else []), *axis_keys, "signal_efficiency", "qat_auc",
+    columns = ["hash", *(["rung"] if scan.search is not None else []), *axis_keys, "signal_efficiency", "qat_auc", "val_auc",
                "float_auc", "qat_minus_float", "cost_lut", "cost_lut_source", "rtl_ff", "rtl_mismatches", "lut",
                "latency_ns", "dsp", "nonzero_parameters", "csim_mismatched_jets", "fits_budgets"]
     ranked, front_columns, worst = (table, columns, "") if points is None else (points, _point_columns(points), (
@@ -286,7 +311,7 @@ def render_scan_report(scan: ScanConfig, table, cost_axes: dict[str, str], wall_
 
 def _point_columns(points) -> list[str]:
     """The worst-of-seeds table's columns in the report."""
-    return ["hash", *[c for c in points.columns if "." in c], "seeds_ok", "worst_seed", "qat_auc", "qat_minus_float",
+    return ["hash", *[c for c in points.columns if "." in c], "seeds_ok", "worst_seed", "qat_auc", "val_auc", "qat_minus_float",
             "signal_efficiency", "cost_lut", "cost_lut_source", "rtl_ff", "rtl_mismatches", "rtl_ii",
             "csim_mismatched_jets", "fits_budgets", "trials"]
 
@@ -312,8 +337,10 @@ def _sampling_lines(scan: ScanConfig) -> list[str]:
     if search.sampler == "halving":
         how += (f"; successive halving from {search.halving.min_epochs} epochs, eta {search.halving.eta} "
                 "(only the last, fully trained rung is on the fronts)")
-    return ["- search space: " + "; ".join(f"`{k}` ∈ {{{', '.join(_compact(v) for v in vs)}}}"
-                                           for k, vs in search.space.items()),
+    spaces = [("search space", search.space)] + [(f"method `{name}` also", space)
+                                                   for name, space in (search.methods or {}).items()]
+    return [f"- {what}: " + "; ".join(f"`{k}` ∈ {{{', '.join(_compact(v) for v in vs)}}}" for k, vs in space.items())
+            for what, space in spaces] + [
             f"- sampler: {how}; ranked on `{scan.physics_column}`" + (
                 f", worst of training seeds {', '.join(map(str, search.training_seeds))} per point"
                 if search.training_seeds else "")]

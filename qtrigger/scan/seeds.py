@@ -16,7 +16,7 @@ import math
 
 from qtrigger.scan.search import SEED_KEY
 
-WORST_IS_MIN = ("qat_auc", "float_auc", "qat_minus_float", "signal_efficiency", "qat_signal_efficiency",
+WORST_IS_MIN = ("qat_auc", "val_auc", "float_auc", "qat_minus_float", "signal_efficiency", "qat_signal_efficiency",
                 "trigger_signal_efficiency")
 WORST_IS_MAX = ("cost_lut", "rtl_lut", "rtl_ff", "rtl_da4ml_lut", "lut", "ff", "dsp", "latency_ns",
                 "latency_cycles", "rtl_latency_cycles", "rtl_ii", "rtl_mismatches", "csim_mismatched_jets",

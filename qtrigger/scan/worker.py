@@ -188,7 +188,7 @@ def summarise_metrics(metrics) -> dict:
     estimate = result.hls.get("estimate") or {}
     per_event = result.hls.get("estimate_per_event")
     out = {
-        "qat_auc": qat.auc, "float_auc": result.float_twin.auc if result.float_twin else None,
+        "qat_auc": qat.auc, "val_auc": qat.extra.get("val_auc"), "float_auc": result.float_twin.auc if result.float_twin else None,
         "signal_efficiency": trigger_eff if trigger_eff is not None else qat_eff,
         "signal_efficiency_source": source if (trigger_eff is not None or qat_eff is not None) else None,
         "qat_signal_efficiency": qat_eff, "trigger_signal_efficiency": trigger_eff,
