@@ -152,10 +152,11 @@ def test_hgq_event_run_csim_and_accept_bit_exact(hgq_event_run):
 
 
 def test_finished_hgq_event_run_reaches_the_seed_rtl_as_hgq(hgq_event_run, monkeypatch):
-    """``qtrigger hls rtl RUN`` of an event-level HGQ2 run hands the seed's RTL an ``HGQNetwork`` read from
+    """``qtrigger hls rtl RUN`` of an event-level HGQ2 run hands the seed's RTL an ``HGQNetwork`` (with its score head) read from
     ``model_qat.keras`` (it once read it as a QKeras network and stopped); the chain itself is built elsewhere."""
     import qtrigger.trigger.event_rtl as event_rtl
     from qtrigger.emulate.hgq import HGQNetwork
+    from qtrigger.emulate.score import ScoredNetwork
     from qtrigger.runs.finished import FinishedRun
 
     _, run_dir = hgq_event_run
@@ -163,5 +164,5 @@ def test_finished_hgq_event_run_reaches_the_seed_rtl_as_hgq(hgq_event_run, monke
     monkeypatch.setattr(event_rtl, "event_chain_rtl", lambda network, *args, **kwargs: seen.append(network))
     run = FinishedRun.load(run_dir)
     event_rtl.event_chain_rtl_for_run(run, event_rtl.event_chain_inputs(run, max_events=10), run_dir / "rtl")
-    assert len(seen) == 1 and isinstance(seen[0], HGQNetwork)
+    assert len(seen) == 1 and isinstance(seen[0], ScoredNetwork) and isinstance(seen[0].network, HGQNetwork)
     assert seen[0].stages[0].kernel.shape[0] == np.load(run_dir / "test_jets.npz")["inputs"].shape[1]
