@@ -153,7 +153,8 @@ def test_hgq_event_run_csim_and_accept_bit_exact(hgq_event_run):
 
 def test_finished_hgq_event_run_reaches_the_seed_rtl_as_hgq(hgq_event_run, monkeypatch):
     """``qtrigger hls rtl RUN`` of an event-level HGQ2 run hands the seed's RTL an ``HGQNetwork`` (inside its score
-    head) read from ``model_qat.keras`` (it once read it as a QKeras network and stopped); the chain itself is built elsewhere."""
+    head) read from ``model_qat.keras`` (it once read it as a QKeras network and stopped); the chain itself is built
+    elsewhere."""
     import qtrigger.trigger.event_rtl as event_rtl
     from qtrigger.emulate.hgq import HGQNetwork
     from qtrigger.emulate.score import ScoredNetwork
