@@ -145,12 +145,12 @@ def set_trace(network: SetNetwork, rounding: str = ROUNDING, faults: SetRtlFault
     return comb_trace(inputs, trace_set_network(inputs, network, rounding, faults)), raw
 
 
-def part_costs(network: SetNetwork, rounding: str = ROUNDING) -> dict[str, float]:
+def part_costs(network: SetNetwork, rounding: str = ROUNDING, words: Words | None = None) -> dict[str, float]:
     """da4ml cost (LUT-equivalents) of one slot's φ, of one pooling step (two φ outputs into the accumulator)
     and of ρ: the parts a serial-φ layout keeps."""
     from da4ml.trace import comb_trace
 
-    raw = raw_input_type(network)
+    raw = tuple(words) if words is not None else raw_input_type(network)
     x = _inputs(_features(network), raw)
     phi_out = trace_stages(_quantize(x, network.input_type, rounding, "input quantizer"), network.phi, rounding)
     phi_type = network.phi[-1].activation_type or network.phi[-1].accum_type
@@ -246,8 +246,8 @@ def multiplexed_layouts(resources: dict, latency_cycles: int | None, clock_ns: f
     return out
 
 
-def _serial_fraction(network: SetNetwork, total_cost: float) -> float:
-    parts = part_costs(network)
+def _serial_fraction(network: SetNetwork, total_cost: float, words: Words | None = None) -> float:
+    parts = part_costs(network, words=words)
     return min(1.0, sum(parts.values()) / total_cost) if total_cost > 0 else 1.0
 
 
@@ -338,5 +338,5 @@ def set_rtl_stage(network: SetNetwork, x_test: np.ndarray, hls_cfg, out_dir, *, 
     result = SetRtlResult(str(out_dir), clock, part, verilog_summary(comb, cutoff, clock), latency, synth, note,
                           jets_per_event, period, seconds, design=design)
     result.layouts = multiplexed_layouts(result.resources()[0], latency.latency_cycles, clock, jets_per_event, period,
-                                         network.pooling.cap, _serial_fraction(network, float(comb.cost)))
+                                         network.pooling.cap, _serial_fraction(network, float(comb.cost), words))
     return result
