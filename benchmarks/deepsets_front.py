@@ -95,6 +95,13 @@ POINTS = {
     "phi16_rho16_b6_narrow": ["model.phi=[16]", "model.rho=[16]", *bits(6), *NARROW],
     "phi12_rho16_b6_narrow": ["model.phi=[12]", "model.rho=[16]", *bits(6), *NARROW],
     "phi8_rho16_b6_narrow": ["model.phi=[8]", "model.rho=[16]", *bits(6), *NARROW],
+    "phi16_rho16_b6_cos_narrow": ["model.phi=[16]", "model.rho=[16]", *bits(6), *COSINE, *NARROW],
+    "phi16_rho16_b5_cos": ["model.phi=[16]", "model.rho=[16]", *bits(5), *COSINE],
+    "phi16_rho16_w4a6_cos": ["model.phi=[16]", "model.rho=[16]", *wa(4, 6), *COSINE],
+    "phi12_rho16_b6_cos_narrow": ["model.phi=[12]", "model.rho=[16]", *bits(6), *COSINE, *NARROW],
+    "phi16_rho16_b5_cos_narrow": ["model.phi=[16]", "model.rho=[16]", *bits(5), *COSINE, *NARROW],
+    "phi14_rho16_b6_cos_narrow": ["model.phi=[14]", "model.rho=[16]", *bits(6), *COSINE, *NARROW],
+    "phi16_rho8_b6_cos_narrow": ["model.phi=[16]", "model.rho=[8]", *bits(6), *COSINE, *NARROW],
 }
 
 
