@@ -72,6 +72,15 @@ def test_per_field_words_are_exact_and_cheaper(network):
     assert set_trace(network, words=WORDS)[0].cost < set_trace(network)[0].cost
 
 
+def test_word_types_are_each_fields_code_range_at_its_shift():
+    from qtrigger.inputs.codes import Preprocessor
+
+    pre = Preprocessor(["pt", "deta", "charge", "class"], [4, 5, 0, 0], [0, -256, -2, 0], [1023, 255, 1, 7], [1.0] * 4)
+    assert [str(w) for w in pre.word_types()] == ["ap_ufixed<10,6,TRN,SAT>", "ap_fixed<9,4,TRN,SAT>",
+                                                  "ap_fixed<2,2,TRN,SAT>", "ap_ufixed<3,3,TRN,SAT>"]
+    assert all(w.frac <= pre.input_type.frac and w.max_value <= pre.input_type.max_value for w in pre.word_types())
+
+
 def test_per_field_words_refused_unless_the_input_type_holds_them():
     from qtrigger.firmware.set_rtl import set_trace
 
