@@ -5,8 +5,9 @@ fields, bits, pruning, pooling). For every point:
 
 - ``qtrigger run`` once per training seed (default 1, 2, 3; C-simulation off, the 240 MHz clock
   ``hls.clock_period_ns=4.166`` and T = 6 of the acceptance), b vs light AUC on the ttbar test jets
-  (``metrics.json`` ``qat.auc_by_flavour.test_jets.b_vs_light``: the test AUC; the pipeline gives no
-  validation AUC, so points are compared on it as ``qtrigger scan`` does);
+  (``metrics.json`` ``qat.auc_by_flavour.test_jets.b_vs_light``) and, for choosing between points and
+  recipes, on the VALIDATION jets (the run's own split, read again here; the integer reference's output:
+  :func:`validation_auc`, cached as ``front_val.json`` in the run);
 - ``qtrigger hls rtl`` (da4ml Verilog, Verilator latency/II and exactness, yosys cells) on the
   first seed's run only: the hardware depends on the trained weights, but much less than on the shape;
 - the analytic ``SetNetwork`` estimate (``metrics.json`` ``hls.estimate``) next to yosys (part 5 of
@@ -30,7 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from qtrigger.emulate.sets import extract_set_network  # noqa: E402
 from qtrigger.firmware.synth import synthesize  # noqa: E402
+from qtrigger.metrics import flavour_aucs  # noqa: E402
+from qtrigger.runs.finished import FinishedRun  # noqa: E402
+from qtrigger.runs.pipeline import prepare_data  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = "configs/l1_bjet_deepsets.yaml"
@@ -52,6 +57,11 @@ def wa(weight: int, activation: int) -> list[str]:
 LONG = ["training.epochs=60", "training.early_stopping_patience=12"]
 NO_DZ = ["features.names=[pt,deta,dphi,charge,class,d0]", "features.saturation_intended=[d0]"]
 FIVE = ["features.names=[pt,deta,dphi,d0,dz]"]
+COSINE = ["training.lr_schedule=cosine"]
+ANGLE = 0.004363323129985824  # π/720, the reader's angle LSB
+# narrower input words (features.formats): Δη, Δφ 8 bits (±0.56 rad, a jet of R = 0.4 fits), pT 0.5 GeV × 9 bits
+NARROW = [f"features.formats.deta={{lsb: {ANGLE}, bits: 8, signed: true}}",
+          f"features.formats.dphi={{lsb: {ANGLE}, bits: 8, signed: true}}", "features.formats.pt={lsb: 0.5, bits: 9}"]
 # name -> overrides of the base config (the shipped one: φ [32, 16], ρ [16], 8-bit, 16 slots, 7 fields).
 POINTS = {
     "phi16_rho16_b6": ["model.phi=[16]", "model.rho=[16]", *bits(6)],
@@ -76,6 +86,22 @@ POINTS = {
     "shipped": [],  # l1_bjet_deepsets itself (φ [32, 16], 8-bit): ~231k da4ml LUT-equivalents, no yosys here
     "phi16_rho16_w4a8_nodz": ["model.phi=[16]", "model.rho=[16]", *wa(4, 8), *NO_DZ],
     "phi16_rho16_w4a8_nodz_long": ["model.phi=[16]", "model.rho=[16]", *wa(4, 8), *NO_DZ, *LONG],
+    # issue 31, per-field input words in the RTL (the φ inputs at their own widths): wider φ now fits
+    "phi12_rho16_b6": ["model.phi=[12]", "model.rho=[16]", *bits(6)],
+    "phi16_rho16_b6_cos": ["model.phi=[16]", "model.rho=[16]", *bits(6), *COSINE],
+    "phi16_rho16_b6_cos_last": ["model.phi=[16]", "model.rho=[16]", *bits(6), *COSINE, "training.keep_epoch=last"],
+    "phi12_rho16_b6_cos": ["model.phi=[12]", "model.rho=[16]", *bits(6), *COSINE],
+    "phi16_rho16_w4a6": ["model.phi=[16]", "model.rho=[16]", *wa(4, 6)],
+    "phi16_rho16_b6_narrow": ["model.phi=[16]", "model.rho=[16]", *bits(6), *NARROW],
+    "phi12_rho16_b6_narrow": ["model.phi=[12]", "model.rho=[16]", *bits(6), *NARROW],
+    "phi8_rho16_b6_narrow": ["model.phi=[8]", "model.rho=[16]", *bits(6), *NARROW],
+    "phi16_rho16_b6_cos_narrow": ["model.phi=[16]", "model.rho=[16]", *bits(6), *COSINE, *NARROW],
+    "phi16_rho16_b5_cos": ["model.phi=[16]", "model.rho=[16]", *bits(5), *COSINE],
+    "phi16_rho16_w4a6_cos": ["model.phi=[16]", "model.rho=[16]", *wa(4, 6), *COSINE],
+    "phi12_rho16_b6_cos_narrow": ["model.phi=[12]", "model.rho=[16]", *bits(6), *COSINE, *NARROW],
+    "phi16_rho16_b5_cos_narrow": ["model.phi=[16]", "model.rho=[16]", *bits(5), *COSINE, *NARROW],
+    "phi14_rho16_b6_cos_narrow": ["model.phi=[14]", "model.rho=[16]", *bits(6), *COSINE, *NARROW],
+    "phi16_rho8_b6_cos_narrow": ["model.phi=[16]", "model.rho=[8]", *bits(6), *COSINE, *NARROW],
 }
 
 
@@ -128,6 +154,24 @@ def rtl(point: str, seed: int, fresh: bool) -> tuple[dict | None, dict | None]:
     return result, json.loads(synth_file.read_text())
 
 
+def validation_auc(point: str, seed: int) -> float | None:
+    """b vs light AUC of the run's integer reference on its VALIDATION jets (the split of the run's own config,
+    read again), cached in the run as ``front_val.json``; None without a finished run."""
+    run_dir = REPO / "runs" / run_name(point, seed)
+    cache = run_dir / "front_val.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())["b_vs_light"]
+    if not (run_dir / "metrics.json").is_file():
+        return None
+    run = FinishedRun.load(run_dir)
+    prepared = prepare_data(run.config)
+    val = prepared.split.val
+    scores = extract_set_network(run.load_model("qat")).forward(prepared.inputs[val])[:, 0]
+    auc = flavour_aucs(prepared.table.truth[val], scores)["b_vs_light"]
+    cache.write_text(json.dumps({"b_vs_light": auc, "jets": int(len(scores))}))
+    return auc
+
+
 def b_vs_light(metrics: dict | None) -> float | None:
     """The QAT b vs light test AUC of one run."""
     if metrics is None:
@@ -140,8 +184,10 @@ def point_row(point: str, seeds: list[int], with_rtl: bool, fresh: bool) -> dict
     runs = {seed: train(point, seed, fresh) for seed in seeds}
     aucs = {seed: b_vs_light(m) for seed, m in runs.items()}
     first = runs[seeds[0]]
+    val = {seed: validation_auc(point, seed) for seed in seeds}
     row = {"point": point, "overrides": POINTS[point], "b_vs_light": aucs,
            "worst_b_vs_light": min((a for a in aucs.values() if a is not None), default=None),
+           "val_b_vs_light": val, "worst_val_b_vs_light": min((a for a in val.values() if a is not None), default=None),
            "float_b_vs_light": {s: b_vs_light({"qat": m["float"]}) if m and m.get("float") else None
                                 for s, m in runs.items()},
            "estimate_lut": first["hls"]["estimate"]["lut"] if first else None,
@@ -233,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in names:
         rows.append(point_row(name, seeds, not args.no_rtl, args.fresh))
-        log(json.dumps({k: rows[-1].get(k) for k in ("point", "worst_b_vs_light", "yosys_lut", "estimate_lut")}))
+        log(json.dumps({k: rows[-1].get(k) for k in ("point", "worst_val_b_vs_light", "worst_b_vs_light", "yosys_lut",
+                                                     "estimate_lut")}))
     goal_auc, goal_lut = (float(v) for v in args.goal.split(","))
     if args.plot:
         plot(rows, Path(args.plot), goal_auc, int(goal_lut))

@@ -1,7 +1,8 @@
 """RTL of a whole DeepSets network (issue 31): φ on every slot → pooling → ρ as one da4ml design.
 
 Fast lane: the da4ml trace equals the integer reference (interpreter) on random and stress jets for mean
-and max pooling; injected faults change outputs; per-event layouts; refusals; ``hls.rtl: on`` accepted for
+and max pooling, also with per-field input words (exact, cheaper; refused unless the input type holds them);
+injected faults change outputs; per-event layouts; refusals; ``hls.rtl: on`` accepted for
 constituent configs. Slow: Verilator latency search, II 1 and 0 mismatches on a tiny network
 (φ [4], 4 slots, 3 fields), and the same check FAILING for a pooling accumulator one bit too narrow and for
 φ applied to only 3 of 4 slots.
@@ -42,10 +43,10 @@ def random_jets(n=300, seed=0):
     return synthetic_jets(INPUT_TYPE, n, CAP, FIELDS, seed)[0]
 
 
-def interpreter_mismatches(network, faults=None):
+def interpreter_mismatches(network, faults=None, words=None):
     from qtrigger.firmware.set_rtl import NO_FAULTS, expected_outputs, set_rtl_stimulus, set_trace
 
-    comb, raw = set_trace(network, faults=faults or NO_FAULTS)
+    comb, raw = set_trace(network, faults=faults or NO_FAULTS, words=words)
     sets = set_rtl_stimulus(network, random_jets(), raw, 600)
     rows = np.concatenate([s.reshape(len(s), -1) for s in sets.values()])
     got = comb.predict(rows, n_threads=1).reshape(len(rows), -1)
@@ -54,6 +55,40 @@ def interpreter_mismatches(network, faults=None):
 
 def test_trace_equals_integer_reference_on_random_and_stress_jets(network):
     assert interpreter_mismatches(network) == 0
+
+
+WORDS = (FixedType(6, 4, True, "TRN", "SAT"), FixedType(3, 3, False, "TRN", "SAT"), FixedType(2, 2, True, "TRN", "SAT"))
+
+
+def test_per_field_words_are_exact_and_cheaper(network):
+    """Input ports at each field's own word (as Preprocessor.word_types gives them): stress jets snapped onto the
+    words (saturated codes at each word's ends), 0 mismatches, and a cheaper design than the widened common type."""
+    from qtrigger.firmware.set_rtl import set_trace, set_rtl_stimulus
+
+    assert interpreter_mismatches(network, words=WORDS) == 0
+    sets = set_rtl_stimulus(network, random_jets(), WORDS, 600)
+    stress = np.concatenate([sets["stress"], sets["synthetic stress"]])
+    assert stress[..., 1].min() == 0 and stress[..., 1].max() == 7 and set(np.unique(stress[..., 2])) == {-2, -1, 0, 1}
+    assert set_trace(network, words=WORDS)[0].cost < set_trace(network)[0].cost
+
+
+def test_word_types_are_each_fields_code_range_at_its_shift():
+    from qtrigger.inputs.codes import Preprocessor
+
+    pre = Preprocessor(["pt", "deta", "charge", "class"], [4, 5, 0, 0], [0, -256, -2, 0], [1023, 255, 1, 7], [1.0] * 4)
+    assert [str(w) for w in pre.word_types()] == ["ap_ufixed<10,6,TRN,SAT>", "ap_fixed<9,4,TRN,SAT>",
+                                                  "ap_fixed<2,2,TRN,SAT>", "ap_ufixed<3,3,TRN,SAT>"]
+    assert all(w.frac <= pre.input_type.frac and w.max_value <= pre.input_type.max_value for w in pre.word_types())
+
+
+def test_per_field_words_refused_unless_the_input_type_holds_them():
+    from qtrigger.firmware.set_rtl import set_trace
+
+    wide = (FixedType(9, 5, True, "TRN", "SAT"), *WORDS[1:])
+    with pytest.raises(QTriggerError, match=r"^input words .*: expected 3 field words that ap_fixed<8,4"):
+        set_trace(tiny("mean"), words=wide)
+    with pytest.raises(QTriggerError, match="expected 3 field words"):
+        set_trace(tiny("mean"), words=WORDS[:2])
 
 
 def test_injected_faults_change_outputs():

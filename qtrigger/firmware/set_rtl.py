@@ -48,6 +48,7 @@ TOP = "qtrigger_set_net"
 ARTEFACT = "da4ml Verilog of the whole DeepSets network: phi on every slot -> pooling -> rho"
 F_BX_MHZ = 40.079  # LHC bunch-crossing frequency
 NO_TIMING = "yosys gives no timing: clock-dependent figures assume the configured clock closes"
+Words = tuple[FixedType, ...]  # one input word per field (Preprocessor.word_types)
 
 
 @dataclass(frozen=True)
@@ -109,31 +110,47 @@ def trace_set_network(values, network: SetNetwork, rounding: str = ROUNDING, fau
     return trace_stages(trace_pooling(phi, network, rounding, faults), network.rho, rounding)
 
 
-def _inputs(n: int, fixed: FixedType):
+def _inputs(n: int, fixed: FixedType | Words):
+    """``n`` da4ml inputs of one type, or (``fixed`` a tuple of per-field words) slot-major, field by field."""
     from da4ml.trace import FixedVariableArray, HWConfig
 
-    k, i, f = _kif(fixed)
-    return FixedVariableArray.from_kif(np.full(n, k), np.full(n, i), np.full(n, f), HWConfig(*HWCONFIG),
-                                       solver_options=dict(SOLVER_OPTIONS))
+    kif = np.array([_kif(w) for w in fixed]) if isinstance(fixed, tuple) else np.array([_kif(fixed)])
+    k, i, f = (np.resize(kif[:, j], n) for j in range(3))
+    return FixedVariableArray.from_kif(k, i, f, HWConfig(*HWCONFIG), solver_options=dict(SOLVER_OPTIONS))
 
 
-def set_trace(network: SetNetwork, rounding: str = ROUNDING, faults: SetRtlFaults = NO_FAULTS):
-    """The whole set network as one da4ml ``CombLogic``; returns ``(comb, raw input type)``."""
+def check_words(network: SetNetwork, words: Words | None) -> None:
+    """One-line error unless ``words`` has one word per field, each held exactly by the input type."""
+    if words is None:
+        return
+    it = network.input_type
+    if len(words) != _features(network) or any(w.frac > it.frac or w.max_value > it.max_value
+                                               or w.min_value < it.min_value for w in words):
+        raise QTriggerError(f"input words {[str(w) for w in words]}: expected {_features(network)} field words "
+                            f"that {it} holds exactly")
+
+
+def set_trace(network: SetNetwork, rounding: str = ROUNDING, faults: SetRtlFaults = NO_FAULTS,
+              words: Words | None = None):
+    """The whole set network as one da4ml ``CombLogic``; returns ``(comb, raw input type)``. With ``words``
+    (one word per field, :meth:`Preprocessor.word_types`) each input port is its field's word, as the
+    hardware receives it, instead of the widened common type; the raw type returned is then ``words``."""
     from da4ml.trace import comb_trace
 
     _require_da4ml()
     check_set_network(network)
-    raw = raw_input_type(network)
+    check_words(network, words)
+    raw = tuple(words) if words is not None else raw_input_type(network)
     inputs = _inputs(network.pooling.cap * _features(network), raw)
     return comb_trace(inputs, trace_set_network(inputs, network, rounding, faults)), raw
 
 
-def part_costs(network: SetNetwork, rounding: str = ROUNDING) -> dict[str, float]:
+def part_costs(network: SetNetwork, rounding: str = ROUNDING, words: Words | None = None) -> dict[str, float]:
     """da4ml cost (LUT-equivalents) of one slot's φ, of one pooling step (two φ outputs into the accumulator)
     and of ρ: the parts a serial-φ layout keeps."""
     from da4ml.trace import comb_trace
 
-    raw = raw_input_type(network)
+    raw = tuple(words) if words is not None else raw_input_type(network)
     x = _inputs(_features(network), raw)
     phi_out = trace_stages(_quantize(x, network.input_type, rounding, "input quantizer"), network.phi, rounding)
     phi_type = network.phi[-1].activation_type or network.phi[-1].accum_type
@@ -150,11 +167,14 @@ def part_costs(network: SetNetwork, rounding: str = ROUNDING) -> dict[str, float
 # ================================================================ stimulus
 
 
-def _snap(values: np.ndarray, raw: FixedType) -> np.ndarray:
-    return raw.with_modes("TRN", "SAT").quantize(np.asarray(values, np.float64))
+def _snap(values: np.ndarray, raw: FixedType | Words) -> np.ndarray:
+    values = np.asarray(values, np.float64)
+    if isinstance(raw, tuple):  # per-field words: each field onto its own word (saturated codes at its ends)
+        return np.stack([w.with_modes("TRN", "SAT").quantize(values[..., j]) for j, w in enumerate(raw)], axis=-1)
+    return raw.with_modes("TRN", "SAT").quantize(values)
 
 
-def set_rtl_stimulus(network: SetNetwork, x: np.ndarray, raw: FixedType, n_stress: int,
+def set_rtl_stimulus(network: SetNetwork, x: np.ndarray, raw: FixedType | Words, n_stress: int,
                      seed: int = 1) -> dict[str, np.ndarray]:
     """(jets, cap, features) sets on the raw input grid: the given jets, the same jets with their slots
     permuted, stress jets drawn from them (ties, saturation, one constituent, shuffled, all padding) and
@@ -226,8 +246,8 @@ def multiplexed_layouts(resources: dict, latency_cycles: int | None, clock_ns: f
     return out
 
 
-def _serial_fraction(network: SetNetwork, total_cost: float) -> float:
-    parts = part_costs(network)
+def _serial_fraction(network: SetNetwork, total_cost: float, words: Words | None = None) -> float:
+    parts = part_costs(network, words=words)
     return min(1.0, sum(parts.values()) / total_cost) if total_cost > 0 else 1.0
 
 
@@ -270,12 +290,13 @@ def _check_inputs(network: SetNetwork, x: np.ndarray, out_dir: Path) -> np.ndarr
     return x
 
 
-def write_set_project(network: SetNetwork, out_dir: Path, clock: float, part: str, faults: SetRtlFaults):
+def write_set_project(network: SetNetwork, out_dir: Path, clock: float, part: str, faults: SetRtlFaults,
+                      words: Words | None = None):
     """Write da4ml's Verilog of the whole set network; returns (comb, raw, pipe, cutoff)."""
     from da4ml.codegen import VerilogModel
     from da4ml.trace import to_pipeline
 
-    comb, raw = set_trace(network, ROUNDING, faults)
+    comb, raw = set_trace(network, ROUNDING, faults, words)
     cutoff = float(default_latency_cutoff(network, clock, part))
     VerilogModel(comb, TOP, out_dir, latency_cutoff=cutoff, clock_period=clock, part_name=part).write(
         metadata={"generator": "qtrigger", "rounding": ROUNDING, "design": "DeepSets network"})
@@ -284,10 +305,11 @@ def write_set_project(network: SetNetwork, out_dir: Path, clock: float, part: st
 
 def set_rtl_stage(network: SetNetwork, x_test: np.ndarray, hls_cfg, out_dir, *, jets_per_event: int = 4,
                   synthesize: bool = True, n_stress: int = 10_000, seed: int = 1, nproc: int = 2,
-                  faults: SetRtlFaults = NO_FAULTS) -> SetRtlResult:
+                  faults: SetRtlFaults = NO_FAULTS, words: Words | None = None) -> SetRtlResult:
     """Write the set network's RTL project to ``out_dir``, measure latency/II and mismatches against the integer
     reference on ``x_test`` (jets, cap, features) and stress jets, synthesize with yosys if installed, and give
-    the per-event layouts of ``jets_per_event`` jets at T = ``hls_cfg.time_multiplexing``.
+    the per-event layouts of ``jets_per_event`` jets at T = ``hls_cfg.time_multiplexing``. ``words``: per-field
+    input words (:func:`set_trace`); stress jets are then snapped onto each field's word.
 
     Raises QTriggerError for a non-empty ``out_dir``, wrongly shaped jets, a kept mask input or missing
     da4ml/Verilator; a missing yosys only skips synthesis.
@@ -299,7 +321,7 @@ def set_rtl_stage(network: SetNetwork, x_test: np.ndarray, hls_cfg, out_dir, *, 
     clock, part = float(hls_cfg.clock_period_ns), str(hls_cfg.part)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    comb, raw, pipe, cutoff = write_set_project(network, out_dir, clock, part, faults)
+    comb, raw, pipe, cutoff = write_set_project(network, out_dir, clock, part, faults, words)
     seconds = {"write": round(time.perf_counter() - start, 1)}
     sets = set_rtl_stimulus(network, x, raw, n_stress, seed)
     flat = {name: rows.reshape(len(rows), -1) for name, rows in sets.items()}
@@ -308,6 +330,7 @@ def set_rtl_stage(network: SetNetwork, x_test: np.ndarray, hls_cfg, out_dir, *, 
     period = int(getattr(hls_cfg, "time_multiplexing", 1))
     design = {"artefact": ARTEFACT, "top": TOP, "slots": network.pooling.cap, "features": _features(network),
               "pooling": network.pooling.kind, "pooling_accumulator": str(network.pooling.accum_type),
+              "inputs": [str(w) for w in raw] if isinstance(raw, tuple) else f"{raw} (common, widened)",
               "rows": {name: int(len(r)) for name, r in sets.items()},
               "reference": "SetNetwork.forward_codes (exact int64, φ on every slot incl. padding)",
               "against": "integer reference (= trained model)",
@@ -315,5 +338,5 @@ def set_rtl_stage(network: SetNetwork, x_test: np.ndarray, hls_cfg, out_dir, *, 
     result = SetRtlResult(str(out_dir), clock, part, verilog_summary(comb, cutoff, clock), latency, synth, note,
                           jets_per_event, period, seconds, design=design)
     result.layouts = multiplexed_layouts(result.resources()[0], latency.latency_cycles, clock, jets_per_event, period,
-                                         network.pooling.cap, _serial_fraction(network, float(comb.cost)))
+                                         network.pooling.cap, _serial_fraction(network, float(comb.cost), words))
     return result

@@ -122,6 +122,17 @@ class Preprocessor:
         integer = max(0, math.ceil(math.log2(magnitude)))  # excluding sign
         return FixedType(1 + integer + frac, 1 + integer, True, "RND_CONV", "SAT")
 
+    def word_types(self) -> list[FixedType]:
+        """Each feature's own word in network units: its code range at its shift (TRN, SAT), e.g. a 10-bit
+        unsigned pT code at shift 4 is ``ap_ufixed<10,6>``. What the hardware receives per field; the
+        common :attr:`input_type` holds every one of them exactly."""
+        words = []
+        for lo, hi, shift in zip(self.code_min, self.code_max, self.shifts):
+            signed = lo < 0
+            width = max(int(hi).bit_length(), (-int(lo) - 1).bit_length() if signed else 0, 1) + int(signed)
+            words.append(FixedType(width, width - int(shift), signed, "TRN", "SAT"))
+        return words
+
     def transform(self, codes: np.ndarray) -> np.ndarray:
         """Integer codes → network inputs ``code * 2**-shift`` (exact in float32 and float64)."""
         return codes.astype(np.float64) * np.exp2(-np.asarray(self.shifts, dtype=np.float64))

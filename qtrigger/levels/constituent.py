@@ -39,7 +39,8 @@ class ConstituentLevel(JetLevel):
         return table, preprocessor.transform(cands.codes), dict(cands.saturated)
 
     def rtl(self, config, prepared, network, trigger, run_dir, hls_dir):
-        stage = partial(set_rtl_stage, jets_per_event=config.trigger.seed_jets)
+        stage = partial(set_rtl_stage, jets_per_event=config.trigger.seed_jets,
+                        words=tuple(prepared.preprocessor.word_types()))
         return network_rtl(config, config.hls, network, prepared.inputs[prepared.split.test], hls_dir, stage=stage)
 
     def rtl_builder(self, run, max_rows, synthesize):
@@ -47,4 +48,5 @@ class ConstituentLevel(JetLevel):
         x = x[:max_rows] if max_rows is not None else x
         jets = run.config.trigger.seed_jets
         return lambda out: set_rtl_stage(extract_set_network(run.load_model("qat")), x, run.config.hls, out,
-                                         jets_per_event=jets, synthesize=synthesize)
+                                         jets_per_event=jets, synthesize=synthesize,
+                                         words=tuple(run.preprocessor.word_types()))
