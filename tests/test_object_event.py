@@ -327,3 +327,16 @@ def test_bad_anomaly_config_is_one_line_exit_2(tmp_path, monkeypatch, capsys, ch
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("qtrigger: error: ") and message in lines[0], lines[0]
     assert not (tmp_path / "runs").exists()
+
+
+def test_signal_sample_that_is_also_trained_on_is_one_line_exit_2(samples, tmp_path, monkeypatch, capsys):
+    """A trigger.signal_samples file that data.samples also lists (as background) is refused before training."""
+    monkeypatch.setenv("QTRIGGER_NATIVE_LOGS", "1")
+    raw = anomaly_config(samples)
+    raw["output_dir"], raw["hls"]["output_dir"] = str(tmp_path / "runs"), str(tmp_path / "hls")
+    raw["data"]["samples"].append({"name": "more", "files": [str(samples / "tt.root")], "role": "background"})
+    code, lines = _run_cli(raw, tmp_path, capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0] == (f"qtrigger: error: trigger.signal_samples ttbar: {samples / 'tt.root'} is also in data.samples "
+                        "(more); a signal sample is read for efficiencies only, never for training"), lines[0]
+    assert not (tmp_path / "runs").exists()

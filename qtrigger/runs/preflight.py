@@ -51,13 +51,24 @@ def _read_branches(config: RunConfig, names: list[str]) -> list[str]:
     return list(dict.fromkeys(collection_branch(name, config.features.collection) for name in names))
 
 
+def _check_not_trained_on(signal: str, files: list[str], training_files: dict[Path, str]) -> None:
+    """A ``trigger.signal_samples`` file must not also be a training file (signals are never trained on)."""
+    for path in files:
+        if Path(path).resolve() in training_files:
+            raise QTriggerError(f"trigger.signal_samples {signal}: {path} is also in data.samples "
+                                f"({training_files[Path(path).resolve()]}); a signal sample is read for efficiencies "
+                                "only, never for training")
+
+
 def _check_trigger_inputs(config: RunConfig, samples: dict[str, list[str]]) -> None:
     """The trigger study's background normalisation comes from the ``Runs`` tree: check it now."""
     roles = {s.name: s.role for s in config.data.samples}
     training_background = [f for name, files in samples.items() if roles[name] == "background" for f in files]
     if not config.trigger.enabled or not ("signal" in roles.values() or config.trigger.signal_samples):
         return
-    for files in resolve_signal_samples(config).values():  # efficiency-only signals (the anomaly seed)
+    training_files = {Path(f).resolve(): name for name, files in samples.items() for f in files}
+    for name, files in resolve_signal_samples(config).items():  # efficiency-only signals (the anomaly seed)
+        _check_not_trained_on(name, files, training_files)
         level_for(config).check_files(config, files, training=True)
     rate_files = check_rate_files(config)  # a rate-only background (trigger.rate_files), else the training one
     check_pileup_lumi(config.trigger, [f for files in samples.values() for f in files] + list(rate_files))
