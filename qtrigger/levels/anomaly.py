@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from qtrigger.config import resolve_patterns, resolve_sample_files
-from qtrigger.data.reader import EventSplit, split_by_event
+from qtrigger.config import resolve_patterns
+from qtrigger.data.reader import EventSplit
 from qtrigger.emulate.score import score_head_name, scored
 from qtrigger.errors import QTriggerError
-from qtrigger.inputs.codes import Preprocessor
 from qtrigger.inputs.event import check_input_words
-from qtrigger.inputs.object_event import event_input_spec
-from qtrigger.levels.event import EventData, EventLevel, event_weights, score_codes_of
+from qtrigger.levels.event import EventData, EventLevel, score_codes_of
 from qtrigger.results import ScoreMetrics
 from qtrigger.trigger.anomaly_study import anomaly_trigger_study
 from qtrigger.trigger.preselection import preselect
@@ -34,25 +32,17 @@ class AutoencoderEventLevel(EventLevel):
 
     name = "event"
 
-    def prepare(self, config, progress=False):
-        spec = event_input_spec(config)
-        table = spec.read(config, resolve_sample_files(config), config.data.max_events)
-        built = spec.build(table)
-        labels = np.zeros(table.n_events, np.int64)  # background only: nothing is labelled
-        preselected = preselect(config, built, spec.words)
-        part = split_by_event(table, config.data.split.train, config.data.split.val, config.data.split.seed).event_part
-        split = EventSplit((part == 0) & preselected, (part == 1) & preselected, part == 2, part)
-        check_input_words(built, "events read")
+    def training_labels(self, config, table) -> np.ndarray:
+        """Background only: nothing is labelled."""
+        return np.zeros(table.n_events, np.int64)
+
+    def check_training_split(self, config, labels, preselected, split) -> None:
+        """One-line error when the preselected train or val events are too few to train the autoencoder."""
         for name, mask in (("train", split.train), ("val", split.val)):
             if int(mask.sum()) < MIN_TRAINING_EVENTS:
                 raise QTriggerError(f"{name} split has {int(mask.sum())} preselected background events (need >= "
                                     f"{MIN_TRAINING_EVENTS} to train the autoencoder); use a larger sample or a "
                                     "looser trigger.preselection")
-        preprocessor = Preprocessor.fit(built.codes[split.train], spec.features_config(config.features.shifts),
-                                        spec.names)
-        preprocessor.saturated_fraction = dict(built.saturated)
-        return EventData(table, labels, split, preprocessor.transform(built.codes), preprocessor, self, spec, built,
-                         event_weights(config, table, labels), preselected)
 
     def n_outputs(self, config):
         return int(config.model.autoencoder.latent)

@@ -149,23 +149,31 @@ class EventLevel(InputLevel):
         spec = event_input_spec(config)
         table = spec.read(config, resolve_sample_files(config), config.data.max_events)
         built = spec.build(table)
-        labels = event_labels(config, table)
+        labels = self.training_labels(config, table)
         preselected = preselect(config, built, spec.words)
-        check_preselection(config, labels, preselected, "training sample")
         part = split_by_event(table, config.data.split.train, config.data.split.val, config.data.split.seed).event_part
         split = EventSplit((part == 0) & preselected, (part == 1) & preselected, part == 2, part)
+        self.check_training_split(config, labels, preselected, split)
         check_input_words(built, "events read")
+        preprocessor = Preprocessor.fit(built.codes[split.train], spec.features_config(config.features.shifts),
+                                        spec.names)
+        preprocessor.saturated_fraction = dict(built.saturated)
+        return EventData(table, labels, split, preprocessor.transform(built.codes), preprocessor, self, spec, built,
+                         event_weights(config, table, labels), preselected)
+
+    def training_labels(self, config, table) -> np.ndarray:
+        """Per event, its training label (1 signal, 0 background) from the samples' roles."""
+        return event_labels(config, table)
+
+    def check_training_split(self, config, labels, preselected, split) -> None:
+        """One-line error when the preselected train or val events are too few of a class to train on."""
+        check_preselection(config, labels, preselected, "training sample")
         for name, mask in (("train", split.train), ("val", split.val)):
             counts = np.bincount(labels[mask], minlength=2)
             if counts.min() < MIN_EVENTS_PER_CLASS:
                 raise QTriggerError(f"{name} split has too few preselected events to train on (background, signal: "
                                     f"{counts.tolist()}; need >= {MIN_EVENTS_PER_CLASS} of each); use a larger "
                                     "sample or a looser trigger.preselection")
-        preprocessor = Preprocessor.fit(built.codes[split.train], spec.features_config(config.features.shifts),
-                                        spec.names)
-        preprocessor.saturated_fraction = dict(built.saturated)
-        return EventData(table, labels, split, preprocessor.transform(built.codes), preprocessor, self, spec, built,
-                         event_weights(config, table, labels), preselected)
 
     def n_outputs(self, config):
         return 1
