@@ -157,3 +157,46 @@ def test_delta_phi_between_muon_and_calorimeter_words_is_exact():
     assert delta_phi_words(np.array([72]), 144, np.array([0]), 144)[0].tolist() == [-72]  # pi wraps to -pi
     with pytest.raises(ValueError, match="no exact common grid"):
         delta_phi_words(np.array([1]), 576, np.array([1]), 100)
+
+
+def test_extra_words_per_slot_follow_their_object(tmp_path):
+    """``fields``: the file's extra word of each object (here hwQual) sits in that object's pT-ordered slot, after
+    its pT, eta and phi; empty slots are 0; a configured narrower word saturates."""
+    path = _write(tmp_path / "l1.root", True)
+    words = _words(path, [{"collection": "L1Mu", "n": 2, "fields": ["hwQual"]}])
+    assert words.names == [f"L1Mu{s}_{f}" for s in (0, 1) for f in ("pt", "eta", "phi", "hwQual")]
+    assert words.column("L1Mu0_hwQual").tolist() == [12, 12, 0] and words.column("L1Mu1_hwQual").tolist() == [12, 0, 0]
+    narrow = _words(path, [{"collection": "L1Mu", "n": 1, "fields": ["hwQual"]}],
+                    formats={"L1Mu_hwQual": {"lsb": 1.0, "bits": 3}})
+    assert narrow.column("L1Mu0_hwQual").tolist() == [7, 7, 0]
+    assert "fields" not in FeaturesConfig(objects=GROUPS).model_dump()["objects"][0]  # resolved bytes as before
+
+
+def test_objects_outside_the_group_acceptance_do_not_fill_slots(tmp_path):
+    """``pt_min``/``abs_eta_max`` act on the words: of the event's crossing-0 jets (pT words 41, 200, 111 at eta
+    words 3, -10, -100) only the 20.5 GeV one has |eta| <= 0.3; a 60 GeV minimum keeps only the 100 GeV one; muons
+    count the uGMT word minus one (21 -> 10 GeV kept at 10 GeV, 8 -> 3.5 GeV and 15 -> 7 GeV dropped)."""
+    path = _write(tmp_path / "l1.root", True)
+    central = _words(path, [{"collection": "L1Jet", "n": 2, "abs_eta_max": 0.3}])
+    assert central.column("L1Jet0_pt").tolist() == [41, 0, 0] and central.column("L1Jet1_pt").tolist() == [0, 0, 0]
+    assert central.column("L1Jet0_eta").tolist() == [3, 0, 0]
+    hard = _words(path, [{"collection": "L1Jet", "n": 2, "pt_min": 60.0},
+                         {"collection": "L1Mu", "n": 2, "pt_min": 10.0}])
+    assert hard.column("L1Jet0_pt").tolist() == [200, 0, 0] and hard.column("L1Jet1_pt").tolist() == [0, 0, 0]
+    assert hard.column("L1Mu0_pt").tolist() == [21, 0, 0] and hard.column("L1Mu1_pt").tolist() == [0, 0, 0]
+
+
+def test_bad_extra_words_one_line(tmp_path):
+    path = _write(tmp_path / "reduced.root", False)  # no hw words
+    with pytest.raises(QTriggerError) as err:
+        _words(path, [{"collection": "L1Mu", "n": 2, "fields": ["hwQual"]}])
+    assert str(err.value) == (f"{path}: no L1Mu_hwQual branch (features.objects L1Mu fields); L1Mu fields in the "
+                              "file: bx, eta, phi, pt")
+    for groups, message in (
+            ([{"collection": "L1Mu", "n": 2, "fields": ["hwSign"]}],
+             "features.objects L1Mu: field hwSign has no fixed-point word; add features.formats.L1Mu_hwSign: "),
+            ([{"collection": "L1EtSum", "types": {"MET": 2}, "fields": ["hwQual"]}], "a sum group (types) has pT"),
+            ([{"collection": "L1EtSum", "types": {"MET": 2}, "pt_min": 5.0}], "a sum group (types) has pT"),
+            ([{"collection": "L1Mu", "n": 2, "fields": ["eta"]}], "must be distinct branch fields other than pt")):
+        with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            FeaturesConfig(objects=groups)

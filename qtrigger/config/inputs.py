@@ -127,18 +127,28 @@ SUM_FORMATS: dict[str, FeatureFormat] = {
     "pt": FeatureFormat(lsb=0.5, bits=12, signed=False),
     "phi": FeatureFormat(lsb=2 * math.pi / 144, bits=8, signed=False),
 }
+# Extra per-object words (an object group's ``fields``) with a documented default: the L1 NanoAOD's integer words.
+OBJECT_WORD_FORMATS: dict[str, FeatureFormat] = {
+    "hwIso": FeatureFormat(lsb=1.0, bits=2, signed=False),  # e/gamma: loose (bit 0), tight (bit 1); tau: 1 bit
+    "hwQual": FeatureFormat(lsb=1.0, bits=4, signed=False),  # muons: 12 single-muon quality, 8 double-muon
+}
+OBJECT_KINEMATICS = ("pt", "eta", "phi")  # the words every object slot has
 MUON_COLLECTIONS = ("L1Mu",)  # muon-scale collections (others use the calorimeter scale)
 MAX_OBJECT_SLOTS = 32
 
 
 class ObjectGroup(_Strict):
     """One group of event-level inputs (``features.objects``): the ``n`` leading objects (by pT) of ``collection``
-    (pT, eta, phi words per slot), or, with ``types``, named sums of an ``L1EtSum``-like collection
+    (pT, eta, phi words per slot, then one word per name in ``fields``: ``<collection>_<field>`` branches such as
+    ``hwIso`` or, for ``Jet``, ``mass``), or, with ``types``, named sums of an ``L1EtSum``-like collection
     (name -> ``etSumType``; pT and phi words each)."""
 
     collection: str
     n: int | None = None
     types: dict[str, int] | None = None
+    fields: list[str] = Field(default_factory=list)  # extra words per slot (formats: features.formats or defaults)
+    pt_min: float | None = Field(None, ge=0)  # GeV: objects below it do not fill slots (None: all)
+    abs_eta_max: float | None = Field(None, gt=0)  # objects with |eta| above it do not fill slots (None: all)
 
     @field_validator("collection")
     @classmethod
@@ -160,23 +170,49 @@ class ObjectGroup(_Strict):
             bad = {k: v for k, v in self.types.items() if not COLLECTION_NAME.match(k) or v < 0}
             if bad:
                 raise ValueError(f"{self.collection}: types {bad}: names are letters and digits, etSumType >= 0")
+        if self.is_sum and (self.fields or self.pt_min is not None or self.abs_eta_max is not None):
+            raise ValueError(f"{self.collection}: fields, pt_min and abs_eta_max apply to object slots; a sum group "
+                             "(types) has pT and phi only")
+        bad = [f for f in self.fields if f in OBJECT_KINEMATICS or not COLLECTION_NAME.match(f)]
+        if bad or len(set(self.fields)) != len(self.fields):
+            raise ValueError(f"{self.collection}: fields {bad or self.fields} must be distinct branch fields other "
+                             f"than {', '.join(OBJECT_KINEMATICS)} (every slot has those), e.g. fields: [hwIso]")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_empty_fields(self, handler):
+        """Groups without extra fields dump as before, so resolved configs and scan trial hashes keep their bytes."""
+        data = handler(self)
+        for key in ("fields", "pt_min", "abs_eta_max"):
+            if not data.get(key):
+                data.pop(key, None)
+        return data
 
     @property
     def is_sum(self) -> bool:
         return self.types is not None
 
     def input_names(self) -> list[str]:
-        """Input names: ``<collection><slot>_{pt,eta,phi}`` per slot, or ``<type>_{pt,phi}`` per sum."""
+        """Input names: ``<collection><slot>_{pt,eta,phi,<fields>}`` per slot, or ``<type>_{pt,phi}`` per sum."""
         if self.is_sum:
             return [f"{name}_{field}" for name in self.types for field in SUM_FORMATS]
-        return [f"{self.collection}{slot}_{field}" for slot in range(self.n) for field in CALO_OBJECT_FORMATS]
+        return [f"{self.collection}{slot}_{field}" for slot in range(self.n) for field in self.slot_fields]
 
-    def default_format(self, field: str) -> FeatureFormat:
-        """The GT word of ``field`` for this group."""
+    @property
+    def slot_fields(self) -> list[str]:
+        """The words of one object slot: pT, eta, phi, then ``fields``."""
+        return [*OBJECT_KINEMATICS, *self.fields]
+
+    def default_format(self, field: str) -> FeatureFormat | None:
+        """The GT word of ``field`` for this group; for an extra field, :data:`OBJECT_WORD_FORMATS` or (``Jet``
+        groups) the per-jet default ``Jet_<field>``, else None (the config must give it)."""
         if self.is_sum:
             return SUM_FORMATS[field]
-        return (MUON_OBJECT_FORMATS if self.collection in MUON_COLLECTIONS else CALO_OBJECT_FORMATS)[field]
+        if field in OBJECT_KINEMATICS:
+            return (MUON_OBJECT_FORMATS if self.collection in MUON_COLLECTIONS else CALO_OBJECT_FORMATS)[field]
+        if self.collection == "Jet" and f"Jet_{field}" in DEFAULT_FORMATS:
+            return DEFAULT_FORMATS[f"Jet_{field}"]
+        return OBJECT_WORD_FORMATS.get(field)
 EVENT_SUMMARY_INPUTS = ("ht", "n_jets")  # event inputs that are no jet slot's (qtrigger.inputs.event)
 EVENT_SLOT_INPUT = re.compile(r"^j\d+_\w+$")  # a jet slot's event input name: j0_pt, j2_dphi, ...
 MAX_SHIFT = 24  # a larger power-of-two shift would push every code below the input type's resolution
@@ -253,6 +289,17 @@ class FeaturesConfig(_Strict):
         if objects is not None and not objects:
             raise ValueError("features.objects is empty; omit it or list object groups")
         return objects
+
+    @model_validator(mode="after")
+    def _every_object_field_has_a_format(self):
+        for group in self.objects or []:
+            missing = [f for f in group.fields
+                       if f"{group.collection}_{f}" not in self.formats and group.default_format(f) is None]
+            if missing:
+                key = f"{group.collection}_{missing[0]}"
+                raise ValueError(f"features.objects {group.collection}: field {missing[0]} has no fixed-point word; "
+                                 f"add features.formats.{key}: {{lsb, bits, signed}}")
+        return self
 
     def object_format(self, group: ObjectGroup, field: str, sum_name: str | None = None) -> FeatureFormat:
         """A group's word for ``field``: ``features.formats.<collection>_<field>`` (``<sum name>_<field>`` for a

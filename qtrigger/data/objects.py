@@ -29,6 +29,7 @@ def read_object_groups(path: str, groups: list[ObjectGroup], tree: str = "Events
     out = {}
     for group in groups:
         fields = [f for f in (SUM_FIELDS if group.is_sum else OBJECT_FIELDS) if f"{group.collection}_{f}" in keys]
+        fields += [f for f in group.fields if f not in fields]  # present: checked by check_collection_groups
         if group.is_sum and "etSumType" not in fields:
             raise QTriggerError(f"{path}: {group.collection} has no {group.collection}_etSumType branch; "
                                 "features.objects types need an L1EtSum-like collection")
@@ -55,6 +56,7 @@ def check_object_files(files: list[str], groups: list[ObjectGroup], tree: str = 
                 found = sorted({k[1:] for k in keys if k.startswith("n") and f"{k[1:]}_pt" in keys})
                 raise QTriggerError(f"{path}: no {group.collection} collection (features.objects; no "
                                     f"{group.collection}_pt branch); collections in the file: {', '.join(found) or 'none'}")
+            _check_fields(path, group, keys)
             if not group.is_sum:
                 continue
             kind = f"{group.collection}_etSumType"
@@ -72,7 +74,19 @@ def check_collection_groups(path: str, groups: list[ObjectGroup], tree: str = "E
     keys = set()
     for group in groups:
         keys = check_collection([path], group.collection, tree)[path]
-    return keys or set(open_events_tree(path, tree).keys())
+    keys = keys or set(open_events_tree(path, tree).keys())
+    for group in groups:
+        _check_fields(path, group, keys)
+    return keys
+
+
+def _check_fields(path: str, group: ObjectGroup, keys: set[str]) -> None:
+    """One line naming the first extra field (``fields``) of ``group`` that the file has no branch for."""
+    missing = [f for f in group.fields if f"{group.collection}_{f}" not in keys]
+    if missing:
+        found = sorted(k.split("_", 1)[1] for k in keys if k.startswith(f"{group.collection}_"))
+        raise QTriggerError(f"{path}: no {group.collection}_{missing[0]} branch (features.objects {group.collection} "
+                            f"fields); {group.collection} fields in the file: {', '.join(found)}")
 
 
 def _check_sum_types(path: str, group: ObjectGroup, present: np.ndarray) -> None:

@@ -95,8 +95,11 @@ def _slot_words(fields: dict, group: ObjectGroup, features: FeaturesConfig) -> d
     """``<collection><slot>_<field>`` -> (words per event, format) of the ``n`` leading objects."""
     import awkward as ak
 
-    fmts = {f: features.object_format(group, f) for f in ("pt", "eta", "phi")}
+    fmts = {f: features.object_format(group, f) for f in group.slot_fields}
     jagged = {f: _field_words(fields, group, f, fmts[f]) for f in fmts}
+    kept = _in_acceptance(jagged, fmts, group)
+    if kept is not None:
+        jagged = {f: words[kept] for f, words in jagged.items()}
     order = ak.argsort(jagged["pt"], axis=1, ascending=False, stable=True)
     out = {}
     for field, fmt in fmts.items():
@@ -105,6 +108,20 @@ def _slot_words(fields: dict, group: ObjectGroup, features: FeaturesConfig) -> d
         for slot in range(group.n):
             out[f"{group.collection}{slot}_{field}"] = (dense[:, slot], fmt)
     return {name: out[name] for name in group.input_names()}
+
+
+def _in_acceptance(jagged: dict, fmts: dict, group: ObjectGroup) -> object:
+    """Which objects may fill slots (``pt_min``, ``abs_eta_max``, on the words: pT word x LSB >= pt_min,
+    |eta word x LSB| <= abs_eta_max), or None when the group sets neither."""
+    if group.pt_min is None and group.abs_eta_max is None:
+        return None
+    kept = jagged["pt"] >= 0
+    if group.pt_min is not None:
+        muon = group.collection in MUON_COLLECTIONS  # the uGMT's pT word is pT / LSB + 1
+        kept = kept & ((jagged["pt"] - (1 if muon else 0)) * fmts["pt"].lsb >= group.pt_min - 1e-9)
+    if group.abs_eta_max is not None:
+        kept = kept & (abs(jagged["eta"]) * fmts["eta"].lsb <= group.abs_eta_max + 1e-9)
+    return kept
 
 
 def _sum_words(fields: dict, group: ObjectGroup, features: FeaturesConfig) -> dict:
