@@ -167,15 +167,21 @@ def _ceil_log2(n: int) -> int:
 # ---------------------------------------------------------------- one layer
 
 
-def _stage_input_types(network: QuantizedNetwork) -> list[FixedType]:
-    types, current = [], network.input_type
+def stage_input_words(network: QuantizedNetwork, input_words=None) -> list[tuple[FixedType, ...]]:
+    """Per layer, the word of each of its inputs (one per weight row). The first layer reads ``input_words`` (one
+    word per network input, the words the hardware receives) or, without them, the common ``input_type``."""
+    n_first = int(np.asarray(network.stages[0].weight_codes).shape[0])
+    first = tuple(input_words) if input_words is not None else (network.input_type,) * n_first
+    if len(first) != n_first:
+        raise QTriggerError(f"input words {[str(w) for w in first]}: expected {n_first}, one per network input")
+    words = [first]
     pooling = getattr(network, "pooling", None)  # a SetNetwork: rho reads the pooled values
-    for k, stage in enumerate(network.stages):
+    for k, stage in enumerate(network.stages[:-1], start=1):
+        current = stage.activation_type or stage.accum_type
         if pooling is not None and k == len(network.phi):
             current = pooling.result_type
-        types.append(current)
-        current = stage.activation_type or stage.accum_type
-    return types
+        words.append((current,) * int(np.asarray(network.stages[k].weight_codes).shape[0]))
+    return words
 
 
 def pooling_layer(pooling, in_width: int, channels: int, clock_period_ns: float, family: DeviceFamily) -> dict:
@@ -216,12 +222,13 @@ def activation_cost(stage: DenseStage, family: DeviceFamily) -> tuple[int, float
     return luts, delay
 
 
-def _multiplications(stage: DenseStage, w_x: int, family: DeviceFamily) -> dict:
-    """Counts, LUTs, DSPs and the slowest product delay of one layer's products."""
+def _multiplications(stage: DenseStage, widths: np.ndarray, family: DeviceFamily) -> dict:
+    """Counts, LUTs, DSPs and the slowest product delay of one layer's products (input ``i`` ``widths[i]`` bits)."""
     kinds = {"zero": 0, "shift": 0, "lut": 0, "dsp": 0}
     lut = dsp = dsp_width = 0
     delay = 0.0
-    for code in np.asarray(stage.weight_codes).ravel().tolist():
+    rows = np.asarray(stage.weight_codes)
+    for w_x, code in zip(np.repeat(widths, rows.shape[1]).tolist(), rows.ravel().tolist()):
         kind, width, digits = classify_product(code, w_x)
         kinds[kind] += 1
         if kind == "lut":
@@ -244,19 +251,21 @@ def _cut_registers(t: float, mults: dict, terms: np.ndarray, stage_info: dict) -
     w_acc, t_mult, t_add = stage_info["w_acc"], mults["delay"], stage_info["t_add_acc"]
     if t <= t_mult:
         shifts = mults["counts"]["shift"] > 0
-        return mults["counts"]["lut"] * w_acc + (stage_info["n_in"] * stage_info["w_x"] if shifts else 0)
+        return mults["counts"]["lut"] * w_acc + (stage_info["in_bits"] if shifts else 0)
     if t <= t_mult + stage_info["depth"] * t_add:
         levels = int((t - t_mult) // t_add) + 1
         return int(np.sum(np.ceil(terms / 2.0**levels))) * w_acc
     return len(terms) * w_acc
 
 
-def estimate_layer(stage: DenseStage, input_type: FixedType, clock_period_ns: float,
+def estimate_layer(stage: DenseStage, input_words: tuple[FixedType, ...], clock_period_ns: float,
                    reuse_factor: int, family: DeviceFamily) -> dict:
-    """The analytic cost of one Latency-strategy dense layer (+ its activation)."""
-    w_x, w_acc = input_type.width, stage.accum_type.width
+    """The analytic cost of one Latency-strategy dense layer (+ its activation); ``input_words``: the word of each
+    input (weight row), :func:`stage_input_words`."""
+    widths = np.array([w.width for w in input_words], dtype=np.int64)
+    w_x, w_acc = int(widths.max()), stage.accum_type.width
     n_in, n_out = np.asarray(stage.weight_codes).shape
-    mults = _multiplications(stage, w_x, family)
+    mults = _multiplications(stage, widths, family)
     terms = _terms_per_output(stage)
     depth = _ceil_log2(int(terms.max()) if terms.size else 0)
     act_lut, act_delay = activation_cost(stage, family)
@@ -264,7 +273,7 @@ def estimate_layer(stage: DenseStage, input_type: FixedType, clock_period_ns: fl
     path = mults["delay"] + depth * family.t_add(w_acc) + act_delay
     usable = usable_clock_ns(clock_period_ns)
     comb_cycles = max(1, math.ceil(path / usable - 1e-9))
-    info = {"w_acc": w_acc, "w_x": w_x, "n_in": n_in, "depth": depth, "t_add_acc": family.t_add(w_acc)}
+    info = {"w_acc": w_acc, "in_bits": int(widths.sum()), "depth": depth, "t_add_acc": family.t_add(w_acc)}
     ff = sum(_cut_registers(k * usable, mults, terms, info) for k in range(1, comb_cycles)) + n_out * w_out
     dsp, mux_lut = mults["dsp"], 0
     if reuse_factor > 1:
@@ -278,6 +287,7 @@ def estimate_layer(stage: DenseStage, input_type: FixedType, clock_period_ns: fl
         "n_out": int(n_out),
         "products": mults["counts"],
         "input_width": w_x,
+        "input_bits": int(widths.sum()),
         "accum_width": w_acc,
         "output_width": w_out,
         "tree_depth": depth,
@@ -294,11 +304,14 @@ def estimate_layer(stage: DenseStage, input_type: FixedType, clock_period_ns: fl
 
 
 def estimate_latency_strategy(network: QuantizedNetwork, clock_period_ns: float, reuse_factor: int = 1,
-                              part: str = DEFAULT_PART) -> Estimate:
+                              part: str = DEFAULT_PART, input_words=None) -> Estimate:
     """Analytic latency/LUT/FF/DSP estimate of hls4ml's Latency strategy, io_parallel.
 
-    See the module docstring for the model and its measured error on published points.
-    Raises QTriggerError for a non-positive clock, a reuse factor < 1 or an unknown part.
+    ``input_words``: the word each network input arrives in (one per input, e.g. a constituent level's
+    ``Preprocessor.word_types()``); the first layer's products are counted at those widths. Without them every
+    input is at the common ``network.input_type``. See the module docstring for the model and its measured
+    error. Raises QTriggerError for a non-positive clock, a reuse factor < 1, an unknown part or input words
+    that are not one per input.
     """
     if not clock_period_ns or clock_period_ns <= 0:
         raise QTriggerError(f"clock_period_ns={clock_period_ns!r}: expected a positive clock period in ns")
@@ -306,8 +319,8 @@ def estimate_latency_strategy(network: QuantizedNetwork, clock_period_ns: float,
         raise QTriggerError(f"reuse_factor={reuse_factor!r}: expected an integer >= 1")
     family = device_family(part)
     layers = [
-        estimate_layer(stage, in_type, clock_period_ns, int(reuse_factor), family)
-        for stage, in_type in zip(network.stages, _stage_input_types(network))
+        estimate_layer(stage, words, clock_period_ns, int(reuse_factor), family)
+        for stage, words in zip(network.stages, stage_input_words(network, input_words))
     ]
     pooling = getattr(network, "pooling", None)
     if pooling is not None:  # a SetNetwork: phi once per slot, then the pooling, then rho
