@@ -88,6 +88,11 @@ def test_constituent_run_is_exact_and_order_free(tmp_path):
     assert csim["stress"]["mismatched_jets"] == 0 and csim["stress"]["jets"] == min(20000, 4 * len(x))
     assert metrics["qat"]["auc"] > 0.75 and "b_vs_light" in str(metrics["qat"]["auc_by_flavour"])
     assert metrics["hls"]["estimate"]["per_layer"][0]["instances"] == 16
+    from qtrigger.inputs.codes import Preprocessor
+
+    pre = Preprocessor.load(tmp_path / "runs" / "ds" / "preprocessing.json")  # φ's products at each field's word
+    assert metrics["hls"]["estimate"]["per_layer"][0]["input_bits"] == sum(w.width for w in pre.word_types()) \
+        < 7 * pre.input_type.width
     trigger = metrics["trigger"]
     assert trigger["decision_hls"]["disagreements"] == 0 and trigger["decision_hls"]["events"] > 1000
     assert set(trigger["at_rate"]["100"]["families"]) >= {"ht_ntag", "ht_tagged"}
