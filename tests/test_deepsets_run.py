@@ -56,7 +56,8 @@ def test_deepsets_estimate_counts_phi_once_per_slot():
     single = est.per_layer[0]["lut"]
     assert phi["lut_total"] == cap * sum(single.values())
     assert pool["lut_total"] == width * (cap - 1) * net.pooling.accum_type.width
-    assert est.lut == phi["lut_total"] + pool["lut_total"] + rho["lut_total"] + out["lut_total"]
+    model = phi["lut_total"] + pool["lut_total"] + rho["lut_total"] + out["lut_total"]
+    assert est.calibration["lut_model"] == model and est.lut == round(model * est.calibration["lut_factor"]) < model
     assert est.latency_cycles == phi["cycles"] + pool["cycles"] + rho["cycles"] + out["cycles"]
 
 

@@ -39,11 +39,13 @@ codes ``c`` (hls4ml writes the weights as constants; HLS constant-folds every pr
   muxes (``ceil((RF - 1) / 3)`` LUT per operand bit) and ``n_out * w_acc`` accumulator FFs;
   constant shift-and-add multipliers cannot be shared and are counted in full.
 
-A DeepSets network (:class:`~qtrigger.emulate.sets.SetNetwork`): hls4ml's io_parallel pointwise
-convolution unrolls the phi layers over the constituent slots, so each phi layer counts ``cap``
-times (``instances``); the global pooling adds ``cap - 1`` accumulator-width adders per channel
-(mean; the division by the power-of-two cap is wiring) or compare-and-select pairs (max), depth
-``ceil(log2 cap)``; rho layers count once.
+Per-input words: a layer's products are counted at each input's own width (``w_x`` per weight row).
+The first layer reads ``input_words`` when given (the words the hardware receives: a constituent
+run's per-field words), else every input at the common input type; later layers read the
+previous layer's output type. An MLP's estimate is unchanged by this (one common input type).
+
+A DeepSets network (:class:`~qtrigger.emulate.sets.SetNetwork`): φ once per constituent slot, the
+global pooling, ρ once, and its LUTs calibrated on yosys (:mod:`qtrigger.estimate.sets`).
 
 Not modelled: DSP post-adders absorbing tree additions, common-subexpression sharing
 between constants, io_stream FIFOs/handshakes, softmax/other layers, routing congestion.
@@ -96,6 +98,7 @@ import numpy as np
 from qtrigger.device import DEFAULT_PART, DeviceFamily, device_family, device_resources, usable_clock_ns
 from qtrigger.emulate.network import DenseStage, QuantizedNetwork
 from qtrigger.errors import QTriggerError
+from qtrigger.estimate.sets import calibrated_lut, ceil_log2, set_network_layers
 from qtrigger.fixedpoint import FixedType
 
 METHOD = "analytic-latency-v1"
@@ -121,6 +124,7 @@ class Estimate:
     reuse_factor: int
     part: str
     verification: str = "estimate"
+    calibration: dict | None = None  # a set network: LUT factor and the model's uncalibrated LUTs (estimate.sets)
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -160,10 +164,6 @@ def dsps_per_product(input_width: int, const_width: int, family: DeviceFamily) -
     return math.ceil(wide / family.dsp_a_bits) * math.ceil(narrow / family.dsp_b_bits)
 
 
-def _ceil_log2(n: int) -> int:
-    return max(0, math.ceil(math.log2(n))) if n > 1 else 0
-
-
 # ---------------------------------------------------------------- one layer
 
 
@@ -182,27 +182,6 @@ def stage_input_words(network: QuantizedNetwork, input_words=None) -> list[tuple
             current = pooling.result_type
         words.append((current,) * int(np.asarray(network.stages[k].weight_codes).shape[0]))
     return words
-
-
-def pooling_layer(pooling, in_width: int, channels: int, clock_period_ns: float, family: DeviceFamily) -> dict:
-    """A global pooling over ``pooling.cap`` slots of ``channels`` values: a tree of cap - 1 adders
-    (mean, at the accumulator width; the division by cap is wiring) or comparator-muxes (max) per channel."""
-    width = pooling.accum_type.width if pooling.kind == "mean" else in_width
-    depth = _ceil_log2(pooling.cap)
-    per_op = width if pooling.kind == "mean" else 2 * width  # max: compare (carry chain) + select mux
-    delay = depth * (family.t_add(width) + (family.t_lut_ns if pooling.kind == "max" else 0.0))
-    cycles = max(1, math.ceil(delay / usable_clock_ns(clock_period_ns) - 1e-9))
-    lut = channels * (pooling.cap - 1) * per_op
-    return {"name": pooling.name, "n_in": pooling.cap * channels, "n_out": channels, "pooling": pooling.kind,
-            "accum_width": width, "output_width": pooling.result_type.width, "tree_depth": depth,
-            "path_ns": round(delay, 3), "cycles": cycles, "lut": {"tree": lut}, "lut_total": lut, "dsp": 0,
-            "ff": channels * pooling.result_type.width}
-
-
-def _per_constituent(layer: dict, cap: int) -> dict:
-    """A phi layer as hls4ml's io_parallel pointwise convolution builds it: one copy per constituent slot."""
-    return {**layer, "instances": cap, "lut_total": layer["lut_total"] * cap, "ff": layer["ff"] * cap,
-            "dsp": layer["dsp"] * cap}
 
 
 def _is_relu(stage: DenseStage) -> bool:
@@ -233,7 +212,7 @@ def _multiplications(stage: DenseStage, widths: np.ndarray, family: DeviceFamily
         kinds[kind] += 1
         if kind == "lut":
             lut += (digits - 1) * (w_x + 1)
-            delay = max(delay, _ceil_log2(digits) * family.t_add(w_x + width))
+            delay = max(delay, ceil_log2(digits) * family.t_add(w_x + width))
         elif kind == "dsp":
             dsp += dsps_per_product(w_x, width, family)
             dsp_width = max(dsp_width, width)
@@ -267,7 +246,7 @@ def estimate_layer(stage: DenseStage, input_words: tuple[FixedType, ...], clock_
     n_in, n_out = np.asarray(stage.weight_codes).shape
     mults = _multiplications(stage, widths, family)
     terms = _terms_per_output(stage)
-    depth = _ceil_log2(int(terms.max()) if terms.size else 0)
+    depth = ceil_log2(int(terms.max()) if terms.size else 0)
     act_lut, act_delay = activation_cost(stage, family)
     w_out = (stage.activation_type or stage.accum_type).width
     path = mults["delay"] + depth * family.t_add(w_acc) + act_delay
@@ -322,20 +301,17 @@ def estimate_latency_strategy(network: QuantizedNetwork, clock_period_ns: float,
         estimate_layer(stage, words, clock_period_ns, int(reuse_factor), family)
         for stage, words in zip(network.stages, stage_input_words(network, input_words))
     ]
-    pooling = getattr(network, "pooling", None)
-    if pooling is not None:  # a SetNetwork: phi once per slot, then the pooling, then rho
-        n_phi = len(network.phi)
-        layers[:n_phi] = [_per_constituent(layer, pooling.cap) for layer in layers[:n_phi]]
-        last_phi = network.phi[-1]
-        in_width = (last_phi.activation_type or last_phi.accum_type).width
-        layers.insert(n_phi, pooling_layer(pooling, in_width, layers[n_phi - 1]["n_out"], clock_period_ns, family))
+    lut, calibration = sum(layer["lut_total"] for layer in layers), None
+    if getattr(network, "pooling", None) is not None:  # a SetNetwork: φ once per slot, the pooling, ρ; calibrated
+        layers = set_network_layers(network, layers, clock_period_ns, family)
+        lut, calibration = calibrated_lut(sum(layer["lut_total"] for layer in layers))
     cycles = sum(layer["cycles"] for layer in layers)
     return Estimate(
         method=METHOD,
         latency_cycles=cycles,
         latency_ns=round(cycles * clock_period_ns, 3),
         ii=int(reuse_factor),
-        lut=sum(layer["lut_total"] for layer in layers),
+        lut=lut,
         ff=sum(layer["ff"] for layer in layers),
         dsp=sum(layer["dsp"] for layer in layers),
         bram=0,
@@ -343,6 +319,7 @@ def estimate_latency_strategy(network: QuantizedNetwork, clock_period_ns: float,
         clock_period_ns=float(clock_period_ns),
         reuse_factor=int(reuse_factor),
         part=str(part),
+        calibration=calibration,
     )
 
 
