@@ -99,7 +99,7 @@ def test_constituent_run_is_exact_and_order_free(tmp_path):
     assert set(trigger["at_rate"]["100"]["families"]) >= {"ht_ntag", "ht_tagged"}
     assert 0.5 < trigger["bdt"]["auc"] <= 1  # the GBDT reference reads the constituents flattened
     report = (tmp_path / "runs" / "ds" / "report.md").read_text()
-    assert "| b vs light AUC |" in report and (tmp_path / "runs" / "ds" / "plots" / "roc_flavour.png").is_file()
+    assert "| b vs light AUC |" in report and "(calibrated on yosys)" in report and (tmp_path / "runs" / "ds" / "plots" / "roc_flavour.png").is_file()
     # evaluate reads other files through their constituents, and names a file without them
     from qtrigger.runs.commands import evaluate_files
 
