@@ -9,7 +9,7 @@ division by the power-of-two cap is wiring) or compare-and-select pairs (max), d
 
 Calibration (LUT only). The model counts every adder of a tree at the layer's accumulator width, while
 da4ml's RTL adds at the partial sums' own widths and shares subexpressions; for set networks, whose
-φ copies dominate, the model gave 1.7-2.0x the yosys LUTs of the da4ml RTL. A set network's ``lut`` is
+φ copies dominate, the model gave 1.7-1.9x the yosys LUTs of the da4ml RTL. A set network's ``lut`` is
 therefore the model's LUTs times :data:`SET_LUT_FACTOR`, fitted so that the mean of estimate / yosys is 1
 on the constituent networks of ``docs/firmware.md`` ("The analytic estimate against yosys";
 ``benchmarks/deepsets_front.py`` prints the fit as ``calibration_fit``). The uncalibrated sum stays in
