@@ -10,8 +10,13 @@ fields, bits, pruning, pooling). For every point:
   :func:`validation_auc`, cached as ``front_val.json`` in the run);
 - ``qtrigger hls rtl`` (da4ml Verilog, Verilator latency/II and exactness, yosys cells) on the
   first seed's run only: the hardware depends on the trained weights, but much less than on the shape;
-- the analytic ``SetNetwork`` estimate (``metrics.json`` ``hls.estimate``) next to yosys (part 5 of
-  issue 31): ratio = estimate LUT / yosys LUT.
+- the analytic ``SetNetwork`` estimate next to yosys (part 5 of issue 31): ratio = estimate LUT / yosys LUT.
+  It is recomputed from the first seed's trained network with the current code (:func:`estimates`), so a run
+  trained before a change of the model reads the same as a new one: as ``hls.estimate`` now gives it (each
+  field at its own word, calibrated), the model's LUTs before the calibration, and the model with every field
+  at the common input type (the estimate before issue 31's per-field words). ``calibration_fit`` is the
+  factor that makes the mean ratio 1 on the points synthesized (``SET_LUT_FACTOR`` is set from it; each
+  point's ratio with the factor fitted on the OTHER points is ``estimate_over_yosys_loo``).
 
 Finished runs and RTL projects are reused (a killed front resumes); ``--fresh`` retrains.
 
@@ -32,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qtrigger.emulate.sets import extract_set_network  # noqa: E402
+from qtrigger.estimate.latency import estimate_latency_strategy  # noqa: E402
 from qtrigger.firmware.synth import synthesize  # noqa: E402
 from qtrigger.metrics import flavour_aucs  # noqa: E402
 from qtrigger.runs.finished import FinishedRun  # noqa: E402
@@ -172,6 +178,42 @@ def validation_auc(point: str, seed: int) -> float | None:
     return auc
 
 
+def estimates(point: str, seed: int) -> dict:
+    """The run's analytic estimate (LUT) with the current code: ``estimate_lut`` as ``hls.estimate`` gives it now
+    (fields at their own words, calibrated), ``estimate_lut_model`` the same before the calibration and
+    ``estimate_lut_common`` the model with every field at the common input type (before the per-field words)."""
+    run = FinishedRun.load(REPO / "runs" / run_name(point, seed))
+    network, hls = extract_set_network(run.load_model("qat")), run.config.hls
+    per_field = estimate_latency_strategy(network, hls.clock_period_ns, 1, hls.part,
+                                          tuple(run.preprocessor.word_types()))
+    common = estimate_latency_strategy(network, hls.clock_period_ns, 1, hls.part)
+    return {"estimate_lut": per_field.lut, "estimate_lut_model": model_lut(per_field),
+            "estimate_lut_common": model_lut(common)}
+
+
+def model_lut(estimate) -> int:
+    """The analytic model's LUTs before any calibration (the sum of its layers)."""
+    return sum(layer["lut_total"] for layer in estimate.per_layer)
+
+
+def ratio_summary(rows: list[dict]) -> dict:
+    """Mean estimate / yosys over the synthesized points: now, before the calibration, with the common input type,
+    and da4ml's own estimate; the calibration factor fitted on them and each point's leave-one-out ratio."""
+    done = [r for r in rows if r.get("yosys_lut") and r.get("estimate_lut_model")]
+    if not done:
+        return {}
+    over = {key: [r[key] / r["yosys_lut"] for r in done] for key in
+            ("estimate_lut", "estimate_lut_model", "estimate_lut_common", "da4ml_lut")}
+    model = over["estimate_lut_model"]
+    for i, r in enumerate(done):
+        others = [m for j, m in enumerate(model) if j != i]
+        r["estimate_over_yosys_loo"] = round(model[i] * len(others) / sum(others), 3) if others else None
+    return {"points": len(done), **{f"{key}_over_yosys_mean": round(sum(v) / len(v), 3) for key, v in over.items()},
+            "calibration_fit": round(len(model) / sum(model), 3),
+            "loo_mean": round(sum(r["estimate_over_yosys_loo"] for r in done) / len(done), 3) if len(done) > 1
+            else None}
+
+
 def b_vs_light(metrics: dict | None) -> float | None:
     """The QAT b vs light test AUC of one run."""
     if metrics is None:
@@ -190,8 +232,7 @@ def point_row(point: str, seeds: list[int], with_rtl: bool, fresh: bool) -> dict
            "val_b_vs_light": val, "worst_val_b_vs_light": min((a for a in val.values() if a is not None), default=None),
            "float_b_vs_light": {s: b_vs_light({"qat": m["float"]}) if m and m.get("float") else None
                                 for s, m in runs.items()},
-           "estimate_lut": first["hls"]["estimate"]["lut"] if first else None,
-           "estimate_ff": first["hls"]["estimate"]["ff"] if first else None}
+           **(estimates(point, seeds[0]) if first else {})}
     result, total = rtl(point, seeds[0], fresh) if with_rtl and first else (None, None)
     if result and total:
         lay = result.get("per_event_layouts") or {}
@@ -210,6 +251,7 @@ def point_row(point: str, seeds: list[int], with_rtl: bool, fresh: bool) -> dict
         })
         if row["yosys_lut"]:
             row["estimate_over_yosys"] = round(row["estimate_lut"] / row["yosys_lut"], 3)
+            row["da4ml_over_yosys"] = round(row["da4ml_lut"] / row["yosys_lut"], 3)
     return row
 
 
@@ -284,11 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     goal_auc, goal_lut = (float(v) for v in args.goal.split(","))
     if args.plot:
         plot(rows, Path(args.plot), goal_auc, int(goal_lut))
-    ratios = [r["estimate_over_yosys"] for r in rows if r.get("estimate_over_yosys")]
     meets = [r for r in rows if r.get("yosys_lut") and r["yosys_lut"] <= goal_lut and r.get("ii") == 1
              and r.get("mismatches") == 0 and (r.get("worst_b_vs_light") or 0) >= goal_auc]
     print(json.dumps({"seeds": seeds, "points": rows, "front": front(rows),
-                      "estimate_over_yosys_mean": round(sum(ratios) / len(ratios), 3) if ratios else None,
+                      "estimate_vs_yosys": ratio_summary(rows),
                       "smallest_meeting_goal": min(meets, key=lambda r: r["yosys_lut"])["point"] if meets else None},
                      indent=2))
     return 0

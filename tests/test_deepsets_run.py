@@ -56,7 +56,8 @@ def test_deepsets_estimate_counts_phi_once_per_slot():
     single = est.per_layer[0]["lut"]
     assert phi["lut_total"] == cap * sum(single.values())
     assert pool["lut_total"] == width * (cap - 1) * net.pooling.accum_type.width
-    assert est.lut == phi["lut_total"] + pool["lut_total"] + rho["lut_total"] + out["lut_total"]
+    model = phi["lut_total"] + pool["lut_total"] + rho["lut_total"] + out["lut_total"]
+    assert est.calibration["lut_model"] == model and est.lut == round(model * est.calibration["lut_factor"]) < model
     assert est.latency_cycles == phi["cycles"] + pool["cycles"] + rho["cycles"] + out["cycles"]
 
 
@@ -88,12 +89,17 @@ def test_constituent_run_is_exact_and_order_free(tmp_path):
     assert csim["stress"]["mismatched_jets"] == 0 and csim["stress"]["jets"] == min(20000, 4 * len(x))
     assert metrics["qat"]["auc"] > 0.75 and "b_vs_light" in str(metrics["qat"]["auc_by_flavour"])
     assert metrics["hls"]["estimate"]["per_layer"][0]["instances"] == 16
+    from qtrigger.inputs.codes import Preprocessor
+
+    pre = Preprocessor.load(tmp_path / "runs" / "ds" / "preprocessing.json")  # φ's products at each field's word
+    assert metrics["hls"]["estimate"]["per_layer"][0]["input_bits"] == sum(w.width for w in pre.word_types()) \
+        < 7 * pre.input_type.width
     trigger = metrics["trigger"]
     assert trigger["decision_hls"]["disagreements"] == 0 and trigger["decision_hls"]["events"] > 1000
     assert set(trigger["at_rate"]["100"]["families"]) >= {"ht_ntag", "ht_tagged"}
     assert 0.5 < trigger["bdt"]["auc"] <= 1  # the GBDT reference reads the constituents flattened
     report = (tmp_path / "runs" / "ds" / "report.md").read_text()
-    assert "| b vs light AUC |" in report and (tmp_path / "runs" / "ds" / "plots" / "roc_flavour.png").is_file()
+    assert "| b vs light AUC |" in report and "(calibrated on yosys)" in report and (tmp_path / "runs" / "ds" / "plots" / "roc_flavour.png").is_file()
     # evaluate reads other files through their constituents, and names a file without them
     from qtrigger.runs.commands import evaluate_files
 

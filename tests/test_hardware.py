@@ -260,6 +260,39 @@ def test_estimate_rejects_bad_arguments(kwargs):
     one_line(err)
 
 
+def tiny_set_network(cap=4):
+    """φ (3 fields → 2) on ``cap`` slots, mean pooling, ρ (2 → 1), as integer codes (no TensorFlow). φ's products:
+    3, 5, 7, 11 shift-and-add (CSD digits 2, 2, 2, 3), 1 a shift, 0 nothing."""
+    from qtrigger.emulate.sets import Pooling, SetNetwork
+
+    w = FixedType(6, 1)
+    phi = DenseStage("phi_0", w, w, np.array([[3, 5], [7, 1], [0, 11]]), np.zeros(2, np.int64), FixedType(16, 8),
+                     "relu", FixedType(6, 3, False, "RND_CONV", "SAT"))
+    rho = DenseStage("out", w, w, np.array([[3], [-5]]), np.zeros(1, np.int64), FixedType(14, 6), None, None)
+    pooling = Pooling("pool", "mean", cap, FixedType(8, 5, False), FixedType(6, 3, False))
+    return SetNetwork("in", "in_q", FixedType(8, 4, True, "RND_CONV", "SAT"), [phi], pooling, [rho])
+
+
+def test_set_estimate_reads_each_field_at_its_own_word():
+    """The first φ layer's shift-and-add products at each field's word (6, 3, 2 bits) instead of the common 8 bits:
+    (CSD digits - 1) * (w + 1) LUT per product, so per slot (1 + 1) * (8 - 6) + 1 * (8 - 3) + 2 * (8 - 2) = 21 LUT
+    fewer, 84 on 4 slots; the pooling, ρ and the common-type estimate do not move."""
+    network = tiny_set_network()
+    words = (FixedType(6, 4, True), FixedType(3, 3, False), FixedType(2, 2, True))
+    common = estimate_latency_strategy(network, 5.0, part=US_PART)
+    narrow = estimate_latency_strategy(network, 5.0, part=US_PART, input_words=words)
+    assert common.to_dict() == estimate_latency_strategy(network, 5.0, part=US_PART,
+                                                         input_words=(network.input_type,) * 3).to_dict()
+    assert (common.per_layer[0]["lut"]["mult"], narrow.per_layer[0]["lut"]["mult"]) == (45, 24)
+    assert (common.per_layer[0]["input_bits"], narrow.per_layer[0]["input_bits"]) == (24, 11)
+    lut = [sum(layer["lut_total"] for layer in est.per_layer) for est in (common, narrow)]
+    assert lut[0] - lut[1] == 84 and narrow.lut < common.lut
+    assert common.per_layer[1:] == narrow.per_layer[1:]
+    with pytest.raises(QTriggerError) as err:
+        estimate_latency_strategy(network, 5.0, input_words=words[:2])
+    assert one_line(err).endswith(": expected 3, one per network input")
+
+
 # ---------------------------------------------------------------- per event and budgets
 
 

@@ -39,11 +39,13 @@ codes ``c`` (hls4ml writes the weights as constants; HLS constant-folds every pr
   muxes (``ceil((RF - 1) / 3)`` LUT per operand bit) and ``n_out * w_acc`` accumulator FFs;
   constant shift-and-add multipliers cannot be shared and are counted in full.
 
-A DeepSets network (:class:`~qtrigger.emulate.sets.SetNetwork`): hls4ml's io_parallel pointwise
-convolution unrolls the phi layers over the constituent slots, so each phi layer counts ``cap``
-times (``instances``); the global pooling adds ``cap - 1`` accumulator-width adders per channel
-(mean; the division by the power-of-two cap is wiring) or compare-and-select pairs (max), depth
-``ceil(log2 cap)``; rho layers count once.
+Per-input words: a layer's products are counted at each input's own width (``w_x`` per weight row).
+The first layer reads ``input_words`` when given (the words the hardware receives: a constituent
+run's per-field words), else every input at the common input type; later layers read the
+previous layer's output type. An MLP's estimate is unchanged by this (one common input type).
+
+A DeepSets network (:class:`~qtrigger.emulate.sets.SetNetwork`): φ once per constituent slot, the
+global pooling, ρ once, and its LUTs calibrated on yosys (:mod:`qtrigger.estimate.sets`).
 
 Not modelled: DSP post-adders absorbing tree additions, common-subexpression sharing
 between constants, io_stream FIFOs/handshakes, softmax/other layers, routing congestion.
@@ -96,6 +98,7 @@ import numpy as np
 from qtrigger.device import DEFAULT_PART, DeviceFamily, device_family, device_resources, usable_clock_ns
 from qtrigger.emulate.network import DenseStage, QuantizedNetwork
 from qtrigger.errors import QTriggerError
+from qtrigger.estimate.sets import calibrated_lut, ceil_log2, set_network_layers
 from qtrigger.fixedpoint import FixedType
 
 METHOD = "analytic-latency-v1"
@@ -121,6 +124,7 @@ class Estimate:
     reuse_factor: int
     part: str
     verification: str = "estimate"
+    calibration: dict | None = None  # a set network: LUT factor and the model's uncalibrated LUTs (estimate.sets)
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -160,43 +164,24 @@ def dsps_per_product(input_width: int, const_width: int, family: DeviceFamily) -
     return math.ceil(wide / family.dsp_a_bits) * math.ceil(narrow / family.dsp_b_bits)
 
 
-def _ceil_log2(n: int) -> int:
-    return max(0, math.ceil(math.log2(n))) if n > 1 else 0
-
-
 # ---------------------------------------------------------------- one layer
 
 
-def _stage_input_types(network: QuantizedNetwork) -> list[FixedType]:
-    types, current = [], network.input_type
+def stage_input_words(network: QuantizedNetwork, input_words=None) -> list[tuple[FixedType, ...]]:
+    """Per layer, the word of each of its inputs (one per weight row). The first layer reads ``input_words`` (one
+    word per network input, the words the hardware receives) or, without them, the common ``input_type``."""
+    n_first = int(np.asarray(network.stages[0].weight_codes).shape[0])
+    first = tuple(input_words) if input_words is not None else (network.input_type,) * n_first
+    if len(first) != n_first:
+        raise QTriggerError(f"input words {[str(w) for w in first]}: expected {n_first}, one per network input")
+    words = [first]
     pooling = getattr(network, "pooling", None)  # a SetNetwork: rho reads the pooled values
-    for k, stage in enumerate(network.stages):
+    for k, stage in enumerate(network.stages[:-1], start=1):
+        current = stage.activation_type or stage.accum_type
         if pooling is not None and k == len(network.phi):
             current = pooling.result_type
-        types.append(current)
-        current = stage.activation_type or stage.accum_type
-    return types
-
-
-def pooling_layer(pooling, in_width: int, channels: int, clock_period_ns: float, family: DeviceFamily) -> dict:
-    """A global pooling over ``pooling.cap`` slots of ``channels`` values: a tree of cap - 1 adders
-    (mean, at the accumulator width; the division by cap is wiring) or comparator-muxes (max) per channel."""
-    width = pooling.accum_type.width if pooling.kind == "mean" else in_width
-    depth = _ceil_log2(pooling.cap)
-    per_op = width if pooling.kind == "mean" else 2 * width  # max: compare (carry chain) + select mux
-    delay = depth * (family.t_add(width) + (family.t_lut_ns if pooling.kind == "max" else 0.0))
-    cycles = max(1, math.ceil(delay / usable_clock_ns(clock_period_ns) - 1e-9))
-    lut = channels * (pooling.cap - 1) * per_op
-    return {"name": pooling.name, "n_in": pooling.cap * channels, "n_out": channels, "pooling": pooling.kind,
-            "accum_width": width, "output_width": pooling.result_type.width, "tree_depth": depth,
-            "path_ns": round(delay, 3), "cycles": cycles, "lut": {"tree": lut}, "lut_total": lut, "dsp": 0,
-            "ff": channels * pooling.result_type.width}
-
-
-def _per_constituent(layer: dict, cap: int) -> dict:
-    """A phi layer as hls4ml's io_parallel pointwise convolution builds it: one copy per constituent slot."""
-    return {**layer, "instances": cap, "lut_total": layer["lut_total"] * cap, "ff": layer["ff"] * cap,
-            "dsp": layer["dsp"] * cap}
+        words.append((current,) * int(np.asarray(network.stages[k].weight_codes).shape[0]))
+    return words
 
 
 def _is_relu(stage: DenseStage) -> bool:
@@ -216,17 +201,18 @@ def activation_cost(stage: DenseStage, family: DeviceFamily) -> tuple[int, float
     return luts, delay
 
 
-def _multiplications(stage: DenseStage, w_x: int, family: DeviceFamily) -> dict:
-    """Counts, LUTs, DSPs and the slowest product delay of one layer's products."""
+def _multiplications(stage: DenseStage, widths: np.ndarray, family: DeviceFamily) -> dict:
+    """Counts, LUTs, DSPs and the slowest product delay of one layer's products (input ``i`` ``widths[i]`` bits)."""
     kinds = {"zero": 0, "shift": 0, "lut": 0, "dsp": 0}
     lut = dsp = dsp_width = 0
     delay = 0.0
-    for code in np.asarray(stage.weight_codes).ravel().tolist():
+    rows = np.asarray(stage.weight_codes)
+    for w_x, code in zip(np.repeat(widths, rows.shape[1]).tolist(), rows.ravel().tolist()):
         kind, width, digits = classify_product(code, w_x)
         kinds[kind] += 1
         if kind == "lut":
             lut += (digits - 1) * (w_x + 1)
-            delay = max(delay, _ceil_log2(digits) * family.t_add(w_x + width))
+            delay = max(delay, ceil_log2(digits) * family.t_add(w_x + width))
         elif kind == "dsp":
             dsp += dsps_per_product(w_x, width, family)
             dsp_width = max(dsp_width, width)
@@ -244,27 +230,29 @@ def _cut_registers(t: float, mults: dict, terms: np.ndarray, stage_info: dict) -
     w_acc, t_mult, t_add = stage_info["w_acc"], mults["delay"], stage_info["t_add_acc"]
     if t <= t_mult:
         shifts = mults["counts"]["shift"] > 0
-        return mults["counts"]["lut"] * w_acc + (stage_info["n_in"] * stage_info["w_x"] if shifts else 0)
+        return mults["counts"]["lut"] * w_acc + (stage_info["in_bits"] if shifts else 0)
     if t <= t_mult + stage_info["depth"] * t_add:
         levels = int((t - t_mult) // t_add) + 1
         return int(np.sum(np.ceil(terms / 2.0**levels))) * w_acc
     return len(terms) * w_acc
 
 
-def estimate_layer(stage: DenseStage, input_type: FixedType, clock_period_ns: float,
+def estimate_layer(stage: DenseStage, input_words: tuple[FixedType, ...], clock_period_ns: float,
                    reuse_factor: int, family: DeviceFamily) -> dict:
-    """The analytic cost of one Latency-strategy dense layer (+ its activation)."""
-    w_x, w_acc = input_type.width, stage.accum_type.width
+    """The analytic cost of one Latency-strategy dense layer (+ its activation); ``input_words``: the word of each
+    input (weight row), :func:`stage_input_words`."""
+    widths = np.array([w.width for w in input_words], dtype=np.int64)
+    w_x, w_acc = int(widths.max()), stage.accum_type.width
     n_in, n_out = np.asarray(stage.weight_codes).shape
-    mults = _multiplications(stage, w_x, family)
+    mults = _multiplications(stage, widths, family)
     terms = _terms_per_output(stage)
-    depth = _ceil_log2(int(terms.max()) if terms.size else 0)
+    depth = ceil_log2(int(terms.max()) if terms.size else 0)
     act_lut, act_delay = activation_cost(stage, family)
     w_out = (stage.activation_type or stage.accum_type).width
     path = mults["delay"] + depth * family.t_add(w_acc) + act_delay
     usable = usable_clock_ns(clock_period_ns)
     comb_cycles = max(1, math.ceil(path / usable - 1e-9))
-    info = {"w_acc": w_acc, "w_x": w_x, "n_in": n_in, "depth": depth, "t_add_acc": family.t_add(w_acc)}
+    info = {"w_acc": w_acc, "in_bits": int(widths.sum()), "depth": depth, "t_add_acc": family.t_add(w_acc)}
     ff = sum(_cut_registers(k * usable, mults, terms, info) for k in range(1, comb_cycles)) + n_out * w_out
     dsp, mux_lut = mults["dsp"], 0
     if reuse_factor > 1:
@@ -278,6 +266,7 @@ def estimate_layer(stage: DenseStage, input_type: FixedType, clock_period_ns: fl
         "n_out": int(n_out),
         "products": mults["counts"],
         "input_width": w_x,
+        "input_bits": int(widths.sum()),
         "accum_width": w_acc,
         "output_width": w_out,
         "tree_depth": depth,
@@ -294,11 +283,14 @@ def estimate_layer(stage: DenseStage, input_type: FixedType, clock_period_ns: fl
 
 
 def estimate_latency_strategy(network: QuantizedNetwork, clock_period_ns: float, reuse_factor: int = 1,
-                              part: str = DEFAULT_PART) -> Estimate:
+                              part: str = DEFAULT_PART, input_words=None) -> Estimate:
     """Analytic latency/LUT/FF/DSP estimate of hls4ml's Latency strategy, io_parallel.
 
-    See the module docstring for the model and its measured error on published points.
-    Raises QTriggerError for a non-positive clock, a reuse factor < 1 or an unknown part.
+    ``input_words``: the word each network input arrives in (one per input, e.g. a constituent level's
+    ``Preprocessor.word_types()``); the first layer's products are counted at those widths. Without them every
+    input is at the common ``network.input_type``. See the module docstring for the model and its measured
+    error. Raises QTriggerError for a non-positive clock, a reuse factor < 1, an unknown part or input words
+    that are not one per input.
     """
     if not clock_period_ns or clock_period_ns <= 0:
         raise QTriggerError(f"clock_period_ns={clock_period_ns!r}: expected a positive clock period in ns")
@@ -306,23 +298,20 @@ def estimate_latency_strategy(network: QuantizedNetwork, clock_period_ns: float,
         raise QTriggerError(f"reuse_factor={reuse_factor!r}: expected an integer >= 1")
     family = device_family(part)
     layers = [
-        estimate_layer(stage, in_type, clock_period_ns, int(reuse_factor), family)
-        for stage, in_type in zip(network.stages, _stage_input_types(network))
+        estimate_layer(stage, words, clock_period_ns, int(reuse_factor), family)
+        for stage, words in zip(network.stages, stage_input_words(network, input_words))
     ]
-    pooling = getattr(network, "pooling", None)
-    if pooling is not None:  # a SetNetwork: phi once per slot, then the pooling, then rho
-        n_phi = len(network.phi)
-        layers[:n_phi] = [_per_constituent(layer, pooling.cap) for layer in layers[:n_phi]]
-        last_phi = network.phi[-1]
-        in_width = (last_phi.activation_type or last_phi.accum_type).width
-        layers.insert(n_phi, pooling_layer(pooling, in_width, layers[n_phi - 1]["n_out"], clock_period_ns, family))
+    lut, calibration = sum(layer["lut_total"] for layer in layers), None
+    if getattr(network, "pooling", None) is not None:  # a SetNetwork: φ once per slot, the pooling, ρ; calibrated
+        layers = set_network_layers(network, layers, clock_period_ns, family)
+        lut, calibration = calibrated_lut(sum(layer["lut_total"] for layer in layers))
     cycles = sum(layer["cycles"] for layer in layers)
     return Estimate(
         method=METHOD,
         latency_cycles=cycles,
         latency_ns=round(cycles * clock_period_ns, 3),
         ii=int(reuse_factor),
-        lut=sum(layer["lut_total"] for layer in layers),
+        lut=lut,
         ff=sum(layer["ff"] for layer in layers),
         dsp=sum(layer["dsp"] for layer in layers),
         bram=0,
@@ -330,6 +319,7 @@ def estimate_latency_strategy(network: QuantizedNetwork, clock_period_ns: float,
         clock_period_ns=float(clock_period_ns),
         reuse_factor=int(reuse_factor),
         part=str(part),
+        calibration=calibration,
     )
 
 

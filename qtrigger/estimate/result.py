@@ -35,13 +35,16 @@ class HardwareEstimate:
         return self
 
 
-def estimate_hardware(network: QuantizedNetwork, hls_cfg, project=None) -> HardwareEstimate:
+def estimate_hardware(network: QuantizedNetwork, hls_cfg, project=None, input_words=None) -> HardwareEstimate:
     """Latency-strategy estimate, per event and budget from ``hls_cfg`` (an :class:`HLSConfig`).
 
+    ``input_words``: the word each network input arrives in (the input level's
+    :meth:`~qtrigger.levels.base.InputLevel.input_words`; None: all at the common input type).
     With ``project`` (the converted :class:`~qtrigger.firmware.convert.HLSProject`) and
     ``hls_cfg.strategy == "distributed_arithmetic"``, hls4ml's DA kernel cost is added.
     """
-    estimate = estimate_latency_strategy(network, hls_cfg.clock_period_ns, hls_cfg.reuse_factor, hls_cfg.part)
+    estimate = estimate_latency_strategy(network, hls_cfg.clock_period_ns, hls_cfg.reuse_factor, hls_cfg.part,
+                                         input_words)
     event = per_event(estimate, hls_cfg.jets_per_event, hls_cfg.instance_mode,
                       time_multiplexing=hls_cfg.time_multiplexing)
     budget = check_budget(estimate, hls_cfg.latency_budget_ns, hls_cfg.resource_budget)

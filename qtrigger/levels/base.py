@@ -9,6 +9,7 @@ never asks which level it runs:
   :meth:`InputLevel.summary`, :meth:`InputLevel.save_test_rows`: what training and the report need;
 - :meth:`InputLevel.inputs_of`: network inputs of other files (``evaluate``, the rate sample);
 - :meth:`InputLevel.trigger`, :meth:`InputLevel.rtl`: the trigger study and the RTL of the decision;
+- :meth:`InputLevel.input_words`: the word each network input reaches the hardware in (estimate and RTL);
 - :meth:`InputLevel.evaluate_files`, :meth:`InputLevel.evaluate_trigger`: ``qtrigger evaluate``.
 
 A new level is one module with a subclass and one :func:`register_level` call.
@@ -108,6 +109,11 @@ class InputLevel:
     def hls_config(self, config: RunConfig):
         """The ``hls`` section the network's firmware is built with."""
         return config.hls
+
+    def input_words(self, preprocessor: Preprocessor) -> tuple | None:
+        """The fixed-point word each network input reaches the hardware in (the analytic estimate's and the RTL's
+        first layer); None: every input at the common ``preprocessor.input_type``."""
+        return None
 
     def inputs_of(self, config: RunConfig, table: JetTable,
                   preprocessor: Preprocessor) -> tuple[JetTable, np.ndarray, dict]:

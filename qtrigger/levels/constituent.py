@@ -38,9 +38,13 @@ class ConstituentLevel(JetLevel):
         table, cands = finite_constituents(table, config.features, config.model.constituents, config.data)
         return table, preprocessor.transform(cands.codes), dict(cands.saturated)
 
+    def input_words(self, preprocessor):
+        """Each field at its own word (:meth:`Preprocessor.word_types`), as the set RTL's input ports take them."""
+        return tuple(preprocessor.word_types())
+
     def rtl(self, config, prepared, network, trigger, run_dir, hls_dir):
         stage = partial(set_rtl_stage, jets_per_event=config.trigger.seed_jets,
-                        words=tuple(prepared.preprocessor.word_types()))
+                        words=self.input_words(prepared.preprocessor))
         return network_rtl(config, config.hls, network, prepared.inputs[prepared.split.test], hls_dir, stage=stage)
 
     def rtl_builder(self, run, max_rows, synthesize):
@@ -49,4 +53,4 @@ class ConstituentLevel(JetLevel):
         jets = run.config.trigger.seed_jets
         return lambda out: set_rtl_stage(extract_set_network(run.load_model("qat")), x, run.config.hls, out,
                                          jets_per_event=jets, synthesize=synthesize,
-                                         words=tuple(run.preprocessor.word_types()))
+                                         words=self.input_words(run.preprocessor))

@@ -101,7 +101,8 @@ def run_stages(config: RunConfig, prepared: Prepared, run_dir: Path, hls_dir: Pa
         result.float_twin = level.score_metrics(config, prepared, float_scores)
         artefacts["scores"]["float twin"] = float_scores
         artefacts["history"]["float"] = twin.history
-    project, result.hls = firmware_stage(level.hls_config(config), config.name, qat.model, network, hls_dir, x_test)
+    project, result.hls = firmware_stage(level.hls_config(config), config.name, qat.model, network, hls_dir, x_test,
+                                         level.input_words(prepared.preprocessor))
     result.csim = {"enabled": config.hls.csim}
     if config.hls.csim:
         csim = firmware.run_csim(project, network, qat.model, x_test, exact_codes, seed=config.training.seed)
@@ -186,9 +187,11 @@ def model_summary(qat, network, input_type, parameters: tuple[int, int] | None =
     return summary
 
 
-def firmware_stage(hls, name: str, qat_model, network, hls_dir: Path, x_test: np.ndarray) -> tuple:
-    """Estimate, convert and write the HLS project; return (project, the ``hls`` section)."""
-    hardware = estimate_hardware(network, hls)
+def firmware_stage(hls, name: str, qat_model, network, hls_dir: Path, x_test: np.ndarray,
+                   input_words=None) -> tuple:
+    """Estimate (inputs at ``input_words``, the level's, or the common type), convert and write the HLS project;
+    return (project, the ``hls`` section)."""
+    hardware = estimate_hardware(network, hls, input_words=input_words)
     project = firmware.convert(qat_model, network, hls, hls_dir, name, x_test[: hls.testbench_jets],
                                compile_model=hls.csim)
     if hls.strategy == "distributed_arithmetic":

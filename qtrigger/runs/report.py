@@ -295,9 +295,11 @@ def _hardware_rows(hls: dict, unit: str = "jet") -> list[tuple[str, str, str]]:
     if not estimate:
         return []
     how = f"estimate ({estimate['method']}), {hls.get('part')} @ {estimate['clock_period_ns']} ns"
+    cal = estimate.get("calibration")  # a set network: LUT = model x factor fitted on yosys
+    lut_how = how + (f"; LUT = model {cal['lut_model']} x {cal['lut_factor']} (calibrated on yosys)" if cal else "")
     rows = [
         (f"Latency per {unit}", f"{estimate['latency_cycles']} cycles = {estimate['latency_ns']:g} ns, II {estimate['ii']}", how),
-        (f"LUT / FF / DSP / BRAM per {unit}", f"{estimate['lut']} / {estimate['ff']} / {estimate['dsp']} / {estimate['bram']}", how),
+        (f"LUT / FF / DSP / BRAM per {unit}", f"{estimate['lut']} / {estimate['ff']} / {estimate['dsp']} / {estimate['bram']}", lut_how),
     ]
     da = hls.get("estimate_da")
     if da:
