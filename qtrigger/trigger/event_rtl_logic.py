@@ -5,8 +5,8 @@ constant (a constant add whose sign bit is read), a shift by a constant or a bit
 ``latency_cutoff`` levels. So the logic here is written for depth, with the values of
 :mod:`qtrigger.inputs.event_ops` unchanged (the event RTL is checked against that Python chain on every streamed row):
 
-- sums (HT, the jet count, the preselection's jet count) are balanced trees (:func:`~qtrigger.emulate.score.balanced_sum`:
-  3 levels for 8 slots, not 7);
+- sums (HT, the jet count, the preselection's jet count) are balanced trees
+  (:func:`~qtrigger.emulate.score.balanced_sum`: 3 levels for 8 slots, not 7);
 - a word gate ``word != 0`` of an unsigned word is ``1 - (word < 1)``: no level;
 - Delta-phi (``d = value * scale - ref * ref_scale``, one wrap at +-H, saturated to ``[lo, hi]``) is one balanced
   tree of selects over the intervals of ``d`` on which the result is a constant or ``d`` plus a constant: every
@@ -99,11 +99,13 @@ def ht_count_preselection(valid: list, pt: list, spec, preselection, hw):
     return ht, count, presel
 
 
-def clipped_wrap_pieces(d_lo: int, d_hi: int, half_turn: int, lo: int, hi: int) -> list[tuple[int, int, int | None, int]]:
+def clipped_wrap_pieces(d_lo: int, d_hi: int, half_turn: int, lo: int,
+                        hi: int) -> list[tuple[int, int, int | None, int]]:
     """The intervals of integer ``d`` in [d_lo, d_hi] on which ``clip(wrap(d), lo, hi)`` is ``d + offset``
     (``offset`` set) or the constant ``value``: (first d, last d, offset or None, value), in order."""
     pieces = []
-    for a, b, off in ((d_lo, -half_turn - 1, 2 * half_turn), (-half_turn, half_turn - 1, 0), (half_turn, d_hi, -2 * half_turn)):
+    wraps = ((d_lo, -half_turn - 1, 2 * half_turn), (-half_turn, half_turn - 1, 0), (half_turn, d_hi, -2 * half_turn))
+    for a, b, off in wraps:
         a, b = max(a, d_lo), min(b, d_hi)
         for s, e, offset, value in ((a, min(b, lo - off - 1), None, lo), (max(a, lo - off), min(b, hi - off), off, 0),
                                     (max(a, hi - off + 1), b, None, hi)):
