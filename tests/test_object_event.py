@@ -268,6 +268,7 @@ def test_vae_score_is_exact_in_reference_csim_and_accept_bit(anomaly_run):
     net = scored(raw, "sum_mu2")
     assert np.array_equal(net.forward_codes(x)[:, 0], codes[:, 0] ** 2 + codes[:, 1] ** 2)
     assert str(raw.output_type).startswith("ap_fixed<6,3") and net.output_type.lsb == raw.output_type.lsb ** 2
+    assert 0 < m["model"]["val_loss_kept_epoch"] < float("inf")  # the label-free selection figure, recorded per run
     anomaly = m["trigger"]["anomaly"]
     assert set(anomaly["signals"]) == {"ttbar"} and set(anomaly["signals"]["ttbar"]) == {"100", "30", "10"}
     assert m["trigger"]["at_rate"]["100"]["event_network"]["seed"]["family"] == "anomaly"

@@ -16,8 +16,6 @@ code = sum_i c_i^2 on the LSB lsb_out^2). :class:`ScoredNetwork` is a network wh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import reduce
-
 import numpy as np
 
 from qtrigger.fixedpoint import FixedType
@@ -81,7 +79,18 @@ class SumOfSquares(ScoreHead):
         return "score = 0;\n    for (int i = 0; i < N_OUTPUTS; i++) score += c[i] * c[i];"
 
     def trace(self, outputs):
-        return reduce(lambda a, b: a + b, [square(v) for v in outputs])
+        return balanced_sum([square(v) for v in outputs])
+
+
+def balanced_sum(values: list):
+    """The sum of ``values`` (da4ml variables or numbers) as a balanced adder tree: ceil(log2 n) adder levels deep,
+    where a left-to-right sum is n - 1 levels deep (the sum itself is the same)."""
+    values = list(values)
+    if not values:
+        raise ValueError("balanced_sum of no values")
+    while len(values) > 1:
+        values = [values[k] + values[k + 1] if k + 1 < len(values) else values[k] for k in range(0, len(values), 2)]
+    return values[0]
 
 
 SQUARE_TABLE_MAX = 1024  # outputs with at most this many values are squared by a lookup table (shallow), else v * v

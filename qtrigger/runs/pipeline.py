@@ -178,6 +178,9 @@ def model_summary(qat, network, input_type, parameters: tuple[int, int] | None =
         output_type=str(network.output_type), best_epoch=qat.best_epoch, epochs_run=qat.epochs_run,
         layers=[{"name": s.name, "accum_type": str(s.accum_type),
                  "activation_type": str(s.activation_type) if s.activation_type else None} for s in network.stages])
+    val_loss = (getattr(qat, "history", None) or {}).get("val_loss") or []
+    if qat.best_epoch is not None and 0 <= qat.best_epoch < len(val_loss):  # model selection without labels (VAE)
+        summary.extra["val_loss_kept_epoch"] = round(float(val_loss[qat.best_epoch]), 6)
     if getattr(qat, "batchnorm", None) is not None:  # training with folded batch normalization reports it
         summary.extra["batchnorm"] = qat.batchnorm
     if getattr(qat, "pruning", None) is not None:  # per pruned layer: target and achieved sparsity

@@ -19,7 +19,9 @@ jet count saturated to its input word; every other input as the builder's progra
 (:mod:`qtrigger.inputs.event_ops`: gated words, Delta-phi on a common grid wrapped and saturated); every input code is placed on the network's
 input type (``code * 2^-shift``, the network's own input quantizer); accept = preselection (>= n
 slots with pT >= p and HT >= H) and output code >= threshold. The network is traced with QKeras
-rounding (:func:`qtrigger.firmware.rtl.trace_network`), so the RTL equals the trained model.
+rounding (:func:`qtrigger.firmware.rtl.trace_network`), so the RTL equals the trained model. The front end and
+the comparator are written for adder depth (balanced sums, one select tree for each Delta-phi's wrap and
+saturation: :mod:`qtrigger.trigger.event_rtl_logic`).
 
 :func:`event_chain_rtl` writes the project, streams real events (signal test and held-out rate
 events, at each quoted rate's threshold and at thresholds next to each event's own score) and
@@ -34,7 +36,6 @@ import time
 import zipfile
 import zlib
 from dataclasses import dataclass
-from functools import reduce
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,7 @@ from qtrigger.fixedpoint import FixedType
 from qtrigger.inputs.object_event import event_input_spec
 from qtrigger.inputs.seed_jets import NO_CODE, SeedJets
 from qtrigger.trigger.event_decision import random_event_words
+from qtrigger.trigger.event_rtl_logic import accept_bit, bit, ht_count_preselection, program_codes
 from qtrigger.trigger.seeds import EVENT_SCORE_FAMILIES
 from qtrigger.trigger.working_points import seed_from_dict
 
@@ -104,31 +106,6 @@ class ChainLayout:
                                 np.asarray(thresholds, np.float64)])
 
 
-def _const(value, hwconf):
-    from da4ml.trace import FixedVariable
-
-    return FixedVariable.from_const(value, hwconf=hwconf)
-
-
-def _bit(value, hwconf):
-    """A comparison result as a da4ml variable (da4ml returns a Python bool when the ranges decide it)."""
-    return _const(int(value), hwconf) if isinstance(value, (bool, np.bool_)) else value
-
-
-def _select(cond, a, b, hwconf):
-    """``cond ? a : b`` for a 0/1 ``cond`` (a Python bool or a one-bit da4ml variable)."""
-    if isinstance(cond, (bool, np.bool_)):
-        return a if cond else b
-    a = a if not isinstance(a, (int, float)) else _const(a, hwconf)
-    b = b if not isinstance(b, (int, float)) else _const(b, hwconf)
-    return cond.msb_mux(a, b)
-
-
-def _below(x, c):
-    """1 when integer ``x`` < ``c`` (a bool when x's range decides it)."""
-    return (x - c).is_negative()
-
-
 def _input_ports(network: QuantizedNetwork, spec, layout: ChainLayout):
     """The da4ml input array: valid bits, pT words, port words (each its own word's range), threshold."""
     from da4ml.trace import FixedVariableArray, HWConfig
@@ -139,50 +116,6 @@ def _input_ports(network: QuantizedNetwork, spec, layout: ChainLayout):
     kifs.append((1, i_out + k_out + 1, f_out))  # threshold: one code above the largest output fits
     k, i, f = (np.array(c) for c in zip(*kifs))
     return FixedVariableArray.from_kif(k, i, f, HWConfig(*HWCONFIG), solver_options=dict(SOLVER_OPTIONS))
-
-
-def _total(values):
-    return reduce(lambda a, b: a + b, values)
-
-
-def _ht_count_preselection(valid, pt, spec, preselection, hw):
-    """HT word (saturated), jet count (saturated to its input word) and the preselection bit."""
-    words = spec.words
-    ht_jet = int(words.pt_code(words.ht_jet_pt_gev))
-    ht = _total([_select(_below(p, ht_jet), 0, _select(ok, p, 0, hw), hw) for ok, p in zip(valid, pt)])
-    ht = ht.min_of(words.ht_max_code)
-    count = _total(valid).min_of(spec.count_max)
-    presel_jet = int(preselection.jet_pt_code or 0)
-    passing = _total([_select(_below(p, presel_jet), 0, ok, hw) for ok, p in zip(valid, pt)])
-    presel = _select(_below(passing, int(preselection.n_jets)), 0,
-                     _select(_below(ht, int(preselection.ht_code or 0)), 0, 1, hw), hw)
-    return ht, count, presel
-
-
-def _gate(gate, valid, ports, hw):
-    """A gate of the program as a 0/1 value: a slot's valid bit, or port word != 0."""
-    if gate.kind == "slot":
-        return valid[gate.index]
-    word = ports[gate.index]
-    return _select(_below(word, 1), _select(_below(word, 0), 1, 0, hw), 1, hw)
-
-
-def _program_codes(valid, pt, ports, program, hw) -> list:
-    """Every network input code of the program (:mod:`qtrigger.inputs.event_ops`): gated words, Delta-phi on the
-    common grid (one wrap at +-H, saturated), 0 where the gate is off."""
-    codes = []
-    for op in program:
-        on = _gate(op.gate, valid, ports, hw)
-        value = _select(on, pt[op.index] if op.source == "pt" else ports[op.index], 0, hw)
-        p = op.dphi
-        if p is not None:
-            ref = _select(_gate(p.ref_gate, valid, ports, hw), ports[p.ref_port], 0, hw)
-            d = (value * p.scale if p.scale != 1 else value) - (ref * p.ref_scale if p.ref_scale != 1 else ref)
-            d = _select(_below(d, p.half_turn), d, d - 2 * p.half_turn, hw)
-            d = _select(_below(d, -p.half_turn), d + 2 * p.half_turn, d, hw)
-            value = _select(on, d.max_of(p.lo).min_of(p.hi), 0, hw)
-        codes.append(value)
-    return codes
 
 
 def trace_event_chain(network: QuantizedNetwork, spec, shifts, preselection, layout: ChainLayout,
@@ -198,13 +131,13 @@ def trace_event_chain(network: QuantizedNetwork, spec, shifts, preselection, lay
     v = list(inputs._vars.ravel())
     hw = v[0].hwconf
     valid, pt = v[:layout.n_slots], v[layout.n_slots:2 * layout.n_slots]
-    ht, count, presel = _ht_count_preselection(valid, pt, spec, preselection, hw)
-    codes = _program_codes(valid, pt, v[2 * layout.n_slots:-1], spec.program, hw) + [ht, count]
-    x = [_bit(c, hw) * 2.0 ** -int(s) for c, s in zip(codes, shifts)]
+    ht, count, presel = ht_count_preselection(valid, pt, spec, preselection, hw)
+    codes = program_codes(valid, pt, v[2 * layout.n_slots:-1], spec.program, hw) + [ht, count]
+    x = [bit(c, hw) * 2.0 ** -int(s) for c, s in zip(codes, shifts)]
     outputs = trace_network(FixedVariableArray(np.array(x, dtype=object), dict(SOLVER_OPTIONS)), network.network,
                             rounding)
     score = network.head.trace(list(outputs._vars.ravel()))  # the score head: one stage, whatever the score
-    accept = _bit(_select((score - v[-1]).is_negative(), 0, presel, hw), hw)
+    accept = accept_bit(score, v[-1], presel, hw)
     outputs = FixedVariableArray(np.array([accept, ht, score], dtype=object), dict(SOLVER_OPTIONS))
     return comb_trace(inputs, outputs)
 
