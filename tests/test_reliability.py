@@ -1657,3 +1657,17 @@ def test_i27_second_scan_into_a_locked_folder_refused(tmp_path, default_sample, 
     assert error_line(result) == (f"qtrigger: error: {tmp_path / 'scans' / 'twin'} is locked by "
                                   f"{os.uname().nodename}:{holder.pid} (another qtrigger scan of 'twin' is running)")
     assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == [".twin.lock"]  # the holder's; no scan folder
+
+
+def test_rate_files_mixing_absolute_and_relative_paths_are_named():
+    """trigger.rate_files may mix relative paths (from the repository) and absolute ones (a sample made elsewhere):
+    the rate lines name their common directory instead of failing after training (it raised ValueError)."""
+    import os
+
+    from qtrigger.trigger.rates import _files_text
+
+    here = os.getcwd()
+    files = ["data/pu60/rate_bins/a.root", "data/pu60/zb.root", os.path.join(here, "data", "extra", "zb.root")]
+    assert _files_text(files) == f"3 files in {os.path.join(here, 'data')}/"
+    assert _files_text(files[:2]) == "data/pu60/rate_bins/a.root, data/pu60/zb.root"
+    assert _files_text(files[:2] + ["data/pu60/b.root"]) == "3 files in data/pu60/"

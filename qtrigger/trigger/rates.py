@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -361,12 +362,14 @@ class WeightedRate:
 
 
 def _files_text(files) -> str:
-    """The files for one line: all of them when few, else how many and their directory."""
-    import os
-
+    """The files for one line: all of them when few, else how many and their common directory (absolute when the
+    list mixes absolute and relative paths)."""
     if len(files) <= 2:
         return ", ".join(files)
-    return f"{len(files)} files in {os.path.commonpath([os.path.dirname(f) or '.' for f in files])}/"
+    folders = [os.path.dirname(f) or "." for f in files]
+    if len({os.path.isabs(d) for d in folders}) > 1:
+        folders = [os.path.abspath(d) for d in folders]
+    return f"{len(files)} files in {os.path.commonpath(folders)}/"
 
 
 def split_events(events: np.ndarray, seed: int, fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
