@@ -184,7 +184,7 @@ class ObjectGroup(_Strict):
         """Groups without extra fields dump as before, so resolved configs and scan trial hashes keep their bytes."""
         data = handler(self)
         for key in ("fields", "pt_min", "abs_eta_max"):
-            if not data.get(key):
+            if data.get(key) in (None, []):
                 data.pop(key, None)
         return data
 

@@ -69,11 +69,6 @@ def negated(b):
     return b.var if isinstance(b, Not) else Not(b)
 
 
-def total(values: list):
-    """Sum as a balanced tree (ceil(log2 n) levels)."""
-    return balanced_sum(values)
-
-
 def gate(g, valid: list, ports: list, hw):
     """A gate of the program as a 0/1 value: a slot's valid bit, or port word != 0."""
     if g.kind == "slot":
@@ -89,11 +84,11 @@ def ht_count_preselection(valid: list, pt: list, spec, preselection, hw):
     """HT word (saturated), jet count (saturated to its input word) and the preselection bit."""
     words = spec.words
     ht_jet = int(words.pt_code(words.ht_jet_pt_gev))
-    ht = total([select(below(p, ht_jet), 0, select(ok, p, 0, hw), hw) for ok, p in zip(valid, pt)])
+    ht = balanced_sum([select(below(p, ht_jet), 0, select(ok, p, 0, hw), hw) for ok, p in zip(valid, pt)])
     ht = ht.min_of(words.ht_max_code)
-    count = total(valid).min_of(spec.count_max)
+    count = balanced_sum(valid).min_of(spec.count_max)
     presel_jet = int(preselection.jet_pt_code or 0)
-    passing = total([select(below(p, presel_jet), 0, ok, hw) for ok, p in zip(valid, pt)])
+    passing = balanced_sum([select(below(p, presel_jet), 0, ok, hw) for ok, p in zip(valid, pt)])
     presel = select(below(passing, int(preselection.n_jets)), 0,
                     select(below(ht, int(preselection.ht_code or 0)), 0, 1, hw), hw)
     return ht, count, presel
