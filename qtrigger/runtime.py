@@ -60,6 +60,12 @@ def _watchdog() -> None:
 _terminating = threading.Event()
 
 
+def terminating() -> bool:
+    """Whether this process has received SIGTERM (its :class:`Terminated` may have been turned into another
+    exception by a library it passed through, e.g. TensorFlow's lazy import wrapper)."""
+    return _terminating.is_set()
+
+
 def _on_sigterm(signum, frame):
     if _terminating.is_set():  # a second SIGTERM: do not wait any longer
         _force_exit()

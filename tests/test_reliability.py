@@ -1671,3 +1671,27 @@ def test_rate_files_mixing_absolute_and_relative_paths_are_named():
     assert _files_text(files) == f"3 files in {os.path.join(here, 'data')}/"
     assert _files_text(files[:2]) == "data/pu60/rate_bins/a.root, data/pu60/zb.root"
     assert _files_text(files[:2] + ["data/pu60/b.root"]) == "3 files in data/pu60/"
+
+
+@pytest.mark.parametrize("after_sigterm, code, line", [
+    (True, 130, "qtrigger: terminated; no partial outputs were kept"),
+    (False, 3, "qtrigger: internal error (a bug, please report it): RuntimeError: initialization failed"),
+])
+def test_sigterm_turned_into_another_error_is_a_termination(monkeypatch, capsys, after_sigterm, code, line):
+    """A SIGTERM that a library re-raises as its own error (TensorFlow's lazy import wrapper turns it into
+    "RuntimeError: initialization failed") ends as a termination, exit 130; the same error without one is a bug."""
+    import argparse
+
+    import qtrigger.cli as cli
+    import qtrigger.runtime as runtime
+
+    def handler(args):
+        raise RuntimeError("initialization failed")
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(command="run", handler=handler)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(runtime, "terminating", lambda: after_sigterm)
+    monkeypatch.setenv("QTRIGGER_NATIVE_LOGS", "1")
+    assert cli.main([]) == code
+    assert capsys.readouterr().err.splitlines()[0].startswith(line)

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qtrigger`` console script."""
-    from qtrigger.runtime import Terminated, quiet_tensorflow, sigterm_as_interrupt
+    from qtrigger.runtime import Terminated, quiet_tensorflow, sigterm_as_interrupt, terminating
 
     quiet_tensorflow()
     args = build_parser().parse_args(argv)
@@ -54,19 +54,23 @@ def main(argv: list[str] | None = None) -> int:
     except QTriggerError as err:
         return _error(one_line(err))
     except KeyboardInterrupt as err:
-        what = "terminated" if isinstance(err, Terminated) else "interrupted"
-        if args.command == "scan":
-            print(f"qtrigger: {what}; finished trials are kept, continue with --resume", file=sys.stderr)
-        else:
-            print(f"qtrigger: {what}; no partial outputs were kept", file=sys.stderr)
-        return 130
-    except OSError as err:
-        if err.errno in USER_ERRNOS:
+        return _stopped(args.command, "terminated" if isinstance(err, Terminated) else "interrupted")
+    except Exception as err:  # noqa: BLE001 - anything else is a bug: say so, keep the traceback
+        if terminating():  # SIGTERM, re-raised by a library as its own error: outputs were unwound all the same
+            return _stopped(args.command, "terminated")
+        if isinstance(err, OSError) and err.errno in USER_ERRNOS:
             where = err.filename or "an output file"
             return _error(f"cannot write {where}: {USER_ERRNOS[err.errno]}; no partial outputs were kept")
         return _bug(err)
-    except Exception as err:  # noqa: BLE001 - anything else is a bug: say so, keep the traceback
-        return _bug(err)
+
+
+def _stopped(command: str, what: str) -> int:
+    """The one line of a run stopped by SIGINT or SIGTERM (exit 130)."""
+    if command == "scan":
+        print(f"qtrigger: {what}; finished trials are kept, continue with --resume", file=sys.stderr)
+    else:
+        print(f"qtrigger: {what}; no partial outputs were kept", file=sys.stderr)
+    return 130
 
 
 def _error(message: str) -> int:
