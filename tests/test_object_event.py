@@ -273,6 +273,10 @@ def test_vae_score_is_exact_in_reference_csim_and_accept_bit(anomaly_run):
     assert set(anomaly["signals"]) == {"ttbar"} and set(anomaly["signals"]["ttbar"]) == {"100", "30", "10"}
     assert m["trigger"]["at_rate"]["100"]["event_network"]["seed"]["family"] == "anomaly"
     assert -1 <= anomaly["score_ht_correlation"]["spearman"] <= 1
+    at_100 = m["trigger"]["at_rate"]["100"]["event_network"]["calibration"]  # the label-free selection figure (issue 32)
+    assert 0 < at_100["n_eff_fired"] <= at_100["n_fired"]  # unit weights here: n_eff_fired = n_fired
+    assert at_100["n_eff_fired"] == pytest.approx(at_100["n_fired"])
+    assert anomaly["signals"]["ttbar"]["100"]["anomaly"]["calibration_n_eff_fired"] == at_100["n_eff_fired"]
     for khz, point in anomaly["menu"]["at_rate"].items():  # both menus within the target on the calibration half
         assert set(point["with_anomaly"]["threshold_codes"]) == set(point["kinematic"]["threshold_codes"]) | {"anomaly"}
         assert max(point[m]["calibration_rate_hz"] for m in ("kinematic", "with_anomaly")) <= float(khz) * 1e3

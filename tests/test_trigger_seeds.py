@@ -294,3 +294,23 @@ def test_trigger_config_refuses_bad_rate_settings_in_one_line(tmp_path):
     config = validate_config(base | {"trigger": {"rate_files": [str(tmp_path / "missing_*.root")]}})
     with pytest.raises(QTriggerError, match=r"key trigger.rate_files: no file matches '.*missing_\*.root'"):
         check_rate_files(config)
+
+
+def test_quote_records_the_calibration_half_n_eff_at_the_tuned_threshold():
+    """Issue 32 (label-free model selection): scores 1..6 weighing 1, 1, 1, 1, 2, 4 (1 Hz per unit weight); at 6 Hz
+    the tuned code is 5 (6 Hz; code 4 gives 7 Hz), fired by the weights 2 and 4: n_eff = 6^2 / 20 = 1.8."""
+    n = 8  # two signal events after the six background ones
+    score = np.array([1, 2, 3, 4, 5, 6, 50, 60])
+    jets = seed_jets(np.full(n, 100.0), score, np.arange(n), n, n_slots=1, n_scored=1, words=WORDS)
+    jets = jets.with_event_score(score)
+    background = np.arange(n) < 6
+    calibration = WeightedRate(np.array([1.0, 1.0, 1.0, 1.0, 2.0, 4.0]), 10.0, "cross_section", background)
+    signal = SignalEvents(jets, ~background, np.ones(n, bool), "toy", "all")
+    row, = search_family("event_network", [Seed("event_network", 0, ht_code=0)], jets, calibration, jets,
+                         ~background, [6.0])
+    q = quote(row, "network", jets, calibration, signal, calibration=calibration)
+    assert (q.seed.tuned_code(), q.calibration_rate_hz) == (5, 6.0)
+    assert (q.calibration_n_fired, q.calibration_n_eff_fired) == (2, pytest.approx(1.8))
+    d = q.as_dict(WORDS, 1.0)["calibration"]
+    assert (d["rate_below_hz"], d["n_fired"], d["n_eff_fired"]) == (7.0, 2, pytest.approx(1.8))
+    assert quote(row, "network", jets, calibration, signal).calibration_n_eff_fired is None  # no half, no number

@@ -33,7 +33,8 @@ def _point_summary(point, words, score_lsb) -> dict:
     net, kin, gain = point.network, point.kinematic, point.gain
     out = {"anomaly": {"seed": net.seed.describe(words, score_lsb), "rate_hz": net.rate.rate_hz,
                        "rate_hz_err": net.rate.rate_err_hz, "n_eff_fired": net.rate.n_eff_fired,
-                       "resolved": net.rate.resolved, "efficiency": net.efficiency.value,
+                       "resolved": net.rate.resolved, "calibration_n_eff_fired": net.calibration_n_eff_fired,
+                       "efficiency": net.efficiency.value,
                        "efficiency_err": net.efficiency.err, "events": int(net.efficiency.total)}}
     if kin is not None:
         out["best_kinematic"] = {"seed": kin.seed.describe(words), "rate_hz": kin.rate.rate_hz,

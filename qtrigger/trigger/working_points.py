@@ -64,6 +64,8 @@ class SeedQuote:
     band: tuple[float, float]
     bias_fraction: float | None
     calibration_rate_below_hz: float | None = None
+    calibration_n_eff_fired: float | None = None
+    calibration_n_fired: int | None = None
 
     def as_dict(self, words: JetWords, score_lsb: float | None) -> dict:
         """JSON-ready, with the keys of issue 10 (``rate_hz``, ``n_eff_fired``, ``signal_efficiency``...)."""
@@ -81,6 +83,7 @@ class SeedQuote:
             "signal_efficiency_band": list(self.band), "band_codes": list(self.band_codes),
             "calibration": {"threshold_code": self.seed.tuned_code(), "rate_hz": self.calibration_rate_hz,
                             "rate_hz_err": self.calibration_rate_err_hz, "rate_below_hz": self.calibration_rate_below_hz,
+                            "n_eff_fired": self.calibration_n_eff_fired, "n_fired": self.calibration_n_fired,
                             "selection_efficiency": self.selection_efficiency},
             "bias_fraction": self.bias_fraction,
         }
@@ -114,7 +117,9 @@ def quote(row: ScanRow, label: str, background: SeedJets, held_out: WeightedRate
     """Quote a calibration-chosen scan row on the held-out rate half and the quoted signal events.
 
     With ``calibration``, the calibration-half rate one code below the tuned threshold is kept too
-    (it exceeds the target: the tuned code is the lowest meeting it).
+    (it exceeds the target: the tuned code is the lowest meeting it), and the fired and effective fired events
+    (``n_eff_fired``) of the calibration half at the tuned threshold: how well the sample that set the threshold
+    resolves its rate (background only, usable for label-free model selection).
     """
     seed = row.seed
     keys = seed.keys(background)
@@ -129,12 +134,14 @@ def quote(row: ScanRow, label: str, background: SeedJets, held_out: WeightedRate
     quoted = signal_keys[signal.events]
     band_low = float((quoted >= codes[1]).mean()) if len(quoted) else float("nan")
     band_high = float((quoted >= codes[0]).mean()) if len(quoted) else float("nan")
-    below = None
+    below = calibration_neff = calibration_n = None
     if calibration is not None:
-        below = float(calibration.at(keys, np.array([seed.tuned_code() - 1]))[0][0])
+        rates, _, n_fired, neff = calibration.at(keys, np.array([seed.tuned_code() - 1, seed.tuned_code()]))
+        below, calibration_n, calibration_neff = float(rates[0]), int(n_fired[1]), float(neff[1])
     return SeedQuote(label, seed, row.target_rate_hz, row.calibration_rate_hz, row.calibration_rate_err_hz,
                      row.selection_efficiency, point, efficiency, offline, (int(codes[0]), int(codes[1])),
-                     (band_low, band_high), bias_fraction(fires_background, held_out, bias), below)
+                     (band_low, band_high), bias_fraction(fires_background, held_out, bias), below,
+                     calibration_neff, calibration_n)
 
 
 def rate_verdict(rate: RatePoint, target_hz: float) -> str:
