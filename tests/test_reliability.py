@@ -563,6 +563,19 @@ def test_messages_zero_event_file_before_work(tmp_path, default_sample):
         check_run_inputs(validate_config(raw))
 
 
+def test_run_config_errors_come_before_tensorflow_loads(tmp_path):
+    """A bad config key is one line, exit 2, from a process that never imported TensorFlow (a second, not ten)."""
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"model": {"hidden": 7}}))
+    probe = ("import sys\nfrom qtrigger.cli import main\n"
+             f"code = main(['run', {str(config)!r}])\nprint(code, 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.stdout.split() == ["2", "False"], result.stderr
+    assert error_line(result) == (f"qtrigger: error: {config}: key data: Field required; "
+                                 "key model.hidden: Input should be a valid list (got 7)")
+
+
 def test_messages_missing_runs_tree_before_work(tmp_path, default_sample):
     from qtrigger.runs.preflight import check_run_inputs
 

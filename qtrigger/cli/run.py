@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qtrigger.config import load_config
+
 
 def add_parser(commands) -> None:
     """Register ``run``."""
@@ -16,10 +18,11 @@ def add_parser(commands) -> None:
 
 def handle(args) -> int:
     """Run the config and print the results table."""
+    config = load_config(args.config, args.overrides)  # a bad config or sample path fails before TensorFlow loads
     from qtrigger.runs.pipeline import run
     from qtrigger.runs.report import results_table, trigger_text, warnings_text
 
-    result = run(args.config, args.overrides, overwrite=args.overwrite, progress=not args.no_progress)
+    result = run(config, overwrite=args.overwrite, progress=not args.no_progress)
     print()
     print(results_table(result))
     if result.trigger is not None:
