@@ -117,6 +117,16 @@ def test_pareto_front():
     assert pareto_front(eff, cost) == [True, True, False, True, False, False]
 
 
+def test_lut_source_says_which_count_and_whether_it_is_calibrated():
+    from qtrigger.scan.results import measured_lut
+
+    assert measured_lut({"rtl_lut": 900, "rtl_da4ml_lut": 1000, "lut": 2000}) == (900, "yosys")
+    assert measured_lut({"rtl_lut": None, "rtl_da4ml_lut": 1000, "lut": 2000}) == (1000, "da4ml estimate")
+    assert measured_lut({"lut": 2000, "lut_calibrated": False}) == (2000, "hls4ml estimate")
+    assert measured_lut({"lut": 2000, "lut_calibrated": True}) == (2000, "hls4ml estimate, calibrated to yosys")
+    assert measured_lut({"lut": None, "lut_calibrated": True}) == (None, None)
+
+
 def test_table_from_result_files_without_estimates_falls_back_to_parameters(tmp_path, default_sample, monkeypatch):
     """--resume with every result present starts no cluster and rebuilds the table, plot and report."""
     path = write_scan(tmp_path, default_sample, axes={"quantization.weight_bits": [4, 6], "model.hidden": [[16], [8]]},

@@ -21,7 +21,7 @@ METRIC_COLUMNS = [
     "latency_cycles", "latency_ns", "lut", "ff", "dsp", "bram",
     "event_instances", "event_latency_ns", "event_meets_ii", "event_lut", "event_ff", "event_dsp", "event_bram",
     "run_budget_fits", "nonzero_parameters", "parameters", "run_wall_seconds", "signal_efficiency_source",
-    "rtl_lut", "rtl_ff", "rtl_da4ml_lut", "rtl_mismatches", "rtl_latency_cycles", "rtl_ii",
+    "rtl_lut", "rtl_ff", "rtl_da4ml_lut", "rtl_mismatches", "rtl_latency_cycles", "rtl_ii", "lut_calibrated",
 ]
 TEXT_COLUMNS = ("signal_efficiency_source", "cost_lut_source")
 LOWER_BOUNDS = ("qat_minus_float",)  # budgets that are minima (the others are maxima)
@@ -36,10 +36,12 @@ def axis_keys(scan: ScanConfig, trials: list[Trial]) -> list[str]:
 
 
 def measured_lut(row: dict) -> tuple[float | None, str | None]:
-    """(LUTs, source): yosys cells where the RTL was synthesized, else da4ml's estimate, else hls4ml's."""
+    """(LUTs, source): yosys cells where the RTL was synthesized, else da4ml's estimate, else hls4ml's
+    (a set network's analytic estimate is calibrated to yosys, and its source says so)."""
     for column, source in LUT_SOURCES:
         if _number(row.get(column)):
-            return row[column], source
+            calibrated = column == "lut" and row.get("lut_calibrated")
+            return row[column], f"{source}, calibrated to yosys" if calibrated else source
     return None, None
 
 

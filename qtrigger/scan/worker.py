@@ -199,6 +199,7 @@ def summarise_metrics(metrics) -> dict:
     }
     for name in ("latency_cycles", "latency_ns", "lut", "ff", "dsp", "bram"):
         out[name] = estimate.get(name)
+    out["lut_calibrated"] = bool(estimate.get("calibration"))  # set networks: the LUT model times a yosys fit
     if isinstance(per_event, dict):
         for name in ("instances", "latency_ns", "meets_ii"):
             out[f"event_{name}"] = per_event.get(name)
