@@ -470,10 +470,7 @@ def test_disk_full_simulated(tmp_path, default_sample, monkeypatch, capsys):
     previous = existing_run(tmp_path / "runs", "tiny")
     path = write_yaml(tmp_path / "tiny.yaml", tiny_config(tmp_path, default_sample))
 
-    def full_disk(config, overrides=None, overwrite=False, progress=True):
-        from qtrigger.config import load_config
-
-        config = load_config(config, overrides)
+    def full_disk(config, overwrite=False, progress=True):  # the CLI hands over the config it has validated
         with claimed_outputs(Path(config.output_dir) / config.name, Path(config.hls.output_dir) / config.name, overwrite):
             raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs" / "model_qat.h5"))
 
@@ -563,17 +560,20 @@ def test_messages_zero_event_file_before_work(tmp_path, default_sample):
         check_run_inputs(validate_config(raw))
 
 
-def test_run_config_errors_come_before_tensorflow_loads(tmp_path):
-    """A bad config key is one line, exit 2, from a process that never imported TensorFlow (a second, not ten)."""
-    config = tmp_path / "bad.yaml"
+@pytest.mark.parametrize("command", [["run", "{config}"], ["hls", "rtl", "{missing}"], ["hls", "check", "{missing}"],
+                                     ["evaluate", "{missing}", "--data", "x.root"]])
+def test_bad_config_or_run_fails_before_tensorflow_loads(tmp_path, command):
+    """A bad config or a missing run is one line, exit 2, from a process that never imported TensorFlow."""
+    config, missing = tmp_path / "bad.yaml", tmp_path / "runs" / "nothing"
     config.write_text(yaml.safe_dump({"model": {"hidden": 7}}))
-    probe = ("import sys\nfrom qtrigger.cli import main\n"
-             f"code = main(['run', {str(config)!r}])\nprint(code, 'tensorflow' in sys.modules)")
+    argv = [part.format(config=config, missing=missing) for part in command]
+    probe = f"import sys\nfrom qtrigger.cli import main\ncode = main({argv!r})\nprint(code, 'tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                             env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert result.stdout.split() == ["2", "False"], result.stderr
-    assert error_line(result) == (f"qtrigger: error: {config}: key data: Field required; "
-                                 "key model.hidden: Input should be a valid list (got 7)")
+    expected = (f"{config}: key data: Field required; key model.hidden: Input should be a valid list (got 7)"
+                if command[0] == "run" else f"{missing}: no such run directory")
+    assert error_line(result) == f"qtrigger: error: {expected}"
 
 
 def test_messages_missing_runs_tree_before_work(tmp_path, default_sample):
@@ -607,7 +607,7 @@ def test_malformed_yaml_line_number(tmp_path):
         load_config(path)
 
 
-def test_bug_exit_3(tmp_path, monkeypatch, capsys):
+def test_bug_exit_3(tmp_path, default_sample, monkeypatch, capsys):
     import qtrigger.runs.pipeline as pipeline
 
     def broken(*args, **kwargs):
@@ -615,7 +615,8 @@ def test_bug_exit_3(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(pipeline, "run", broken)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    assert main_in_process(["run", "whatever.yaml"], monkeypatch) == 3
+    path = write_yaml(tmp_path / "tiny.yaml", tiny_config(tmp_path, default_sample))
+    assert main_in_process(["run", str(path)], monkeypatch) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("qtrigger: internal error (a bug, please report it): KeyError")
     crash = next(tmp_path.glob("qtrigger-crash-*.txt"))

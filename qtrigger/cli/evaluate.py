@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qtrigger.cli._runs import check_run_first
+
 
 def add_parser(commands) -> None:
     """Register ``evaluate``."""
@@ -24,6 +26,8 @@ def add_parser(commands) -> None:
 def handle(args) -> int:
     """Evaluate and print the summary (or JSON)."""
     import json
+
+    check_run_first(args.run)
 
     from qtrigger.runs.commands import evaluate_files
     from qtrigger.runs.report import evaluation_text, trigger_text

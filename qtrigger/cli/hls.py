@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qtrigger.cli._runs import check_run_first
+
 BUILD_STEPS = ("csim", "synth", "cosim", "vsynth")
 
 
@@ -70,6 +72,8 @@ def handle_rtl(args) -> int:
     """``hls rtl``: 0 when the latency was found and the RTL equals the trained model on every row, else 1."""
     import json
 
+    check_run_first(args.run)
+
     from qtrigger.runs.rtl import rtl_stage_for_run
 
     result = rtl_stage_for_run(args.run, args.output, args.overwrite, args.jets, synthesize=not args.no_synth)
@@ -80,6 +84,9 @@ def handle_rtl(args) -> int:
 def handle_check(args) -> int:
     """0 when bit-exact, 1 when not."""
     import json
+
+    if not args.model:
+        check_run_first(args.run)
 
     from qtrigger.runs.commands import hls_check
 
