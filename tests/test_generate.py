@@ -290,13 +290,13 @@ def test_failed_chunk_leaves_no_output(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_same_events_on_any_number_of_dask_workers(tmp_path, binned):
-    """Chunk seeds fix the sample: 1 and 2 LocalCluster workers and an existing cluster (--scheduler)
+    """Chunk seeds fix the sample: 2 LocalCluster workers and an existing 1-worker cluster (--scheduler)
     reproduce the in-process files, array by array and Runs value by value."""
     from distributed import LocalCluster
 
     reference, _ = binned
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        runs = {1: {"workers": 1}, 2: {"workers": 2}, "scheduler": {"scheduler": cluster.scheduler_address}}
+        runs = {2: {"workers": 2}, "scheduler": {"scheduler": cluster.scheduler_address}}
         for label, how in runs.items():
             out = tmp_path / f"w{label}"
             out.mkdir()

@@ -560,7 +560,7 @@ def test_messages_zero_event_file_before_work(tmp_path, default_sample):
         check_run_inputs(validate_config(raw))
 
 
-@pytest.mark.parametrize("command", [["run", "{config}"], ["hls", "rtl", "{missing}"], ["hls", "check", "{missing}"],
+@pytest.mark.parametrize("command", [["run", "{config}"], ["hls", "check", "{missing}"],
                                      ["evaluate", "{missing}", "--data", "x.root"]])
 def test_bad_config_or_run_fails_before_tensorflow_loads(tmp_path, command):
     """A bad config or a missing run is one line, exit 2, from a process that never imported TensorFlow."""

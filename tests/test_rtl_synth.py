@@ -2,7 +2,7 @@
 
 Fast tests check parsing, bit packing, the offset search and the per-event arithmetic on
 made-up data. Slow tests build a tiny network's Verilog, measure its latency in Verilator,
-synthesize it with yosys twice and check the RTL against the trained model (ties and
+synthesize it with yosys and check the RTL against the trained model (ties and
 over-range rows included); outside CI they skip when the ``rtl`` extra is absent.
 """
 
@@ -224,9 +224,7 @@ def test_rtl_stage_latency_found_and_exact_vs_model(staged):
 
 
 @pytest.mark.slow
-def test_rtl_stage_synthesis_counts_positive_and_reproducible(staged):
-    from qtrigger.firmware.synth import synthesize
-
+def test_rtl_stage_synthesis_counts_positive(staged):
     synth = staged.to_json()["synth"]
     assert synth["tool"] == "yosys" and synth["version"].startswith("Yosys ") and synth["caveats"] == CAVEATS
     assert synth["lut"] > 0 and synth["ff"] > 0 and synth["carry"] > 0 and synth["dsp"] == 0 and synth["bram"] == 0
@@ -235,9 +233,6 @@ def test_rtl_stage_synthesis_counts_positive_and_reproducible(staged):
     assert len(stages) == staged.da4ml_estimate["pipeline_stages"]
     assert all(s["lut"] > 0 and s["ff"] == 0 and s["logic_depth"]["cells"] >= 1 and s["da4ml_cost_lut"] > 0
                for s in stages)
-    again = synthesize(staged.directory, pipeline=None, work_dir=os.path.join(staged.directory, "yosys_again"))
-    assert again.total == staged.synth.total
-    assert [s.cells for s in again.per_stage] == [s.cells for s in staged.synth.per_stage]
 
 
 @pytest.mark.slow

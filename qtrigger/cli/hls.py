@@ -72,8 +72,6 @@ def handle_rtl(args) -> int:
     """``hls rtl``: 0 when the latency was found and the RTL equals the trained model on every row, else 1."""
     import json
 
-    check_run_first(args.run)
-
     from qtrigger.runs.rtl import rtl_stage_for_run
 
     result = rtl_stage_for_run(args.run, args.output, args.overwrite, args.jets, synthesize=not args.no_synth)
