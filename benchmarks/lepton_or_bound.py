@@ -90,12 +90,18 @@ def seed_keys(score: np.ndarray, preselected: np.ndarray) -> np.ndarray:
     return np.where(preselected, score, NO_CODE)
 
 
+def objects_fire(obj_keys, cuts: dict, n: int) -> np.ndarray:
+    """Per event: any object seed of the menu fires."""
+    out = np.zeros(n, bool)
+    for seed, code in cuts.items():
+        out |= obj_keys[seed] >= code
+    return out
+
+
 def tune(net_keys, obj_keys, cuts: dict, calibration, target_hz: float):
     """(t, calibration rate) of the OR menu: the lowest network code whose OR with the object cuts is <= target;
     None when the object seeds alone are above it."""
-    others = np.zeros(len(net_keys), bool)
-    for seed, code in cuts.items():
-        others |= obj_keys[seed] >= code
+    others = objects_fire(obj_keys, cuts, len(net_keys))
     if calibration.of(others).rate_hz > target_hz:
         return None
     codes, rates, _ = lowest_code_at_rate(np.where(others, FIRES, net_keys), calibration, [target_hz])
@@ -104,10 +110,7 @@ def tune(net_keys, obj_keys, cuts: dict, calibration, target_hz: float):
 
 def menu_fires(net_keys, obj_keys, cuts: dict, t: int) -> np.ndarray:
     """Per event: the network seed or any object seed of the menu fires."""
-    out = net_keys >= t
-    for seed, code in cuts.items():
-        out = out | (obj_keys[seed] >= code)
-    return out
+    return (net_keys >= t) | objects_fire(obj_keys, cuts, len(net_keys))
 
 
 def candidates(obj_rate, calibration) -> dict[str, list]:
@@ -213,7 +216,7 @@ def study(run_dir: str, objects_path: str, target_hz: float) -> dict:
     best_test = max(menus, key=lambda m: (m[1], -m[3][1]))
     lost = test & ~alone_sig
     at_1khz = {k: g[SHARES_KHZ.index(1.0) + 1] if len(g) > SHARES_KHZ.index(1.0) + 1 else None
-               for k, g in candidates(obj_rate, calibration).items()}
+               for k, g in grid.items()}
     alone_point = held_out.point(net_rate, own)
     return {
         "run": run_dir, "target_khz": target_hz / 1e3, "test_events": int(test.sum()),
